@@ -1,0 +1,38 @@
+# Two commands: `make run` starts the platform, `make test` passes the tests.
+# Each creates .venv and installs what it needs on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck clean conformance bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/smartregion serve --demo --anonymous-writes
+
+test: $(STAMP)
+	$(BIN)/ruff check smartregion tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check smartregion tests benchmarks scripts
+	$(BIN)/ruff format --check smartregion tests benchmarks scripts
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+conformance: $(STAMP)
+	scripts/conformance.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

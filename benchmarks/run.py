@@ -1,0 +1,425 @@
+"""Run the broker benchmarks and write the results into docs/benchmarks.md.
+
+    .venv/bin/python -m benchmarks.run [--backend sqlite|postgresql|both] [--quick]
+
+Per run: the HTTP ceiling (a bare Starlette handler, `benchmarks/bare.py`) once, then for each
+backend the storage ceiling (raw inserts of the same rows) and the broker itself, started as
+`smartregion serve --anonymous-writes --database URL --port P` on a fresh database: 1. batch
+upsert (creates, then updates), the load of the query data set, 3. queries, 2. single-entity
+PATCH with wrk. `--quick` is a smoke check (small data, short runs) and does not touch the
+document unless `--write` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import ceilings, loadgen, report, servers, workload
+from benchmarks.report import BackendResult, QueryFigure
+from benchmarks.workload import Batch
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How much to measure."""
+
+    mode: str
+    batch_size: int
+    #: timed batches of benchmark 1 (each sent once as creates, once as updates)
+    bench_batches: int
+    #: entities loaded for benchmark 3 (and rotated over by benchmark 2)
+    total_entities: int
+    wrk_seconds: int
+    wrk_warmup_seconds: int
+    query_warmup: int
+    query_samples: int
+    single_commits: int
+
+    @property
+    def warmup_ids(self) -> tuple[int, int]:
+        """The untimed warm-up batch's ids."""
+        return 0, self.batch_size
+
+    @property
+    def bench_start(self) -> int:
+        """The first id of benchmark 1's batches."""
+        return self.batch_size
+
+
+FULL = Plan("full", 1000, 20, 100_000, 15, 3, 20, 200, 1000)
+QUICK = Plan("quick", 1000, 3, 10_000, 3, 1, 3, 20, 200)
+
+
+def say(message: str) -> None:
+    """Progress on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- the machine ---------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _cpu_mhz() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return f"{float(line.split(':', 1)[1]):.0f} MHz"
+    except (OSError, ValueError):
+        pass
+    return "?"
+
+
+def _memory() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError):
+        pass
+    return "?"
+
+
+def _wrk_version() -> str:
+    try:
+        out = subprocess.run([loadgen.WRK, "-v"], capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "not found"
+
+
+def machine_info(pg_ok: bool) -> dict[str, str]:
+    """What the figures were measured on."""
+    import starlette
+    import uvicorn
+
+    info = {
+        "CPU": f"{_cpu_model()} ({_cpu_mhz()})",
+        "cores": str(os.cpu_count()),
+        "memory": _memory(),
+        "kernel": platform.release(),
+        "Python": platform.python_version(),
+        "uvicorn / starlette": f"{uvicorn.__version__} / {starlette.__version__} (uvloop + httptools, 1 worker)",
+        "SQLite": sqlite3.sqlite_version,
+        "load generators": f"{_wrk_version()}; Python http.client (one keep-alive connection)",
+    }
+    if pg_ok:
+        settings = servers.pg_settings()
+        info["PostgreSQL"] = (
+            f"{servers.pg_version()} on 127.0.0.1 ("
+            + ", ".join(f"{k}={v}" for k, v in settings.items())
+            + ")"
+        )
+    info["note"] = (
+        f"the server (1 worker), the database and the load generator share these "
+        f"{os.cpu_count()} cores"
+    )
+    return info
+
+
+# --- the data ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Data:
+    """Every batch body of the run, generated once (the baselines send the same bytes)."""
+
+    warmup: list[Batch]
+    creates: list[Batch]
+    updates: list[Batch]
+    load: list[Batch]
+
+
+def make_data(plan: Plan) -> Data:
+    """Generate the run's batches."""
+    size = plan.batch_size
+    warmup = workload.make_batches(0, 1, size)
+    creates = workload.make_batches(plan.bench_start, plan.bench_batches, size)
+    updates = workload.make_batches(plan.bench_start, plan.bench_batches, size, round_no=1)
+    first_load = plan.bench_start + plan.bench_batches * size
+    load = workload.make_batches(
+        first_load, max(0, (plan.total_entities - first_load) // size), size
+    )
+    return Data(warmup, creates, updates, load)
+
+
+# --- the HTTP ceiling ----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class BareFigures:
+    """The bare handler's figures, measured once per run."""
+
+    create_attrs_per_s: float
+    update_attrs_per_s: float
+    batch_p50_ms: float
+    patch: loadgen.WrkRun
+
+
+def measure_bare(plan: Plan, data: Data, workdir: Path, log_level: str) -> BareFigures:
+    """Benchmarks 1 and 2 against the bare Starlette handler."""
+    port = servers.free_port()
+    argv = [*servers.bare_argv(port), "--log-level", log_level]
+    with servers.serving(argv, port, workdir / "bare.log"):
+        loadgen.post_batches(port, data.warmup)
+        creates = loadgen.post_batches(port, data.creates)
+        updates = loadgen.post_batches(port, data.updates)
+        loadgen.run_wrk_patch(
+            port,
+            workload.PATCH_BODY,
+            workload.ID_PREFIX,
+            plan.total_entities,
+            seconds=plan.wrk_warmup_seconds,
+        )
+        patch = loadgen.run_wrk_patch(
+            port,
+            workload.PATCH_BODY,
+            workload.ID_PREFIX,
+            plan.total_entities,
+            seconds=plan.wrk_seconds,
+        )
+    return BareFigures(
+        creates.attrs_per_s,
+        updates.attrs_per_s,
+        loadgen.percentile(creates.latencies + updates.latencies, 50) * 1000,
+        patch,
+    )
+
+
+# --- one backend ---------------------------------------------------------------------------
+
+
+@contextmanager
+def database(backend: str, workdir: Path) -> Iterator[str]:
+    """A fresh database URL for the broker (a temp file, or a throwaway PostgreSQL database)."""
+    if backend == "sqlite":
+        path = workdir / "broker.db"
+        yield f"sqlite:///{path}"
+        return
+    with servers.throwaway_pg_database() as url:
+        yield url
+
+
+def storage_ceiling(backend: str, plan: Plan, data: Data) -> ceilings.StorageCeiling:
+    """The raw database rates for this backend."""
+    if backend == "sqlite":
+        return ceilings.sqlite_ceiling(data.creates, data.updates, plan.single_commits)
+    with servers.throwaway_pg_database("raw_") as dsn:
+        return ceilings.postgres_ceiling(dsn, data.creates, data.updates, plan.single_commits)
+
+
+def measure_backend(
+    backend: str,
+    plan: Plan,
+    data: Data,
+    bare: BareFigures,
+    machine: dict[str, str],
+    workdir: Path,
+    log_level: str,
+) -> BackendResult:
+    """Every benchmark on one backend; a failure is recorded in the result, not raised."""
+    pg = machine.get("PostgreSQL", "").split(" on ")[0]
+    db_label = f"SQLite {sqlite3.sqlite_version}" if backend == "sqlite" else f"PostgreSQL {pg}"
+    result = BackendResult(
+        backend=backend,
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        mode=plan.mode,
+        machine={**machine, "database": db_label},
+        bare_create_attrs_per_s=bare.create_attrs_per_s,
+        bare_update_attrs_per_s=bare.update_attrs_per_s,
+        bare_batch_p50_ms=bare.batch_p50_ms,
+        bare_patch_rps=bare.patch.rps,
+        bare_patch_p50_ms=bare.patch.p50_ms,
+        bare_patch_p95_ms=bare.patch.p95_ms,
+        wrk_seconds=plan.wrk_seconds,
+        batch_requests=len(data.creates),
+    )
+    try:
+        say(f"{backend}: storage ceiling")
+        raw = storage_ceiling(backend, plan, data)
+        result.raw = {
+            **asdict(raw),
+            "insert_attrs_per_s": raw.insert_attrs_per_s,
+            "upsert_attrs_per_s": raw.upsert_attrs_per_s,
+            "copy_attrs_per_s": raw.copy_attrs_per_s,
+        }
+        with database(backend, workdir) as url:
+            port = servers.free_port()
+            env_log = {"SMARTREGION_LOG_LEVEL": log_level}
+            os.environ.update(env_log)
+            with servers.serving(
+                servers.broker_argv(url, port), port, workdir / f"broker-{backend}.log"
+            ):
+                _run_broker_benchmarks(result, port, plan, data)
+    except Exception:
+        result.error = traceback.format_exc()
+        say(f"{backend}: FAILED\n{result.error}")
+    return result
+
+
+def _run_broker_benchmarks(result: BackendResult, port: int, plan: Plan, data: Data) -> None:
+    backend = result.backend
+    say(f"{backend}: 1. batch upsert")
+    loadgen.post_batches(port, data.warmup)
+    creates = loadgen.post_batches(port, data.creates)
+    result.create_attrs_per_s = creates.attrs_per_s
+    result.create_p50_ms = loadgen.percentile(creates.latencies, 50) * 1000
+    result.batch_entities = creates.entities
+    updates = loadgen.post_batches(port, data.updates)
+    result.update_attrs_per_s = updates.attrs_per_s
+    result.update_p50_ms = loadgen.percentile(updates.latencies, 50) * 1000
+    say(
+        f"{backend}:   creates {creates.attrs_per_s:,.0f} attr/s, updates {updates.attrs_per_s:,.0f} attr/s"
+    )
+
+    say(f"{backend}: loading {len(data.load) * plan.batch_size:,} entities")
+    load = loadgen.post_batches(port, data.load)
+    result.load_entities = load.entities
+    result.load_entities_per_s = load.entities_per_s
+    result.load_seconds = load.elapsed
+    result.total_entities = plan.batch_size * (
+        len(data.warmup) + len(data.creates) + len(data.load)
+    )
+    say(f"{backend}:   {load.entities_per_s:,.0f} entities/s")
+
+    say(f"{backend}: 3. queries")
+    for case in workload.QUERY_CASES:
+        plain = loadgen.time_gets(
+            port, case.path(), warmup=plan.query_warmup, samples=plan.query_samples
+        )
+        counted = loadgen.time_gets(
+            port, case.path(count=True), warmup=plan.query_warmup, samples=plan.query_samples
+        )
+        figure = QueryFigure(
+            name=case.name,
+            path=case.path(),
+            matches=counted.count_header,
+            returned=plain.returned,
+            p50_ms=loadgen.percentile(plain.latencies, 50) * 1000,
+            p95_ms=loadgen.percentile(plain.latencies, 95) * 1000,
+            count_p50_ms=loadgen.percentile(counted.latencies, 50) * 1000,
+            count_p95_ms=loadgen.percentile(counted.latencies, 95) * 1000,
+            samples=plan.query_samples,
+        )
+        result.queries.append(figure)
+        say(
+            f"{backend}:   {case.name}: {figure.matches} matches, p95 {figure.p95_ms:.1f} / {figure.count_p95_ms:.1f} ms"
+        )
+
+    say(f"{backend}: 2. PATCH with wrk")
+    status, body = loadgen.request_status(
+        port, "PATCH", f"/ngsi-ld/v1/entities/{workload.entity_id(0)}/attrs", workload.PATCH_BODY
+    )
+    if status != 204:
+        raise loadgen.RequestFailed(f"PATCH answered {status}: {body[:500]!r}")
+    ids = result.total_entities
+    loadgen.run_wrk_patch(
+        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
+    )
+    patch = loadgen.run_wrk_patch(
+        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
+    )
+    result.patch_rps = patch.rps
+    result.patch_p50_ms = patch.p50_ms
+    result.patch_p95_ms = patch.p95_ms
+    result.patch_p99_ms = patch.p99_ms
+    result.patch_errors = patch.errors
+    say(
+        f"{backend}:   {patch.rps:,.0f} req/s, p50 {patch.p50_ms:.1f} ms, p95 {patch.p95_ms:.1f} ms"
+    )
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke check: small data, short runs (< 2 min)"
+    )
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="write the results into docs/benchmarks.md (default: yes for a full run, no for --quick)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the raw results to this JSON file")
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        help="log level of the broker and the bare app (default: info, as shipped)",
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    write = (not args.quick) if args.write is None else args.write
+
+    started = time.monotonic()
+    pg_ok = servers.pg_admin_available()
+    if "postgresql" in backends and not pg_ok:
+        say(f"PostgreSQL not reachable at {servers.PG_ADMIN_DSN}: skipping it")
+        backends.remove("postgresql")
+    machine = machine_info(pg_ok)
+    say(f"{plan.mode} run on {machine['CPU']}, {machine['cores']} cores; generating data")
+    data = make_data(plan)
+
+    results: list[BackendResult] = []
+    with tempfile.TemporaryDirectory(prefix="smartregion-bench-") as tmp:
+        workdir = Path(tmp)
+        say("HTTP ceiling: bare handler")
+        bare = measure_bare(plan, data, workdir, args.log_level)
+        say(
+            f"  bare: creates {bare.create_attrs_per_s:,.0f} attr/s, updates {bare.update_attrs_per_s:,.0f} "
+            f"attr/s, PATCH {bare.patch.rps:,.0f} req/s"
+        )
+        for backend in backends:
+            results.append(
+                measure_backend(backend, plan, data, bare, machine, workdir, args.log_level)
+            )
+
+    for r in results:
+        print(report.render_backend(r))
+    if args.json:
+        args.json.write_text(json.dumps(report.as_json(results), indent=2, default=_nan_safe))
+    if write:
+        report.write_doc(machine, results)
+        say(f"wrote {report.DOC}")
+    say(f"done in {time.monotonic() - started:.0f} s")
+    return 1 if any(r.error for r in results) else 0
+
+
+def _nan_safe(value: object) -> object:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+"""`python -m smartregion` runs the CLI."""
+
+from smartregion.cli.main import main
+
+main()

@@ -1,0 +1,73 @@
+"""The one place where domain errors become HTTP responses (RFC 7807 ProblemDetails, NGSI-LD 1.8 §5.5.2)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from smartregion import errors
+
+log = logging.getLogger("smartregion.api")
+
+PROBLEM_JSON = "application/problem+json"
+
+STATUS: dict[type[errors.SmartRegionError], int] = {
+    errors.InvalidRequest: 400,
+    errors.BadRequestData: 400,
+    errors.AlreadyExists: 409,
+    errors.OperationNotSupported: 422,
+    errors.ResourceNotFound: 404,
+    errors.NonExistingTenant: 404,
+    errors.LdContextNotAvailable: 503,
+    errors.TooComplexQuery: 403,
+    errors.TooManyResults: 403,
+    errors.Conflict: 409,
+    errors.UnsupportedMediaType: 415,
+    errors.NotAcceptable: 406,
+    errors.PayloadTooLarge: 413,
+    errors.MethodNotAllowed: 405,
+    errors.Unauthenticated: 401,
+    errors.InternalError: 500,
+}
+
+
+def status_of(error: errors.SmartRegionError) -> int:
+    """The HTTP status for a domain error (most specific class wins)."""
+    for cls in type(error).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def problem_body(error: errors.SmartRegionError) -> dict[str, Any]:
+    """A ProblemDetails object for a domain error."""
+    body: dict[str, Any] = {"type": error.type_uri, "title": error.title, "detail": error.detail}
+    if error.type_uri == "about:blank":
+        body["status"] = status_of(error)
+    body.update(error.extra)
+    return body
+
+
+def problem_response(error: errors.SmartRegionError) -> Response:
+    """The HTTP response for a domain error."""
+    status = status_of(error)
+    headers = {"Allow": error.extra["allow"]} if "allow" in error.extra else None
+    body = problem_body(error)
+    body.pop("allow", None)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    """Starlette exception handler for SmartRegionError."""
+    assert isinstance(exc, errors.SmartRegionError)
+    return problem_response(exc)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    """Last resort: log the bug and answer 500 with a ProblemDetails body."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(errors.InternalError("an unexpected error occurred; it has been logged"))

@@ -1,0 +1,106 @@
+"""Application wiring: `create_app(settings)` is the only place where the parts are put together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from smartregion import __version__, errors
+from smartregion.api.ngsild.problems import (
+    domain_error_handler,
+    problem_response,
+    unexpected_error_handler,
+)
+from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
+from smartregion.broker.contexts import ContextResolver
+from smartregion.broker.service import Broker
+from smartregion.settings import Settings
+from smartregion.storage import open_store
+
+log = logging.getLogger("smartregion")
+
+
+async def healthz(request: Request) -> Response:
+    """GET /healthz: 200 when the database answers, 503 otherwise."""
+    broker: Broker = request.app.state.broker
+    try:
+        await broker.store.health()
+    except Exception as exc:  # any database failure means "not healthy"
+        body = {"status": "unavailable", "detail": str(exc)}
+        return Response(orjson.dumps(body), status_code=503, media_type="application/json")
+    body = {"status": "ok", "version": __version__, "database": broker.store.backend}
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """Routing errors (unknown path, wrong method) as ProblemDetails."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        allow = (exc.headers or {}).get("Allow", "")
+        return problem_response(
+            errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow=allow)
+        )
+    if exc.status_code == 404:
+        return problem_response(errors.ResourceNotFound(f"no resource at {request.url.path}"))
+    error = errors.InvalidRequest(str(exc.detail))
+    response = problem_response(error)
+    response.status_code = exc.status_code
+    return response
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI application for the given settings."""
+    settings = settings or Settings.load()
+    store = open_store(settings.database_url)
+    resolver = ContextResolver(
+        preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
+        fetch_timeout=settings.context_fetch_timeout,
+        max_bytes=settings.context_max_bytes,
+        allow_remote=settings.allow_remote_contexts,
+        public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.port}",
+    )
+    broker = Broker.build(
+        store,
+        resolver,
+        default_limit=settings.default_limit,
+        max_limit=settings.max_limit,
+        max_batch_size=settings.max_batch_size,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await store.open()
+        await store.migrate()
+        if settings.demo:
+            from smartregion.broker.demo import load_demo
+
+            await load_demo(broker, owner=settings.default_org)
+        try:
+            yield
+        finally:
+            await store.close()
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", healthz, methods=["GET"]),
+            Mount("/ngsi-ld/v1", routes=NGSILD_ROUTES),
+        ],
+        exception_handlers={
+            errors.SmartRegionError: domain_error_handler,
+            HTTPException: http_error_handler,
+            Exception: unexpected_error_handler,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.broker = broker
+    return app

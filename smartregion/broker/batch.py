@@ -1,0 +1,188 @@
+"""Batch entity operations (NGSI-LD 1.8 §5.6.7–§5.6.10, §5.6.20).
+
+A batch is checked entity by entity: what is invalid is reported per entity, what is valid is
+applied in ONE transaction (all of it or, on a storage failure, none of it). Several entries with
+the same id apply in order on the running state, as if sent one after the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from smartregion.core import mutations
+from smartregion.core.entities import Vocabulary, is_uri, parse_entity
+from smartregion.core.times import utc_now
+from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
+from smartregion.storage.base import Delete, Put, Store, WriteOp
+
+Doc = dict[str, Any]
+
+
+@dataclass(slots=True)
+class BatchError:
+    """One entity's failure inside a batch."""
+
+    entity_id: str | None
+    error: SmartRegionError
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """The per-entity outcome of a batch (§5.2.16 BatchOperationResult)."""
+
+    success: list[str] = field(default_factory=list)
+    errors: list[BatchError] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+
+
+class BatchService:
+    """The five batch operations, each one store transaction."""
+
+    def __init__(self, store: Store, *, max_batch_size: int = 10000) -> None:
+        self.store = store
+        self.max_batch_size = max_batch_size
+
+    def _entities(
+        self, payload: Any, vocab: Vocabulary, now: str, result: BatchResult
+    ) -> list[Doc]:
+        if not isinstance(payload, list):
+            raise BadRequestData("a batch operation takes a JSON array of entities")
+        if len(payload) > self.max_batch_size:
+            raise BadRequestData(
+                f"a batch may hold at most {self.max_batch_size} entities, got {len(payload)}"
+            )
+        docs: list[Doc] = []
+        for item in payload:
+            try:
+                docs.append(parse_entity(item, vocab, now=now))
+            except SmartRegionError as exc:
+                raw_id = item.get("id") if isinstance(item, dict) else None
+                result.errors.append(BatchError(raw_id if isinstance(raw_id, str) else None, exc))
+        return docs
+
+    async def _run(
+        self,
+        tenant: str,
+        docs: list[Doc],
+        result: BatchResult,
+        step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
+        *,
+        owner: str,
+    ) -> BatchResult:
+        """Apply `step(existing, new) -> (doc to store or None to skip, created?)` per entity."""
+        if not docs:
+            return result
+        ids = list(dict.fromkeys(d["id"] for d in docs))
+
+        def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+            state = dict(current)
+            touched: dict[str, Doc] = {}
+            outcome = BatchResult(errors=list(result.errors))
+            for doc in docs:
+                eid = doc["id"]
+                try:
+                    stored, created = step(state.get(eid), doc)
+                except SmartRegionError as exc:
+                    outcome.errors.append(BatchError(eid, exc))
+                    continue
+                if stored is not None:
+                    state[eid] = stored
+                    touched[eid] = stored
+                outcome.success.append(eid)
+                if created:
+                    outcome.created.append(eid)
+            return [Put(d) for d in touched.values()], outcome
+
+        return await self.store.transact(tenant, ids, mutate, owner=owner)
+
+    async def create(self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str) -> BatchResult:
+        """Batch create (§5.6.7): existing ids fail with AlreadyExists."""
+        result = BatchResult()
+        docs = self._entities(payload, vocab, utc_now(), result)
+
+        def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
+            if existing is not None:
+                raise AlreadyExists(f"entity {new['id']} already exists")
+            return new, True
+
+        return await self._run(tenant, docs, result, step, owner=owner)
+
+    async def upsert(
+        self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str, mode: str = "replace"
+    ) -> BatchResult:
+        """Batch upsert (§5.6.8): create or replace/update each entity."""
+        now = utc_now()
+        result = BatchResult()
+        docs = self._entities(payload, vocab, now, result)
+
+        def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
+            return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
+
+        return await self._run(tenant, docs, result, step, owner=owner)
+
+    async def update(
+        self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str, no_overwrite: bool = False
+    ) -> BatchResult:
+        """Batch update (§5.6.9): only existing entities, only existing attributes unless appended."""
+        now = utc_now()
+        result = BatchResult()
+        docs = self._entities(payload, vocab, now, result)
+
+        def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
+            if existing is None:
+                raise ResourceNotFound(f"entity {new['id']} not found")
+            outcome = mutations.batch_update_entity(existing, new, now=now, no_overwrite=no_overwrite)
+            return (outcome.doc if outcome.changed else None), False
+
+        return await self._run(tenant, docs, result, step, owner=owner)
+
+    async def merge(self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str) -> BatchResult:
+        """Batch merge (§5.6.20): merge-patch semantics per entity."""
+        now = utc_now()
+        result = BatchResult()
+        docs = self._entities(payload, vocab, now, result)
+
+        def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
+            if existing is None:
+                raise ResourceNotFound(f"entity {new['id']} not found")
+            outcome = mutations.batch_merge_entity(existing, new, now=now)
+            return (outcome.doc if outcome.changed else None), False
+
+        return await self._run(tenant, docs, result, step, owner=owner)
+
+    async def delete(self, tenant: str, payload: Any, *, owner: str) -> BatchResult:
+        """Batch delete (§5.6.10): a JSON array of entity ids."""
+        if not isinstance(payload, list):
+            raise BadRequestData("batch delete takes a JSON array of entity ids")
+        if len(payload) > self.max_batch_size:
+            raise BadRequestData(f"a batch may hold at most {self.max_batch_size} entities")
+        result = BatchResult()
+        ids: list[str] = []
+        for item in payload:
+            if not isinstance(item, str) or not is_uri(item):
+                result.errors.append(
+                    BatchError(item if isinstance(item, str) else None,
+                               BadRequestData(f"{item!r} is not a valid entity id"))
+                )
+            else:
+                ids.append(item)
+        if not ids:
+            return result
+        unique = list(dict.fromkeys(ids))
+
+        def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+            outcome = BatchResult(errors=list(result.errors))
+            gone: set[str] = set()
+            ops: list[WriteOp] = []
+            for eid in ids:
+                if current.get(eid) is None or eid in gone:
+                    outcome.errors.append(BatchError(eid, ResourceNotFound(f"entity {eid} not found")))
+                    continue
+                gone.add(eid)
+                ops.append(Delete(eid))
+                outcome.success.append(eid)
+            return ops, outcome
+
+        return await self.store.transact(tenant, unique, mutate, owner=owner)

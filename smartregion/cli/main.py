@@ -1,0 +1,90 @@
+"""The `smartregion` command: operator commands, thin over the services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Annotated
+
+import typer
+
+from smartregion.settings import ENV_PREFIX, Settings
+
+app = typer.Typer(help="smartregion: NGSI-LD data space and ecosystem hub.", no_args_is_help=True)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseOpt = Annotated[
+    str | None,
+    typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+]
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    database: DatabaseOpt = None,
+    demo: Annotated[bool, typer.Option("--demo", help="Load demo content.")] = False,
+    anonymous_writes: Annotated[
+        bool, typer.Option("--anonymous-writes", help="Let unauthenticated clients write.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="Number of worker processes.")] = None,
+    config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
+) -> None:
+    """Run the HTTP server (NGSI-LD API at /ngsi-ld/v1, health at /healthz)."""
+    import uvicorn
+
+    overrides = {
+        "host": host,
+        "port": port,
+        "database_url": database,
+        "demo": demo or None,
+        "anonymous_writes": anonymous_writes or None,
+        "workers": workers,
+    }
+    settings = Settings.load(overrides, config_file=config)
+    if settings.workers > 1:
+        # Worker processes rebuild the settings from the environment (uvicorn factory).
+        for key, value in settings.as_dict().items():
+            os.environ[ENV_PREFIX + key.upper()] = str(value)
+        uvicorn.run(
+            "smartregion.app:create_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+        )
+        return
+    from smartregion.app import create_app
+
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+
+
+@db_app.command("migrate")
+def migrate(database: DatabaseOpt = None) -> None:
+    """Apply pending database migrations."""
+    from smartregion.storage import open_store
+
+    settings = Settings.load({"database_url": database})
+
+    async def run() -> list[str]:
+        store = open_store(settings.database_url)
+        await store.open()
+        try:
+            return await store.migrate()
+        finally:
+            await store.close()
+
+    applied = asyncio.run(run())
+    if applied:
+        for name in applied:
+            typer.echo(f"applied {name}")
+    else:
+        typer.echo("database is up to date")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

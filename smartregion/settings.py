@@ -1,0 +1,129 @@
+"""The one settings registry.
+
+Every setting is declared once in `SETTINGS` (name, type, default, help). Values are resolved with
+the precedence CLI flag > `SMARTREGION_<NAME>` environment variable > config file (TOML, given by
+`--config` or `SMARTREGION_CONFIG`) > default. `docs/operations.md` lists every setting; a test
+fails when one is undocumented.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SMARTREGION_"
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One declared setting."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("database_url", str, "sqlite:///./smartregion.db", "Database URL: sqlite:///PATH or postgresql://…"),
+    Setting("host", str, "127.0.0.1", "Interface the HTTP server listens on."),
+    Setting("port", int, 8000, "Port the HTTP server listens on."),
+    Setting("workers", int, 1, "Number of HTTP worker processes."),
+    Setting("demo", bool, False, "Load demo content into an empty database at start-up."),
+    Setting("anonymous_writes", bool, False, "Let unauthenticated clients write (trials, conformance runs)."),
+    Setting("default_org", str, "smartregion", "Organisation that owns what anonymous clients write."),
+    Setting("public_base_url", str, "", "External base URL (e.g. https://data.example.org); empty: derived from each request."),
+    Setting("max_body_bytes", int, 8 * 1024 * 1024, "Largest accepted request body in bytes (413 beyond)."),
+    Setting("max_json_depth", int, 64, "Deepest accepted JSON nesting in a request body."),
+    Setting("default_limit", int, 20, "Page size of NGSI-LD queries when `limit` is not given."),
+    Setting("max_limit", int, 1000, "Largest `limit` an NGSI-LD query may ask for."),
+    Setting("max_batch_size", int, 10000, "Most entities in one NGSI-LD batch operation."),
+    Setting("context_fetch_timeout", float, 5.0, "Seconds to wait for a remote @context."),
+    Setting("context_max_bytes", int, 1_000_000, "Largest remote @context document in bytes."),
+    Setting("context_preload_dir", str, "", "Directory of @context documents served offline (index.json maps URL to file)."),
+    Setting("allow_remote_contexts", bool, True, "Fetch unknown remote @context URLs over the network."),
+    Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Resolved settings; construct with `Settings.load(...)` or directly in tests."""
+
+    database_url: str = "sqlite:///./smartregion.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    demo: bool = False
+    anonymous_writes: bool = False
+    default_org: str = "smartregion"
+    public_base_url: str = ""
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_json_depth: int = 64
+    default_limit: int = 20
+    max_limit: int = 1000
+    max_batch_size: int = 10000
+    context_fetch_timeout: float = 5.0
+    context_max_bytes: int = 1_000_000
+    context_preload_dir: str = ""
+    allow_remote_contexts: bool = True
+    log_level: str = "info"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        config_file: str | Path | None = None,
+    ) -> Settings:
+        """Resolve every setting: overrides > environment > config file > default."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+        path = config_file or env.get(ENV_PREFIX + "CONFIG")
+        if path:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+            for key, raw in data.items():
+                values[key] = _coerce(_known(key), raw)
+        for setting in SETTINGS:
+            raw = env.get(ENV_PREFIX + setting.name.upper())
+            if raw is not None:
+                values[setting.name] = _coerce(setting, raw)
+        for key, raw in (overrides or {}).items():
+            if raw is not None:
+                values[key] = _coerce(_known(key), raw)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings as a plain dict (without `extra`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+
+
+def _known(key: str) -> Setting:
+    if key not in _BY_NAME:
+        raise ValueError(f"unknown setting {key!r}")
+    return _BY_NAME[key]
+
+
+def _coerce(setting: Setting, raw: Any) -> Any:
+    if setting.type is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off", ""}:
+            return False
+        raise ValueError(f"setting {setting.name}: {raw!r} is not a boolean")
+    try:
+        return setting.type(raw)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"setting {setting.name}: {raw!r} is not a {setting.type.__name__}") from exc

@@ -1,0 +1,205 @@
+"""The `Store` interface every storage backend implements, and the values it exchanges.
+
+Contract (all backends, checked by `tests/storage/test_contract.py`):
+
+- Documents are internal entity documents (`docs/architecture.md`): every term an expanded IRI.
+- `transact` is the only entity write path. It reads the current documents of the named ids with
+  those entities locked against every other writer (an id that does not exist is locked too, so
+  two concurrent creates of one id cannot both succeed), calls `mutate` once, applies the ops it
+  returns and commits; only after the commit is durable does it return `mutate`'s result. If
+  `mutate` (or the database) raises, nothing is written.
+- Queries return entities in a stable order (the internal key: creation order), honour
+  `limit`/`offset`, and give the exact number of matches when `count` is asked for.
+- The Python evaluators (`core.qlang.matches`, `core.geo.geo_matches`,
+  `core.scopes.scope_matches`) define what matches; SQL push-down only ever narrows candidates
+  to a superset of that, and is trusted on its own only where it is provably exact.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from smartregion.core.geo import GeoQuery
+
+__all__ = [
+    "DEFAULT_TENANT",
+    "AttrInfo",
+    "Delete",
+    "EntityQuery",
+    "Put",
+    "QueryResult",
+    "Store",
+    "StoredContext",
+    "TypeInfo",
+    "WriteOp",
+]
+
+T = TypeVar("T")
+
+#: the default tenant's name in storage (NGSI-LD 1.8 §4.14: requests without NGSILD-Tenant)
+DEFAULT_TENANT = ""
+
+
+@dataclass(slots=True)
+class EntityQuery:
+    """What to select: the conjunction of every criterion given (NGSI-LD 1.8 §5.7.2)."""
+
+    ids: tuple[str, ...] | None = None
+    #: a regular expression searched for in the entity id (Python `re.search` semantics)
+    id_pattern: str | None = None
+    #: disjunctive normal form: an entity matches if ANY conjunct is a subset of its types
+    types: list[frozenset[str]] | None = None
+    #: the entity must have at least one of these attributes
+    attrs: frozenset[str] | None = None
+    #: a `smartregion.core.qlang` expression
+    q: Any = None
+    geo: GeoQuery | None = None
+    #: a `smartregion.core.scopes` expression
+    scope_q: Any = None
+    limit: int = 20
+    offset: int = 0
+    count: bool = False
+
+
+@dataclass(slots=True)
+class QueryResult:
+    """One page of matching documents and, when asked for, the total number of matches."""
+
+    docs: list[dict[str, Any]]
+    count: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Insert or replace the entity `doc["id"]`."""
+
+    doc: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete the entity `entity_id` (a no-op if it does not exist)."""
+
+    entity_id: str
+
+
+WriteOp = Put | Delete
+
+
+@dataclass(slots=True)
+class TypeInfo:
+    """An entity type in use in a tenant (NGSI-LD 1.8 §5.2.25 EntityTypeInfo)."""
+
+    type_iri: str
+    entity_count: int
+    attribute_names: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class AttrInfo:
+    """An attribute name in use in a tenant (NGSI-LD 1.8 §5.2.28 Attribute)."""
+
+    attr_iri: str
+    #: number of attribute instances with this name
+    attribute_count: int
+    #: e.g. ["Property", "Relationship"]
+    attribute_types: list[str] = field(default_factory=list)
+    #: entity types having it
+    type_names: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StoredContext:
+    """A hosted or cached @context document (NGSI-LD 1.8 §5.13)."""
+
+    context_id: str
+    document: Any
+    #: "hosted" | "cached" | "implicitlycreated"
+    kind: str
+    created_at: str
+
+
+class Store(abc.ABC):
+    """A storage backend: entity documents, their indexes, tenants and @context documents."""
+
+    #: "sqlite" | "postgresql"
+    backend: str
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect (and create the database file or pool)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release every connection and thread."""
+
+    @abc.abstractmethod
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations; return the names applied now."""
+
+    @abc.abstractmethod
+    async def get_entity(self, tenant: str, entity_id: str) -> dict[str, Any] | None:
+        """The current document of one entity, or None."""
+
+    @abc.abstractmethod
+    async def get_entities(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current documents of those ids that exist, keyed by id."""
+
+    @abc.abstractmethod
+    async def transact(
+        self,
+        tenant: str,
+        entity_ids: Sequence[str],
+        mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
+        *,
+        owner: str,
+    ) -> T:
+        """Read-lock-mutate-commit (see the module docstring); returns `mutate`'s result."""
+
+    @abc.abstractmethod
+    async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        """Matching entities in internal-key order, one page, with the count if asked for."""
+
+    @abc.abstractmethod
+    async def delete_where(self, tenant: str, query: EntityQuery) -> int:
+        """Delete every entity matching (ignoring limit/offset); return how many."""
+
+    @abc.abstractmethod
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether the tenant has been written to (the default tenant always exists)."""
+
+    @abc.abstractmethod
+    async def tenants(self) -> list[str]:
+        """Every tenant's name, sorted (the default tenant is "")."""
+
+    @abc.abstractmethod
+    async def entity_types(self, tenant: str) -> list[TypeInfo]:
+        """The entity types in use in a tenant, sorted by IRI."""
+
+    @abc.abstractmethod
+    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
+        """The attribute names in use in a tenant, sorted by IRI."""
+
+    @abc.abstractmethod
+    async def put_context(self, context_id: str, document: Any, *, kind: str = "hosted") -> None:
+        """Store (or replace) an @context document under its id/URL."""
+
+    @abc.abstractmethod
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        """A stored @context document, or None."""
+
+    @abc.abstractmethod
+    async def delete_context(self, context_id: str) -> bool:
+        """Delete a stored @context; whether it existed."""
+
+    @abc.abstractmethod
+    async def list_contexts(self) -> list[StoredContext]:
+        """Every stored @context, sorted by id."""
+
+    @abc.abstractmethod
+    async def health(self) -> None:
+        """Raise if the database is unreachable."""

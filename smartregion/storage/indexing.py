@@ -1,0 +1,163 @@
+"""The index rows an internal entity document yields (shared by every backend).
+
+The attribute-value table mirrors what `smartregion.core.qlang` compares (NGSI-LD 1.8 §4.9): one
+row per target element of every instance of every top-level attribute, so SQL can decide plain
+`attr op value` terms the way `qlang.matches` does:
+
+- each Mapping instance yields its target value (by attribute type: `value`, `object`,
+  `objectList`, flattened `languageMap` values, `vocab`, `valueList`, `json`); an array target
+  yields one row per element, an empty one a single row without a value, so that every instance
+  has at least one row (`elem = 0`) and existence is decidable;
+- numbers go to `num` (never booleans: `qlang` keeps data types apart), strings to `txt`;
+- integers beyond ±2**53 cannot be compared exactly as doubles: their rows are marked `opaque`,
+  which makes the query planner fall back to Python for that attribute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from smartregion.core.geo import geometry_bbox, validate_geometry
+from smartregion.errors import BadRequestData
+
+__all__ = [
+    "KIND_CODES",
+    "KIND_NAMES",
+    "MAX_EXACT_INT",
+    "RELATIONSHIP_KINDS",
+    "GeometryRow",
+    "ValueRow",
+    "geometry_rows",
+    "value_rows",
+]
+
+#: attribute types, dictionary-encoded in the `kind` column (0 = unknown)
+KIND_CODES: dict[str, int] = {
+    "Property": 1,
+    "Relationship": 2,
+    "GeoProperty": 3,
+    "LanguageProperty": 4,
+    "JsonProperty": 5,
+    "VocabProperty": 6,
+    "ListProperty": 7,
+    "ListRelationship": 8,
+}
+KIND_NAMES: dict[int, str] = {code: name for name, code in KIND_CODES.items()}
+#: kinds whose targets only take `==` / `!=` (NGSI-LD 1.8 §4.9)
+RELATIONSHIP_KINDS = (2, 8)
+#: doubles represent every integer up to this magnitude exactly
+MAX_EXACT_INT = 2**53
+
+_MEMBERS = {"JsonProperty": "json", "VocabProperty": "vocab", "ListProperty": "valueList"}
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRow:
+    """One target element of one attribute instance."""
+
+    attr: str
+    inst: int
+    elem: int
+    kind: int
+    num: float | None
+    txt: str | None
+    opaque: int
+
+
+@dataclass(frozen=True, slots=True)
+class GeometryRow:
+    """One GeoProperty instance's geometry and its lon/lat bounding box."""
+
+    attr: str
+    inst: int
+    geojson: dict[str, Any]
+    bbox: tuple[float, float, float, float]
+
+
+def _target(instance: Mapping[str, Any]) -> tuple[bool, Any]:
+    """(has a target, target value) as `qlang._targets` sees a plain path."""
+    kind = instance.get("type")
+    if kind == "Relationship":
+        return True, instance.get("object")
+    if kind == "ListRelationship":
+        objects = instance.get("objectList")
+        items = objects if isinstance(objects, list) else [] if objects is None else [objects]
+        return True, [o.get("object") if isinstance(o, Mapping) else o for o in items]
+    if kind == "LanguageProperty":
+        lmap = instance.get("languageMap")
+        if not isinstance(lmap, Mapping):
+            return False, None
+        flat: list[Any] = []
+        for v in lmap.values():
+            flat.extend(v if isinstance(v, list) else [v])
+        return True, flat
+    member = _MEMBERS.get(kind, "value") if isinstance(kind, str) else "value"
+    return True, instance.get(member)
+
+
+def _element(value: Any) -> tuple[float | None, str | None, int]:
+    if isinstance(value, bool):
+        return None, None, 0
+    if isinstance(value, int):
+        if -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+            return float(value), None, 0
+        return None, None, 1
+    if isinstance(value, float):
+        return value, None, 0
+    if isinstance(value, str):
+        return None, value, 0
+    return None, None, 0
+
+
+def value_rows(doc: Mapping[str, Any]) -> list[ValueRow]:
+    """The attribute-value index rows of a document."""
+    rows: list[ValueRow] = []
+    attrs = doc.get("attrs")
+    if not isinstance(attrs, Mapping):
+        return rows
+    for attr, instances in attrs.items():
+        if not isinstance(instances, list):
+            instances = [instances]
+        for inst, instance in enumerate(instances):
+            if not isinstance(instance, Mapping):
+                continue
+            present, value = _target(instance)
+            if not present:
+                continue
+            kind = KIND_CODES.get(instance.get("type", ""), 0)
+            rel = kind in RELATIONSHIP_KINDS
+            elements = value if isinstance(value, list) else [value]
+            if not elements:
+                rows.append(ValueRow(attr, inst, 0, kind, None, None, 0))
+                continue
+            for elem, element in enumerate(elements):
+                num, txt, opaque = _element(element)
+                if rel and num is not None:
+                    # a Relationship never takes ordering operators: keep it out of `num`
+                    num, opaque = None, 1
+                rows.append(ValueRow(attr, inst, elem, kind, num, txt, opaque))
+    return rows
+
+
+def geometry_rows(doc: Mapping[str, Any]) -> list[GeometryRow]:
+    """The geometry index rows of a document: every valid GeoProperty instance value."""
+    rows: list[GeometryRow] = []
+    attrs = doc.get("attrs")
+    if not isinstance(attrs, Mapping):
+        return rows
+    for attr, instances in attrs.items():
+        if not isinstance(instances, list):
+            continue
+        for inst, instance in enumerate(instances):
+            if not isinstance(instance, Mapping) or instance.get("type") != "GeoProperty":
+                continue
+            value = instance.get("value")
+            try:
+                validate_geometry(value)
+                bbox = geometry_bbox(value)
+            except BadRequestData:
+                continue  # `geo_matches` skips it too: it can never match a geo-query
+            rows.append(GeometryRow(attr, inst, value, bbox))
+    return rows

@@ -1,0 +1,308 @@
+"""Query planning shared by the backends: SQL push-down of an `EntityQuery`.
+
+`plan_query` turns a query into a WHERE clause over `entity e` plus what Python must still
+check. The SQL selects a superset of the matches; it is `exact` (alone decides membership, so the
+database can apply limit/offset/count) only where it provably agrees with the Python evaluators
+(`qlang.matches`, `geo.geo_matches`, `scopes.scope_matches`), which stay the source of truth:
+
+- ids, idPattern, types, attrs: always exact;
+- q: existence/absence of a top-level attribute, and `==`, `!=`-free comparisons, ranges and
+  value lists of numbers and (non date-time) strings on a top-level attribute's target value;
+  every other term narrows to "the attribute exists" (or nothing) and leaves the rest to Python;
+- geo: a bounding-box prefilter (`geo.bbox_prefilter`) only, then `geo_matches` in Python;
+- scopeQ: Python only.
+
+Placeholders are written `?` and turned into `%s` for PostgreSQL (the generated SQL contains no
+other `?` or `%`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from typing import Any
+
+from smartregion.core import qlang
+from smartregion.core.geo import bbox_prefilter, geo_matches
+from smartregion.core.scopes import scope_matches
+from smartregion.storage.base import EntityQuery
+from smartregion.storage.indexing import MAX_EXACT_INT, RELATIONSHIP_KINDS
+
+__all__ = ["Dialect", "Plan", "plan_query", "query_iris"]
+
+_FALSE = "1 = 0"
+_REL = ", ".join(str(k) for k in RELATIONSHIP_KINDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The few SQL spellings that differ between the backends."""
+
+    name: str  # "sqlite" | "postgresql"
+
+    def in_list(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
+        """`column` is one of `values` (one parameter, whatever the length)."""
+        if self.name == "sqlite":
+            import orjson
+
+            return f"{column} IN (SELECT value FROM json_each(?))", [orjson.dumps(values).decode()]
+        return f"{column} = ANY(?)", [values]
+
+    def regex(self, column: str) -> str:
+        """`column` matches the regular expression parameter (searched, not anchored)."""
+        return f"{column} REGEXP ?" if self.name == "sqlite" else f"{column} ~ ?"
+
+    def bbox(self) -> str:
+        """Entity keys with a geometry of attribute ? whose box meets (minx, miny, maxx, maxy)."""
+        if self.name == "sqlite":
+            return (
+                "e.entity_key IN (SELECT g.entity_key FROM geo_rtree r"
+                " JOIN geo_item g ON g.geo_key = r.geo_key WHERE g.attr_key = ?"
+                " AND r.max_x >= ? AND r.max_y >= ? AND r.min_x <= ? AND r.min_y <= ?)"
+            )
+        return (
+            "e.entity_key IN (SELECT g.entity_key FROM geo_index g WHERE g.attr_key = ?"
+            " AND g.geom && ST_MakeEnvelope(?, ?, ?, ?, 4326))"
+        )
+
+    def sql(self, text: str) -> str:
+        """The statement with this dialect's placeholders."""
+        return text if self.name == "sqlite" else text.replace("?", "%s")
+
+
+@dataclass(slots=True)
+class _Cond:
+    sql: str | None  # None: no restriction
+    params: list[Any] = field(default_factory=list)
+    exact: bool = True
+
+
+@dataclass(slots=True)
+class Plan:
+    """A WHERE clause over `entity e`, and whether Python must still filter its rows."""
+
+    where: str
+    params: list[Any]
+    exact: bool
+    #: the query provably selects nothing
+    empty: bool
+    query: EntityQuery
+
+    def python_matches(self, doc: dict[str, Any]) -> bool:
+        """Whether a candidate row's document satisfies the parts SQL did not decide."""
+        q = self.query
+        if q.q is not None and not qlang.matches(q.q, doc):
+            return False
+        if q.geo is not None and not geo_matches(q.geo, doc):
+            return False
+        return q.scope_q is None or scope_matches(q.scope_q, doc.get("scope"))
+
+
+def query_iris(query: EntityQuery) -> set[str]:
+    """Every IRI the plan needs a dictionary key for."""
+    iris: set[str] = set()
+    for conjunct in query.types or ():
+        iris.update(conjunct)
+    iris.update(query.attrs or ())
+    if query.q is not None:
+        iris.update(qlang.attr_names(query.q))
+    if query.geo is not None:
+        iris.add(query.geo.geoproperty)
+    return iris
+
+
+def plan_query(
+    dialect: Dialect,
+    query: EntityQuery,
+    tenant_key: int,
+    keys: Mapping[str, int],
+    opaque_attrs: frozenset[int] = frozenset(),
+) -> Plan:
+    """Compile `query` for one tenant; `keys` maps the known IRIs of `query_iris` to their keys."""
+    conds: list[_Cond] = [_Cond("e.tenant_key = ?", [tenant_key])]
+    if query.ids is not None:
+        sql, params = dialect.in_list("e.entity_id", list(query.ids))
+        conds.append(_Cond(sql, params))
+    if query.id_pattern is not None:
+        conds.append(_Cond(dialect.regex("e.entity_id"), [query.id_pattern]))
+    if query.types is not None:
+        conds.append(_types(dialect, query.types, keys))
+    if query.attrs is not None:
+        known = sorted(k for a in query.attrs if (k := keys.get(a)) is not None)
+        if not known:
+            conds.append(_Cond(_FALSE))
+        else:
+            sql, params = dialect.in_list("a.attr_key", known)
+            conds.append(_Cond(f"EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND {sql})", params))
+    if query.q is not None:
+        conds.append(_QCompiler(keys, opaque_attrs).compile(query.q))
+    if query.geo is not None:
+        conds.append(_geo(dialect, query, keys))
+    if query.scope_q is not None:
+        conds.append(_Cond(None, exact=False))
+    where = " AND ".join(f"({c.sql})" for c in conds if c.sql is not None)
+    params = [p for c in conds if c.sql is not None for p in c.params]
+    return Plan(
+        where=where,
+        params=params,
+        exact=all(c.exact for c in conds),
+        empty=any(c.sql == _FALSE for c in conds),
+        query=query,
+    )
+
+
+def _types(dialect: Dialect, types: list[frozenset[str]], keys: Mapping[str, int]) -> _Cond:
+    # NGSI-LD 1.8 §4.17: the type expression in disjunctive normal form.
+    disjuncts: list[list[int]] = []
+    for conjunct in types:
+        resolved = [keys.get(t) for t in sorted(conjunct)]
+        if all(k is not None for k in resolved):
+            disjuncts.append([k for k in resolved if k is not None])
+    if not disjuncts:
+        return _Cond(_FALSE)
+    one = "EXISTS (SELECT 1 FROM entity_type t WHERE t.tenant_key = e.tenant_key AND t.type_key = ? AND t.entity_key = e.entity_key)"
+    if all(len(d) == 1 for d in disjuncts) and len(disjuncts) > 1:
+        sql, params = dialect.in_list("t.type_key", sorted({d[0] for d in disjuncts}))
+        return _Cond(
+            "EXISTS (SELECT 1 FROM entity_type t WHERE t.tenant_key = e.tenant_key"
+            f" AND {sql} AND t.entity_key = e.entity_key)",
+            params,
+        )
+    parts = [" AND ".join([one] * len(d)) for d in disjuncts]
+    return _Cond(" OR ".join(f"({p})" for p in parts), [k for d in disjuncts for k in d])
+
+
+def _geo(dialect: Dialect, query: EntityQuery, keys: Mapping[str, int]) -> _Cond:
+    gq = query.geo
+    assert gq is not None
+    attr_key = keys.get(gq.geoproperty)
+    if attr_key is None:
+        return _Cond(_FALSE)
+    box = bbox_prefilter(gq)
+    if box is None:
+        return _Cond(
+            "EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND a.attr_key = ?)",
+            [attr_key],
+            exact=False,
+        )
+    minx, miny, maxx, maxy = box
+    return _Cond(dialect.bbox(), [attr_key, minx, miny, maxx, maxy], exact=False)
+
+
+def _is_datetime_text(value: str) -> bool:
+    # qlang compares two date-time-looking strings as instants, not as text
+    return "T" in value and qlang.parse_datetime_value(value) is not None
+
+
+def _column(value: Any) -> str | None:
+    """The column a query value compares exactly against, or None."""
+    if isinstance(value, bool) or isinstance(value, datetime | date | time):
+        return None
+    if isinstance(value, int):
+        return "num" if -MAX_EXACT_INT <= value <= MAX_EXACT_INT else None
+    if isinstance(value, float):
+        return "num"
+    if isinstance(value, str):
+        return None if _is_datetime_text(value) else "txt"
+    return None
+
+
+def _param(value: Any) -> Any:
+    return float(value) if isinstance(value, int) else value
+
+
+class _QCompiler:
+    """q AST -> SQL conditions over `attr_value` (NGSI-LD 1.8 §4.9, as `qlang` evaluates it)."""
+
+    def __init__(self, keys: Mapping[str, int], opaque_attrs: frozenset[int]) -> None:
+        self.keys = keys
+        self.opaque_attrs = opaque_attrs
+
+    def compile(self, expr: qlang.QExpr) -> _Cond:
+        if isinstance(expr, qlang.And):
+            parts = [self.compile(t) for t in expr.terms]
+            kept = [p for p in parts if p.sql is not None]
+            exact = all(p.exact for p in parts)
+            if not kept:
+                return _Cond(None, exact=exact)
+            return _Cond(
+                " AND ".join(f"({p.sql})" for p in kept), [x for p in kept for x in p.params], exact
+            )
+        if isinstance(expr, qlang.Or):
+            parts = [self.compile(t) for t in expr.terms]
+            if any(p.sql is None for p in parts):
+                return _Cond(None, exact=False)
+            return _Cond(
+                " OR ".join(f"({p.sql})" for p in parts),
+                [x for p in parts for x in p.params],
+                all(p.exact for p in parts),
+            )
+        return self.term(expr)
+
+    def term(self, c: qlang.Comparison) -> _Cond:
+        path = c.path
+        if path.attr in qlang.ENTITY_MEMBERS:
+            return _Cond(None, exact=False)
+        plain = not path.sub and not path.json_path and path.meta is None and path.linked is None
+        key = self.keys.get(path.attr)
+        if c.op == "!exists":
+            if not plain:
+                return _Cond(None, exact=False)
+            if key is None:
+                return _Cond(None)
+            return _Cond(f"NOT ({_exists('')})", [key])
+        # every other term needs an instance of the top-level attribute
+        if key is None:
+            return _Cond(_FALSE)
+        exists = _Cond(_exists(""), [key], exact=False)
+        if not plain:
+            return exists
+        if c.op is None:
+            return _Cond(_exists(""), [key])
+        if c.op == "!=" or c.op in ("~=", "!~="):
+            return exists
+        test = self.value_test(c.op, c.value)
+        if test is None:
+            return exists
+        sql, params = test
+        exact = key not in self.opaque_attrs
+        if not exact:
+            sql = f"({sql}) OR a.opaque = 1"
+        return _Cond(_exists(f" AND ({sql})"), [key, *params], exact)
+
+    def value_test(self, op: str, value: Any) -> tuple[str, list[Any]] | None:
+        """A condition on one `attr_value a` row equivalent to `qlang` on that element."""
+        if op == "==":
+            if isinstance(value, qlang.ValueList):
+                tests = [self.value_test("==", v) for v in value.items]
+                if any(t is None for t in tests):
+                    return None
+                return (
+                    " OR ".join(f"({t[0]})" for t in tests if t is not None),
+                    [p for t in tests if t is not None for p in t[1]],
+                )
+            if isinstance(value, qlang.Range):
+                col = _column(value.lo)
+                if col is None or col != _column(value.hi):
+                    return None
+                lo, hi = sorted((value.lo, value.hi))  # type: ignore[type-var]
+                return f"a.{col} BETWEEN ? AND ?", [_param(lo), _param(hi)]
+            col = _column(value)
+            if col is None:
+                return None
+            return f"a.{col} = ?", [_param(value)]
+        if op in (">", ">=", "<", "<="):
+            col = _column(value)
+            if col is None:
+                return None
+            if col == "txt":
+                # NGSI-LD 1.8 §4.9: ordering never holds on a Relationship (numbers never are one)
+                return f"a.txt {op} ? AND a.kind NOT IN ({_REL})", [value]
+            return f"a.num {op} ?", [_param(value)]
+        return None
+
+
+def _exists(extra: str) -> str:
+    return f"EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND a.attr_key = ?{extra})"
+

@@ -1,0 +1,677 @@
+"""The SQLite backend: stdlib `sqlite3`, WAL, one writer thread and a pool of reader threads.
+
+Durability and isolation (the `Store` contract):
+
+- every write — `transact`, `delete_where`, contexts, migrations — runs on ONE writer thread fed
+  by a queue (a single-worker executor), inside `BEGIN IMMEDIATE … COMMIT`; nothing is batched
+  across calls, and the caller's future resolves only after COMMIT returned;
+- `synchronous=FULL` in WAL mode: a commit is on disk (the WAL is fsynced) before it returns;
+- reads run on a small pool of threads, each with its own connection, each read in one
+  transaction, so it sees one committed snapshot;
+- `sqlite:///:memory:` keeps the database in memory for tests; a memory database has only the
+  writer's connection (reads are queued behind writes on it), because separate connections to a
+  shared-cache memory database would need dirty reads or fail with "database table is locked".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from smartregion.core.times import utc_now
+from smartregion.storage import migrations
+from smartregion.storage.base import (
+    DEFAULT_TENANT,
+    AttrInfo,
+    Delete,
+    EntityQuery,
+    Put,
+    QueryResult,
+    Store,
+    StoredContext,
+    TypeInfo,
+    WriteOp,
+)
+from smartregion.storage.indexing import KIND_NAMES, geometry_rows, value_rows
+from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+
+__all__ = ["SQLiteStore"]
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+_DIALECT = Dialect("sqlite")
+#: candidate rows fetched per round when Python must filter
+_BATCH = 500
+
+
+@lru_cache(maxsize=256)
+def _pattern(text: str) -> re.Pattern[str]:
+    return re.compile(text)
+
+
+def _regexp(pattern: str, value: Any) -> bool:
+    # `X REGEXP Y` calls regexp(Y, X); NGSI-LD idPattern / q `~=` use `re.search` semantics.
+    return isinstance(value, str) and _pattern(pattern).search(value) is not None
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return orjson.dumps(list(values)).decode()
+
+
+def _loads(text: str | bytes) -> dict[str, Any]:
+    doc: dict[str, Any] = orjson.loads(text)
+    return doc
+
+
+class SQLiteStore(Store):
+    """Entities and their indexes in one SQLite database file."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: str, *, readers: int = 4) -> None:
+        self.path = path
+        self.memory = path == ":memory:"
+        self.readers = 0 if self.memory else max(1, readers)
+        self._writer: ThreadPoolExecutor | None = None
+        self._reader_pool: ThreadPoolExecutor | None = None
+        self._writer_conn: sqlite3.Connection | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # dictionaries (IRIs, tenants, organisations) only ever grow: committed keys are cached
+        self._iris: dict[str, int] = {}
+        self._tenants: dict[str, int] = {DEFAULT_TENANT: 1}
+        self._orgs: dict[str, int] = {}
+
+    # --- connections ---------------------------------------------------------------------
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        if self.memory:
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+        conn.create_function("regexp", 2, _regexp, deterministic=True)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute("PRAGMA cache_size = -65536")  # 64 MiB
+        conn.execute("PRAGMA temp_store = MEMORY")
+        if writer:
+            if not self.memory:
+                conn.execute("PRAGMA journal_mode = WAL")
+            # every acknowledged write is durable (DESIGN.md "Storage principles")
+            conn.execute("PRAGMA synchronous = FULL")
+        else:
+            conn.execute("PRAGMA query_only = 1")
+        return conn
+
+    def _init_reader(self) -> None:
+        conn = self._connect(writer=False)
+        self._local.conn = conn
+        with self._lock:
+            self._reader_conns.append(conn)
+
+    async def open(self) -> None:
+        """Start the writer thread (creating the database) and the reader pool."""
+        if self._writer is not None:
+            return
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+        self._writer_conn = await asyncio.get_running_loop().run_in_executor(
+            self._writer, lambda: self._connect(writer=True)
+        )
+        if self.readers:
+            self._reader_pool = ThreadPoolExecutor(
+                max_workers=self.readers,
+                thread_name_prefix="sqlite-reader",
+                initializer=self._init_reader,
+            )
+
+    async def close(self) -> None:
+        """Finish queued work, then close every connection and thread."""
+        writer, readers = self._writer, self._reader_pool
+        self._writer = self._reader_pool = None
+        if readers is not None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: readers.shutdown(wait=True)
+            )
+        if writer is not None:
+            conn = self._writer_conn
+
+            def finish() -> None:
+                if conn is not None:
+                    conn.close()
+
+            await asyncio.get_running_loop().run_in_executor(writer, finish)
+            writer.shutdown(wait=True)
+        with self._lock:
+            for rc in self._reader_conns:
+                rc.close()
+            self._reader_conns.clear()
+        self._writer_conn = None
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        if self._writer is None or self._writer_conn is None:
+            raise RuntimeError("the store is not open")
+        conn = self._writer_conn
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, conn)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        if self._reader_pool is None:
+            return await self._write(lambda conn: self._in_read_tx(conn, fn))
+
+        def run() -> R:
+            return self._in_read_tx(self._local.conn, fn)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader_pool, run)
+
+    @staticmethod
+    def _in_read_tx(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], R]) -> R:
+        conn.execute("BEGIN")
+        try:
+            return fn(conn)
+        finally:
+            conn.execute("COMMIT")
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations from `smartregion.storage.sqlite.migrations`."""
+        found = migrations.discover("smartregion.storage.sqlite.migrations")
+        return await self._write(lambda conn: migrations.migrate_sqlite(conn, found))
+
+    async def health(self) -> None:
+        """Raise if the database cannot be read."""
+        await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # --- dictionaries --------------------------------------------------------------------
+
+    def _lookup(
+        self, conn: sqlite3.Connection, cache: dict[str, int], sql: str, names: Iterable[str]
+    ) -> dict[str, int]:
+        """Keys of the committed (or, on the writer, current) names that exist."""
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for name in names:
+            key = cache.get(name)
+            if key is None:
+                missing.append(name)
+            else:
+                found[name] = key
+        if missing:
+            # only a reader sees committed rows alone: the writer may see its own uncommitted ones
+            remember = conn is not self._writer_conn
+            for name, key in conn.execute(sql, (_json_list(missing),)):
+                found[name] = key
+                if remember:
+                    cache[name] = key
+        return found
+
+    def _iri_keys(self, conn: sqlite3.Connection, iris: Iterable[str]) -> dict[str, int]:
+        return self._lookup(
+            conn,
+            self._iris,
+            "SELECT iri, iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))",
+            iris,
+        )
+
+    def _tenant_key(self, conn: sqlite3.Connection, tenant: str) -> int | None:
+        return self._lookup(
+            conn,
+            self._tenants,
+            "SELECT name, tenant_key FROM tenant WHERE name IN (SELECT value FROM json_each(?))",
+            [tenant],
+        ).get(tenant)
+
+    # --- entities ------------------------------------------------------------------------
+
+    async def get_entity(self, tenant: str, entity_id: str) -> dict[str, Any] | None:
+        """The current document of one entity, or None."""
+        return (await self.get_entities(tenant, [entity_id])).get(entity_id)
+
+    async def get_entities(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current documents of those ids that exist, keyed by id."""
+        if not ids:
+            return {}
+
+        def run(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            tenant_key = self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return {}
+            return {eid: _loads(doc) for _, eid, doc in self._select_docs(conn, tenant_key, ids)}
+
+        return await self._read(run)
+
+    @staticmethod
+    def _select_docs(
+        conn: sqlite3.Connection, tenant_key: int, ids: Iterable[str]
+    ) -> list[tuple[int, str, str]]:
+        return conn.execute(
+            "SELECT entity_key, entity_id, doc FROM entity WHERE tenant_key = ?"
+            " AND entity_id IN (SELECT value FROM json_each(?))",
+            (tenant_key, _json_list(dict.fromkeys(ids))),
+        ).fetchall()
+
+    async def transact(
+        self,
+        tenant: str,
+        entity_ids: Sequence[str],
+        mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
+        *,
+        owner: str,
+    ) -> T:
+        """Read, mutate, write and COMMIT on the writer thread; see `Store.transact`."""
+        return await self._write(lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner))
+
+    def _transact(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        entity_ids: Sequence[str],
+        mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
+        owner: str,
+    ) -> T:
+        pending = _Pending()
+        # The single writer thread is the lock: no other write can interleave until COMMIT.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tenant_key = self._tenant_key(conn, tenant)
+            current: dict[str, dict[str, Any] | None] = dict.fromkeys(entity_ids)
+            keys: dict[str, int] = {}
+            if tenant_key is not None and current:
+                for key, eid, doc in self._select_docs(conn, tenant_key, current):
+                    current[eid] = _loads(doc)
+                    keys[eid] = key
+            ops, result = mutate(current)
+            if ops:
+                self._apply(conn, tenant, tenant_key, keys, ops, owner, pending)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        pending.publish(self)
+        return result
+
+    def _intern(
+        self,
+        conn: sqlite3.Connection,
+        name: str,
+        cache: dict[str, int],
+        new: dict[str, int],
+        table: str,
+        key_col: str,
+        name_col: str,
+    ) -> int:
+        key = cache.get(name)
+        if key is None:
+            key = new.get(name)
+        if key is None:
+            row = conn.execute(
+                f"SELECT {key_col} FROM {table} WHERE {name_col} = ?", (name,)
+            ).fetchone()
+            if row is None:
+                cur = conn.execute(f"INSERT INTO {table} ({name_col}) VALUES (?)", (name,))
+                assert cur.lastrowid is not None
+                key = int(cur.lastrowid)
+            else:
+                key = int(row[0])
+            new[name] = key
+        return key
+
+    def _apply(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        tenant_key: int | None,
+        keys: dict[str, int],
+        ops: list[WriteOp],
+        owner: str,
+        pending: _Pending,
+    ) -> None:
+        final: dict[str, WriteOp] = {}
+        for op in ops:
+            eid = op.doc["id"] if isinstance(op, Put) else op.entity_id
+            final.pop(eid, None)
+            final[eid] = op  # the last op on an id wins
+        puts = any(isinstance(op, Put) for op in final.values())
+        if tenant_key is None:
+            if not puts:
+                return
+            tenant_key = self._intern(
+                conn, tenant, self._tenants, pending.tenants, "tenant", "tenant_key", "name"
+            )
+        unknown = [eid for eid in final if eid not in keys]
+        if unknown:
+            for key, eid, _ in self._select_docs(conn, tenant_key, unknown):
+                keys[eid] = key
+        replaced = [keys[eid] for eid in final if eid in keys]
+        if replaced:
+            self._clear_index(conn, replaced)
+        gone = [keys[eid] for eid, op in final.items() if isinstance(op, Delete) and eid in keys]
+        if gone:
+            conn.execute(
+                "DELETE FROM entity WHERE entity_key IN (SELECT value FROM json_each(?))",
+                (_json_list(gone),),
+            )
+        now = utc_now()
+        owner_key: int | None = None
+        updates: list[tuple[str, str, str, int]] = []
+        written: list[tuple[int, dict[str, Any]]] = []
+        for eid, op in final.items():
+            if not isinstance(op, Put):
+                continue
+            doc = op.doc
+            text = orjson.dumps(doc).decode()
+            created = doc.get("createdAt") or now
+            modified = doc.get("modifiedAt") or created
+            key = keys.get(eid)
+            if key is not None:
+                updates.append((text, created, modified, key))
+            else:
+                if owner_key is None:
+                    owner_key = self._intern(
+                        conn, owner, self._orgs, pending.orgs, "organisation", "org_key", "name"
+                    )
+                cur = conn.execute(
+                    "INSERT INTO entity (tenant_key, entity_id, owner_key, created_at,"
+                    " modified_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
+                    (tenant_key, eid, owner_key, created, modified, text),
+                )
+                assert cur.lastrowid is not None
+                key = int(cur.lastrowid)
+            written.append((key, doc))
+        if updates:
+            conn.executemany(
+                "UPDATE entity SET doc = ?, created_at = ?, modified_at = ? WHERE entity_key = ?",
+                updates,
+            )
+        self._index(conn, tenant_key, written, pending)
+
+    def _clear_index(self, conn: sqlite3.Connection, entity_keys: list[int]) -> None:
+        param = (_json_list(entity_keys),)
+        keyset = "(SELECT value FROM json_each(?))"
+        conn.execute(f"DELETE FROM entity_type WHERE entity_key IN {keyset}", param)
+        conn.execute(f"DELETE FROM attr_value WHERE entity_key IN {keyset}", param)
+        conn.execute(
+            "DELETE FROM geo_rtree WHERE geo_key IN"
+            f" (SELECT geo_key FROM geo_item WHERE entity_key IN {keyset})",
+            param,
+        )
+        conn.execute(f"DELETE FROM geo_item WHERE entity_key IN {keyset}", param)
+
+    def _index(
+        self,
+        conn: sqlite3.Connection,
+        tenant_key: int,
+        written: list[tuple[int, dict[str, Any]]],
+        pending: _Pending,
+    ) -> None:
+        def iri(name: str) -> int:
+            return self._intern(conn, name, self._iris, pending.iris, "iri", "iri_key", "iri")
+
+        types: list[tuple[int, int, int]] = []
+        values: list[tuple[int, int, int, int, int, float | None, str | None, int]] = []
+        boxes: list[tuple[int, float, float, float, float]] = []
+        for key, doc in written:
+            doc_types = doc.get("type") or []
+            for t in doc_types if isinstance(doc_types, list) else [doc_types]:
+                types.append((tenant_key, iri(t), key))
+            for v in value_rows(doc):
+                values.append((key, iri(v.attr), v.inst, v.elem, v.kind, v.num, v.txt, v.opaque))
+            for g in geometry_rows(doc):
+                cur = conn.execute(
+                    "INSERT INTO geo_item (entity_key, attr_key, inst) VALUES (?, ?, ?)",
+                    (key, iri(g.attr), g.inst),
+                )
+                assert cur.lastrowid is not None
+                minx, miny, maxx, maxy = g.bbox
+                boxes.append((int(cur.lastrowid), minx, maxx, miny, maxy))
+        conn.executemany("INSERT OR IGNORE INTO entity_type VALUES (?, ?, ?)", types)
+        conn.executemany(
+            "INSERT OR REPLACE INTO attr_value (entity_key, attr_key, inst, elem, kind, num,"
+            " txt, opaque) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            values,
+        )
+        conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", boxes)
+
+    # --- queries -------------------------------------------------------------------------
+
+    def _plan(self, conn: sqlite3.Connection, tenant: str, query: EntityQuery) -> Plan | None:
+        tenant_key = self._tenant_key(conn, tenant)
+        if tenant_key is None:
+            return None
+        keys = self._iri_keys(conn, query_iris(query))
+        opaque: frozenset[int] = frozenset()
+        if query.q is not None and keys:
+            opaque = frozenset(
+                k
+                for (k,) in conn.execute(
+                    "SELECT attr_key FROM (SELECT value AS attr_key FROM json_each(?))"
+                    " WHERE EXISTS (SELECT 1 FROM attr_value a WHERE a.attr_key = attr_key"
+                    " AND a.opaque = 1)",
+                    (_json_list(keys.values()),),
+                )
+            )
+        plan = plan_query(_DIALECT, query, tenant_key, keys, opaque)
+        return None if plan.empty else plan
+
+    def _matching(
+        self, conn: sqlite3.Connection, plan: Plan, *, limit: int | None, offset: int, count: bool
+    ) -> tuple[list[tuple[int, str]], int | None]:
+        """(key, doc text) of one page, and the number of matches if `count`."""
+        base = f"FROM entity e WHERE {plan.where}"
+        if plan.exact:
+            rows: list[tuple[int, str]] = []
+            if limit is None or limit > 0:
+                rows = conn.execute(
+                    f"SELECT e.entity_key, e.doc {base} ORDER BY e.entity_key LIMIT ? OFFSET ?",
+                    (*plan.params, -1 if limit is None else limit, offset),
+                ).fetchall()
+            total = None
+            if count:
+                total = int(conn.execute(f"SELECT count(*) {base}", plan.params).fetchone()[0])
+            return rows, total
+        page: list[tuple[int, str]] = []
+        matched = 0
+        last = -1
+        while True:
+            batch = conn.execute(
+                f"SELECT e.entity_key, e.doc {base} AND e.entity_key > ?"
+                " ORDER BY e.entity_key LIMIT ?",
+                (*plan.params, last, _BATCH),
+            ).fetchall()
+            for key, text in batch:
+                if plan.python_matches(_loads(text)):
+                    if matched >= offset and (limit is None or len(page) < limit):
+                        page.append((key, text))
+                    matched += 1
+            if len(batch) < _BATCH or (not count and limit is not None and len(page) >= limit):
+                break
+            last = batch[-1][0]
+        return page, (matched if count else None)
+
+    async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        """Matching entities in key order, one page, with the count if asked for."""
+
+        def run(conn: sqlite3.Connection) -> QueryResult:
+            plan = self._plan(conn, tenant, query)
+            if plan is None:
+                return QueryResult([], 0 if query.count else None)
+            rows, total = self._matching(
+                conn, plan, limit=query.limit, offset=query.offset, count=query.count
+            )
+            return QueryResult([_loads(text) for _, text in rows], total)
+
+        return await self._read(run)
+
+    async def delete_where(self, tenant: str, query: EntityQuery) -> int:
+        """Delete every entity matching (ignoring limit/offset); return how many."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                plan = self._plan(conn, tenant, query)
+                gone: list[int] = []
+                if plan is not None:
+                    rows, _ = self._matching(conn, plan, limit=None, offset=0, count=False)
+                    gone = [key for key, _ in rows]
+                if gone:
+                    self._clear_index(conn, gone)
+                    conn.execute(
+                        "DELETE FROM entity WHERE entity_key IN (SELECT value FROM json_each(?))",
+                        (_json_list(gone),),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return len(gone)
+
+        return await self._write(run)
+
+    # --- tenants and discovery -----------------------------------------------------------
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether the tenant has been written to (the default tenant always exists)."""
+        if tenant in self._tenants:
+            return True
+        return await self._read(lambda conn: self._tenant_key(conn, tenant) is not None)
+
+    async def tenants(self) -> list[str]:
+        """Every tenant's name, sorted."""
+        rows = await self._read(lambda conn: conn.execute("SELECT name FROM tenant").fetchall())
+        return sorted(name for (name,) in rows)
+
+    async def entity_types(self, tenant: str) -> list[TypeInfo]:
+        """The entity types in use in a tenant, sorted by IRI."""
+
+        def run(conn: sqlite3.Connection) -> list[TypeInfo]:
+            tenant_key = self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return []
+            counts = conn.execute(
+                "SELECT i.iri, count(*) FROM entity_type t JOIN iri i ON i.iri_key = t.type_key"
+                " WHERE t.tenant_key = ? GROUP BY t.type_key",
+                (tenant_key,),
+            ).fetchall()
+            attrs: dict[str, list[str]] = {}
+            for type_iri, attr_iri in conn.execute(
+                "SELECT ti.iri, ai.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
+                " FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key"
+                " WHERE t.tenant_key = ?) x JOIN iri ti ON ti.iri_key = x.type_key"
+                " JOIN iri ai ON ai.iri_key = x.attr_key",
+                (tenant_key,),
+            ):
+                attrs.setdefault(type_iri, []).append(attr_iri)
+            return sorted(
+                (TypeInfo(t, int(n), sorted(attrs.get(t, []))) for t, n in counts),
+                key=lambda i: i.type_iri,
+            )
+
+        return await self._read(run)
+
+    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
+        """The attribute names in use in a tenant, sorted by IRI."""
+
+        def run(conn: sqlite3.Connection) -> list[AttrInfo]:
+            tenant_key = self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return []
+            infos: dict[str, AttrInfo] = {}
+            for attr_iri, kind, n in conn.execute(
+                "SELECT i.iri, a.kind, count(*) FROM attr_value a"
+                " JOIN entity e ON e.entity_key = a.entity_key"
+                " JOIN iri i ON i.iri_key = a.attr_key"
+                " WHERE e.tenant_key = ? AND a.elem = 0 GROUP BY a.attr_key, a.kind",
+                (tenant_key,),
+            ):
+                info = infos.setdefault(attr_iri, AttrInfo(attr_iri, 0))
+                info.attribute_count += int(n)
+                info.attribute_types.append(KIND_NAMES.get(kind, "Property"))
+            for attr_iri, type_iri in conn.execute(
+                "SELECT ai.iri, ti.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
+                " FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key"
+                " WHERE t.tenant_key = ?) x JOIN iri ti ON ti.iri_key = x.type_key"
+                " JOIN iri ai ON ai.iri_key = x.attr_key",
+                (tenant_key,),
+            ):
+                if attr_iri in infos:
+                    infos[attr_iri].type_names.append(type_iri)
+            for info in infos.values():
+                info.attribute_types = sorted(set(info.attribute_types))
+                info.type_names.sort()
+            return [infos[k] for k in sorted(infos)]
+
+        return await self._read(run)
+
+    # --- @context documents --------------------------------------------------------------
+
+    async def put_context(self, context_id: str, document: Any, *, kind: str = "hosted") -> None:
+        """Store (or replace) an @context document."""
+        text = orjson.dumps(document).decode()
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO jsonld_context (context_id, kind, document) VALUES (?, ?, ?)"
+                " ON CONFLICT (context_id) DO UPDATE SET kind = excluded.kind,"
+                " document = excluded.document",
+                (context_id, kind, text),
+            )
+
+        await self._write(run)
+
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        """A stored @context document, or None."""
+        row = await self._read(
+            lambda conn: conn.execute(
+                "SELECT context_id, document, kind, created_at FROM jsonld_context"
+                " WHERE context_id = ?",
+                (context_id,),
+            ).fetchone()
+        )
+        return None if row is None else StoredContext(row[0], orjson.loads(row[1]), row[2], row[3])
+
+    async def delete_context(self, context_id: str) -> bool:
+        """Delete a stored @context; whether it existed."""
+        return await self._write(
+            lambda conn: conn.execute(
+                "DELETE FROM jsonld_context WHERE context_id = ?", (context_id,)
+            ).rowcount
+            > 0
+        )
+
+    async def list_contexts(self) -> list[StoredContext]:
+        """Every stored @context, sorted by id."""
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT context_id, document, kind, created_at FROM jsonld_context"
+                " ORDER BY context_id"
+            ).fetchall()
+        )
+        return [StoredContext(r[0], orjson.loads(r[1]), r[2], r[3]) for r in rows]
+
+
+class _Pending:
+    """Dictionary keys created in the running transaction: cached only once it commits."""
+
+    __slots__ = ("iris", "orgs", "tenants")
+
+    def __init__(self) -> None:
+        self.iris: dict[str, int] = {}
+        self.tenants: dict[str, int] = {}
+        self.orgs: dict[str, int] = {}
+
+    def publish(self, store: SQLiteStore) -> None:
+        store._iris.update(self.iris)
+        store._tenants.update(self.tenants)
+        store._orgs.update(self.orgs)
