@@ -54,8 +54,8 @@ class BatchRun:
         return self.entities / self.elapsed if self.elapsed else 0.0
 
 
-def _connection(port: int) -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+def _connection(port: int, timeout: float = 300.0) -> http.client.HTTPConnection:
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
 
 def post_batches(
@@ -92,30 +92,53 @@ class QueryRun:
     latencies: list[float]
     returned: int
     count_header: int | None
+    #: a request took longer than the timeout (the server should be restarted)
+    timed_out: bool = False
 
 
-def time_gets(port: int, path: str, *, warmup: int, samples: int) -> QueryRun:
-    """GET `path` `warmup` times untimed, then `samples` times timed, on one keep-alive connection."""
-    conn = _connection(port)
+def time_gets(
+    port: int, path: str, *, warmup: int, samples: int, budget_s: float, timeout_s: float
+) -> QueryRun:
+    """GET `path` up to `warmup` times untimed, then up to `samples` times timed, on one connection.
+
+    A slow query stops early: warm-up after a quarter of `budget_s`, timing after `budget_s`
+    (with at least 3 timed samples), and at once when one request exceeds `timeout_s` (then
+    `timed_out` is set and that request counts as one sample of `timeout_s`), so one
+    pathological query cannot stall the run.
+    """
+    conn = _connection(port, timeout_s)
     latencies: list[float] = []
     returned = 0
     count: int | None = None
+
+    def get() -> tuple[float, http.client.HTTPResponse, bytes]:
+        t0 = time.perf_counter()
+        conn.request("GET", path, headers={"Accept": "application/json"})
+        resp = conn.getresponse()
+        data = resp.read()
+        elapsed = time.perf_counter() - t0
+        if resp.status != 200:
+            raise RequestFailed(f"GET {path} answered {resp.status}: {data[:500]!r}")
+        return elapsed, resp, data
+
     try:
-        for i in range(warmup + samples):
-            t0 = time.perf_counter()
-            conn.request("GET", path, headers={"Accept": "application/json"})
-            resp = conn.getresponse()
-            data = resp.read()
-            elapsed = time.perf_counter() - t0
-            if resp.status != 200:
-                raise RequestFailed(f"GET {path} answered {resp.status}: {data[:500]!r}")
-            if i >= warmup:
-                latencies.append(elapsed)
-            if i == warmup + samples - 1:
-                body: Any = json.loads(data)
-                returned = len(body) if isinstance(body, list) else 0
-                raw = resp.getheader("NGSILD-Results-Count")
-                count = int(raw) if raw is not None else None
+        start = time.perf_counter()
+        for _ in range(warmup):
+            get()
+            if time.perf_counter() - start > budget_s / 4:
+                break
+        start = time.perf_counter()
+        while len(latencies) < samples:
+            elapsed, resp, data = get()
+            latencies.append(elapsed)
+            if len(latencies) >= 3 and time.perf_counter() - start > budget_s:
+                break
+        body: Any = json.loads(data)
+        returned = len(body) if isinstance(body, list) else 0
+        raw = resp.getheader("NGSILD-Results-Count")
+        count = int(raw) if raw is not None else None
+    except TimeoutError:
+        return QueryRun(path, [*latencies, timeout_s], returned, count, timed_out=True)
     finally:
         conn.close()
     return QueryRun(path, latencies, returned, count)

@@ -34,6 +34,9 @@ class QueryFigure:
     count_p50_ms: float
     count_p95_ms: float
     samples: int
+    count_samples: int
+    timed_out: bool = False
+    count_timed_out: bool = False
 
 
 @dataclass(slots=True)
@@ -72,6 +75,7 @@ class BackendResult:
     wrk_seconds: int = 0
     # benchmark 3
     queries: list[QueryFigure] = field(default_factory=list)
+    query_samples_max: int = 0
     notes: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -85,6 +89,8 @@ def _n(value: float, digits: int = 0) -> str:
 def _ms(value: float) -> str:
     if math.isnan(value):
         return "—"
+    if value >= 10_000:
+        return f"{value / 1000:.1f} s"
     return f"{value:.1f} ms" if value >= 10 else f"{value:.2f} ms"
 
 
@@ -92,6 +98,10 @@ def _pct(ours: float, base: float) -> str:
     if math.isnan(ours) or math.isnan(base) or not base:
         return "—"
     return f"{100 * ours / base:.0f} %"
+
+
+def _lower(timed_out: bool) -> str:
+    return "> " if timed_out else ""
 
 
 def _verdict(ok: bool) -> str:
@@ -211,17 +221,18 @@ def render_backend(r: BackendResult) -> str:
     # --- 3
     out += [
         f"**3. Queries** — GET /entities over {r.total_entities:,} entities of one type, one client, "
-        f"sequential, after warm-up; default page size (20); "
-        f"{r.queries[0].samples if r.queries else 0} timed requests each.",
+        "sequential, after warm-up; default page size (20); n = timed requests (up to "
+        f"{r.query_samples_max}, fewer when a query exceeds its time budget).",
         "",
-        "| query | matches | p50 | p95 | p50, count=true | p95, count=true | p95 ≤ 50 ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | :---: |",
+        "| query | matches | p50 | p95 | n | p50, count=true | p95, count=true | n | p95 ≤ 50 ms |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | :---: |",
     ]
     for q in r.queries:
         worst_p95 = max(q.p95_ms, q.count_p95_ms)
         out.append(
             f"| `{q.name}` | {_n(q.matches) if q.matches is not None else '—'} | {_ms(q.p50_ms)} | "
-            f"{_ms(q.p95_ms)} | {_ms(q.count_p50_ms)} | {_ms(q.count_p95_ms)} | "
+            f"{_lower(q.timed_out)}{_ms(q.p95_ms)} | {q.samples} | {_ms(q.count_p50_ms)} | "
+            f"{_lower(q.count_timed_out)}{_ms(q.count_p95_ms)} | {q.count_samples} | "
             f"{'yes' if worst_p95 <= TARGET_QUERY_P95_MS else '**no**'} |"
         )
     if r.notes:

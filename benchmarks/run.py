@@ -48,6 +48,10 @@ class Plan:
     wrk_warmup_seconds: int
     query_warmup: int
     query_samples: int
+    #: seconds of timed requests per query at most
+    query_budget_s: float
+    #: one request slower than this is abandoned
+    query_timeout_s: float
     single_commits: int
 
     @property
@@ -61,8 +65,8 @@ class Plan:
         return self.batch_size
 
 
-FULL = Plan("full", 1000, 20, 100_000, 15, 3, 20, 200, 1000)
-QUICK = Plan("quick", 1000, 3, 10_000, 3, 1, 3, 20, 200)
+FULL = Plan("full", 1000, 20, 100_000, 15, 3, 20, 200, 20.0, 30.0, 1000)
+QUICK = Plan("quick", 1000, 3, 10_000, 3, 1, 3, 20, 3.0, 5.0, 200)
 
 
 def say(message: str) -> None:
@@ -183,7 +187,7 @@ def measure_bare(plan: Plan, data: Data, workdir: Path, log_level: str) -> BareF
     """Benchmarks 1 and 2 against the bare Starlette handler."""
     port = servers.free_port()
     argv = [*servers.bare_argv(port), "--log-level", log_level]
-    with servers.serving(argv, port, workdir / "bare.log"):
+    with servers.Server(argv, port, workdir / "bare.log"):
         loadgen.post_batches(port, data.warmup)
         creates = loadgen.post_batches(port, data.creates)
         updates = loadgen.post_batches(port, data.updates)
@@ -255,7 +259,12 @@ def measure_backend(
         bare_patch_p50_ms=bare.patch.p50_ms,
         bare_patch_p95_ms=bare.patch.p95_ms,
         wrk_seconds=plan.wrk_seconds,
+        query_samples_max=plan.query_samples,
         batch_requests=len(data.creates),
+    )
+    result.notes.append(
+        f"1-minute load average when this backend's run began: {os.getloadavg()[0]:.2f} "
+        "(anything above ~0.1 means other processes shared the cores)"
     )
     try:
         say(f"{backend}: storage ceiling")
@@ -270,18 +279,21 @@ def measure_backend(
             port = servers.free_port()
             env_log = {"SMARTREGION_LOG_LEVEL": log_level}
             os.environ.update(env_log)
-            with servers.serving(
+            with servers.Server(
                 servers.broker_argv(url, port), port, workdir / f"broker-{backend}.log"
-            ):
-                _run_broker_benchmarks(result, port, plan, data)
+            ) as server:
+                _run_broker_benchmarks(result, server, plan, data)
     except Exception:
         result.error = traceback.format_exc()
         say(f"{backend}: FAILED\n{result.error}")
     return result
 
 
-def _run_broker_benchmarks(result: BackendResult, port: int, plan: Plan, data: Data) -> None:
+def _run_broker_benchmarks(
+    result: BackendResult, server: servers.Server, plan: Plan, data: Data
+) -> None:
     backend = result.backend
+    port = server.port
     say(f"{backend}: 1. batch upsert")
     loadgen.post_batches(port, data.warmup)
     creates = loadgen.post_batches(port, data.creates)
@@ -307,12 +319,27 @@ def _run_broker_benchmarks(result: BackendResult, port: int, plan: Plan, data: D
 
     say(f"{backend}: 3. queries")
     for case in workload.QUERY_CASES:
-        plain = loadgen.time_gets(
-            port, case.path(), warmup=plan.query_warmup, samples=plan.query_samples
-        )
-        counted = loadgen.time_gets(
-            port, case.path(count=True), warmup=plan.query_warmup, samples=plan.query_samples
-        )
+        runs: list[loadgen.QueryRun] = []
+        for count in (False, True):
+            run = loadgen.time_gets(
+                port,
+                case.path(count=count),
+                warmup=plan.query_warmup,
+                samples=plan.query_samples,
+                budget_s=plan.query_budget_s,
+                timeout_s=plan.query_timeout_s,
+            )
+            runs.append(run)
+            if run.timed_out:
+                # the abandoned request would go on eating a core: start afresh on the same data
+                result.notes.append(
+                    f"`{case.name}`{', count=true' if count else ''}: a request took longer than "
+                    f"{plan.query_timeout_s:.0f} s and was abandoned (the server was restarted); "
+                    "its figures are lower bounds."
+                )
+                say(f"{backend}:   {case.name} count={count}: timed out, restarting the server")
+                server.restart()
+        plain, counted = runs
         figure = QueryFigure(
             name=case.name,
             path=case.path(),
@@ -322,7 +349,10 @@ def _run_broker_benchmarks(result: BackendResult, port: int, plan: Plan, data: D
             p95_ms=loadgen.percentile(plain.latencies, 95) * 1000,
             count_p50_ms=loadgen.percentile(counted.latencies, 50) * 1000,
             count_p95_ms=loadgen.percentile(counted.latencies, 95) * 1000,
-            samples=plan.query_samples,
+            samples=len(plain.latencies),
+            count_samples=len(counted.latencies),
+            timed_out=plain.timed_out,
+            count_timed_out=counted.timed_out,
         )
         result.queries.append(figure)
         say(

@@ -47,27 +47,53 @@ def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0
     raise RuntimeError(f"server on port {port} not healthy after {timeout:.0f} s")
 
 
-@contextmanager
-def serving(argv: list[str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run a server subprocess (its output to `log_path`) until the block ends."""
-    env = dict(os.environ)
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+class Server:
+    """A server subprocess (output to `log_path`) that can be restarted on the same port."""
+
+    def __init__(self, argv: list[str], port: int, log_path: Path) -> None:
+        self.argv = argv
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Start the process and wait until GET /healthz answers 200."""
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=dict(os.environ)
+            )
         try:
-            try:
-                wait_healthy(port, proc)
-            except RuntimeError as exc:
-                log.flush()
-                tail = log_path.read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"{exc}\n--- {log_path} ---\n{tail}") from None
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            wait_healthy(self.port, self.proc)
+        except RuntimeError as exc:
+            self.stop()
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{exc}\n--- {self.log_path} ---\n{tail}") from None
+
+    def stop(self) -> None:
+        """Terminate the process (kill it after 20 s)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def restart(self) -> None:
+        """Stop and start again (e.g. to abandon a request that timed out)."""
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def broker_argv(database_url: str, port: int) -> list[str]:

@@ -10,9 +10,11 @@ from pathlib import Path
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartregion import __version__, errors
 from smartregion.api.ngsild.problems import (
@@ -55,6 +57,26 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     response = problem_response(error)
     response.status_code = exc.status_code
     return response
+
+
+class TrailingSlash:
+    """Serve `/ngsi-ld/v1/entities/` as `/ngsi-ld/v1/entities` (clients and the ETSI suite use both).
+
+    A rewrite, not a redirect: a 307 would make clients resend bodies and lose headers.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = {**scope, "path": path.rstrip("/") or "/"}
+                raw = scope.get("raw_path")
+                if raw:
+                    scope["raw_path"] = raw.rstrip(b"/") or b"/"
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -100,6 +122,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: unexpected_error_handler,
         },
         lifespan=lifespan,
+        middleware=[Middleware(TrailingSlash)],
     )
     app.state.settings = settings
     app.state.broker = broker

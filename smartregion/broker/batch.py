@@ -18,6 +18,17 @@ from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, 
 from smartregion.storage.base import Delete, Put, Store, WriteOp
 
 Doc = dict[str, Any]
+#: one vocabulary for the whole batch, or one per entity (application/ld+json batches carry a
+#: @context per entity; an entry that is an error is that entity's failure to resolve it)
+Vocabularies = Vocabulary | list[Vocabulary | SmartRegionError]
+
+
+class PartialUpdate(BadRequestData):
+    """An entity of a batch was only partly applied; `doc` is what is stored for it."""
+
+    def __init__(self, detail: str, *, doc: Doc | None) -> None:
+        super().__init__(detail, title="Some attributes were not updated")
+        self.doc = doc
 
 
 @dataclass(slots=True)
@@ -45,22 +56,33 @@ class BatchService:
         self.max_batch_size = max_batch_size
 
     def _entities(
-        self, payload: Any, vocab: Vocabulary, now: str, result: BatchResult
+        self, payload: Any, vocab: Vocabularies, now: str, result: BatchResult
     ) -> list[Doc]:
-        if not isinstance(payload, list):
-            raise BadRequestData("a batch operation takes a JSON array of entities")
-        if len(payload) > self.max_batch_size:
-            raise BadRequestData(
-                f"a batch may hold at most {self.max_batch_size} entities, got {len(payload)}"
-            )
+        """Parse every entity of a batch; invalid ones become per-entity errors."""
+        self.check_shape(payload)
+        per_item = vocab if isinstance(vocab, list) else None
         docs: list[Doc] = []
-        for item in payload:
+        for index, item in enumerate(payload):
+            item_vocab = per_item[index] if per_item is not None else vocab
             try:
-                docs.append(parse_entity(item, vocab, now=now))
+                if isinstance(item_vocab, SmartRegionError):
+                    raise item_vocab
+                docs.append(parse_entity(item, item_vocab, now=now))  # type: ignore[arg-type]
             except SmartRegionError as exc:
                 raw_id = item.get("id") if isinstance(item, dict) else None
                 result.errors.append(BatchError(raw_id if isinstance(raw_id, str) else None, exc))
         return docs
+
+    def check_shape(self, payload: Any) -> None:
+        """BadRequestData unless the payload is a non-empty array within the size limit."""
+        if not isinstance(payload, list):
+            raise BadRequestData("a batch operation takes a JSON array of entities")
+        if not payload:
+            raise BadRequestData("a batch operation needs at least one entity")
+        if len(payload) > self.max_batch_size:
+            raise BadRequestData(
+                f"a batch may hold at most {self.max_batch_size} entities, got {len(payload)}"
+            )
 
     async def _run(
         self,
@@ -84,6 +106,12 @@ class BatchService:
                 eid = doc["id"]
                 try:
                     stored, created = step(state.get(eid), doc)
+                except PartialUpdate as exc:
+                    if exc.doc is not None:
+                        state[eid] = exc.doc
+                        touched[eid] = exc.doc
+                    outcome.errors.append(BatchError(eid, exc))
+                    continue
                 except SmartRegionError as exc:
                     outcome.errors.append(BatchError(eid, exc))
                     continue
@@ -97,7 +125,7 @@ class BatchService:
 
         return await self.store.transact(tenant, ids, mutate, owner=owner)
 
-    async def create(self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str) -> BatchResult:
+    async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
         """Batch create (§5.6.7): existing ids fail with AlreadyExists."""
         result = BatchResult()
         docs = self._entities(payload, vocab, utc_now(), result)
@@ -110,7 +138,7 @@ class BatchService:
         return await self._run(tenant, docs, result, step, owner=owner)
 
     async def upsert(
-        self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str, mode: str = "replace"
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, mode: str = "replace"
     ) -> BatchResult:
         """Batch upsert (§5.6.8): create or replace/update each entity."""
         now = utc_now()
@@ -123,7 +151,7 @@ class BatchService:
         return await self._run(tenant, docs, result, step, owner=owner)
 
     async def update(
-        self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str, no_overwrite: bool = False
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, no_overwrite: bool = False
     ) -> BatchResult:
         """Batch update (§5.6.9): only existing entities, only existing attributes unless appended."""
         now = utc_now()
@@ -134,11 +162,19 @@ class BatchService:
             if existing is None:
                 raise ResourceNotFound(f"entity {new['id']} not found")
             outcome = mutations.batch_update_entity(existing, new, now=now, no_overwrite=no_overwrite)
+            if outcome.not_updated:
+                # §5.6.9: attributes kept because of noOverwrite are reported for the entity
+                # (a 207), while what could be appended is stored
+                names = ", ".join(name for name, _ in outcome.not_updated)
+                raise PartialUpdate(
+                    f"entity {new['id']}: not updated (noOverwrite): {names}",
+                    doc=outcome.doc if outcome.changed else None,
+                )
             return (outcome.doc if outcome.changed else None), False
 
         return await self._run(tenant, docs, result, step, owner=owner)
 
-    async def merge(self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str) -> BatchResult:
+    async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
         """Batch merge (§5.6.20): merge-patch semantics per entity."""
         now = utc_now()
         result = BatchResult()
@@ -156,6 +192,8 @@ class BatchService:
         """Batch delete (§5.6.10): a JSON array of entity ids."""
         if not isinstance(payload, list):
             raise BadRequestData("batch delete takes a JSON array of entity ids")
+        if not payload:
+            raise BadRequestData("batch delete needs at least one entity id")
         if len(payload) > self.max_batch_size:
             raise BadRequestData(f"a batch may hold at most {self.max_batch_size} entities")
         result = BatchResult()

@@ -7,6 +7,7 @@ acknowledged write is durable, and a write that fails changes nothing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from smartregion.core import mutations
@@ -14,7 +15,7 @@ from smartregion.core.entities import Vocabulary, parse_attribute, parse_attribu
 from smartregion.core.mutations import UpdateOutcome
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, NonExistingTenant, ResourceNotFound
-from smartregion.storage.base import DEFAULT_TENANT, Delete, Put, Store, WriteOp
+from smartregion.storage.base import DEFAULT_TENANT, Delete, EntityQuery, Put, Store, WriteOp
 
 Doc = dict[str, Any]
 Current = dict[str, Doc | None]
@@ -261,3 +262,50 @@ def _single_fragment(payload: Any, name: str, vocab: Vocabulary, now: str) -> di
     if len(instances) != 1:
         raise BadRequestData("a partial attribute update takes exactly one attribute fragment")
     return instances[0]
+
+
+class PurgeService:
+    """Purge entities matching a query, or prune their attributes (NGSI-LD 1.8 §5.6.21)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def purge(
+        self,
+        tenant: str,
+        query: EntityQuery,
+        *,
+        owner: str,
+        keep: frozenset[str] | None = None,
+        drop: frozenset[str] | None = None,
+    ) -> int:
+        """Delete matching entities, or with keep/drop only their attributes; returns how many."""
+        if keep is not None and drop is not None:
+            raise BadRequestData("keep and drop exclude each other")
+        if keep is None and drop is None:
+            return await self.store.delete_where(tenant, query)
+        query = replace(query, limit=PURGE_PAGE, offset=0, count=False)
+        result = await self.store.query(tenant, query)
+        ids = [doc["id"] for doc in result.docs]
+        now = utc_now()
+
+        def prune(current: Current) -> tuple[list[WriteOp], int]:
+            ops: list[WriteOp] = []
+            for entity_id in ids:
+                doc = current.get(entity_id)
+                if doc is None:
+                    continue
+                attrs = doc.get("attrs", {})
+                if keep is not None:
+                    kept = {k: v for k, v in attrs.items() if k in keep}
+                else:
+                    kept = {k: v for k, v in attrs.items() if k not in (drop or frozenset())}
+                if kept != attrs:
+                    ops.append(Put({**doc, "attrs": kept, "modifiedAt": now}))
+            return ops, len(ops)
+
+        return await self.store.transact(tenant, ids, prune, owner=owner)
+
+
+#: the most entities one purge with keep/drop rewrites (a bounded transaction)
+PURGE_PAGE = 100_000

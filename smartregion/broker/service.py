@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from smartregion.broker.batch import BatchService
 from smartregion.broker.contexts import ContextResolver
 from smartregion.broker.discovery import DiscoveryService
-from smartregion.broker.entities import EntityService
+from smartregion.broker.entities import EntityService, PurgeService
 from smartregion.broker.queries import QueryService
 from smartregion.storage.base import Store
 
@@ -22,6 +22,7 @@ class Broker:
     batch: BatchService
     queries: QueryService
     discovery: DiscoveryService
+    purge: PurgeService
 
     @classmethod
     def build(
@@ -41,4 +42,5 @@ class Broker:
             batch=BatchService(store, max_batch_size=max_batch_size),
             queries=QueryService(store, default_limit=default_limit, max_limit=max_limit),
             discovery=DiscoveryService(store),
+            purge=PurgeService(store),
         )

@@ -14,10 +14,47 @@ from smartregion.api.ngsild.entities import (
     respond_query,
 )
 from smartregion.api.ngsild.exchange import Exchange
-from smartregion.api.ngsild.negotiation import JSON
-from smartregion.broker.batch import BatchResult
+from smartregion.api.ngsild.negotiation import JSON, JSON_LD, link_context
+from smartregion.broker.batch import BatchResult, Vocabularies
 from smartregion.broker.queries import QueryRequest
-from smartregion.errors import BadRequestData
+from smartregion.core.entities import Vocabulary
+from smartregion.errors import BadRequestData, SmartRegionError
+
+
+async def _batch_entities(ex: Exchange) -> tuple[Any, Vocabularies]:
+    """Read a batch body and resolve the @context of each entity (NGSI-LD 1.8 §6.3.5).
+
+    With application/ld+json every entity carries its own @context; with application/json the
+    Link header's context applies to all and an entity carrying @context is invalid. Either way a
+    context problem fails that entity (207), not the batch.
+    """
+    body = await ex.body(take_context=False)
+    data = body.data
+    ex.broker.batch.check_shape(data)
+    link = link_context(ex.request)
+    vocabs: list[Vocabulary | SmartRegionError] = []
+    if body.media_type == JSON_LD:
+        if link is not None:
+            raise BadRequestData("a JSON-LD Link header must not be sent with application/ld+json")
+        for item in data:
+            if isinstance(item, dict) and "@context" in item:
+                context = item.pop("@context")
+                if ex.context is None:
+                    ex.context = context
+                try:
+                    vocabs.append(await ex.broker.contexts.term_map(context, tenant=ex.tenant))
+                except SmartRegionError as exc:
+                    vocabs.append(exc)
+            else:
+                vocabs.append(BadRequestData("an entity in an application/ld+json batch must carry @context"))
+        return data, vocabs
+    vocab = await ex.vocab()
+    for item in data:
+        if isinstance(item, dict) and "@context" in item:
+            vocabs.append(BadRequestData("@context in an application/json body; send it in a Link header"))
+        else:
+            vocabs.append(vocab)
+    return data, vocabs
 
 
 def _result(ex: Exchange, result: BatchResult, *, all_ok_status: int, body_on_ok: list[str] | None) -> Response:
@@ -35,22 +72,22 @@ def _result(ex: Exchange, result: BatchResult, *, all_ok_status: int, body_on_ok
 async def batch_create(request: Request) -> Response:
     """POST /entityOperations/create: 201 with the created ids, or 207."""
     ex = Exchange(request)
-    body = await ex.body()
-    vocab = await ex.vocab()
-    result = await ex.broker.batch.create(ex.tenant, body.data, vocab, owner=ex.owner)
+    ex.allow("options")
+    data, vocab = await _batch_entities(ex)
+    result = await ex.broker.batch.create(ex.tenant, data, vocab, owner=ex.owner)
     return _result(ex, result, all_ok_status=201, body_on_ok=result.success)
 
 
 async def batch_upsert(request: Request) -> Response:
     """POST /entityOperations/upsert: 201 with created ids when some were created, 204 when all existed, or 207."""
     ex = Exchange(request)
-    body = await ex.body()
-    vocab = await ex.vocab()
+    ex.allow("options")
     opts = ex.options()
     if "replace" in opts and "update" in opts:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
-    result = await ex.broker.batch.upsert(ex.tenant, body.data, vocab, owner=ex.owner, mode=mode)
+    data, vocab = await _batch_entities(ex)
+    result = await ex.broker.batch.upsert(ex.tenant, data, vocab, owner=ex.owner, mode=mode)
     if not result.errors and not result.created:
         return ex.empty(204)
     return _result(ex, result, all_ok_status=201, body_on_ok=result.created)
@@ -59,10 +96,10 @@ async def batch_upsert(request: Request) -> Response:
 async def batch_update(request: Request) -> Response:
     """POST /entityOperations/update: 204 or 207."""
     ex = Exchange(request)
-    body = await ex.body()
-    vocab = await ex.vocab()
+    ex.allow("options")
+    data, vocab = await _batch_entities(ex)
     result = await ex.broker.batch.update(
-        ex.tenant, body.data, vocab, owner=ex.owner, no_overwrite="noOverwrite" in ex.options()
+        ex.tenant, data, vocab, owner=ex.owner, no_overwrite="noOverwrite" in ex.options()
     )
     return _result(ex, result, all_ok_status=204, body_on_ok=None)
 
@@ -70,15 +107,16 @@ async def batch_update(request: Request) -> Response:
 async def batch_merge(request: Request) -> Response:
     """POST /entityOperations/merge: 204 or 207."""
     ex = Exchange(request)
-    body = await ex.body()
-    vocab = await ex.vocab()
-    result = await ex.broker.batch.merge(ex.tenant, body.data, vocab, owner=ex.owner)
+    ex.allow("options")
+    data, vocab = await _batch_entities(ex)
+    result = await ex.broker.batch.merge(ex.tenant, data, vocab, owner=ex.owner)
     return _result(ex, result, all_ok_status=204, body_on_ok=None)
 
 
 async def batch_delete(request: Request) -> Response:
     """POST /entityOperations/delete: 204 or 207."""
     ex = Exchange(request)
+    ex.allow("options")
     body = await ex.body()
     result = await ex.broker.batch.delete(ex.tenant, body.data, owner=ex.owner)
     return _result(ex, result, all_ok_status=204, body_on_ok=None)
@@ -87,6 +125,7 @@ async def batch_delete(request: Request) -> Response:
 async def query_post(request: Request) -> Response:
     """POST /entityOperations/query (§6.23): a Query object in the body."""
     ex = Exchange(request)
+    ex.allow("limit", "offset", "count", "options", "format", "lang", "geometryProperty", "datasetId")
     media = ex.accept(ENTITY_MEDIA)
     body = await ex.body()
     data = body.data

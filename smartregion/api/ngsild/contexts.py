@@ -14,6 +14,7 @@ from smartregion.broker.contexts import hosted_location
 async def list_contexts(request: Request) -> Response:
     """GET /jsonldContexts: URLs, or detail objects with details=true."""
     ex = Exchange(request)
+    ex.allow("details", "kind")
     ex.accept((JSON, JSON_LD))
     data = ex.broker.contexts.list(
         details=ex.bool_param("details"), kind=ex.params.get("kind"), tenant=ex.tenant
@@ -24,6 +25,7 @@ async def list_contexts(request: Request) -> Response:
 async def add_context(request: Request) -> Response:
     """POST /jsonldContexts: host a context; 201 with the Location path of the hosted copy."""
     ex = Exchange(request)
+    ex.allow()
     _ = ex.owner  # a write: refuse anonymous callers unless allowed
     body = await ex.body((JSON, JSON_LD), take_context=False)
     url = await ex.broker.contexts.add(body.data, tenant=ex.tenant, base_url=_base_url(ex))
@@ -33,6 +35,7 @@ async def add_context(request: Request) -> Response:
 async def serve_context(request: Request) -> Response:
     """GET /jsonldContexts/{contextId}: the document as stored, or its details with details=true."""
     ex = Exchange(request)
+    ex.allow("details")
     data = ex.broker.contexts.get(
         request.path_params["context_id"], details=ex.bool_param("details"), tenant=ex.tenant
     )
@@ -42,6 +45,7 @@ async def serve_context(request: Request) -> Response:
 async def delete_context(request: Request) -> Response:
     """DELETE /jsonldContexts/{contextId} (with reload=true for cached contexts)."""
     ex = Exchange(request)
+    ex.allow("reload")
     _ = ex.owner  # a write: refuse anonymous callers unless allowed
     reload = ex.bool_param("reload")
     await ex.broker.contexts.delete(request.path_params["context_id"], reload=reload, tenant=ex.tenant)

@@ -19,6 +19,7 @@ def _list_id(kind: str, items: list[str]) -> str:
 async def list_types(request: Request) -> Response:
     """GET /types, with details=true for EntityType objects."""
     ex = Exchange(request)
+    ex.allow("details")
     media = ex.accept()
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
@@ -42,6 +43,7 @@ async def list_types(request: Request) -> Response:
 async def type_info(request: Request) -> Response:
     """GET /types/{type}: EntityTypeInformation."""
     ex = Exchange(request)
+    ex.allow()
     media = ex.accept()
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
@@ -72,6 +74,7 @@ async def type_info(request: Request) -> Response:
 async def list_attributes(request: Request) -> Response:
     """GET /attributes, with details=true for Attribute objects."""
     ex = Exchange(request)
+    ex.allow("details")
     media = ex.accept()
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
@@ -95,6 +98,7 @@ async def list_attributes(request: Request) -> Response:
 async def attribute_info(request: Request) -> Response:
     """GET /attributes/{attrId}: Attribute with counts and types."""
     ex = Exchange(request)
+    ex.allow()
     media = ex.accept()
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)

@@ -21,15 +21,27 @@ from smartregion.core.rendering import (
     render_geojson_collection,
     render_geojson_feature,
 )
-from smartregion.errors import BadRequestData
+from smartregion.errors import BadRequestData, MethodNotAllowed
 from smartregion.storage.base import EntityQuery
 
 ENTITY_MEDIA = (JSON, JSON_LD, GEO_JSON)
+
+# NGSI-LD 1.8 §6.4.3.2 / §6.5.3.1: the parameters of query and retrieve
+PROJECTION_PARAMS = ("attrs", "pick", "omit", "geometryProperty", "lang", "options", "format", "datasetId",
+                     "join", "joinLevel", "containedBy", "entityMap")
+RETRIEVE_PARAMS = (*PROJECTION_PARAMS, "type")
+QUERY_PARAMS = (*PROJECTION_PARAMS, "id", "idPattern", "type", "q", "georel", "geometry", "coordinates",
+                "geoproperty", "scopeQ", "limit", "offset", "count", "csf", "orderBy")
+PURGE_PARAMS = ("id", "idPattern", "type", "q", "scopeQ", "georel", "geometry", "coordinates",
+                "geoproperty", "keep", "drop")
 BASE = "/ngsi-ld/v1"
 
 
 def _entity_id(request: Request) -> str:
     entity_id: str = request.path_params["entity_id"]
+    if entity_id.endswith("/attrs"):
+        # `/entities/{id}/attrs` (an attribute path without a name) only takes POST and PATCH
+        raise MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow="POST, PATCH")
     validate_entity_id(entity_id)
     return entity_id
 
@@ -94,6 +106,7 @@ def query_request(ex: Exchange) -> QueryRequest:
 async def create_entity(request: Request) -> Response:
     """POST /entities (§6.4.3.1): 201 with Location."""
     ex = Exchange(request)
+    ex.allow()
     body = await ex.body()
     require_no_body_context(body)
     vocab = await ex.vocab()
@@ -104,9 +117,13 @@ async def create_entity(request: Request) -> Response:
 async def query_entities(request: Request) -> Response:
     """GET /entities (§6.4.3.2)."""
     ex = Exchange(request)
+    ex.allow(*QUERY_PARAMS)
     media = ex.accept(ENTITY_MEDIA)
     vocab = await ex.vocab()
     req = query_request(ex)
+    # NGSI-LD 1.8 §6.4.3.2: a query must select by type, attrs, q or geo (or ask local=true)
+    if not any(k in ex.params for k in ("type", "attrs", "q", "georel", "scopeQ")) and not ex.bool_param("local"):
+        raise BadRequestData("a query needs at least one of type, attrs, q, georel or local=true")
     query = ex.broker.queries.build(req, vocab)
     opts = render_options(ex, vocab)
     return await respond_query(ex, query, opts, vocab, media)
@@ -163,6 +180,7 @@ def _encode(params: dict[str, str]) -> str:
 async def retrieve_entity(request: Request) -> Response:
     """GET /entities/{entityId} (§6.5.3.1)."""
     ex = Exchange(request)
+    ex.allow(*RETRIEVE_PARAMS)
     media = ex.accept(ENTITY_MEDIA)
     entity_id = _entity_id(request)
     vocab = await ex.vocab()
@@ -176,6 +194,7 @@ async def retrieve_entity(request: Request) -> Response:
 async def delete_entity(request: Request) -> Response:
     """DELETE /entities/{entityId} (§6.5.3.2)."""
     ex = Exchange(request)
+    ex.allow("type")
     await ex.broker.entities.delete(ex.tenant, _entity_id(request), owner=ex.owner)
     return ex.empty()
 
@@ -183,6 +202,7 @@ async def delete_entity(request: Request) -> Response:
 async def replace_entity(request: Request) -> Response:
     """PUT /entities/{entityId} (§6.5.3.3)."""
     ex = Exchange(request)
+    ex.allow("options")
     entity_id = _entity_id(request)
     body = await ex.body()
     require_no_body_context(body)
@@ -194,6 +214,7 @@ async def replace_entity(request: Request) -> Response:
 async def merge_entity(request: Request) -> Response:
     """PATCH /entities/{entityId} (§6.5.3.4, merge)."""
     ex = Exchange(request)
+    ex.allow("options", "format")
     entity_id = _entity_id(request)
     body = await ex.body((JSON, JSON_LD, MERGE_PATCH))
     require_no_body_context(body)
@@ -206,12 +227,10 @@ def outcome_response(ex: Exchange, outcome: UpdateOutcome, vocab: TermMap) -> Re
     """204 when every attribute was updated, else 207 with an UpdateResult (§5.2.18)."""
     if not outcome.not_updated:
         return ex.empty()
+    # §5.2.18: UpdateResult names attributes by their expanded IRIs (as the ETSI suite checks, 010_04)
     data = {
-        "updated": [vocab.compact_iri(n) for n in outcome.updated],
-        "notUpdated": [
-            {"attributeName": vocab.compact_iri(n), "reason": reason}
-            for n, reason in outcome.not_updated
-        ],
+        "updated": list(outcome.updated),
+        "notUpdated": [{"attributeName": n, "reason": reason} for n, reason in outcome.not_updated],
     }
     return ex.json(data, media_type=JSON, status=207)
 
@@ -219,6 +238,7 @@ def outcome_response(ex: Exchange, outcome: UpdateOutcome, vocab: TermMap) -> Re
 async def append_attributes(request: Request) -> Response:
     """POST /entities/{entityId}/attrs (§6.6.3.1)."""
     ex = Exchange(request)
+    ex.allow("options")
     entity_id = _entity_id(request)
     body = await ex.body()
     require_no_body_context(body)
@@ -233,6 +253,7 @@ async def append_attributes(request: Request) -> Response:
 async def update_attributes(request: Request) -> Response:
     """PATCH /entities/{entityId}/attrs (§6.6.3.2)."""
     ex = Exchange(request)
+    ex.allow("options")
     entity_id = _entity_id(request)
     body = await ex.body()
     require_no_body_context(body)
@@ -246,8 +267,9 @@ async def update_attributes(request: Request) -> Response:
 async def partial_update_attribute(request: Request) -> Response:
     """PATCH /entities/{entityId}/attrs/{attrId} (§6.7.3.1)."""
     ex = Exchange(request)
+    ex.allow("options")
     entity_id = _entity_id(request)
-    body = await ex.body()
+    body = await ex.body((JSON, JSON_LD, MERGE_PATCH))
     require_no_body_context(body)
     vocab = await ex.vocab()
     await ex.broker.entities.partial_update_attribute(
@@ -259,6 +281,7 @@ async def partial_update_attribute(request: Request) -> Response:
 async def replace_attribute(request: Request) -> Response:
     """PUT /entities/{entityId}/attrs/{attrId} (§6.7.3.3)."""
     ex = Exchange(request)
+    ex.allow("options")
     entity_id = _entity_id(request)
     body = await ex.body()
     require_no_body_context(body)
@@ -272,6 +295,7 @@ async def replace_attribute(request: Request) -> Response:
 async def delete_attribute(request: Request) -> Response:
     """DELETE /entities/{entityId}/attrs/{attrId} (§6.7.3.2)."""
     ex = Exchange(request)
+    ex.allow("datasetId", "deleteAll", "lang")
     entity_id = _entity_id(request)
     vocab = await ex.vocab()
     await ex.broker.entities.delete_attribute(

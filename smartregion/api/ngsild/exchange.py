@@ -26,6 +26,13 @@ from smartregion.storage.base import DEFAULT_TENANT
 
 TENANT_HEADER = "NGSILD-Tenant"
 
+# NGSI-LD 1.8 §6.3.x: the `options` values of all operations (each handler checks its own use)
+KNOWN_OPTIONS = frozenset(
+    {"keyValues", "simplified", "sysAttrs", "normalized", "concise", "noOverwrite", "replace", "update"}
+)
+# parameters every operation accepts: distribution scope (we hold only local entities)
+ALWAYS_ALLOWED = frozenset({"local"})
+
 
 class Exchange:
     """Request-scoped helpers shared by every NGSI-LD handler."""
@@ -78,10 +85,20 @@ class Exchange:
             self._vocab = await self.broker.contexts.term_map(self.context, tenant=self.tenant)
         return self._vocab
 
+    def allow(self, *names: str) -> None:
+        """InvalidRequest for any query parameter this endpoint does not define (§6.3.x)."""
+        unknown = sorted(set(self.params.keys()) - set(names) - ALWAYS_ALLOWED)
+        if unknown:
+            raise InvalidRequest(f"unknown query parameter(s) for this operation: {', '.join(unknown)}")
+
     def options(self) -> set[str]:
-        """The comma-separated `options` values."""
+        """The comma-separated `options` values; InvalidRequest for values the API does not define."""
         raw = self.params.get("options")
-        return {o.strip() for o in raw.split(",") if o.strip()} if raw else set()
+        values = {o.strip() for o in raw.split(",")} if raw is not None else set()
+        bad = sorted(values - KNOWN_OPTIONS)
+        if bad:
+            raise InvalidRequest(f"unknown options value(s): {', '.join(bad) or '(empty)'}")
+        return values
 
     def representation(self) -> str:
         """normalized | concise | keyValues, from `format` (1.8) or `options`."""
@@ -91,7 +108,7 @@ class Exchange:
                 return "keyValues"
             if fmt in ("normalized", "concise"):
                 return fmt
-            raise BadRequestData(f"format {fmt!r} is not one of normalized, concise, keyValues, simplified")
+            raise InvalidRequest(f"format {fmt!r} is not one of normalized, concise, keyValues, simplified")
         opts = self.options()
         if "keyValues" in opts or "simplified" in opts:
             return "keyValues"

@@ -2,37 +2,64 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from smartregion.api.ngsild import batch, contexts, discovery, entities
+from smartregion.api.ngsild.entities import PURGE_PARAMS
 from smartregion.api.ngsild.exchange import Exchange
 from smartregion.broker.queries import QueryRequest
+from smartregion.errors import BadRequestData, MethodNotAllowed
 
 
 async def purge_entities(request: Request) -> Response:
-    """DELETE /entities?type=… (NGSI-LD 1.8 purge entities): delete every matching entity."""
+    """DELETE /entities?type=… (NGSI-LD 1.8 §6.4.3.3 purge): delete matching entities or prune attributes."""
     ex = Exchange(request)
-    _ = ex.owner  # a write: refuse anonymous callers unless allowed
+    ex.allow(*PURGE_PARAMS)
+    owner = ex.owner  # a write: refuse anonymous callers unless allowed
+    if not any(k in ex.params for k in ("id", "idPattern", "type", "q", "scopeQ", "georel", "local")):
+        raise BadRequestData("purge needs at least one of id, idPattern, type, q, scopeQ, georel or local")
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
     req: QueryRequest = entities.query_request(ex)
     req.limit = None
-    query = ex.broker.queries.build(req, vocab)
-    await ex.broker.store.delete_where(ex.tenant, query)
+    query = replace(ex.broker.queries.build(req, vocab), limit=ex.settings.max_limit * 1000)
+    keep = ex.list_param("keep")
+    drop = ex.list_param("drop")
+    await ex.broker.purge.purge(
+        ex.tenant,
+        query,
+        owner=owner,
+        keep=frozenset(vocab.expand_term(a) for a in keep) if keep is not None else None,
+        drop=frozenset(vocab.expand_term(a) for a in drop) if drop is not None else None,
+    )
     return ex.empty()
+
+
+async def attrs_without_name(request: Request) -> Response:
+    """`/entities/{id}/attrs` takes only POST and PATCH; other methods need an attribute name."""
+    raise MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow="POST, PATCH")
+
+
+async def missing_entity_id(request: Request) -> Response:
+    """PUT/PATCH /entities/ without an id: the id is missing (400, not 405)."""
+    raise BadRequestData("the entity id is missing from the path")
 
 
 ROUTES = [
     Route("/entities", entities.create_entity, methods=["POST"]),
     Route("/entities", entities.query_entities, methods=["GET"]),
     Route("/entities", purge_entities, methods=["DELETE"]),
+    Route("/entities", missing_entity_id, methods=["PUT", "PATCH"]),
     Route("/entities/{entity_id:path}/attrs/{attr_id}", entities.partial_update_attribute, methods=["PATCH"]),
     Route("/entities/{entity_id:path}/attrs/{attr_id}", entities.replace_attribute, methods=["PUT"]),
     Route("/entities/{entity_id:path}/attrs/{attr_id}", entities.delete_attribute, methods=["DELETE"]),
     Route("/entities/{entity_id:path}/attrs", entities.append_attributes, methods=["POST"]),
     Route("/entities/{entity_id:path}/attrs", entities.update_attributes, methods=["PATCH"]),
+    Route("/entities/{entity_id:path}/attrs", attrs_without_name, methods=["GET", "PUT", "DELETE"]),
     Route("/entities/{entity_id:path}", entities.retrieve_entity, methods=["GET"]),
     Route("/entities/{entity_id:path}", entities.delete_entity, methods=["DELETE"]),
     Route("/entities/{entity_id:path}", entities.replace_entity, methods=["PUT"]),
