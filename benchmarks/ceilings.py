@@ -51,6 +51,23 @@ class StorageCeiling:
         return self.copy_rows_per_s * ATTRS_PER_ENTITY
 
 
+def fsync_ms(directory: Path, samples: int = 200) -> float:
+    """Median milliseconds of a 4 KiB write + fsync in `directory`: what one durable commit costs."""
+    import os
+    import statistics
+
+    times: list[float] = []
+    with tempfile.NamedTemporaryFile(dir=directory, prefix="fsync-probe-") as fh:
+        fd = fh.fileno()
+        block = b"\0" * 4096
+        for _ in range(samples):
+            t0 = time.perf_counter()
+            os.write(fd, block)
+            os.fsync(fd)
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
 def _rows(batches: Sequence[Batch]) -> list[list[tuple[str, str]]]:
     return [[(e["id"], orjson.dumps(e).decode()) for e in b.entities] for b in batches]
 

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks import ceilings, loadgen, report, servers, workload
 from benchmarks.report import BackendResult, QueryFigure
@@ -156,6 +157,12 @@ class Data:
     updates: list[Batch]
     load: list[Batch]
 
+    def final_entities(self) -> Iterator[dict[str, Any]]:
+        """The entities as stored once every batch was sent (updates replaced the creates)."""
+        for batches in (self.warmup, self.updates, self.load):
+            for batch in batches:
+                yield from batch.entities
+
 
 def make_data(plan: Plan) -> Data:
     """Generate the run's batches."""
@@ -266,6 +273,10 @@ def measure_backend(
         f"1-minute load average when this backend's run began: {os.getloadavg()[0]:.2f} "
         "(anything above ~0.1 means other processes shared the cores)"
     )
+    result.notes.append(
+        f"fsync of 4 KiB in the temp directory when this backend's run began: median "
+        f"{ceilings.fsync_ms(workdir):.2f} ms (every durable commit pays at least this)"
+    )
     try:
         say(f"{backend}: storage ceiling")
         raw = storage_ceiling(backend, plan, data)
@@ -349,6 +360,7 @@ def _run_broker_benchmarks(
             p95_ms=loadgen.percentile(plain.latencies, 95) * 1000,
             count_p50_ms=loadgen.percentile(counted.latencies, 50) * 1000,
             count_p95_ms=loadgen.percentile(counted.latencies, 95) * 1000,
+            expected=case.expected(data.final_entities()),
             samples=len(plain.latencies),
             count_samples=len(counted.latencies),
             timed_out=plain.timed_out,
@@ -356,7 +368,7 @@ def _run_broker_benchmarks(
         )
         result.queries.append(figure)
         say(
-            f"{backend}:   {case.name}: {figure.matches} matches, p95 {figure.p95_ms:.1f} / {figure.count_p95_ms:.1f} ms"
+            f"{backend}:   {case.name}: {figure.matches} matches ({figure.expected} expected), p95 {figure.p95_ms:.1f} / {figure.count_p95_ms:.1f} ms"
         )
 
     say(f"{backend}: 2. PATCH with wrk")

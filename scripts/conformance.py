@@ -59,7 +59,7 @@ STANDIN_CONTEXTS = (
 STANDIN_DIR = "offline-standins"
 # Only what robot needs: TP (tests), resources (keywords, variables.py), libraries, data.
 COPIED_DIRS = ("TP", "resources", "libraries", "data")
-REWRITTEN_SUFFIXES = {".robot", ".resource", ".json", ".jsonld", ".py", ".txt"}
+REWRITTEN_SUFFIXES = {".robot", ".resource", ".json", ".jsonld", ".geojson", ".py", ".txt"}
 LOOPBACK_NAMES = "127.0.0.1,localhost,0.0.0.0,::1"
 
 SUITE_MISSING = f"""\

@@ -349,20 +349,24 @@ async def test_add_hosted_then_serve_and_list(resolver: ContextResolver) -> None
     assert [d["URL"] for d in resolver.list(details=True, kind="Hosted")] == [url]
 
 
-async def test_hosted_context_with_urls_makes_them_cached_on_use(
+async def test_hosted_context_with_urls_caches_them_when_added(
     server: ContextServer, resolver: ContextResolver
 ) -> None:
     suite = server.serve("/suite.jsonld", fixture("ngsi-ld-test-suite.jsonld"))
     other = server.serve("/other.jsonld", {"@context": {"extra": "https://x.org/extra"}})
     url = await resolver.add({"@context": [suite, other]})
     assert resolver.get(url, details=True)["kind"] == "Hosted"
-    assert suite not in resolver.list()
+    # the referenced contexts are fetched when the hosted one is added (ETSI 050_04_01)
+    assert suite in resolver.list()
+    requests_after_add = sum(server.hits.values())
     # the broker's own hosted URL resolves locally whatever host name the client uses
     tm = await resolver.term_map("http://localhost:9090" + hosted_location(url))
     assert tm.expand_term("brandName") == SUITE + "brandName"
     assert tm.expand_term("extra") == "https://x.org/extra"
     for cached in (suite, other):
         assert resolver.get(cached, details=True)["kind"] == "Cached"
+    # using the hosted context fetched nothing more
+    assert sum(server.hits.values()) == requests_after_add
     # one serve (above) and one use under another host name
     assert resolver.get(url, details=True)["numberOfHits"] == 2
 
@@ -573,3 +577,17 @@ async def test_persistence_sees_every_change_and_restore_puts_entries_back(
     fresh.restore("t", entry)
     tm = await fresh.term_map(entry.url, tenant="t")
     assert tm.expand_term("k") == "https://k.org/k"
+
+
+async def test_malformed_context_url_is_not_available_not_a_crash() -> None:
+    # a URL with a broken port (seen from the ETSI suite's doubled URLs) must be a client-side
+    # LdContextNotAvailable, never an unhandled httpx.InvalidURL (a 500)
+    from smartregion.broker.contexts import ContextResolver
+    from smartregion.errors import LdContextNotAvailable
+
+    resolver = ContextResolver(preload_dir=None)
+    try:
+        with pytest.raises(LdContextNotAvailable):
+            await resolver.term_map("http://127.0.0.1:5http://127.0.0.1:5/api/v1/context.jsonld")
+    finally:
+        await resolver.aclose()

@@ -53,6 +53,7 @@ from smartregion.errors import (
     InvalidRequest,
     LdContextNotAvailable,
     ResourceNotFound,
+    SmartRegionError,
 )
 
 __all__ = [
@@ -401,7 +402,8 @@ class ContextResolver:
             raise LdContextNotAvailable(
                 f"@context {url} could not be retrieved within {self._fetch_timeout:g} s"
             ) from exc
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            # InvalidURL is not an HTTPError: a malformed reference (bad port…) is just as unavailable
             raise LdContextNotAvailable(
                 f"@context {url} could not be retrieved: {type(exc).__name__}: {exc}"
             ) from exc
@@ -450,6 +452,11 @@ class ContextResolver:
             created_at=self._now(),
         )
         await self._store(tenant, entry)
+        if isinstance(context, str | list):
+            # §5.13.2: the contexts a hosted context references become Cached ones; fetch them
+            # now, best effort, so that the hosted context resolves offline later
+            with contextlib.suppress(SmartRegionError):
+                await self.term_map(context, tenant=tenant)
         return entry.url
 
     async def implicit(self, context: Any, *, tenant: str = "", base_url: str | None = None) -> str:

@@ -8,11 +8,12 @@ once; `QueryService.run` executes it. Subscriptions reuse `build`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartregion.core.entities import Vocabulary, is_uri
 from smartregion.core.geo import parse_geo_query
+from smartregion.core.ordering import OrderKey, parse_order_by, sort_documents
 from smartregion.core.qlang import parse_q
 from smartregion.core.scopes import parse_scope_q
 from smartregion.core.typeexpr import parse_type_expr
@@ -37,6 +38,19 @@ class QueryRequest:
     limit: int | None = None
     offset: int = 0
     count: bool = False
+    order_by: str | None = None
+
+
+@dataclass(slots=True)
+class PlannedQuery:
+    """A validated, expanded query: what storage runs, and how the broker orders it."""
+
+    query: EntityQuery
+    order: list[OrderKey] = field(default_factory=list)
+
+
+#: the most matching entities an ordered query sorts in memory (orderBy over more is refused)
+MAX_ORDERED = 100_000
 
 
 class QueryService:
@@ -46,6 +60,11 @@ class QueryService:
         self.store = store
         self.default_limit = default_limit
         self.max_limit = max_limit
+
+    def plan(self, req: QueryRequest, vocab: Vocabulary) -> PlannedQuery:
+        """Validate and expand a request, including its ordering."""
+        order = parse_order_by(req.order_by, vocab.expand_term) if req.order_by else []
+        return PlannedQuery(self.build(req, vocab), order)
 
     def build(self, req: QueryRequest, vocab: Vocabulary) -> EntityQuery:
         """Turn a request into a storage query; BadRequestData on any invalid part."""
@@ -83,9 +102,19 @@ class QueryService:
             count=req.count,
         )
 
-    async def run(self, tenant: str, query: EntityQuery) -> QueryResult:
-        """Execute a built query."""
-        return await self.store.query(tenant, query)
+    async def run(
+        self, tenant: str, query: EntityQuery, order: list[OrderKey] | None = None
+    ) -> QueryResult:
+        """Execute a built query; with `order`, sort all matches then take the page."""
+        if not order:
+            return await self.store.query(tenant, query)
+        everything = replace(query, limit=MAX_ORDERED + 1, offset=0, count=False)
+        result = await self.store.query(tenant, everything)
+        if len(result.docs) > MAX_ORDERED:
+            raise TooManyResults(f"orderBy sorts at most {MAX_ORDERED} matching entities; narrow the query")
+        ordered = sort_documents(result.docs, order)
+        page = ordered[query.offset : query.offset + query.limit]
+        return QueryResult(docs=page, count=len(ordered) if query.count else None)
 
     async def tenant_known(self, tenant: str) -> bool:
         """Whether the tenant exists (the default tenant always does)."""

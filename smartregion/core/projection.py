@@ -23,7 +23,7 @@ __all__ = ["CORE_MEMBERS", "Projection", "parse_omit", "parse_pick"]
 CORE_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 _NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 # NGSI-LD 1.8 §4.6.2: characters forbidden in names, plus the language's own delimiters
-_FORBIDDEN = frozenset('<>"\'=;()')
+_FORBIDDEN = frozenset("<>\"'=;()")
 _DELIMITERS = frozenset(",{}")
 #: nesting deeper than any joinLevel a client could sensibly ask for is refused, not recursed
 MAX_DEPTH = 32
@@ -156,10 +156,12 @@ def _parse(text: str, param: str) -> _Terms:
             stack[-1][-1] = (name, inner)
             stack.append(inner)
             expect_term = True
-        elif len(stack) == 1:  # a "}" without its "{"
-            raise _error(param, text, pos, "'}' without a matching '{'")
-        else:
+        elif char == "}":
+            if len(stack) == 1:
+                raise _error(param, text, pos, "'}' without a matching '{'")
             stack.pop()
+        else:  # a name right after "}"
+            raise _error(param, text, pos, f"expected ',' or '}}' after '}}', found {char!r}")
         pos += 1
 
 
@@ -181,4 +183,4 @@ def _build(terms: _Terms, *, picking: bool) -> Projection:
         # a member with braces is picked too: its linked entities are what the braces project
         return Projection(pick=frozenset(plain | set(links)), links=ordered)
     # NGSI-LD 1.8 §4.21: omit "rel{...}" keeps rel and omits inside the linked entities
-    return Projection(omit=frozenset(plain - set(links)), links=ordered)
+    return Projection(omit=frozenset(plain), links=ordered)

@@ -28,7 +28,7 @@ __all__ = [
     "MAX_EXACT_INT",
     "RELATIONSHIP_KINDS",
     "GeometryRow",
-    "ValueRow",
+    "ValueTuple",
     "geometry_rows",
     "value_rows",
 ]
@@ -54,19 +54,6 @@ _MEMBERS = {"JsonProperty": "json", "VocabProperty": "vocab", "ListProperty": "v
 
 
 @dataclass(frozen=True, slots=True)
-class ValueRow:
-    """One target element of one attribute instance."""
-
-    attr: str
-    inst: int
-    elem: int
-    kind: int
-    num: float | None
-    txt: str | None
-    opaque: int
-
-
-@dataclass(frozen=True, slots=True)
 class GeometryRow:
     """One GeoProperty instance's geometry and its lon/lat bounding box."""
 
@@ -84,10 +71,10 @@ def _target(instance: Mapping[str, Any]) -> tuple[bool, Any]:
     if kind == "ListRelationship":
         objects = instance.get("objectList")
         items = objects if isinstance(objects, list) else [] if objects is None else [objects]
-        return True, [o.get("object") if isinstance(o, Mapping) else o for o in items]
+        return True, [o.get("object") if isinstance(o, dict) else o for o in items]
     if kind == "LanguageProperty":
         lmap = instance.get("languageMap")
-        if not isinstance(lmap, Mapping):
+        if not isinstance(lmap, dict):
             return False, None
         flat: list[Any] = []
         for v in lmap.values():
@@ -111,53 +98,88 @@ def _element(value: Any) -> tuple[float | None, str | None, int]:
     return None, None, 0
 
 
-def value_rows(doc: Mapping[str, Any]) -> list[ValueRow]:
-    """The attribute-value index rows of a document."""
-    rows: list[ValueRow] = []
+#: (attr, inst, elem, kind, num, txt, opaque)
+ValueTuple = tuple[str, int, int, int, float | None, str | None, int]
+
+
+def value_rows(doc: Mapping[str, Any]) -> list[ValueTuple]:
+    """The attribute-value index rows of a document, one tuple per target element."""
+    rows: list[ValueTuple] = []
     attrs = doc.get("attrs")
-    if not isinstance(attrs, Mapping):
+    if not isinstance(attrs, dict):
         return rows
+    append = rows.append
     for attr, instances in attrs.items():
         if not isinstance(instances, list):
             instances = [instances]
         for inst, instance in enumerate(instances):
-            if not isinstance(instance, Mapping):
+            if not isinstance(instance, dict):
                 continue
-            present, value = _target(instance)
-            if not present:
-                continue
-            kind = KIND_CODES.get(instance.get("type", ""), 0)
+            kind_name = instance.get("type")
+            if kind_name == "Property":
+                # the hot path: a plain Property with a scalar value
+                value = instance.get("value")
+                t = type(value)
+                if t is float:
+                    append((attr, inst, 0, 1, value, None, 0))
+                    continue
+                if t is str:
+                    append((attr, inst, 0, 1, None, value, 0))
+                    continue
+                present = True
+            else:
+                present, value = _target(instance)
+                if not present:
+                    continue
+            kind = KIND_CODES.get(kind_name, 0) if isinstance(kind_name, str) else 0
             rel = kind in RELATIONSHIP_KINDS
             elements = value if isinstance(value, list) else [value]
             if not elements:
-                rows.append(ValueRow(attr, inst, 0, kind, None, None, 0))
+                append((attr, inst, 0, kind, None, None, 0))
                 continue
             for elem, element in enumerate(elements):
                 num, txt, opaque = _element(element)
                 if rel and num is not None:
                     # a Relationship never takes ordering operators: keep it out of `num`
                     num, opaque = None, 1
-                rows.append(ValueRow(attr, inst, elem, kind, num, txt, opaque))
+                append((attr, inst, elem, kind, num, txt, opaque))
     return rows
+
+
+def _point_bbox(value: Mapping[str, Any]) -> tuple[float, float, float, float] | None:
+    """The box of a valid GeoJSON Point without the general validator (the common case)."""
+    if value.get("type") != "Point":
+        return None
+    coords = value.get("coordinates")
+    if type(coords) is not list or len(coords) not in (2, 3):
+        return None
+    x, y = coords[0], coords[1]
+    if type(x) not in (float, int) or type(y) not in (float, int):
+        return None
+    if not (-180 <= x <= 180 and -90 <= y <= 90) or (len(coords) == 3 and type(coords[2]) not in (float, int)):
+        return None
+    return float(x), float(y), float(x), float(y)
 
 
 def geometry_rows(doc: Mapping[str, Any]) -> list[GeometryRow]:
     """The geometry index rows of a document: every valid GeoProperty instance value."""
     rows: list[GeometryRow] = []
     attrs = doc.get("attrs")
-    if not isinstance(attrs, Mapping):
+    if not isinstance(attrs, dict):
         return rows
     for attr, instances in attrs.items():
         if not isinstance(instances, list):
             continue
         for inst, instance in enumerate(instances):
-            if not isinstance(instance, Mapping) or instance.get("type") != "GeoProperty":
+            if not isinstance(instance, dict) or instance.get("type") != "GeoProperty":
                 continue
             value = instance.get("value")
-            try:
-                validate_geometry(value)
-                bbox = geometry_bbox(value)
-            except BadRequestData:
-                continue  # `geo_matches` skips it too: it can never match a geo-query
+            bbox = _point_bbox(value) if isinstance(value, dict) else None
+            if bbox is None:
+                try:
+                    validate_geometry(value)
+                    bbox = geometry_bbox(value)
+                except BadRequestData:
+                    continue  # `geo_matches` skips it too: it can never match a geo-query
             rows.append(GeometryRow(attr, inst, value, bbox))
     return rows

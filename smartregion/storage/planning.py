@@ -66,6 +66,15 @@ class Dialect:
             " AND g.geom && ST_MakeEnvelope(?, ?, ?, ?, 4326))"
         )
 
+    def probe(self, column: str) -> str:
+        """`column` in a correlated per-entity probe: SQLite must not pick the value index.
+
+        Without statistics SQLite prefers the (attr_key, num) index to the primary key inside
+        `EXISTS (… a.entity_key = e.entity_key …)` and scans a value range per entity; the
+        unary `+` rules that index out. PostgreSQL's cost model needs no such hint.
+        """
+        return f"+{column}" if self.name == "sqlite" else column
+
     def sql(self, text: str) -> str:
         """The statement with this dialect's placeholders."""
         return text if self.name == "sqlite" else text.replace("?", "%s")
@@ -136,7 +145,7 @@ def plan_query(
             sql, params = dialect.in_list("a.attr_key", known)
             conds.append(_Cond(f"EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND {sql})", params))
     if query.q is not None:
-        conds.append(_QCompiler(keys, opaque_attrs).compile(query.q))
+        conds.append(_QCompiler(dialect, keys, opaque_attrs).compile(query.q))
     if query.geo is not None:
         conds.append(_geo(dialect, query, keys))
     if query.scope_q is not None:
@@ -215,7 +224,10 @@ def _param(value: Any) -> Any:
 class _QCompiler:
     """q AST -> SQL conditions over `attr_value` (NGSI-LD 1.8 §4.9, as `qlang` evaluates it)."""
 
-    def __init__(self, keys: Mapping[str, int], opaque_attrs: frozenset[int]) -> None:
+    def __init__(
+        self, dialect: Dialect, keys: Mapping[str, int], opaque_attrs: frozenset[int]
+    ) -> None:
+        self.dialect = dialect
         self.keys = keys
         self.opaque_attrs = opaque_attrs
 
@@ -287,19 +299,19 @@ class _QCompiler:
                 if col is None or col != _column(value.hi):
                     return None
                 lo, hi = sorted((value.lo, value.hi))  # type: ignore[type-var]
-                return f"a.{col} BETWEEN ? AND ?", [_param(lo), _param(hi)]
+                return f"{self.dialect.probe('a.' + col)} BETWEEN ? AND ?", [_param(lo), _param(hi)]
             col = _column(value)
             if col is None:
                 return None
-            return f"a.{col} = ?", [_param(value)]
+            return f"{self.dialect.probe('a.' + col)} = ?", [_param(value)]
         if op in (">", ">=", "<", "<="):
             col = _column(value)
             if col is None:
                 return None
             if col == "txt":
                 # NGSI-LD 1.8 §4.9: ordering never holds on a Relationship (numbers never are one)
-                return f"a.txt {op} ? AND a.kind NOT IN ({_REL})", [value]
-            return f"a.num {op} ?", [_param(value)]
+                return f"{self.dialect.probe('a.txt')} {op} ? AND a.kind NOT IN ({_REL})", [value]
+            return f"{self.dialect.probe('a.num')} {op} ?", [_param(value)]
         return None
 
 

@@ -201,3 +201,17 @@ async def test_health(client: httpx.AsyncClient) -> None:
     r = await client.get("http://testserver/healthz")
     assert r.status_code == 200
     assert r.json()["status"] == "ok"
+
+
+async def test_order_by_sorts_before_paging(client: httpx.AsyncClient) -> None:
+    temps = [5.0, 1.0, 9.0, 3.0, 7.0]
+    for i, t in enumerate(temps):
+        await client.post("/entities", json=sensor(i, temperature=t), headers=LD)
+    r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature;desc", "limit": "2", "count": "true"})
+    assert r.status_code == 200, r.text
+    assert [e["temperature"]["value"] for e in r.json()] == [9.0, 7.0]
+    assert r.headers["ngsild-results-count"] == "5"
+    r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature", "offset": "2", "limit": "2"})
+    assert [e["temperature"]["value"] for e in r.json()] == [5.0, 7.0]
+    r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature;sideways"})
+    assert r.status_code == 400

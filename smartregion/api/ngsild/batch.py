@@ -139,7 +139,7 @@ async def query_post(request: Request) -> Response:
     req.offset = ex.int_param("offset") or 0
     req.count = ex.bool_param("count")
     query = ex.broker.queries.build(req, vocab)
-    opts = render_options(ex, vocab)
+    opts = render_options(ex, vocab, body=data)
     if isinstance(data.get("attrs"), list) and opts.attrs is None:
         from dataclasses import replace
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -11,17 +12,21 @@ from starlette.responses import Response
 from smartregion.api.ngsild.exchange import Exchange, require_no_body_context
 from smartregion.api.ngsild.negotiation import GEO_JSON, JSON, JSON_LD, MERGE_PATCH
 from smartregion.api.ngsild.problems import problem_body
+from smartregion.broker.linking import LinkedEntities, fetch_linked
 from smartregion.broker.queries import QueryRequest
 from smartregion.core.entities import validate_entity_id
 from smartregion.core.jsonld import TermMap
-from smartregion.core.mutations import SCOPE, UpdateOutcome
+from smartregion.core.mutations import UpdateOutcome
+from smartregion.core.ordering import OrderKey
+from smartregion.core.projection import CORE_MEMBERS, Projection, parse_omit, parse_pick
 from smartregion.core.rendering import (
     RenderOptions,
+    linked_targets,
     render_entity,
     render_geojson_collection,
     render_geojson_feature,
 )
-from smartregion.errors import BadRequestData, MethodNotAllowed
+from smartregion.errors import BadRequestData, MethodNotAllowed, NonExistingTenant, ResourceNotFound
 from smartregion.storage.base import EntityQuery
 
 ENTITY_MEDIA = (JSON, JSON_LD, GEO_JSON)
@@ -35,6 +40,12 @@ QUERY_PARAMS = (*PROJECTION_PARAMS, "id", "idPattern", "type", "q", "georel", "g
 PURGE_PARAMS = ("id", "idPattern", "type", "q", "scopeQ", "georel", "geometry", "coordinates",
                 "geoproperty", "keep", "drop")
 BASE = "/ngsi-ld/v1"
+# NGSI-LD 1.8 §4.6.2: characters that cannot occur in an attribute name
+_FORBIDDEN = frozenset("<>\"'=;(){}")
+# rendered members that are not attributes
+_NON_ATTRIBUTES = frozenset(
+    {"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt", "expiresAt"}
+)
 
 
 def _entity_id(request: Request) -> str:
@@ -46,40 +57,81 @@ def _entity_id(request: Request) -> str:
     return entity_id
 
 
-def render_options(ex: Exchange, vocab: TermMap) -> RenderOptions:
-    """Projection and representation options of a read (§6.3.7, §6.3.9, §4.15)."""
+def _attrs_param(ex: Exchange) -> list[str] | None:
+    """The `attrs` list; BadRequestData for names that cannot be attributes (§4.6.2, §6.3.3)."""
     attrs = ex.list_param("attrs")
-    pick = ex.list_param("pick")
-    omit = ex.list_param("omit")
-    if pick is not None and omit is not None:
-        raise BadRequestData("pick and omit must not be used together")
-    keep: set[str] | None = None
-    pick_id = pick_type = True
-    if attrs is not None:
-        keep = {vocab.expand_term(a) for a in attrs}
-    omitted: set[str] = set()
-    if pick is not None:
-        pick_id = "id" in pick
-        pick_type = "type" in pick
-        picked = {vocab.expand_term(a) for a in pick if a not in ("id", "type")}
-        keep = picked if keep is None else keep & picked
-        if "scope" not in pick:
-            omitted.add(SCOPE)
-    if omit is not None:
-        pick_id = "id" not in omit
-        pick_type = "type" not in omit
-        omitted = {vocab.expand_term(a) for a in omit if a not in ("id", "type")}
+    if attrs is None:
+        return None
+    for name in attrs:
+        # NGSI-LD 1.8 §5.7.2: id and type are entity members, never attribute names
+        if name in ("id", "type") or any(c in _FORBIDDEN for c in name) or " " in name:
+            raise BadRequestData(
+                f"{name!r} is not a valid attribute name in attrs", title="Invalid attrs"
+            )
+    return attrs
+
+
+def _projection(ex: Exchange) -> Projection | None:
+    """The parsed pick/omit projection (§4.21), terms not yet expanded; None when neither given."""
+    pick = ex.params.get("pick")
+    omit = ex.params.get("omit")
+    if pick is None and omit is None:
+        return None
+    if "attrs" in ex.params:
+        raise BadRequestData(
+            "attrs cannot be combined with pick or omit", title="Invalid projection"
+        )
+    picked = parse_pick(pick) if pick is not None else None
+    omitted = parse_omit(omit) if omit is not None else None
+    if picked is not None and omitted is not None:
+        return picked.merge(omitted)
+    return picked or omitted
+
+
+def _join(ex: Exchange, body: Any) -> tuple[str | None, int]:
+    """The linked entity retrieval mode and depth (§4.5.23, §6.3.21): join and joinLevel."""
+    join: Any = ex.params.get("join")
+    level: Any = ex.params.get("joinLevel")
+    if isinstance(body, dict):  # POST /entityOperations/query carries them in the Query
+        join = body.get("join", join)
+        level = body.get("joinLevel", level)
+    if join not in (None, "inline", "flat", "@none"):
+        raise BadRequestData(
+            f"join must be one of inline, flat, @none; got {join!r}", title="Invalid join"
+        )
+    if level is None:
+        depth = 1
+    else:
+        try:
+            depth = int(level)
+        except (TypeError, ValueError):
+            depth = 0
+        if depth < 1 or isinstance(level, bool):
+            raise BadRequestData(
+                f"joinLevel must be a positive integer, got {level!r}", title="Invalid joinLevel"
+            )
+    return (None if join == "@none" else join), depth
+
+
+def render_options(ex: Exchange, vocab: TermMap, body: Any = None) -> RenderOptions:
+    """Projection and representation options of a read (§6.3.7, §6.3.9, §4.15, §4.21, §4.5.23).
+
+    `body` is the Query object of a POST query, whose join/joinLevel members apply too.
+    """
+    attrs = _attrs_param(ex)
+    projection = _projection(ex)
+    join, join_level = _join(ex, body)
     geometry_property = ex.params.get("geometryProperty")
     return RenderOptions(
         format=ex.representation(),
         sys_attrs="sysAttrs" in ex.options(),
-        attrs=frozenset(keep) if keep is not None else None,
-        omit=frozenset(omitted),
-        pick_id=pick_id,
-        pick_type=pick_type,
+        attrs=frozenset(vocab.expand_term(a) for a in attrs) if attrs is not None else None,
+        projection=projection.expand(vocab.expand_term) if projection is not None else None,
         lang=ex.params.get("lang"),
         dataset_id=ex.params.get("datasetId"),
         geometry_property=vocab.expand_term(geometry_property) if geometry_property else None,
+        join=join,
+        join_level=join_level,
     )
 
 
@@ -90,7 +142,7 @@ def query_request(ex: Exchange) -> QueryRequest:
         ids=ex.list_param("id"),
         id_pattern=p.get("idPattern"),
         type_expr=p.get("type"),
-        attrs=ex.list_param("attrs") or ex.list_param("pick"),
+        attrs=_attrs_param(ex) or _picked_attributes(ex),
         q=p.get("q"),
         georel=p.get("georel"),
         geometry=p.get("geometry"),
@@ -100,7 +152,49 @@ def query_request(ex: Exchange) -> QueryRequest:
         limit=ex.int_param("limit"),
         offset=ex.int_param("offset") or 0,
         count=ex.bool_param("count"),
+        order_by=p.get("orderBy"),
     )
+
+
+def _picked_attributes(ex: Exchange) -> list[str] | None:
+    """The attributes of a pick that names no core member: the store may then filter on them.
+
+    An entity with none of them would render as an empty object and be left out (§4.21), so
+    selecting in the store keeps pages full and counts right.
+    """
+    raw = ex.params.get("pick")
+    if raw is None:
+        return None
+    picked = parse_pick(raw).pick or frozenset()
+    if not picked or picked & CORE_MEMBERS:
+        return None
+    return sorted(picked)
+
+
+async def _fetch_linked(
+    ex: Exchange, docs: list[dict[str, Any]], opts: RenderOptions
+) -> LinkedEntities[RenderOptions]:
+    """The entities the rendered relationships of `docs` link to, `opts.join_level` hops deep."""
+
+    def follow(doc: dict[str, Any], state: RenderOptions) -> list[tuple[str, RenderOptions]]:
+        return [(uri, state.for_linked(iri)) for iri, uri in linked_targets(doc, state)]
+
+    return await fetch_linked(
+        ex.broker.store,
+        ex.tenant,
+        [(doc, opts) for doc in docs],
+        levels=opts.join_level,
+        follow=follow,
+        known=ex.list_param("containedBy") or (),
+    )
+
+
+def _render_linked_flat(
+    linked: LinkedEntities[RenderOptions], vocab: TermMap
+) -> list[dict[str, Any]]:
+    """The linked entities of a flat join, each with the projection of the path that reached it."""
+    bodies = (render_entity(doc, vocab, state) for doc, state in linked.found.values())
+    return [body for body in bodies if body]
 
 
 async def create_entity(request: Request) -> Response:
@@ -124,31 +218,48 @@ async def query_entities(request: Request) -> Response:
     # NGSI-LD 1.8 §6.4.3.2: a query must select by type, attrs, q or geo (or ask local=true)
     if not any(k in ex.params for k in ("type", "attrs", "q", "georel", "scopeQ")) and not ex.bool_param("local"):
         raise BadRequestData("a query needs at least one of type, attrs, q, georel or local=true")
-    query = ex.broker.queries.build(req, vocab)
+    planned = ex.broker.queries.plan(req, vocab)
     opts = render_options(ex, vocab)
-    return await respond_query(ex, query, opts, vocab, media)
+    return await respond_query(ex, planned.query, opts, vocab, media, order=planned.order)
 
 
 async def respond_query(
-    ex: Exchange, query: EntityQuery, opts: RenderOptions, vocab: TermMap, media: str
+    ex: Exchange,
+    query: EntityQuery,
+    opts: RenderOptions,
+    vocab: TermMap,
+    media: str,
+    *,
+    order: list[OrderKey] | None = None,
 ) -> Response:
     """Run a built query and render the page with count and next-page link (§6.3.10, §6.3.13)."""
     if not await ex.broker.queries.tenant_known(ex.tenant):
-        from smartregion.errors import NonExistingTenant
-
         raise NonExistingTenant(f"tenant {ex.tenant!r} does not exist")
-    result = await ex.broker.queries.run(ex.tenant, query)
+    result = await ex.broker.queries.run(ex.tenant, query, order)
     headers: dict[str, str] = {}
     if query.count and result.count is not None:
         headers["NGSILD-Results-Count"] = str(result.count)
     links = _page_links(ex, query, len(result.docs), result.count)
     if links:
         headers["Link"] = ", ".join(links)
+    linked = await _fetch_linked(ex, result.docs, opts) if opts.join is not None else None
+    inline = linked.docs() if linked is not None and opts.join == "inline" else None
     data: Any
     if media == GEO_JSON:
-        data = render_geojson_collection(result.docs, vocab, opts)
+        data = render_geojson_collection(result.docs, vocab, opts, inline)
+        if opts.projection is not None:
+            # §4.21: an entity left without members is not returned
+            data["features"] = [f for f in data["features"] if "id" in f or f["properties"]]
+        if linked is not None and opts.join == "flat":
+            data["features"] += [
+                render_geojson_feature(doc, vocab, state) for doc, state in linked.found.values()
+            ]
     else:
-        data = [render_entity(doc, vocab, opts) for doc in result.docs]
+        data = [render_entity(doc, vocab, opts, inline) for doc in result.docs]
+        if opts.projection is not None:
+            data = [body for body in data if body]  # §4.21: nothing left -> not returned
+        if linked is not None and opts.join == "flat":
+            data += _render_linked_flat(linked, vocab)
     response = ex.json(data, media_type=media, headers=headers)
     if links and media == JSON:
         response.headers["Link"] = ", ".join([ex.link_header(), *links])
@@ -186,9 +297,34 @@ async def retrieve_entity(request: Request) -> Response:
     vocab = await ex.vocab()
     opts = render_options(ex, vocab)
     doc = await ex.broker.entities.retrieve(ex.tenant, entity_id)
+    linked = await _fetch_linked(ex, [doc], opts) if opts.join is not None else None
+    inline = linked.docs() if linked is not None and opts.join == "inline" else None
+    data: Any
     if media == GEO_JSON:
-        return ex.json(render_geojson_feature(doc, vocab, opts), media_type=media)
-    return ex.json(render_entity(doc, vocab, opts), media_type=media)
+        data = render_geojson_feature(doc, vocab, opts, inline)
+        _require_members(opts, {*data["properties"], *(["id"] if "id" in data else [])})
+    else:
+        data = render_entity(doc, vocab, opts, inline)
+        _require_members(opts, data)
+    if linked and opts.join == "flat":
+        # NGSI-LD 1.8 §4.5.23.3: flat join answers the entity followed by the linked entities;
+        # with nothing linked the entity alone is returned, as for no join (suite 018_14_02)
+        if media == GEO_JSON:
+            features = [render_geojson_feature(d, vocab, s) for d, s in linked.found.values()]
+            data = {"type": "FeatureCollection", "features": [data, *features]}
+        else:
+            data = [data, *_render_linked_flat(linked, vocab)]
+    return ex.json(data, media_type=media)
+
+
+def _require_members(opts: RenderOptions, members: Iterable[str]) -> None:
+    """ResourceNotFound when the projection leaves nothing of the entity (§5.7.1, §4.21)."""
+    names = set(members)
+    if opts.attrs is not None and not names - _NON_ATTRIBUTES:
+        # NGSI-LD 1.8 §5.7.1: none of the requested attributes exists on the entity
+        raise ResourceNotFound("the entity has none of the requested attributes")
+    if opts.projection is not None and not names:
+        raise ResourceNotFound("pick/omit leave no member of the entity")
 
 
 async def delete_entity(request: Request) -> Response:

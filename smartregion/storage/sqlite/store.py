@@ -363,9 +363,11 @@ class SQLiteStore(Store):
                 (_json_list(gone),),
             )
         now = utc_now()
-        owner_key: int | None = None
         updates: list[tuple[str, str, str, int]] = []
+        inserts: list[tuple[int, int, str, int, str, str, str]] = []
         written: list[tuple[int, dict[str, Any]]] = []
+        next_key = 0
+        owner_key = 0
         for eid, op in final.items():
             if not isinstance(op, Put):
                 continue
@@ -377,18 +379,22 @@ class SQLiteStore(Store):
             if key is not None:
                 updates.append((text, created, modified, key))
             else:
-                if owner_key is None:
+                if not next_key:
+                    # the single writer may hand out keys itself: one executemany, no RETURNING
+                    next_key = self._max_key(conn, "entity", "entity_key") + 1
                     owner_key = self._intern(
                         conn, owner, self._orgs, pending.orgs, "organisation", "org_key", "name"
                     )
-                cur = conn.execute(
-                    "INSERT INTO entity (tenant_key, entity_id, owner_key, created_at,"
-                    " modified_at, doc) VALUES (?, ?, ?, ?, ?, ?)",
-                    (tenant_key, eid, owner_key, created, modified, text),
-                )
-                assert cur.lastrowid is not None
-                key = int(cur.lastrowid)
+                key = next_key
+                next_key += 1
+                inserts.append((key, tenant_key, eid, owner_key, created, modified, text))
             written.append((key, doc))
+        if inserts:
+            conn.executemany(
+                "INSERT INTO entity (entity_key, tenant_key, entity_id, owner_key, created_at,"
+                " modified_at, doc) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                inserts,
+            )
         if updates:
             conn.executemany(
                 "UPDATE entity SET doc = ?, created_at = ?, modified_at = ? WHERE entity_key = ?",
@@ -418,30 +424,39 @@ class SQLiteStore(Store):
         def iri(name: str) -> int:
             return self._intern(conn, name, self._iris, pending.iris, "iri", "iri_key", "iri")
 
+        iris = self._iris
         types: list[tuple[int, int, int]] = []
         values: list[tuple[int, int, int, int, int, float | None, str | None, int]] = []
+        items: list[tuple[int, int, int, int]] = []
         boxes: list[tuple[int, float, float, float, float]] = []
+        geo_key = 0
         for key, doc in written:
             doc_types = doc.get("type") or []
             for t in doc_types if isinstance(doc_types, list) else [doc_types]:
-                types.append((tenant_key, iri(t), key))
-            for v in value_rows(doc):
-                values.append((key, iri(v.attr), v.inst, v.elem, v.kind, v.num, v.txt, v.opaque))
-            for g in geometry_rows(doc):
-                cur = conn.execute(
-                    "INSERT INTO geo_item (entity_key, attr_key, inst) VALUES (?, ?, ?)",
-                    (key, iri(g.attr), g.inst),
+                types.append((tenant_key, iris.get(t) or iri(t), key))
+            for attr, inst, elem, kind, num, txt, opaque in value_rows(doc):
+                values.append(
+                    (key, iris.get(attr) or iri(attr), inst, elem, kind, num, txt, opaque)
                 )
-                assert cur.lastrowid is not None
+            for g in geometry_rows(doc):
+                if not geo_key:
+                    geo_key = self._max_key(conn, "geo_item", "geo_key") + 1
                 minx, miny, maxx, maxy = g.bbox
-                boxes.append((int(cur.lastrowid), minx, maxx, miny, maxy))
+                items.append((geo_key, key, iri(g.attr), g.inst))
+                boxes.append((geo_key, minx, maxx, miny, maxy))
+                geo_key += 1
         conn.executemany("INSERT OR IGNORE INTO entity_type VALUES (?, ?, ?)", types)
+        conn.executemany("INSERT INTO geo_item VALUES (?, ?, ?, ?)", items)
         conn.executemany(
-            "INSERT OR REPLACE INTO attr_value (entity_key, attr_key, inst, elem, kind, num,"
+            "INSERT INTO attr_value (entity_key, attr_key, inst, elem, kind, num,"
             " txt, opaque) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             values,
         )
         conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", boxes)
+
+    @staticmethod
+    def _max_key(conn: sqlite3.Connection, table: str, column: str) -> int:
+        return int(conn.execute(f"SELECT coalesce(max({column}), 0) FROM {table}").fetchone()[0])
 
     # --- queries -------------------------------------------------------------------------
 
@@ -455,9 +470,8 @@ class SQLiteStore(Store):
             opaque = frozenset(
                 k
                 for (k,) in conn.execute(
-                    "SELECT attr_key FROM (SELECT value AS attr_key FROM json_each(?))"
-                    " WHERE EXISTS (SELECT 1 FROM attr_value a WHERE a.attr_key = attr_key"
-                    " AND a.opaque = 1)",
+                    "SELECT j.value FROM json_each(?) j WHERE EXISTS"
+                    " (SELECT 1 FROM attr_value a WHERE a.attr_key = j.value AND a.opaque = 1)",
                     (_json_list(keys.values()),),
                 )
             )

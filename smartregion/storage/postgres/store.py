@@ -1,0 +1,573 @@
+"""The PostgreSQL backend: psycopg 3 async, a connection pool, JSONB documents, PostGIS.
+
+Concurrency (the `Store` contract): `transact` takes, in one sorted batch, a transaction-level
+advisory lock per (tenant, entity id) — which also covers ids that do not exist yet, so two
+concurrent creates of one id serialise — then reads the rows `FOR UPDATE` (which makes other
+writers such as `delete_where` wait too), calls `mutate`, writes with one set-based statement per
+table (`unnest` of arrays), and commits before returning. Connections run with synchronous
+commit on (the server default): an acknowledged write is durable.
+
+Dictionary entries (IRIs, tenants, organisations) are inserted inside the writing transaction,
+in sorted order (so concurrent transactions cannot deadlock on them), and cached in memory only
+after it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+import psycopg
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg_pool import AsyncConnectionPool
+
+from smartregion.core.times import format_datetime, utc_now
+from smartregion.storage import migrations
+from smartregion.storage.base import (
+    DEFAULT_TENANT,
+    AttrInfo,
+    Delete,
+    EntityQuery,
+    Put,
+    QueryResult,
+    Store,
+    StoredContext,
+    TypeInfo,
+    WriteOp,
+)
+from smartregion.storage.indexing import KIND_NAMES, geometry_rows, value_rows
+from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+
+__all__ = ["PostgresStore"]
+
+T = TypeVar("T")
+Conn = psycopg.AsyncConnection[Any]
+
+_DIALECT = Dialect("postgresql")
+_BATCH = 500
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+def _lock_key(tenant: str, entity_id: str) -> int:
+    digest = hashlib.blake2b(f"{tenant}\x00{entity_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class PostgresStore(Store):
+    """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
+
+    backend = "postgresql"
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self.min_size = min_size
+        self.max_size = max_size
+        self._pool: AsyncConnectionPool | None = None
+        self._iris: dict[str, int] = {}
+        self._tenants: dict[str, int] = {}
+        self._orgs: dict[str, int] = {}
+
+    @staticmethod
+    async def _configure(conn: Conn) -> None:
+        set_json_loads(orjson.loads, conn)
+        set_json_dumps(_dumps, conn)
+
+    async def open(self) -> None:
+        """Open the connection pool (waiting for its first connections)."""
+        if self._pool is not None:
+            return
+        pool = AsyncConnectionPool(
+            self.url,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            kwargs={"autocommit": True},
+            configure=self._configure,
+            open=False,
+        )
+        await pool.open(wait=True, timeout=10.0)
+        self._pool = pool
+
+    async def close(self) -> None:
+        """Close the pool."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        """The open connection pool."""
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations from `smartregion.storage.postgres.migrations`."""
+        found = migrations.discover("smartregion.storage.postgres.migrations")
+        async with self.pool.connection() as conn:
+            return await migrations.migrate_postgres(conn, found)
+
+    async def health(self) -> None:
+        """Raise if the database is unreachable."""
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT 1")
+
+    # --- dictionaries --------------------------------------------------------------------
+
+    async def _lookup(
+        self, conn: Conn, cache: dict[str, int], sql: str, names: Iterable[str], remember: bool
+    ) -> dict[str, int]:
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for name in names:
+            key = cache.get(name)
+            if key is None:
+                missing.append(name)
+            else:
+                found[name] = key
+        if missing:
+            cur = await conn.execute(sql, (missing,))
+            for name, key in await cur.fetchall():
+                found[name] = key
+                if remember:
+                    cache[name] = key
+        return found
+
+    async def _iri_keys(self, conn: Conn, iris: Iterable[str], *, remember: bool = True) -> dict[str, int]:
+        return await self._lookup(
+            conn, self._iris, "SELECT iri, iri_key FROM iri WHERE iri = ANY(%s)", iris, remember
+        )
+
+    async def _tenant_key(self, conn: Conn, tenant: str, *, remember: bool = True) -> int | None:
+        found = await self._lookup(
+            conn,
+            self._tenants,
+            "SELECT name, tenant_key FROM tenant WHERE name = ANY(%s)",
+            [tenant],
+            remember,
+        )
+        return found.get(tenant)
+
+    @staticmethod
+    async def _intern(conn: Conn, table: str, key_col: str, name_col: str, names: list[str]) -> dict[str, int]:
+        """Insert missing names (sorted: no deadlocks between writers) and return all keys."""
+        ordered = sorted(set(names))
+        await conn.execute(
+            f"INSERT INTO {table} ({name_col}) SELECT n FROM unnest(%s::text[]) AS n"
+            f" ON CONFLICT ({name_col}) DO NOTHING",
+            (ordered,),
+        )
+        cur = await conn.execute(
+            f"SELECT {name_col}, {key_col} FROM {table} WHERE {name_col} = ANY(%s)", (ordered,)
+        )
+        return {name: key for name, key in await cur.fetchall()}
+
+    # --- entities ------------------------------------------------------------------------
+
+    async def get_entity(self, tenant: str, entity_id: str) -> dict[str, Any] | None:
+        """The current document of one entity, or None."""
+        return (await self.get_entities(tenant, [entity_id])).get(entity_id)
+
+    async def get_entities(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The current documents of those ids that exist, keyed by id."""
+        if not ids:
+            return {}
+        async with self.pool.connection() as conn:
+            tenant_key = await self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return {}
+            cur = await conn.execute(
+                "SELECT entity_id, doc FROM entity WHERE tenant_key = %s AND entity_id = ANY(%s)",
+                (tenant_key, list(dict.fromkeys(ids))),
+            )
+            return {eid: doc for eid, doc in await cur.fetchall()}
+
+    async def transact(
+        self,
+        tenant: str,
+        entity_ids: Sequence[str],
+        mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
+        *,
+        owner: str,
+    ) -> T:
+        """Lock, read, mutate, write and COMMIT in one transaction; see `Store.transact`."""
+        pending = _Pending()
+        ids = list(dict.fromkeys(entity_ids))
+        async with self.pool.connection() as conn:
+            async with conn.transaction():
+                if ids:
+                    locks = sorted({_lock_key(tenant, eid) for eid in ids})
+                    await conn.execute(
+                        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
+                        (locks,),
+                    )
+                tenant_key = await self._tenant_key(conn, tenant, remember=False)
+                current: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
+                keys: dict[str, int] = {}
+                if tenant_key is not None and ids:
+                    cur = await conn.execute(
+                        "SELECT entity_key, entity_id, doc FROM entity"
+                        " WHERE tenant_key = %s AND entity_id = ANY(%s) FOR UPDATE",
+                        (tenant_key, ids),
+                    )
+                    for key, eid, doc in await cur.fetchall():
+                        current[eid] = doc
+                        keys[eid] = key
+                ops, result = mutate(current)
+                if ops:
+                    await self._apply(conn, tenant, tenant_key, keys, ops, owner, pending)
+        pending.publish(self)
+        return result
+
+    async def _apply(
+        self,
+        conn: Conn,
+        tenant: str,
+        tenant_key: int | None,
+        keys: dict[str, int],
+        ops: list[WriteOp],
+        owner: str,
+        pending: _Pending,
+    ) -> None:
+        final: dict[str, WriteOp] = {}
+        for op in ops:
+            eid = op.doc["id"] if isinstance(op, Put) else op.entity_id
+            final.pop(eid, None)
+            final[eid] = op  # the last op on an id wins
+        if tenant_key is None:
+            if not any(isinstance(op, Put) for op in final.values()):
+                return
+            pending.tenants.update(await self._intern(conn, "tenant", "tenant_key", "name", [tenant]))
+            tenant_key = pending.tenants[tenant]
+        unknown = [eid for eid in final if eid not in keys]
+        if unknown:
+            cur = await conn.execute(
+                "SELECT entity_id, entity_key FROM entity"
+                " WHERE tenant_key = %s AND entity_id = ANY(%s) FOR UPDATE",
+                (tenant_key, unknown),
+            )
+            keys.update(dict(await cur.fetchall()))
+        replaced = [keys[eid] for eid in final if eid in keys]
+        if replaced:
+            await self._clear_index(conn, replaced)
+        gone = [keys[eid] for eid, op in final.items() if isinstance(op, Delete) and eid in keys]
+        if gone:
+            await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%s)", (gone,))
+        now = utc_now()
+        upd: tuple[list[int], list[str], list[str], list[str]] = ([], [], [], [])
+        ins: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
+        puts: list[tuple[str, dict[str, Any]]] = []
+        for eid, op in final.items():
+            if not isinstance(op, Put):
+                continue
+            doc = op.doc
+            created = doc.get("createdAt") or now
+            modified = doc.get("modifiedAt") or created
+            key = keys.get(eid)
+            columns: tuple[list[Any], ...] = upd if key is not None else ins
+            columns[0].append(key if key is not None else eid)
+            columns[1].append(_dumps(doc))
+            columns[2].append(created)
+            columns[3].append(modified)
+            puts.append((eid, doc))
+        if upd[0]:
+            await conn.execute(
+                "UPDATE entity e SET doc = u.doc::jsonb, created_at = u.c::timestamptz,"
+                " modified_at = u.m::timestamptz FROM unnest(%s::bigint[], %s::text[],"
+                " %s::text[], %s::text[]) AS u(k, doc, c, m) WHERE e.entity_key = u.k",
+                upd,
+            )
+        if ins[0]:
+            owner_key = self._orgs.get(owner)
+            if owner_key is None:
+                pending.orgs.update(
+                    await self._intern(conn, "organisation", "org_key", "name", [owner])
+                )
+                owner_key = pending.orgs[owner]
+            cur = await conn.execute(
+                "INSERT INTO entity (tenant_key, entity_id, owner_key, created_at, modified_at,"
+                " doc) SELECT %s, u.id, %s, u.c::timestamptz, u.m::timestamptz, u.doc::jsonb"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+                " WITH ORDINALITY AS u(id, doc, c, m, n) ORDER BY u.n"
+                " RETURNING entity_id, entity_key",
+                (tenant_key, owner_key, *ins),
+            )
+            keys.update(dict(await cur.fetchall()))
+        await self._index(conn, tenant_key, [(keys[eid], doc) for eid, doc in puts], pending)
+
+    @staticmethod
+    async def _clear_index(conn: Conn, entity_keys: list[int]) -> None:
+        for table in ("entity_type", "attr_value", "geo_index"):
+            await conn.execute(f"DELETE FROM {table} WHERE entity_key = ANY(%s)", (entity_keys,))
+
+    async def _index(
+        self, conn: Conn, tenant_key: int, written: list[tuple[int, dict[str, Any]]], pending: _Pending
+    ) -> None:
+        types: list[tuple[int, str]] = []
+        values = []
+        geoms = []
+        for key, doc in written:
+            doc_types = doc.get("type") or []
+            for t in doc_types if isinstance(doc_types, list) else [doc_types]:
+                types.append((key, t))
+            values.extend((key, *row) for row in value_rows(doc))
+            geoms.extend((key, g.attr, g.inst, _dumps(g.geojson)) for g in geometry_rows(doc))
+        names = {t for _, t in types} | {v[1] for v in values} | {g[1] for g in geoms}
+        iris = {n: k for n in names if (k := self._iris.get(n)) is not None}
+        missing = [n for n in names if n not in iris]
+        if missing:
+            new = await self._intern(conn, "iri", "iri_key", "iri", missing)
+            pending.iris.update(new)
+            iris.update(new)
+        if types:
+            await conn.execute(
+                "INSERT INTO entity_type (tenant_key, type_key, entity_key)"
+                " SELECT DISTINCT %s, t, k FROM unnest(%s::int[], %s::bigint[]) AS u(t, k)",
+                (tenant_key, [iris[t] for _, t in types], [k for k, _ in types]),
+            )
+        if values:
+            cols = list(zip(*values, strict=True))
+            await conn.execute(
+                "INSERT INTO attr_value (entity_key, attr_key, inst, elem, kind, num, txt, opaque)"
+                " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[],"
+                " %s::smallint[], %s::float8[], %s::text[], %s::smallint[])",
+                (
+                    list(cols[0]),
+                    [iris[a] for a in cols[1]],
+                    list(cols[2]),
+                    list(cols[3]),
+                    list(cols[4]),
+                    list(cols[5]),
+                    list(cols[6]),
+                    list(cols[7]),
+                ),
+            )
+        if geoms:
+            await conn.execute(
+                "INSERT INTO geo_index (entity_key, attr_key, inst, geom)"
+                " SELECT k, a, i, ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(g), 4326))"
+                " FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::text[]) AS u(k, a, i, g)",
+                (
+                    [g[0] for g in geoms],
+                    [iris[g[1]] for g in geoms],
+                    [g[2] for g in geoms],
+                    [g[3] for g in geoms],
+                ),
+            )
+
+    # --- queries -------------------------------------------------------------------------
+
+    async def _plan(self, conn: Conn, tenant: str, query: EntityQuery) -> Plan | None:
+        tenant_key = await self._tenant_key(conn, tenant)
+        if tenant_key is None:
+            return None
+        keys = await self._iri_keys(conn, query_iris(query))
+        opaque: frozenset[int] = frozenset()
+        if query.q is not None and keys:
+            cur = await conn.execute(
+                "SELECT k FROM unnest(%s::int[]) AS k WHERE EXISTS"
+                " (SELECT 1 FROM attr_value a WHERE a.attr_key = k AND a.opaque = 1)",
+                (list(keys.values()),),
+            )
+            opaque = frozenset(k for (k,) in await cur.fetchall())
+        plan = plan_query(_DIALECT, query, tenant_key, keys, opaque)
+        return None if plan.empty else plan
+
+    async def _matching(
+        self, conn: Conn, plan: Plan, *, limit: int | None, offset: int, count: bool
+    ) -> tuple[list[tuple[int, dict[str, Any]]], int | None]:
+        base = f"FROM entity e WHERE {plan.where}"
+        if plan.exact:
+            rows: list[tuple[int, dict[str, Any]]] = []
+            if limit is None or limit > 0:
+                cur = await conn.execute(
+                    _DIALECT.sql(f"SELECT e.entity_key, e.doc {base} ORDER BY e.entity_key")
+                    + " LIMIT %s OFFSET %s",
+                    (*plan.params, limit, offset),
+                )
+                rows = await cur.fetchall()
+            total = None
+            if count:
+                cur = await conn.execute(_DIALECT.sql(f"SELECT count(*) {base}"), plan.params)
+                row = await cur.fetchone()
+                total = int(row[0]) if row else 0
+            return rows, total
+        page: list[tuple[int, dict[str, Any]]] = []
+        matched = 0
+        last = -1
+        sql = _DIALECT.sql(f"SELECT e.entity_key, e.doc {base} AND e.entity_key > ?")
+        sql += " ORDER BY e.entity_key LIMIT %s"
+        while True:
+            cur = await conn.execute(sql, (*plan.params, last, _BATCH))
+            batch = await cur.fetchall()
+            for key, doc in batch:
+                if plan.python_matches(doc):
+                    if matched >= offset and (limit is None or len(page) < limit):
+                        page.append((key, doc))
+                    matched += 1
+            if len(batch) < _BATCH or (not count and limit is not None and len(page) >= limit):
+                break
+            last = batch[-1][0]
+        return page, (matched if count else None)
+
+    async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        """Matching entities in key order, one page, with the count if asked for."""
+        async with self.pool.connection() as conn, conn.transaction():
+            plan = await self._plan(conn, tenant, query)
+            if plan is None:
+                return QueryResult([], 0 if query.count else None)
+            rows, total = await self._matching(
+                conn, plan, limit=query.limit, offset=query.offset, count=query.count
+            )
+            return QueryResult([doc for _, doc in rows], total)
+
+    async def delete_where(self, tenant: str, query: EntityQuery) -> int:
+        """Delete every entity matching (ignoring limit/offset); return how many."""
+        async with self.pool.connection() as conn, conn.transaction():
+            plan = await self._plan(conn, tenant, query)
+            if plan is None:
+                return 0
+            rows, _ = await self._matching(conn, plan, limit=None, offset=0, count=False)
+            gone = [key for key, _ in rows]
+            if gone:
+                await self._clear_index(conn, gone)
+                await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%s)", (gone,))
+            return len(gone)
+
+    # --- tenants and discovery -----------------------------------------------------------
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Whether the tenant has been written to (the default tenant always exists)."""
+        if tenant == DEFAULT_TENANT or tenant in self._tenants:
+            return True
+        async with self.pool.connection() as conn:
+            return await self._tenant_key(conn, tenant) is not None
+
+    async def tenants(self) -> list[str]:
+        """Every tenant's name, sorted."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT name FROM tenant")
+            return sorted(name for (name,) in await cur.fetchall())
+
+    async def entity_types(self, tenant: str) -> list[TypeInfo]:
+        """The entity types in use in a tenant, sorted by IRI."""
+        async with self.pool.connection() as conn:
+            tenant_key = await self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return []
+            cur = await conn.execute(
+                "SELECT i.iri, count(*) FROM entity_type t JOIN iri i ON i.iri_key = t.type_key"
+                " WHERE t.tenant_key = %s GROUP BY i.iri",
+                (tenant_key,),
+            )
+            counts = await cur.fetchall()
+            attrs: dict[str, list[str]] = {}
+            for type_iri, attr_iri in await self._type_attrs(conn, tenant_key):
+                attrs.setdefault(type_iri, []).append(attr_iri)
+        return sorted(
+            (TypeInfo(t, int(n), sorted(attrs.get(t, []))) for t, n in counts),
+            key=lambda i: i.type_iri,
+        )
+
+    @staticmethod
+    async def _type_attrs(conn: Conn, tenant_key: int) -> list[tuple[str, str]]:
+        cur = await conn.execute(
+            "SELECT ti.iri, ai.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
+            " FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key"
+            " WHERE t.tenant_key = %s) x JOIN iri ti ON ti.iri_key = x.type_key"
+            " JOIN iri ai ON ai.iri_key = x.attr_key",
+            (tenant_key,),
+        )
+        return await cur.fetchall()
+
+    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
+        """The attribute names in use in a tenant, sorted by IRI."""
+        async with self.pool.connection() as conn:
+            tenant_key = await self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return []
+            cur = await conn.execute(
+                "SELECT i.iri, a.kind, count(*) FROM attr_value a"
+                " JOIN entity e ON e.entity_key = a.entity_key"
+                " JOIN iri i ON i.iri_key = a.attr_key"
+                " WHERE e.tenant_key = %s AND a.elem = 0 GROUP BY i.iri, a.kind",
+                (tenant_key,),
+            )
+            infos: dict[str, AttrInfo] = {}
+            for attr_iri, kind, n in await cur.fetchall():
+                info = infos.setdefault(attr_iri, AttrInfo(attr_iri, 0))
+                info.attribute_count += int(n)
+                info.attribute_types.append(KIND_NAMES.get(kind, "Property"))
+            for type_iri, attr_iri in await self._type_attrs(conn, tenant_key):
+                if attr_iri in infos:
+                    infos[attr_iri].type_names.append(type_iri)
+        for info in infos.values():
+            info.attribute_types = sorted(set(info.attribute_types))
+            info.type_names.sort()
+        return [infos[k] for k in sorted(infos)]
+
+    # --- @context documents --------------------------------------------------------------
+
+    async def put_context(self, context_id: str, document: Any, *, kind: str = "hosted") -> None:
+        """Store (or replace) an @context document."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO jsonld_context (context_id, kind, document) VALUES (%s, %s, %s)"
+                " ON CONFLICT (context_id) DO UPDATE SET kind = excluded.kind,"
+                " document = excluded.document",
+                (context_id, kind, _dumps(document)),
+            )
+
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        """A stored @context document, or None."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT context_id, document, kind, created_at FROM jsonld_context"
+                " WHERE context_id = %s",
+                (context_id,),
+            )
+            row = await cur.fetchone()
+        return None if row is None else _context(row)
+
+    async def delete_context(self, context_id: str) -> bool:
+        """Delete a stored @context; whether it existed."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM jsonld_context WHERE context_id = %s", (context_id,)
+            )
+            return cur.rowcount > 0
+
+    async def list_contexts(self) -> list[StoredContext]:
+        """Every stored @context, sorted by id."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT context_id, document, kind, created_at FROM jsonld_context"
+                " ORDER BY context_id"
+            )
+            return [_context(row) for row in await cur.fetchall()]
+
+
+def _context(row: tuple[Any, ...]) -> StoredContext:
+    created = row[3]
+    stamp = created if isinstance(created, str) else format_datetime(created)
+    return StoredContext(row[0], orjson.loads(row[1]), row[2], stamp)
+
+
+class _Pending:
+    """Dictionary keys written by the running transaction: cached once it commits."""
+
+    __slots__ = ("iris", "orgs", "tenants")
+
+    def __init__(self) -> None:
+        self.iris: dict[str, int] = {}
+        self.tenants: dict[str, int] = {}
+        self.orgs: dict[str, int] = {}
+
+    def publish(self, store: PostgresStore) -> None:
+        store._iris.update(self.iris)
+        store._tenants.update(self.tenants)
+        store._orgs.update(self.orgs)
