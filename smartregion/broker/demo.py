@@ -76,7 +76,13 @@ def demo_entities() -> list[dict[str, Any]]:
 
 
 async def load_demo(broker: Broker, *, owner: str) -> int:
-    """Upsert the demo entities into the default tenant; returns how many were written."""
+    """Load the demo entities into an empty default tenant; returns how many were written.
+
+    A database that already holds entities is left alone, so restarting with `--demo` never
+    overwrites what users changed.
+    """
+    if await broker.store.entity_types(DEFAULT_TENANT):
+        return 0
     vocab = await broker.contexts.term_map(CONTEXT)
     entities = demo_entities()
     result = await broker.batch.upsert(DEFAULT_TENANT, entities, vocab, owner=owner, mode="update")

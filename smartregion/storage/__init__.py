@@ -1,9 +1,9 @@
 """Storage: the `Store` interface (`base.py`) and its backends, chosen by database URL.
 
-    sqlite:///./smartregion.db     a file relative to the working directory (the default)
-    sqlite:////var/lib/sr.db       an absolute path
-    sqlite:///:memory:             an in-memory database (tests)
-    postgresql://user@host/db      PostgreSQL 15+ with PostGIS (also postgres://)
+sqlite:///./smartregion.db     a file relative to the working directory (the default)
+sqlite:////var/lib/sr.db       an absolute path
+sqlite:///:memory:             an in-memory database (tests)
+postgresql://user@host/db      PostgreSQL 15+ with PostGIS (also postgres://)
 """
 
 from __future__ import annotations

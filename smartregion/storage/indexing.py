@@ -156,7 +156,9 @@ def _point_bbox(value: Mapping[str, Any]) -> tuple[float, float, float, float] |
     x, y = coords[0], coords[1]
     if type(x) not in (float, int) or type(y) not in (float, int):
         return None
-    if not (-180 <= x <= 180 and -90 <= y <= 90) or (len(coords) == 3 and type(coords[2]) not in (float, int)):
+    if not (-180 <= x <= 180 and -90 <= y <= 90) or (
+        len(coords) == 3 and type(coords[2]) not in (float, int)
+    ):
         return None
     return float(x), float(y), float(x), float(y)
 
@@ -174,7 +176,9 @@ def geometry_rows(doc: Mapping[str, Any]) -> list[GeometryRow]:
             if not isinstance(instance, dict) or instance.get("type") != "GeoProperty":
                 continue
             value = instance.get("value")
-            bbox = _point_bbox(value) if isinstance(value, dict) else None
+            if not isinstance(value, dict):
+                continue
+            bbox = _point_bbox(value)
             if bbox is None:
                 try:
                     validate_geometry(value)

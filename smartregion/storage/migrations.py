@@ -82,9 +82,7 @@ def migrate_sqlite(conn: sqlite3.Connection, migrations: list[Migration]) -> lis
             if done is None:
                 for statement in _statements(migration.sql):
                     conn.execute(statement)
-                conn.execute(
-                    f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (?)", (migration.name,)
-                )
+                conn.execute(f"INSERT INTO {MIGRATIONS_TABLE} (name) VALUES (?)", (migration.name,))
                 applied.append(migration.name)
             conn.execute("COMMIT")
         except BaseException:
@@ -93,7 +91,9 @@ def migrate_sqlite(conn: sqlite3.Connection, migrations: list[Migration]) -> lis
     return applied
 
 
-async def migrate_postgres(conn: psycopg.AsyncConnection[object], migrations: list[Migration]) -> list[str]:
+async def migrate_postgres(
+    conn: psycopg.AsyncConnection[object], migrations: list[Migration]
+) -> list[str]:
     """Apply pending migrations; each in its own transaction under an advisory lock."""
     applied: list[str] = []
     async with conn.transaction():

@@ -12,12 +12,13 @@ database can apply limit/offset/count) only where it provably agrees with the Py
 - geo: a bounding-box prefilter (`geo.bbox_prefilter`) only, then `geo_matches` in Python;
 - scopeQ: Python only.
 
-Placeholders are written `?` and turned into `%s` for PostgreSQL (the generated SQL contains no
+Placeholders are written `?` and turned into `%b` (binary) for PostgreSQL (the generated SQL contains no
 other `?` or `%`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
@@ -77,7 +78,8 @@ class Dialect:
 
     def sql(self, text: str) -> str:
         """The statement with this dialect's placeholders."""
-        return text if self.name == "sqlite" else text.replace("?", "%s")
+        # binary parameters: psycopg's text quoting of large arrays costs more than the query
+        return text if self.name == "sqlite" else text.replace("?", "%b")
 
 
 @dataclass(slots=True)
@@ -143,7 +145,12 @@ def plan_query(
             conds.append(_Cond(_FALSE))
         else:
             sql, params = dialect.in_list("a.attr_key", known)
-            conds.append(_Cond(f"EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND {sql})", params))
+            conds.append(
+                _Cond(
+                    f"EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND {sql})",
+                    params,
+                )
+            )
     if query.q is not None:
         conds.append(_QCompiler(dialect, keys, opaque_attrs).compile(query.q))
     if query.geo is not None:
@@ -199,14 +206,18 @@ def _geo(dialect: Dialect, query: EntityQuery, keys: Mapping[str, int]) -> _Cond
     return _Cond(dialect.bbox(), [attr_key, minx, miny, maxx, maxy], exact=False)
 
 
+_DATETIME_PREFIX = re.compile(r"\d{4}-\d{2}-\d{2}T")
+
+
 def _is_datetime_text(value: str) -> bool:
-    # qlang compares two date-time-looking strings as instants, not as text
-    return "T" in value and qlang.parse_datetime_value(value) is not None
+    # qlang compares two ISO 8601 date-time strings as instants, not as text (§4.9); any string
+    # that could be one stays with Python
+    return _DATETIME_PREFIX.match(value) is not None
 
 
 def _column(value: Any) -> str | None:
     """The column a query value compares exactly against, or None."""
-    if isinstance(value, bool) or isinstance(value, datetime | date | time):
+    if isinstance(value, bool | datetime | date | time):
         return None
     if isinstance(value, int):
         return "num" if -MAX_EXACT_INT <= value <= MAX_EXACT_INT else None
@@ -317,4 +328,3 @@ class _QCompiler:
 
 def _exists(extra: str) -> str:
     return f"EXISTS (SELECT 1 FROM attr_value a WHERE a.entity_key = e.entity_key AND a.attr_key = ?{extra})"
-

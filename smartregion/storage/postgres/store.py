@@ -137,32 +137,36 @@ class PostgresStore(Store):
                     cache[name] = key
         return found
 
-    async def _iri_keys(self, conn: Conn, iris: Iterable[str], *, remember: bool = True) -> dict[str, int]:
+    async def _iri_keys(
+        self, conn: Conn, iris: Iterable[str], *, remember: bool = True
+    ) -> dict[str, int]:
         return await self._lookup(
-            conn, self._iris, "SELECT iri, iri_key FROM iri WHERE iri = ANY(%s)", iris, remember
+            conn, self._iris, "SELECT iri, iri_key FROM iri WHERE iri = ANY(%b)", iris, remember
         )
 
     async def _tenant_key(self, conn: Conn, tenant: str, *, remember: bool = True) -> int | None:
         found = await self._lookup(
             conn,
             self._tenants,
-            "SELECT name, tenant_key FROM tenant WHERE name = ANY(%s)",
+            "SELECT name, tenant_key FROM tenant WHERE name = ANY(%b)",
             [tenant],
             remember,
         )
         return found.get(tenant)
 
     @staticmethod
-    async def _intern(conn: Conn, table: str, key_col: str, name_col: str, names: list[str]) -> dict[str, int]:
+    async def _intern(
+        conn: Conn, table: str, key_col: str, name_col: str, names: list[str]
+    ) -> dict[str, int]:
         """Insert missing names (sorted: no deadlocks between writers) and return all keys."""
         ordered = sorted(set(names))
         await conn.execute(
-            f"INSERT INTO {table} ({name_col}) SELECT n FROM unnest(%s::text[]) AS n"
+            f"INSERT INTO {table} ({name_col}) SELECT n FROM unnest(%b::text[]) AS n"
             f" ON CONFLICT ({name_col}) DO NOTHING",
             (ordered,),
         )
         cur = await conn.execute(
-            f"SELECT {name_col}, {key_col} FROM {table} WHERE {name_col} = ANY(%s)", (ordered,)
+            f"SELECT {name_col}, {key_col} FROM {table} WHERE {name_col} = ANY(%b)", (ordered,)
         )
         return {name: key for name, key in await cur.fetchall()}
 
@@ -181,7 +185,7 @@ class PostgresStore(Store):
             if tenant_key is None:
                 return {}
             cur = await conn.execute(
-                "SELECT entity_id, doc FROM entity WHERE tenant_key = %s AND entity_id = ANY(%s)",
+                "SELECT entity_id, doc FROM entity WHERE tenant_key = %s AND entity_id = ANY(%b)",
                 (tenant_key, list(dict.fromkeys(ids))),
             )
             return {eid: doc for eid, doc in await cur.fetchall()}
@@ -197,29 +201,28 @@ class PostgresStore(Store):
         """Lock, read, mutate, write and COMMIT in one transaction; see `Store.transact`."""
         pending = _Pending()
         ids = list(dict.fromkeys(entity_ids))
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                if ids:
-                    locks = sorted({_lock_key(tenant, eid) for eid in ids})
-                    await conn.execute(
-                        "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k",
-                        (locks,),
-                    )
-                tenant_key = await self._tenant_key(conn, tenant, remember=False)
-                current: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
-                keys: dict[str, int] = {}
-                if tenant_key is not None and ids:
-                    cur = await conn.execute(
-                        "SELECT entity_key, entity_id, doc FROM entity"
-                        " WHERE tenant_key = %s AND entity_id = ANY(%s) FOR UPDATE",
-                        (tenant_key, ids),
-                    )
-                    for key, eid, doc in await cur.fetchall():
-                        current[eid] = doc
-                        keys[eid] = key
-                ops, result = mutate(current)
-                if ops:
-                    await self._apply(conn, tenant, tenant_key, keys, ops, owner, pending)
+        async with self.pool.connection() as conn, conn.transaction():
+            if ids:
+                locks = sorted({_lock_key(tenant, eid) for eid in ids})
+                await conn.execute(
+                    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%b::bigint[]) AS k",
+                    (locks,),
+                )
+            tenant_key = await self._tenant_key(conn, tenant, remember=False)
+            current: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
+            keys: dict[str, int] = {}
+            if tenant_key is not None and ids:
+                cur = await conn.execute(
+                    "SELECT entity_key, entity_id, doc FROM entity"
+                    " WHERE tenant_key = %s AND entity_id = ANY(%b) FOR UPDATE",
+                    (tenant_key, ids),
+                )
+                for key, eid, doc in await cur.fetchall():
+                    current[eid] = doc
+                    keys[eid] = key
+            ops, result = mutate(current)
+            if ops:
+                await self._apply(conn, tenant, tenant_key, keys, ops, owner, pending)
         pending.publish(self)
         return result
 
@@ -241,13 +244,15 @@ class PostgresStore(Store):
         if tenant_key is None:
             if not any(isinstance(op, Put) for op in final.values()):
                 return
-            pending.tenants.update(await self._intern(conn, "tenant", "tenant_key", "name", [tenant]))
+            pending.tenants.update(
+                await self._intern(conn, "tenant", "tenant_key", "name", [tenant])
+            )
             tenant_key = pending.tenants[tenant]
         unknown = [eid for eid in final if eid not in keys]
         if unknown:
             cur = await conn.execute(
                 "SELECT entity_id, entity_key FROM entity"
-                " WHERE tenant_key = %s AND entity_id = ANY(%s) FOR UPDATE",
+                " WHERE tenant_key = %s AND entity_id = ANY(%b) FOR UPDATE",
                 (tenant_key, unknown),
             )
             keys.update(dict(await cur.fetchall()))
@@ -256,7 +261,7 @@ class PostgresStore(Store):
             await self._clear_index(conn, replaced)
         gone = [keys[eid] for eid, op in final.items() if isinstance(op, Delete) and eid in keys]
         if gone:
-            await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%s)", (gone,))
+            await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%b)", (gone,))
         now = utc_now()
         upd: tuple[list[int], list[str], list[str], list[str]] = ([], [], [], [])
         ins: tuple[list[str], list[str], list[str], list[str]] = ([], [], [], [])
@@ -277,8 +282,8 @@ class PostgresStore(Store):
         if upd[0]:
             await conn.execute(
                 "UPDATE entity e SET doc = u.doc::jsonb, created_at = u.c::timestamptz,"
-                " modified_at = u.m::timestamptz FROM unnest(%s::bigint[], %s::text[],"
-                " %s::text[], %s::text[]) AS u(k, doc, c, m) WHERE e.entity_key = u.k",
+                " modified_at = u.m::timestamptz FROM unnest(%b::bigint[], %b::text[],"
+                " %b::text[], %b::text[]) AS u(k, doc, c, m) WHERE e.entity_key = u.k",
                 upd,
             )
         if ins[0]:
@@ -291,7 +296,7 @@ class PostgresStore(Store):
             cur = await conn.execute(
                 "INSERT INTO entity (tenant_key, entity_id, owner_key, created_at, modified_at,"
                 " doc) SELECT %s, u.id, %s, u.c::timestamptz, u.m::timestamptz, u.doc::jsonb"
-                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[])"
+                " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[])"
                 " WITH ORDINALITY AS u(id, doc, c, m, n) ORDER BY u.n"
                 " RETURNING entity_id, entity_key",
                 (tenant_key, owner_key, *ins),
@@ -302,14 +307,18 @@ class PostgresStore(Store):
     @staticmethod
     async def _clear_index(conn: Conn, entity_keys: list[int]) -> None:
         for table in ("entity_type", "attr_value", "geo_index"):
-            await conn.execute(f"DELETE FROM {table} WHERE entity_key = ANY(%s)", (entity_keys,))
+            await conn.execute(f"DELETE FROM {table} WHERE entity_key = ANY(%b)", (entity_keys,))
 
     async def _index(
-        self, conn: Conn, tenant_key: int, written: list[tuple[int, dict[str, Any]]], pending: _Pending
+        self,
+        conn: Conn,
+        tenant_key: int,
+        written: list[tuple[int, dict[str, Any]]],
+        pending: _Pending,
     ) -> None:
         types: list[tuple[int, str]] = []
-        values = []
-        geoms = []
+        values: list[tuple[Any, ...]] = []
+        geoms: list[tuple[int, str, int, str]] = []
         for key, doc in written:
             doc_types = doc.get("type") or []
             for t in doc_types if isinstance(doc_types, list) else [doc_types]:
@@ -326,15 +335,15 @@ class PostgresStore(Store):
         if types:
             await conn.execute(
                 "INSERT INTO entity_type (tenant_key, type_key, entity_key)"
-                " SELECT DISTINCT %s, t, k FROM unnest(%s::int[], %s::bigint[]) AS u(t, k)",
+                " SELECT DISTINCT %s, t, k FROM unnest(%b::int[], %b::bigint[]) AS u(t, k)",
                 (tenant_key, [iris[t] for _, t in types], [k for k, _ in types]),
             )
         if values:
             cols = list(zip(*values, strict=True))
             await conn.execute(
                 "INSERT INTO attr_value (entity_key, attr_key, inst, elem, kind, num, txt, opaque)"
-                " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::int[],"
-                " %s::smallint[], %s::float8[], %s::text[], %s::smallint[])",
+                " SELECT * FROM unnest(%b::bigint[], %b::int[], %b::int[], %b::int[],"
+                " %b::smallint[], %b::float8[], %b::text[], %b::smallint[])",
                 (
                     list(cols[0]),
                     [iris[a] for a in cols[1]],
@@ -350,7 +359,7 @@ class PostgresStore(Store):
             await conn.execute(
                 "INSERT INTO geo_index (entity_key, attr_key, inst, geom)"
                 " SELECT k, a, i, ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(g), 4326))"
-                " FROM unnest(%s::bigint[], %s::int[], %s::int[], %s::text[]) AS u(k, a, i, g)",
+                " FROM unnest(%b::bigint[], %b::int[], %b::int[], %b::text[]) AS u(k, a, i, g)",
                 (
                     [g[0] for g in geoms],
                     [iris[g[1]] for g in geoms],
@@ -369,7 +378,7 @@ class PostgresStore(Store):
         opaque: frozenset[int] = frozenset()
         if query.q is not None and keys:
             cur = await conn.execute(
-                "SELECT k FROM unnest(%s::int[]) AS k WHERE EXISTS"
+                "SELECT k FROM unnest(%b::int[]) AS k WHERE EXISTS"
                 " (SELECT 1 FROM attr_value a WHERE a.attr_key = k AND a.opaque = 1)",
                 (list(keys.values()),),
             )
@@ -435,7 +444,7 @@ class PostgresStore(Store):
             gone = [key for key, _ in rows]
             if gone:
                 await self._clear_index(conn, gone)
-                await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%s)", (gone,))
+                await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%b)", (gone,))
             return len(gone)
 
     # --- tenants and discovery -----------------------------------------------------------

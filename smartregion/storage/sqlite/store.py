@@ -269,7 +269,9 @@ class SQLiteStore(Store):
         owner: str,
     ) -> T:
         """Read, mutate, write and COMMIT on the writer thread; see `Store.transact`."""
-        return await self._write(lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner))
+        return await self._write(
+            lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner)
+        )
 
     def _transact(
         self,
@@ -375,8 +377,9 @@ class SQLiteStore(Store):
             text = orjson.dumps(doc).decode()
             created = doc.get("createdAt") or now
             modified = doc.get("modifiedAt") or created
-            key = keys.get(eid)
-            if key is not None:
+            existing = keys.get(eid)
+            if existing is not None:
+                key = existing
                 updates.append((text, created, modified, key))
             else:
                 if not next_key:
@@ -658,10 +661,12 @@ class SQLiteStore(Store):
     async def delete_context(self, context_id: str) -> bool:
         """Delete a stored @context; whether it existed."""
         return await self._write(
-            lambda conn: conn.execute(
-                "DELETE FROM jsonld_context WHERE context_id = ?", (context_id,)
-            ).rowcount
-            > 0
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM jsonld_context WHERE context_id = ?", (context_id,)
+                ).rowcount
+                > 0
+            )
         )
 
     async def list_contexts(self) -> list[StoredContext]:

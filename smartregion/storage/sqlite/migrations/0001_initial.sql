@@ -22,9 +22,9 @@ CREATE TABLE iri (
 
 CREATE TABLE entity (
     entity_key   INTEGER PRIMARY KEY,
-    tenant_key   INTEGER NOT NULL REFERENCES tenant (tenant_key),
+    tenant_key   INTEGER NOT NULL,       -- tenant (no FOREIGN KEY: dictionaries never shrink)
     entity_id    TEXT NOT NULL,
-    owner_key    INTEGER REFERENCES organisation (org_key),
+    owner_key    INTEGER,                -- organisation
     created_at   TEXT NOT NULL,
     modified_at  TEXT NOT NULL,
     doc          TEXT NOT NULL          -- the internal entity document, JSON

@@ -1,0 +1,367 @@
+"""The storage contract: every test runs against SQLite and PostgreSQL (`backend` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from storage_docs import LOCATION, NS, entity
+
+from smartregion.core.geo import parse_geo_query
+from smartregion.core.qlang import parse_q
+from smartregion.core.scopes import parse_scope_q
+from smartregion.errors import AlreadyExists
+from smartregion.storage import DEFAULT_TENANT, Delete, EntityQuery, Put, Store, WriteOp
+
+pytestmark = pytest.mark.anyio
+
+
+def _expand(term: str) -> str:
+    return NS + term
+
+
+async def put(store: Store, *docs: dict[str, Any], tenant: str = DEFAULT_TENANT) -> None:
+    await store.transact(
+        tenant, [d["id"] for d in docs], lambda _: ([Put(d) for d in docs], None), owner="org:a"
+    )
+
+
+async def ids(store: Store, query: EntityQuery, tenant: str = DEFAULT_TENANT) -> list[str]:
+    query.limit = 1000
+    return [d["id"] for d in (await store.query(tenant, query)).docs]
+
+
+def types(*names: str) -> list[frozenset[str]]:
+    return [frozenset({NS + n}) for n in names]
+
+
+# --- migrations -------------------------------------------------------------------------
+
+
+async def test_migrations_are_recorded_and_idempotent(store: Store) -> None:
+    assert await store.migrate() == []  # the fixture applied them already
+    assert await store.migrate() == []
+    await put(store, entity(1, temperature=20))
+    assert await store.get_entity("", "urn:ngsi-ld:T:1") is not None
+
+
+async def test_fresh_database_applies_every_migration(store_url: str) -> None:
+    from smartregion.storage import open_store
+
+    s = open_store(store_url)
+    await s.open()
+    try:
+        applied = await s.migrate()
+        if s.backend == "sqlite":  # the PostgreSQL database is shared by the session
+            assert applied == ["0001_initial"]
+        assert await s.migrate() == []
+        await s.health()
+    finally:
+        await s.close()
+
+
+# --- transact ---------------------------------------------------------------------------
+
+
+async def test_create_read_replace_delete(store: Store) -> None:
+    doc = entity(1, temperature=20.5, name="a")
+    await put(store, doc)
+    assert await store.get_entity("", doc["id"]) == doc
+    assert await store.get_entities("", [doc["id"], "urn:ngsi-ld:T:none"]) == {doc["id"]: doc}
+
+    changed = entity(1, temperature=30)
+    await put(store, changed)
+    assert await store.get_entity("", doc["id"]) == changed
+
+    await store.transact("", [doc["id"]], lambda _: ([Delete(doc["id"])], None), owner="o")
+    assert await store.get_entity("", doc["id"]) is None
+    assert await ids(store, EntityQuery()) == []
+
+
+async def test_transact_sees_current_docs_and_returns_result(store: Store) -> None:
+    await put(store, entity(1, n=1))
+    seen: dict[str, Any] = {}
+
+    def mutate(current: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], str]:
+        seen.update(current)
+        return [], "done"
+
+    result = await store.transact("", ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:2"], mutate, owner="o")
+    assert result == "done"
+    assert seen["urn:ngsi-ld:T:1"] == entity(1, n=1)
+    assert seen["urn:ngsi-ld:T:2"] is None
+
+
+async def test_exception_in_mutate_rolls_back(store: Store) -> None:
+    await put(store, entity(1, n=1))
+
+    def mutate(current: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], None]:
+        raise AlreadyExists("no")
+
+    with pytest.raises(AlreadyExists):
+        await store.transact("", ["urn:ngsi-ld:T:1"], mutate, owner="o")
+    assert await store.get_entity("", "urn:ngsi-ld:T:1") == entity(1, n=1)
+
+
+async def test_failing_write_writes_nothing(store: Store) -> None:
+    await put(store, entity(1, n=1))
+    bad = entity(2, n=2)
+    bad["self"] = {1, 2}  # not JSON-serialisable: the write fails after other rows were sent
+
+    ops: list[WriteOp] = [Put(entity(1, n=99)), Delete("urn:ngsi-ld:T:1"), Put(entity(3)), Put(bad)]
+    with pytest.raises(TypeError):
+        await store.transact("", ["urn:ngsi-ld:T:1"], lambda _: (ops, None), owner="o")
+    assert await store.get_entity("", "urn:ngsi-ld:T:1") == entity(1, n=1)
+    assert await ids(store, EntityQuery()) == ["urn:ngsi-ld:T:1"]
+    # and the store still works
+    await put(store, entity(4))
+    assert await store.get_entity("", "urn:ngsi-ld:T:4") == entity(4)
+
+
+async def test_concurrent_increments_lose_no_update(store: Store) -> None:
+    eid = "urn:ngsi-ld:T:counter"
+
+    def increment(current: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], int]:
+        doc = current[eid]
+        n = 0 if doc is None else doc["attrs"][NS + "n"][0]["value"]
+        return [Put(entity("counter", n=n + 1))], n + 1
+
+    results = await asyncio.gather(
+        *(store.transact("", [eid], increment, owner="o") for _ in range(50))
+    )
+    assert sorted(results) == list(range(1, 51))
+    doc = await store.get_entity("", eid)
+    assert doc is not None and doc["attrs"][NS + "n"][0]["value"] == 50
+
+
+async def test_concurrent_creates_of_one_id_only_one_succeeds(store: Store) -> None:
+    eid = "urn:ngsi-ld:T:1"
+
+    def create(current: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], str]:
+        if current[eid] is not None:
+            raise AlreadyExists(eid)
+        return [Put(entity(1))], "created"
+
+    outcomes = await asyncio.gather(
+        *(store.transact("", [eid], create, owner="o") for _ in range(20)), return_exceptions=True
+    )
+    assert outcomes.count("created") == 1
+    assert all(isinstance(o, AlreadyExists) for o in outcomes if o != "created")
+
+
+async def test_batch_of_a_thousand_in_one_transaction(store: Store) -> None:
+    docs = [
+        entity(
+            i,
+            temperature=float(i),
+            name=f"n{i}",
+            location={"type": "Point", "coordinates": [4.0, 51.0]},
+        )
+        for i in range(1000)
+    ]
+    await put(store, *docs)
+    await put(store, *[entity(i, temperature=float(i + 1)) for i in range(1000)])  # replace all
+    page = await store.query("", EntityQuery(count=True, limit=5, offset=10))
+    assert page.count == 1000
+    assert [d["id"] for d in page.docs] == [f"urn:ngsi-ld:T:{i}" for i in range(10, 15)]
+    assert page.docs[0]["attrs"][NS + "temperature"][0]["value"] == 11.0
+    near = parse_geo_query("near;maxDistance==100", "Point", "[4.0, 51.0]", None)
+    assert (await store.query("", EntityQuery(geo=near, count=True))).count == 0
+
+
+# --- tenants ----------------------------------------------------------------------------
+
+
+async def test_tenants_are_isolated(store: Store) -> None:
+    assert await store.tenant_exists(DEFAULT_TENANT)
+    assert not await store.tenant_exists("acme")
+    await put(store, entity(1, n=1))
+    await put(store, entity(1, n=2), tenant="acme")
+    assert await store.tenant_exists("acme")
+    assert await store.tenants() == ["", "acme"]
+    one = await store.get_entity("acme", "urn:ngsi-ld:T:1")
+    assert one is not None and one["attrs"][NS + "n"][0]["value"] == 2
+    q = EntityQuery(q=parse_q("n==1", _expand))
+    assert await ids(store, q) == ["urn:ngsi-ld:T:1"]
+    assert await ids(store, q, tenant="acme") == []
+    assert await ids(store, EntityQuery(), tenant="nobody") == []
+    assert await store.get_entity("nobody", "urn:ngsi-ld:T:1") is None
+    assert not await store.tenant_exists("nobody")
+
+
+async def test_a_transaction_without_writes_creates_no_tenant(store: Store) -> None:
+    await store.transact("ghost", ["urn:ngsi-ld:T:1"], lambda _: ([], None), owner="o")
+    assert not await store.tenant_exists("ghost")
+
+
+# --- queries ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def city(store: Store) -> Store:
+    docs = [
+        entity(
+            1,
+            "Sensor",
+            temperature=25.0,
+            name="alpha",
+            location={"type": "Point", "coordinates": [3.72, 51.05]},
+        ),
+        entity(
+            2,
+            "Sensor",
+            temperature=15,
+            name="beta",
+            location={"type": "Point", "coordinates": [4.40, 51.22]},
+        ),
+        entity(3, "Vehicle", speed=50, name="gamma"),
+        entity(4, "Sensor", temperature=[18, 22], name="delta"),
+    ]
+    docs[1]["type"].append(NS + "Device")
+    docs[1]["type"].sort()
+    docs[2]["attrs"][NS + "owner"] = [{"type": "Relationship", "object": "urn:ngsi-ld:Person:zed"}]
+    docs[0]["scope"] = ["/Flanders/Ghent"]
+    docs[1]["scope"] = ["/Flanders/Antwerp"]
+    await put(store, *docs)
+    return store
+
+
+def q(text: str) -> EntityQuery:
+    return EntityQuery(q=parse_q(text, _expand))
+
+
+async def test_query_by_ids_pattern_types_attrs(city: Store) -> None:
+    assert await ids(city, EntityQuery(ids=("urn:ngsi-ld:Vehicle:3", "urn:ngsi-ld:Sensor:1"))) == [
+        "urn:ngsi-ld:Sensor:1",
+        "urn:ngsi-ld:Vehicle:3",
+    ]
+    assert await ids(city, EntityQuery(id_pattern="Sensor:[12]$")) == [
+        "urn:ngsi-ld:Sensor:1",
+        "urn:ngsi-ld:Sensor:2",
+    ]
+    assert await ids(city, EntityQuery(types=types("Vehicle"))) == ["urn:ngsi-ld:Vehicle:3"]
+    assert len(await ids(city, EntityQuery(types=types("Vehicle", "Sensor")))) == 4
+    both = [frozenset({NS + "Sensor", NS + "Device"})]
+    assert await ids(city, EntityQuery(types=both)) == ["urn:ngsi-ld:Sensor:2"]
+    assert await ids(city, EntityQuery(types=types("Unknown"))) == []
+    assert await ids(city, EntityQuery(attrs=frozenset({NS + "speed", NS + "nothing"}))) == [
+        "urn:ngsi-ld:Vehicle:3"
+    ]
+
+
+async def test_paging_is_stable_and_counts_are_exact(city: Store) -> None:
+    first = await city.query("", EntityQuery(limit=2, count=True))
+    second = await city.query("", EntityQuery(limit=2, offset=2, count=True))
+    assert first.count == second.count == 4
+    assert [d["id"] for d in first.docs + second.docs] == [
+        "urn:ngsi-ld:Sensor:1",
+        "urn:ngsi-ld:Sensor:2",
+        "urn:ngsi-ld:Vehicle:3",
+        "urn:ngsi-ld:Sensor:4",
+    ]
+    none = await city.query("", EntityQuery(limit=0, count=True, types=types("Sensor")))
+    assert none.docs == [] and none.count == 3
+    assert (await city.query("", EntityQuery())).count is None
+    # a query Python must filter pages and counts the same way
+    scoped = EntityQuery(scope_q=parse_scope_q("/Flanders/#"), limit=1, offset=1, count=True)
+    result = await city.query("", scoped)
+    assert [d["id"] for d in result.docs] == ["urn:ngsi-ld:Sensor:2"] and result.count == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("temperature>20", [1, 4]),
+        ("temperature>=25", [1]),
+        ("temperature<16", [2]),
+        ("temperature==15", [2]),
+        ("temperature==15..18", [2, 4]),
+        ("temperature==22,25", [1, 4]),
+        ("temperature!=18", [1, 2]),
+        ('name=="beta"', [2]),
+        ('name>"c"', [3, 4]),
+        ('name~="^[ab]"', [1, 2]),
+        ("temperature", [1, 2, 4]),
+        ("!temperature", [3]),
+        ("owner==urn:ngsi-ld:Person:zed", [3]),
+        ('owner>"a"', []),
+        ('temperature>20;name=="delta"', [4]),
+        ("speed>10|temperature<16", [2, 3]),
+        ("temperature>100|nothing", []),
+        ("!nothing", [1, 2, 3, 4]),
+        ("temperature.observedAt", []),
+        ('modifiedAt>"2025"', [1, 2, 3, 4]),
+    ],
+)
+async def test_q(city: Store, text: str, expected: list[int]) -> None:
+    found = await ids(city, q(text))
+    assert [int(i.rsplit(":", 1)[1]) for i in found] == expected
+    counted = await city.query("", EntityQuery(q=parse_q(text, _expand), count=True, limit=1))
+    assert counted.count == len(expected)
+
+
+async def test_geo_queries(city: Store) -> None:
+    near_ghent = parse_geo_query("near;maxDistance==2000", "Point", "[3.73, 51.05]", None)
+    assert await ids(city, EntityQuery(geo=near_ghent)) == ["urn:ngsi-ld:Sensor:1"]
+    far = parse_geo_query("near;minDistance==2000", "Point", "[3.73, 51.05]", None)
+    assert await ids(city, EntityQuery(geo=far)) == ["urn:ngsi-ld:Sensor:2"]
+    box = "[[[3.0,50.0],[5.0,50.0],[5.0,52.0],[3.0,52.0],[3.0,50.0]]]"
+    within = parse_geo_query("within", "Polygon", box, None)
+    assert await ids(city, EntityQuery(geo=within, count=True)) == [
+        "urn:ngsi-ld:Sensor:1",
+        "urn:ngsi-ld:Sensor:2",
+    ]
+    other = parse_geo_query("within", "Polygon", box, "elsewhere", _expand)
+    assert await ids(city, EntityQuery(geo=other)) == []
+
+
+async def test_scope_queries(city: Store) -> None:
+    assert await ids(city, EntityQuery(scope_q=parse_scope_q("/Flanders/Ghent"))) == [
+        "urn:ngsi-ld:Sensor:1"
+    ]
+
+
+async def test_delete_where(city: Store) -> None:
+    assert (
+        await city.delete_where(
+            "", EntityQuery(types=types("Sensor"), q=parse_q("temperature>20", _expand))
+        )
+        == 2
+    )
+    assert await ids(city, EntityQuery()) == ["urn:ngsi-ld:Sensor:2", "urn:ngsi-ld:Vehicle:3"]
+    assert await ids(city, q("temperature")) == ["urn:ngsi-ld:Sensor:2"]
+    assert await city.delete_where("nobody", EntityQuery()) == 0
+
+
+# --- discovery --------------------------------------------------------------------------
+
+
+async def test_entity_types_and_attribute_infos(city: Store) -> None:
+    infos = {t.type_iri: t for t in await city.entity_types("")}
+    assert sorted(infos) == [NS + "Device", NS + "Sensor", NS + "Vehicle"]
+    assert infos[NS + "Sensor"].entity_count == 3
+    assert infos[NS + "Vehicle"].attribute_names == [NS + "name", NS + "owner", NS + "speed"]
+    attrs = {a.attr_iri: a for a in await city.attribute_infos("")}
+    assert attrs[NS + "owner"].attribute_types == ["Relationship"]
+    assert attrs[NS + "owner"].type_names == [NS + "Vehicle"]
+    assert attrs[NS + "name"].attribute_count == 4
+    assert attrs[LOCATION].attribute_types == ["GeoProperty"]
+    assert attrs[NS + "temperature"].type_names == [NS + "Device", NS + "Sensor"]
+    assert await city.entity_types("nobody") == []
+
+
+# --- @context documents -----------------------------------------------------------------
+
+
+async def test_contexts(store: Store) -> None:
+    doc = {"@context": {"b": "urn:b", "a": "urn:a"}}
+    await store.put_context("urn:ctx:1", doc)
+    await store.put_context("urn:ctx:0", {"@context": {}}, kind="cached")
+    got = await store.get_context("urn:ctx:1")
+    assert got is not None and got.document == doc and got.kind == "hosted"
+    assert list(got.document["@context"]) == ["b", "a"]  # kept verbatim
+    assert [c.context_id for c in await store.list_contexts()] == ["urn:ctx:0", "urn:ctx:1"]
+    assert await store.delete_context("urn:ctx:1")
+    assert not await store.delete_context("urn:ctx:1")
+    assert await store.get_context("urn:ctx:1") is None

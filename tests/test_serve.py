@@ -1,0 +1,104 @@
+"""The real server across a socket: `smartregion serve` and `smartregion db migrate` as subprocesses."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+SMARTREGION = [sys.executable, "-m", "smartregion"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def server(*args: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [*SMARTREGION, "serve", "--port", str(port), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                output = proc.stdout.read().decode() if proc.stdout else ""
+                raise AssertionError(f"server did not come up:\n{output}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def test_acknowledged_writes_survive_a_restart(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/serve.db"
+    entity = {"id": "urn:ngsi-ld:Sensor:durable", "type": "Sensor", "temperature": {"type": "Property", "value": 12.5}}
+    with server("--database", db, "--anonymous-writes") as base:
+        r = httpx.post(base + "/ngsi-ld/v1/entities", json=entity)
+        assert r.status_code == 201, r.text
+    with server("--database", db) as base:
+        r = httpx.get(base + "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:durable")
+        assert r.status_code == 200
+        assert r.json()["temperature"]["value"] == 12.5
+        # without --anonymous-writes the server refuses writes
+        r = httpx.post(base + "/ngsi-ld/v1/entities", json={**entity, "id": "urn:ngsi-ld:Sensor:2"})
+        assert r.status_code == 401
+
+
+def test_demo_content_is_served(tmp_path: Path) -> None:
+    with server("--database", f"sqlite:///{tmp_path}/demo.db", "--demo") as base:
+        r = httpx.get(base + "/ngsi-ld/v1/entities", params={"type": "AirQualityObserved", "count": "true"})
+        assert r.status_code == 200
+        assert int(r.headers["NGSILD-Results-Count"]) == 8
+
+
+def test_db_migrate_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/migrate.db"
+    first = subprocess.run([*SMARTREGION, "db", "migrate", "--database", url], capture_output=True, text=True, check=True)
+    assert "applied" in first.stdout
+    second = subprocess.run([*SMARTREGION, "db", "migrate", "--database", url], capture_output=True, text=True, check=True)
+    assert "up to date" in second.stdout
+
+
+def test_database_url_from_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/env.db"
+    env = {**os.environ, "SMARTREGION_DATABASE_URL": url}
+    subprocess.run([*SMARTREGION, "db", "migrate"], capture_output=True, text=True, check=True, env=env)
+    assert (tmp_path / "env.db").exists()
+
+
+def test_demo_does_not_overwrite_changes_on_restart(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path}/demo2.db"
+    station = "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:44021-001"
+    with server("--database", db, "--demo", "--anonymous-writes") as base:
+        r = httpx.patch(base + station + "/attrs", json={"no2": {"type": "Property", "value": 99.0}})
+        assert r.status_code == 204, r.text
+    with server("--database", db, "--demo") as base:
+        assert httpx.get(base + station).json()["no2"]["value"] == 99.0
