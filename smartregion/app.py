@@ -24,6 +24,7 @@ from smartregion.api.ngsild.problems import (
 )
 from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
 from smartregion.broker.contexts import ContextResolver
+from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
 from smartregion.settings import Settings
 from smartregion.storage import open_store
@@ -106,9 +107,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             from smartregion.broker.demo import load_demo
 
             await load_demo(broker, owner=settings.default_org)
+        # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
+        notifier = Notifier(broker.subscriptions)
+        await notifier.start()
         try:
             yield
         finally:
+            await notifier.stop()
             await store.close()
 
     app = Starlette(

@@ -47,6 +47,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("context_preload_dir", str, "", "Directory of @context documents served offline (index.json maps URL to file)."),
     Setting("allow_remote_contexts", bool, True, "Fetch unknown remote @context URLs over the network."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
+    Setting("access_log", bool, True, "Log every HTTP request (uvicorn's access log)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -74,6 +75,7 @@ class Settings:
     context_preload_dir: str = ""
     allow_remote_contexts: bool = True
     log_level: str = "info"
+    access_log: bool = True
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod

@@ -962,3 +962,14 @@ def test_type_only_fragment_and_odd_attribute_types() -> None:
     rejected(entity(speed={"type": {"a": 1}, "value": 1}), "unknown type")
     (inst,) = attr({"value": {"type": ["Point"], "coordinates": [1, 2]}})
     assert inst["type"] == "Property"
+
+
+def test_ascii_fast_path_of_is_uri_agrees_with_the_full_check() -> None:
+    # is_uri checks ASCII values with one regex; it must accept exactly what the per-character
+    # rule (no forbidden or invisible characters) accepts
+    from smartregion.core.entities import _URI_FORBIDDEN, _invisible
+
+    for code in range(128):
+        value = f"urn:a{chr(code)}b"
+        expected = not any(ch in _URI_FORBIDDEN or _invisible(ch) for ch in value)
+        assert is_uri(value) == expected, repr(chr(code))

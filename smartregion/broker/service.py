@@ -9,7 +9,9 @@ from smartregion.broker.contexts import ContextResolver
 from smartregion.broker.discovery import DiscoveryService
 from smartregion.broker.entities import EntityService, PurgeService
 from smartregion.broker.queries import QueryService
+from smartregion.broker.subscriptions import NotifyingStore, SubscriptionService
 from smartregion.storage.base import Store
+from smartregion.storage.subscriptions import MemorySubscriptionStore, SubscriptionStore
 
 
 @dataclass(slots=True)
@@ -23,6 +25,7 @@ class Broker:
     queries: QueryService
     discovery: DiscoveryService
     purge: PurgeService
+    subscriptions: SubscriptionService
 
     @classmethod
     def build(
@@ -35,12 +38,19 @@ class Broker:
         max_batch_size: int = 10000,
     ) -> Broker:
         """Wire the services onto a store."""
+        # subscriptions (§5.8): entity writes go through a store that queues notifications
+        subscription_store = store if isinstance(store, SubscriptionStore) else MemorySubscriptionStore()
+        subscriptions = SubscriptionService(
+            subscription_store, contexts, default_limit=default_limit, max_limit=max_limit
+        )
+        writer = NotifyingStore(store, subscriptions)
         return cls(
             store=store,
             contexts=contexts,
-            entities=EntityService(store),
-            batch=BatchService(store, max_batch_size=max_batch_size),
+            entities=EntityService(writer),
+            batch=BatchService(writer, max_batch_size=max_batch_size),
             queries=QueryService(store, default_limit=default_limit, max_limit=max_limit),
             discovery=DiscoveryService(store),
-            purge=PurgeService(store),
+            purge=PurgeService(writer),
+            subscriptions=subscriptions,
         )

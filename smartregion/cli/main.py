@@ -30,6 +30,10 @@ def serve(
         bool, typer.Option("--anonymous-writes", help="Let unauthenticated clients write.")
     ] = False,
     workers: Annotated[int | None, typer.Option(help="Number of worker processes.")] = None,
+    log_level: Annotated[str | None, typer.Option(help="debug, info, warning or error.")] = None,
+    access_log: Annotated[
+        bool | None, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = None,
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
 ) -> None:
     """Run the HTTP server (NGSI-LD API at /ngsi-ld/v1, health at /healthz)."""
@@ -42,6 +46,8 @@ def serve(
         "demo": demo or None,
         "anonymous_writes": anonymous_writes or None,
         "workers": workers,
+        "log_level": log_level,
+        "access_log": access_log,
     }
     settings = Settings.load(overrides, config_file=config)
     if settings.workers > 1:
@@ -55,11 +61,18 @@ def serve(
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            access_log=settings.access_log,
         )
         return
     from smartregion.app import create_app
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.access_log,
+    )
 
 
 @db_app.command("migrate")

@@ -21,6 +21,7 @@ Storage choices the other layers rely on:
 from __future__ import annotations
 
 import json
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -134,6 +135,8 @@ _GEOMETRY_TYPES = frozenset(
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 # RFC 3986/3987: characters never allowed unencoded in a URI/IRI
 _URI_FORBIDDEN = frozenset('<>"{}|\\^`')
+# the common case, checked in one regex call: printable ASCII without the forbidden characters
+_ASCII_URI_CHARS = re.compile(r'[!#-;=?-\[\]_a-z~]*')
 # §4.6.2: short names are a Unicode letter followed by letters, digits or "_"
 _NAME = re.compile(r"[^\W\d_]\w*")
 # §4.18: ScopeLevel = unicodeLetter *(unicodeLetter / digit / "_")
@@ -189,6 +192,9 @@ def is_uri(value: str) -> bool:
     match = _SCHEME.match(value)
     if match is None or match.end() == len(value):
         return False
+    if value.isascii():
+        # hot path (every id and attribute name of a batch): one regex over the whole value
+        return _ASCII_URI_CHARS.fullmatch(value) is not None
     # §4.5.1: ids must stay readable — no whitespace, controls or invisible characters
     return not any(ch in _URI_FORBIDDEN or _invisible(ch) for ch in value)
 
@@ -228,7 +234,22 @@ def _is_name(name: str) -> bool:
 
 
 def _expand_name(name: Any, vocab: Vocabulary, what: str) -> str:
-    """Validate and expand an attribute or type name."""
+    """Validate and expand an attribute or type name (memoised per vocabulary: names repeat)."""
+    if isinstance(name, str):
+        try:
+            return _expand_valid_name(name, vocab, what)
+        except TypeError:  # an unhashable vocabulary: no memo
+            pass
+    return _expand_name_uncached(name, vocab, what)
+
+
+@functools.lru_cache(maxsize=65536)
+def _expand_valid_name(name: str, vocab: Vocabulary, what: str) -> str:
+    # exceptions are not cached: an invalid name is re-checked (and rejected) every time
+    return _expand_name_uncached(name, vocab, what)
+
+
+def _expand_name_uncached(name: Any, vocab: Vocabulary, what: str) -> str:
     if not isinstance(name, str) or not name:
         raise BadRequestData(f"{what} must be a non-empty string, got {name!r}")
     if not _is_name(name):

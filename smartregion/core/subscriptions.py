@@ -382,10 +382,6 @@ def merge_subscription(
                 raise _bad(f"{name} is mandatory and cannot be removed")
             doc.pop(name, None)
             continue
-        if name == "notification" and isinstance(value, dict):
-            # §5.8.2: removing the mandatory endpoint is an error, even nested
-            if "endpoint" in value and value["endpoint"] is None:
-                raise _bad("notification.endpoint is mandatory and cannot be removed")
         parsed = _member(name, value, vocab, now)
         if parsed is not _UNKNOWN:
             doc[name] = parsed

@@ -28,8 +28,10 @@ __all__ = [
     "MAX_EXACT_INT",
     "RELATIONSHIP_KINDS",
     "GeometryRow",
+    "IndexChange",
     "ValueTuple",
     "geometry_rows",
+    "index_change",
     "value_rows",
 ]
 
@@ -187,3 +189,57 @@ def geometry_rows(doc: Mapping[str, Any]) -> list[GeometryRow]:
                     continue  # `geo_matches` skips it too: it can never match a geo-query
             rows.append(GeometryRow(attr, inst, value, bbox))
     return rows
+
+
+@dataclass(slots=True)
+class IndexChange:
+    """How an entity's index rows change when its document is replaced."""
+
+    types_removed: list[str]
+    types_added: list[str]
+    #: attributes whose value rows are deleted (then `values` inserted)
+    attrs_cleared: list[str]
+    values: list[ValueTuple]
+    #: attributes whose geometry rows are deleted (then `geoms` inserted)
+    geo_cleared: list[str]
+    geoms: list[GeometryRow]
+
+
+def _types(doc: Mapping[str, Any]) -> list[str]:
+    types = doc.get("type") or []
+    return list(types) if isinstance(types, list) else [types]
+
+
+def index_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> IndexChange:
+    """The index rows to delete and insert to go from `old` (None: no rows yet) to `new`.
+
+    Only attributes whose rows differ are rewritten: a batch upsert that changes one
+    attribute of each entity touches one attribute's rows, not the whole entity's.
+    """
+    new_values = value_rows(new)
+    new_geoms = geometry_rows(new)
+    if old is None:
+        return IndexChange([], _types(new), [], new_values, [], new_geoms)
+    old_types, new_types = set(_types(old)), set(_types(new))
+    by_attr: dict[str, list[ValueTuple]] = {}
+    for row in new_values:
+        by_attr.setdefault(row[0], []).append(row)
+    old_by_attr: dict[str, list[ValueTuple]] = {}
+    for row in value_rows(old):
+        old_by_attr.setdefault(row[0], []).append(row)
+    cleared = [a for a, rows in old_by_attr.items() if by_attr.get(a) != rows]
+    values = [r for a, rows in by_attr.items() if old_by_attr.get(a) != rows for r in rows]
+    geo_by_attr: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for g in new_geoms:
+        geo_by_attr.setdefault(g.attr, []).append((g.inst, g.geojson))
+    old_geo: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for g in geometry_rows(old):
+        old_geo.setdefault(g.attr, []).append((g.inst, g.geojson))
+    return IndexChange(
+        types_removed=sorted(old_types - new_types),
+        types_added=sorted(new_types - old_types),
+        attrs_cleared=cleared,
+        values=values,
+        geo_cleared=[a for a, gs in old_geo.items() if geo_by_attr.get(a) != gs],
+        geoms=[g for g in new_geoms if old_geo.get(g.attr) != geo_by_attr[g.attr]],
+    )

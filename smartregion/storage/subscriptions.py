@@ -75,7 +75,9 @@ class SubscriptionStore(abc.ABC):
         """Replace a subscription's document (counters kept); False when it does not exist."""
 
     @abc.abstractmethod
-    async def get_subscription(self, tenant: str, subscription_id: str) -> StoredSubscription | None:
+    async def get_subscription(
+        self, tenant: str, subscription_id: str
+    ) -> StoredSubscription | None:
         """One subscription, or None."""
 
     @abc.abstractmethod
@@ -143,7 +145,9 @@ class MemorySubscriptionStore(SubscriptionStore):
         self._version += 1
         return True
 
-    async def get_subscription(self, tenant: str, subscription_id: str) -> StoredSubscription | None:
+    async def get_subscription(
+        self, tenant: str, subscription_id: str
+    ) -> StoredSubscription | None:
         found = self._subs.get((tenant, subscription_id))
         return copy.deepcopy(found) if found is not None else None
 

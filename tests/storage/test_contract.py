@@ -365,3 +365,41 @@ async def test_contexts(store: Store) -> None:
     assert await store.delete_context("urn:ctx:1")
     assert not await store.delete_context("urn:ctx:1")
     assert await store.get_context("urn:ctx:1") is None
+
+
+async def test_replacing_reindexes_exactly_what_changed(store: Store) -> None:
+    ghent = {"type": "Point", "coordinates": [3.72, 51.05]}
+    antwerp = {"type": "Point", "coordinates": [4.40, 51.22]}
+    await put(store, entity(1, "Sensor", temperature=25, name="a", location=ghent))
+    eid = "urn:ngsi-ld:Sensor:1"
+
+    def edit(current: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], None]:
+        doc = current[eid]
+        assert doc is not None
+        # edits the document it was given in place: the index must still follow
+        doc["type"] = [NS + "Device"]
+        del doc["attrs"][NS + "name"]
+        doc["attrs"][NS + "temperature"][0]["value"] = 5
+        doc["attrs"][LOCATION][0]["value"] = antwerp
+        doc["attrs"][NS + "speed"] = [{"type": "Property", "value": 7}]
+        return [Put(doc)], None
+
+    await store.transact("", [eid], edit, owner="o")
+    assert await ids(store, EntityQuery(types=types("Sensor"))) == []
+    assert await ids(store, EntityQuery(types=types("Device"))) == [eid]
+    assert await ids(store, q("name")) == []
+    assert await ids(store, q("temperature>20")) == []
+    assert await ids(store, q("temperature==5;speed==7")) == [eid]
+    near = "near;maxDistance==1000"
+    at_ghent = parse_geo_query(near, "Point", "[3.72, 51.05]", None)
+    at_antwerp = parse_geo_query(near, "Point", "[4.40, 51.22]", None)
+    assert await ids(store, EntityQuery(geo=at_ghent)) == []
+    assert await ids(store, EntityQuery(geo=at_antwerp)) == [eid]
+    # replaced through an op on an id that was not locked-and-read: a full re-index
+    other = entity(1, "Sensor", temperature=30, location=ghent)
+    await store.transact("", [], lambda _: ([Put(other)], None), owner="o")
+    assert await ids(store, EntityQuery(types=types("Device"))) == []
+    assert await ids(store, q("speed")) == []
+    assert await ids(store, EntityQuery(geo=at_ghent, q=parse_q("temperature>20", _expand))) == [
+        eid
+    ]

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smartregion.api.ngsild import batch, contexts, discovery, entities
+from smartregion.api.ngsild import batch, contexts, discovery, entities, subscriptions
 from smartregion.api.ngsild.entities import PURGE_PARAMS
 from smartregion.api.ngsild.exchange import Exchange
 from smartregion.broker.queries import QueryRequest
@@ -78,4 +78,10 @@ ROUTES = [
     Route("/jsonldContexts", contexts.add_context, methods=["POST"]),
     Route("/jsonldContexts/{context_id:path}", contexts.serve_context, methods=["GET"]),
     Route("/jsonldContexts/{context_id:path}", contexts.delete_context, methods=["DELETE"]),
+    # subscriptions (NGSI-LD 1.8 §6.10-§6.11)
+    Route("/subscriptions", subscriptions.create_subscription, methods=["POST"]),
+    Route("/subscriptions", subscriptions.query_subscriptions, methods=["GET"]),
+    Route("/subscriptions/{subscription_id:path}", subscriptions.retrieve_subscription, methods=["GET"]),
+    Route("/subscriptions/{subscription_id:path}", subscriptions.update_subscription, methods=["PATCH"]),
+    Route("/subscriptions/{subscription_id:path}", subscriptions.delete_subscription, methods=["DELETE"]),
 ]

@@ -37,7 +37,7 @@ from smartregion.storage.base import (
     TypeInfo,
     WriteOp,
 )
-from smartregion.storage.indexing import KIND_NAMES, geometry_rows, value_rows
+from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
 
 __all__ = ["PostgresStore"]
@@ -211,18 +211,21 @@ class PostgresStore(Store):
             tenant_key = await self._tenant_key(conn, tenant, remember=False)
             current: dict[str, dict[str, Any] | None] = dict.fromkeys(ids)
             keys: dict[str, int] = {}
+            # the stored text, parsed again for the index diff: `mutate` may alter what it got
+            olds: dict[str, str] = {}
             if tenant_key is not None and ids:
                 cur = await conn.execute(
-                    "SELECT entity_key, entity_id, doc FROM entity"
+                    "SELECT entity_key, entity_id, doc::text FROM entity"
                     " WHERE tenant_key = %s AND entity_id = ANY(%b) FOR UPDATE",
                     (tenant_key, ids),
                 )
-                for key, eid, doc in await cur.fetchall():
-                    current[eid] = doc
+                for key, eid, text in await cur.fetchall():
+                    current[eid] = orjson.loads(text)
                     keys[eid] = key
+                    olds[eid] = text
             ops, result = mutate(current)
             if ops:
-                await self._apply(conn, tenant, tenant_key, keys, ops, owner, pending)
+                await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         pending.publish(self)
         return result
 
@@ -232,6 +235,7 @@ class PostgresStore(Store):
         tenant: str,
         tenant_key: int | None,
         keys: dict[str, int],
+        olds: dict[str, str],
         ops: list[WriteOp],
         owner: str,
         pending: _Pending,
@@ -256,9 +260,15 @@ class PostgresStore(Store):
                 (tenant_key, unknown),
             )
             keys.update(dict(await cur.fetchall()))
-        replaced = [keys[eid] for eid in final if eid in keys]
-        if replaced:
-            await self._clear_index(conn, replaced)
+        # an entity replaced without its old text at hand (not among entity_ids) is re-indexed
+        # from scratch; one whose old document we read gets only its changed rows rewritten
+        blind = [
+            keys[eid]
+            for eid, op in final.items()
+            if eid in keys and (isinstance(op, Delete) or eid not in olds)
+        ]
+        if blind:
+            await self._clear_index(conn, blind)
         gone = [keys[eid] for eid, op in final.items() if isinstance(op, Delete) and eid in keys]
         if gone:
             await conn.execute("DELETE FROM entity WHERE entity_key = ANY(%b)", (gone,))
@@ -302,7 +312,13 @@ class PostgresStore(Store):
                 (tenant_key, owner_key, *ins),
             )
             keys.update(dict(await cur.fetchall()))
-        await self._index(conn, tenant_key, [(keys[eid], doc) for eid, doc in puts], pending)
+        changes = []
+        for eid, doc in puts:
+            old = olds.get(eid)
+            changes.append(
+                (keys[eid], index_change(None if old is None else orjson.loads(old), doc))
+            )
+        await self._index(conn, tenant_key, changes, pending)
 
     @staticmethod
     async def _clear_index(conn: Conn, entity_keys: list[int]) -> None:
@@ -313,31 +329,49 @@ class PostgresStore(Store):
         self,
         conn: Conn,
         tenant_key: int,
-        written: list[tuple[int, dict[str, Any]]],
+        written: list[tuple[int, IndexChange]],
         pending: _Pending,
     ) -> None:
-        types: list[tuple[int, str]] = []
-        values: list[tuple[Any, ...]] = []
-        geoms: list[tuple[int, str, int, str]] = []
-        for key, doc in written:
-            doc_types = doc.get("type") or []
-            for t in doc_types if isinstance(doc_types, list) else [doc_types]:
-                types.append((key, t))
-            values.extend((key, *row) for row in value_rows(doc))
-            geoms.extend((key, g.attr, g.inst, _dumps(g.geojson)) for g in geometry_rows(doc))
-        names = {t for _, t in types} | {v[1] for v in values} | {g[1] for g in geoms}
+        names: set[str] = set()
+        for _, c in written:
+            names.update(c.types_removed, c.types_added, c.attrs_cleared, c.geo_cleared)
+            names.update(v[0] for v in c.values)
+            names.update(g.attr for g in c.geoms)
         iris = {n: k for n in names if (k := self._iris.get(n)) is not None}
         missing = [n for n in names if n not in iris]
         if missing:
             new = await self._intern(conn, "iri", "iri_key", "iri", missing)
             pending.iris.update(new)
             iris.update(new)
+
+        async def pairs(sql: str, rows: list[tuple[int, int]]) -> None:
+            if rows:
+                await conn.execute(sql, ([r[0] for r in rows], [r[1] for r in rows]))
+
+        await pairs(
+            "DELETE FROM entity_type t USING unnest(%b::bigint[], %b::int[]) AS d(k, ty)"
+            f" WHERE t.tenant_key = {int(tenant_key)} AND t.type_key = d.ty AND t.entity_key = d.k",
+            [(k, iris[t]) for k, c in written for t in c.types_removed],
+        )
+        await pairs(
+            "DELETE FROM attr_value a USING unnest(%b::bigint[], %b::int[]) AS d(k, at)"
+            " WHERE a.entity_key = d.k AND a.attr_key = d.at",
+            [(k, iris[a]) for k, c in written for a in c.attrs_cleared],
+        )
+        await pairs(
+            "DELETE FROM geo_index g USING unnest(%b::bigint[], %b::int[]) AS d(k, at)"
+            " WHERE g.entity_key = d.k AND g.attr_key = d.at",
+            [(k, iris[a]) for k, c in written for a in c.geo_cleared],
+        )
+        types = [(k, iris[t]) for k, c in written for t in c.types_added]
         if types:
             await conn.execute(
                 "INSERT INTO entity_type (tenant_key, type_key, entity_key)"
-                " SELECT DISTINCT %s, t, k FROM unnest(%b::int[], %b::bigint[]) AS u(t, k)",
-                (tenant_key, [iris[t] for _, t in types], [k for k, _ in types]),
+                " SELECT DISTINCT %s, t, k FROM unnest(%b::int[], %b::bigint[]) AS u(t, k)"
+                " ON CONFLICT DO NOTHING",
+                (tenant_key, [t for _, t in types], [k for k, _ in types]),
             )
+        values = [(k, *v) for k, c in written for v in c.values]
         if values:
             cols = list(zip(*values, strict=True))
             await conn.execute(
@@ -355,16 +389,17 @@ class PostgresStore(Store):
                     list(cols[7]),
                 ),
             )
+        geoms = [(k, g) for k, c in written for g in c.geoms]
         if geoms:
             await conn.execute(
                 "INSERT INTO geo_index (entity_key, attr_key, inst, geom)"
                 " SELECT k, a, i, ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(g), 4326))"
                 " FROM unnest(%b::bigint[], %b::int[], %b::int[], %b::text[]) AS u(k, a, i, g)",
                 (
-                    [g[0] for g in geoms],
-                    [iris[g[1]] for g in geoms],
-                    [g[2] for g in geoms],
-                    [g[3] for g in geoms],
+                    [k for k, _ in geoms],
+                    [iris[g.attr] for _, g in geoms],
+                    [g.inst for _, g in geoms],
+                    [_dumps(g.geojson) for _, g in geoms],
                 ),
             )
 

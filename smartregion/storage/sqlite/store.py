@@ -41,7 +41,7 @@ from smartregion.storage.base import (
     TypeInfo,
     WriteOp,
 )
-from smartregion.storage.indexing import KIND_NAMES, geometry_rows, value_rows
+from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
 
 __all__ = ["SQLiteStore"]
@@ -288,13 +288,16 @@ class SQLiteStore(Store):
             tenant_key = self._tenant_key(conn, tenant)
             current: dict[str, dict[str, Any] | None] = dict.fromkeys(entity_ids)
             keys: dict[str, int] = {}
+            # the stored text, parsed again for the index diff: `mutate` may alter what it got
+            olds: dict[str, str] = {}
             if tenant_key is not None and current:
                 for key, eid, doc in self._select_docs(conn, tenant_key, current):
                     current[eid] = _loads(doc)
                     keys[eid] = key
+                    olds[eid] = doc
             ops, result = mutate(current)
             if ops:
-                self._apply(conn, tenant, tenant_key, keys, ops, owner, pending)
+                self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -335,6 +338,7 @@ class SQLiteStore(Store):
         tenant: str,
         tenant_key: int | None,
         keys: dict[str, int],
+        olds: dict[str, str],
         ops: list[WriteOp],
         owner: str,
         pending: _Pending,
@@ -355,9 +359,15 @@ class SQLiteStore(Store):
         if unknown:
             for key, eid, _ in self._select_docs(conn, tenant_key, unknown):
                 keys[eid] = key
-        replaced = [keys[eid] for eid in final if eid in keys]
-        if replaced:
-            self._clear_index(conn, replaced)
+        # an entity replaced without its old text at hand (not among entity_ids) is re-indexed
+        # from scratch; one whose old document we read gets only its changed rows rewritten
+        blind = [
+            keys[eid]
+            for eid, op in final.items()
+            if eid in keys and (isinstance(op, Delete) or eid not in olds)
+        ]
+        if blind:
+            self._clear_index(conn, blind)
         gone = [keys[eid] for eid, op in final.items() if isinstance(op, Delete) and eid in keys]
         if gone:
             conn.execute(
@@ -367,7 +377,7 @@ class SQLiteStore(Store):
         now = utc_now()
         updates: list[tuple[str, str, str, int]] = []
         inserts: list[tuple[int, int, str, int, str, str, str]] = []
-        written: list[tuple[int, dict[str, Any]]] = []
+        written: list[tuple[int, IndexChange]] = []
         next_key = 0
         owner_key = 0
         for eid, op in final.items():
@@ -381,6 +391,8 @@ class SQLiteStore(Store):
             if existing is not None:
                 key = existing
                 updates.append((text, created, modified, key))
+                old = olds.get(eid)
+                written.append((key, index_change(None if old is None else _loads(old), doc)))
             else:
                 if not next_key:
                     # the single writer may hand out keys itself: one executemany, no RETURNING
@@ -391,7 +403,7 @@ class SQLiteStore(Store):
                 key = next_key
                 next_key += 1
                 inserts.append((key, tenant_key, eid, owner_key, created, modified, text))
-            written.append((key, doc))
+                written.append((key, index_change(None, doc)))
         if inserts:
             conn.executemany(
                 "INSERT INTO entity (entity_key, tenant_key, entity_id, owner_key, created_at,"
@@ -421,33 +433,55 @@ class SQLiteStore(Store):
         self,
         conn: sqlite3.Connection,
         tenant_key: int,
-        written: list[tuple[int, dict[str, Any]]],
+        written: list[tuple[int, IndexChange]],
         pending: _Pending,
     ) -> None:
-        def iri(name: str) -> int:
-            return self._intern(conn, name, self._iris, pending.iris, "iri", "iri_key", "iri")
+        cache = self._iris
 
-        iris = self._iris
+        def iri(name: str) -> int:
+            key = cache.get(name)
+            if key is None:
+                key = self._intern(conn, name, cache, pending.iris, "iri", "iri_key", "iri")
+            return key
+
+        types_gone: list[tuple[int, int, int]] = []
         types: list[tuple[int, int, int]] = []
+        values_gone: list[tuple[int, int]] = []
         values: list[tuple[int, int, int, int, int, float | None, str | None, int]] = []
+        geo_gone: list[tuple[int, int]] = []
         items: list[tuple[int, int, int, int]] = []
         boxes: list[tuple[int, float, float, float, float]] = []
         geo_key = 0
-        for key, doc in written:
-            doc_types = doc.get("type") or []
-            for t in doc_types if isinstance(doc_types, list) else [doc_types]:
-                types.append((tenant_key, iris.get(t) or iri(t), key))
-            for attr, inst, elem, kind, num, txt, opaque in value_rows(doc):
-                values.append(
-                    (key, iris.get(attr) or iri(attr), inst, elem, kind, num, txt, opaque)
-                )
-            for g in geometry_rows(doc):
+        for key, change in written:
+            types_gone.extend((tenant_key, iri(t), key) for t in change.types_removed)
+            types.extend((tenant_key, iri(t), key) for t in change.types_added)
+            values_gone.extend((key, iri(a)) for a in change.attrs_cleared)
+            for attr, inst, elem, kind, num, txt, opaque in change.values:
+                values.append((key, iri(attr), inst, elem, kind, num, txt, opaque))
+            geo_gone.extend((key, iri(a)) for a in change.geo_cleared)
+            for g in change.geoms:
                 if not geo_key:
                     geo_key = self._max_key(conn, "geo_item", "geo_key") + 1
                 minx, miny, maxx, maxy = g.bbox
                 items.append((geo_key, key, iri(g.attr), g.inst))
                 boxes.append((geo_key, minx, maxx, miny, maxy))
                 geo_key += 1
+        if types_gone:
+            conn.executemany(
+                "DELETE FROM entity_type WHERE tenant_key = ? AND type_key = ? AND entity_key = ?",
+                types_gone,
+            )
+        if values_gone:
+            conn.executemany(
+                "DELETE FROM attr_value WHERE entity_key = ? AND attr_key = ?", values_gone
+            )
+        if geo_gone:
+            conn.executemany(
+                "DELETE FROM geo_rtree WHERE geo_key IN (SELECT geo_key FROM geo_item"
+                " WHERE entity_key = ? AND attr_key = ?)",
+                geo_gone,
+            )
+            conn.executemany("DELETE FROM geo_item WHERE entity_key = ? AND attr_key = ?", geo_gone)
         conn.executemany("INSERT OR IGNORE INTO entity_type VALUES (?, ?, ?)", types)
         conn.executemany("INSERT INTO geo_item VALUES (?, ?, ?, ?)", items)
         conn.executemany(

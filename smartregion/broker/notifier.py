@@ -1,0 +1,129 @@
+"""Delivery of queued notifications (NGSI-LD 1.8 §5.11, HTTP binding §6.3.6 / §7.2).
+
+The `Notifier` runs beside the API (started in `create_app`'s lifespan). It claims due rows of
+the durable outbox (`SubscriptionStore.claim`), POSTs each Notification with `notifiedAt` set to
+its endpoint, and records the attempt on the subscription (timesSent, timesFailed,
+lastNotification, lastSuccess, lastFailure). A failed attempt (a non-2xx answer, a refused
+connection, a timeout) is retried with exponential back-off up to `max_attempts`; rows survive a
+restart, so delivery is at-least-once. Endpoints with an `mqtt`/`mqtts` URI are not sent yet:
+each attempt is recorded as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+
+import httpx
+import orjson
+
+from smartregion.broker.subscriptions import SubscriptionService
+from smartregion.core.times import format_datetime
+from smartregion.storage.subscriptions import OutboxRow, epoch_now
+
+log = logging.getLogger("smartregion.notifier")
+
+__all__ = ["Notifier"]
+
+
+class Notifier:
+    """Background sender of the outbox."""
+
+    def __init__(
+        self,
+        subscriptions: SubscriptionService,
+        *,
+        timeout: float = 10.0,
+        max_attempts: int = 6,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        poll_interval: float = 1.0,
+        batch: int = 50,
+        lease: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.lease = lease
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport, trust_env=False)
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def start(self) -> None:
+        """Start the delivery loop."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name="smartregion-notifier")
+
+    async def stop(self) -> None:
+        """Stop the loop (rows in flight stay queued and are retried after their lease)."""
+        self._stopping = True
+        self.subscriptions.queued.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._client.aclose()
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                sent = await self.deliver_due()
+            except Exception:  # a database hiccup must not end delivery for good
+                log.exception("notification delivery failed; retrying")
+                sent = 0
+            if sent:
+                continue
+            self.subscriptions.queued.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.subscriptions.queued.wait(), self.poll_interval)
+
+    async def deliver_due(self) -> int:
+        """Claim and send the rows due now; returns how many were attempted."""
+        rows = await self.subscriptions.subs.claim(epoch_now(), limit=self.batch, lease=self.lease)
+        if rows:
+            await asyncio.gather(*(self._deliver(row) for row in rows))
+        return len(rows)
+
+    async def _deliver(self, row: OutboxRow) -> None:
+        at = format_datetime(datetime.now(UTC))
+        ok = await self._send(row, at)
+        store = self.subscriptions.subs
+        await store.record_delivery(row.tenant, row.subscription_id, ok=ok, at=at)
+        attempts = row.attempts + 1
+        if ok or attempts >= self.max_attempts:
+            if not ok:
+                log.warning(
+                    "giving up notification %s of %s after %d attempts",
+                    row.id, row.subscription_id, attempts,
+                )
+            await store.complete(row.id)
+            return
+        delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+        await store.reschedule(row.id, attempts=attempts, due_at=epoch_now() + delay)
+
+    async def _send(self, row: OutboxRow, at: str) -> bool:
+        uri: str = row.target["uri"]
+        if not uri.startswith(("http://", "https://")):
+            log.warning("notification endpoint %s: only http(s) is supported", uri)
+            return False
+        body = {**row.body, "notifiedAt": at}
+        headers = dict(row.target.get("headers", {}))
+        timeout = float(row.target.get("timeout", self.timeout))
+        try:
+            response = await self._client.post(
+                uri, content=orjson.dumps(body), headers=headers, timeout=timeout
+            )
+        except httpx.HTTPError as exc:
+            log.info("notification to %s failed: %s", uri, exc)
+            return False
+        # NGSI-LD 1.8 §7.2: any 2xx acknowledges the notification
+        return 200 <= response.status_code < 300

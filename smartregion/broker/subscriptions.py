@@ -1,0 +1,444 @@
+"""Subscriptions (NGSI-LD 1.8 §5.8) and the matching of entity writes against them (§5.11).
+
+`SubscriptionService` is the subscription resource: create, retrieve, query, update, delete.
+`NotifyingStore` wraps the entity `Store`: every `transact` (the one entity write path) is
+matched against the tenant's active subscriptions inside the transaction's `mutate`, on the
+documents as they were locked and as they will be written, and the resulting notifications are
+written to the outbox with the entity writes when the backend takes `Notify` ops (both built-in
+backends do), so an acknowledged write always has its notifications queued. A backend without
+`Notify` support gets them enqueued right after the commit instead (a crash in between loses
+them). `smartregion.broker.notifier.Notifier` sends what is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from smartregion.broker.contexts import ContextResolver
+from smartregion.core.jsonld import CORE_CONTEXT_URL
+from smartregion.core.subscriptions import (
+    CompiledSubscription,
+    EntityChange,
+    compile_subscription,
+    merge_subscription,
+    new_subscription_id,
+    notification_entities,
+    parse_subscription,
+)
+from smartregion.core.times import format_datetime
+from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
+from smartregion.storage.base import (
+    AttrInfo,
+    Delete,
+    EntityQuery,
+    Put,
+    QueryResult,
+    Store,
+    StoredContext,
+    TypeInfo,
+    WriteOp,
+)
+from smartregion.storage.subscriptions import (
+    Notify,
+    OutboxRow,
+    StoredSubscription,
+    SubscriptionStore,
+)
+
+log = logging.getLogger("smartregion.subscriptions")
+
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+#: how long a tenant's compiled subscriptions are trusted before storage is asked for changes
+#: made by other processes (this process invalidates its own changes at once)
+REFRESH_SECONDS = 1.0
+#: the most entities a purge re-reads to notify their deletion (beyond: no notifications)
+PURGE_NOTIFY_LIMIT = 100_000
+
+
+def validate_subscription_id(value: str) -> str:
+    """BadRequestData unless `value` is a URI (§5.8.3/§5.8.5: invalid ids are bad requests)."""
+    from smartregion.core.entities import is_uri
+
+    if not is_uri(value):
+        raise BadRequestData(f"subscription id {value!r} is not a valid URI")
+    return value
+
+
+class SubscriptionService:
+    """The subscription resource over a `SubscriptionStore`, per tenant."""
+
+    def __init__(
+        self,
+        subs: SubscriptionStore,
+        contexts: ContextResolver,
+        *,
+        default_limit: int = 20,
+        max_limit: int = 1000,
+    ) -> None:
+        self.subs = subs
+        self.contexts = contexts
+        self.default_limit = default_limit
+        self.max_limit = max_limit
+        self._compiled: dict[str, _TenantMatcher] = {}
+        self._version: int | None = None
+        self._checked = 0.0
+        self._lock = asyncio.Lock()
+        #: set whenever notifications were queued; the notifier waits on it
+        self.queued = asyncio.Event()
+
+    # ------------------------------------------------------------------ the resource (§5.8)
+
+    async def create(
+        self, tenant: str, payload: Any, context: Any, *, base_url: str | None = None
+    ) -> str:
+        """Create a subscription (§5.8.1); returns its id. AlreadyExists when the id is taken."""
+        vocab = await self.contexts.term_map(context, tenant=tenant)
+        doc = parse_subscription(payload, vocab, context=context)
+        doc.setdefault("id", new_subscription_id())
+        await self._check_contexts(doc, tenant)
+        await self._implicit_context(doc, tenant, base_url)
+        now = format_datetime(datetime.now(UTC))
+        doc["createdAt"] = doc["modifiedAt"] = now
+        if not await self.subs.create_subscription(tenant, doc):
+            raise AlreadyExists(f"subscription {doc['id']} already exists")
+        self._changed(tenant)
+        return str(doc["id"])
+
+    async def retrieve(self, tenant: str, subscription_id: str) -> StoredSubscription:
+        """One subscription (§5.8.3); ResourceNotFound when absent."""
+        validate_subscription_id(subscription_id)
+        found = await self.subs.get_subscription(tenant, subscription_id)
+        if found is None:
+            raise ResourceNotFound(f"subscription {subscription_id} not found")
+        return found
+
+    async def query(
+        self, tenant: str, *, limit: int | None, offset: int
+    ) -> tuple[list[StoredSubscription], int, int]:
+        """One page of the tenant's subscriptions (§5.8.4): (page, total, limit used)."""
+        limit = self.default_limit if limit is None else limit
+        if limit < 0 or offset < 0:
+            raise BadRequestData("limit and offset must not be negative")
+        if limit > self.max_limit:
+            from smartregion.errors import TooManyResults
+
+            raise TooManyResults(f"limit must not exceed {self.max_limit}")
+        page, total = await self.subs.list_subscriptions(tenant, limit=limit, offset=offset)
+        return page, total, limit
+
+    async def update(
+        self,
+        tenant: str,
+        subscription_id: str,
+        fragment: Any,
+        context: Any,
+        *,
+        base_url: str | None = None,
+    ) -> None:
+        """Update a subscription with a fragment (§5.8.2)."""
+        stored = await self.retrieve(tenant, subscription_id)
+        vocab = await self.contexts.term_map(context, tenant=tenant)
+        doc = merge_subscription(
+            stored.doc, fragment, vocab, context=context if context is not None else None
+        )
+        if isinstance(fragment, dict) and "jsonldContext" in fragment:
+            doc.pop("implicitContext", None)
+        await self._check_contexts(doc, tenant)
+        if context is not None and context != stored.doc.get("@context"):
+            if doc.get("implicitContext"):
+                doc.pop("jsonldContext", None)
+                doc.pop("implicitContext", None)
+            await self._implicit_context(doc, tenant, base_url)
+        doc["modifiedAt"] = format_datetime(datetime.now(UTC))
+        if not await self.subs.replace_subscription(tenant, doc):
+            raise ResourceNotFound(f"subscription {subscription_id} not found")
+        self._changed(tenant)
+
+    async def delete(self, tenant: str, subscription_id: str) -> None:
+        """Delete a subscription (§5.8.5)."""
+        validate_subscription_id(subscription_id)
+        if not await self.subs.delete_subscription(tenant, subscription_id):
+            raise ResourceNotFound(f"subscription {subscription_id} not found")
+        self._changed(tenant)
+
+    async def _check_contexts(self, doc: Doc, tenant: str) -> None:
+        # NGSI-LD 1.8 §5.2.12: jsonldContext must be retrievable (503 LdContextNotAvailable) and a
+        # valid context (400), like any @context
+        if "jsonldContext" in doc and not doc.get("implicitContext"):
+            await self.contexts.term_map(doc["jsonldContext"], tenant=tenant)
+
+    async def _implicit_context(self, doc: Doc, tenant: str, base_url: str | None) -> None:
+        # NGSI-LD 1.8 §5.13.2: an inline or compound @context is kept as an ImplicitlyCreated
+        # context whose URL the subscription reports as jsonldContext (notifications link it)
+        if "jsonldContext" in doc:
+            return
+        context = doc.get("@context")
+        if context is None or isinstance(context, str):
+            return
+        if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
+            return
+        doc["jsonldContext"] = await self.contexts.implicit(context, tenant=tenant, base_url=base_url)
+        doc["implicitContext"] = True
+
+    # ------------------------------------------------------------------ matching (§5.11)
+
+    def _changed(self, tenant: str) -> None:
+        self._compiled.pop(tenant, None)
+
+    async def matcher(self, tenant: str) -> _TenantMatcher | None:
+        """The tenant's compiled subscriptions, or None when it has none."""
+        now = time.monotonic()
+        if now - self._checked >= REFRESH_SECONDS:
+            version = await self.subs.subscriptions_version()
+            self._checked = now
+            if version != self._version:
+                self._version = version
+                self._compiled.clear()
+        matcher = self._compiled.get(tenant)
+        if matcher is None:
+            async with self._lock:
+                matcher = self._compiled.get(tenant)
+                if matcher is None:
+                    matcher = await self._compile(tenant)
+                    self._compiled[tenant] = matcher
+        return matcher if matcher.subscriptions else None
+
+    async def _compile(self, tenant: str) -> _TenantMatcher:
+        compiled: list[CompiledSubscription] = []
+        for stored in await self.subs.tenant_subscriptions(tenant):
+            try:
+                compiled.append(await self.compile(tenant, stored.doc))
+            except SmartRegionError as exc:
+                # a context that became unavailable must not block entity writes
+                log.warning("subscription %s cannot be matched: %s", stored.doc.get("id"), exc.detail)
+        return _TenantMatcher(tenant, compiled)
+
+    async def compile(self, tenant: str, doc: Doc) -> CompiledSubscription:
+        """A subscription compiled with the vocabulary its notifications are compacted with."""
+        vocab_context = doc.get("@context")
+        if "jsonldContext" in doc and not doc.get("implicitContext"):
+            vocab_context = doc["jsonldContext"]
+        vocab = await self.contexts.term_map(vocab_context, tenant=tenant)
+        return compile_subscription(tenant, doc, vocab)
+
+
+def notification_context(doc: Doc) -> Any:
+    """The @context a subscription's notifications carry (§5.11.2: jsonldContext or its own)."""
+    if "jsonldContext" in doc:
+        return doc["jsonldContext"]
+    context = doc.get("@context")
+    if isinstance(context, list) and len(context) == 1:
+        context = context[0]
+    return context if context is not None else CORE_CONTEXT_URL
+
+
+@dataclass(slots=True)
+class _TenantMatcher:
+    """One tenant's subscriptions, compiled; builds outbox rows for committed changes."""
+
+    tenant: str
+    subscriptions: list[CompiledSubscription]
+    #: subscription id -> monotonic time of the last notification queued (throttling)
+    last_queued: dict[str, float] = field(default_factory=dict)
+
+    def rows(self, changes: Sequence[EntityChange]) -> list[OutboxRow]:
+        """Outbox rows for the changes: one notification per subscription (§5.11)."""
+        now = datetime.now(UTC)
+        stamp = format_datetime(now)
+        clock = time.monotonic()
+        rows: list[OutboxRow] = []
+        for sub in self.subscriptions:
+            fired = [(c, reason) for c in changes if (reason := sub.fires(c, now)) is not None]
+            if not fired:
+                continue
+            throttling = sub.doc.get("throttling")
+            last = self.last_queued.get(sub.id)
+            if throttling is not None and last is not None and clock - last < float(throttling):
+                continue  # §5.2.12 throttling: at most one notification per period
+            data = notification_entities(sub, fired, now=stamp)
+            if not data:
+                continue
+            self.last_queued[sub.id] = clock
+            rows.append(build_row(sub, data, fired[0][1]))
+        return rows
+
+
+def build_row(sub: CompiledSubscription, data: list[Doc], reason: str) -> OutboxRow:
+    """The outbox row of one notification (§5.2.15), with its HTTP target."""
+    endpoint = sub.doc["notification"]["endpoint"]
+    accept = endpoint.get("accept", "application/json")
+    context = notification_context(sub.doc)
+    headers: dict[str, str] = {}
+    if accept == "application/ld+json":
+        data = [{**item, "@context": context} for item in data]
+        content_type = "application/ld+json"
+    else:
+        content_type = "application/json"
+        if isinstance(context, str):
+            headers["Link"] = (
+                f'<{context}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+            )
+    headers["Content-Type"] = content_type
+    if sub.tenant:
+        headers["NGSILD-Tenant"] = sub.tenant
+    for pair in endpoint.get("receiverInfo", []):
+        headers[pair["key"]] = pair["value"]
+    body: Doc = {
+        "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
+        "type": "Notification",
+        "subscriptionId": sub.id,
+        "data": data,
+        "triggerReason": reason,
+    }
+    target: Doc = {"uri": endpoint["uri"], "headers": headers}
+    if "timeout" in endpoint:
+        target["timeout"] = endpoint["timeout"]
+    return OutboxRow(
+        id=uuid.uuid4().hex,
+        tenant=sub.tenant,
+        subscription_id=sub.id,
+        body=body,
+        target=target,
+        due_at=0.0,
+    )
+
+
+def changes_of(current: dict[str, Doc | None], ops: Sequence[WriteOp]) -> list[EntityChange]:
+    """What a transaction does to each entity, from the locked documents and its ops."""
+    final: dict[str, Doc | None] = {}
+    for op in ops:
+        if isinstance(op, Put):
+            final[op.doc["id"]] = op.doc
+        elif isinstance(op, Delete):
+            final[op.entity_id] = None
+    return [EntityChange(current.get(eid), new) for eid, new in final.items()]
+
+
+class NotifyingStore(Store):
+    """A `Store` whose entity writes queue the notifications they cause (see the module doc)."""
+
+    def __init__(self, inner: Store, subscriptions: SubscriptionService) -> None:
+        self.inner = inner
+        self.subscriptions = subscriptions
+        self.backend = inner.backend
+        #: whether the backend writes `Notify` ops in the entity transaction
+        self.in_transaction = bool(getattr(inner, "supports_notify", False))
+
+    async def transact(
+        self,
+        tenant: str,
+        entity_ids: Sequence[str],
+        mutate: Callable[[dict[str, Doc | None]], tuple[list[WriteOp], T]],
+        *,
+        owner: str,
+    ) -> T:
+        """`Store.transact`, with the notifications of the write queued (§5.11)."""
+        matcher = await self.subscriptions.matcher(tenant)
+        if matcher is None:
+            return await self.inner.transact(tenant, entity_ids, mutate, owner=owner)
+        queued: list[OutboxRow] = []
+
+        def observed(current: dict[str, Doc | None]) -> tuple[list[WriteOp], T]:
+            ops, result = mutate(current)
+            queued[:] = matcher.rows(changes_of(current, ops))
+            if queued and self.in_transaction:
+                return [*ops, Notify(tuple(queued))], result  # type: ignore[list-item]
+            return ops, result
+
+        result = await self.inner.transact(tenant, entity_ids, observed, owner=owner)
+        if queued:
+            if not self.in_transaction:
+                await self.subscriptions.subs.enqueue(list(queued))
+            self.subscriptions.queued.set()
+        return result
+
+    async def delete_where(self, tenant: str, query: EntityQuery) -> int:
+        """Purge (§5.6.21), as a transaction of deletions when subscriptions may care."""
+        if await self.subscriptions.matcher(tenant) is None:
+            return await self.inner.delete_where(tenant, query)
+        found = await self.inner.query(
+            tenant, replace(query, limit=PURGE_NOTIFY_LIMIT, offset=0, count=False)
+        )
+        ids = [doc["id"] for doc in found.docs]
+        if len(ids) >= PURGE_NOTIFY_LIMIT:
+            return await self.inner.delete_where(tenant, query)
+
+        def purge(current: dict[str, Doc | None]) -> tuple[list[WriteOp], int]:
+            gone: list[WriteOp] = [Delete(eid) for eid in ids if current.get(eid) is not None]
+            return gone, len(gone)
+
+        return await self.transact(tenant, ids, purge, owner="")
+
+    # -- plain delegation ------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the wrapped store."""
+        await self.inner.open()
+
+    async def close(self) -> None:
+        """Close the wrapped store."""
+        await self.inner.close()
+
+    async def migrate(self) -> list[str]:
+        """Migrate the wrapped store."""
+        return await self.inner.migrate()
+
+    async def get_entity(self, tenant: str, entity_id: str) -> dict[str, Any] | None:
+        """Delegated."""
+        return await self.inner.get_entity(tenant, entity_id)
+
+    async def get_entities(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Delegated."""
+        return await self.inner.get_entities(tenant, ids)
+
+    async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        """Delegated."""
+        return await self.inner.query(tenant, query)
+
+    async def tenant_exists(self, tenant: str) -> bool:
+        """Delegated."""
+        return await self.inner.tenant_exists(tenant)
+
+    async def tenants(self) -> list[str]:
+        """Delegated."""
+        return await self.inner.tenants()
+
+    async def entity_types(self, tenant: str) -> list[TypeInfo]:
+        """Delegated."""
+        return await self.inner.entity_types(tenant)
+
+    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
+        """Delegated."""
+        return await self.inner.attribute_infos(tenant)
+
+    async def put_context(self, context_id: str, document: Any, *, kind: str = "hosted") -> None:
+        """Delegated."""
+        await self.inner.put_context(context_id, document, kind=kind)
+
+    async def get_context(self, context_id: str) -> StoredContext | None:
+        """Delegated."""
+        return await self.inner.get_context(context_id)
+
+    async def delete_context(self, context_id: str) -> bool:
+        """Delegated."""
+        return await self.inner.delete_context(context_id)
+
+    async def list_contexts(self) -> list[StoredContext]:
+        """Delegated."""
+        return await self.inner.list_contexts()
+
+    async def health(self) -> None:
+        """Delegated."""
+        await self.inner.health()
+
+    def __getattr__(self, name: str) -> Any:
+        # methods the Store interface gains later reach the wrapped store unchanged
+        return getattr(self.inner, name)
