@@ -102,3 +102,15 @@ def test_demo_does_not_overwrite_changes_on_restart(tmp_path: Path) -> None:
         assert r.status_code == 204, r.text
     with server("--database", db, "--demo") as base:
         assert httpx.get(base + station).json()["no2"]["value"] == 99.0
+
+
+def test_several_workers_share_one_database(tmp_path: Path) -> None:
+    # worker processes rebuild their settings from the environment: database and flags must reach them
+    db = f"sqlite:///{tmp_path}/workers.db"
+    with server("--database", db, "--anonymous-writes", "--workers", "2") as base:
+        for i in range(20):
+            entity = {"id": f"urn:ngsi-ld:Sensor:w{i}", "type": "Sensor", "n": {"type": "Property", "value": i}}
+            with httpx.Client() as client:  # a new connection each time: spread over the workers
+                assert client.post(base + "/ngsi-ld/v1/entities", json=entity).status_code == 201
+        r = httpx.get(base + "/ngsi-ld/v1/entities", params={"type": "Sensor", "count": "true", "limit": "0"})
+        assert r.headers["NGSILD-Results-Count"] == "20"

@@ -20,8 +20,8 @@ Storage choices the other layers rely on:
 
 from __future__ import annotations
 
-import json
 import functools
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -237,7 +237,7 @@ def _expand_name(name: Any, vocab: Vocabulary, what: str) -> str:
     """Validate and expand an attribute or type name (memoised per vocabulary: names repeat)."""
     if isinstance(name, str):
         try:
-            return _expand_valid_name(name, vocab, what)
+            return _expand_valid_name(name, vocab, what)  # type: ignore[arg-type]
         except TypeError:  # an unhashable vocabulary: no memo
             pass
     return _expand_name_uncached(name, vocab, what)

@@ -15,7 +15,7 @@ row per target element of every instance of every top-level attribute, so SQL ca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +64,13 @@ class GeometryRow:
     geojson: dict[str, Any]
     bbox: tuple[float, float, float, float]
 
+    @property
+    def point(self) -> tuple[float, float] | None:
+        """(lon, lat) when the geometry is a Point."""
+        if self.geojson.get("type") != "Point":
+            return None
+        return self.bbox[0], self.bbox[1]
+
 
 def _target(instance: Mapping[str, Any]) -> tuple[bool, Any]:
     """(has a target, target value) as `qlang._targets` sees a plain path."""
@@ -104,47 +111,48 @@ def _element(value: Any) -> tuple[float | None, str | None, int]:
 ValueTuple = tuple[str, int, int, int, float | None, str | None, int]
 
 
+def _attr_value_rows(attr: str, instances: Any, append: Callable[[ValueTuple], None]) -> None:
+    if not isinstance(instances, list):
+        instances = [instances]
+    for inst, instance in enumerate(instances):
+        if not isinstance(instance, dict):
+            continue
+        kind_name = instance.get("type")
+        if kind_name == "Property":
+            # the hot path: a plain Property with a scalar value
+            value = instance.get("value")
+            t = type(value)
+            if t is float:
+                append((attr, inst, 0, 1, value, None, 0))
+                continue
+            if t is str:
+                append((attr, inst, 0, 1, None, value, 0))
+                continue
+        else:
+            present, value = _target(instance)
+            if not present:
+                continue
+        kind = KIND_CODES.get(kind_name, 0) if isinstance(kind_name, str) else 0
+        rel = kind in RELATIONSHIP_KINDS
+        elements = value if isinstance(value, list) else [value]
+        if not elements:
+            append((attr, inst, 0, kind, None, None, 0))
+            continue
+        for elem, element in enumerate(elements):
+            num, txt, opaque = _element(element)
+            if rel and num is not None:
+                # a Relationship never takes ordering operators: keep it out of `num`
+                num, opaque = None, 1
+            append((attr, inst, elem, kind, num, txt, opaque))
+
+
 def value_rows(doc: Mapping[str, Any]) -> list[ValueTuple]:
     """The attribute-value index rows of a document, one tuple per target element."""
     rows: list[ValueTuple] = []
     attrs = doc.get("attrs")
-    if not isinstance(attrs, dict):
-        return rows
-    append = rows.append
-    for attr, instances in attrs.items():
-        if not isinstance(instances, list):
-            instances = [instances]
-        for inst, instance in enumerate(instances):
-            if not isinstance(instance, dict):
-                continue
-            kind_name = instance.get("type")
-            if kind_name == "Property":
-                # the hot path: a plain Property with a scalar value
-                value = instance.get("value")
-                t = type(value)
-                if t is float:
-                    append((attr, inst, 0, 1, value, None, 0))
-                    continue
-                if t is str:
-                    append((attr, inst, 0, 1, None, value, 0))
-                    continue
-                present = True
-            else:
-                present, value = _target(instance)
-                if not present:
-                    continue
-            kind = KIND_CODES.get(kind_name, 0) if isinstance(kind_name, str) else 0
-            rel = kind in RELATIONSHIP_KINDS
-            elements = value if isinstance(value, list) else [value]
-            if not elements:
-                append((attr, inst, 0, kind, None, None, 0))
-                continue
-            for elem, element in enumerate(elements):
-                num, txt, opaque = _element(element)
-                if rel and num is not None:
-                    # a Relationship never takes ordering operators: keep it out of `num`
-                    num, opaque = None, 1
-                append((attr, inst, elem, kind, num, txt, opaque))
+    if isinstance(attrs, dict):
+        for attr, instances in attrs.items():
+            _attr_value_rows(attr, instances, rows.append)
     return rows
 
 
@@ -165,29 +173,32 @@ def _point_bbox(value: Mapping[str, Any]) -> tuple[float, float, float, float] |
     return float(x), float(y), float(x), float(y)
 
 
+def _attr_geometry_rows(attr: str, instances: Any, append: Callable[[GeometryRow], None]) -> None:
+    if not isinstance(instances, list):
+        return
+    for inst, instance in enumerate(instances):
+        if not isinstance(instance, dict) or instance.get("type") != "GeoProperty":
+            continue
+        value = instance.get("value")
+        if not isinstance(value, dict):
+            continue
+        bbox = _point_bbox(value)
+        if bbox is None:
+            try:
+                validate_geometry(value)
+                bbox = geometry_bbox(value)
+            except BadRequestData:
+                continue  # `geo_matches` skips it too: it can never match a geo-query
+        append(GeometryRow(attr, inst, value, bbox))
+
+
 def geometry_rows(doc: Mapping[str, Any]) -> list[GeometryRow]:
     """The geometry index rows of a document: every valid GeoProperty instance value."""
     rows: list[GeometryRow] = []
     attrs = doc.get("attrs")
-    if not isinstance(attrs, dict):
-        return rows
-    for attr, instances in attrs.items():
-        if not isinstance(instances, list):
-            continue
-        for inst, instance in enumerate(instances):
-            if not isinstance(instance, dict) or instance.get("type") != "GeoProperty":
-                continue
-            value = instance.get("value")
-            if not isinstance(value, dict):
-                continue
-            bbox = _point_bbox(value)
-            if bbox is None:
-                try:
-                    validate_geometry(value)
-                    bbox = geometry_bbox(value)
-                except BadRequestData:
-                    continue  # `geo_matches` skips it too: it can never match a geo-query
-            rows.append(GeometryRow(attr, inst, value, bbox))
+    if isinstance(attrs, dict):
+        for attr, instances in attrs.items():
+            _attr_geometry_rows(attr, instances, rows.append)
     return rows
 
 
@@ -203,6 +214,10 @@ class IndexChange:
     #: attributes whose geometry rows are deleted (then `geoms` inserted)
     geo_cleared: list[str]
     geoms: list[GeometryRow]
+    #: all the entity's types (its type set, denormalised into the attribute-value rows)
+    types: list[str]
+    #: whether the entity had index rows before (so a changed type set must be rewritten)
+    replaced: bool = False
 
 
 def _types(doc: Mapping[str, Any]) -> list[str]:
@@ -210,36 +225,62 @@ def _types(doc: Mapping[str, Any]) -> list[str]:
     return list(types) if isinstance(types, list) else [types]
 
 
+_TARGET_MEMBERS = (
+    "type",
+    "value",
+    "object",
+    "objectList",
+    "languageMap",
+    "json",
+    "vocab",
+    "valueList",
+)
+
+
+def _signature(instances: Any) -> list[Any] | None:
+    """What an attribute's index rows depend on (not its metadata, such as modifiedAt)."""
+    if not isinstance(instances, list):
+        return None if instances is None else [instances]
+    return [
+        tuple(i.get(m) for m in _TARGET_MEMBERS) if isinstance(i, dict) else i for i in instances
+    ]
+
+
 def index_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> IndexChange:
     """The index rows to delete and insert to go from `old` (None: no rows yet) to `new`.
 
-    Only attributes whose rows differ are rewritten: a batch upsert that changes one
+    Only attributes whose targets changed are rewritten: a batch upsert that changes one
     attribute of each entity touches one attribute's rows, not the whole entity's.
     """
-    new_values = value_rows(new)
-    new_geoms = geometry_rows(new)
-    if old is None:
-        return IndexChange([], _types(new), [], new_values, [], new_geoms)
-    old_types, new_types = set(_types(old)), set(_types(new))
-    by_attr: dict[str, list[ValueTuple]] = {}
-    for row in new_values:
-        by_attr.setdefault(row[0], []).append(row)
-    old_by_attr: dict[str, list[ValueTuple]] = {}
-    for row in value_rows(old):
-        old_by_attr.setdefault(row[0], []).append(row)
-    cleared = [a for a, rows in old_by_attr.items() if by_attr.get(a) != rows]
-    values = [r for a, rows in by_attr.items() if old_by_attr.get(a) != rows for r in rows]
-    geo_by_attr: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for g in new_geoms:
-        geo_by_attr.setdefault(g.attr, []).append((g.inst, g.geojson))
-    old_geo: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for g in geometry_rows(old):
-        old_geo.setdefault(g.attr, []).append((g.inst, g.geojson))
-    return IndexChange(
-        types_removed=sorted(old_types - new_types),
-        types_added=sorted(new_types - old_types),
-        attrs_cleared=cleared,
-        values=values,
-        geo_cleared=[a for a, gs in old_geo.items() if geo_by_attr.get(a) != gs],
-        geoms=[g for g in new_geoms if old_geo.get(g.attr) != geo_by_attr[g.attr]],
-    )
+    new_attrs = new.get("attrs")
+    if not isinstance(new_attrs, dict):
+        new_attrs = {}
+    old_attrs: Any = {} if old is None else old.get("attrs")
+    if not isinstance(old_attrs, dict):
+        old_attrs = {}
+    new_types = set(_types(new))
+    change = IndexChange([], [], [], [], [], [], sorted(new_types), old is not None)
+    old_types = set() if old is None else set(_types(old))
+    change.types_removed = sorted(old_types - new_types)
+    change.types_added = sorted(new_types - old_types)
+    for attr, instances in new_attrs.items():
+        previous = old_attrs.get(attr)
+        if previous is not None and _signature(previous) == _signature(instances):
+            continue
+        if previous is not None:
+            change.attrs_cleared.append(attr)
+            if _has_geometry(previous):
+                change.geo_cleared.append(attr)
+        _attr_value_rows(attr, instances, change.values.append)
+        _attr_geometry_rows(attr, instances, change.geoms.append)
+    for attr, previous in old_attrs.items():
+        if attr not in new_attrs:
+            change.attrs_cleared.append(attr)
+            if _has_geometry(previous):
+                change.geo_cleared.append(attr)
+    return change
+
+
+def _has_geometry(instances: Any) -> bool:
+    items = instances if isinstance(instances, list) else [instances]
+    return any(isinstance(i, dict) and i.get("type") == "GeoProperty" for i in items)

@@ -6,9 +6,13 @@ database can apply limit/offset/count) only where it provably agrees with the Py
 (`qlang.matches`, `geo.geo_matches`, `scopes.scope_matches`), which stay the source of truth:
 
 - ids, idPattern, types, attrs: always exact;
-- q: existence/absence of a top-level attribute, and `==`, `!=`-free comparisons, ranges and
-  value lists of numbers and (non date-time) strings on a top-level attribute's target value;
-  every other term narrows to "the attribute exists" (or nothing) and leaves the rest to Python;
+- q: existence/absence of a top-level attribute, and `==`, `<`, `<=`, `>`, `>=`, ranges and
+  value lists of numbers and (non date-time) strings on a top-level attribute's target value
+  (`storage/indexing.py` keeps one row per target element); every other term (`!=`, `~=`,
+  sub-attributes, metadata, linked entities, date-times, booleans) narrows to "the attribute
+  exists", or to nothing, and leaves the decision to Python;
+- counts of `type=…&q=<one such term>` are read from the attribute-value index alone, whose
+  rows carry the entity's type set (`_fast_count`);
 - geo: a bounding-box prefilter (`geo.bbox_prefilter`) only, then `geo_matches` in Python;
 - scopeQ: Python only.
 
@@ -19,18 +23,20 @@ other `?` or `%`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
 
+import orjson
+
 from smartregion.core import qlang
-from smartregion.core.geo import bbox_prefilter, geo_matches
+from smartregion.core.geo import GeoQuery, bbox_prefilter, geo_matches, haversine_distance
 from smartregion.core.scopes import scope_matches
 from smartregion.storage.base import EntityQuery
 from smartregion.storage.indexing import MAX_EXACT_INT, RELATIONSHIP_KINDS
 
-__all__ = ["Dialect", "Plan", "plan_query", "query_iris"]
+__all__ = ["Dialect", "NearScan", "Plan", "plan_query", "query_iris"]
 
 _FALSE = "1 = 0"
 _REL = ", ".join(str(k) for k in RELATIONSHIP_KINDS)
@@ -45,8 +51,6 @@ class Dialect:
     def in_list(self, column: str, values: list[Any]) -> tuple[str, list[Any]]:
         """`column` is one of `values` (one parameter, whatever the length)."""
         if self.name == "sqlite":
-            import orjson
-
             return f"{column} IN (SELECT value FROM json_each(?))", [orjson.dumps(values).decode()]
         return f"{column} = ANY(?)", [values]
 
@@ -99,6 +103,17 @@ class Plan:
     #: the query provably selects nothing
     empty: bool
     query: EntityQuery
+    #: a count of the matches that needs no join (see `_fast_count`), when there is one
+    count_sql: tuple[str, list[Any]] | None = None
+    #: the geoproperty's key when only a `near` a Point is left to Python: it is then decided
+    #: on the indexed Point coordinates (`near_scan`), without reading documents
+    near_attr: int | None = None
+
+    def near_scan(self, need: int | None) -> NearScan:
+        """A scan deciding the `near` on indexed Points; `need` matches suffice (None: all)."""
+        gq = self.query.geo
+        assert gq is not None
+        return NearScan(gq, need)
 
     def python_matches(self, doc: dict[str, Any]) -> bool:
         """Whether a candidate row's document satisfies the parts SQL did not decide."""
@@ -108,6 +123,55 @@ class Plan:
         if q.geo is not None and not geo_matches(q.geo, doc):
             return False
         return q.scope_q is None or scope_matches(q.scope_q, doc.get("scope"))
+
+
+class NearScan:
+    """Decides `near` a Point on (entity key, x, y) rows fed in key order.
+
+    x/y are an indexed Point's exact coordinates, None for another geometry: an entity with
+    such a geometry and no matching Point is `unsure` and needs `geo_matches` on its document.
+    """
+
+    def __init__(self, gq: GeoQuery, need: int | None) -> None:
+        self.qx = float(gq.geojson["coordinates"][0])
+        self.qy = float(gq.geojson["coordinates"][1])
+        self.lo, self.hi = gq.min_distance, gq.max_distance
+        self.need = need
+        self.order: list[int] = []
+        self.status: dict[int, int] = {}  # 1 match, 0 no match (yet), -1 needs the document
+        self.matches = 0
+        self.unsure = 0
+
+    def feed(self, rows: Iterable[tuple[int, float | None, float | None]]) -> bool:
+        """Consume rows; True once enough entities are decided (the rest may be skipped)."""
+        status = self.status
+        last = self.order[-1] if self.order else None
+        for key, x, y in rows:
+            if key != last:
+                if last is not None and status[last] == 1:
+                    self.matches += 1
+                elif last is not None and status[last] == -1:
+                    self.unsure += 1
+                if self.need is not None and self.matches >= self.need and not self.unsure:
+                    return True
+                self.order.append(key)
+                status[key] = 0
+                last = key
+            if status[key] == 1:
+                continue
+            if x is None or y is None:
+                status[key] = -1
+                continue
+            # exactly `geo.geodesic_distance` for two Points (haversine, mean Earth radius)
+            d = haversine_distance(x, y, self.qx, self.qy)
+            if (self.hi is None or d <= self.hi) and (self.lo is None or d >= self.lo):
+                status[key] = 1
+        return False
+
+    def result(self) -> tuple[list[int], set[int]]:
+        """Entity keys (in order) that match or need their document checked; the latter."""
+        keys = [k for k in self.order if self.status[k] != 0]
+        return keys, {k for k in keys if self.status[k] == -1}
 
 
 def query_iris(query: EntityQuery) -> set[str]:
@@ -129,9 +193,18 @@ def plan_query(
     tenant_key: int,
     keys: Mapping[str, int],
     opaque_attrs: frozenset[int] = frozenset(),
+    typesets: Mapping[int, frozenset[int]] | None = None,
+    multi_attrs: frozenset[int] = frozenset(),
 ) -> Plan:
-    """Compile `query` for one tenant; `keys` maps the known IRIs of `query_iris` to their keys."""
-    conds: list[_Cond] = [_Cond("e.tenant_key = ?", [tenant_key])]
+    """Compile `query` for one tenant; `keys` maps the known IRIs of `query_iris` to their keys.
+
+    `typesets` (the tenant's type sets: key -> type keys) enables the join-free count.
+    """
+    tenant = "e.tenant_key"
+    if query.geo is not None and bbox_prefilter(query.geo) is not None:
+        # drive the scan from the spatial index, not from the tenant's entities in key order
+        tenant = dialect.probe(tenant)
+    conds: list[_Cond] = [_Cond(f"{tenant} = ?", [tenant_key])]
     if query.ids is not None:
         sql, params = dialect.in_list("e.entity_id", list(query.ids))
         conds.append(_Cond(sql, params))
@@ -153,19 +226,93 @@ def plan_query(
             )
     if query.q is not None:
         conds.append(_QCompiler(dialect, keys, opaque_attrs).compile(query.q))
+    near_attr: int | None = None
     if query.geo is not None:
+        before = all(c.exact for c in conds)
         conds.append(_geo(dialect, query, keys))
+        gq = query.geo
+        if (
+            before
+            and query.scope_q is None
+            and gq.georel == "near"
+            and gq.geojson["type"] == "Point"
+        ):
+            near_attr = keys.get(gq.geoproperty)
     if query.scope_q is not None:
         conds.append(_Cond(None, exact=False))
     where = " AND ".join(f"({c.sql})" for c in conds if c.sql is not None)
     params = [p for c in conds if c.sql is not None for p in c.params]
+    exact = all(c.exact for c in conds)
     return Plan(
         where=where,
         params=params,
-        exact=all(c.exact for c in conds),
+        exact=exact,
         empty=any(c.sql == _FALSE for c in conds),
         query=query,
+        count_sql=(
+            _fast_count(dialect, query, keys, opaque_attrs, typesets, multi_attrs)
+            if exact
+            else None
+        ),
+        near_attr=near_attr,
     )
+
+
+def _fast_count(
+    dialect: Dialect,
+    query: EntityQuery,
+    keys: Mapping[str, int],
+    opaque_attrs: frozenset[int],
+    typesets: Mapping[int, frozenset[int]] | None,
+    multi_attrs: frozenset[int],
+) -> tuple[str, list[Any]] | None:
+    """`type=…&q=attr op value` counted on the attribute-value index alone, or None."""
+    c = query.q
+    if (
+        typesets is None
+        or not isinstance(c, qlang.Comparison)
+        or c.op not in ("==", ">", ">=", "<", "<=")
+        or query.ids is not None
+        or query.id_pattern is not None
+        or query.attrs is not None
+        or query.geo is not None
+        or query.scope_q is not None
+    ):
+        return None
+    path = c.path
+    if path.sub or path.json_path or path.meta is not None or path.linked is not None:
+        return None
+    key = keys.get(path.attr)
+    if key is None or key in opaque_attrs:
+        return None
+    test = _QCompiler(dialect, keys, opaque_attrs, probe=False).value_test(c.op, c.value)
+    if test is None:
+        return None
+    wanted = sorted(
+        ts for ts, members in typesets.items() if _types_match(query.types, keys, members)
+    )
+    if not wanted:
+        return f"SELECT 0 WHERE {_FALSE}", []
+    in_sql, in_params = dialect.in_list("a.typeset_key", wanted)
+    sql, params = test
+    # one row per entity unless some entity has several for this attribute
+    counted = "DISTINCT a.entity_key" if key in multi_attrs else "*"
+    return (
+        f"SELECT count({counted}) FROM attr_value a WHERE a.attr_key = ? AND {in_sql} AND ({sql})",
+        [key, *in_params, *params],
+    )
+
+
+def _types_match(
+    types: list[frozenset[str]] | None, keys: Mapping[str, int], members: frozenset[int]
+) -> bool:
+    if types is None:
+        return True
+    for conjunct in types:
+        needed = [keys.get(t) for t in conjunct]
+        if all(k is not None and k in members for k in needed):
+            return True
+    return False
 
 
 def _types(dialect: Dialect, types: list[frozenset[str]], keys: Mapping[str, int]) -> _Cond:
@@ -236,9 +383,15 @@ class _QCompiler:
     """q AST -> SQL conditions over `attr_value` (NGSI-LD 1.8 §4.9, as `qlang` evaluates it)."""
 
     def __init__(
-        self, dialect: Dialect, keys: Mapping[str, int], opaque_attrs: frozenset[int]
+        self,
+        dialect: Dialect,
+        keys: Mapping[str, int],
+        opaque_attrs: frozenset[int],
+        *,
+        probe: bool = True,
     ) -> None:
         self.dialect = dialect
+        self.col = dialect.probe if probe else (lambda column: column)
         self.keys = keys
         self.opaque_attrs = opaque_attrs
 
@@ -310,19 +463,19 @@ class _QCompiler:
                 if col is None or col != _column(value.hi):
                     return None
                 lo, hi = sorted((value.lo, value.hi))  # type: ignore[type-var]
-                return f"{self.dialect.probe('a.' + col)} BETWEEN ? AND ?", [_param(lo), _param(hi)]
+                return f"{self.col('a.' + col)} BETWEEN ? AND ?", [_param(lo), _param(hi)]
             col = _column(value)
             if col is None:
                 return None
-            return f"{self.dialect.probe('a.' + col)} = ?", [_param(value)]
+            return f"{self.col('a.' + col)} = ?", [_param(value)]
         if op in (">", ">=", "<", "<="):
             col = _column(value)
             if col is None:
                 return None
             if col == "txt":
                 # NGSI-LD 1.8 §4.9: ordering never holds on a Relationship (numbers never are one)
-                return f"{self.dialect.probe('a.txt')} {op} ? AND a.kind NOT IN ({_REL})", [value]
-            return f"{self.dialect.probe('a.num')} {op} ?", [_param(value)]
+                return f"{self.col('a.txt')} {op} ? AND a.kind NOT IN ({_REL})", [value]
+            return f"{self.col('a.num')} {op} ?", [_param(value)]
         return None
 
 

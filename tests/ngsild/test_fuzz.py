@@ -43,7 +43,7 @@ entity = st.fixed_dictionaries(
     {"id": st.one_of(st.just("urn:ngsi-ld:T:1"), st.text(max_size=12), json_values),
      "type": st.one_of(st.just("T"), st.lists(st.text(max_size=5), max_size=3), json_values)},
     optional={"temperature": attribute, "location": attribute, "name": st.one_of(attribute, json_values)},
-).map(lambda d: {**d, **({} if "extra" not in d else {})})
+)
 bodies = st.one_of(entity, json_values, st.lists(entity, max_size=3))
 
 query_params = st.dictionaries(

@@ -10,7 +10,9 @@ import pytest
 
 from smartregion.storage import Store, open_store
 
-_PG_TABLES = "entity, entity_type, attr_value, geo_index, series, jsonld_context, iri, organisation"
+_PG_TABLES = (
+    "entity, entity_type, attr_value, geo_index, series, jsonld_context, iri, organisation, typeset"
+)
 
 
 @pytest.fixture

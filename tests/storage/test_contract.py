@@ -301,6 +301,26 @@ async def test_q(city: Store, text: str, expected: list[int]) -> None:
     assert counted.count == len(expected)
 
 
+@pytest.mark.parametrize(
+    ("type_names", "text", "count"),
+    [
+        (["Sensor"], "temperature>10", 3),
+        (["Device"], "temperature>10", 1),
+        (["Vehicle", "Device"], "speed==50", 1),
+        (None, "temperature==18,22", 1),
+        (["Unknown"], "temperature>10", 0),
+        (None, 'name>"b"', 3),
+    ],
+)
+async def test_counts_by_type_and_one_term(
+    city: Store, type_names: list[str] | None, text: str, count: int
+) -> None:
+    query = EntityQuery(q=parse_q(text, _expand), count=True, limit=0)
+    if type_names is not None:
+        query.types = types(*type_names)
+    assert (await city.query("", query)).count == count
+
+
 async def test_geo_queries(city: Store) -> None:
     near_ghent = parse_geo_query("near;maxDistance==2000", "Point", "[3.73, 51.05]", None)
     assert await ids(city, EntityQuery(geo=near_ghent)) == ["urn:ngsi-ld:Sensor:1"]

@@ -14,6 +14,7 @@ after it commits.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ import psycopg
 from psycopg.types.json import set_json_dumps, set_json_loads
 from psycopg_pool import AsyncConnectionPool
 
+from smartregion.core.qlang import Comparison
 from smartregion.core.times import format_datetime, utc_now
 from smartregion.storage import migrations
 from smartregion.storage.base import (
@@ -39,6 +41,7 @@ from smartregion.storage.base import (
 )
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+from smartregion.storage.postgres.subscriptions import PostgresSubscriptions, take_notifications
 
 __all__ = ["PostgresStore"]
 
@@ -58,7 +61,7 @@ def _lock_key(tenant: str, entity_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStore(Store):
+class PostgresStore(PostgresSubscriptions, Store):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 
     backend = "postgresql"
@@ -71,6 +74,13 @@ class PostgresStore(Store):
         self._iris: dict[str, int] = {}
         self._tenants: dict[str, int] = {}
         self._orgs: dict[str, int] = {}
+        self._typesets: dict[tuple[int, tuple[int, ...]], int] = {}
+        # autovacuum analyses a bulk-loaded table only after a delay; until then the planner
+        # works without statistics and picks nested loops over 100k rows, so bulk writers
+        # trigger ANALYZE themselves
+        self._written = 0
+        self._analysed = 0
+        self._analyse_task: asyncio.Task[None] | None = None
 
     @staticmethod
     async def _configure(conn: Conn) -> None:
@@ -93,7 +103,9 @@ class PostgresStore(Store):
         self._pool = pool
 
     async def close(self) -> None:
-        """Close the pool."""
+        """Close the pool (after a running ANALYZE finishes)."""
+        if self._analyse_task is not None:
+            await asyncio.gather(self._analyse_task, return_exceptions=True)
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -224,10 +236,31 @@ class PostgresStore(Store):
                     keys[eid] = key
                     olds[eid] = text
             ops, result = mutate(current)
+            # subscriptions: notifications queued by this write commit with it (§5.11)
+            ops = await take_notifications(conn, ops)
             if ops:
                 await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         pending.publish(self)
+        if ops:
+            self._note_writes(len(ops))
         return result
+
+    def _note_writes(self, n: int) -> None:
+        self._written += n
+        if self._written < max(5000, self._analysed // 5):
+            return
+        if self._analyse_task is not None and not self._analyse_task.done():
+            return
+        self._analysed += self._written
+        self._written = 0
+        self._analyse_task = asyncio.get_running_loop().create_task(self._analyse())
+
+    async def _analyse(self) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute("ANALYZE entity, entity_type, attr_value, geo_index, typeset")
+        except (psycopg.Error, RuntimeError):
+            pass  # statistics are an optimisation; autovacuum will catch up
 
     async def _apply(
         self,
@@ -334,7 +367,7 @@ class PostgresStore(Store):
     ) -> None:
         names: set[str] = set()
         for _, c in written:
-            names.update(c.types_removed, c.types_added, c.attrs_cleared, c.geo_cleared)
+            names.update(c.types, c.types_removed, c.attrs_cleared, c.geo_cleared)
             names.update(v[0] for v in c.values)
             names.update(g.attr for g in c.geoms)
         iris = {n: k for n in names if (k := self._iris.get(n)) is not None}
@@ -343,6 +376,38 @@ class PostgresStore(Store):
             new = await self._intern(conn, "iri", "iri_key", "iri", missing)
             pending.iris.update(new)
             iris.update(new)
+
+        sets = {tuple(sorted(iris[t] for t in c.types)) for _, c in written}
+        typesets = {ts: k for ts in sets if (k := self._typesets.get((tenant_key, ts)))}
+        missing_sets = sorted(ts for ts in sets if ts not in typesets)
+        if missing_sets:
+            # sorted, in one statement: concurrent writers cannot deadlock on them
+            await conn.execute(
+                "INSERT INTO typeset (tenant_key, type_keys) SELECT %s, string_to_array(s, ',')::int[]"
+                " FROM unnest(%b::text[]) AS s ON CONFLICT DO NOTHING",
+                (tenant_key, [",".join(map(str, ts)) for ts in missing_sets]),
+            )
+            cur = await conn.execute(
+                "SELECT type_keys, typeset_key FROM typeset WHERE tenant_key = %s",
+                (tenant_key,),
+            )
+            for type_keys, key in await cur.fetchall():
+                ts = tuple(type_keys)
+                if ts in sets:
+                    typesets[ts] = key
+                    pending.typesets[(tenant_key, ts)] = key
+        entity_set = {k: typesets[tuple(sorted(iris[t] for t in c.types))] for k, c in written}
+        retyped = [
+            (entity_set[k], k)
+            for k, c in written
+            if c.replaced and (c.types_removed or c.types_added)
+        ]
+        if retyped:
+            await conn.execute(
+                "UPDATE attr_value a SET typeset_key = u.ts FROM unnest(%b::int[], %b::bigint[])"
+                " AS u(ts, k) WHERE a.entity_key = u.k",
+                ([r[0] for r in retyped], [r[1] for r in retyped]),
+            )
 
         async def pairs(sql: str, rows: list[tuple[int, int]]) -> None:
             if rows:
@@ -375,12 +440,13 @@ class PostgresStore(Store):
         if values:
             cols = list(zip(*values, strict=True))
             await conn.execute(
-                "INSERT INTO attr_value (entity_key, attr_key, inst, elem, kind, num, txt, opaque)"
-                " SELECT * FROM unnest(%b::bigint[], %b::int[], %b::int[], %b::int[],"
-                " %b::smallint[], %b::float8[], %b::text[], %b::smallint[])",
+                "INSERT INTO attr_value (entity_key, attr_key, typeset_key, inst, elem, kind,"
+                " num, txt, opaque) SELECT * FROM unnest(%b::bigint[], %b::int[], %b::int[],"
+                " %b::int[], %b::int[], %b::smallint[], %b::float8[], %b::text[], %b::smallint[])",
                 (
                     list(cols[0]),
                     [iris[a] for a in cols[1]],
+                    [entity_set[k] for k in cols[0]],
                     list(cols[2]),
                     list(cols[3]),
                     list(cols[4]),
@@ -392,14 +458,17 @@ class PostgresStore(Store):
         geoms = [(k, g) for k, c in written for g in c.geoms]
         if geoms:
             await conn.execute(
-                "INSERT INTO geo_index (entity_key, attr_key, inst, geom)"
-                " SELECT k, a, i, ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(g), 4326))"
-                " FROM unnest(%b::bigint[], %b::int[], %b::int[], %b::text[]) AS u(k, a, i, g)",
+                "INSERT INTO geo_index (entity_key, attr_key, inst, geom, x, y)"
+                " SELECT k, a, i, ST_Force2D(ST_SetSRID(ST_GeomFromGeoJSON(g), 4326)), x, y"
+                " FROM unnest(%b::bigint[], %b::int[], %b::int[], %b::text[], %b::float8[],"
+                " %b::float8[]) AS u(k, a, i, g, x, y)",
                 (
                     [k for k, _ in geoms],
                     [iris[g.attr] for _, g in geoms],
                     [g.inst for _, g in geoms],
                     [_dumps(g.geojson) for _, g in geoms],
+                    [g.point[0] if g.point else None for _, g in geoms],
+                    [g.point[1] if g.point else None for _, g in geoms],
                 ),
             )
 
@@ -410,15 +479,29 @@ class PostgresStore(Store):
         if tenant_key is None:
             return None
         keys = await self._iri_keys(conn, query_iris(query))
-        opaque: frozenset[int] = frozenset()
+        opaque: set[int] = set()
+        multi: set[int] = set()
         if query.q is not None and keys:
             cur = await conn.execute(
-                "SELECT k FROM unnest(%b::int[]) AS k WHERE EXISTS"
-                " (SELECT 1 FROM attr_value a WHERE a.attr_key = k AND a.opaque = 1)",
+                "SELECT k, EXISTS (SELECT 1 FROM attr_value a WHERE a.attr_key = k"
+                " AND a.opaque = 1), EXISTS (SELECT 1 FROM attr_value a WHERE a.attr_key = k"
+                " AND (a.inst > 0 OR a.elem > 0)) FROM unnest(%b::int[]) AS k",
                 (list(keys.values()),),
             )
-            opaque = frozenset(k for (k,) in await cur.fetchall())
-        plan = plan_query(_DIALECT, query, tenant_key, keys, opaque)
+            for k, is_opaque, is_multi in await cur.fetchall():
+                if is_opaque:
+                    opaque.add(k)
+                if is_multi:
+                    multi.add(k)
+        typesets: dict[int, frozenset[int]] | None = None
+        if query.count and isinstance(query.q, Comparison):
+            cur = await conn.execute(
+                "SELECT typeset_key, type_keys FROM typeset WHERE tenant_key = %s", (tenant_key,)
+            )
+            typesets = {k: frozenset(types) for k, types in await cur.fetchall()}
+        plan = plan_query(
+            _DIALECT, query, tenant_key, keys, frozenset(opaque), typesets, frozenset(multi)
+        )
         return None if plan.empty else plan
 
     async def _matching(
@@ -436,10 +519,13 @@ class PostgresStore(Store):
                 rows = await cur.fetchall()
             total = None
             if count:
-                cur = await conn.execute(_DIALECT.sql(f"SELECT count(*) {base}"), plan.params)
+                sql, params = plan.count_sql or (f"SELECT count(*) {base}", plan.params)
+                cur = await conn.execute(_DIALECT.sql(sql), params)
                 row = await cur.fetchone()
                 total = int(row[0]) if row else 0
             return rows, total
+        if plan.near_attr is not None:
+            return await self._near_points(conn, plan, limit=limit, offset=offset, count=count)
         page: list[tuple[int, dict[str, Any]]] = []
         matched = 0
         last = -1
@@ -457,6 +543,43 @@ class PostgresStore(Store):
                 break
             last = batch[-1][0]
         return page, (matched if count else None)
+
+    async def _near_points(
+        self, conn: Conn, plan: Plan, *, limit: int | None, offset: int, count: bool
+    ) -> tuple[list[tuple[int, dict[str, Any]]], int | None]:
+        scan = plan.near_scan(None if count or limit is None else offset + limit)
+        # a server-side cursor: an early stop fetches no more rows; planned for all its rows
+        # (the default 0.1 favours plans that walk every entity in key order)
+        await conn.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+        async with conn.cursor(name="near_points") as cur:
+            await cur.execute(
+                _DIALECT.sql(
+                    "SELECT e.entity_key, g.x, g.y FROM entity e JOIN geo_index g"
+                    f" ON g.entity_key = e.entity_key AND g.attr_key = ? WHERE {plan.where}"
+                    " ORDER BY e.entity_key"
+                ),
+                (plan.near_attr, *plan.params),
+            )
+            while rows := await cur.fetchmany(1000):
+                if scan.feed(rows):
+                    break
+        keys, unsure = scan.result()
+        docs: dict[int, dict[str, Any]] = {}
+        if unsure:
+            docs = await self._docs_by_key(conn, unsure)
+            keys = [k for k in keys if k not in unsure or plan.python_matches(docs[k])]
+        chosen = keys[offset:] if limit is None else keys[offset : offset + limit]
+        missing = [k for k in chosen if k not in docs]
+        if missing:
+            docs.update(await self._docs_by_key(conn, missing))
+        return [(k, docs[k]) for k in chosen], (len(keys) if count else None)
+
+    @staticmethod
+    async def _docs_by_key(conn: Conn, keys: Iterable[int]) -> dict[int, dict[str, Any]]:
+        cur = await conn.execute(
+            "SELECT entity_key, doc FROM entity WHERE entity_key = ANY(%b)", (list(keys),)
+        )
+        return {k: doc for k, doc in await cur.fetchall()}
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
         """Matching entities in key order, one page, with the count if asked for."""
@@ -604,14 +727,16 @@ def _context(row: tuple[Any, ...]) -> StoredContext:
 class _Pending:
     """Dictionary keys written by the running transaction: cached once it commits."""
 
-    __slots__ = ("iris", "orgs", "tenants")
+    __slots__ = ("iris", "orgs", "tenants", "typesets")
 
     def __init__(self) -> None:
         self.iris: dict[str, int] = {}
         self.tenants: dict[str, int] = {}
         self.orgs: dict[str, int] = {}
+        self.typesets: dict[tuple[int, tuple[int, ...]], int] = {}
 
     def publish(self, store: PostgresStore) -> None:
+        store._typesets.update(self.typesets)
         store._iris.update(self.iris)
         store._tenants.update(self.tenants)
         store._orgs.update(self.orgs)

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from smartregion.core.qlang import Comparison
 from smartregion.core.times import utc_now
 from smartregion.storage import migrations
 from smartregion.storage.base import (
@@ -43,6 +44,7 @@ from smartregion.storage.base import (
 )
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+from smartregion.storage.sqlite.subscriptions import SQLiteSubscriptions, take_notifications
 
 __all__ = ["SQLiteStore"]
 
@@ -73,7 +75,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
     return doc
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteSubscriptions, Store):
     """Entities and their indexes in one SQLite database file."""
 
     backend = "sqlite"
@@ -92,6 +94,7 @@ class SQLiteStore(Store):
         self._iris: dict[str, int] = {}
         self._tenants: dict[str, int] = {DEFAULT_TENANT: 1}
         self._orgs: dict[str, int] = {}
+        self._typesets: dict[str, int] = {}  # "tenant_key:[type keys]" -> key
 
     # --- connections ---------------------------------------------------------------------
 
@@ -150,6 +153,8 @@ class SQLiteStore(Store):
 
             def finish() -> None:
                 if conn is not None:
+                    # keeps the query planner's statistics current (SQLite §"PRAGMA optimize")
+                    conn.execute("PRAGMA optimize")
                     conn.close()
 
             await asyncio.get_running_loop().run_in_executor(writer, finish)
@@ -296,6 +301,8 @@ class SQLiteStore(Store):
                     keys[eid] = key
                     olds[eid] = doc
             ops, result = mutate(current)
+            # subscriptions: notifications queued by this write commit with it (§5.11)
+            ops = take_notifications(conn, ops)
             if ops:
                 self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
             conn.execute("COMMIT")
@@ -444,28 +451,55 @@ class SQLiteStore(Store):
                 key = self._intern(conn, name, cache, pending.iris, "iri", "iri_key", "iri")
             return key
 
+        def typeset(type_keys: list[int]) -> int:
+            text = orjson.dumps(sorted(type_keys)).decode()
+            name = f"{tenant_key}:{text}"
+            key = self._typesets.get(name) or pending.typesets.get(name)
+            if key is None:
+                row = conn.execute(
+                    "SELECT typeset_key FROM typeset WHERE tenant_key = ? AND type_keys = ?",
+                    (tenant_key, text),
+                ).fetchone()
+                if row is None:
+                    cur = conn.execute(
+                        "INSERT INTO typeset (tenant_key, type_keys) VALUES (?, ?)",
+                        (tenant_key, text),
+                    )
+                    key = int(cur.lastrowid or 0)
+                else:
+                    key = int(row[0])
+                pending.typesets[name] = key
+            return key
+
+        retyped: list[tuple[int, int]] = []
         types_gone: list[tuple[int, int, int]] = []
         types: list[tuple[int, int, int]] = []
         values_gone: list[tuple[int, int]] = []
-        values: list[tuple[int, int, int, int, int, float | None, str | None, int]] = []
+        values: list[tuple[int, int, int, int, int, int, float | None, str | None, int]] = []
         geo_gone: list[tuple[int, int]] = []
-        items: list[tuple[int, int, int, int]] = []
+        items: list[tuple[int, int, int, int, float | None, float | None]] = []
         boxes: list[tuple[int, float, float, float, float]] = []
         geo_key = 0
         for key, change in written:
+            ts = typeset([iri(t) for t in change.types])
+            if change.replaced and (change.types_removed or change.types_added):
+                retyped.append((ts, key))
             types_gone.extend((tenant_key, iri(t), key) for t in change.types_removed)
             types.extend((tenant_key, iri(t), key) for t in change.types_added)
             values_gone.extend((key, iri(a)) for a in change.attrs_cleared)
             for attr, inst, elem, kind, num, txt, opaque in change.values:
-                values.append((key, iri(attr), inst, elem, kind, num, txt, opaque))
+                values.append((key, iri(attr), ts, inst, elem, kind, num, txt, opaque))
             geo_gone.extend((key, iri(a)) for a in change.geo_cleared)
             for g in change.geoms:
                 if not geo_key:
                     geo_key = self._max_key(conn, "geo_item", "geo_key") + 1
                 minx, miny, maxx, maxy = g.bbox
-                items.append((geo_key, key, iri(g.attr), g.inst))
+                x, y = g.point or (None, None)
+                items.append((geo_key, key, iri(g.attr), g.inst, x, y))
                 boxes.append((geo_key, minx, maxx, miny, maxy))
                 geo_key += 1
+        if retyped:
+            conn.executemany("UPDATE attr_value SET typeset_key = ? WHERE entity_key = ?", retyped)
         if types_gone:
             conn.executemany(
                 "DELETE FROM entity_type WHERE tenant_key = ? AND type_key = ? AND entity_key = ?",
@@ -483,10 +517,10 @@ class SQLiteStore(Store):
             )
             conn.executemany("DELETE FROM geo_item WHERE entity_key = ? AND attr_key = ?", geo_gone)
         conn.executemany("INSERT OR IGNORE INTO entity_type VALUES (?, ?, ?)", types)
-        conn.executemany("INSERT INTO geo_item VALUES (?, ?, ?, ?)", items)
+        conn.executemany("INSERT INTO geo_item VALUES (?, ?, ?, ?, ?, ?)", items)
         conn.executemany(
-            "INSERT INTO attr_value (entity_key, attr_key, inst, elem, kind, num,"
-            " txt, opaque) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attr_value (entity_key, attr_key, typeset_key, inst, elem, kind, num,"
+            " txt, opaque) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             values,
         )
         conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", boxes)
@@ -502,17 +536,31 @@ class SQLiteStore(Store):
         if tenant_key is None:
             return None
         keys = self._iri_keys(conn, query_iris(query))
-        opaque: frozenset[int] = frozenset()
+        opaque: set[int] = set()
+        multi: set[int] = set()
         if query.q is not None and keys:
-            opaque = frozenset(
-                k
-                for (k,) in conn.execute(
-                    "SELECT j.value FROM json_each(?) j WHERE EXISTS"
-                    " (SELECT 1 FROM attr_value a WHERE a.attr_key = j.value AND a.opaque = 1)",
-                    (_json_list(keys.values()),),
+            for k, is_opaque, is_multi in conn.execute(
+                "SELECT j.value, EXISTS (SELECT 1 FROM attr_value a WHERE a.attr_key = j.value"
+                " AND a.opaque = 1), EXISTS (SELECT 1 FROM attr_value a"
+                " WHERE a.attr_key = j.value AND (a.inst > 0 OR a.elem > 0)) FROM json_each(?) j",
+                (_json_list(keys.values()),),
+            ):
+                if is_opaque:
+                    opaque.add(k)
+                if is_multi:
+                    multi.add(k)
+        typesets: dict[int, frozenset[int]] | None = None
+        if query.count and isinstance(query.q, Comparison):
+            typesets = {
+                k: frozenset(orjson.loads(text))
+                for k, text in conn.execute(
+                    "SELECT typeset_key, type_keys FROM typeset WHERE tenant_key = ?",
+                    (tenant_key,),
                 )
-            )
-        plan = plan_query(_DIALECT, query, tenant_key, keys, opaque)
+            }
+        plan = plan_query(
+            _DIALECT, query, tenant_key, keys, frozenset(opaque), typesets, frozenset(multi)
+        )
         return None if plan.empty else plan
 
     def _matching(
@@ -529,8 +577,11 @@ class SQLiteStore(Store):
                 ).fetchall()
             total = None
             if count:
-                total = int(conn.execute(f"SELECT count(*) {base}", plan.params).fetchone()[0])
+                sql, params = plan.count_sql or (f"SELECT count(*) {base}", plan.params)
+                total = int(conn.execute(sql, params).fetchone()[0])
             return rows, total
+        if plan.near_attr is not None:
+            return self._near_points(conn, plan, limit=limit, offset=offset, count=count)
         page: list[tuple[int, str]] = []
         matched = 0
         last = -1
@@ -549,6 +600,37 @@ class SQLiteStore(Store):
                 break
             last = batch[-1][0]
         return page, (matched if count else None)
+
+    def _near_points(
+        self, conn: sqlite3.Connection, plan: Plan, *, limit: int | None, offset: int, count: bool
+    ) -> tuple[list[tuple[int, str]], int | None]:
+        cur = conn.execute(
+            "SELECT e.entity_key, g.x, g.y FROM entity e JOIN geo_item g"
+            f" ON g.entity_key = e.entity_key AND g.attr_key = ? WHERE {plan.where}"
+            " ORDER BY e.entity_key",
+            (plan.near_attr, *plan.params),
+        )
+        scan = plan.near_scan(None if count or limit is None else offset + limit)
+        scan.feed(cur)  # rows stream from the cursor: an early stop reads no more
+        cur.close()
+        keys, unsure = scan.result()
+        docs: dict[int, str] = {}
+        if unsure:
+            docs = dict(self._docs_by_key(conn, unsure))
+            keys = [k for k in keys if k not in unsure or plan.python_matches(_loads(docs[k]))]
+        chosen = keys[offset:] if limit is None else keys[offset : offset + limit]
+        missing = [k for k in chosen if k not in docs]
+        if missing:
+            docs.update(self._docs_by_key(conn, missing))
+        return [(k, docs[k]) for k in chosen], (len(keys) if count else None)
+
+    @staticmethod
+    def _docs_by_key(conn: sqlite3.Connection, keys: Iterable[int]) -> list[tuple[int, str]]:
+        return conn.execute(
+            "SELECT entity_key, doc FROM entity WHERE entity_key IN"
+            " (SELECT value FROM json_each(?))",
+            (_json_list(keys),),
+        ).fetchall()
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
         """Matching entities in key order, one page, with the count if asked for."""
@@ -717,14 +799,16 @@ class SQLiteStore(Store):
 class _Pending:
     """Dictionary keys created in the running transaction: cached only once it commits."""
 
-    __slots__ = ("iris", "orgs", "tenants")
+    __slots__ = ("iris", "orgs", "tenants", "typesets")
 
     def __init__(self) -> None:
         self.iris: dict[str, int] = {}
         self.tenants: dict[str, int] = {}
         self.orgs: dict[str, int] = {}
+        self.typesets: dict[str, int] = {}
 
     def publish(self, store: SQLiteStore) -> None:
+        store._typesets.update(self.typesets)
         store._iris.update(self.iris)
         store._tenants.update(self.tenants)
         store._orgs.update(self.orgs)

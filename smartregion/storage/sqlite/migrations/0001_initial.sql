@@ -42,10 +42,20 @@ CREATE TABLE entity_type (
 ) WITHOUT ROWID;
 CREATE INDEX entity_type_entity ON entity_type (entity_key);
 
+-- the distinct type sets of a tenant's entities: denormalised into attr_value so that a
+-- `type=T&q=…` count is one index range scan, with no join (typeset_key IN the sets having T)
+CREATE TABLE typeset (
+    typeset_key  INTEGER PRIMARY KEY,
+    tenant_key   INTEGER NOT NULL,
+    type_keys    TEXT NOT NULL,           -- JSON array of the sorted type IRI keys
+    UNIQUE (tenant_key, type_keys)
+);
+
 -- one row per target element of each top-level attribute instance (storage/indexing.py)
 CREATE TABLE attr_value (
     entity_key  INTEGER NOT NULL,
     attr_key    INTEGER NOT NULL,
+    typeset_key INTEGER NOT NULL,
     inst        INTEGER NOT NULL,
     elem        INTEGER NOT NULL,
     kind        INTEGER NOT NULL,
@@ -54,16 +64,21 @@ CREATE TABLE attr_value (
     opaque      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (entity_key, attr_key, inst, elem)
 ) WITHOUT ROWID;
-CREATE INDEX attr_value_num ON attr_value (attr_key, num) WHERE num IS NOT NULL;
-CREATE INDEX attr_value_txt ON attr_value (attr_key, txt, kind) WHERE txt IS NOT NULL;
+CREATE INDEX attr_value_num ON attr_value (attr_key, typeset_key, num) WHERE num IS NOT NULL;
+CREATE INDEX attr_value_txt ON attr_value (attr_key, typeset_key, txt, kind)
+    WHERE txt IS NOT NULL;
 CREATE INDEX attr_value_opaque ON attr_value (attr_key) WHERE opaque = 1;
+-- attributes with several rows per entity (datasetIds, arrays): their counts need DISTINCT
+CREATE INDEX attr_value_multi ON attr_value (attr_key) WHERE inst > 0 OR elem > 0;
 
 -- geometry index: the bounding box of each GeoProperty instance
 CREATE TABLE geo_item (
     geo_key     INTEGER PRIMARY KEY,
     entity_key  INTEGER NOT NULL,
     attr_key    INTEGER NOT NULL,
-    inst        INTEGER NOT NULL
+    inst        INTEGER NOT NULL,
+    x           REAL,                   -- a Point's exact longitude/latitude (NULL otherwise):
+    y           REAL                    -- `near` is decided on them without the document
 );
 CREATE INDEX geo_item_entity ON geo_item (entity_key);
 CREATE VIRTUAL TABLE geo_rtree USING rtree (geo_key, min_x, max_x, min_y, max_y);
