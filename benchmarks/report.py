@@ -130,7 +130,7 @@ def render_backend(r: BackendResult) -> str:
             "**Not measured completely**: the run failed with",
             "",
             "```",
-            r.error.strip()[-2000:],
+            r.error.strip()[-5000:],
             "```",
             "",
         ]

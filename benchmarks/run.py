@@ -111,7 +111,8 @@ def _memory() -> str:
 def _wrk_version() -> str:
     try:
         out = subprocess.run([loadgen.WRK, "-v"], capture_output=True, text=True, timeout=10)
-        return (out.stdout or out.stderr).splitlines()[0].strip()
+        first = (out.stdout or out.stderr).splitlines()[0]
+        return first.split(" [", 1)[0].split(" Copyright", 1)[0].strip()
     except (OSError, IndexError, subprocess.SubprocessError):
         return "not found"
 
@@ -293,15 +294,21 @@ def measure_backend(
             with servers.Server(
                 servers.broker_argv(url, port), port, workdir / f"broker-{backend}.log"
             ) as server:
-                _run_broker_benchmarks(result, server, plan, data)
+                _run_broker_benchmarks(result, server, plan, data, url)
     except Exception:
         result.error = traceback.format_exc()
+        log = workdir / f"broker-{backend}.log"
+        if log.exists():
+            # the server's own traceback says why a request failed
+            result.error += (
+                f"\n--- tail of the server log ---\n{log.read_text(errors='replace')[-4000:]}"
+            )
         say(f"{backend}: FAILED\n{result.error}")
     return result
 
 
 def _run_broker_benchmarks(
-    result: BackendResult, server: servers.Server, plan: Plan, data: Data
+    result: BackendResult, server: servers.Server, plan: Plan, data: Data, url: str
 ) -> None:
     backend = result.backend
     port = server.port
@@ -329,6 +336,46 @@ def _run_broker_benchmarks(
     say(f"{backend}:   {load.entities_per_s:,.0f} entities/s")
 
     say(f"{backend}: 3. queries")
+    _run_queries(result, server, plan, data)
+    if backend == "postgresql" and servers.pg_setting(url, "autovacuum") == "off":
+        # without autovacuum nothing ever gathers statistics: show what ANALYZE would change
+        servers.pg_analyze(url)
+        say(f"{backend}: 3. queries again after ANALYZE (autovacuum is off on this server)")
+        _run_queries(result, server, plan, data, suffix=" (after ANALYZE)")
+        result.notes.append(
+            "autovacuum is off on this PostgreSQL server, so no statistics existed after the "
+            "load; the rows marked *(after ANALYZE)* were measured after the run itself ran "
+            "`ANALYZE` on the broker's database."
+        )
+
+    say(f"{backend}: 2. PATCH with wrk")
+    status, body = loadgen.request_status(
+        port, "PATCH", f"/ngsi-ld/v1/entities/{workload.entity_id(0)}/attrs", workload.PATCH_BODY
+    )
+    if status != 204:
+        raise loadgen.RequestFailed(f"PATCH answered {status}: {body[:500]!r}")
+    ids = result.total_entities
+    loadgen.run_wrk_patch(
+        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
+    )
+    patch = loadgen.run_wrk_patch(
+        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
+    )
+    result.patch_rps = patch.rps
+    result.patch_p50_ms = patch.p50_ms
+    result.patch_p95_ms = patch.p95_ms
+    result.patch_p99_ms = patch.p99_ms
+    result.patch_errors = patch.errors
+    say(
+        f"{backend}:   {patch.rps:,.0f} req/s, p50 {patch.p50_ms:.1f} ms, p95 {patch.p95_ms:.1f} ms"
+    )
+
+
+def _run_queries(
+    result: BackendResult, server: servers.Server, plan: Plan, data: Data, suffix: str = ""
+) -> None:
+    backend = result.backend
+    port = server.port
     for case in workload.QUERY_CASES:
         runs: list[loadgen.QueryRun] = []
         for count in (False, True):
@@ -366,32 +413,11 @@ def _run_broker_benchmarks(
             timed_out=plain.timed_out,
             count_timed_out=counted.timed_out,
         )
+        figure.name += suffix
         result.queries.append(figure)
         say(
             f"{backend}:   {case.name}: {figure.matches} matches ({figure.expected} expected), p95 {figure.p95_ms:.1f} / {figure.count_p95_ms:.1f} ms"
         )
-
-    say(f"{backend}: 2. PATCH with wrk")
-    status, body = loadgen.request_status(
-        port, "PATCH", f"/ngsi-ld/v1/entities/{workload.entity_id(0)}/attrs", workload.PATCH_BODY
-    )
-    if status != 204:
-        raise loadgen.RequestFailed(f"PATCH answered {status}: {body[:500]!r}")
-    ids = result.total_entities
-    loadgen.run_wrk_patch(
-        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
-    )
-    patch = loadgen.run_wrk_patch(
-        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
-    )
-    result.patch_rps = patch.rps
-    result.patch_p50_ms = patch.p50_ms
-    result.patch_p95_ms = patch.p95_ms
-    result.patch_p99_ms = patch.p99_ms
-    result.patch_errors = patch.errors
-    say(
-        f"{backend}:   {patch.rps:,.0f} req/s, p50 {patch.p50_ms:.1f} ms, p95 {patch.p95_ms:.1f} ms"
-    )
 
 
 # --- main ----------------------------------------------------------------------------------

@@ -132,9 +132,22 @@ def pg_version() -> str:
 
 def pg_settings() -> dict[str, str]:
     """The PostgreSQL settings that decide write speed."""
-    names = ("fsync", "synchronous_commit", "shared_buffers", "wal_level", "max_wal_size")
+    names = ("fsync", "synchronous_commit", "shared_buffers", "max_wal_size", "autovacuum")
     with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3, autocommit=True) as conn:
         return {n: str(conn.execute(f"SHOW {n}").fetchone()[0]) for n in names}  # type: ignore[index]
+
+
+def pg_setting(dsn: str, name: str) -> str:
+    """One server setting, read through `dsn`."""
+    with psycopg.connect(dsn, connect_timeout=3, autocommit=True) as conn:
+        row = conn.execute(f"SHOW {name}").fetchone()
+        return str(row[0]) if row else ""
+
+
+def pg_analyze(dsn: str) -> None:
+    """ANALYZE every table of the database `dsn`."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("ANALYZE")
 
 
 @contextmanager

@@ -23,7 +23,7 @@ from smartregion.api.ngsild.problems import (
     unexpected_error_handler,
 )
 from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
-from smartregion.broker.contexts import ContextResolver
+from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
 from smartregion.settings import Settings
@@ -84,12 +84,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
     store = open_store(settings.database_url)
+    context_persistence = StoreContextPersistence(store)
     resolver = ContextResolver(
         preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
         fetch_timeout=settings.context_fetch_timeout,
         max_bytes=settings.context_max_bytes,
         allow_remote=settings.allow_remote_contexts,
         public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.port}",
+        persistence=context_persistence,
     )
     broker = Broker.build(
         store,
@@ -103,17 +105,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await store.open()
         await store.migrate()
+        await context_persistence.load_into(resolver)
         if settings.demo:
             from smartregion.broker.demo import load_demo
 
             await load_demo(broker, owner=settings.default_org)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
-        notifier = Notifier(broker.subscriptions)
+        notifier = Notifier(broker.subscriptions, store=store)
         await notifier.start()
         try:
             yield
         finally:
             await notifier.stop()
+            await resolver.aclose()
             await store.close()
 
     app = Starlette(

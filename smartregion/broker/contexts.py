@@ -55,6 +55,7 @@ from smartregion.errors import (
     ResourceNotFound,
     SmartRegionError,
 )
+from smartregion.storage.base import Store
 
 __all__ = [
     "HOSTED_PATH",
@@ -62,6 +63,7 @@ __all__ = [
     "ContextEntry",
     "ContextPersistence",
     "ContextResolver",
+    "StoreContextPersistence",
     "hosted_location",
 ]
 
@@ -617,3 +619,56 @@ def _read_preload_index(directory: Path) -> dict[str, Path]:
     if not isinstance(index, dict):
         raise LdContextNotAvailable(f"the @context preload index {index_path} is not an object")
     return {str(url): directory / str(name) for url, name in index.items()}
+
+
+class StoreContextPersistence:
+    """Keeps the @context registry in the database, so hosted contexts survive a restart.
+
+    Every entry (Hosted, ImplicitlyCreated and Cached copies alike — a cached copy lets a
+    restarted broker work offline) is one row of the store's context table, keyed by tenant
+    and local id; usage counters are not persisted.
+    """
+
+    _SEPARATOR = "\x1f"  # cannot occur in an HTTP header value, hence not in a tenant name
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _key(self, tenant: str, entry: ContextEntry) -> str:
+        return f"{tenant}{self._SEPARATOR}{entry.local_id}"
+
+    async def save(self, tenant: str, entry: ContextEntry) -> None:
+        """Store (or replace) an entry."""
+        record = {
+            "tenant": tenant,
+            "url": entry.url,
+            "localId": entry.local_id,
+            "kind": entry.kind,
+            "document": entry.document,
+            "createdAt": entry.created_at.isoformat(),
+            "expiresAt": entry.expires_at,
+        }
+        await self.store.put_context(self._key(tenant, entry), record, kind=entry.kind.lower())
+
+    async def remove(self, tenant: str, entry: ContextEntry) -> None:
+        """Forget an entry."""
+        await self.store.delete_context(self._key(tenant, entry))
+
+    async def load_into(self, resolver: ContextResolver) -> int:
+        """Restore every persisted entry into `resolver` (at start-up); returns how many."""
+        count = 0
+        for stored in await self.store.list_contexts():
+            record = stored.document
+            if not isinstance(record, dict) or "localId" not in record:
+                continue
+            entry = ContextEntry(
+                url=record["url"],
+                local_id=record["localId"],
+                kind=record["kind"],
+                document=record["document"],
+                created_at=datetime.fromisoformat(record["createdAt"]),
+                expires_at=record.get("expiresAt"),
+            )
+            resolver.restore(record["tenant"], entry)
+            count += 1
+        return count

@@ -215,3 +215,35 @@ async def test_order_by_sorts_before_paging(client: httpx.AsyncClient) -> None:
     assert [e["temperature"]["value"] for e in r.json()] == [5.0, 7.0]
     r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature;sideways"})
     assert r.status_code == 400
+
+
+async def test_hosted_contexts_survive_a_restart(settings: object) -> None:
+    from smartregion.app import create_app
+    from smartregion.settings import Settings
+
+    assert isinstance(settings, Settings)
+    document = {"@context": {"brand": "https://example.org/vocab#brand"}}
+
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t/ngsi-ld/v1") as c,
+    ):
+        r = await c.post("/jsonldContexts", json=document)
+        assert r.status_code == 201, r.text
+        location = r.headers["location"]
+    app = create_app(settings)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        r = await c.get(location)
+        assert r.status_code == 200
+        assert r.json() == document
+        # and it still expands terms for entities that reference it
+        link = f'<http://t{location}>; rel="http://www.w3.org/ns/json-ld#context"'
+        entity = {"id": "urn:ngsi-ld:Car:1", "type": "Car", "brand": {"type": "Property", "value": "X"}}
+        r = await c.post("/ngsi-ld/v1/entities", json=entity, headers={"Link": link})
+        assert r.status_code == 201, r.text
+        r = await c.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Car:1")
+        assert "https://example.org/vocab#brand" in r.json()
