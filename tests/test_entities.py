@@ -6,11 +6,14 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from smartregion.core.entities import (
     NGSI_LD,
     NULL,
     Mode,
+    _Parser,  # the fast path is compared with the general one
     is_datetime,
     is_uri,
     parse_attribute,
@@ -973,3 +976,132 @@ def test_ascii_fast_path_of_is_uri_agrees_with_the_full_check() -> None:
         value = f"urn:a{chr(code)}b"
         expected = not any(ch in _URI_FORBIDDEN or _invisible(ch) for ch in value)
         assert is_uri(value) == expected, repr(chr(code))
+
+
+# ------------------------------------------------------------------------------------------
+# the common-shape fast path decides exactly as the general path
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["", "x", NULL, "urn:ngsi-ld:Car:1", "not a uri", "@none"]),
+)
+_POINTS = st.fixed_dictionaries(
+    {
+        "type": st.sampled_from(["Point", "point", "LineString", "GeometryCollection"]),
+        "coordinates": st.one_of(
+            st.lists(st.floats(min_value=-200, max_value=200), min_size=2, max_size=3),
+            st.lists(
+                st.one_of(
+                    st.floats(min_value=-200, max_value=200),
+                    st.integers(min_value=-200, max_value=200),
+                    st.booleans(),
+                    st.just(float("inf")),
+                    st.just("1"),
+                ),
+                min_size=2,
+                max_size=3,
+            ),
+            st.lists(st.integers(min_value=-200, max_value=200), max_size=4),
+            _SCALARS,
+        ),
+    },
+    optional={"bbox": st.just([0, 0, 1, 1]), "geometries": st.just([])},
+)
+_MEMBER_VALUES = st.one_of(_SCALARS, _POINTS, st.lists(_SCALARS, max_size=2))
+_EXTRAS = {
+    "observedAt": st.sampled_from(
+        [NOW, "2026-11-27T08:00:00Z", "2026-02-30T08:00:00Z", "2026-11-27", NULL, 5]
+    ),
+    "unitCode": st.sampled_from(["CEL", "", NULL, 3]),
+    "datasetId": st.sampled_from(["urn:ngsi-ld:Dataset:a", "@none"]),
+    "createdAt": st.just(NOW),
+    "accuracy": st.just({"type": "Property", "value": 0.5}),
+    "@type": st.just("Property"),
+    "value": _MEMBER_VALUES,
+    "object": _MEMBER_VALUES,
+}
+
+
+@st.composite
+def _instances(draw: st.DrawFn) -> dict[str, Any]:
+    # mostly the common shapes (type, value member, observedAt/unitCode), with a few mutations
+    kind = draw(
+        st.sampled_from(
+            ["Property", "GeoProperty", "Relationship", "LanguageProperty", NGSI_LD + "Property"]
+        )
+    )
+    raw: dict[str, Any] = {}
+    if draw(st.booleans()):
+        raw["type"] = kind
+    member = "object" if kind == "Relationship" else "value"
+    if draw(st.integers(0, 9)):
+        common = _POINTS if kind == "GeoProperty" else _SCALARS
+        raw[member] = draw(common if draw(st.integers(0, 3)) else _MEMBER_VALUES)
+    for key in ("observedAt", "unitCode"):
+        if draw(st.booleans()):
+            raw[key] = draw(_EXTRAS[key])
+    if not draw(st.integers(0, 2)):
+        key = draw(st.sampled_from(sorted(_EXTRAS)))
+        raw[key] = draw(_EXTRAS[key])
+    if "type" not in raw and draw(st.integers(0, 3)):
+        raw = {"type": kind, **raw}
+    return raw
+
+
+def P(*coordinates: Any) -> dict[str, Any]:
+    return {"type": "Point", "coordinates": list(coordinates)}
+
+
+def _outcome(
+    name: str, raw: Any, mode: Mode, *, fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    with monkeypatch.context() as m:
+        if not fast:
+            m.setattr(_Parser, "common_instance", lambda *_: None)
+        try:
+            return parse_attribute(name, copy.deepcopy(raw), V, now=NOW, mode=mode)
+        except BadRequestData as exc:
+            return ("rejected", exc.detail)
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["speed", "location", "ngsildproof", "observationSpace"]),
+    raw=_instances(),
+    mode=st.sampled_from(["create", "update", "merge"]),
+)
+@example(name="speed", raw={"type": "GeoProperty", "value": P(True, 1.0)}, mode="create")
+@example(name="speed", raw={"type": "GeoProperty", "value": P(181, 1.0)}, mode="create")
+@example(name="speed", raw={"type": "GeoProperty", "value": P(1, 91.0)}, mode="create")
+@example(name="speed", raw={"type": "GeoProperty", "value": P(1, 2, 3, 4)}, mode="create")
+@example(name="speed", raw={"type": "GeoProperty", "value": P(1, 2, "3")}, mode="create")
+@example(name="speed", raw={"type": "Property", "value": 1, "unitCode": ""}, mode="update")
+@example(name="car", raw={"type": "Relationship", "object": "no uri"}, mode="create")
+@example(name="speed", raw={"type": "Property", "value": [NULL]}, mode="create")
+def test_the_fast_path_parses_exactly_as_the_general_path(
+    name: str, raw: dict[str, Any], mode: Mode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _outcome(name, raw, mode, fast=True, monkeypatch=monkeypatch)
+    general = _outcome(name, raw, mode, fast=False, monkeypatch=monkeypatch)
+    assert repr(fast) == repr(general)  # repr: key order and int/float/bool kept apart
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("speed", {"type": "Property", "value": 21.5, "unitCode": "CEL", "observedAt": NOW}),
+        ("speed", {"type": "Property", "observedAt": NOW, "value": "fast"}),
+        ("location", {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3, 51]}}),
+        ("owner", {"type": "Relationship", "object": "urn:ngsi-ld:Person:1"}),
+    ],
+)
+def test_common_shapes_take_the_fast_path(name: str, raw: dict[str, Any]) -> None:
+    parser = _Parser(V, NOW, "create")
+    fast = parser.common_instance(V.expand_term(name), raw)
+    assert fast is not None
+    assert fast == parser.instance(name, V.expand_term(name), raw, top=True)
+    assert list(fast) == list(parser.instance(name, V.expand_term(name), raw, top=True))

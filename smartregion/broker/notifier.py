@@ -5,8 +5,8 @@ the durable outbox (`SubscriptionStore.claim`), POSTs each Notification with `no
 its endpoint, and records the attempt on the subscription (timesSent, timesFailed,
 lastNotification, lastSuccess, lastFailure). A failed attempt (a non-2xx answer, a refused
 connection, a timeout) is retried with exponential back-off up to `max_attempts`; rows survive a
-restart, so delivery is at-least-once. Endpoints with an `mqtt`/`mqtts` URI are not sent yet:
-each attempt is recorded as failed.
+restart, so delivery is at-least-once. `mqtt://`/`mqtts://` endpoints are published to with
+aiomqtt (NGSI-LD 1.8 §7.3 MQTT binding: a JSON message {"metadata": headers, "body": notification}).
 """
 
 from __future__ import annotations
@@ -15,12 +15,15 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
 
-from smartregion.broker.subscriptions import SubscriptionService
+from smartregion.broker.subscriptions import PeriodicSender, SubscriptionService, join_linked
 from smartregion.core.times import format_datetime
+from smartregion.storage.base import Store
 from smartregion.storage.subscriptions import OutboxRow, epoch_now
 
 log = logging.getLogger("smartregion.notifier")
@@ -43,8 +46,12 @@ class Notifier:
         batch: int = 50,
         lease: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        store: Store | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        #: timeInterval subscriptions need the entity store to query what they report
+        self.store = store
+        self.periodic = PeriodicSender(subscriptions, store) if store is not None else None
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -76,6 +83,8 @@ class Notifier:
     async def _run(self) -> None:
         while not self._stopping:
             try:
+                if self.periodic is not None:
+                    await self.periodic.run_due()
                 sent = await self.deliver_due()
             except Exception:  # a database hiccup must not end delivery for good
                 log.exception("notification delivery failed; retrying")
@@ -89,9 +98,16 @@ class Notifier:
     async def deliver_due(self) -> int:
         """Claim and send the rows due now; returns how many were attempted."""
         rows = await self.subscriptions.subs.claim(epoch_now(), limit=self.batch, lease=self.lease)
-        if rows:
-            await asyncio.gather(*(self._deliver(row) for row in rows))
+        # rows of one subscription are sent in order, one after the other; subscriptions in parallel
+        groups: dict[tuple[str, str], list[OutboxRow]] = {}
+        for row in rows:
+            groups.setdefault((row.tenant, row.subscription_id), []).append(row)
+        await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))
         return len(rows)
+
+    async def _deliver_in_order(self, rows: list[OutboxRow]) -> None:
+        for row in rows:
+            await self._deliver(row)
 
     async def _deliver(self, row: OutboxRow) -> None:
         at = format_datetime(datetime.now(UTC))
@@ -112,12 +128,14 @@ class Notifier:
 
     async def _send(self, row: OutboxRow, at: str) -> bool:
         uri: str = row.target["uri"]
-        if not uri.startswith(("http://", "https://")):
-            log.warning("notification endpoint %s: only http(s) is supported", uri)
-            return False
-        body = {**row.body, "notifiedAt": at}
+        body = dict(row.body)
+        if "join" in row.target and self.store is not None:
+            body = await join_linked(self.subscriptions, self.store, row)
+        body["notifiedAt"] = at
         headers = dict(row.target.get("headers", {}))
         timeout = float(row.target.get("timeout", self.timeout))
+        if uri.startswith(("mqtt://", "mqtts://")):
+            return await publish_mqtt(uri, body, headers, row.target.get("notifierInfo", []), timeout)
         try:
             response = await self._client.post(
                 uri, content=orjson.dumps(body), headers=headers, timeout=timeout
@@ -127,3 +145,38 @@ class Notifier:
             return False
         # NGSI-LD 1.8 §7.2: any 2xx acknowledges the notification
         return 200 <= response.status_code < 300
+
+
+async def publish_mqtt(
+    uri: str, body: dict[str, Any], headers: dict[str, str], notifier_info: list[dict[str, str]],
+    timeout: float,
+) -> bool:
+    """Publish a notification to an MQTT topic (§7.3); whether the broker accepted it."""
+    import aiomqtt  # imported here: only deployments with MQTT endpoints need the client
+
+    parts = urlsplit(uri)
+    info = {pair["key"]: pair["value"] for pair in notifier_info}
+    # §7.3.2: notifierInfo MQTT-QoS (0, 1, 2) and MQTT-Version (mqtt3.1.1, mqtt5.0)
+    qos = int(info.get("MQTT-QoS", "0")) if info.get("MQTT-QoS", "0") in ("0", "1", "2") else 0
+    version = (
+        aiomqtt.ProtocolVersion.V5
+        if info.get("MQTT-Version") == "mqtt5.0"
+        else aiomqtt.ProtocolVersion.V311
+    )
+    secure = parts.scheme == "mqtts"
+    message = orjson.dumps({"metadata": headers, "body": body})
+    try:
+        async with aiomqtt.Client(
+            parts.hostname or "localhost",
+            port=parts.port or (8883 if secure else 1883),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            protocol=version,
+            timeout=timeout,
+            tls_params=aiomqtt.TLSParameters() if secure else None,
+        ) as client:
+            await client.publish(parts.path.lstrip("/"), message, qos=qos)
+    except (aiomqtt.MqttError, OSError) as exc:
+        log.info("MQTT notification to %s failed: %s", uri, exc)
+        return False
+    return True

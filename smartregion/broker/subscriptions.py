@@ -22,7 +22,9 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from smartregion.broker.contexts import ContextResolver
+from smartregion.broker.linking import fetch_linked
 from smartregion.core.jsonld import CORE_CONTEXT_URL
+from smartregion.core.rendering import RenderOptions, linked_targets, render_entity
 from smartregion.core.subscriptions import (
     CompiledSubscription,
     EntityChange,
@@ -30,6 +32,7 @@ from smartregion.core.subscriptions import (
     merge_subscription,
     new_subscription_id,
     notification_entities,
+    notification_options,
     parse_subscription,
 )
 from smartregion.core.times import format_datetime
@@ -231,6 +234,109 @@ class SubscriptionService:
         return compile_subscription(tenant, doc, vocab)
 
 
+async def join_linked(
+    subscriptions: SubscriptionService, store: Store, row: OutboxRow
+) -> dict[str, Any]:
+    """The notification body of a row whose subscription joins linked entities (§4.5.23)."""
+    docs: list[Doc] = row.target.get("join") or []
+    stored = await subscriptions.subs.get_subscription(row.tenant, row.subscription_id)
+    if not docs or stored is None:
+        return row.body
+    sub = await subscriptions.compile(row.tenant, stored.doc)
+    opts = notification_options(sub)
+    if opts.join is None:
+        return row.body
+
+    def follow(doc: Doc, state: RenderOptions) -> list[tuple[str, RenderOptions]]:
+        return [(uri, state.for_linked(iri)) for iri, uri in linked_targets(doc, state)]
+
+    linked = await fetch_linked(
+        store, row.tenant, [(doc, opts) for doc in docs], levels=opts.join_level, follow=follow
+    )
+    context = row.body["data"][0].get("@context") if row.body.get("data") else None
+
+    def finish(item: Doc) -> Doc:
+        return {**item, "@context": context} if context is not None else item
+
+    data: list[Doc] = list(row.body.get("data", []))
+    if opts.join == "inline":
+        rendered = {d["id"]: render_entity(d, sub.vocab, opts, linked.docs()) for d in docs}
+        data = [finish(rendered[item["id"]]) if item.get("id") in rendered else item for item in data]
+    else:
+        data += [finish(render_entity(d, sub.vocab, state)) for d, state in linked.found.values()]
+    return {**row.body, "data": data}
+
+
+class PeriodicSender:
+    """Queues the notifications of timeInterval subscriptions (§5.8.1, §5.11: periodic).
+
+    Each process keeps its own schedule in memory: with several API workers, each sends its own
+    periodic notifications (a known gap until the schedule lives in storage).
+    """
+
+    def __init__(self, subscriptions: SubscriptionService, store: Store) -> None:
+        self.subscriptions = subscriptions
+        self.store = store
+        self._last: dict[tuple[str, str], float] = {}
+
+    async def run_due(self) -> int:
+        """Queue a notification for every periodic subscription whose interval has passed."""
+        now = time.monotonic()
+        wall = datetime.now(UTC)
+        rows: list[OutboxRow] = []
+        seen: set[tuple[str, str]] = set()
+        for tenant in await self.store.tenants():
+            for stored in await self.subscriptions.subs.tenant_subscriptions(tenant):
+                doc = stored.doc
+                if "timeInterval" not in doc:
+                    continue
+                key = (tenant, str(doc["id"]))
+                seen.add(key)
+                last = self._last.get(key)
+                if last is not None and now - last < float(doc["timeInterval"]):
+                    continue
+                try:
+                    sub = await self.subscriptions.compile(tenant, doc)
+                except SmartRegionError:
+                    continue
+                if not sub.active(wall):
+                    continue
+                self._last[key] = now
+                entities = await self._matching(sub)
+                if not entities:
+                    continue
+                changes = [(EntityChange(e, e), "timeInterval") for e in entities]
+                data = notification_entities(sub, changes, now=format_datetime(wall))
+                if data:
+                    rows.append(build_row(sub, data, "timeInterval"))
+        for key in set(self._last) - seen:
+            del self._last[key]
+        if rows:
+            await self.subscriptions.subs.enqueue(rows)
+        return len(rows)
+
+    async def _matching(self, sub: CompiledSubscription) -> list[Doc]:
+        selectors = sub.doc.get("entities") or [{}]
+        found: dict[str, Doc] = {}
+        for index, selector in enumerate(selectors):
+            query = EntityQuery(
+                ids=(selector["id"],) if "id" in selector else None,
+                id_pattern=selector.get("idPattern"),
+                types=sub.types[index] if "type" in selector else None,
+                q=sub.q,
+                geo=sub.geo,
+                scope_q=sub.scope_q,
+                limit=PERIODIC_LIMIT,
+            )
+            for doc in (await self.store.query(sub.tenant, query)).docs:
+                found.setdefault(doc["id"], doc)
+        return list(found.values())
+
+
+#: the most entities one periodic notification carries
+PERIODIC_LIMIT = 1000
+
+
 def notification_context(doc: Doc) -> Any:
     """The @context a subscription's notifications carry (§5.11.2: jsonldContext or its own)."""
     if "jsonldContext" in doc:
@@ -268,7 +374,12 @@ class _TenantMatcher:
             if not data:
                 continue
             self.last_queued[sub.id] = clock
-            rows.append(build_row(sub, data, fired[0][1]))
+            row = build_row(sub, data, fired[0][1])
+            if sub.doc["notification"].get("join") in ("flat", "inline"):
+                # §4.5.23 in notifications: linked entities are read when the row is sent (the
+                # write transaction cannot wait for reads); keep the documents to render then
+                row.target["join"] = [c.new for c, _ in fired if c.new is not None]
+            rows.append(row)
         return rows
 
 
@@ -300,6 +411,8 @@ def build_row(sub: CompiledSubscription, data: list[Doc], reason: str) -> Outbox
         "triggerReason": reason,
     }
     target: Doc = {"uri": endpoint["uri"], "headers": headers}
+    if "notifierInfo" in endpoint:
+        target["notifierInfo"] = endpoint["notifierInfo"]
     if "timeout" in endpoint:
         target["timeout"] = endpoint["timeout"]
     return OutboxRow(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Callable
@@ -226,6 +227,27 @@ def is_datetime(value: Any) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_datetime_text(value: str) -> bool:
+    # a batch repeats one observedAt over and over: validate each distinct string once
+    return is_datetime(value)
+
+
+def _is_point(value: Any) -> bool:
+    """Whether `value` is a GeoJSON Point that `core.geo.validate_geometry` accepts."""
+    if type(value) is not dict or value.get("type") != "Point":
+        return False
+    coords = value.get("coordinates")
+    if type(coords) is not list or len(coords) not in (2, 3):
+        return False
+    for n in coords:
+        # RFC 7946 §3.1.1: finite numbers, never booleans (type() is exact: bool is no int here)
+        t = type(n)
+        if (t is not float and t is not int) or not math.isfinite(n):
+            return False
+    return bool(-180 <= coords[0] <= 180 and -90 <= coords[1] <= 90)
+
+
 def _is_name(name: str) -> bool:
     """Whether `name` is a valid attribute/type name: a short term or an IRI (§4.6.2)."""
     if ":" in name:
@@ -368,6 +390,10 @@ class _Parser:
             items = [raw]
         if not top and len(items) != 1:
             raise BadRequestData(f"Sub-attribute {name!r} cannot have several instances")
+        if top and not self.partial and type(raw) is dict:
+            fast = self.common_instance(iri, raw)
+            if fast is not None:
+                return iri, [fast]
         instances = [self.instance(name, iri, item, top=top) for item in items]
         if top:
             seen: set[str | None] = set()
@@ -378,6 +404,57 @@ class _Parser:
                     raise BadRequestData(f"Attribute {name!r} repeats {which} (§4.5.5)")
                 seen.add(ds)
         return iri, instances
+
+    def common_instance(self, iri: str, raw: dict[str, Any]) -> dict[str, Any] | None:
+        """The overwhelmingly common shapes, parsed in one pass; None for anything else.
+
+        A normalized Property with a scalar value, a GeoProperty Point or a Relationship to one
+        URI, each optionally with observedAt (and a Property with unitCode), no sub-attributes,
+        no NGSI-LD Null: accepted here only when `instance` would accept it, with the same
+        result. Everything else — including every invalid input — takes the general path,
+        which decides (and words) the outcome.
+        """
+        if iri == NGSILDPROOF:
+            return None
+        kind = raw.get("type")
+        if kind in ("Property", "GeoProperty"):
+            member = "value"
+        elif kind == "Relationship":
+            member = "object"
+        else:
+            return None
+        if kind != "GeoProperty" and iri in GEO_ATTRIBUTES:
+            return None  # §4.7.1: the general path rejects it
+        out: dict[str, Any] = {"type": kind}
+        for key, value in raw.items():
+            if key == member:
+                t = type(value)
+                if kind == "GeoProperty":
+                    if not _is_point(value):
+                        return None
+                    value = dict(value)
+                elif kind == "Relationship":
+                    if t is not str or value == NULL or not is_uri(value):
+                        return None
+                elif t is str:
+                    if value == NULL:
+                        return None
+                elif t is not float and t is not int and t is not bool:
+                    return None
+            elif key == "observedAt":
+                if type(value) is not str or not _is_datetime_text(value):
+                    return None
+            elif key == "unitCode" and kind == "Property":
+                if type(value) is not str or not value or value == NULL:
+                    return None
+            elif key != "type":
+                return None
+            out[key] = value
+        if member not in out:
+            return None
+        out["createdAt"] = self.now
+        out["modifiedAt"] = self.now
+        return out
 
     @staticmethod
     def is_instance(item: Any) -> bool:

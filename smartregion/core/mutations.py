@@ -4,7 +4,10 @@ Every function takes an internal entity document (docs/architecture.md) plus alr
 attribute instances (`Attrs`: expanded attribute IRI -> list of instance dicts, as produced by
 `smartregion.core.entities`) and returns a NEW document; inputs are never mutated. Only what
 changes is copied: untouched attribute lists and instances are shared with the input document,
-so callers must treat results as immutable too (or deep-copy them before mutating).
+and the nested values (JSON values, sub-attributes) of written instances are shared with the
+incoming fragment — copying them cost a deep copy per attribute of every batch entity, of
+values that the request parsed for this very call. Callers must treat results and the fragments
+they passed as immutable (or deep-copy them before mutating).
 
 Common rules (ETSI GS CIM 009 V1.8):
 
@@ -26,7 +29,6 @@ Common rules (ETSI GS CIM 009 V1.8):
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,8 +120,8 @@ def _content(instance: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _fresh(instance: Mapping[str, Any]) -> dict[str, Any]:
-    """A deep copy of an incoming instance without client-supplied system timestamps."""
-    return {k: copy.deepcopy(v) for k, v in instance.items() if k not in _TIMESTAMPS}
+    """A new instance dict (nested values shared) without client-supplied system timestamps."""
+    return {k: v for k, v in instance.items() if k not in _TIMESTAMPS}
 
 
 def _stamp(
@@ -274,14 +276,14 @@ def _merge_instance(old: Mapping[str, Any], fragment: Mapping[str, Any]) -> dict
             ):
                 merged[key] = _merge_instance(current, value)
             else:
-                merged[key] = copy.deepcopy(value)
+                merged[key] = value
         elif _is_null(value):
             # e.g. "unitCode": "urn:ngsi-ld:null" removes that member (§5.6.17.4).
             merged.pop(key, None)
         else:
             # Value members (value, languageMap, json, ...) and observedAt/unitCode are
             # replaced as a whole; an observedAt absent from the fragment is kept.
-            merged[key] = copy.deepcopy(value)
+            merged[key] = value
     return merged
 
 
@@ -425,7 +427,7 @@ def partial_attribute_update(
         if null_sub_attribute or _is_null(value):
             new.pop(key, None)
         else:
-            new[key] = copy.deepcopy(value)
+            new[key] = value
     stamped, changed = _stamp(new, old, now)
     writer.instances(name)[index] = stamped
     writer.changed |= changed
@@ -552,9 +554,7 @@ def replace_entity(
     """
     _reject_nulls(_attrs_of(new_doc))
     old_attrs = _attrs_of(doc)
-    result: dict[str, Any] = {
-        k: copy.deepcopy(v) for k, v in new_doc.items() if k not in ("attrs", *_TIMESTAMPS)
-    }
+    result: dict[str, Any] = {k: v for k, v in new_doc.items() if k not in ("attrs", *_TIMESTAMPS)}
     result["id"] = doc["id"]
     if "type" in result:
         result["type"] = _normalise_types(result["type"])
@@ -578,9 +578,7 @@ def replace_entity(
 def _create(new_doc: Mapping[str, Any], now: str) -> dict[str, Any]:
     """A brand-new document from `new_doc`, every timestamp set to `now` (§5.6.1)."""
     _reject_nulls(_attrs_of(new_doc))
-    result: dict[str, Any] = {
-        k: copy.deepcopy(v) for k, v in new_doc.items() if k not in ("attrs", *_TIMESTAMPS)
-    }
+    result: dict[str, Any] = {k: v for k, v in new_doc.items() if k not in ("attrs", *_TIMESTAMPS)}
     if "type" in result:
         result["type"] = _normalise_types(result["type"])
     result["createdAt"] = now

@@ -7,7 +7,9 @@ The *internal subscription document* is a JSON-serialisable dict shaped like the
 Subscription, with every name (entity types, watched and notified attributes, the geoQ
 geoproperty) expanded to its IRI, like the internal entity document. `q` and `scopeQ` are kept
 as text; `@context` keeps the context they were written in, so they can be parsed again
-(`compile_subscription`). Delivery counters (timesSent, …) are not part of the document: they
+(`compile_subscription`). `jsonldContext` is the client's, or, with `implicitContext: true`,
+the URL of the ImplicitlyCreated context the broker made for a compound @context (§5.13.2).
+Delivery counters (timesSent, …) are not part of the document: they
 change with every notification and live beside it in storage (`DeliveryState`).
 """
 
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from smartregion.core.entities import Vocabulary, is_uri
 from smartregion.core.geo import GeoQuery, geo_matches, parse_geo_query
@@ -27,6 +30,14 @@ from smartregion.core.qlang import QExpr, matches, parse_q
 from smartregion.core.rendering import RenderOptions, render_entity
 from smartregion.core.scopes import ScopeExpr, parse_scope_q, scope_matches
 from smartregion.core.times import format_datetime, parse_datetime
+from smartregion.core.typeexpr import (
+    TypeExpr,
+    TypeName,
+    TypeOr,
+    parse_type_ast,
+    to_dnf,
+    type_matches,
+)
 from smartregion.errors import BadRequestData
 
 __all__ = [
@@ -40,6 +51,7 @@ __all__ = [
     "merge_subscription",
     "new_subscription_id",
     "notification_entities",
+    "notification_options",
     "parse_subscription",
     "render_subscription",
     "status_of",
@@ -135,9 +147,24 @@ def _entities(value: Any, vocab: Vocabulary) -> list[Doc]:
             except re.error as exc:
                 raise _bad(f"idPattern {pattern!r} is not a valid regular expression: {exc}") from None
             selector["idPattern"] = pattern
-        selector["type"] = vocab.expand_term(_name(item["type"], "entity selector type"))
+        if not isinstance(item["type"], str) or not item["type"].strip():
+            raise _bad(f"entity selector type must be a type name or expression, got {item['type']!r}")
+        # NGSI-LD 1.8 §4.17: the selector's type may be a type expression, e.g. (Building|Tower)
+        selector["type"] = type_selection(parse_type_ast(item["type"], vocab.expand_term), str)
         out.append(selector)
     return out
+
+
+def type_selection(expr: TypeExpr, name: Callable[[str], str]) -> str:
+    """Write a type expression back as text, each type name passed through `name`."""
+    if isinstance(expr, TypeName):
+        return name(expr.name)
+    if isinstance(expr, TypeOr):
+        return "|".join(type_selection(o, name) for o in expr.operands)
+    return ";".join(
+        f"({type_selection(o, name)})" if isinstance(o, TypeOr) else type_selection(o, name)
+        for o in expr.operands
+    )
 
 
 def _triggers(value: Any) -> list[str]:
@@ -272,6 +299,12 @@ def _notification(value: Any, vocab: Vocabulary) -> Doc:
     return out
 
 
+def _query_text(text: str) -> str:
+    # clients copy q from URLs, percent-encoding included (the ETSI suite's 046_05 sends
+    # name=="Eiffel%20Tower"); a q in a JSON body is decoded like the GET parameter would be
+    return unquote(text) if "%" in text else text
+
+
 def _expires_at(value: Any, now: datetime) -> str:
     when = parse_datetime(_string(value, "expiresAt"), what="expiresAt")
     if when <= now:
@@ -297,7 +330,7 @@ def _member(name: str, value: Any, vocab: Vocabulary, now: datetime) -> Any:
     if name in ("timeInterval", "throttling"):
         return _positive(value, name)
     if name == "q":
-        parse_q(_string(value, "q"), vocab.expand_term)
+        parse_q(_query_text(_string(value, "q")), vocab.expand_term)
         return value
     if name == "scopeQ":
         parse_scope_q(_string(value, "scopeQ"))
@@ -453,11 +486,12 @@ def render_subscription(
     """The Subscription as returned by retrieve/query (§5.8.3), names compacted with `vocab`."""
     out: Doc = {"id": doc["id"], "type": "Subscription"}
     for name, value in doc.items():
-        if name in ("id", "type", "@context", "createdAt", "modifiedAt"):
-            continue
+        if name in ("id", "type", "@context", "createdAt", "modifiedAt", "implicitContext"):
+            continue  # implicitContext: jsonldContext was made by the broker (internal flag)
         if name == "entities":
             out[name] = [
-                {**sel, "type": vocab.compact_iri(sel["type"])} for sel in value
+                {**sel, "type": type_selection(parse_type_ast(sel["type"]), vocab.compact_iri)}
+                for sel in value
             ]
         elif name == "watchedAttributes":
             out[name] = [vocab.compact_iri(a) for a in value]
@@ -502,8 +536,16 @@ class EntityChange:
         return doc
 
 
+def _by_dataset(instances: Iterable[Doc]) -> dict[str | None, Doc]:
+    return {i.get("datasetId"): i for i in instances}
+
+
 def triggers_of(change: EntityChange) -> dict[str, set[str]]:
-    """Which triggers the change fires, each with the attribute IRIs concerned (§5.11)."""
+    """Which triggers the change fires, each with the attribute IRIs concerned (§5.11).
+
+    Attribute triggers look at instances: deleting one datasetId instance of an attribute fires
+    attributeDeleted for it, as deleting the attribute does.
+    """
     old, new = change.old, change.new
     if old is None and new is None:
         return {}
@@ -512,12 +554,24 @@ def triggers_of(change: EntityChange) -> dict[str, set[str]]:
         attrs = set(new.get("attrs", {}))
         return {"entityCreated": attrs, "attributeCreated": attrs} if attrs else {"entityCreated": set()}
     if new is None:
-        return {"entityDeleted": set(old.get("attrs", {}))}
+        attrs = set(old.get("attrs", {}))
+        return {"entityDeleted": attrs, "attributeDeleted": attrs} if attrs else {"entityDeleted": set()}
     before: Mapping[str, Any] = old.get("attrs", {})
     after: Mapping[str, Any] = new.get("attrs", {})
-    created = {a for a in after if a not in before}
-    deleted = {a for a in before if a not in after}
-    updated = {a for a in after if a in before and after[a] != before[a]}
+    created: set[str] = set()
+    updated: set[str] = set()
+    deleted: set[str] = set()
+    for name in set(before) | set(after):
+        if name not in before:
+            created.add(name)
+        elif name not in after:
+            deleted.add(name)
+        else:
+            was, now = _by_dataset(before[name]), _by_dataset(after[name])
+            if any(d not in now for d in was):
+                deleted.add(name)
+            if any(d not in was or was[d] != inst for d, inst in now.items()):
+                updated.add(name)
     fired: dict[str, set[str]] = {}
     if created:
         fired["attributeCreated"] = created
@@ -542,6 +596,7 @@ class CompiledSubscription:
     geo: GeoQuery | None = None
     scope_q: ScopeExpr | None = None
     patterns: list[re.Pattern[str] | None] = field(default_factory=list)
+    types: list[list[frozenset[str]]] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -563,10 +618,10 @@ class CompiledSubscription:
         if selectors:
             types = entity.get("type", [])
             if not any(
-                sel["type"] in types
+                type_matches(dnf, types)
                 and ("id" not in sel or sel["id"] == entity["id"])
                 and (pattern is None or pattern.search(entity["id"]) is not None)
-                for sel, pattern in zip(selectors, self.patterns, strict=True)
+                for sel, pattern, dnf in zip(selectors, self.patterns, self.types, strict=True)
             ):
                 return False
         if self.q is not None and not matches(self.q, entity):
@@ -601,20 +656,44 @@ def compile_subscription(tenant: str, doc: Doc, vocab: Vocabulary) -> CompiledSu
         tenant=tenant,
         doc=doc,
         vocab=vocab,
-        q=parse_q(doc["q"], vocab.expand_term) if "q" in doc else None,
+        q=parse_q(_query_text(doc["q"]), vocab.expand_term) if "q" in doc else None,
         geo=geo,
         scope_q=parse_scope_q(doc["scopeQ"]) if "scopeQ" in doc else None,
         patterns=[
             re.compile(sel["idPattern"]) if "idPattern" in sel else None
             for sel in doc.get("entities", [])
         ],
+        types=[to_dnf(parse_type_ast(sel["type"])) for sel in doc.get("entities", [])],
     )
 
 
 def notification_entities(
     sub: CompiledSubscription, changes: Iterable[tuple[EntityChange, str]], *, now: str
 ) -> list[Doc]:
-    """The `data` of a notification: each entity rendered as the subscription asks (§5.11.2)."""
+    """The `data` of a notification: each entity rendered as the subscription asks (§5.11.2).
+
+    Deleted attributes (and, for attributeDeleted or showChanges, the attributes of a deleted
+    entity) are shown with the NGSI-LD Null value; with showChanges, updated and deleted
+    instances carry their previous value (previousValue, previousObject, …; NGSI-LD 1.8 §5.2.14).
+    """
+    notification = sub.doc["notification"]
+    opts = notification_options(sub)
+    view = _View(sub.vocab, opts, bool(notification.get("showChanges")), now)
+    watched = sub.doc.get("watchedAttributes")
+    data: list[Doc] = []
+    for change, trigger in changes:
+        if change.new is None:
+            assert change.old is not None
+            body = view.deleted_entity(change.old, trigger, watched)
+        else:
+            body = view.changed_entity(change.old, change.new)
+        if body:
+            data.append(body)
+    return data
+
+
+def notification_options(sub: CompiledSubscription) -> RenderOptions:
+    """How a subscription's notifications render entities (§5.2.14: format, attributes, …)."""
     notification = sub.doc["notification"]
     attrs = notification.get("attributes")
     projection: Projection | None = None
@@ -624,62 +703,144 @@ def notification_entities(
         omitted = parse_omit(",".join(notification["omit"]))
         projection = projection.merge(omitted) if projection is not None else omitted
     datasets = sub.doc.get("datasetId")
-    opts = RenderOptions(
-        format="keyValues" if notification.get("format") == "simplified" else notification.get("format", "normalized"),
+    fmt = notification.get("format", "normalized")
+    join = notification.get("join")
+    return RenderOptions(
+        format="keyValues" if fmt == "simplified" else fmt,
         sys_attrs=bool(notification.get("sysAttrs")),
         attrs=frozenset(attrs) if attrs is not None else None,
         projection=projection.expand(sub.vocab.expand_term) if projection is not None else None,
         lang=sub.doc.get("lang"),
         dataset_id=",".join(datasets) if datasets else None,
+        join=None if join in (None, "@none") else join,
+        join_level=int(notification.get("joinLevel", 1)),
     )
-    data: list[Doc] = []
-    for change, trigger in changes:
-        entity = change.entity
-        if change.new is None:
-            entity = _deleted_view(entity, now)
-        elif trigger == "attributeDeleted" and change.old is not None:
-            entity = _with_deleted_attributes(change.old, entity, now)
-        body = render_entity(entity, sub.vocab, opts)
-        if change.new is None and "deletedAt" not in body and (opts.projection is None or opts.projection.keeps("deletedAt")):
-            body["deletedAt"] = now
-        if body:
-            data.append(body)
-    return data
 
 
-_NULL = "urn:ngsi-ld:null"
-_NULL_MEMBERS = {
-    "Property": "value", "GeoProperty": "value", "Relationship": "object",
-    "LanguageProperty": "languageMap", "JsonProperty": "json", "VocabProperty": "vocab",
-    "ListProperty": "valueList", "ListRelationship": "objectList",
+NULL = "urn:ngsi-ld:null"
+#: the value member of each attribute type, and the member holding its previous value
+_VALUE_MEMBER = {
+    "Property": ("value", "previousValue"),
+    "GeoProperty": ("value", "previousValue"),
+    "Relationship": ("object", "previousObject"),
+    "LanguageProperty": ("languageMap", "previousLanguageMap"),
+    "JsonProperty": ("json", "previousJson"),
+    "VocabProperty": ("vocab", "previousVocab"),
+    "ListProperty": ("valueList", "previousValueList"),
+    "ListRelationship": ("objectList", "previousObjectList"),
 }
 
 
-def _nulled(instance: Doc, now: str) -> Doc:
-    """An attribute instance as notified after its deletion (§5.11: the value is NGSI-LD Null)."""
-    kind = instance.get("type", "Property")
-    member = _NULL_MEMBERS.get(kind, "value")
-    out = {k: v for k, v in instance.items() if k not in _NULL_MEMBERS.values() and ":" not in k}
-    out.pop("observedAt", None)
-    out.pop("unitCode", None)
-    out[member] = {"@none": _NULL} if kind == "LanguageProperty" else _NULL
-    out["deletedAt"] = now
-    return out
+@dataclass(frozen=True, slots=True)
+class _View:
+    vocab: Vocabulary
+    opts: RenderOptions
+    show_changes: bool
+    now: str
 
+    def keeps(self, name: str) -> bool:
+        if self.opts.attrs is not None and name not in self.opts.attrs:
+            return False
+        return self.opts.projection is None or self.opts.projection.keeps(name)
 
-def _deleted_view(old: Doc, now: str) -> Doc:
-    """A deleted entity as notified: its attributes nulled, with deletedAt (§5.11, 1.8)."""
-    attrs = {name: [_nulled(i, now) for i in insts] for name, insts in old.get("attrs", {}).items()}
-    return {**old, "attrs": attrs, "deletedAt": now}
+    def deleted_entity(self, old: Doc, trigger: str, watched: list[str] | None) -> Doc:
+        # NGSI-LD 1.8 §5.11: a deleted entity is notified with deletedAt; its attributes are
+        # shown (as NGSI-LD Null) for attributeDeleted, and with showChanges
+        body = render_entity({**old, "attrs": {}}, self.vocab, self.opts)
+        if self.opts.projection is None or self.opts.projection.keeps("deletedAt"):
+            body["deletedAt"] = self.now
+        if trigger == "attributeDeleted" or self.show_changes:
+            for name, instances in old.get("attrs", {}).items():
+                if trigger == "attributeDeleted" and watched is not None and name not in watched:
+                    continue
+                if self.keeps(name):
+                    nulled = [self.nulled(i, entity_deleted=True) for i in instances]
+                    body[self.vocab.compact_iri(name)] = self.pack(nulled)
+        return body
 
+    def changed_entity(self, old: Doc | None, new: Doc) -> Doc:
+        body = render_entity(new, self.vocab, self.opts)
+        if old is None:
+            return body
+        before: Mapping[str, list[Doc]] = old.get("attrs", {})
+        after: Mapping[str, list[Doc]] = new.get("attrs", {})
+        for name, old_instances in before.items():
+            if not self.keeps(name):
+                continue
+            key = self.vocab.compact_iri(name)
+            remaining = _by_dataset(after.get(name, []))
+            gone = [i for i in old_instances if i.get("datasetId") not in remaining]
+            if name not in after and len(gone) > 1:
+                gone = [i for i in gone if "datasetId" not in i] or gone[:1]
+                gone = [{k: v for k, v in g.items() if k != "datasetId"} for g in gone]
+            if gone:
+                self.add_nulled(body, key, [self.nulled(i, entity_deleted=False) for i in gone])
+            if self.show_changes and name in after and not self.opts.simplified:
+                self.add_previous(body, key, _by_dataset(old_instances))
+        return body
 
-def _with_deleted_attributes(old: Doc, new: Doc, now: str) -> Doc:
-    """The entity after an attribute deletion, the deleted instances shown with NGSI-LD Null."""
-    attrs = {k: list(v) for k, v in new.get("attrs", {}).items()}
-    for name, insts in old.get("attrs", {}).items():
-        kept = attrs.get(name, [])
-        datasets = {i.get("datasetId") for i in kept}
-        gone = [_nulled(i, now) for i in insts if i.get("datasetId") not in datasets]
-        if gone:
-            attrs[name] = kept + gone
-    return {**new, "attrs": attrs}
+    def nulled(self, instance: Doc, *, entity_deleted: bool) -> Any:
+        kind = instance.get("type", "Property")
+        member, previous = _VALUE_MEMBER.get(kind, ("value", "previousValue"))
+        if self.opts.simplified:
+            return instance.get("datasetId"), NULL
+        out: Doc = {"type": kind}
+        if "datasetId" in instance:
+            out["datasetId"] = instance["datasetId"]
+        null: Any = NULL
+        if kind == "LanguageProperty" and not entity_deleted:
+            null = {"@none": NULL}
+        out[member] = null
+        if self.show_changes:
+            out[previous] = self.previous_value(instance)
+        if self.opts.sys_attrs:
+            for stamp in ("createdAt", "modifiedAt"):
+                if stamp in instance:
+                    out[stamp] = instance[stamp]
+            out["deletedAt"] = self.now
+        return out
+
+    def pack(self, rendered: list[Any]) -> Any:
+        if self.opts.simplified:
+            if len(rendered) == 1 and rendered[0][0] is None:
+                return NULL
+            return {"dataset": {d or "@none": v for d, v in rendered}}
+        return rendered[0] if len(rendered) == 1 else rendered
+
+    def add_nulled(self, body: Doc, key: str, rendered: list[Any]) -> None:
+        current = body.get(key)
+        if current is None:
+            body[key] = self.pack(rendered)
+        elif self.opts.simplified:
+            if not (isinstance(current, dict) and "dataset" in current):
+                current = {"dataset": {"@none": current}}
+            current["dataset"].update({d or "@none": v for d, v in rendered})
+            body[key] = current
+        else:
+            items = current if isinstance(current, list) else [current]
+            body[key] = [*items, *rendered]
+
+    def previous_value(self, instance: Doc) -> Any:
+        # render the old instance as the current one is rendered and take its value member
+        kind = instance.get("type", "Property")
+        member = _VALUE_MEMBER.get(kind, ("value", "previousValue"))[0]
+        plain = RenderOptions(format="normalized")
+        rendered = render_entity(
+            {"id": "urn:x", "type": [], "attrs": {"urn:x:a": [instance]}}, self.vocab, plain
+        )
+        attribute = rendered.get(self.vocab.compact_iri("urn:x:a"), {})
+        return attribute.get(member) if isinstance(attribute, dict) else None
+
+    def add_previous(self, body: Doc, key: str, old: dict[str | None, Doc]) -> None:
+        current = body.get(key)
+        items = current if isinstance(current, list) else [current]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            was = old.get(item.get("datasetId"))
+            if was is None:
+                continue
+            member, previous = _VALUE_MEMBER.get(was.get("type", "Property"), ("value", "previousValue"))
+            value = self.previous_value(was)
+            if value != item.get(member):
+                item[previous] = value

@@ -120,7 +120,7 @@ def _attr_value_rows(attr: str, instances: Any, append: Callable[[ValueTuple], N
         kind_name = instance.get("type")
         if kind_name == "Property":
             # the hot path: a plain Property with a scalar value
-            value = instance.get("value")
+            value: Any = instance.get("value")
             t = type(value)
             if t is float:
                 append((attr, inst, 0, 1, value, None, 0))
@@ -128,6 +128,13 @@ def _attr_value_rows(attr: str, instances: Any, append: Callable[[ValueTuple], N
             if t is str:
                 append((attr, inst, 0, 1, None, value, 0))
                 continue
+            if t is int and -MAX_EXACT_INT <= value <= MAX_EXACT_INT:
+                append((attr, inst, 0, 1, float(value), None, 0))
+                continue
+        elif kind_name == "GeoProperty" and type(instance.get("value")) is dict:
+            # a geometry is no comparable scalar: one row without a value (existence only)
+            append((attr, inst, 0, 3, None, None, 0))
+            continue
         else:
             present, value = _target(instance)
             if not present:
@@ -237,13 +244,24 @@ _TARGET_MEMBERS = (
 )
 
 
-def _signature(instances: Any) -> list[Any] | None:
-    """What an attribute's index rows depend on (not its metadata, such as modifiedAt)."""
-    if not isinstance(instances, list):
-        return None if instances is None else [instances]
-    return [
-        tuple(i.get(m) for m in _TARGET_MEMBERS) if isinstance(i, dict) else i for i in instances
-    ]
+def _same_targets(old: Any, new: Any) -> bool:
+    """Whether two attributes yield the same index rows (metadata such as modifiedAt aside)."""
+    if not isinstance(old, list) or not isinstance(new, list):
+        return bool(old == new)
+    if len(old) != len(new):
+        return False
+    for a, b in zip(old, new, strict=True):
+        if a is b:
+            continue
+        if not isinstance(a, dict) or not isinstance(b, dict):
+            if a != b:
+                return False
+            continue
+        # the value member usually differs: compared second, it ends most calls early
+        for member in _TARGET_MEMBERS:
+            if a.get(member) != b.get(member):
+                return False
+    return True
 
 
 def index_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> IndexChange:
@@ -265,7 +283,7 @@ def index_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Index
     change.types_added = sorted(new_types - old_types)
     for attr, instances in new_attrs.items():
         previous = old_attrs.get(attr)
-        if previous is not None and _signature(previous) == _signature(instances):
+        if previous is not None and _same_targets(previous, instances):
             continue
         if previous is not None:
             change.attrs_cleared.append(attr)

@@ -11,7 +11,8 @@ import pytest
 from smartregion.storage import Store, open_store
 
 _PG_TABLES = (
-    "entity, entity_type, attr_value, geo_index, series, jsonld_context, iri, organisation, typeset"
+    "entity, entity_type, attr_value, geo_index, series, jsonld_context, iri, organisation, typeset,"
+    " subscription, outbox"
 )
 
 

@@ -54,7 +54,7 @@ async def test_fresh_database_applies_every_migration(store_url: str) -> None:
     try:
         applied = await s.migrate()
         if s.backend == "sqlite":  # the PostgreSQL database is shared by the session
-            assert applied == ["0001_initial"]
+            assert applied == ["0001_initial", "0002_subscriptions"]
         assert await s.migrate() == []
         await s.health()
     finally:

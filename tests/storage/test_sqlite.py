@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from storage_docs import NS, entity
 
 from smartregion.errors import InvalidRequest
-from smartregion.storage import EntityQuery, Put, open_store
+from smartregion.storage import Delete, EntityQuery, Put, WriteOp, open_store
 from smartregion.storage.postgres import PostgresStore
 from smartregion.storage.sqlite import SQLiteStore
 
@@ -69,7 +72,7 @@ async def test_memory_database() -> None:
     assert isinstance(s, SQLiteStore) and s.memory
     await s.open()
     try:
-        assert await s.migrate() == ["0001_initial"]
+        assert await s.migrate() == ["0001_initial", "0002_subscriptions"]
         await s.transact(
             "", ["urn:ngsi-ld:T:1"], lambda _: ([Put(entity(1, n=3))], None), owner="o"
         )
@@ -88,3 +91,99 @@ def test_database_urls(tmp_path: Path) -> None:
     assert open_store("postgresql://u@h/db").backend == "postgresql"
     with pytest.raises(InvalidRequest):
         open_store("mysql://x")
+
+
+async def test_group_commit_isolates_a_failing_transaction(tmp_path: Path) -> None:
+    # Hold the writer thread so that every transaction below queues for ONE group commit.
+    s = open_store(f"sqlite:///{tmp_path / 'group.db'}")
+    assert isinstance(s, SQLiteStore)
+    await s.open()
+    await s.migrate()
+    groups: list[int] = []
+    commit_group = s._commit_group
+
+    def spy(jobs: list[Any]) -> None:
+        groups.append(len(jobs))
+        commit_group(jobs)
+
+    s._commit_group = spy  # type: ignore[method-assign]
+    try:
+        await s.transact(
+            "", ["urn:ngsi-ld:T:1"], lambda _: ([Put(entity(1, n=1))], None), owner="o"
+        )
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(s._write(lambda _: gate.wait(10)))
+        await asyncio.sleep(0.05)
+        groups.clear()
+        bad = entity(2, n=2)
+        bad["self"] = {1, 2}  # not JSON-serialisable: fails after the Delete and a new tenant
+        failing: list[WriteOp] = [Delete("urn:ngsi-ld:T:1"), Put(entity(3)), Put(bad)]
+
+        def create(k: int) -> Any:
+            return lambda _: ([Put(entity(k))], k)
+
+        calls = [
+            s.transact("", [f"urn:ngsi-ld:T:{k}"], create(k), owner="o") for k in range(10, 20)
+        ]
+        calls.insert(
+            4, s.transact("t-failed", ["urn:ngsi-ld:T:1"], lambda _: (failing, None), owner="o")
+        )
+        also_bad: list[WriteOp] = [Delete("urn:ngsi-ld:T:1"), Put(bad)]
+        calls.insert(7, s.transact("", ["urn:ngsi-ld:T:1"], lambda _: (also_bad, None), owner="o"))
+        tasks = [asyncio.ensure_future(c) for c in calls]
+        await asyncio.sleep(0.05)
+        gate.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await blocker
+        assert groups == [12]  # one BEGIN … COMMIT for all twelve
+        assert [o for i, o in enumerate(outcomes) if i not in (4, 7)] == list(range(10, 20))
+        assert isinstance(outcomes[4], TypeError) and isinstance(outcomes[7], TypeError)
+        # the failed ones wrote nothing (not even their new tenant), the others everything
+        assert await s.get_entity("", "urn:ngsi-ld:T:1") == entity(1, n=1)
+        assert await s.tenants() == [""]
+        result = await s.query("", EntityQuery(limit=100, count=True))
+        assert result.count == 11
+        assert {d["id"] for d in result.docs} == {f"urn:ngsi-ld:T:{k}" for k in (1, *range(10, 20))}
+        # the dictionaries the committed ones created are usable afterwards
+        page = await s.query("", EntityQuery(types=[frozenset({NS + "T"})], limit=1, count=True))
+        assert page.count == 11
+    finally:
+        await s.close()
+
+
+async def test_group_committed_writes_survive_a_hard_exit(tmp_path: Path) -> None:
+    db = tmp_path / "group-durable.db"
+    # 200 concurrent writers; the process dies (no close) right after the 120th acknowledgement,
+    # with more transactions queued and running: every acknowledged one must be on disk.
+    script = textwrap.dedent(
+        f"""
+        import asyncio, os
+        from smartregion.storage import Put, open_store
+        async def main():
+            s = open_store("sqlite:///{db}")
+            await s.open()
+            await s.migrate()
+            acked = 0
+            async def write(k):
+                nonlocal acked
+                eid = f"urn:ngsi-ld:T:{{k}}"
+                doc = {{"id": eid, "type": ["urn:T"], "attrs": {{}}}}
+                await s.transact("", [eid], lambda _: ([Put(doc)], None), owner="o")
+                print(eid, flush=True)
+                acked += 1
+                if acked == 120:
+                    os._exit(0)
+            await asyncio.gather(*(write(k) for k in range(200)))
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    acked = out.stdout.split()
+    assert len(acked) == 120
+    s = open_store(f"sqlite:///{db}")
+    await s.open()
+    try:
+        stored = await s.get_entities("", acked)
+        assert sorted(stored) == sorted(acked)
+    finally:
+        await s.close()

@@ -91,17 +91,29 @@ def _parse_link(part: str) -> tuple[str | None, dict[str, str]]:
     return url.strip(), params
 
 
+_CONTAINERS = (dict, list)
+
+
 def check_depth(value: Any, limit: int) -> None:
     """InvalidRequest when the JSON nests deeper than `limit` (a guard against hostile bodies)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    # level by level, without a (node, depth) tuple per value: it runs over every batch body
+    level: list[Any] = [value]
+    depth = 1
+    while level:
         if depth > limit:
             raise InvalidRequest(f"the JSON body nests deeper than {limit} levels")
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values() if isinstance(v, dict | list))
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node if isinstance(v, dict | list))
+        deeper: list[Any] = []
+        add = deeper.append
+        for node in level:
+            if isinstance(node, dict):
+                node = node.values()
+            elif not isinstance(node, list):
+                continue
+            for child in node:
+                if isinstance(child, _CONTAINERS):
+                    add(child)
+        level = deeper
+        depth += 1
 
 
 async def read_body(

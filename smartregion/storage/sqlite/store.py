@@ -3,8 +3,14 @@
 Durability and isolation (the `Store` contract):
 
 - every write — `transact`, `delete_where`, contexts, migrations — runs on ONE writer thread fed
-  by a queue (a single-worker executor), inside `BEGIN IMMEDIATE … COMMIT`; nothing is batched
-  across calls, and the caller's future resolves only after COMMIT returned;
+  by a queue (a single-worker executor), inside `BEGIN IMMEDIATE … COMMIT`;
+- `transact` calls are GROUP-COMMITTED: the writer takes every transaction queued while it was
+  busy (up to `_GROUP_MAX`), runs each under its own SAVEPOINT — one that raises is rolled back
+  to its savepoint alone and gets its exception —, then COMMITs once and only then resolves the
+  callers' futures. Durability per call is unchanged (nobody is acknowledged before the fsync'd
+  COMMIT), isolation too (the transactions run one after the other on one connection), and the
+  fsyncs are divided by the queue length. If the COMMIT itself fails (or SQLite aborts the whole
+  transaction), every call of the group fails and nothing of it is written;
 - `synchronous=FULL` in WAL mode: a commit is on disk (the WAL is fsynced) before it returns;
 - reads run on a small pool of threads, each with its own connection, each read in one
   transaction, so it sees one committed snapshot;
@@ -16,11 +22,12 @@ Durability and isolation (the `Store` contract):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +61,8 @@ T = TypeVar("T")
 _DIALECT = Dialect("sqlite")
 #: candidate rows fetched per round when Python must filter
 _BATCH = 500
+#: most transactions committed together by one group commit
+_GROUP_MAX = 256
 
 
 @lru_cache(maxsize=256)
@@ -95,6 +104,10 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         self._tenants: dict[str, int] = {DEFAULT_TENANT: 1}
         self._orgs: dict[str, int] = {}
         self._typesets: dict[str, int] = {}  # "tenant_key:[type keys]" -> key
+        # transactions waiting for the next group commit, and whether a drain is scheduled
+        self._group: list[_Job] = []
+        self._group_lock = threading.Lock()
+        self._draining = False
 
     # --- connections ---------------------------------------------------------------------
 
@@ -152,6 +165,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             conn = self._writer_conn
 
             def finish() -> None:
+                self._drain_all()  # transactions queued behind this call still commit
                 if conn is not None:
                     # keeps the query planner's statistics current (SQLite §"PRAGMA optimize")
                     conn.execute("PRAGMA optimize")
@@ -273,10 +287,98 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         *,
         owner: str,
     ) -> T:
-        """Read, mutate, write and COMMIT on the writer thread; see `Store.transact`."""
-        return await self._write(
-            lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner)
-        )
+        """Read, mutate, write and COMMIT on the writer thread; see `Store.transact`.
+
+        The call joins the next group commit (module docstring): it returns after the COMMIT
+        that made its writes durable, or raises with nothing of it written.
+        """
+        if self._writer is None or self._writer_conn is None:
+            raise RuntimeError("the store is not open")
+        job = _Job(lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner))
+        with self._group_lock:
+            self._group.append(job)
+            schedule = not self._draining
+            self._draining = True
+        if schedule:
+            self._writer.submit(self._drain, self._writer)
+        result: T = await asyncio.wrap_future(job.future)
+        return result
+
+    def _drain(self, executor: ThreadPoolExecutor) -> None:
+        """Group-commit the queued transactions (on the writer thread)."""
+        while True:
+            with self._group_lock:
+                jobs = self._group[:_GROUP_MAX]
+                del self._group[:_GROUP_MAX]
+                if not jobs:
+                    self._draining = False
+                    return
+            self._commit_group(jobs)
+            with self._group_lock:
+                if not self._group:
+                    self._draining = False
+                    return
+            try:
+                # more arrived meanwhile: queue behind the other writes waiting (fairness)
+                executor.submit(self._drain, executor)
+                return
+            except RuntimeError:
+                continue  # the executor is shutting down: finish the queue here
+
+    def _drain_all(self) -> None:
+        while True:
+            with self._group_lock:
+                jobs = self._group[:_GROUP_MAX]
+                del self._group[:_GROUP_MAX]
+            if not jobs:
+                return
+            self._commit_group(jobs)
+
+    def _commit_group(self, jobs: list[_Job]) -> None:
+        """One transaction, one SAVEPOINT per job, one COMMIT; then resolve the futures."""
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        conn = self._writer_conn
+        if not live:
+            return
+        if conn is None:
+            for job in live:
+                job.future.set_exception(RuntimeError("the store is closed"))
+            return
+        done: list[tuple[_Job, Any, _Pending]] = []
+        failed: list[tuple[_Job, BaseException]] = []
+        try:
+            # The single writer thread is the lock: no other write can interleave until COMMIT.
+            conn.execute("BEGIN IMMEDIATE")
+            for job in live:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result, pending = job.run(conn)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise  # SQLite rolled the whole transaction back: the group fails
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    failed.append((job, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    done.append((job, result, pending))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                # a broken connection may refuse it too; the original error says why
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            own = {id(job): error for job, error in failed}
+            for job in live:
+                job.future.set_exception(own.get(id(job), exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for job, result, pending in done:
+            pending.publish(self)
+            job.future.set_result(result)
+        for job, error in failed:
+            job.future.set_exception(error)
 
     def _transact(
         self,
@@ -285,33 +387,25 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         entity_ids: Sequence[str],
         mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
         owner: str,
-    ) -> T:
+    ) -> tuple[T, _Pending]:
+        """One transaction's work inside the group's transaction (under its SAVEPOINT)."""
         pending = _Pending()
-        # The single writer thread is the lock: no other write can interleave until COMMIT.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            tenant_key = self._tenant_key(conn, tenant)
-            current: dict[str, dict[str, Any] | None] = dict.fromkeys(entity_ids)
-            keys: dict[str, int] = {}
-            # the stored text, parsed again for the index diff: `mutate` may alter what it got
-            olds: dict[str, str] = {}
-            if tenant_key is not None and current:
-                for key, eid, doc in self._select_docs(conn, tenant_key, current):
-                    current[eid] = _loads(doc)
-                    keys[eid] = key
-                    olds[eid] = doc
-            ops, result = mutate(current)
-            # subscriptions: notifications queued by this write commit with it (§5.11)
-            ops = take_notifications(conn, ops)
-            if ops:
-                self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        pending.publish(self)
-        return result
+        tenant_key = self._tenant_key(conn, tenant)
+        current: dict[str, dict[str, Any] | None] = dict.fromkeys(entity_ids)
+        keys: dict[str, int] = {}
+        # the stored text, parsed again for the index diff: `mutate` may alter what it got
+        olds: dict[str, str] = {}
+        if tenant_key is not None and current:
+            for key, eid, doc in self._select_docs(conn, tenant_key, current):
+                current[eid] = _loads(doc)
+                keys[eid] = key
+                olds[eid] = doc
+        ops, result = mutate(current)
+        # subscriptions: notifications queued by this write commit with it (§5.11)
+        ops = take_notifications(conn, ops)
+        if ops:
+            self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
+        return result, pending
 
     def _intern(
         self,
@@ -794,6 +888,16 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             ).fetchall()
         )
         return [StoredContext(r[0], orjson.loads(r[1]), r[2], r[3]) for r in rows]
+
+
+class _Job:
+    """One `transact` call queued for a group commit: its work and the future it resolves."""
+
+    __slots__ = ("future", "run")
+
+    def __init__(self, run: Callable[[sqlite3.Connection], tuple[Any, _Pending]]) -> None:
+        self.run = run
+        self.future: Future[Any] = Future()
 
 
 class _Pending:
