@@ -5,13 +5,22 @@ PostGIS, created on 127.0.0.1:5432 as user `postgres` (trust auth; override the 
 SMARTREGION_TEST_PG, e.g. `postgresql://postgres@127.0.0.1:5432/postgres`) and dropped at the end
 of the session. No other database is touched. Without a reachable server the tests using it are
 skipped — unless CI=true, where they fail: CI must exercise PostgreSQL.
+
+`mosquitto_url` (session scope): a throwaway Mosquitto broker started from the installed
+binary on a free 127.0.0.1 port (anonymous, no persistence), stopped at the end of the session.
+The shared broker on 1883 is never used. Without the binary: skipped, or failed when CI=true.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -43,3 +52,44 @@ def postgres_url() -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """mqtt://127.0.0.1:PORT of a Mosquitto broker of this test session's own."""
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Mosquitto is required in CI but not installed")
+        pytest.skip("Mosquitto is not installed")
+    port = _free_port()
+    config = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    err = proc.stderr.read().decode() if proc.stderr else ""
+                    pytest.fail(f"Mosquitto did not start: {err}")
+                time.sleep(0.05)
+        yield f"mqtt://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
