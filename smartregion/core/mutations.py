@@ -121,7 +121,10 @@ def _content(instance: Mapping[str, Any]) -> dict[str, Any]:
 
 def _fresh(instance: Mapping[str, Any]) -> dict[str, Any]:
     """A new instance dict (nested values shared) without client-supplied system timestamps."""
-    return {k: v for k, v in instance.items() if k not in _TIMESTAMPS}
+    new = dict(instance)  # a C-level copy, then two deletions: cheaper than a comprehension
+    new.pop("createdAt", None)
+    new.pop("modifiedAt", None)
+    return new
 
 
 def _stamp(

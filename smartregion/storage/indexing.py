@@ -276,11 +276,12 @@ def index_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Index
     old_attrs: Any = {} if old is None else old.get("attrs")
     if not isinstance(old_attrs, dict):
         old_attrs = {}
-    new_types = set(_types(new))
-    change = IndexChange([], [], [], [], [], [], sorted(new_types), old is not None)
-    old_types = set() if old is None else set(_types(old))
-    change.types_removed = sorted(old_types - new_types)
-    change.types_added = sorted(new_types - old_types)
+    types = _types(new)
+    old_types = [] if old is None else _types(old)
+    change = IndexChange([], [], [], [], [], [], sorted(set(types)), old is not None)
+    if types != old_types:  # usually equal: a write rarely changes an entity's types
+        change.types_removed = sorted(set(old_types) - set(types))
+        change.types_added = sorted(set(types) - set(old_types))
     for attr, instances in new_attrs.items():
         previous = old_attrs.get(attr)
         if previous is not None and _same_targets(previous, instances):

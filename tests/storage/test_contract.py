@@ -12,7 +12,7 @@ from smartregion.core.geo import parse_geo_query
 from smartregion.core.qlang import parse_q
 from smartregion.core.scopes import parse_scope_q
 from smartregion.errors import AlreadyExists
-from smartregion.storage import DEFAULT_TENANT, Delete, EntityQuery, Put, Store, WriteOp
+from smartregion.storage import DEFAULT_TENANT, Delete, EntityQuery, Put, Store, WriteOp, migrations
 
 pytestmark = pytest.mark.anyio
 
@@ -54,7 +54,9 @@ async def test_fresh_database_applies_every_migration(store_url: str) -> None:
     try:
         applied = await s.migrate()
         if s.backend == "sqlite":  # the PostgreSQL database is shared by the session
-            assert applied == ["0001_initial", "0002_subscriptions"]
+            shipped = migrations.discover("smartregion.storage.sqlite.migrations")
+            assert applied == [m.name for m in shipped]
+            assert applied[:2] == ["0001_initial", "0002_subscriptions"]
         assert await s.migrate() == []
         await s.health()
     finally:
@@ -148,6 +150,50 @@ async def test_concurrent_creates_of_one_id_only_one_succeeds(store: Store) -> N
     )
     assert outcomes.count("created") == 1
     assert all(isinstance(o, AlreadyExists) for o in outcomes if o != "created")
+
+
+async def test_concurrent_writers_commit_alone_or_together_but_a_failure_stays_its_own(
+    store: Store,
+) -> None:
+    # Both backends group-commit concurrent transactions: whatever is grouped, a failing one
+    # raises its own error and writes nothing, the others all commit, and every one sees the
+    # state the ones before it left (the shared counter loses no increment).
+    await put(store, entity("counter", n=0), entity("victim", n=1))
+    counter = "urn:ngsi-ld:T:counter"
+
+    def increment(current: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], int]:
+        doc = current[counter]
+        assert doc is not None
+        n = doc["attrs"][NS + "n"][0]["value"] + 1
+        return [Put(entity("counter", n=n))], n
+
+    def create(k: int) -> Any:
+        return lambda _: ([Put(entity(k, n=k))], k)
+
+    def refuse(_: dict[str, dict[str, Any] | None]) -> tuple[list[WriteOp], None]:
+        raise AlreadyExists("refused")
+
+    unserialisable = entity("victim", n=2)
+    unserialisable["self"] = {1, 2}
+    bad: list[WriteOp] = [Delete("urn:ngsi-ld:T:victim"), Put(entity(999)), Put(unserialisable)]
+    calls: list[Any] = []
+    for k in range(30):
+        calls.append(store.transact("", [f"urn:ngsi-ld:T:{k}"], create(k), owner="o"))
+        calls.append(store.transact("", [counter], increment, owner="o"))
+    calls.insert(7, store.transact("", ["urn:ngsi-ld:T:victim"], refuse, owner="o"))
+    calls.insert(21, store.transact("", ["urn:ngsi-ld:T:victim"], lambda _: (bad, None), owner="o"))
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    assert isinstance(outcomes.pop(21), TypeError)
+    assert isinstance(outcomes.pop(7), AlreadyExists)
+    assert outcomes[0::2] == list(range(30))
+    assert sorted(outcomes[1::2]) == list(range(1, 31))
+    assert await store.get_entity("", "urn:ngsi-ld:T:victim") == entity("victim", n=1)
+    assert await store.get_entity("", "urn:ngsi-ld:T:999") is None
+    assert await store.get_entity("", counter) == entity("counter", n=30)
+    stored = await store.get_entities("", [f"urn:ngsi-ld:T:{k}" for k in range(30)])
+    assert len(stored) == 30
+    n_five = parse_q("n==5", _expand)
+    assert await ids(store, EntityQuery(q=n_five)) == ["urn:ngsi-ld:T:5"]
 
 
 async def test_batch_of_a_thousand_in_one_transaction(store: Store) -> None:

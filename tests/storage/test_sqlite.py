@@ -14,7 +14,7 @@ import pytest
 from storage_docs import NS, entity
 
 from smartregion.errors import InvalidRequest
-from smartregion.storage import Delete, EntityQuery, Put, WriteOp, open_store
+from smartregion.storage import Delete, EntityQuery, Put, WriteOp, migrations, open_store
 from smartregion.storage.postgres import PostgresStore
 from smartregion.storage.sqlite import SQLiteStore
 
@@ -72,7 +72,8 @@ async def test_memory_database() -> None:
     assert isinstance(s, SQLiteStore) and s.memory
     await s.open()
     try:
-        assert await s.migrate() == ["0001_initial", "0002_subscriptions"]
+        shipped = migrations.discover("smartregion.storage.sqlite.migrations")
+        assert await s.migrate() == [m.name for m in shipped]
         await s.transact(
             "", ["urn:ngsi-ld:T:1"], lambda _: ([Put(entity(1, n=3))], None), owner="o"
         )

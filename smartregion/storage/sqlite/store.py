@@ -27,7 +27,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -51,6 +51,7 @@ from smartregion.storage.base import (
 )
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+from smartregion.storage.sqlite.governance import SQLiteGovernance
 from smartregion.storage.sqlite.subscriptions import SQLiteSubscriptions, take_notifications
 
 __all__ = ["SQLiteStore"]
@@ -84,7 +85,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
     return doc
 
 
-class SQLiteStore(SQLiteSubscriptions, Store):
+class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, Store):
     """Entities and their indexes in one SQLite database file."""
 
     backend = "sqlite"
@@ -273,10 +274,18 @@ class SQLiteStore(SQLiteSubscriptions, Store):
     def _select_docs(
         conn: sqlite3.Connection, tenant_key: int, ids: Iterable[str]
     ) -> list[tuple[int, str, str]]:
+        unique = list(dict.fromkeys(ids))
+        if len(unique) == 1:
+            # single-entity writes and reads: a plain key lookup, no JSON array to build and scan
+            return conn.execute(
+                "SELECT entity_key, entity_id, doc FROM entity WHERE tenant_key = ?"
+                " AND entity_id = ?",
+                (tenant_key, unique[0]),
+            ).fetchall()
         return conn.execute(
             "SELECT entity_key, entity_id, doc FROM entity WHERE tenant_key = ?"
             " AND entity_id IN (SELECT value FROM json_each(?))",
-            (tenant_key, _json_list(dict.fromkeys(ids))),
+            (tenant_key, _json_list(unique)),
         ).fetchall()
 
     async def transact(
@@ -294,14 +303,19 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         """
         if self._writer is None or self._writer_conn is None:
             raise RuntimeError("the store is not open")
-        job = _Job(lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner))
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner),
+            loop,
+            loop.create_future(),
+        )
         with self._group_lock:
             self._group.append(job)
             schedule = not self._draining
             self._draining = True
         if schedule:
             self._writer.submit(self._drain, self._writer)
-        result: T = await asyncio.wrap_future(job.future)
+        result: T = await job.future
         return result
 
     def _drain(self, executor: ThreadPoolExecutor) -> None:
@@ -336,13 +350,14 @@ class SQLiteStore(SQLiteSubscriptions, Store):
 
     def _commit_group(self, jobs: list[_Job]) -> None:
         """One transaction, one SAVEPOINT per job, one COMMIT; then resolve the futures."""
-        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        # a caller that has gone (cancelled) before its turn is skipped; one cancelled later
+        # still commits, unacknowledged, as with any write whose caller stops waiting
+        live = [job for job in jobs if not job.future.cancelled()]
         conn = self._writer_conn
         if not live:
             return
         if conn is None:
-            for job in live:
-                job.future.set_exception(RuntimeError("the store is closed"))
+            _settle([(job, None, RuntimeError("the store is closed")) for job in live])
             return
         done: list[tuple[_Job, Any, _Pending]] = []
         failed: list[tuple[_Job, BaseException]] = []
@@ -369,16 +384,16 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
             own = {id(job): error for job, error in failed}
-            for job in live:
-                job.future.set_exception(own.get(id(job), exc))
+            _settle([(job, None, own.get(id(job), exc)) for job in live])
             if not isinstance(exc, Exception):
                 raise
             return
-        for job, result, pending in done:
+        for _, _, pending in done:
             pending.publish(self)
-            job.future.set_result(result)
-        for job, error in failed:
-            job.future.set_exception(error)
+        _settle(
+            [(job, result, None) for job, result, _ in done]
+            + [(job, None, error) for job, error in failed]
+        )
 
     def _transact(
         self,
@@ -545,8 +560,17 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 key = self._intern(conn, name, cache, pending.iris, "iri", "iri_key", "iri")
             return key
 
+        seen: dict[tuple[int, ...], int] = {}
+
         def typeset(type_keys: list[int]) -> int:
-            text = orjson.dumps(sorted(type_keys)).decode()
+            ordered = tuple(sorted(type_keys))
+            key = seen.get(ordered)  # a batch's entities mostly share one type set
+            if key is None:
+                key = seen[ordered] = typeset_key(ordered)
+            return key
+
+        def typeset_key(type_keys: tuple[int, ...]) -> int:
+            text = orjson.dumps(type_keys).decode()
             name = f"{tenant_key}:{text}"
             key = self._typesets.get(name) or pending.typesets.get(name)
             if key is None:
@@ -610,14 +634,18 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 geo_gone,
             )
             conn.executemany("DELETE FROM geo_item WHERE entity_key = ? AND attr_key = ?", geo_gone)
-        conn.executemany("INSERT OR IGNORE INTO entity_type VALUES (?, ?, ?)", types)
-        conn.executemany("INSERT INTO geo_item VALUES (?, ?, ?, ?, ?, ?)", items)
-        conn.executemany(
-            "INSERT INTO attr_value (entity_key, attr_key, typeset_key, inst, elem, kind, num,"
-            " txt, opaque) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            values,
-        )
-        conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", boxes)
+        # (each executemany costs a statement-cache lookup even with nothing to insert)
+        if types:
+            conn.executemany("INSERT OR IGNORE INTO entity_type VALUES (?, ?, ?)", types)
+        if items:
+            conn.executemany("INSERT INTO geo_item VALUES (?, ?, ?, ?, ?, ?)", items)
+            conn.executemany("INSERT INTO geo_rtree VALUES (?, ?, ?, ?, ?)", boxes)
+        if values:
+            conn.executemany(
+                "INSERT INTO attr_value (entity_key, attr_key, typeset_key, inst, elem, kind,"
+                " num, txt, opaque) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                values,
+            )
 
     @staticmethod
     def _max_key(conn: sqlite3.Connection, table: str, column: str) -> int:
@@ -893,11 +921,37 @@ class SQLiteStore(SQLiteSubscriptions, Store):
 class _Job:
     """One `transact` call queued for a group commit: its work and the future it resolves."""
 
-    __slots__ = ("future", "run")
+    __slots__ = ("future", "loop", "run")
 
-    def __init__(self, run: Callable[[sqlite3.Connection], tuple[Any, _Pending]]) -> None:
+    def __init__(
+        self,
+        run: Callable[[sqlite3.Connection], tuple[Any, _Pending]],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
         self.run = run
-        self.future: Future[Any] = Future()
+        self.loop = loop
+        self.future = future
+
+
+def _settle(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    """Resolve the callers' futures on their event loops: one wake-up per loop, not per job."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, Any, BaseException | None]]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, mine in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, mine)
+
+
+def _resolve(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
+    for job, result, error in outcomes:
+        if job.future.done():
+            continue  # cancelled meanwhile
+        if error is None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error)
 
 
 class _Pending:
