@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartregion import __version__, errors
+from smartregion.api.admin import admin_api
 from smartregion.api.ngsild.problems import (
     domain_error_handler,
     problem_response,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
             Mount("/ngsi-ld/v1", routes=NGSILD_ROUTES),
+            Mount("/api/v1", app=admin_api(store)),
         ],
         exception_handlers={
             errors.SmartRegionError: domain_error_handler,

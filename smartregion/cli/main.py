@@ -8,11 +8,14 @@ from typing import Annotated
 
 import typer
 
+from smartregion.cli.admin import admin_app, audit_app
 from smartregion.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(help="smartregion: NGSI-LD data space and ecosystem hub.", no_args_is_help=True)
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.add_typer(audit_app, name="audit")
 
 DatabaseOpt = Annotated[
     str | None,
