@@ -9,14 +9,20 @@ from smartregion.errors import BadRequestData
 
 def utc_now() -> str:
     """The current time as an NGSI-LD DateTime string (UTC, microseconds, `Z`)."""
-    return format_datetime(datetime.now(UTC))
+    # a naive UTC datetime's isoformat() with timespec="microseconds" is exactly
+    # `YYYY-MM-DDTHH:MM:SS.ffffff` and several times cheaper than strftime (every write pays it)
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def format_datetime(value: datetime) -> str:
     """Render an aware datetime as `YYYY-MM-DDTHH:MM:SS.ffffffZ` in UTC."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = value.astimezone(UTC)
+    if value.year < 1000:
+        # isoformat() pads years to 4 digits as well, but keep strftime's exact rendering here
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_datetime(text: str, *, what: str = "DateTime") -> datetime:

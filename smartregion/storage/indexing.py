@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from smartregion.core.geo import geometry_bbox, validate_geometry
 from smartregion.errors import BadRequestData
@@ -55,9 +55,11 @@ MAX_EXACT_INT = 2**53
 _MEMBERS = {"JsonProperty": "json", "VocabProperty": "vocab", "ListProperty": "valueList"}
 
 
-@dataclass(frozen=True, slots=True)
-class GeometryRow:
+class GeometryRow(NamedTuple):
     """One GeoProperty instance's geometry and its lon/lat bounding box."""
+
+    # a NamedTuple, not a frozen dataclass: as immutable, and built ~4x faster (one per
+    # GeoProperty instance of every entity a batch writes)
 
     attr: str
     inst: int
@@ -250,6 +252,11 @@ def _same_targets(old: Any, new: Any) -> bool:
         return bool(old == new)
     if len(old) != len(new):
         return False
+    if len(old) == 1:
+        a, b = old[0], new[0]
+        if type(a) is dict and type(b) is dict and a.get("value") != b.get("value"):
+            # the common case of an update: one instance whose value changed
+            return False
     for a, b in zip(old, new, strict=True):
         if a is b:
             continue
@@ -302,4 +309,8 @@ def index_change(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Index
 
 def _has_geometry(instances: Any) -> bool:
     items = instances if isinstance(instances, list) else [instances]
-    return any(isinstance(i, dict) and i.get("type") == "GeoProperty" for i in items)
+    # a plain loop: a generator in any() costs more than the test itself
+    for i in items:  # noqa: SIM110
+        if isinstance(i, dict) and i.get("type") == "GeoProperty":
+            return True
+    return False

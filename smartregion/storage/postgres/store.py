@@ -52,6 +52,7 @@ from smartregion.storage.base import (
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
 from smartregion.storage.postgres.governance import PostgresGovernance
+from smartregion.storage.postgres.ingestion import PostgresIngestion
 from smartregion.storage.postgres.subscriptions import PostgresSubscriptions, take_notifications
 
 __all__ = ["PostgresStore"]
@@ -76,7 +77,7 @@ def _lock_key(tenant: str, entity_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStore(PostgresGovernance, PostgresSubscriptions, Store):
+class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion, Store):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 
     backend = "postgresql"

@@ -52,6 +52,7 @@ from smartregion.storage.base import (
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
 from smartregion.storage.sqlite.governance import SQLiteGovernance
+from smartregion.storage.sqlite.ingestion import SQLiteIngestion
 from smartregion.storage.sqlite.subscriptions import SQLiteSubscriptions, take_notifications
 
 __all__ = ["SQLiteStore"]
@@ -85,7 +86,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
     return doc
 
 
-class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, Store):
+class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store):
     """Entities and their indexes in one SQLite database file."""
 
     backend = "sqlite"
