@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from smartregion.cli.admin import admin_app, audit_app
+from smartregion.cli.mqtt import mqtt_app
 from smartregion.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(help="smartregion: NGSI-LD data space and ecosystem hub.", no_args_is_help=True)
@@ -16,6 +17,7 @@ db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
+app.add_typer(mqtt_app, name="mqtt")
 
 DatabaseOpt = Annotated[
     str | None,

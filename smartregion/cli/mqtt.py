@@ -1,0 +1,90 @@
+"""`smartregion mqtt …`: the MQTT ingestion bridge (docs/ingestion.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
+from smartregion.broker.service import Broker
+from smartregion.errors import SmartRegionError
+from smartregion.ingestion.bridge import BridgeConfig, MqttBridge, parse_broker_url
+from smartregion.ingestion.mapping import load_mapping
+from smartregion.settings import Settings
+from smartregion.storage import open_store
+
+mqtt_app = typer.Typer(help="MQTT commands.", no_args_is_help=True)
+
+
+async def run_bridge(settings: Settings, config: BridgeConfig) -> None:
+    """Open the store, build the broker and run the bridge until SIGINT or SIGTERM."""
+    store = open_store(settings.database_url)
+    persistence = StoreContextPersistence(store)
+    resolver = ContextResolver(
+        preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
+        fetch_timeout=settings.context_fetch_timeout,
+        max_bytes=settings.context_max_bytes,
+        allow_remote=settings.allow_remote_contexts,
+        public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.port}",
+        persistence=persistence,
+    )
+    broker = Broker.build(store, resolver, max_batch_size=settings.max_batch_size)
+    await store.open()
+    try:
+        await store.migrate()
+        await persistence.load_into(resolver)
+        bridge = MqttBridge(broker, config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, bridge.stop)
+        await bridge.run()
+    finally:
+        await resolver.aclose()
+        await store.close()
+
+
+@mqtt_app.command("bridge")
+def bridge(
+    broker: Annotated[str, typer.Option("--broker", help="MQTT broker, mqtt://HOST:PORT.")],
+    org: Annotated[str, typer.Option("--org", help="Organisation that owns what the bridge writes.")],
+    mapping: Annotated[
+        Path | None, typer.Option("--mapping", help="Mapping file (YAML, or TOML when *.toml).")
+    ] = None,
+    tenant: Annotated[str, typer.Option("--tenant", help="NGSI-LD tenant to write to.")] = "",
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Without a mapping: read {prefix}/entities.")
+    ] = "smartregion",
+    database: Annotated[
+        str | None,
+        typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+    ] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option("--client-id", help="Stable MQTT client id (the persistent session's key)."),
+    ] = None,
+    shared_group: Annotated[
+        str | None,
+        typer.Option("--shared-group", help="Share the topics with other bridges ($share/NAME/…)."),
+    ] = None,
+    config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
+) -> None:
+    """Ingest MQTT messages as NGSI-LD entities (QoS 1, acknowledged after commit)."""
+    settings = Settings.load({"database_url": database}, config_file=config)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        parse_broker_url(broker)
+        rules = load_mapping(mapping) if mapping is not None else None
+    except SmartRegionError as exc:
+        raise typer.BadParameter(exc.detail) from None
+    bridge_config = BridgeConfig(
+        broker_url=broker, org=org, tenant=tenant, prefix=prefix, mapping=rules,
+        client_id=client_id, shared_group=shared_group,
+    )
+    asyncio.run(run_bridge(settings, bridge_config))

@@ -1,0 +1,1 @@
+"""Ingestion: the MQTT bridge and its payload mappings."""
