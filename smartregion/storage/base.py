@@ -90,6 +90,16 @@ class Delete:
 WriteOp = Put | Delete
 
 
+def last_op_per_entity(ops: Sequence[WriteOp]) -> dict[str, WriteOp]:
+    """The write each entity ends up with: the last op on an id wins, in the order of last use."""
+    final: dict[str, WriteOp] = {}
+    for op in ops:
+        eid = op.doc["id"] if isinstance(op, Put) else op.entity_id
+        final.pop(eid, None)
+        final[eid] = op
+    return final
+
+
 @dataclass(slots=True)
 class TypeInfo:
     """An entity type in use in a tenant (NGSI-LD 1.8 §5.2.25 EntityTypeInfo)."""

@@ -48,6 +48,7 @@ from smartregion.storage.base import (
     StoredContext,
     TypeInfo,
     WriteOp,
+    last_op_per_entity,
 )
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
@@ -376,11 +377,7 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
         owner: str,
         pending: _Pending,
     ) -> None:
-        final: dict[str, WriteOp] = {}
-        for op in ops:
-            eid = op.doc["id"] if isinstance(op, Put) else op.entity_id
-            final.pop(eid, None)
-            final[eid] = op  # the last op on an id wins
+        final = last_op_per_entity(ops)
         if tenant_key is None:
             if not any(isinstance(op, Put) for op in final.values()):
                 return
