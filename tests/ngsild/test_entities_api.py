@@ -194,6 +194,7 @@ async def test_writes_need_anonymous_writes_enabled(tmp_path: object) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t/ngsi-ld/v1") as c:
             r = await c.post("/entities", json=sensor(1), headers=LD)
             assert r.status_code == 401
+            assert r.headers["www-authenticate"].startswith("Bearer")
             assert (await c.get("/entities/urn:ngsi-ld:Sensor:1")).status_code == 404
 
 

@@ -55,10 +55,14 @@ def problem_body(error: errors.SmartRegionError) -> dict[str, Any]:
 def problem_response(error: errors.SmartRegionError) -> Response:
     """The HTTP response for a domain error."""
     status = status_of(error)
-    headers = {"Allow": error.extra["allow"]} if "allow" in error.extra else None
+    headers: dict[str, str] = {}
+    if "allow" in error.extra:
+        headers["Allow"] = error.extra["allow"]
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="smartregion"'  # RFC 6750 §3
     body = problem_body(error)
     body.pop("allow", None)
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
