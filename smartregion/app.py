@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -29,6 +30,7 @@ from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
 from smartregion.settings import Settings
 from smartregion.storage import open_store
+from smartregion.storage.base import Store
 
 log = logging.getLogger("smartregion")
 
@@ -81,32 +83,61 @@ class TrailingSlash:
         await self.app(scope, receive, send)
 
 
+@dataclass(slots=True)
+class Runtime:
+    """What every smartregion process builds from its settings: store, context resolver, broker.
+
+    The HTTP app and the MQTT bridge both use it, so they wire the parts identically.
+    """
+
+    store: Store
+    resolver: ContextResolver
+    context_persistence: StoreContextPersistence
+    broker: Broker
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        """Construct the parts (no I/O yet)."""
+        store = open_store(settings.database_url)
+        persistence = StoreContextPersistence(store)
+        resolver = ContextResolver(
+            preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
+            fetch_timeout=settings.context_fetch_timeout,
+            max_bytes=settings.context_max_bytes,
+            allow_remote=settings.allow_remote_contexts,
+            public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.port}",
+            persistence=persistence,
+        )
+        broker = Broker.build(
+            store,
+            resolver,
+            default_limit=settings.default_limit,
+            max_limit=settings.max_limit,
+            max_batch_size=settings.max_batch_size,
+        )
+        return cls(store, resolver, persistence, broker)
+
+    async def start(self) -> None:
+        """Open the database, apply migrations, restore the @context registry."""
+        await self.store.open()
+        await self.store.migrate()
+        await self.context_persistence.load_into(self.resolver)
+
+    async def stop(self) -> None:
+        """Release the HTTP client of the resolver and the database."""
+        await self.resolver.aclose()
+        await self.store.close()
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
-    store = open_store(settings.database_url)
-    context_persistence = StoreContextPersistence(store)
-    resolver = ContextResolver(
-        preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
-        fetch_timeout=settings.context_fetch_timeout,
-        max_bytes=settings.context_max_bytes,
-        allow_remote=settings.allow_remote_contexts,
-        public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.port}",
-        persistence=context_persistence,
-    )
-    broker = Broker.build(
-        store,
-        resolver,
-        default_limit=settings.default_limit,
-        max_limit=settings.max_limit,
-        max_batch_size=settings.max_batch_size,
-    )
+    runtime = Runtime.build(settings)
+    store, broker = runtime.store, runtime.broker
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await store.open()
-        await store.migrate()
-        await context_persistence.load_into(resolver)
+        await runtime.start()
         if settings.demo:
             from smartregion.broker.demo import load_demo
 
@@ -118,8 +149,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await notifier.stop()
-            await resolver.aclose()
-            await store.close()
+            await runtime.stop()
 
     app = Starlette(
         routes=[

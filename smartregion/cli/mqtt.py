@@ -10,42 +10,27 @@ from typing import Annotated
 
 import typer
 
-from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
-from smartregion.broker.service import Broker
+from smartregion.app import Runtime
 from smartregion.errors import SmartRegionError
 from smartregion.ingestion.bridge import BridgeConfig, MqttBridge, parse_broker_url
 from smartregion.ingestion.mapping import load_mapping
 from smartregion.settings import Settings
-from smartregion.storage import open_store
 
 mqtt_app = typer.Typer(help="MQTT commands.", no_args_is_help=True)
 
 
 async def run_bridge(settings: Settings, config: BridgeConfig) -> None:
     """Open the store, build the broker and run the bridge until SIGINT or SIGTERM."""
-    store = open_store(settings.database_url)
-    persistence = StoreContextPersistence(store)
-    resolver = ContextResolver(
-        preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
-        fetch_timeout=settings.context_fetch_timeout,
-        max_bytes=settings.context_max_bytes,
-        allow_remote=settings.allow_remote_contexts,
-        public_base_url=settings.public_base_url or f"http://{settings.host}:{settings.port}",
-        persistence=persistence,
-    )
-    broker = Broker.build(store, resolver, max_batch_size=settings.max_batch_size)
-    await store.open()
+    runtime = Runtime.build(settings)
+    await runtime.start()
     try:
-        await store.migrate()
-        await persistence.load_into(resolver)
-        bridge = MqttBridge(broker, config)
+        bridge = MqttBridge(runtime.broker, config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, bridge.stop)
         await bridge.run()
     finally:
-        await resolver.aclose()
-        await store.close()
+        await runtime.stop()
 
 
 @mqtt_app.command("bridge")
