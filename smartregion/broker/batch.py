@@ -1,12 +1,22 @@
 """Batch entity operations (NGSI-LD 1.8 §5.6.7–§5.6.10, §5.6.20).
 
 A batch is checked entity by entity: what is invalid is reported per entity, what is valid is
-applied in ONE transaction (all of it or, on a storage failure, none of it). Several entries with
-the same id apply in order on the running state, as if sent one after the other.
+applied and committed before the answer; every id the answer lists as a success is durable.
+
+A large batch is applied in chunks of consecutive entries (`CHUNK` entities each), one store
+transaction per chunk, and the chunks are PIPELINED: chunk k+1 is parsed while chunk k is being
+written, so the request's parsing overlaps the database's work instead of preceding it (batch
+upsert of 1,000 entities: see docs/benchmarks.md). NGSI-LD batches are not atomic (§5.6.7–§5.6.10
+report per entity), so nothing a client may rely on changes: on a storage failure the request
+fails, the chunks already committed stay (every operation but create is idempotent, so a retry
+is safe), and the answer never claims what is not durable. Several entries with the same id
+apply in order on the running state, as if sent one after the other — such a batch is applied as
+one chunk.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +31,8 @@ Doc = dict[str, Any]
 #: one vocabulary for the whole batch, or one per entity (application/ld+json batches carry a
 #: @context per entity; an entry that is an error is that entity's failure to resolve it)
 Vocabularies = Vocabulary | list[Vocabulary | SmartRegionError]
+#: entities per transaction of a pipelined batch (module docstring)
+CHUNK = 250
 
 
 class PartialUpdate(BadRequestData):
@@ -58,8 +70,7 @@ class BatchService:
     def _entities(
         self, payload: Any, vocab: Vocabularies, now: str, result: BatchResult
     ) -> list[Doc]:
-        """Parse every entity of a batch; invalid ones become per-entity errors."""
-        self.check_shape(payload)
+        """Parse every entity of (a chunk of) a batch; invalid ones become per-entity errors."""
         per_item = vocab if isinstance(vocab, list) else None
         docs: list[Doc] = []
         for index, item in enumerate(payload):
@@ -125,38 +136,76 @@ class BatchService:
 
         return await self.store.transact(tenant, ids, mutate, owner=owner)
 
+    async def _pipelined(
+        self,
+        tenant: str,
+        payload: Any,
+        vocab: Vocabularies,
+        now: str,
+        step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
+        *,
+        owner: str,
+    ) -> BatchResult:
+        """Parse and apply the batch chunk by chunk, parsing the next while one is written."""
+        self.check_shape(payload)
+        bounds = [(i, min(i + CHUNK, len(payload))) for i in range(0, len(payload), CHUNK)]
+        if len(bounds) > 1 and _repeats_across(payload, bounds):
+            bounds = [(0, len(payload))]
+        per_item = vocab if isinstance(vocab, list) else None
+        parse_errors = BatchResult()
+        tasks: list[asyncio.Task[BatchResult]] = []
+        try:
+            for start, end in bounds:
+                docs = self._entities(
+                    payload[start:end],
+                    per_item[start:end] if per_item is not None else vocab,
+                    now,
+                    parse_errors,
+                )
+                tasks.append(
+                    asyncio.ensure_future(self._run(tenant, docs, BatchResult(), step, owner=owner))
+                )
+                await asyncio.sleep(0)  # let the chunk's transaction start before parsing on
+        finally:
+            # every chunk finishes (or fails) before the request answers: none left running
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:
+            raise failure
+        result = BatchResult(errors=parse_errors.errors)
+        for outcome in outcomes:
+            assert isinstance(outcome, BatchResult)
+            result.success.extend(outcome.success)
+            result.errors.extend(outcome.errors)
+            result.created.extend(outcome.created)
+        return result
+
     async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
         """Batch create (§5.6.7): existing ids fail with AlreadyExists."""
-        result = BatchResult()
-        docs = self._entities(payload, vocab, utc_now(), result)
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             if existing is not None:
                 raise AlreadyExists(f"entity {new['id']} already exists")
             return new, True
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, utc_now(), step, owner=owner)
 
     async def upsert(
         self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, mode: str = "replace"
     ) -> BatchResult:
         """Batch upsert (§5.6.8): create or replace/update each entity."""
         now = utc_now()
-        result = BatchResult()
-        docs = self._entities(payload, vocab, now, result)
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, now, step, owner=owner)
 
     async def update(
         self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, no_overwrite: bool = False
     ) -> BatchResult:
         """Batch update (§5.6.9): only existing entities, only existing attributes unless appended."""
         now = utc_now()
-        result = BatchResult()
-        docs = self._entities(payload, vocab, now, result)
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             if existing is None:
@@ -172,13 +221,11 @@ class BatchService:
                 )
             return (outcome.doc if outcome.changed else None), False
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, now, step, owner=owner)
 
     async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
         """Batch merge (§5.6.20): merge-patch semantics per entity."""
         now = utc_now()
-        result = BatchResult()
-        docs = self._entities(payload, vocab, now, result)
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             if existing is None:
@@ -186,7 +233,7 @@ class BatchService:
             outcome = mutations.batch_merge_entity(existing, new, now=now)
             return (outcome.doc if outcome.changed else None), False
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, now, step, owner=owner)
 
     async def delete(self, tenant: str, payload: Any, *, owner: str) -> BatchResult:
         """Batch delete (§5.6.10): a JSON array of entity ids."""
@@ -224,3 +271,14 @@ class BatchService:
             return ops, outcome
 
         return await self.store.transact(tenant, unique, mutate, owner=owner)
+
+
+def _repeats_across(payload: list[Any], bounds: list[tuple[int, int]]) -> bool:
+    """Whether some entity id occurs in more than one chunk (its entries must apply in order)."""
+    home: dict[Any, int] = {}
+    for chunk, (start, end) in enumerate(bounds):
+        for item in payload[start:end]:
+            eid = item.get("id") if isinstance(item, dict) else None
+            if isinstance(eid, str) and home.setdefault(eid, chunk) != chunk:
+                return True
+    return False
