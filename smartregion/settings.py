@@ -103,6 +103,10 @@ class Settings:
     secret_key_file: str = "smartregion.secret"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ValueError("setting secret_key: at least 32 characters are needed")
+
     @classmethod
     def load(
         cls,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hmac
 import math
 from collections.abc import Mapping
-from typing import Any
 
 import orjson
 from starlette.responses import Response
@@ -69,6 +68,9 @@ EXEMPT_FROM_RATE_LIMITS = frozenset({"/healthz", "/healthz/"})
 
 _CSP = b"content-security-policy"
 _HSTS = b"strict-transport-security"
+_OURS = frozenset(
+    {b"x-content-type-options", b"x-frame-options", b"referrer-policy", _CSP, _HSTS}
+)
 
 
 def _problem(status: int, title: str, detail: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -244,21 +246,30 @@ class SecurityMiddleware:
 
     def _secure(self, message: Message, path: str, https: bool, issued: str | None) -> Message:
         """The response start with the security headers the handler did not set itself."""
-        raw: list[Any] = list(message.get("headers", ()))
-        present = {name.lower(): value for name, value in raw}
-        added = [header for header in self.common if header[0] not in present]
-        if _CSP not in present:
-            if present.get(b"content-type", b"").startswith(PAGE_TYPES):
+        raw = message.get("headers", ())
+        content_type = b""
+        own: set[bytes] | None = None  # security headers the handler set itself
+        for name, value in raw:
+            lower = name.lower()
+            if lower == b"content-type":
+                content_type = value
+            elif lower in _OURS:
+                own = own or set()
+                own.add(lower)
+        if own is None:
+            added = list(self.common)
+        else:
+            added = [header for header in self.common if header[0] not in own]
+        if own is None or _CSP not in own:
+            if content_type.startswith(PAGE_TYPES):
                 policy = self.csp_by_path.get(path.rstrip("/"), self.page_csp)
             else:
                 policy = self.api_csp
             if policy:
                 added.append((_CSP, policy))
-        if https and self.hsts and _HSTS not in present:
-            # RFC 6797 §7.2: never on plain HTTP
-            added.append((_HSTS, self.hsts))
+        if https and self.hsts and (own is None or _HSTS not in own):
+            added.append((_HSTS, self.hsts))  # RFC 6797 §7.2: never on plain HTTP
         if issued is not None:
             added.append((b"set-cookie", cookie_header(issued, secure=https)))
-        if not added:
-            return message
-        return {**message, "headers": raw + added}
+        message["headers"] = [*raw, *added]
+        return message
