@@ -25,6 +25,7 @@ from smartregion.api.ngsild.problems import (
     unexpected_error_handler,
 )
 from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
+from smartregion.api.security import SWAGGER_UI_CSP, SecurityMiddleware
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
@@ -163,7 +164,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Exception: unexpected_error_handler,
         },
         lifespan=lifespan,
-        middleware=[Middleware(TrailingSlash)],
+        middleware=[
+            # outermost: its refusals and every response get the security headers
+            Middleware(SecurityMiddleware, settings=settings, csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP}),
+            Middleware(TrailingSlash),
+        ],
     )
     app.state.settings = settings
     app.state.broker = broker

@@ -17,6 +17,13 @@ from typing import Any
 
 ENV_PREFIX = "SMARTREGION_"
 
+#: the default Content-Security-Policy of HTML pages: our own origin only, no inline script
+HTML_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Setting:
@@ -48,6 +55,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_remote_contexts", bool, True, "Fetch unknown remote @context URLs over the network."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
     Setting("access_log", bool, True, "Log every HTTP request (uvicorn's access log)."),
+    Setting("rate_limit_address_rate", float, 2000.0, "Requests per second per client address, sustained, per worker (0: no limit)."),
+    Setting("rate_limit_address_burst", int, 4000, "Requests a client address may send at once before the rate applies (0: no limit)."),
+    Setting("rate_limit_key_rate", float, 2000.0, "Requests per second per bearer credential, sustained, per worker (0: no limit)."),
+    Setting("rate_limit_key_burst", int, 4000, "Requests a bearer credential may send at once before the rate applies (0: no limit)."),
+    Setting("trusted_proxies", str, "", "Comma-separated proxy addresses/networks whose X-Forwarded-For is believed; empty: none."),
+    Setting("strict_transport_security", str, "max-age=31536000; includeSubDomains", "Strict-Transport-Security value, sent on HTTPS responses only; empty: none."),
+    Setting("content_security_policy", str, HTML_CSP, "Content-Security-Policy of HTML responses; empty: none."),
+    Setting("secret_key", str, "", "Secret (>= 32 characters) signing CSRF tokens; empty: read from secret_key_file."),
+    Setting("secret_key_file", str, "smartregion.secret", "File holding the secret when secret_key is empty; created (mode 0600) on first use."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -76,7 +92,20 @@ class Settings:
     allow_remote_contexts: bool = True
     log_level: str = "info"
     access_log: bool = True
+    rate_limit_address_rate: float = 2000.0
+    rate_limit_address_burst: int = 4000
+    rate_limit_key_rate: float = 2000.0
+    rate_limit_key_burst: int = 4000
+    trusted_proxies: str = ""
+    strict_transport_security: str = "max-age=31536000; includeSubDomains"
+    content_security_policy: str = HTML_CSP
+    secret_key: str = field(default="", repr=False)  # never in logs or tracebacks
+    secret_key_file: str = "smartregion.secret"
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.secret_key and len(self.secret_key) < 32:
+            raise ValueError("setting secret_key: at least 32 characters are needed")
 
     @classmethod
     def load(

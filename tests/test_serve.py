@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 SMARTREGION = [sys.executable, "-m", "smartregion"]
 
@@ -114,3 +115,24 @@ def test_several_workers_share_one_database(tmp_path: Path) -> None:
                 assert client.post(base + "/ngsi-ld/v1/entities", json=entity).status_code == 201
         r = httpx.get(base + "/ngsi-ld/v1/entities", params={"type": "Sensor", "count": "true", "limit": "0"})
         assert r.headers["NGSILD-Results-Count"] == "20"
+
+
+def test_security_basics_across_a_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # settings reach the server through the environment, as for an operator
+    monkeypatch.setenv("SMARTREGION_MAX_BODY_BYTES", "2000")
+    monkeypatch.setenv("SMARTREGION_RATE_LIMIT_ADDRESS_RATE", "0.01")
+    monkeypatch.setenv("SMARTREGION_RATE_LIMIT_ADDRESS_BURST", "3")
+    monkeypatch.setenv("SMARTREGION_SECRET_KEY_FILE", str(tmp_path / "smartregion.secret"))
+    with server("--database", f"sqlite:///{tmp_path}/security.db", "--anonymous-writes") as base:
+        health = httpx.get(base + "/healthz")  # exempt from the rate limit, polled above too
+        assert health.headers["X-Content-Type-Options"] == "nosniff"
+        assert health.headers["X-Frame-Options"] == "DENY"
+        big = httpx.post(base + "/ngsi-ld/v1/entities", content=b"{" + b" " * 5000 + b"}",
+                         headers={"Content-Type": "application/json"})
+        assert big.status_code == 413
+        assert big.headers["content-type"].startswith("application/problem+json")
+        statuses = [httpx.get(base + "/ngsi-ld/v1/types").status_code for _ in range(3)]
+        limited = httpx.get(base + "/ngsi-ld/v1/types")
+        assert statuses[:2] == [200, 200]  # the 413 took the third token
+        assert statuses[2] == limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
