@@ -55,10 +55,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("allow_remote_contexts", bool, True, "Fetch unknown remote @context URLs over the network."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
     Setting("access_log", bool, True, "Log every HTTP request (uvicorn's access log)."),
-    Setting("rate_limit_address_rate", float, 2000.0, "Requests per second per client address, sustained, per worker (0: no limit)."),
-    Setting("rate_limit_address_burst", int, 4000, "Requests a client address may send at once before the rate applies (0: no limit)."),
-    Setting("rate_limit_key_rate", float, 2000.0, "Requests per second per bearer credential, sustained, per worker (0: no limit)."),
-    Setting("rate_limit_key_burst", int, 4000, "Requests a bearer credential may send at once before the rate applies (0: no limit)."),
+    Setting("rate_limit_address_rate", float, 10000.0, "Requests per second per client address, sustained, per worker (0: no limit)."),
+    Setting("rate_limit_address_burst", int, 20000, "Requests a client address may send at once before the rate applies (0: no limit)."),
+    Setting("rate_limit_key_rate", float, 10000.0, "Requests per second per bearer credential, sustained, per worker (0: no limit)."),
+    Setting("rate_limit_key_burst", int, 20000, "Requests a bearer credential may send at once before the rate applies (0: no limit)."),
     Setting("trusted_proxies", str, "", "Comma-separated proxy addresses/networks whose X-Forwarded-For is believed; empty: none."),
     Setting("strict_transport_security", str, "max-age=31536000; includeSubDomains", "Strict-Transport-Security value, sent on HTTPS responses only; empty: none."),
     Setting("content_security_policy", str, HTML_CSP, "Content-Security-Policy of HTML responses; empty: none."),
@@ -92,10 +92,10 @@ class Settings:
     allow_remote_contexts: bool = True
     log_level: str = "info"
     access_log: bool = True
-    rate_limit_address_rate: float = 2000.0
-    rate_limit_address_burst: int = 4000
-    rate_limit_key_rate: float = 2000.0
-    rate_limit_key_burst: int = 4000
+    rate_limit_address_rate: float = 10000.0
+    rate_limit_address_burst: int = 20000
+    rate_limit_key_rate: float = 10000.0
+    rate_limit_key_burst: int = 20000
     trusted_proxies: str = ""
     strict_transport_security: str = "max-age=31536000; includeSubDomains"
     content_security_policy: str = HTML_CSP

@@ -67,6 +67,8 @@ def serve(
             workers=settings.workers,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            # the client address is decided by smartregion's `trusted_proxies`, not uvicorn
+            proxy_headers=False,
         )
         return
     from smartregion.app import create_app
@@ -77,6 +79,7 @@ def serve(
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        proxy_headers=False,
     )
 
 
