@@ -1,7 +1,9 @@
 """Batch entity operations (NGSI-LD 1.8 §5.6.7–§5.6.10, §5.6.20).
 
-A batch is checked entity by entity: what is invalid is reported per entity, what is valid is
-applied in ONE transaction (all of it or, on a storage failure, none of it). Several entries with
+A batch is checked entity by entity: what is invalid — or an entity the writer may not change
+(`governance/ownership.py`) — is reported per entity, what is valid is applied in ONE
+transaction per owner of what it creates (usually one: all of it or, on a storage failure,
+none of it). Several entries with
 the same id apply in order on the running state, as if sent one after the other.
 """
 
@@ -15,6 +17,7 @@ from smartregion.core import mutations
 from smartregion.core.entities import Vocabulary, is_uri, parse_entity
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
+from smartregion.governance import Forbidden, WriteAccess
 from smartregion.storage.base import Delete, Put, Store, WriteOp
 
 Doc = dict[str, Any]
@@ -91,20 +94,52 @@ class BatchService:
         result: BatchResult,
         step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
         *,
-        owner: str,
+        writer: WriteAccess,
     ) -> BatchResult:
-        """Apply `step(existing, new) -> (doc to store or None to skip, created?)` per entity."""
+        """Apply `step(existing, new) -> (doc to store or None to skip, created?)` per entity.
+
+        An existing entity `writer` may not change fails alone (Forbidden). Entities that would
+        be created for different owners (`WriteAccess.owner_of_new`) are written in one
+        transaction per owner, all entries of one id in the first one's.
+        """
         if not docs:
             return result
+        owner_of: dict[str, str] = {}
+        for doc in docs:
+            owner_of.setdefault(doc["id"], writer.owner_of_new(doc))
+        groups: dict[str, list[Doc]] = {}
+        for doc in docs:
+            groups.setdefault(owner_of[doc["id"]], []).append(doc)
+        outcome = BatchResult(errors=list(result.errors))
+        for owner, group in groups.items():
+            part = await self._run_group(tenant, group, step, owner=owner, writer=writer)
+            outcome.success.extend(part.success)
+            outcome.errors.extend(part.errors)
+            outcome.created.extend(part.created)
+        return outcome
+
+    async def _run_group(
+        self,
+        tenant: str,
+        docs: list[Doc],
+        step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
+        *,
+        owner: str,
+        writer: WriteAccess,
+    ) -> BatchResult:
         ids = list(dict.fromkeys(d["id"] for d in docs))
+        owners: dict[str, str] = {}
 
         def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+            denied = writer.denied(owners, current)
             state = dict(current)
             touched: dict[str, Doc] = {}
-            outcome = BatchResult(errors=list(result.errors))
+            outcome = BatchResult()
             for doc in docs:
                 eid = doc["id"]
                 try:
+                    if eid in denied:
+                        raise _not_yours(eid)
                     stored, created = step(state.get(eid), doc)
                 except PartialUpdate as exc:
                     if exc.doc is not None:
@@ -123,9 +158,11 @@ class BatchService:
                     outcome.created.append(eid)
             return [Put(d) for d in touched.values()], outcome
 
-        return await self.store.transact(tenant, ids, mutate, owner=owner)
+        return await self.store.transact(
+            tenant, ids, mutate, owner=owner, check_owners=owners.update
+        )
 
-    async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
+    async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess) -> BatchResult:
         """Batch create (§5.6.7): existing ids fail with AlreadyExists."""
         result = BatchResult()
         docs = self._entities(payload, vocab, utc_now(), result)
@@ -135,10 +172,10 @@ class BatchService:
                 raise AlreadyExists(f"entity {new['id']} already exists")
             return new, True
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._run(tenant, docs, result, step, writer=writer)
 
     async def upsert(
-        self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, mode: str = "replace"
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, mode: str = "replace"
     ) -> BatchResult:
         """Batch upsert (§5.6.8): create or replace/update each entity."""
         now = utc_now()
@@ -148,10 +185,10 @@ class BatchService:
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._run(tenant, docs, result, step, writer=writer)
 
     async def update(
-        self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, no_overwrite: bool = False
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, no_overwrite: bool = False
     ) -> BatchResult:
         """Batch update (§5.6.9): only existing entities, only existing attributes unless appended."""
         now = utc_now()
@@ -172,9 +209,9 @@ class BatchService:
                 )
             return (outcome.doc if outcome.changed else None), False
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._run(tenant, docs, result, step, writer=writer)
 
-    async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
+    async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess) -> BatchResult:
         """Batch merge (§5.6.20): merge-patch semantics per entity."""
         now = utc_now()
         result = BatchResult()
@@ -186,9 +223,9 @@ class BatchService:
             outcome = mutations.batch_merge_entity(existing, new, now=now)
             return (outcome.doc if outcome.changed else None), False
 
-        return await self._run(tenant, docs, result, step, owner=owner)
+        return await self._run(tenant, docs, result, step, writer=writer)
 
-    async def delete(self, tenant: str, payload: Any, *, owner: str) -> BatchResult:
+    async def delete(self, tenant: str, payload: Any, *, writer: WriteAccess) -> BatchResult:
         """Batch delete (§5.6.10): a JSON array of entity ids."""
         if not isinstance(payload, list):
             raise BadRequestData("batch delete takes a JSON array of entity ids")
@@ -209,12 +246,17 @@ class BatchService:
         if not ids:
             return result
         unique = list(dict.fromkeys(ids))
+        owners: dict[str, str] = {}
 
         def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+            denied = writer.denied(owners, current)
             outcome = BatchResult(errors=list(result.errors))
             gone: set[str] = set()
             ops: list[WriteOp] = []
             for eid in ids:
+                if eid in denied:
+                    outcome.errors.append(BatchError(eid, _not_yours(eid)))
+                    continue
                 if current.get(eid) is None or eid in gone:
                     outcome.errors.append(BatchError(eid, ResourceNotFound(f"entity {eid} not found")))
                     continue
@@ -223,4 +265,10 @@ class BatchService:
                 outcome.success.append(eid)
             return ops, outcome
 
-        return await self.store.transact(tenant, unique, mutate, owner=owner)
+        return await self.store.transact(
+            tenant, unique, mutate, owner=writer.org_id, check_owners=owners.update
+        )
+
+
+def _not_yours(entity_id: str) -> Forbidden:
+    return Forbidden(f"entity {entity_id} is owned by an organisation that has not mandated yours")
