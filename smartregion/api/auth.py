@@ -21,7 +21,6 @@ with a reason code and at most the key id — never the credential, never person
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -42,14 +41,14 @@ CREDENTIAL_PARAMETERS = frozenset(
 )
 #: longer Authorization headers are refused unread (a JWT of a few claims is under 2 kB)
 MAX_CREDENTIAL_LENGTH = 8192
-#: where a request's authentication outcome is kept (the scope's `state`)
-_STATE_KEY = "principal"
+#: the request-scope key of a request's authentication outcome (in the scope itself, not in its
+#: `state`, which a server may seed from shared lifespan state)
+_SCOPE_KEY = "smartregion.principal"
 
 
 def principal_of(scope: Scope) -> Principal | None:
     """The authenticated principal of a request (None: anonymous or not authenticated)."""
-    state: dict[str, Any] = scope.get("state") or {}
-    principal = state.get(_STATE_KEY)
+    principal = scope.get(_SCOPE_KEY)
     return principal if isinstance(principal, Principal) else None
 
 
@@ -66,13 +65,11 @@ class Authenticator:
         The outcome is kept in the request scope: a second call for the same request (the admin
         API checks in two dependencies) returns it without a second look-up or audit row.
         """
-        state: dict[str, Any] = conn.scope.setdefault("state", {})
-        if _STATE_KEY in state:
-            cached = state[_STATE_KEY]
-            return cached if isinstance(cached, Principal) else None
+        if _SCOPE_KEY in conn.scope:
+            return principal_of(conn.scope)
         await self._refuse_credentials_in_query(conn, interface)
         principal = await self._from_header(conn.headers.get("authorization"), interface)
-        state[_STATE_KEY] = principal
+        conn.scope[_SCOPE_KEY] = principal
         return principal
 
     async def _refuse_credentials_in_query(self, conn: HTTPConnection, interface: str) -> None:

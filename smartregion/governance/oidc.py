@@ -144,7 +144,9 @@ class OidcVerifier:
         self._own_client = client is None
         self._clock = clock
         self._keys: dict[str | None, _Key] = {}
+        #: when the JWKS was last fetched, and last tried (successfully or not)
         self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
         self._jwks_url = config.jwks_url or None
         self._lock = asyncio.Lock()
 
@@ -209,12 +211,14 @@ class OidcVerifier:
     # -- keys -------------------------------------------------------------------------------
 
     async def _key(self, kid: str | None, alg: str) -> jwt.PyJWK:
-        now = self._clock()
-        stale = self._fetched_at is None or now - self._fetched_at >= self.config.max_age
-        if stale or not self._has(kid):
-            await self._refresh(force=stale)
+        fetched = self._fetched_at
+        stale = fetched is None or self._clock() - fetched >= self.config.max_age
+        if stale or self._pick(kid) is None:
+            await self._refresh()
         found = self._pick(kid)
         if found is None:
+            if self._fetched_at is None:
+                raise InvalidToken("jwks-unavailable", "the issuer's keys are unavailable")
             raise InvalidToken("unknown-key", "it is signed with a key the issuer does not publish")
         if found.key.key_type != _KEY_TYPE.get(alg[:2]):
             raise InvalidToken("algorithm", f"key {kid!r} is not a key for {alg}")
@@ -222,32 +226,25 @@ class OidcVerifier:
             raise InvalidToken("algorithm", f"key {kid!r} is for {found.alg}, not {alg}")
         return found.key
 
-    def _has(self, kid: str | None) -> bool:
-        return self._pick(kid) is not None
-
     def _pick(self, kid: str | None) -> _Key | None:
         if kid is not None:
             return self._keys.get(kid)
         # a token without kid: acceptable only when the issuer publishes exactly one key
         return next(iter(self._keys.values())) if len(self._keys) == 1 else None
 
-    async def _refresh(self, *, force: bool) -> None:
+    async def _refresh(self) -> None:
+        """Fetch the JWKS — at most once per `refresh_interval`, whatever the outcome."""
         async with self._lock:
-            now = self._clock()
-            if (
-                not force
-                and self._fetched_at is not None
-                and now - self._fetched_at < self.config.refresh_interval
-            ):
-                return  # fetched a moment ago (perhaps by a concurrent request)
+            now, last = self._clock(), self._attempted_at
+            if last is not None and now - last < self.config.refresh_interval:
+                return  # tried a moment ago (perhaps for a concurrent request)
+            self._attempted_at = now
             try:
                 document = await self._get_json(await self._jwks_location())
                 self._keys = _parse_jwks(document, self.config.algorithms)
             except (httpx.HTTPError, ValueError) as exc:
+                # keep the keys we have: an issuer briefly down does not lock everyone out
                 log.warning("cannot fetch the JWKS of %s: %s", self.config.issuer, exc)
-                if self._fetched_at is None or force:
-                    self._fetched_at = now  # do not retry on every request
-                    raise InvalidToken("jwks-unavailable", "the issuer's keys are unavailable") from exc
                 return
             self._fetched_at = now
 
