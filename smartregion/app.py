@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartregion import __version__, errors
 from smartregion.api.admin import admin_api
+from smartregion.api.auth import Authenticate, Authenticator
 from smartregion.api.ngsild.problems import (
     domain_error_handler,
     problem_response,
@@ -29,6 +30,8 @@ from smartregion.api.security import SWAGGER_UI_CSP, SecurityMiddleware
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
+from smartregion.governance import Governance, GovernanceStore
+from smartregion.governance.oidc import OidcConfig, OidcVerifier
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
@@ -77,7 +80,9 @@ class TrailingSlash:
         if scope["type"] == "http":
             path: str = scope["path"]
             if len(path) > 1 and path.endswith("/"):
-                scope = {**scope, "path": path.rstrip("/") or "/"}
+                # in place, not a copy: what the app changes in the scope (a credential blanked
+                # from the query string) must reach the server's access log
+                scope["path"] = path.rstrip("/") or "/"
                 raw = scope.get("raw_path")
                 if raw:
                     scope["raw_path"] = raw.rstrip(b"/") or b"/"
@@ -130,11 +135,34 @@ class Runtime:
         await self.store.close()
 
 
+def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    """The OIDC token verifier the settings ask for (None: API keys only); ValueError if unsafe."""
+    if not settings.oidc_issuer:
+        return None
+    return OidcVerifier(
+        OidcConfig(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            algorithms=OidcConfig.parse_algorithms(settings.oidc_algorithms),
+            org_claim=settings.oidc_org_claim,
+            role_claim=settings.oidc_role_claim,
+            timeout=settings.oidc_timeout,
+        )
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
     runtime = Runtime.build(settings)
     store, broker = runtime.store, runtime.broker
+    if not isinstance(store, GovernanceStore):
+        raise TypeError(f"{type(store).__name__} keeps no governance records")
+    governance = Governance(store)
+    oidc = oidc_verifier(settings)
+    # one authenticator for every interface (docs/security.md)
+    authenticator = Authenticator(governance, oidc)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -150,13 +178,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await notifier.stop()
+            if oidc is not None:
+                await oidc.aclose()
             await runtime.stop()
 
     app = Starlette(
         routes=[
             Route("/healthz", healthz, methods=["GET"]),
-            Mount("/ngsi-ld/v1", routes=NGSILD_ROUTES),
-            Mount("/api/v1", app=admin_api(store)),
+            Mount(
+                "/ngsi-ld/v1",
+                routes=NGSILD_ROUTES,
+                middleware=[
+                    Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
+                ],
+            ),
+            Mount("/api/v1", app=admin_api(authenticator)),
         ],
         exception_handlers={
             errors.SmartRegionError: domain_error_handler,
@@ -172,4 +208,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.broker = broker
+    app.state.governance = governance
+    app.state.authenticator = authenticator
     return app

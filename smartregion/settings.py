@@ -53,6 +53,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("context_max_bytes", int, 1_000_000, "Largest remote @context document in bytes."),
     Setting("context_preload_dir", str, "", "Directory of @context documents served offline (index.json maps URL to file)."),
     Setting("allow_remote_contexts", bool, True, "Fetch unknown remote @context URLs over the network."),
+    Setting("oidc_issuer", str, "", "OIDC issuer URL whose bearer JWTs are accepted (exactly the `iss` claim); empty: API keys only."),
+    Setting("oidc_audience", str, "", "The audience (`aud`) a token must be issued for; required with oidc_issuer."),
+    Setting("oidc_jwks_url", str, "", "URL of the issuer's JWKS; empty: `jwks_uri` of {issuer}/.well-known/openid-configuration."),
+    Setting("oidc_algorithms", str, "RS256,ES256", "Comma-separated signature algorithms accepted (asymmetric only: RS*, PS*, ES*, EdDSA)."),
+    Setting("oidc_org_claim", str, "smartregion_org", "Token claim that names the caller's organisation (its id here)."),
+    Setting("oidc_role_claim", str, "smartregion_role", "Token claim that names the caller's role: reader, editor or admin."),
+    Setting("oidc_timeout", float, 5.0, "Seconds to wait for the OIDC discovery document or JWKS."),
     Setting("log_level", str, "info", "Log level: debug, info, warning, error."),
     Setting("access_log", bool, True, "Log every HTTP request (uvicorn's access log)."),
     Setting("rate_limit_address_rate", float, 10000.0, "Requests per second per client address, sustained, per worker (0: no limit)."),
@@ -90,6 +97,13 @@ class Settings:
     context_max_bytes: int = 1_000_000
     context_preload_dir: str = ""
     allow_remote_contexts: bool = True
+    oidc_issuer: str = ""
+    oidc_audience: str = ""
+    oidc_jwks_url: str = ""
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_org_claim: str = "smartregion_org"
+    oidc_role_claim: str = "smartregion_role"
+    oidc_timeout: float = 5.0
     log_level: str = "info"
     access_log: bool = True
     rate_limit_address_rate: float = 10000.0

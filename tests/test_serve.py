@@ -25,7 +25,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(*args: str) -> Iterator[str]:
+def server(*args: str, output: list[str] | None = None) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [*SMARTREGION, "serve", "--port", str(port), *args],
@@ -55,6 +55,8 @@ def server(*args: str) -> Iterator[str]:
             proc.kill()
             proc.wait()
         if proc.stdout:
+            if output is not None:
+                output.append(proc.stdout.read().decode())
             proc.stdout.close()
 
 
@@ -136,3 +138,19 @@ def test_security_basics_across_a_socket(tmp_path: Path, monkeypatch: pytest.Mon
         assert statuses[:2] == [200, 200]  # the 413 took the third token
         assert statuses[2] == limited.status_code == 429
         assert int(limited.headers["Retry-After"]) >= 1
+
+
+def test_a_credential_in_the_query_string_is_refused_and_kept_out_of_the_access_log(
+    tmp_path: Path,
+) -> None:
+    secret = "srk_0123456789abcdef_" + "s" * 43
+    output: list[str] = []
+    with server("--database", f"sqlite:///{tmp_path}/log.db", output=output) as base:
+        for url in [f"/ngsi-ld/v1/entities?type=T&access_token={secret}",
+                    f"/ngsi-ld/v1/entities/?type=T&x={secret}",
+                    f"/api/v1/organisations?api_key={secret}"]:
+            r = httpx.get(base + url)
+            assert r.status_code == 400, url
+    log = output[0]
+    assert "/ngsi-ld/v1/entities" in log and "400" in log  # the requests were logged …
+    assert "s" * 43 not in log  # … without the credential

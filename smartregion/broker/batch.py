@@ -1,17 +1,18 @@
 """Batch entity operations (NGSI-LD 1.8 §5.6.7–§5.6.10, §5.6.20).
 
-A batch is checked entity by entity: what is invalid is reported per entity, what is valid is
-applied and committed before the answer; every id the answer lists as a success is durable.
+A batch is checked entity by entity: what is invalid — or an entity the writer may not change
+(`governance/ownership.py`) — is reported per entity, what is valid is applied and committed
+before the answer; every id the answer lists as a success is durable.
 
-A large batch is applied in chunks of consecutive entries (`CHUNK` entities each), one store
-transaction per chunk, and the chunks are PIPELINED: chunk k+1 is parsed while chunk k is being
-written, so the request's parsing overlaps the database's work instead of preceding it (batch
-upsert of 1,000 entities: see docs/benchmarks.md). NGSI-LD batches are not atomic (§5.6.7–§5.6.10
-report per entity), so nothing a client may rely on changes: on a storage failure the request
-fails, the chunks already committed stay (every operation but create is idempotent, so a retry
-is safe), and the answer never claims what is not durable. Several entries with the same id
-apply in order on the running state, as if sent one after the other — such a batch is applied as
-one chunk.
+A large batch is applied in chunks of consecutive entries (`CHUNK` entities each), each in one
+store transaction per owner of what it creates (usually one), and the chunks are PIPELINED:
+chunk k+1 is parsed while chunk k is being written, so the request's parsing overlaps the
+database's work instead of preceding it (batch upsert of 1,000 entities: docs/benchmarks.md).
+NGSI-LD batches are not atomic (§5.6.7–§5.6.10 report per entity), so nothing a client may rely
+on changes: on a storage failure the request fails, the chunks already committed stay (every
+operation but create is idempotent, so a retry is safe), and the answer never claims what is not
+durable. Several entries with the same id apply in order on the running state, as if sent one
+after the other — a batch repeating an id across chunks is applied as one chunk.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from smartregion.core import mutations
 from smartregion.core.entities import Vocabulary, is_uri, parse_entity
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
+from smartregion.governance import Forbidden, WriteAccess
 from smartregion.storage.base import Delete, Put, Store, WriteOp
 
 Doc = dict[str, Any]
 #: one vocabulary for the whole batch, or one per entity (application/ld+json batches carry a
 #: @context per entity; an entry that is an error is that entity's failure to resolve it)
 Vocabularies = Vocabulary | list[Vocabulary | SmartRegionError]
-#: entities per transaction of a pipelined batch (module docstring)
+#: entities per chunk of a pipelined batch (module docstring)
 CHUNK = 250
 
 
@@ -102,20 +104,52 @@ class BatchService:
         result: BatchResult,
         step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
         *,
-        owner: str,
+        writer: WriteAccess,
     ) -> BatchResult:
-        """Apply `step(existing, new) -> (doc to store or None to skip, created?)` per entity."""
+        """Apply `step(existing, new) -> (doc to store or None to skip, created?)` per entity.
+
+        An existing entity `writer` may not change fails alone (Forbidden). Entities that would
+        be created for different owners (`WriteAccess.owner_of_new`) are written in one
+        transaction per owner, all entries of one id in the first one's.
+        """
         if not docs:
             return result
+        owner_of: dict[str, str] = {}
+        for doc in docs:
+            owner_of.setdefault(doc["id"], writer.owner_of_new(doc))
+        groups: dict[str, list[Doc]] = {}
+        for doc in docs:
+            groups.setdefault(owner_of[doc["id"]], []).append(doc)
+        outcome = BatchResult(errors=list(result.errors))
+        for owner, group in groups.items():
+            part = await self._run_group(tenant, group, step, owner=owner, writer=writer)
+            outcome.success.extend(part.success)
+            outcome.errors.extend(part.errors)
+            outcome.created.extend(part.created)
+        return outcome
+
+    async def _run_group(
+        self,
+        tenant: str,
+        docs: list[Doc],
+        step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
+        *,
+        owner: str,
+        writer: WriteAccess,
+    ) -> BatchResult:
         ids = list(dict.fromkeys(d["id"] for d in docs))
+        owners: dict[str, str] = {}
 
         def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+            denied = writer.denied(owners, current)
             state = dict(current)
             touched: dict[str, Doc] = {}
-            outcome = BatchResult(errors=list(result.errors))
+            outcome = BatchResult()
             for doc in docs:
                 eid = doc["id"]
                 try:
+                    if eid in denied:
+                        raise _not_yours(eid)
                     stored, created = step(state.get(eid), doc)
                 except PartialUpdate as exc:
                     if exc.doc is not None:
@@ -134,7 +168,9 @@ class BatchService:
                     outcome.created.append(eid)
             return [Put(d) for d in touched.values()], outcome
 
-        return await self.store.transact(tenant, ids, mutate, owner=owner)
+        return await self.store.transact(
+            tenant, ids, mutate, owner=owner, check_owners=owners.update
+        )
 
     async def _pipelined(
         self,
@@ -144,7 +180,7 @@ class BatchService:
         now: str,
         step: Callable[[Doc | None, Doc], tuple[Doc | None, bool]],
         *,
-        owner: str,
+        writer: WriteAccess,
     ) -> BatchResult:
         """Parse and apply the batch chunk by chunk, parsing the next while one is written."""
         self.check_shape(payload)
@@ -163,7 +199,9 @@ class BatchService:
                     parse_errors,
                 )
                 tasks.append(
-                    asyncio.ensure_future(self._run(tenant, docs, BatchResult(), step, owner=owner))
+                    asyncio.ensure_future(
+                        self._run(tenant, docs, BatchResult(), step, writer=writer)
+                    )
                 )
                 await asyncio.sleep(0)  # let the chunk's transaction start before parsing on
         finally:
@@ -180,7 +218,7 @@ class BatchService:
             result.created.extend(outcome.created)
         return result
 
-    async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
+    async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess) -> BatchResult:
         """Batch create (§5.6.7): existing ids fail with AlreadyExists."""
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
@@ -188,10 +226,10 @@ class BatchService:
                 raise AlreadyExists(f"entity {new['id']} already exists")
             return new, True
 
-        return await self._pipelined(tenant, payload, vocab, utc_now(), step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, utc_now(), step, writer=writer)
 
     async def upsert(
-        self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, mode: str = "replace"
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, mode: str = "replace"
     ) -> BatchResult:
         """Batch upsert (§5.6.8): create or replace/update each entity."""
         now = utc_now()
@@ -199,10 +237,10 @@ class BatchService:
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
 
-        return await self._pipelined(tenant, payload, vocab, now, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, now, step, writer=writer)
 
     async def update(
-        self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str, no_overwrite: bool = False
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, no_overwrite: bool = False
     ) -> BatchResult:
         """Batch update (§5.6.9): only existing entities, only existing attributes unless appended."""
         now = utc_now()
@@ -221,9 +259,9 @@ class BatchService:
                 )
             return (outcome.doc if outcome.changed else None), False
 
-        return await self._pipelined(tenant, payload, vocab, now, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, now, step, writer=writer)
 
-    async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, owner: str) -> BatchResult:
+    async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess) -> BatchResult:
         """Batch merge (§5.6.20): merge-patch semantics per entity."""
         now = utc_now()
 
@@ -233,9 +271,9 @@ class BatchService:
             outcome = mutations.batch_merge_entity(existing, new, now=now)
             return (outcome.doc if outcome.changed else None), False
 
-        return await self._pipelined(tenant, payload, vocab, now, step, owner=owner)
+        return await self._pipelined(tenant, payload, vocab, now, step, writer=writer)
 
-    async def delete(self, tenant: str, payload: Any, *, owner: str) -> BatchResult:
+    async def delete(self, tenant: str, payload: Any, *, writer: WriteAccess) -> BatchResult:
         """Batch delete (§5.6.10): a JSON array of entity ids."""
         if not isinstance(payload, list):
             raise BadRequestData("batch delete takes a JSON array of entity ids")
@@ -256,12 +294,17 @@ class BatchService:
         if not ids:
             return result
         unique = list(dict.fromkeys(ids))
+        owners: dict[str, str] = {}
 
         def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+            denied = writer.denied(owners, current)
             outcome = BatchResult(errors=list(result.errors))
             gone: set[str] = set()
             ops: list[WriteOp] = []
             for eid in ids:
+                if eid in denied:
+                    outcome.errors.append(BatchError(eid, _not_yours(eid)))
+                    continue
                 if current.get(eid) is None or eid in gone:
                     outcome.errors.append(BatchError(eid, ResourceNotFound(f"entity {eid} not found")))
                     continue
@@ -270,7 +313,13 @@ class BatchService:
                 outcome.success.append(eid)
             return ops, outcome
 
-        return await self.store.transact(tenant, unique, mutate, owner=owner)
+        return await self.store.transact(
+            tenant, unique, mutate, owner=writer.org_id, check_owners=owners.update
+        )
+
+
+def _not_yours(entity_id: str) -> Forbidden:
+    return Forbidden(f"entity {entity_id} is owned by an organisation that has not mandated yours")
 
 
 def _repeats_across(payload: list[Any], bounds: list[tuple[int, int]]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from smartregion.broker.service import Broker
+from smartregion.governance import WriteAccess
 from smartregion.storage.base import DEFAULT_TENANT
 
 CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
@@ -85,5 +86,7 @@ async def load_demo(broker: Broker, *, owner: str) -> int:
         return 0
     vocab = await broker.contexts.term_map(CONTEXT)
     entities = demo_entities()
-    result = await broker.batch.upsert(DEFAULT_TENANT, entities, vocab, owner=owner, mode="update")
+    result = await broker.batch.upsert(
+        DEFAULT_TENANT, entities, vocab, writer=WriteAccess(owner), mode="update"
+    )
     return len(result.success)

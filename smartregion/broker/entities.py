@@ -7,18 +7,50 @@ acknowledged write is durable, and a write that fails changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from smartregion.core import mutations
 from smartregion.core.entities import Vocabulary, parse_attribute, parse_attributes, parse_entity
 from smartregion.core.mutations import UpdateOutcome
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, NonExistingTenant, ResourceNotFound
-from smartregion.storage.base import DEFAULT_TENANT, Delete, EntityQuery, Put, Store, WriteOp
+from smartregion.governance import Forbidden, WriteAccess
+from smartregion.storage.base import (
+    DEFAULT_TENANT,
+    Delete,
+    EntityQuery,
+    OwnersCheck,
+    Put,
+    Store,
+    WriteOp,
+)
 
 Doc = dict[str, Any]
 Current = dict[str, Doc | None]
+T = TypeVar("T")
+Mutate = Callable[[Current], tuple[list[WriteOp], T]]
+
+
+def guarded(writer: WriteAccess, mutate: Mutate[T]) -> tuple[Mutate[T], OwnersCheck]:
+    """`mutate`, refused with Forbidden when an entity it is given is one `writer` may not change.
+
+    The store reports the owners (the second value, its `check_owners`) inside the transaction,
+    just before it calls `mutate`; a store that does not report them leaves every existing
+    entity unowned, which only an unrestricted writer may change (fail closed).
+    """
+    owners: dict[str, str] = {}
+
+    def run(current: Current) -> tuple[list[WriteOp], T]:
+        denied = writer.denied(owners, current)
+        if denied:
+            raise Forbidden(
+                f"entity {min(denied)} is owned by an organisation that has not mandated yours"
+            )
+        return mutate(current)
+
+    return run, owners.update
 
 
 class EntityService:
@@ -32,7 +64,7 @@ class EntityService:
         if tenant != DEFAULT_TENANT and not await self.store.tenant_exists(tenant):
             raise NonExistingTenant(f"tenant {tenant!r} does not exist")
 
-    async def create(self, tenant: str, payload: Any, vocab: Vocabulary, *, owner: str) -> str:
+    async def create(self, tenant: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess) -> str:
         """Create an entity (§5.6.1); AlreadyExists if its id is taken."""
         doc = parse_entity(payload, vocab, now=utc_now())
         entity_id: str = doc["id"]
@@ -42,7 +74,9 @@ class EntityService:
                 raise AlreadyExists(f"entity {entity_id} already exists")
             return [Put(doc)], entity_id
 
-        return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        return await self._transact(
+            tenant, [entity_id], mutate, writer, owner=writer.owner_of_new(doc)
+        )
 
     async def retrieve(self, tenant: str, entity_id: str) -> Doc:
         """The internal document of one entity; ResourceNotFound if absent."""
@@ -52,7 +86,7 @@ class EntityService:
             raise ResourceNotFound(f"entity {entity_id} not found")
         return doc
 
-    async def delete(self, tenant: str, entity_id: str, *, owner: str) -> None:
+    async def delete(self, tenant: str, entity_id: str, *, writer: WriteAccess) -> None:
         """Delete an entity (§5.6.6)."""
         await self.check_tenant(tenant)
 
@@ -61,10 +95,10 @@ class EntityService:
                 raise ResourceNotFound(f"entity {entity_id} not found")
             return [Delete(entity_id)], None
 
-        await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        await self._transact(tenant, [entity_id], mutate, writer)
 
     async def replace(
-        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, owner: str
+        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess
     ) -> None:
         """Replace an entity (§5.6.18): PUT /entities/{id}."""
         await self.check_tenant(tenant)
@@ -83,10 +117,10 @@ class EntityService:
                 raise ResourceNotFound(f"entity {entity_id} not found")
             return [Put(mutations.replace_entity(existing, new_doc, now=now))], None
 
-        await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        await self._transact(tenant, [entity_id], mutate, writer)
 
     async def merge(
-        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, owner: str
+        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess
     ) -> UpdateOutcome:
         """Merge a fragment into an entity (§5.6.17): PATCH /entities/{id}."""
         await self.check_tenant(tenant)
@@ -105,7 +139,7 @@ class EntityService:
             )
             return _put_if_changed(outcome), outcome
 
-        return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        return await self._transact(tenant, [entity_id], mutate, writer)
 
     async def append_attributes(
         self,
@@ -114,7 +148,7 @@ class EntityService:
         payload: Any,
         vocab: Vocabulary,
         *,
-        owner: str,
+        writer: WriteAccess,
         no_overwrite: bool = False,
     ) -> UpdateOutcome:
         """Append attributes (§5.6.3): POST /entities/{id}/attrs."""
@@ -134,10 +168,10 @@ class EntityService:
             )
             return _put_if_changed(outcome), outcome
 
-        return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        return await self._transact(tenant, [entity_id], mutate, writer)
 
     async def update_attributes(
-        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, owner: str
+        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess
     ) -> UpdateOutcome:
         """Update existing attributes (§5.6.2): PATCH /entities/{id}/attrs."""
         await self.check_tenant(tenant)
@@ -154,7 +188,7 @@ class EntityService:
             outcome = mutations.update_attributes(existing, attrs, now=now, types=types, scope=scope)
             return _put_if_changed(outcome), outcome
 
-        return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        return await self._transact(tenant, [entity_id], mutate, writer)
 
     async def partial_update_attribute(
         self,
@@ -164,7 +198,7 @@ class EntityService:
         payload: Any,
         vocab: Vocabulary,
         *,
-        owner: str,
+        writer: WriteAccess,
     ) -> UpdateOutcome:
         """Partial attribute update (§5.6.4): PATCH /entities/{id}/attrs/{attrId}."""
         await self.check_tenant(tenant)
@@ -179,7 +213,7 @@ class EntityService:
             outcome = mutations.partial_attribute_update(existing, name, fragment, now=now)
             return _put_if_changed(outcome), outcome
 
-        return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        return await self._transact(tenant, [entity_id], mutate, writer)
 
     async def replace_attribute(
         self,
@@ -189,7 +223,7 @@ class EntityService:
         payload: Any,
         vocab: Vocabulary,
         *,
-        owner: str,
+        writer: WriteAccess,
     ) -> UpdateOutcome:
         """Replace an attribute (§5.6.19): PUT /entities/{id}/attrs/{attrId}."""
         await self.check_tenant(tenant)
@@ -206,7 +240,7 @@ class EntityService:
             outcome = mutations.replace_attribute(existing, name, instances[0], now=now)
             return _put_if_changed(outcome), outcome
 
-        return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        return await self._transact(tenant, [entity_id], mutate, writer)
 
     async def delete_attribute(
         self,
@@ -215,7 +249,7 @@ class EntityService:
         attr: str,
         vocab: Vocabulary,
         *,
-        owner: str,
+        writer: WriteAccess,
         dataset_id: str | None = None,
         delete_all: bool = False,
     ) -> None:
@@ -233,7 +267,22 @@ class EntityService:
             )
             return [Put(doc)], None
 
-        await self.store.transact(tenant, [entity_id], mutate, owner=owner)
+        await self._transact(tenant, [entity_id], mutate, writer)
+
+    async def _transact(
+        self,
+        tenant: str,
+        ids: list[str],
+        mutate: Mutate[T],
+        writer: WriteAccess,
+        *,
+        owner: str | None = None,
+    ) -> T:
+        """`Store.transact`, refused (Forbidden) when it would change what `writer` may not."""
+        run, check = guarded(writer, mutate)
+        return await self.store.transact(
+            tenant, ids, run, owner=owner or writer.org_id, check_owners=check
+        )
 
     @staticmethod
     def _check_same_id(fragment: dict[str, Any], entity_id: str) -> None:
@@ -275,36 +324,67 @@ class PurgeService:
         tenant: str,
         query: EntityQuery,
         *,
-        owner: str,
+        writer: WriteAccess,
         keep: frozenset[str] | None = None,
         drop: frozenset[str] | None = None,
     ) -> int:
-        """Delete matching entities, or with keep/drop only their attributes; returns how many."""
+        """Delete matching entities, or with keep/drop only their attributes; returns how many.
+
+        Only the entities `writer` may change are touched; the others are left as they are.
+        """
         if keep is not None and drop is not None:
             raise BadRequestData("keep and drop exclude each other")
-        if keep is None and drop is None:
+        if keep is None and drop is None and writer.unrestricted:
             return await self.store.delete_where(tenant, query)
-        query = replace(query, limit=PURGE_PAGE, offset=0, count=False)
-        result = await self.store.query(tenant, query)
-        ids = [doc["id"] for doc in result.docs]
         now = utc_now()
 
-        def prune(current: Current) -> tuple[list[WriteOp], int]:
-            ops: list[WriteOp] = []
-            for entity_id in ids:
-                doc = current.get(entity_id)
-                if doc is None:
-                    continue
-                attrs = doc.get("attrs", {})
-                if keep is not None:
-                    kept = {k: v for k, v in attrs.items() if k in keep}
-                else:
-                    kept = {k: v for k, v in attrs.items() if k not in (drop or frozenset())}
-                if kept != attrs:
-                    ops.append(Put({**doc, "attrs": kept, "modifiedAt": now}))
-            return ops, len(ops)
+        def purge(doc: Doc) -> WriteOp | None:
+            if keep is None and drop is None:
+                return Delete(doc["id"])
+            attrs = doc.get("attrs", {})
+            if keep is not None:
+                kept = {k: v for k, v in attrs.items() if k in keep}
+            else:
+                kept = {k: v for k, v in attrs.items() if k not in (drop or frozenset())}
+            return Put({**doc, "attrs": kept, "modifiedAt": now}) if kept != attrs else None
 
-        return await self.store.transact(tenant, ids, prune, owner=owner)
+        done = skipped = 0
+        while True:
+            page = await self.store.query(
+                tenant, replace(query, limit=PURGE_PAGE, offset=skipped, count=False)
+            )
+            ids = [doc["id"] for doc in page.docs]
+            if not ids:
+                return done
+            changed, refused = await self._purge_page(tenant, ids, purge, writer)
+            done += changed
+            if keep is not None or drop is not None or len(ids) < PURGE_PAGE:
+                return done  # keep/drop: one bounded page, as before
+            skipped += refused  # deleted entities leave the result; refused ones stay in it
+
+
+    async def _purge_page(
+        self,
+        tenant: str,
+        ids: list[str],
+        purge: Callable[[Doc], WriteOp | None],
+        writer: WriteAccess,
+    ) -> tuple[int, int]:
+        """Apply `purge` to those of `ids` that `writer` may change: (changed, refused)."""
+        owners: dict[str, str] = {}
+
+        def mutate(current: Current) -> tuple[list[WriteOp], tuple[int, int]]:
+            denied = writer.denied(owners, current)
+            ops = [
+                op for eid in ids
+                if (doc := current.get(eid)) is not None and eid not in denied
+                and (op := purge(doc)) is not None
+            ]
+            return ops, (len(ops), len(denied))
+
+        return await self.store.transact(
+            tenant, ids, mutate, owner=writer.org_id, check_owners=owners.update
+        )
 
 
 #: the most entities one purge with keep/drop rewrites (a bounded transaction)

@@ -37,10 +37,12 @@ from smartregion.core.subscriptions import (
 )
 from smartregion.core.times import format_datetime
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
+from smartregion.governance import Forbidden, WriteAccess
 from smartregion.storage.base import (
     AttrInfo,
     Delete,
     EntityQuery,
+    OwnersCheck,
     Put,
     QueryResult,
     Store,
@@ -76,6 +78,22 @@ def validate_subscription_id(value: str) -> str:
     return value
 
 
+#: the internal member of a subscription document naming the organisation that owns it
+OWNER = "owner"
+
+
+def subscription_owner(doc: Doc, unowned: str) -> str:
+    """The organisation owning a subscription (`unowned` for one made before owners existed)."""
+    owner = doc.get(OWNER)
+    return owner if isinstance(owner, str) else unowned
+
+
+def _require_owner(stored: StoredSubscription, writer: WriteAccess, unowned: str) -> None:
+    # subscriptions belong to the organisation that made them; mandates cover entity data only
+    if not writer.unrestricted and subscription_owner(stored.doc, unowned) != writer.org_id:
+        raise Forbidden(f"subscription {stored.doc['id']} is owned by another organisation")
+
+
 class SubscriptionService:
     """The subscription resource over a `SubscriptionStore`, per tenant."""
 
@@ -101,11 +119,21 @@ class SubscriptionService:
     # ------------------------------------------------------------------ the resource (§5.8)
 
     async def create(
-        self, tenant: str, payload: Any, context: Any, *, base_url: str | None = None
+        self,
+        tenant: str,
+        payload: Any,
+        context: Any,
+        *,
+        owner: str,
+        base_url: str | None = None,
     ) -> str:
-        """Create a subscription (§5.8.1); returns its id. AlreadyExists when the id is taken."""
+        """Create a subscription owned by `owner` (§5.8.1); returns its id.
+
+        AlreadyExists when the id is taken.
+        """
         vocab = await self.contexts.term_map(context, tenant=tenant)
         doc = parse_subscription(payload, vocab, context=context)
+        doc[OWNER] = owner  # after parsing: a client cannot choose it (unknown members are dropped)
         doc.setdefault("id", new_subscription_id())
         await self._check_contexts(doc, tenant)
         await self._implicit_context(doc, tenant, base_url)
@@ -145,10 +173,13 @@ class SubscriptionService:
         fragment: Any,
         context: Any,
         *,
+        writer: WriteAccess,
+        unowned: str,
         base_url: str | None = None,
     ) -> None:
-        """Update a subscription with a fragment (§5.8.2)."""
+        """Update a subscription with a fragment (§5.8.2); Forbidden unless `writer` owns it."""
         stored = await self.retrieve(tenant, subscription_id)
+        _require_owner(stored, writer, unowned)
         vocab = await self.contexts.term_map(context, tenant=tenant)
         doc = merge_subscription(
             stored.doc, fragment, vocab, context=context if context is not None else None
@@ -166,9 +197,11 @@ class SubscriptionService:
             raise ResourceNotFound(f"subscription {subscription_id} not found")
         self._changed(tenant)
 
-    async def delete(self, tenant: str, subscription_id: str) -> None:
-        """Delete a subscription (§5.8.5)."""
-        validate_subscription_id(subscription_id)
+    async def delete(
+        self, tenant: str, subscription_id: str, *, writer: WriteAccess, unowned: str
+    ) -> None:
+        """Delete a subscription (§5.8.5); Forbidden unless `writer` owns it."""
+        _require_owner(await self.retrieve(tenant, subscription_id), writer, unowned)
         if not await self.subs.delete_subscription(tenant, subscription_id):
             raise ResourceNotFound(f"subscription {subscription_id} not found")
         self._changed(tenant)
@@ -453,11 +486,14 @@ class NotifyingStore(Store):
         mutate: Callable[[dict[str, Doc | None]], tuple[list[WriteOp], T]],
         *,
         owner: str,
+        check_owners: OwnersCheck | None = None,
     ) -> T:
         """`Store.transact`, with the notifications of the write queued (§5.11)."""
         matcher = await self.subscriptions.matcher(tenant)
         if matcher is None:
-            return await self.inner.transact(tenant, entity_ids, mutate, owner=owner)
+            return await self.inner.transact(
+                tenant, entity_ids, mutate, owner=owner, check_owners=check_owners
+            )
         queued: list[OutboxRow] = []
 
         def observed(current: dict[str, Doc | None]) -> tuple[list[WriteOp], T]:
@@ -467,7 +503,9 @@ class NotifyingStore(Store):
                 return [*ops, Notify(tuple(queued))], result  # type: ignore[list-item]
             return ops, result
 
-        result = await self.inner.transact(tenant, entity_ids, observed, owner=owner)
+        result = await self.inner.transact(
+            tenant, entity_ids, observed, owner=owner, check_owners=check_owners
+        )
         if queued:
             if not self.in_transaction:
                 await self.subscriptions.subs.enqueue(list(queued))

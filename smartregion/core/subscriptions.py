@@ -486,8 +486,10 @@ def render_subscription(
     """The Subscription as returned by retrieve/query (§5.8.3), names compacted with `vocab`."""
     out: Doc = {"id": doc["id"], "type": "Subscription"}
     for name, value in doc.items():
-        if name in ("id", "type", "@context", "createdAt", "modifiedAt", "implicitContext"):
-            continue  # implicitContext: jsonldContext was made by the broker (internal flag)
+        if name in ("id", "type", "@context", "createdAt", "modifiedAt", "implicitContext", "owner"):
+            # implicitContext: jsonldContext was made by the broker (internal flag); owner: the
+            # owning organisation (internal, see broker/subscriptions.py)
+            continue
         if name == "entities":
             out[name] = [
                 {**sel, "type": type_selection(parse_type_ast(sel["type"]), vocab.compact_iri)}

@@ -3,6 +3,7 @@ sets, ODRL policies, access requests, agreements, grants) and the hash-chained a
 
 from __future__ import annotations
 
+from smartregion.governance.ownership import WriteAccess
 from smartregion.governance.principals import ROLES, Forbidden, Principal
 from smartregion.governance.service import (
     DEFAULT_OPEN_LICENSE,
@@ -25,6 +26,7 @@ __all__ = [
     "GovernanceStore",
     "IssuedApiKey",
     "Principal",
+    "WriteAccess",
     "iso",
     "parse_time",
 ]

@@ -27,6 +27,8 @@ class Principal:
     role: str
     key_id: str | None = None
     person_id: str | None = None
+    #: an OIDC token's subject as a pseudonym (`oidc.pseudonym`), never the raw `sub`
+    subject: str | None = None
     #: the local operator (the CLI): may do everything, including bootstrapping
     operator: bool = False
 
@@ -44,6 +46,8 @@ class Principal:
             return f"key:{self.key_id}"
         if self.person_id:
             return f"person:{self.person_id}"
+        if self.subject:
+            return f"oidc:{self.subject}"
         return f"org:{self.org_id}"
 
     def has_role(self, role: str) -> bool:

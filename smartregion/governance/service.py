@@ -35,6 +35,7 @@ from smartregion.core.policies import (
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, Unauthenticated
 from smartregion.governance.identifiers import normalise_kbo, normalise_nis
 from smartregion.governance.keys import hash_key, issue_key, key_matches, parse_key
+from smartregion.governance.ownership import WriteAccess
 from smartregion.governance.passwords import hash_password
 from smartregion.governance.principals import ROLES, Forbidden, Principal
 from smartregion.storage.governance import (
@@ -336,6 +337,42 @@ class Governance:
             if m.mandated_org == org_id and m.revoked_at is None
             and (m.dataset_id is None or m.dataset_id == dataset_id)
         })
+
+    async def write_access(self, principal: Principal) -> WriteAccess:
+        """What `principal` may write into (its own data and its mandators'); Forbidden for readers.
+
+        Read from the database on every call: a revoked mandate stops counting at once.
+        """
+        if principal.operator:
+            return WriteAccess.system(principal.org_id)
+        if not principal.has_role("editor"):
+            raise Forbidden("the reader role may not write")
+        mandates = [
+            m for m in await self.store.list_mandates(principal.org_id)
+            if m.mandated_org == principal.org_id and m.revoked_at is None
+        ]
+        if not mandates:
+            return WriteAccess(principal.org_id)
+        blanket = frozenset(m.owner_org for m in mandates if m.dataset_id is None)
+        named = {m.dataset_id for m in mandates if m.dataset_id is not None}
+        covered: list[tuple[str, str, frozenset[str]]] = []
+        for owner in sorted({m.owner_org for m in mandates}):
+            for dataset in await self.store.list_datasets(owner_org=owner):
+                if owner in blanket or dataset.id in named:
+                    covered.append((owner, dataset.id, frozenset(dataset.entity_types)))
+        covered.sort()
+        return WriteAccess(
+            principal.org_id, blanket, tuple((owner, types) for owner, _, types in covered)
+        )
+
+    async def record_refused_authentication(
+        self, reason: str, *, interface: str, key_id: str | None = None
+    ) -> None:
+        """Audit a refused credential: ids and a reason code only, never the credential itself."""
+        detail: dict[str, Any] = {"reason": reason, "interface": interface}
+        await self.store.append_audit(
+            AuditEvent("anonymous", "auth.refused", f"key:{key_id}" if key_id else "-", detail)
+        )
 
     # --- data sets -------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from smartregion.broker.service import Broker
 from smartregion.core.entities import Vocabulary
 from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, SmartRegionError
+from smartregion.governance import WriteAccess
 from smartregion.ingestion.mapping import Mapping
 from smartregion.storage.ingestion import DeadLetter, IngestionStore
 
@@ -94,6 +95,9 @@ class MqttBridge:
         self.connected = asyncio.Event()
         self.ingested = 0
         self.dead = 0
+        # the bridge writes as its organisation: it creates what that organisation owns and may
+        # change only that (an entity of another owner becomes a dead letter)
+        self._writer = WriteAccess(config.org)
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -109,7 +113,7 @@ class MqttBridge:
         try:
             entities, vocabs = await self._entities(topic, payload, received)
             result = await self.broker.batch.upsert(
-                self.config.tenant, entities, vocabs, owner=self.config.org, mode="update"
+                self.config.tenant, entities, vocabs, writer=self._writer, mode="update"
             )
         except SmartRegionError as exc:
             await self._dead_letter(topic, payload, exc.detail, received)

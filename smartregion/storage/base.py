@@ -7,7 +7,10 @@ Contract (all backends, checked by `tests/storage/test_contract.py`):
   those entities locked against every other writer (an id that does not exist is locked too, so
   two concurrent creates of one id cannot both succeed), calls `mutate` once, applies the ops it
   returns and commits; only after the commit is durable does it return `mutate`'s result. If
-  `mutate` (or the database) raises, nothing is written.
+  `mutate` (or the database) raises, nothing is written. New entities are recorded as owned by
+  `owner`; an existing entity keeps its owner. With `check_owners`, the store first calls it
+  (inside the transaction, the entities locked) with the owner of every named entity that
+  exists — what write authorisation needs (`governance/ownership.py`); it may raise to abort.
 - Queries return entities in a stable order (the internal key: creation order), honour
   `limit`/`offset`, and give the exact number of matches when `count` is asked for.
 - The Python evaluators (`core.qlang.matches`, `core.geo.geo_matches`,
@@ -18,7 +21,7 @@ Contract (all backends, checked by `tests/storage/test_contract.py`):
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -30,6 +33,7 @@ __all__ = [
     "AttrInfo",
     "Delete",
     "EntityQuery",
+    "OwnersCheck",
     "Put",
     "QueryResult",
     "Store",
@@ -39,6 +43,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+#: called by `Store.transact` before `mutate` with {entity id: owner} of the existing entities
+OwnersCheck = Callable[[Mapping[str, str]], None]
 
 #: the default tenant's name in storage (NGSI-LD 1.8 §4.14: requests without NGSILD-Tenant)
 DEFAULT_TENANT = ""
@@ -167,6 +174,7 @@ class Store(abc.ABC):
         mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
         *,
         owner: str,
+        check_owners: OwnersCheck | None = None,
     ) -> T:
         """Read-lock-mutate-commit (see the module docstring); returns `mutate`'s result."""
 

@@ -1,6 +1,7 @@
 """The admin HTTP API at /api/v1 (FastAPI): organisations, keys, data sets, mandates, access
 requests, agreements and grants; OpenAPI at /api/v1/openapi.json. Authenticated with
-`Authorization: Bearer <api key>` (`auth.py`); every rule lives in the governance service."""
+`Authorization: Bearer <api key or OIDC token>` through the shared authenticator (`api/auth.py`);
+every rule lives in the governance service."""
 
 from __future__ import annotations
 
@@ -12,16 +13,14 @@ from smartregion import __version__, errors
 from smartregion.api.admin import problems
 from smartregion.api.admin.auth import refuse_credentials_in_query
 from smartregion.api.admin.routes import router
-from smartregion.governance import Governance, GovernanceStore
-from smartregion.storage import Store
+from smartregion.api.auth import Authenticator
+from smartregion.governance import Governance
 
 __all__ = ["admin_api"]
 
 
-def admin_api(store: Store) -> FastAPI:
-    """The admin API over a store that keeps governance records."""
-    if not isinstance(store, GovernanceStore):
-        raise TypeError(f"{type(store).__name__} keeps no governance records")
+def admin_api(authenticator: Authenticator) -> FastAPI:
+    """The admin API over the authenticator's governance service."""
     api = FastAPI(
         title="smartregion admin API",
         version=__version__,
@@ -37,5 +36,7 @@ def admin_api(store: Store) -> FastAPI:
         },
     )
     api.include_router(router)
-    api.state.governance = Governance(store)
+    governance: Governance = authenticator.governance
+    api.state.governance = governance
+    api.state.authenticator = authenticator
     return api

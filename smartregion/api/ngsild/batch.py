@@ -74,7 +74,7 @@ async def batch_create(request: Request) -> Response:
     ex = Exchange(request)
     ex.allow("options")
     data, vocab = await _batch_entities(ex)
-    result = await ex.broker.batch.create(ex.tenant, data, vocab, owner=ex.owner)
+    result = await ex.broker.batch.create(ex.tenant, data, vocab, writer=await ex.writer())
     return _result(ex, result, all_ok_status=201, body_on_ok=result.success)
 
 
@@ -87,7 +87,7 @@ async def batch_upsert(request: Request) -> Response:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
     data, vocab = await _batch_entities(ex)
-    result = await ex.broker.batch.upsert(ex.tenant, data, vocab, owner=ex.owner, mode=mode)
+    result = await ex.broker.batch.upsert(ex.tenant, data, vocab, writer=await ex.writer(), mode=mode)
     if not result.errors and not result.created:
         return ex.empty(204)
     return _result(ex, result, all_ok_status=201, body_on_ok=result.created)
@@ -99,7 +99,7 @@ async def batch_update(request: Request) -> Response:
     ex.allow("options")
     data, vocab = await _batch_entities(ex)
     result = await ex.broker.batch.update(
-        ex.tenant, data, vocab, owner=ex.owner, no_overwrite="noOverwrite" in ex.options()
+        ex.tenant, data, vocab, writer=await ex.writer(), no_overwrite="noOverwrite" in ex.options()
     )
     return _result(ex, result, all_ok_status=204, body_on_ok=None)
 
@@ -109,7 +109,7 @@ async def batch_merge(request: Request) -> Response:
     ex = Exchange(request)
     ex.allow("options")
     data, vocab = await _batch_entities(ex)
-    result = await ex.broker.batch.merge(ex.tenant, data, vocab, owner=ex.owner)
+    result = await ex.broker.batch.merge(ex.tenant, data, vocab, writer=await ex.writer())
     return _result(ex, result, all_ok_status=204, body_on_ok=None)
 
 
@@ -118,7 +118,7 @@ async def batch_delete(request: Request) -> Response:
     ex = Exchange(request)
     ex.allow("options")
     body = await ex.body()
-    result = await ex.broker.batch.delete(ex.tenant, body.data, owner=ex.owner)
+    result = await ex.broker.batch.delete(ex.tenant, body.data, writer=await ex.writer())
     return _result(ex, result, all_ok_status=204, body_on_ok=None)
 
 

@@ -26,7 +26,7 @@ async def add_context(request: Request) -> Response:
     """POST /jsonldContexts: host a context; 201 with the Location path of the hosted copy."""
     ex = Exchange(request)
     ex.allow()
-    _ = ex.owner  # a write: refuse anonymous callers unless allowed
+    await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     body = await ex.body((JSON, JSON_LD), take_context=False)
     url = await ex.broker.contexts.add(body.data, tenant=ex.tenant, base_url=_base_url(ex))
     return ex.empty(201, {"Location": hosted_location(url)})
@@ -46,7 +46,7 @@ async def delete_context(request: Request) -> Response:
     """DELETE /jsonldContexts/{contextId} (with reload=true for cached contexts)."""
     ex = Exchange(request)
     ex.allow("reload")
-    _ = ex.owner  # a write: refuse anonymous callers unless allowed
+    await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     reload = ex.bool_param("reload")
     await ex.broker.contexts.delete(request.path_params["context_id"], reload=reload, tenant=ex.tenant)
     return ex.empty()

@@ -204,7 +204,7 @@ async def create_entity(request: Request) -> Response:
     body = await ex.body()
     require_no_body_context(body)
     vocab = await ex.vocab()
-    entity_id = await ex.broker.entities.create(ex.tenant, body.data, vocab, owner=ex.owner)
+    entity_id = await ex.broker.entities.create(ex.tenant, body.data, vocab, writer=await ex.writer())
     return ex.empty(201, {"Location": f"{BASE}/entities/{quote(entity_id, safe=':/')}"})
 
 
@@ -331,7 +331,7 @@ async def delete_entity(request: Request) -> Response:
     """DELETE /entities/{entityId} (§6.5.3.2)."""
     ex = Exchange(request)
     ex.allow("type")
-    await ex.broker.entities.delete(ex.tenant, _entity_id(request), owner=ex.owner)
+    await ex.broker.entities.delete(ex.tenant, _entity_id(request), writer=await ex.writer())
     return ex.empty()
 
 
@@ -343,7 +343,7 @@ async def replace_entity(request: Request) -> Response:
     body = await ex.body()
     require_no_body_context(body)
     vocab = await ex.vocab()
-    await ex.broker.entities.replace(ex.tenant, entity_id, body.data, vocab, owner=ex.owner)
+    await ex.broker.entities.replace(ex.tenant, entity_id, body.data, vocab, writer=await ex.writer())
     return ex.empty()
 
 
@@ -355,7 +355,7 @@ async def merge_entity(request: Request) -> Response:
     body = await ex.body((JSON, JSON_LD, MERGE_PATCH))
     require_no_body_context(body)
     vocab = await ex.vocab()
-    await ex.broker.entities.merge(ex.tenant, entity_id, body.data, vocab, owner=ex.owner)
+    await ex.broker.entities.merge(ex.tenant, entity_id, body.data, vocab, writer=await ex.writer())
     return ex.empty()
 
 
@@ -380,7 +380,7 @@ async def append_attributes(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     outcome = await ex.broker.entities.append_attributes(
-        ex.tenant, entity_id, body.data, vocab, owner=ex.owner,
+        ex.tenant, entity_id, body.data, vocab, writer=await ex.writer(),
         no_overwrite="noOverwrite" in ex.options(),
     )
     return outcome_response(ex, outcome, vocab)
@@ -395,7 +395,7 @@ async def update_attributes(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     outcome = await ex.broker.entities.update_attributes(
-        ex.tenant, entity_id, body.data, vocab, owner=ex.owner
+        ex.tenant, entity_id, body.data, vocab, writer=await ex.writer()
     )
     return outcome_response(ex, outcome, vocab)
 
@@ -409,7 +409,7 @@ async def partial_update_attribute(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     await ex.broker.entities.partial_update_attribute(
-        ex.tenant, entity_id, request.path_params["attr_id"], body.data, vocab, owner=ex.owner
+        ex.tenant, entity_id, request.path_params["attr_id"], body.data, vocab, writer=await ex.writer()
     )
     return ex.empty()
 
@@ -423,7 +423,7 @@ async def replace_attribute(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     await ex.broker.entities.replace_attribute(
-        ex.tenant, entity_id, request.path_params["attr_id"], body.data, vocab, owner=ex.owner
+        ex.tenant, entity_id, request.path_params["attr_id"], body.data, vocab, writer=await ex.writer()
     )
     return ex.empty()
 
@@ -435,7 +435,7 @@ async def delete_attribute(request: Request) -> Response:
     entity_id = _entity_id(request)
     vocab = await ex.vocab()
     await ex.broker.entities.delete_attribute(
-        ex.tenant, entity_id, request.path_params["attr_id"], vocab, owner=ex.owner,
+        ex.tenant, entity_id, request.path_params["attr_id"], vocab, writer=await ex.writer(),
         dataset_id=ex.params.get("datasetId"), delete_all=ex.bool_param("deleteAll"),
     )
     return ex.empty()

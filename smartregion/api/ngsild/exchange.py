@@ -8,6 +8,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from smartregion.api.auth import principal_of
 from smartregion.api.ngsild.negotiation import (
     CONTEXT_REL,
     GEO_JSON,
@@ -21,6 +22,7 @@ from smartregion.api.ngsild.negotiation import (
 from smartregion.broker.service import Broker
 from smartregion.core.jsonld import CORE_CONTEXT_URL, TermMap
 from smartregion.errors import BadRequestData, InvalidRequest, Unauthenticated
+from smartregion.governance import Governance, Principal, WriteAccess
 from smartregion.settings import Settings
 from smartregion.storage.base import DEFAULT_TENANT
 
@@ -40,6 +42,7 @@ class Exchange:
     def __init__(self, request: Request) -> None:
         self.request = request
         self.broker: Broker = request.app.state.broker
+        self.governance: Governance = request.app.state.governance
         self.settings: Settings = request.app.state.settings
         self.tenant: str = request.headers.get(TENANT_HEADER) or DEFAULT_TENANT
         self.context: Any = None
@@ -52,18 +55,26 @@ class Exchange:
         return self.request.query_params
 
     @property
-    def owner(self) -> str:
-        """The organisation a write is recorded for; refuses anonymous writes unless enabled.
+    def principal(self) -> Principal | None:
+        """Who is calling: set by the authenticator (`api/auth.py`); None when anonymous."""
+        return principal_of(self.request.scope)
 
-        Until accounts exist (the governance issue), the only writer is the anonymous one,
-        allowed by `--anonymous-writes` and recorded as the configured default organisation.
+    async def writer(self) -> WriteAccess:
+        """What this request may write (`governance/ownership.py`); refuses those who may not.
+
+        Anonymous callers write only with `--anonymous-writes`, as the configured default
+        organisation (and may change only what it owns); readers may not write (403).
         """
-        if not self.settings.anonymous_writes:
-            raise Unauthenticated(
-                "writes need credentials; this server does not accept anonymous writes "
-                "(start it with --anonymous-writes for local trials)"
-            )
-        return self.settings.default_org
+        principal = self.principal
+        if principal is None:
+            if not self.settings.anonymous_writes:
+                raise Unauthenticated(
+                    "writes need credentials (Authorization: Bearer <api key or token>); this "
+                    "server does not accept anonymous writes (start it with --anonymous-writes "
+                    "for local trials)"
+                )
+            return WriteAccess(self.settings.default_org)
+        return await self.governance.write_access(principal)
 
     async def body(self, allowed: tuple[str, ...] = (JSON, JSON_LD), *, take_context: bool = True) -> Body:
         """Read and check the JSON body; remember its @context."""

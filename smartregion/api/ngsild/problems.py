@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smartregion import errors
+from smartregion.governance import Forbidden
 
 log = logging.getLogger("smartregion.api")
 
@@ -31,6 +32,7 @@ STATUS: dict[type[errors.SmartRegionError], int] = {
     errors.PayloadTooLarge: 413,
     errors.MethodNotAllowed: 405,
     errors.Unauthenticated: 401,
+    Forbidden: 403,
     errors.InternalError: 500,
 }
 

@@ -19,7 +19,7 @@ async def purge_entities(request: Request) -> Response:
     """DELETE /entities?type=… (NGSI-LD 1.8 §6.4.3.3 purge): delete matching entities or prune attributes."""
     ex = Exchange(request)
     ex.allow(*PURGE_PARAMS)
-    owner = ex.owner  # a write: refuse anonymous callers unless allowed
+    writer = await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     if not any(k in ex.params for k in ("id", "idPattern", "type", "q", "scopeQ", "georel", "local")):
         raise BadRequestData("purge needs at least one of id, idPattern, type, q, scopeQ, georel or local")
     vocab = await ex.vocab()
@@ -32,7 +32,7 @@ async def purge_entities(request: Request) -> Response:
     await ex.broker.purge.purge(
         ex.tenant,
         query,
-        owner=owner,
+        writer=writer,
         keep=frozenset(vocab.expand_term(a) for a in keep) if keep is not None else None,
         drop=frozenset(vocab.expand_term(a) for a in drop) if drop is not None else None,
     )

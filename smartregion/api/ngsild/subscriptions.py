@@ -32,11 +32,13 @@ async def create_subscription(request: Request) -> Response:
     """POST /subscriptions (§6.10.3.1): 201 with Location."""
     ex = Exchange(request)
     ex.allow()
-    _ = ex.owner  # a write: refuse anonymous callers unless allowed
+    writer = await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     body = await ex.body()
     require_no_body_context(body)
     subs = ex.broker.subscriptions
-    sub_id = await subs.create(ex.tenant, body.data, ex.context, base_url=_base_url(ex))
+    sub_id = await subs.create(
+        ex.tenant, body.data, ex.context, owner=writer.org_id, base_url=_base_url(ex)
+    )
     return ex.empty(201, {"Location": f"{BASE}/subscriptions/{quote(sub_id, safe=':/')}"})
 
 
@@ -103,12 +105,13 @@ async def update_subscription(request: Request) -> Response:
     """PATCH /subscriptions/{subscriptionId} (§6.11.3.2): 204."""
     ex = Exchange(request)
     ex.allow()
-    _ = ex.owner
+    writer = await ex.writer()
     sub_id = _subscription_id(request)
     body = await ex.body((JSON, JSON_LD, MERGE_PATCH))
     require_no_body_context(body)
     await ex.broker.subscriptions.update(
-        ex.tenant, sub_id, body.data, ex.context, base_url=_base_url(ex)
+        ex.tenant, sub_id, body.data, ex.context, writer=writer,
+        unowned=ex.settings.default_org, base_url=_base_url(ex),
     )
     return ex.empty()
 
@@ -117,7 +120,9 @@ async def delete_subscription(request: Request) -> Response:
     """DELETE /subscriptions/{subscriptionId} (§6.11.3.3): 204."""
     ex = Exchange(request)
     ex.allow()
-    _ = ex.owner
-    await ex.broker.subscriptions.delete(ex.tenant, _subscription_id(request))
+    writer = await ex.writer()
+    await ex.broker.subscriptions.delete(
+        ex.tenant, _subscription_id(request), writer=writer, unowned=ex.settings.default_org
+    )
     return ex.empty()
 

@@ -42,6 +42,7 @@ from smartregion.storage.base import (
     AttrInfo,
     Delete,
     EntityQuery,
+    OwnersCheck,
     Put,
     QueryResult,
     Store,
@@ -231,6 +232,7 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
         mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
         *,
         owner: str,
+        check_owners: OwnersCheck | None = None,
     ) -> T:
         """Lock, read, mutate, write and COMMIT in one transaction; see `Store.transact`.
 
@@ -245,6 +247,7 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
             mutate,
             owner,
             asyncio.get_running_loop().create_future(),
+            check_owners,
         )
         self._queue.append(job)
         if len(self._drainers) < _DRAINERS:
@@ -297,22 +300,31 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
                 keys: dict[str, int] = {}
                 # the stored text, parsed again for the index diff: `mutate` may alter what it got
                 olds: dict[str, str] = {}
+                # entity id -> owner organisation, for `check_owners`
+                owners: dict[str, str] = {}
                 if tenant_key is not None and ids:
                     cur = await conn.execute(
-                        "SELECT entity_key, entity_id, doc::text FROM entity"
+                        "SELECT entity_key, entity_id, doc::text, (SELECT name FROM organisation"
+                        " WHERE org_key = entity.owner_key) FROM entity"
                         " WHERE tenant_key = %s AND entity_id = ANY(%b) FOR UPDATE",
                         (tenant_key, ids),
                     )
-                    for key, eid, text in await cur.fetchall():
+                    for key, eid, text, owned_by in await cur.fetchall():
                         state[eid] = orjson.loads(text)
                         keys[eid] = key
                         olds[eid] = text
+                        if owned_by is not None:
+                            owners[eid] = owned_by
                 for job in live:
                     current = {eid: state[eid] for eid in job.ids}
                     if alone:
+                        if job.check_owners is not None:
+                            job.check_owners({e: owners[e] for e in job.ids if e in owners})
                         job_ops, result = job.mutate(current)
                     else:
                         try:
+                            if job.check_owners is not None:
+                                job.check_owners({e: owners[e] for e in job.ids if e in owners})
                             job_ops, result = job.mutate(current)
                             for op in job_ops:
                                 if isinstance(op, Put):
@@ -322,9 +334,12 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
                             continue
                     for op in job_ops:
                         if isinstance(op, Put):
+                            if state.get(op.doc["id"]) is None:
+                                owners[op.doc["id"]] = owner  # created by this group
                             state[op.doc["id"]] = op.doc
                         elif isinstance(op, Delete):
                             state[op.entity_id] = None
+                            owners.pop(op.entity_id, None)
                     ops.extend(job_ops)
                     done.append((job, result))
                 # subscriptions: notifications queued by these writes commit with them (§5.11)
@@ -827,7 +842,7 @@ def _context(row: tuple[Any, ...]) -> StoredContext:
 class _Job:
     """One `transact` call waiting for a group commit."""
 
-    __slots__ = ("future", "ids", "mutate", "owner", "tenant")
+    __slots__ = ("check_owners", "future", "ids", "mutate", "owner", "tenant")
 
     def __init__(
         self,
@@ -836,12 +851,14 @@ class _Job:
         mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], Any]],
         owner: str,
         future: asyncio.Future[Any],
+        check_owners: OwnersCheck | None = None,
     ) -> None:
         self.tenant = tenant
         self.ids = ids
         self.mutate = mutate
         self.owner = owner
         self.future = future
+        self.check_owners = check_owners
 
 
 class _Pending:

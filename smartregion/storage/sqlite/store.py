@@ -42,6 +42,7 @@ from smartregion.storage.base import (
     AttrInfo,
     Delete,
     EntityQuery,
+    OwnersCheck,
     Put,
     QueryResult,
     Store,
@@ -297,6 +298,7 @@ class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store)
         mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
         *,
         owner: str,
+        check_owners: OwnersCheck | None = None,
     ) -> T:
         """Read, mutate, write and COMMIT on the writer thread; see `Store.transact`.
 
@@ -307,7 +309,7 @@ class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store)
             raise RuntimeError("the store is not open")
         loop = asyncio.get_running_loop()
         job = _Job(
-            lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner),
+            lambda conn: self._transact(conn, tenant, entity_ids, mutate, owner, check_owners),
             loop,
             loop.create_future(),
         )
@@ -404,6 +406,7 @@ class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store)
         entity_ids: Sequence[str],
         mutate: Callable[[dict[str, dict[str, Any] | None]], tuple[list[WriteOp], T]],
         owner: str,
+        check_owners: OwnersCheck | None = None,
     ) -> tuple[T, _Pending]:
         """One transaction's work inside the group's transaction (under its SAVEPOINT)."""
         pending = _Pending()
@@ -417,12 +420,27 @@ class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store)
                 current[eid] = _loads(doc)
                 keys[eid] = key
                 olds[eid] = doc
+        if check_owners is not None:
+            check_owners(self._owners(conn, keys))
         ops, result = mutate(current)
         # subscriptions: notifications queued by this write commit with it (§5.11)
         ops = take_notifications(conn, ops)
         if ops:
             self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         return result, pending
+
+    @staticmethod
+    def _owners(conn: sqlite3.Connection, keys: dict[str, int]) -> dict[str, str]:
+        """The owner organisation of each entity key (by entity id); for `check_owners`."""
+        if not keys:
+            return {}
+        by_key = {key: eid for eid, key in keys.items()}
+        rows = conn.execute(
+            "SELECT e.entity_key, o.name FROM entity e JOIN organisation o ON o.org_key = e.owner_key"
+            " WHERE e.entity_key IN (SELECT value FROM json_each(?))",
+            (_json_list(list(by_key)),),
+        ).fetchall()
+        return {by_key[key]: name for key, name in rows}
 
     def _intern(
         self,
