@@ -69,7 +69,11 @@ async def test_append_and_query_in_time_order(store: Store) -> None:
     )
     got = await h.query_instances("", HistoryQuery((E1,)))
     # series in attribute IRI, then datasetId order
-    assert [(g.series.attr, g.series.dataset_id) for g in got] == [(B, ""), (A, ""), (A, "urn:ds:b")]
+    assert [(g.series.attr, g.series.dataset_id) for g in got] == [
+        (B, ""),
+        (A, ""),
+        (A, "urn:ds:b"),
+    ]
     assert values(got[1]) == [1, 2, 3]
     doc = got[2].instances[0].doc
     assert doc["value"] == 9.5 and doc["unitCode"] == "CEL" and doc["datasetId"] == "urn:ds:b"
@@ -104,8 +108,10 @@ async def test_values_round_trip(store: Store) -> None:
     ]
     await h.append_instances("", [InstanceRow(E1, A, d) for d in docs])
     (got,) = await h.query_instances("", HistoryQuery((E1,)))
-    back = [{k: v for k, v in i.doc.items() if k not in ("createdAt", "modifiedAt", "instanceId")}
-            for i in got.instances]
+    back = [
+        {k: v for k, v in i.doc.items() if k not in ("createdAt", "modifiedAt", "instanceId")}
+        for i in got.instances
+    ]
     assert back == docs
     assert type(back[0]["value"]) is int and type(back[1]["value"]) is float
 
@@ -119,8 +125,9 @@ async def test_timeproperty_selects_on_system_times(store: Store) -> None:
             # observed in March, recorded in May and modified in June
             InstanceRow(E1, A, inst(T0, 1, createdAt=created, modifiedAt="2026-06-01T00:00:00Z")),
             # no observedAt: it is observed when it was modified
-            InstanceRow(E1, A, {"type": "Property", "value": 2, "createdAt": created,
-                                "modifiedAt": created}),
+            InstanceRow(
+                E1, A, {"type": "Property", "value": 2, "createdAt": created, "modifiedAt": created}
+            ),
         ],
     )
     may, june = micros(created), micros("2026-06-01T00:00:00Z")
@@ -150,10 +157,14 @@ async def test_instances_commit_with_the_entity_write(store: Store) -> None:
             if fail:
                 raise RuntimeError("mutate fails")
             at = "yesterday" if bad_time else format_micros(T0)
-            doc = {"id": E1, "type": ["https://example.org/Sensor"],
-                   "attrs": {A: [{"type": "Property", "value": 5}]}}
-            record = RecordInstances((InstanceRow(E1, A, {"type": "Property", "value": 5,
-                                                          "observedAt": at}),))
+            doc = {
+                "id": E1,
+                "type": ["https://example.org/Sensor"],
+                "attrs": {A: [{"type": "Property", "value": 5}]},
+            }
+            record = RecordInstances(
+                (InstanceRow(E1, A, {"type": "Property", "value": 5, "observedAt": at}),)
+            )
             return [Put(doc), record], None
 
         return mutate
@@ -175,8 +186,11 @@ async def test_concurrent_entity_writes_record_every_instance(store: Store) -> N
 
     def write(n: int) -> Any:
         def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
-            doc = {"id": E1, "type": ["https://example.org/Sensor"],
-                   "attrs": {A: [{"type": "Property", "value": n}]}}
+            doc = {
+                "id": E1,
+                "type": ["https://example.org/Sensor"],
+                "attrs": {A: [{"type": "Property", "value": n}]},
+            }
             # every write observes the same instant: ties are kept, in recording order
             row = InstanceRow(E1, A, inst(T0, n))
             return [Put(doc), RecordInstances((row,))], None
@@ -249,7 +263,9 @@ async def test_summarise_reads_rollups_and_raw_edges(store: Store) -> None:
         assert_same(summary, summarise_points(p for p in ordered if lo <= p[0] < hi))
     assert len(await h.read_rollups(series.key, 2, 0, 2**40)) == 2
     assert await h.read_points(series.key, T0 + 90 * MINUTE, T0 + 91 * MINUTE) == [
-        (T0 + 90 * MINUTE, 90.0), (T0 + 90 * MINUTE + 7, -5.0), (T0 + 90 * MINUTE + 8, 500.0)
+        (T0 + 90 * MINUTE, 90.0),
+        (T0 + 90 * MINUTE + 7, -5.0),
+        (T0 + 90 * MINUTE + 8, 500.0),
     ]
 
 
@@ -300,7 +316,7 @@ async def test_purge_in_batches_keeps_or_drops_rollups(store: Store) -> None:
     # the cutoff is taken back to its day: the instances of the first day of E1 only
     gone = await h.purge_history(T0 + DAY + 5, series_keys=[s1.key], batch=3)
     assert gone == 4
-    assert [t for t, _ in await h.read_points(s1.key, 0, 2**62)][0] == T0 + DAY
+    assert (await h.read_points(s1.key, 0, 2**62))[0][0] == T0 + DAY
     assert len(await h.read_points(s2.key, 0, 2**62)) == 3
     assert len(await h.read_rollups(s1.key, 2, 0, 2**40)) == 3  # kept longer than raw data
     assert await h.purge_history(T0 + 2 * DAY, keep_rollups=False, batch=2) == 6
@@ -317,7 +333,13 @@ def assert_same(got: Summary | None, want: Summary | None) -> None:
         assert got == want
         return
     assert (got.count, got.vmin, got.vmax, got.first_t, got.first_v, got.last_t, got.last_v) == (
-        want.count, want.vmin, want.vmax, want.first_t, want.first_v, want.last_t, want.last_v
+        want.count,
+        want.vmin,
+        want.vmax,
+        want.first_t,
+        want.first_v,
+        want.last_t,
+        want.last_v,
     )
     assert math.isclose(got.total, want.total, rel_tol=1e-9, abs_tol=1e-6)
     assert math.isclose(got.sumsq, want.sumsq, rel_tol=1e-9, abs_tol=1e-6)
@@ -345,7 +367,9 @@ _offsets = st.one_of(
 _values = st.one_of(st.integers(-100, 100), st.floats(-1e3, 1e3, allow_nan=False), st.just("text"))
 _steps = st.lists(
     st.one_of(
-        st.tuples(st.just("append"), st.lists(st.tuples(_offsets, _values), min_size=1, max_size=6)),
+        st.tuples(
+            st.just("append"), st.lists(st.tuples(_offsets, _values), min_size=1, max_size=6)
+        ),
         st.tuples(st.just("bulk"), st.lists(st.tuples(_offsets, _values), min_size=1, max_size=6)),
         st.tuples(st.just("delete"), st.integers(0, 1000)),
         st.tuples(st.just("patch"), st.integers(0, 1000), _offsets, _values),
@@ -377,7 +401,9 @@ def test_rollups_equal_a_recomputation_from_raw(store_url: str) -> None:
             try:
                 for step in steps:
                     if step[0] == "append":
-                        await h.append_instances("", rows(entity, A, *((T0 + o, v) for o, v in step[1])))
+                        await h.append_instances(
+                            "", rows(entity, A, *((T0 + o, v) for o, v in step[1]))
+                        )
                     elif step[0] == "bulk":
                         await h.bulk_load("", [BulkRow(entity, A, T0 + o, v) for o, v in step[1]])
                     else:
