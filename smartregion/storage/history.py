@@ -28,7 +28,7 @@ import abc
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +41,8 @@ from smartregion.storage.rollups import (
     decode_instance,
     encode_instance,
     micros,
+    shape_key,
+    shareable,
 )
 
 __all__ = [
@@ -53,12 +55,14 @@ __all__ = [
     "Rollup",
     "Series",
     "SeriesHistory",
+    "Shapes",
     "StoredInstance",
     "format_instance_id",
     "now_micros",
     "page_plan",
     "parse_instance_id",
     "prepare_bulk",
+    "shared_docs",
     "stored_instance",
     "take_history_rows",
 ]
@@ -291,6 +295,30 @@ def page_plan(query: HistoryQuery) -> tuple[int, int, bool]:
     if query.limit is not None:
         return query.limit, 1, False
     return big, 0, False
+
+
+class Shapes:
+    """The shape dictionary as one store sees it: committed shapes, cached (they never change,
+    and are never deleted), plus the writer's lookups and reader's resolution."""
+
+    def __init__(self) -> None:
+        self.docs: dict[int, bytes] = {}
+
+    def missing(self, docs: Iterable[bytes | None]) -> set[int]:
+        """The shape keys referred to by these row docs that are not cached yet."""
+        keys = {shape_key(d) for d in docs}
+        keys.discard(None)
+        return {k for k in keys if k is not None and k not in self.docs}
+
+    def resolve(self, doc: bytes | None) -> bytes | None:
+        """A row's own document (a shape reference replaced by the shape)."""
+        key = shape_key(doc)
+        return doc if key is None else self.docs[key]
+
+
+def shared_docs(docs: Iterable[bytes | None]) -> set[bytes]:
+    """The distinct row documents that go to the shape dictionary."""
+    return {d for d in set(docs) if d is not None and shareable(d)}
 
 
 def stored_instance(

@@ -30,6 +30,7 @@ from smartregion.core.times import parse_datetime
 
 __all__ = [
     "DAY",
+    "FINEST",
     "HOUR",
     "LEVELS",
     "MINUTE",
@@ -41,14 +42,23 @@ __all__ = [
     "format_micros",
     "micros",
     "numeric_value",
+    "shape_key",
+    "shape_ref",
+    "shareable",
     "summarise_points",
 ]
 
 MINUTE = 60_000_000
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
-#: roll-up levels, finest first: (level code stored in the table, bucket width in µs)
-LEVELS: tuple[tuple[int, int], ...] = ((0, MINUTE), (1, HOUR), (2, DAY))
+#: roll-up levels, finest first: (level code stored in the table, bucket width in µs). Code 0
+#: (minutes) is reserved, not kept: for the reference load — one value a minute — a minute
+#: level holds one roll-up row per instance, which doubled the write work and tripled the bytes
+#: per instance (measured, docs/architecture.md); windows are cut to hours and the sub-hour
+#: edges read raw rows instead (at most 2 × 59 one-minute values).
+LEVELS: tuple[tuple[int, int], ...] = ((1, HOUR), (2, DAY))
+#: the finest level's bucket width: raw rows are summarised into these buckets
+FINEST = LEVELS[0][1]
 WIDTHS: dict[int, int] = dict(LEVELS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -57,6 +67,10 @@ _IN_COLUMNS = ("observedAt", "createdAt", "modifiedAt", "datasetId", "instanceId
 #: marks a `doc` whose numeric value was a float with an integral value (21.0, not 21)
 _FLOAT_MARK = "~f"
 _EXACT = 2**53
+#: a `doc` made only of these members is kept once, in the `shape` dictionary, and the row
+#: holds a reference to it: `#` and the key's bytes (`{"unitCode":"CEL"}` costs 2 bytes, not 18)
+_SHAPE_MEMBERS = frozenset({"type", "unitCode", _FLOAT_MARK})
+_SHAPE_MARK = b"#"
 
 
 def micros(value: str | datetime) -> int:
@@ -124,6 +138,24 @@ def encode_instance(instance: dict[str, Any], now: int) -> EncodedInstance:
         doc=orjson.dumps(rest) if rest else None,
         dataset_id=instance.get("datasetId") or "",
     )
+
+
+def shareable(doc: bytes) -> bool:
+    """Whether a row's `doc` is kept in the shape dictionary (see `_SHAPE_MEMBERS`)."""
+    members: dict[str, Any] = orjson.loads(doc)
+    return members.keys() <= _SHAPE_MEMBERS
+
+
+def shape_ref(key: int) -> bytes:
+    """The `doc` of a row whose document is shape `key`."""
+    return _SHAPE_MARK + key.to_bytes((key.bit_length() + 7) // 8 or 1, "little")
+
+
+def shape_key(doc: bytes | None) -> int | None:
+    """The shape a row's `doc` refers to, or None when it holds its document itself."""
+    if doc is None or doc[:1] != _SHAPE_MARK:
+        return None
+    return int.from_bytes(doc[1:], "little")
 
 
 def decode_instance(
@@ -211,15 +243,15 @@ def bucket_partials(
     points: Iterable[tuple[int, int, float]],
 ) -> dict[tuple[int, int, int], Summary]:
     """Roll-up partials of `(series, t, value)` points at every level, keyed by
-    `(series, level, bucket)`; points of one series must come in `(t, seq)` order."""
-    minutes: dict[tuple[int, int], Summary] = {}
+    `(series, level, bucket)`; points of one series at one time must come in recording order."""
+    finest: dict[tuple[int, int], Summary] = {}
     for series, t, v in points:
-        key = (series, t // MINUTE)
-        found = minutes.get(key)
+        key = (series, t // FINEST)
+        found = finest.get(key)
         if found is None:
-            minutes[key] = Summary.of(t, v)
+            finest[key] = Summary.of(t, v)
         else:
-            # a batch may hold a minute's values out of order: keep first/last by time
+            # a batch may hold a bucket's values out of order: keep first/last by time
             found.count += 1
             found.total += v
             found.sumsq += v * v
@@ -231,13 +263,14 @@ def bucket_partials(
                 found.first_t, found.first_v = t, v
             if t >= found.last_t:
                 found.last_t, found.last_v = t, v
-    out: dict[tuple[int, int, int], Summary] = {}
-    for (series, minute), summary in minutes.items():
-        out[(series, 0, minute)] = summary
+    first_level = LEVELS[0][0]
+    out: dict[tuple[int, int, int], Summary] = {
+        (series, first_level, bucket): summary for (series, bucket), summary in finest.items()
+    }
     for level, width in LEVELS[1:]:
-        ratio = width // MINUTE
-        for (series, minute), summary in minutes.items():
-            parent = (series, level, minute // ratio)
+        ratio = width // FINEST
+        for (series, bucket), summary in finest.items():
+            parent = (series, level, bucket // ratio)
             known = out.get(parent)
             if known is None:
                 out[parent] = Summary(*summary.astuple())
@@ -249,9 +282,9 @@ def bucket_partials(
 def split_window(start: int, end: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
     """Cover `[start, end)` with the fewest whole buckets, coarsest first.
 
-    Returns the raw edges (`(lo, hi)` ranges shorter than a minute) and the bucket ranges
-    (`(level, first bucket, last bucket + 1)`): a year at day, hour and minute resolution reads
-    at most ~365 + 2·23 + 2·59 roll-up rows plus two sub-minute raw edges.
+    Returns the raw edges (`(lo, hi)` ranges shorter than the finest bucket) and the bucket
+    ranges (`(level, first bucket, last bucket + 1)`): a year reads at most ~365 day and 2·23
+    hour roll-up rows plus two sub-hour raw edges.
     """
     raw: list[tuple[int, int]] = []
     buckets: list[tuple[int, int, int]] = []

@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smartregion.errors import BadRequestData
@@ -391,6 +391,8 @@ def test_rollups_equal_a_recomputation_from_raw(store_url: str) -> None:
 
     @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(steps=_steps)
+    # a bulk load into a time whose lowest sequence number was freed by a delete
+    @example(steps=[("append", [(0, "text"), (0, 1)]), ("delete", 0), ("bulk", [(0, 0)])])
     def check(steps: list[tuple[Any, ...]]) -> None:
         entity = next(entities)
 

@@ -20,6 +20,7 @@ retention never deletes row by row what it can unlink.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,23 +36,26 @@ from smartregion.storage.history import (
     Rollup,
     Series,
     SeriesHistory,
+    Shapes,
     format_instance_id,
     now_micros,
     page_plan,
     parse_instance_id,
     prepare_bulk,
+    shared_docs,
     stored_instance,
     take_history_rows,
 )
 from smartregion.storage.rollups import (
     DAY,
+    FINEST,
     LEVELS,
-    MINUTE,
     Summary,
     assemble,
     bucket_partials,
     encode_instance,
     micros,
+    shape_ref,
     split_window,
     summarise_points,
 )
@@ -197,6 +201,58 @@ class PostgresHistory(HistoryStore):
 
     # --- keys ----------------------------------------------------------------------------
 
+    def _name_cache(self) -> dict[tuple[str, str], int]:
+        cache: dict[tuple[str, str], int] | None = getattr(self, "_history_names", None)
+        if cache is None:
+            cache = {}
+            self._history_names = cache
+        return cache
+
+    async def _shape_refs(self, conn: Conn, docs: Iterable[bytes | None]) -> dict[bytes, bytes]:
+        """References to the shared documents among `docs` (shapes made when missing)."""
+        wanted = sorted(shared_docs(docs))
+        if not wanted:
+            return {}
+        shapes = self._shape_cache()
+        known = {d: k for k, d in shapes.docs.items()}
+        refs = {d: shape_ref(known[d]) for d in wanted if d in known}
+        unknown = [d for d in wanted if d not in refs]
+        if unknown:
+            query = "SELECT doc, shape_key FROM shape WHERE doc = ANY(%b)"
+            cur = await conn.execute(query, (unknown,))
+            for doc, key in await cur.fetchall():
+                shapes.docs[int(key)] = bytes(doc)  # committed: cached
+                refs[bytes(doc)] = shape_ref(int(key))
+            missing = [d for d in unknown if d not in refs]
+            if missing:
+                await conn.execute(
+                    "INSERT INTO shape (doc) SELECT d FROM unnest(%b::bytea[]) AS d"
+                    " ON CONFLICT (doc) DO NOTHING",
+                    (missing,),
+                )
+                cur = await conn.execute(query, (missing,))
+                for doc, key in await cur.fetchall():
+                    refs[bytes(doc)] = shape_ref(int(key))
+        return refs
+
+    def _shape_cache(self) -> Shapes:
+        shapes: Shapes | None = getattr(self, "_shapes_seen", None)
+        if shapes is None:
+            shapes = self._shapes_seen = Shapes()
+        return shapes
+
+    async def _shapes(self, conn: Conn, docs: Iterable[bytes | None]) -> Shapes:
+        """The shape cache, holding every shape these (committed) row docs refer to."""
+        shapes = self._shape_cache()
+        missing = shapes.missing(docs)
+        if missing:
+            cur = await conn.execute(
+                "SELECT shape_key, doc FROM shape WHERE shape_key = ANY(%b)", (sorted(missing),)
+            )
+            for key, doc in await cur.fetchall():
+                shapes.docs[int(key)] = bytes(doc)
+        return shapes
+
     @staticmethod
     async def _lock(conn: Conn, tenant: str, entity_ids: Iterable[str]) -> None:
         keys = sorted({_entity_lock(tenant, eid) for eid in entity_ids})
@@ -330,14 +386,14 @@ class PostgresHistory(HistoryStore):
             await conn.execute(_FOLD, _rollup_arrays(partials))
 
     @staticmethod
-    async def _recompute(conn: Conn, minutes: set[tuple[int, int]]) -> None:
-        """Recompute roll-up buckets from raw rows: the minutes, then their hours and days."""
-        touched = minutes
-        for level, width in LEVELS:
+    async def _recompute(conn: Conn, buckets: set[tuple[int, int]]) -> None:
+        """Recompute roll-up buckets from raw rows: the finest ones, then those containing them."""
+        touched = buckets
+        for index, (level, width) in enumerate(LEVELS):
             parents: set[tuple[int, int]] = set()
             for series, bucket in sorted(touched):
                 lo, hi = bucket * width, (bucket + 1) * width
-                if level == 0:
+                if index == 0:
                     cur = await conn.execute(
                         "SELECT t, num FROM instance WHERE series_key = %s AND t >= %s"
                         " AND t < %s AND num IS NOT NULL ORDER BY t, seq",
@@ -345,7 +401,7 @@ class PostgresHistory(HistoryStore):
                     )
                     summary = summarise_points(await cur.fetchall())
                 else:
-                    finer, finer_width = LEVELS[level - 1]
+                    finer, finer_width = LEVELS[index - 1]
                     cur = await conn.execute(
                         f"SELECT {_ROLLUP_COLUMNS} FROM rollup WHERE series_key = %s"
                         " AND level = %s AND bucket >= %s AND bucket < %s ORDER BY bucket",
@@ -365,8 +421,8 @@ class PostgresHistory(HistoryStore):
                     )
                 else:
                     await conn.execute(_REPLACE, (series, level, bucket, *summary.astuple()))
-                if level + 1 < len(LEVELS):
-                    parents.add((series, lo // LEVELS[level + 1][1]))
+                if index + 1 < len(LEVELS):
+                    parents.add((series, lo // LEVELS[index + 1][1]))
             touched = parents
 
     async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
@@ -386,24 +442,34 @@ class PostgresHistory(HistoryStore):
         async with self.pool.connection() as conn, conn.transaction():
             await self._lock(conn, tenant, {p[0] for p in prepared})
             keys = await self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
+            refs = await self._shape_refs(conn, (p[5] for p in prepared))
             seen: dict[tuple[int, int], int] = {}
             values = []
             points = []
             for eid, attr, ds, t, num, doc in prepared:
                 key = keys[(eid, attr, ds)]
+                if doc is not None:
+                    doc = refs.get(doc, doc)
                 seq = seen.get((key, t), -1) + 1
                 seen[(key, t)] = seq
                 values.append((key, t, seq, now - t, None, num, doc))
                 if num is not None:
                     points.append((key, t, num))
-            try:
-                async with conn.transaction(), conn.cursor() as cur, cur.copy(_COPY) as copy:
+            times = [v[1] for v in values]
+            cur = await conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"
+                " AND t BETWEEN %s AND %s)",
+                (sorted(set(keys.values())), min(times), max(times)),
+            )
+            taken = await cur.fetchone()
+            if taken and taken[0]:
+                # stored instances in the range: number new rows after those at the same time
+                await conn.execute(_INSERT, [list(c) for c in zip(*values, strict=True)])
+            else:
+                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
                     for value_row in values:
                         await copy.write_row(value_row)
-            except psycopg.errors.UniqueViolation:
-                # some times are taken already: number those rows after the stored ones
-                await conn.execute(_INSERT, [list(c) for c in zip(*values, strict=True)])
             await self._fold(conn, points)
         return len(values)
 
@@ -459,7 +525,7 @@ class PostgresHistory(HistoryStore):
                 (series, t, seq),
             )
             if num is not None:
-                await self._recompute(conn, {(series, t // MINUTE)})
+                await self._recompute(conn, {(series, t // FINEST)})
             return True
 
     async def replace_instance(
@@ -476,6 +542,7 @@ class PostgresHistory(HistoryStore):
             if found is None:
                 return None
             series, t, seq, num = found
+            e = replace(e, doc=(await self._shape_refs(conn, [e.doc])).get(e.doc or b"", e.doc))
             if e.t == t:
                 await conn.execute(
                     "UPDATE instance SET dm = %s, dc = %s, num = %s, doc = %s"
@@ -499,9 +566,9 @@ class PostgresHistory(HistoryStore):
                 new_seq = int(row[0]) if row else 0
             minutes = set()
             if num is not None:
-                minutes.add((series, t // MINUTE))
+                minutes.add((series, t // FINEST))
             if e.num is not None:
-                minutes.add((series, e.t // MINUTE))
+                minutes.add((series, e.t // FINEST))
             await self._recompute(conn, minutes)
             return format_instance_id(series, e.t, new_seq)
 
@@ -612,7 +679,11 @@ class PostgresHistory(HistoryStore):
                 rows = rows[:take]
                 if newest:
                     rows.reverse()
-                instances = [stored_instance(series, *row) for row in rows]
+                shapes = await self._shapes(conn, (r[5] for r in rows))
+                instances = [
+                    stored_instance(series, t, seq, dm, dc, num, shapes.resolve(doc))
+                    for t, seq, dm, dc, num, doc in rows
+                ]
                 out.append(SeriesHistory(series, instances, truncated))
             return out
 
@@ -642,7 +713,7 @@ class PostgresHistory(HistoryStore):
     async def summarise(
         self, series_key: int, windows: Sequence[tuple[int, int]]
     ) -> list[Summary | None]:
-        """Each window's summary from roll-ups plus raw sub-minute edges."""
+        """Each window's summary from roll-ups plus raw sub-hour edges."""
         plans = [split_window(lo, hi) for lo, hi in windows]
         ranges: dict[int, list[tuple[int, int]]] = {}
         raw: list[tuple[int, int]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import orjson
@@ -23,22 +24,25 @@ from smartregion.storage.history import (
     Rollup,
     Series,
     SeriesHistory,
+    Shapes,
     format_instance_id,
     now_micros,
     page_plan,
     parse_instance_id,
     prepare_bulk,
+    shared_docs,
     stored_instance,
     take_history_rows,
 )
 from smartregion.storage.rollups import (
     DAY,
+    FINEST,
     LEVELS,
-    MINUTE,
     Summary,
     assemble,
     bucket_partials,
     encode_instance,
+    shape_ref,
     split_window,
     summarise_points,
 )
@@ -143,6 +147,33 @@ class SQLiteHistory(HistoryStore):
         return found
 
     @staticmethod
+    def _shape_refs(conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> dict[bytes, bytes]:
+        """References to the shared documents among `docs` (shapes made when missing)."""
+        refs: dict[bytes, bytes] = {}
+        for doc in sorted(shared_docs(docs)):
+            row = conn.execute("SELECT shape_key FROM shape WHERE doc = ?", (doc,)).fetchone()
+            if row is None:
+                key = conn.execute("INSERT INTO shape (doc) VALUES (?)", (doc,)).lastrowid
+            else:
+                key = row[0]
+            refs[doc] = shape_ref(int(key or 0))
+        return refs
+
+    def _shapes(self, conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> Shapes:
+        """The shape cache, holding every shape these (committed) row docs refer to."""
+        shapes: Shapes | None = getattr(self, "_shape_cache", None)
+        if shapes is None:
+            shapes = self._shape_cache = Shapes()
+        missing = shapes.missing(docs)
+        if missing:
+            for key, doc in conn.execute(
+                "SELECT shape_key, doc FROM shape WHERE shape_key IN (SELECT value FROM json_each(?))",
+                (_json(missing),),
+            ):
+                shapes.docs[int(key)] = bytes(doc)
+        return shapes
+
+    @staticmethod
     def _select_series(
         conn: sqlite3.Connection,
         tenant: str,
@@ -182,11 +213,13 @@ class SQLiteHistory(HistoryStore):
         keys = self._series_keys(
             conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
         )
+        refs = self._shape_refs(conn, (e.doc for _, e in encoded))
         values = []
         points = []
         for row, e in encoded:
             key = keys[(row.entity_id, row.attr, e.dataset_id)]
-            values.append((key, e.t, e.dm, e.dc, e.num, e.doc))
+            doc = refs.get(e.doc, e.doc) if e.doc is not None else None
+            values.append((key, e.t, e.dm, e.dc, e.num, doc))
             if e.num is not None:
                 points.append((key, e.t, e.num))
         conn.executemany(_INSERT, values)
@@ -201,14 +234,14 @@ class SQLiteHistory(HistoryStore):
             conn.executemany(_FOLD, [(*k, *s.astuple()) for k, s in partials.items()])
 
     @staticmethod
-    def _recompute(conn: sqlite3.Connection, minutes: set[tuple[int, int]]) -> None:
-        """Recompute roll-up buckets from raw rows: the minutes, then their hours and days."""
-        touched = minutes
-        for level, width in LEVELS:
+    def _recompute(conn: sqlite3.Connection, buckets: set[tuple[int, int]]) -> None:
+        """Recompute roll-up buckets from raw rows: the finest ones, then those containing them."""
+        touched = buckets
+        for index, (level, width) in enumerate(LEVELS):
             parents: set[tuple[int, int]] = set()
             for series, bucket in sorted(touched):
                 lo, hi = bucket * width, (bucket + 1) * width
-                if level == 0:
+                if index == 0:
                     summary = summarise_points(
                         conn.execute(
                             "SELECT t, num FROM instance WHERE series_key = ? AND t >= ?"
@@ -217,7 +250,7 @@ class SQLiteHistory(HistoryStore):
                         )
                     )
                 else:
-                    finer, finer_width = LEVELS[level - 1]
+                    finer, finer_width = LEVELS[index - 1]
                     summary = None
                     for row in conn.execute(
                         f"SELECT {_ROLLUP_COLUMNS} FROM rollup WHERE series_key = ?"
@@ -236,8 +269,8 @@ class SQLiteHistory(HistoryStore):
                     )
                 else:
                     conn.execute(_REPLACE, (series, level, bucket, *summary.astuple()))
-                if level + 1 < len(LEVELS):
-                    parents.add((series, lo // LEVELS[level + 1][1]))
+                if index + 1 < len(LEVELS):
+                    parents.add((series, lo // LEVELS[index + 1][1]))
             touched = parents
 
     async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
@@ -255,26 +288,32 @@ class SQLiteHistory(HistoryStore):
 
         def run(conn: sqlite3.Connection) -> int:
             keys = self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
+            refs = self._shape_refs(conn, (p[5] for p in prepared))
             seen: dict[tuple[int, int], int] = {}
             values = []
             points = []
             for eid, attr, ds, t, num, doc in prepared:
                 key = keys[(eid, attr, ds)]
+                if doc is not None:
+                    doc = refs.get(doc, doc)
                 seq = seen.get((key, t), -1) + 1
                 seen[(key, t)] = seq
                 values.append((key, t, seq, now - t, None, num, doc))
                 if num is not None:
                     points.append((key, t, num))
-            conn.execute("SAVEPOINT bulk")
-            try:
-                conn.executemany(_INSERT_PLAIN, values)
-            except sqlite3.IntegrityError:
-                # some times are taken already: number those rows after the stored ones
-                conn.execute("ROLLBACK TO bulk")
+            times = [v[1] for v in values]
+            taken = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
+                " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
+                (_json(set(keys.values())), min(times), max(times)),
+            ).fetchone()[0]
+            if taken:
+                # stored instances in the range: number new rows after those at the same time
                 conn.executemany(
                     _INSERT, [(k, t, dm, dc, n, d) for k, t, _, dm, dc, n, d in values]
                 )
-            conn.execute("RELEASE bulk")
+            else:
+                conn.executemany(_INSERT_PLAIN, values)
             self._fold(conn, points)
             return len(values)
 
@@ -334,7 +373,7 @@ class SQLiteHistory(HistoryStore):
                 "DELETE FROM instance WHERE series_key = ? AND t = ? AND seq = ?", (series, t, seq)
             )
             if num is not None:
-                self._recompute(conn, {(series, t // MINUTE)})
+                self._recompute(conn, {(series, t // FINEST)})
             return True
 
         return await self._history_tx(run)
@@ -352,6 +391,7 @@ class SQLiteHistory(HistoryStore):
             doc = dict(instance)
             doc.pop("datasetId", None)
             e = encode_instance(doc, now_micros())
+            e = replace(e, doc=self._shape_refs(conn, [e.doc]).get(e.doc or b"", e.doc))
             if e.t == t:
                 conn.execute(
                     "UPDATE instance SET dm = ?, dc = ?, num = ?, doc = ? WHERE series_key = ?"
@@ -370,9 +410,9 @@ class SQLiteHistory(HistoryStore):
                 ).fetchone()
             minutes = set()
             if num is not None:
-                minutes.add((series, t // MINUTE))
+                minutes.add((series, t // FINEST))
             if e.num is not None:
-                minutes.add((series, e.t // MINUTE))
+                minutes.add((series, e.t // FINEST))
             self._recompute(conn, minutes)
             return format_instance_id(series, e.t, int(new_seq))
 
@@ -471,7 +511,11 @@ class SQLiteHistory(HistoryStore):
                 rows = rows[:take]
                 if newest:
                     rows.reverse()
-                instances = [stored_instance(series, *row) for row in rows]
+                shapes = self._shapes(conn, (r[5] for r in rows))
+                instances = [
+                    stored_instance(series, t, seq, dm, dc, num, shapes.resolve(doc))
+                    for t, seq, dm, dc, num, doc in rows
+                ]
                 out.append(SeriesHistory(series, instances, truncated))
             return out
 
@@ -506,7 +550,7 @@ class SQLiteHistory(HistoryStore):
     async def summarise(
         self, series_key: int, windows: Sequence[tuple[int, int]]
     ) -> list[Summary | None]:
-        """Each window's summary from roll-ups plus raw sub-minute edges."""
+        """Each window's summary from roll-ups plus raw sub-hour edges."""
         plans = [split_window(lo, hi) for lo, hi in windows]
 
         def run(conn: sqlite3.Connection) -> list[Summary | None]:

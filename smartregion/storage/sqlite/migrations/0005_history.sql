@@ -31,3 +31,9 @@ CREATE TABLE rollup (
     PRIMARY KEY (series_key, level, bucket)
 ) WITHOUT ROWID;
 
+
+-- instance documents that repeat (only a unitCode, a type): kept once, referred to by `doc`
+CREATE TABLE shape (
+    shape_key  INTEGER PRIMARY KEY,
+    doc        BLOB NOT NULL UNIQUE
+);
