@@ -18,8 +18,8 @@ On each backend, in a fresh database and the same run:
 4. **History on entity writes**: batches of entity upserts through `Store.transact`, with and
    without a `RecordInstances` op for each attribute change: the overhead ratio.
 
-`benchmarks.run` can call `run_history(backend, quick)` and put the figures in the report;
-this module prints them on its own.
+`python -m benchmarks.run --history` runs it after the broker benchmarks; on its own this module
+prints the figures (and writes JSON with `--json`).
 """
 
 from __future__ import annotations
@@ -171,10 +171,11 @@ def _pg_bytes(dsn: str, parent: str) -> int:
     """Bytes of a table, its partitions and all their indexes, after VACUUM."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"VACUUM ANALYZE {parent}")
+        # a plain table has no partition tree; a partitioned one has no storage of its own
         row = conn.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
-            " FROM pg_partition_tree(%s::regclass)",
-            (parent,),
+            "SELECT greatest((SELECT coalesce(sum(pg_total_relation_size(relid)), 0)"
+            " FROM pg_partition_tree(%s::regclass)), pg_total_relation_size(%s::regclass))",
+            (parent, parent),
         ).fetchone()
         return int(row[0]) if row else 0
 

@@ -22,6 +22,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -75,8 +76,16 @@ _SHAPE_MARK = b"#"
 
 def micros(value: str | datetime) -> int:
     """An NGSI-LD DateTime (or an aware datetime) as integer µs since the epoch."""
-    when = parse_datetime(value) if isinstance(value, str) else value
-    delta = when - _EPOCH
+    if isinstance(value, str):
+        return _micros_of_text(value)
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+@lru_cache(maxsize=4096)
+def _micros_of_text(value: str) -> int:
+    # the instances of one write mostly share their times (one observedAt, one modifiedAt)
+    delta = parse_datetime(value) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
@@ -120,7 +129,9 @@ def encode_instance(instance: dict[str, Any], now: int) -> EncodedInstance:
         dm: int | None = modified - t
     else:
         t, dm = modified, None
-    rest = {k: v for k, v in instance.items() if k not in _IN_COLUMNS}
+    rest = dict(instance)
+    for member in _IN_COLUMNS:
+        rest.pop(member, None)
     if rest.get("type") == "Property":
         del rest["type"]
     num = numeric_value(instance)

@@ -561,10 +561,12 @@ class SQLiteHistory(HistoryStore):
                 for level, first, last in buckets:
                     ranges.setdefault(level, []).append((first, last))
             stored: dict[tuple[int, int], Summary] = {}
+            # CROSS JOIN fixes the loop order (SQLite's rule): one index range per span; as the
+            # inner loop the spans' JSON would be parsed again for every roll-up row
             for level, spans in ranges.items():
                 for row in conn.execute(
                     f"SELECT r.bucket, {', '.join('r.' + c for c in _ROLLUP_COLUMNS.split(', '))}"
-                    " FROM json_each(?) j JOIN rollup r ON r.series_key = ? AND r.level = ?"
+                    " FROM json_each(?) j CROSS JOIN rollup r ON r.series_key = ? AND r.level = ?"
                     " AND r.bucket >= json_extract(j.value, '$[0]') AND r.bucket < json_extract(j.value, '$[1]')",
                     (_json(spans), series_key, level),
                 ):
@@ -572,7 +574,7 @@ class SQLiteHistory(HistoryStore):
             points: list[tuple[int, int, float]] = []
             if raw:
                 points = conn.execute(
-                    "SELECT i.t, i.seq, i.num FROM json_each(?) j JOIN instance i"
+                    "SELECT i.t, i.seq, i.num FROM json_each(?) j CROSS JOIN instance i"
                     " ON i.series_key = ? AND i.t >= json_extract(j.value, '$[0]') AND i.t < json_extract(j.value, '$[1]')"
                     " WHERE i.num IS NOT NULL",
                     (_json(raw), series_key),
