@@ -41,6 +41,7 @@ __all__ = [
     "decode_instance",
     "encode_instance",
     "format_micros",
+    "merge_spans",
     "micros",
     "numeric_value",
     "shape_key",
@@ -297,6 +298,12 @@ def split_window(start: int, end: int) -> tuple[list[tuple[int, int]], list[tupl
     ranges (`(level, first bucket, last bucket + 1)`): a year reads at most ~365 day and 2·23
     hour roll-up rows plus two sub-hour raw edges.
     """
+    for level, width in reversed(LEVELS):
+        # the usual windows (aggrPeriodDuration PT1H, P1D, …) are whole buckets of one level
+        if start % width == 0 and end % width == 0 and end > start:
+            if width == LEVELS[-1][1] or end - start < LEVELS[-1][1]:
+                return [], [(level, start // width, end // width)]
+            break
     raw: list[tuple[int, int]] = []
     buckets: list[tuple[int, int, int]] = []
 
@@ -320,6 +327,18 @@ def split_window(start: int, end: int) -> tuple[list[tuple[int, int]], list[tupl
     return raw, buckets
 
 
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted `[lo, hi)` spans with touching or overlapping ones joined (fewer index ranges)."""
+    out: list[tuple[int, int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            if hi > out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+        else:
+            out.append((lo, hi))
+    return out
+
+
 def assemble(
     plan: tuple[list[tuple[int, int]], list[tuple[int, int, int]]],
     stored: dict[tuple[int, int], Summary],
@@ -327,6 +346,9 @@ def assemble(
 ) -> Summary | None:
     """A window's summary from its pieces (time-ordered: disjoint ranges, merged in order)."""
     edges, buckets = plan
+    if not edges and len(buckets) == 1 and buckets[0][2] - buckets[0][1] == 1:
+        one = stored.get((buckets[0][0], buckets[0][1]))  # a window of exactly one bucket
+        return None if one is None else Summary(*one.astuple())
     pieces: list[tuple[int, Summary]] = []
     for level, first, last in buckets:
         width = WIDTHS[level]

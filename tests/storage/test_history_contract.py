@@ -22,6 +22,7 @@ from smartregion.storage.history import (
 )
 from smartregion.storage.rollups import (
     DAY,
+    HOUR,
     LEVELS,
     MINUTE,
     Summary,
@@ -257,6 +258,11 @@ async def test_summarise_reads_rollups_and_raw_edges(store: Store) -> None:
         (T0 + 13, T0 + DAY + 5 * MINUTE + 17),
         (T0 + 90 * MINUTE + 7, T0 + 90 * MINUTE + 8),
         (T0 - DAY, T0),
+        # overlapping windows, whole hours and whole days
+        (T0 + 90 * MINUTE + 5, T0 + 90 * MINUTE + 9),
+        (T0 + HOUR, T0 + 2 * HOUR),
+        (T0 + HOUR, T0 + DAY + 2 * HOUR),
+        (T0 + DAY, T0 + 2 * DAY),
     ]
     got = await h.summarise(series.key, windows)
     for (lo, hi), summary in zip(windows, got, strict=True):
@@ -420,6 +426,15 @@ def test_rollups_equal_a_recomputation_from_raw(store_url: str) -> None:
                             assert await h.replace_instance("", entity, A, target.instance_id, new)
                 for series in await h.find_series("", [entity]):
                     await check_rollups(h, series.key)
+                    points = await h.read_points(series.key, -(2**62), 2**62)
+                    windows = [
+                        (T0, T0 + DAY),
+                        (T0 + 1, T0 + DAY + HOUR + 1),
+                        (T0 + HOUR, T0 + 3 * DAY),
+                    ]
+                    got = await h.summarise(series.key, windows)
+                    for (lo, hi), summary in zip(windows, got, strict=True):
+                        assert_same(summary, summarise_points(p for p in points if lo <= p[0] < hi))
             finally:
                 await s.close()
 

@@ -54,6 +54,7 @@ from smartregion.storage.rollups import (
     assemble,
     bucket_partials,
     encode_instance,
+    merge_spans,
     micros,
     shape_ref,
     split_window,
@@ -725,7 +726,8 @@ class PostgresHistory(HistoryStore):
         points: list[tuple[int, int, float]] = []
         columns = ", ".join("r." + c for c in _ROLLUP_COLUMNS.split(", "))
         async with self.pool.connection() as conn, conn.transaction():
-            for level, spans in ranges.items():
+            for level, unmerged in ranges.items():
+                spans = merge_spans(unmerged)
                 cur = await conn.execute(
                     f"SELECT r.bucket, {columns} FROM unnest(%b::bigint[], %b::bigint[])"
                     " AS j(lo, hi) JOIN rollup r ON r.series_key = %s AND r.level = %s"
@@ -735,11 +737,12 @@ class PostgresHistory(HistoryStore):
                 for row in await cur.fetchall():
                     stored[(level, int(row[0]))] = Summary(*row[1:])
             if raw:
+                edges = merge_spans(raw)  # overlapping windows must not count a point twice
                 cur = await conn.execute(
                     "SELECT i.t, i.seq, i.num FROM unnest(%b::bigint[], %b::bigint[]) AS j(lo, hi)"
                     " JOIN instance i ON i.series_key = %s AND i.t >= j.lo AND i.t < j.hi"
                     " WHERE i.num IS NOT NULL",
-                    ([r[0] for r in raw], [r[1] for r in raw], series_key),
+                    ([r[0] for r in edges], [r[1] for r in edges], series_key),
                 )
                 points = sorted(await cur.fetchall())
         return [assemble(plan, stored, points) for plan in plans]

@@ -42,6 +42,7 @@ from smartregion.storage.rollups import (
     assemble,
     bucket_partials,
     encode_instance,
+    merge_spans,
     shape_ref,
     split_window,
     summarise_points,
@@ -563,7 +564,8 @@ class SQLiteHistory(HistoryStore):
             stored: dict[tuple[int, int], Summary] = {}
             # CROSS JOIN fixes the loop order (SQLite's rule): one index range per span; as the
             # inner loop the spans' JSON would be parsed again for every roll-up row
-            for level, spans in ranges.items():
+            for level, unmerged in ranges.items():
+                spans = merge_spans(unmerged)
                 for row in conn.execute(
                     f"SELECT r.bucket, {', '.join('r.' + c for c in _ROLLUP_COLUMNS.split(', '))}"
                     " FROM json_each(?) j CROSS JOIN rollup r ON r.series_key = ? AND r.level = ?"
@@ -577,7 +579,7 @@ class SQLiteHistory(HistoryStore):
                     "SELECT i.t, i.seq, i.num FROM json_each(?) j CROSS JOIN instance i"
                     " ON i.series_key = ? AND i.t >= json_extract(j.value, '$[0]') AND i.t < json_extract(j.value, '$[1]')"
                     " WHERE i.num IS NOT NULL",
-                    (_json(raw), series_key),
+                    (_json(merge_spans(raw)), series_key),
                 ).fetchall()
                 points.sort()
             return [assemble(plan, stored, points) for plan in plans]
