@@ -9,7 +9,9 @@ Contract (every backend; `tests/storage/test_history_contract.py`):
   the epoch (`smartregion.storage.rollups.micros`); windows are `[start, end)`.
 - Instances enter history either with the entity write that produced them — a
   `RecordInstances` op returned by `Store.transact`'s `mutate`, written in the SAME transaction
-  (an entity write that fails records nothing, and no instance is committed without its write) —
+  (an entity write that fails records nothing, and no instance is committed without its write;
+  instances must carry valid DateTimes — the broker validates them — since one that cannot be
+  written fails its whole group commit on PostgreSQL, not only its own call) —
   or on their own (`append_instances`, `bulk_load`: each call all-or-nothing).
 - Roll-ups (per series, per minute/hour/day bucket: count, sum, sum of squares, min, max,
   first, last of the numeric values) are maintained in the transaction that changes the raw
