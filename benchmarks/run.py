@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import ceilings, loadgen, report, servers, workload
+from benchmarks import ceilings, history, loadgen, report, servers, workload
 from benchmarks.report import BackendResult, QueryFigure
 from benchmarks.workload import Batch
 
@@ -440,6 +440,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the raw results to this JSON file")
     parser.add_argument(
+        "--history",
+        action="store_true",
+        help="also run the attribute-history storage benchmarks (benchmarks/history.py)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         help="log level of the broker and the bare app (default: info, as shipped)",
@@ -474,6 +479,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for r in results:
         print(report.render_backend(r))
+    if args.history:
+        for backend in backends:
+            say(f"history storage: {backend}")
+            print(history.describe(history.run_history(backend, quick=args.quick)))
     if args.json:
         args.json.write_text(json.dumps(report.as_json(results), indent=2, default=_nan_safe))
     if write:

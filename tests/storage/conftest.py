@@ -13,7 +13,8 @@ from smartregion.storage import Store, open_store
 _PG_TABLES = (
     "entity, entity_type, attr_value, geo_index, series, jsonld_context, iri, organisation, typeset,"
     " subscription, outbox, gov_organisation, gov_person, gov_membership, gov_api_key, gov_mandate,"
-    " gov_dataset, gov_access_request, gov_agreement, gov_grant, audit_log, audit_head, ingest_dead_letter"
+    " gov_dataset, gov_access_request, gov_agreement, gov_grant, audit_log, audit_head, ingest_dead_letter,"
+    " instance, rollup"
 )
 
 
@@ -33,6 +34,12 @@ def reset_postgres(url: str) -> None:
         exists = conn.execute("SELECT to_regclass('entity') IS NOT NULL").fetchone()
         if exists and exists[0]:
             conn.execute(f"TRUNCATE {_PG_TABLES} RESTART IDENTITY")
+            # history partitions are made on demand: each test starts without any
+            for (name,) in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'instance'::regclass"
+            ).fetchall():
+                conn.execute(f'DROP TABLE "{name}"')
             conn.execute("DELETE FROM tenant WHERE name <> ''")
 
 

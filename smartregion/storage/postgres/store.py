@@ -54,6 +54,7 @@ from smartregion.storage.base import (
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
 from smartregion.storage.postgres.governance import PostgresGovernance
+from smartregion.storage.postgres.history import PostgresHistory
 from smartregion.storage.postgres.ingestion import PostgresIngestion
 from smartregion.storage.postgres.subscriptions import PostgresSubscriptions, take_notifications
 
@@ -79,7 +80,9 @@ def _lock_key(tenant: str, entity_id: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion, Store):
+class PostgresStore(
+    PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory, Store
+):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 
     backend = "postgresql"
@@ -344,6 +347,7 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
                     done.append((job, result))
                 # subscriptions: notifications queued by these writes commit with them (§5.11)
                 ops = await take_notifications(conn, ops)
+                ops = await self._take_history(conn, tenant, ops)  # history commits with them
                 if ops:
                     await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         except BaseException as exc:

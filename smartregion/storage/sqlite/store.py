@@ -54,6 +54,7 @@ from smartregion.storage.base import (
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
 from smartregion.storage.sqlite.governance import SQLiteGovernance
+from smartregion.storage.sqlite.history import SQLiteHistory
 from smartregion.storage.sqlite.ingestion import SQLiteIngestion
 from smartregion.storage.sqlite.subscriptions import SQLiteSubscriptions, take_notifications
 
@@ -88,7 +89,9 @@ def _loads(text: str | bytes) -> dict[str, Any]:
     return doc
 
 
-class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store):
+class SQLiteStore(
+    SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, Store
+):
     """Entities and their indexes in one SQLite database file."""
 
     backend = "sqlite"
@@ -425,6 +428,7 @@ class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store)
         ops, result = mutate(current)
         # subscriptions: notifications queued by this write commit with it (§5.11)
         ops = take_notifications(conn, ops)
+        ops = self._take_history(conn, tenant, ops)  # attribute history commits with it too
         if ops:
             self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         return result, pending

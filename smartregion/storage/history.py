@@ -1,0 +1,369 @@
+"""Attribute history (attribute instances) and roll-ups in storage: the interface and its values.
+
+Contract (every backend; `tests/storage/test_history_contract.py`):
+
+- A **series** is one (tenant, entity id, attribute IRI, datasetId) — datasetId "" for the
+  default instance. It exists while it has instances; its instances are ordered by `(t, seq)`:
+  `t` is the observation time (observedAt, or modifiedAt when the instance has none — the
+  instant the value became current), `seq` breaks ties in recording order. Times are µs since
+  the epoch (`smartregion.storage.rollups.micros`); windows are `[start, end)`.
+- Instances enter history either with the entity write that produced them — a
+  `RecordInstances` op returned by `Store.transact`'s `mutate`, written in the SAME transaction
+  (an entity write that fails records nothing, and no instance is committed without its write;
+  instances must carry valid DateTimes — the broker validates them — since one that cannot be
+  written fails its whole group commit on PostgreSQL, not only its own call) —
+  or on their own (`append_instances`, `bulk_load`: each call all-or-nothing).
+- Roll-ups (per series, per minute/hour/day bucket: count, sum, sum of squares, min, max,
+  first, last of the numeric values) are maintained in the transaction that changes the raw
+  rows: inserts (also late and out-of-order ones) fold into the buckets; deletions and patches
+  recompute the affected buckets from raw rows. After any sequence of writes, every roll-up row
+  equals the summary of the raw rows of its bucket (`rollups.Summary`: sums up to floating-point
+  rounding) — except after a purge that kept roll-ups longer than raw data, by request.
+- `instanceId`s are URIs the store makes (`urn:ngsi-ld:attribute:instance:<series>.<t>.<seq>`);
+  an instance patched to another observation time moves, and gets a new one.
+- The latest value of an attribute is not read from history: it is the entity's current document.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from smartregion.errors import BadRequestData
+from smartregion.storage.rollups import (
+    WIDTHS,
+    Summary,
+    decode_instance,
+    encode_instance,
+    micros,
+    shape_key,
+    shareable,
+)
+
+__all__ = [
+    "TIME_PROPERTIES",
+    "BulkRow",
+    "HistoryQuery",
+    "HistoryStore",
+    "InstanceRow",
+    "RecordInstances",
+    "Rollup",
+    "Series",
+    "SeriesHistory",
+    "Shapes",
+    "StoredInstance",
+    "format_instance_id",
+    "now_micros",
+    "page_plan",
+    "parse_instance_id",
+    "prepare_bulk",
+    "shared_docs",
+    "stored_instance",
+    "take_history_rows",
+]
+
+#: NGSI-LD `timeproperty` values (§4.11, temporal queries) this store can select on
+TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt")
+
+_EXACT = 2**53
+_INSTANCE_PREFIX = "urn:ngsi-ld:attribute:instance:"
+_INSTANCE_ID = re.compile(r"urn:ngsi-ld:attribute:instance:(\d+)\.(-?\d+)\.(\d+)")
+
+
+def format_instance_id(series_key: int, t: int, seq: int) -> str:
+    """The instanceId URI of the row `(series_key, t, seq)`."""
+    return f"{_INSTANCE_PREFIX}{series_key}.{t}.{seq}"
+
+
+def parse_instance_id(instance_id: str) -> tuple[int, int, int] | None:
+    """The row key an instanceId names, or None when it is not one of ours."""
+    found = _INSTANCE_ID.fullmatch(instance_id)
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    """One attribute instance to record: the internal instance document (`docs/architecture.md`)
+    with its observedAt/createdAt/modifiedAt/datasetId members, under an entity and attribute."""
+
+    entity_id: str
+    #: the expanded attribute IRI
+    attr: str
+    instance: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInstances:
+    """A write op: record these instances (in the transaction's tenant) with the entity writes."""
+
+    rows: tuple[InstanceRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkRow:
+    """One row of a bulk historical load (`smartregion import timeseries`)."""
+
+    entity_id: str
+    attr: str
+    #: an NGSI-LD DateTime or µs since the epoch
+    observed_at: str | int
+    value: Any
+    unit: str | None = None
+    dataset_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """A series: its key and what it is the history of."""
+
+    key: int
+    entity_id: str
+    attr: str
+    dataset_id: str
+
+
+@dataclass(slots=True)
+class StoredInstance:
+    """An instance read back: its row key, instanceId and internal document."""
+
+    series_key: int
+    t: int
+    seq: int
+    #: the internal instance document, with instanceId, observedAt (when it had one),
+    #: createdAt, modifiedAt and datasetId (when not the default)
+    doc: dict[str, Any]
+
+    @property
+    def instance_id(self) -> str:
+        """The instanceId URI."""
+        return format_instance_id(self.series_key, self.t, self.seq)
+
+
+@dataclass(slots=True)
+class SeriesHistory:
+    """The selected instances of one series, in time order, and whether more matched."""
+
+    series: Series
+    instances: list[StoredInstance]
+    #: the per-series limit cut the selection short (NGSI-LD temporal pagination, 206)
+    truncated: bool = False
+
+
+@dataclass(slots=True)
+class HistoryQuery:
+    """What to read: the instances of the named entities' series within a time window."""
+
+    entity_ids: tuple[str, ...]
+    #: expanded attribute IRIs; None: every attribute
+    attrs: frozenset[str] | None = None
+    #: datasetIds ("" = the default instance); None: every one
+    dataset_ids: frozenset[str] | None = None
+    #: the window `[start, end)` in µs, on `timeproperty`; None: unbounded on that side
+    start: int | None = None
+    end: int | None = None
+    timeproperty: str = "observedAt"
+    #: only the last N instances of each series in the window (still returned oldest first)
+    last_n: int | None = None
+    #: at most this many instances per series (the earliest; with last_n, the latest)
+    limit: int | None = None
+
+
+@dataclass(slots=True)
+class Rollup:
+    """One roll-up bucket of a series: `[start, start + width)` in µs and its summary."""
+
+    series_key: int
+    level: int
+    bucket: int
+    summary: Summary = field(repr=False)
+
+    @property
+    def start(self) -> int:
+        """The bucket's first µs."""
+        return self.bucket * WIDTHS[self.level]
+
+
+class HistoryStore(abc.ABC):
+    """Where attribute history and its roll-ups live (see the module docstring)."""
+
+    #: entity transactions take `RecordInstances` ops
+    supports_history = True
+
+    @abc.abstractmethod
+    async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
+        """Record instances in their own transaction (temporal API POST); how many."""
+
+    @abc.abstractmethod
+    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
+        """Load historical rows with the database's bulk path, all or nothing; how many."""
+
+    @abc.abstractmethod
+    async def find_series(
+        self,
+        tenant: str,
+        entity_ids: Sequence[str] | None = None,
+        attrs: Sequence[str] | None = None,
+        dataset_ids: Sequence[str] | None = None,
+    ) -> list[Series]:
+        """The series of a tenant (narrowed by the criteria given), ordered by key."""
+
+    @abc.abstractmethod
+    async def query_instances(self, tenant: str, query: HistoryQuery) -> list[SeriesHistory]:
+        """The selected instances per series, series in entity-id, attribute, datasetId order."""
+
+    @abc.abstractmethod
+    async def read_rollups(
+        self, series_key: int, level: int, first: int, last: int
+    ) -> list[Rollup]:
+        """The roll-up rows of buckets `first ≤ bucket < last` of one level, in bucket order."""
+
+    @abc.abstractmethod
+    async def read_points(self, series_key: int, start: int, end: int) -> list[tuple[int, float]]:
+        """The numeric `(t, value)` points of a series in `[start, end)`, in `(t, seq)` order."""
+
+    @abc.abstractmethod
+    async def summarise(
+        self, series_key: int, windows: Sequence[tuple[int, int]]
+    ) -> list[Summary | None]:
+        """The summary of each window's numeric values (None: none), read from the coarsest
+        roll-ups that fit (`rollups.split_window`) plus the raw sub-minute edges."""
+
+    @abc.abstractmethod
+    async def delete_history(
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str | None = None,
+        dataset_id: str | None = None,
+    ) -> int:
+        """Delete an entity's history, or one attribute's (optionally one datasetId); how many
+        instances."""
+
+    @abc.abstractmethod
+    async def delete_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str
+    ) -> bool:
+        """Delete one instance; whether it existed (under that entity and attribute)."""
+
+    @abc.abstractmethod
+    async def replace_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str, instance: dict[str, Any]
+    ) -> str | None:
+        """Replace one instance's document (PATCH); its (possibly new) instanceId, or None when
+        it does not exist."""
+
+    @abc.abstractmethod
+    async def purge_history(
+        self,
+        cutoff: int,
+        *,
+        series_keys: Sequence[int] | None = None,
+        keep_rollups: bool = True,
+        batch: int = 10_000,
+    ) -> int:
+        """Delete instances older than `cutoff` rounded down to a UTC day (of those series; None:
+        all), in batches of their own transactions; roll-ups too unless `keep_rollups`. Returns
+        how many instances went."""
+
+
+def now_micros() -> int:
+    """The current time in µs since the epoch."""
+    return time.time_ns() // 1000
+
+
+def take_history_rows(ops: list[Any]) -> tuple[list[InstanceRow], list[Any]]:
+    """The instances of a transaction's `RecordInstances` ops, and the other ops."""
+    rows = [row for op in ops if isinstance(op, RecordInstances) for row in op.rows]
+    if not rows:
+        return rows, ops
+    return rows, [op for op in ops if not isinstance(op, RecordInstances)]
+
+
+def page_plan(query: HistoryQuery) -> tuple[int, int, bool]:
+    """(rows to return per series, 1 to fetch one more to detect truncation, newest first)."""
+    big = 2**62
+    if query.last_n is not None:
+        take = min(query.last_n, query.limit if query.limit is not None else big)
+        return take, int(take < query.last_n), True
+    if query.limit is not None:
+        return query.limit, 1, False
+    return big, 0, False
+
+
+class Shapes:
+    """The shape dictionary as one store sees it: committed shapes, cached (they never change,
+    and are never deleted), plus the writer's lookups and reader's resolution."""
+
+    def __init__(self) -> None:
+        self.docs: dict[int, bytes] = {}
+
+    def missing(self, docs: Iterable[bytes | None]) -> set[int]:
+        """The shape keys referred to by these row docs that are not cached yet."""
+        keys = {shape_key(d) for d in docs}
+        keys.discard(None)
+        return {k for k in keys if k is not None and k not in self.docs}
+
+    def resolve(self, doc: bytes | None) -> bytes | None:
+        """A row's own document (a shape reference replaced by the shape)."""
+        key = shape_key(doc)
+        return doc if key is None else self.docs[key]
+
+
+def shared_docs(docs: Iterable[bytes | None]) -> set[bytes]:
+    """The distinct row documents that go to the shape dictionary."""
+    return {d for d in set(docs) if d is not None and shareable(d)}
+
+
+def stored_instance(
+    series: Series,
+    t: int,
+    seq: int,
+    dm: int | None,
+    dc: int | None,
+    num: float | None,
+    doc: bytes | None,
+) -> StoredInstance:
+    """An instance row read back, with its document and instanceId."""
+    out = decode_instance(t, dm, dc, num, doc, series.dataset_id)
+    stored = StoredInstance(series.key, t, seq, out)
+    out["instanceId"] = stored.instance_id
+    return stored
+
+
+def prepare_bulk(
+    rows: Sequence[BulkRow], now: int
+) -> list[tuple[str, str, str, int, float | None, bytes | None]]:
+    """(entity, attribute, datasetId, t, num, doc) of bulk rows; raises `BadRequestData` on a
+    bad time or a non-finite number, before anything is written."""
+    units: dict[str | None, bytes | None] = {}
+    out: list[tuple[str, str, str, int, float | None, bytes | None]] = []
+    for row in rows:
+        t = row.observed_at if isinstance(row.observed_at, int) else micros(row.observed_at)
+        value = row.value
+        kind = type(value)
+        if (kind is int and -_EXACT <= value <= _EXACT) or (
+            kind is float and math.isfinite(value) and not value.is_integer()
+        ):
+            # the common case, without building an instance document
+            doc = units.get(row.unit, b"")
+            if doc == b"":
+                doc = units[row.unit] = orjson.dumps({"unitCode": row.unit}) if row.unit else None
+            out.append((row.entity_id, row.attr, row.dataset_id, t, float(value), doc))
+            continue
+        if kind is float and not math.isfinite(value):
+            raise BadRequestData(f"value {value!r} at {row.observed_at!r} is not a finite number")
+        instance: dict[str, Any] = {"type": "Property", "value": value}
+        if row.unit:
+            instance["unitCode"] = row.unit
+        e = encode_instance(instance, now)
+        out.append((row.entity_id, row.attr, row.dataset_id, t, e.num, e.doc))
+    return out

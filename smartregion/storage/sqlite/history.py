@@ -1,0 +1,587 @@
+"""Attribute history and roll-ups on SQLite (`HistoryStore`, migration 0005).
+
+Mixed into `SQLiteStore`: every write runs on its single writer thread, so the roll-up
+maintenance (read a bucket, write it back) can never interleave with another write. Instances
+recorded by an entity write arrive through `_take_history`, which `SQLiteStore._transact` calls
+inside the entity write's SAVEPOINT: they commit (or roll back) with it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import orjson
+
+from smartregion.errors import BadRequestData
+from smartregion.storage.history import (
+    BulkRow,
+    HistoryQuery,
+    HistoryStore,
+    InstanceRow,
+    Rollup,
+    Series,
+    SeriesHistory,
+    Shapes,
+    format_instance_id,
+    now_micros,
+    page_plan,
+    parse_instance_id,
+    prepare_bulk,
+    shared_docs,
+    stored_instance,
+    take_history_rows,
+)
+from smartregion.storage.rollups import (
+    DAY,
+    FINEST,
+    LEVELS,
+    Summary,
+    assemble,
+    bucket_partials,
+    encode_instance,
+    merge_spans,
+    shape_ref,
+    split_window,
+    summarise_points,
+)
+
+R = TypeVar("R")
+
+_INSERT = (
+    "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc) VALUES (?1, ?2,"
+    " coalesce((SELECT max(seq) + 1 FROM instance WHERE series_key = ?1 AND t = ?2), 0),"
+    " ?3, ?4, ?5, ?6)"
+)
+# the bulk path's first try: sequence numbers from the batch alone (no probe per row)
+_INSERT_PLAIN = (
+    "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc) VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_ROLLUP_COLUMNS = "n, total, sumsq, vmin, vmax, first_t, first_v, last_t, last_v"
+_FOLD = (
+    f"INSERT INTO rollup (series_key, level, bucket, {_ROLLUP_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (series_key, level, bucket) DO UPDATE SET"
+    " n = n + excluded.n, total = total + excluded.total, sumsq = sumsq + excluded.sumsq,"
+    " vmin = min(vmin, excluded.vmin), vmax = max(vmax, excluded.vmax),"
+    " first_v = CASE WHEN excluded.first_t < first_t THEN excluded.first_v ELSE first_v END,"
+    " first_t = min(first_t, excluded.first_t),"
+    " last_v = CASE WHEN excluded.last_t >= last_t THEN excluded.last_v ELSE last_v END,"
+    " last_t = max(last_t, excluded.last_t)"
+)
+_REPLACE = (
+    f"INSERT OR REPLACE INTO rollup (series_key, level, bucket, {_ROLLUP_COLUMNS})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TIME_EXPR = {
+    "observedAt": "t",
+    "modifiedAt": "(t + coalesce(dm, 0))",
+    "createdAt": "(t + coalesce(dm, 0) + coalesce(dc, 0))",
+}
+
+
+def _json(values: Iterable[Any]) -> str:
+    return orjson.dumps(list(values)).decode()
+
+
+class SQLiteHistory(HistoryStore):
+    """The `HistoryStore` part of `SQLiteStore`."""
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        raise NotImplementedError  # provided by SQLiteStore
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        raise NotImplementedError  # provided by SQLiteStore
+
+    async def _history_tx(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        def run(conn: sqlite3.Connection) -> R:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        return await self._write(run)
+
+    # --- keys ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(conn: sqlite3.Connection, table: str, key: str, column: str, name: str) -> int:
+        row = conn.execute(f"SELECT {key} FROM {table} WHERE {column} = ?", (name,)).fetchone()
+        if row is None:
+            cur = conn.execute(f"INSERT INTO {table} ({column}) VALUES (?)", (name,))
+            return int(cur.lastrowid or 0)
+        return int(row[0])
+
+    def _series_keys(
+        self, conn: sqlite3.Connection, tenant: str, wanted: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], int]:
+        """Keys of the series (entity id, attribute IRI, datasetId), created when missing."""
+        wanted = set(wanted)
+        tenant_key = self._key(conn, "tenant", "tenant_key", "name", tenant)
+        attrs = {
+            a: self._key(conn, "iri", "iri_key", "iri", a) for a in sorted({w[1] for w in wanted})
+        }
+        by_attr_key = {v: k for k, v in attrs.items()}
+        found: dict[tuple[str, str, str], int] = {}
+        for key, eid, attr_key, ds in conn.execute(
+            "SELECT series_key, entity_id, attr_key, dataset_id FROM series WHERE tenant_key = ?"
+            " AND entity_id IN (SELECT value FROM json_each(?))",
+            (tenant_key, _json({w[0] for w in wanted})),
+        ):
+            name = (eid, by_attr_key.get(attr_key, ""), ds)
+            if name in wanted:
+                found[name] = int(key)
+        for name in sorted(wanted - found.keys()):
+            cur = conn.execute(
+                "INSERT INTO series (tenant_key, entity_id, attr_key, dataset_id)"
+                " VALUES (?, ?, ?, ?)",
+                (tenant_key, name[0], attrs[name[1]], name[2]),
+            )
+            found[name] = int(cur.lastrowid or 0)
+        return found
+
+    @staticmethod
+    def _shape_refs(conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> dict[bytes, bytes]:
+        """References to the shared documents among `docs` (shapes made when missing)."""
+        refs: dict[bytes, bytes] = {}
+        for doc in sorted(shared_docs(docs)):
+            row = conn.execute("SELECT shape_key FROM shape WHERE doc = ?", (doc,)).fetchone()
+            if row is None:
+                key = conn.execute("INSERT INTO shape (doc) VALUES (?)", (doc,)).lastrowid
+            else:
+                key = row[0]
+            refs[doc] = shape_ref(int(key or 0))
+        return refs
+
+    def _shapes(self, conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> Shapes:
+        """The shape cache, holding every shape these (committed) row docs refer to."""
+        shapes: Shapes | None = getattr(self, "_shape_cache", None)
+        if shapes is None:
+            shapes = self._shape_cache = Shapes()
+        missing = shapes.missing(docs)
+        if missing:
+            for key, doc in conn.execute(
+                "SELECT shape_key, doc FROM shape WHERE shape_key IN (SELECT value FROM json_each(?))",
+                (_json(missing),),
+            ):
+                shapes.docs[int(key)] = bytes(doc)
+        return shapes
+
+    @staticmethod
+    def _select_series(
+        conn: sqlite3.Connection,
+        tenant: str,
+        entity_ids: Sequence[str] | None,
+        attrs: Sequence[str] | frozenset[str] | None,
+        dataset_ids: Sequence[str] | frozenset[str] | None,
+    ) -> list[Series]:
+        sql = (
+            "SELECT s.series_key, s.entity_id, i.iri, s.dataset_id FROM series s"
+            " JOIN tenant n ON n.tenant_key = s.tenant_key JOIN iri i ON i.iri_key = s.attr_key"
+            " WHERE n.name = ?"
+        )
+        params: list[Any] = [tenant]
+        if entity_ids is not None:
+            sql += " AND s.entity_id IN (SELECT value FROM json_each(?))"
+            params.append(_json(entity_ids))
+        if attrs is not None:
+            sql += " AND i.iri IN (SELECT value FROM json_each(?))"
+            params.append(_json(attrs))
+        if dataset_ids is not None:
+            sql += " AND s.dataset_id IN (SELECT value FROM json_each(?))"
+            params.append(_json(dataset_ids))
+        return [Series(int(k), e, a, d) for k, e, a, d in conn.execute(sql + " ORDER BY 1", params)]
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _take_history(self, conn: sqlite3.Connection, tenant: str, ops: list[Any]) -> list[Any]:
+        """Record the `RecordInstances` ops of an entity transaction; return the other ops."""
+        rows, rest = take_history_rows(ops)
+        if rows:
+            self._record(conn, tenant, rows)
+        return rest
+
+    def _record(self, conn: sqlite3.Connection, tenant: str, rows: Sequence[InstanceRow]) -> int:
+        now = now_micros()
+        encoded = [(row, encode_instance(row.instance, now)) for row in rows]
+        keys = self._series_keys(
+            conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
+        )
+        refs = self._shape_refs(conn, (e.doc for _, e in encoded))
+        values = []
+        points = []
+        for row, e in encoded:
+            key = keys[(row.entity_id, row.attr, e.dataset_id)]
+            doc = refs.get(e.doc, e.doc) if e.doc is not None else None
+            values.append((key, e.t, e.dm, e.dc, e.num, doc))
+            if e.num is not None:
+                points.append((key, e.t, e.num))
+        conn.executemany(_INSERT, values)
+        self._fold(conn, points)
+        return len(values)
+
+    @staticmethod
+    def _fold(conn: sqlite3.Connection, points: Iterable[tuple[int, int, float]]) -> None:
+        """Fold new points (of rows just inserted, in recording order) into the roll-ups."""
+        partials = bucket_partials(points)
+        if partials:
+            conn.executemany(_FOLD, [(*k, *s.astuple()) for k, s in partials.items()])
+
+    @staticmethod
+    def _recompute(conn: sqlite3.Connection, buckets: set[tuple[int, int]]) -> None:
+        """Recompute roll-up buckets from raw rows: the finest ones, then those containing them."""
+        touched = buckets
+        for index, (level, width) in enumerate(LEVELS):
+            parents: set[tuple[int, int]] = set()
+            for series, bucket in sorted(touched):
+                lo, hi = bucket * width, (bucket + 1) * width
+                if index == 0:
+                    summary = summarise_points(
+                        conn.execute(
+                            "SELECT t, num FROM instance WHERE series_key = ? AND t >= ?"
+                            " AND t < ? AND num IS NOT NULL ORDER BY t, seq",
+                            (series, lo, hi),
+                        )
+                    )
+                else:
+                    finer, finer_width = LEVELS[index - 1]
+                    summary = None
+                    for row in conn.execute(
+                        f"SELECT {_ROLLUP_COLUMNS} FROM rollup WHERE series_key = ?"
+                        " AND level = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+                        (series, finer, lo // finer_width, hi // finer_width),
+                    ):
+                        part = Summary(*row)
+                        if summary is None:
+                            summary = part
+                        else:
+                            summary.merge(part)
+                if summary is None:
+                    conn.execute(
+                        "DELETE FROM rollup WHERE series_key = ? AND level = ? AND bucket = ?",
+                        (series, level, bucket),
+                    )
+                else:
+                    conn.execute(_REPLACE, (series, level, bucket, *summary.astuple()))
+                if index + 1 < len(LEVELS):
+                    parents.add((series, lo // LEVELS[index + 1][1]))
+            touched = parents
+
+    async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
+        """Record instances in their own transaction."""
+        if not rows:
+            return 0
+        return await self._history_tx(lambda conn: self._record(conn, tenant, rows))
+
+    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
+        """Load rows with executemany in one transaction, all or nothing."""
+        if not rows:
+            return 0
+        now = now_micros()
+        prepared = prepare_bulk(rows, now)
+
+        def run(conn: sqlite3.Connection) -> int:
+            keys = self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
+            refs = self._shape_refs(conn, (p[5] for p in prepared))
+            seen: dict[tuple[int, int], int] = {}
+            values = []
+            points = []
+            for eid, attr, ds, t, num, doc in prepared:
+                key = keys[(eid, attr, ds)]
+                if doc is not None:
+                    doc = refs.get(doc, doc)
+                seq = seen.get((key, t), -1) + 1
+                seen[(key, t)] = seq
+                values.append((key, t, seq, now - t, None, num, doc))
+                if num is not None:
+                    points.append((key, t, num))
+            times = [v[1] for v in values]
+            taken = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
+                " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
+                (_json(set(keys.values())), min(times), max(times)),
+            ).fetchone()[0]
+            if taken:
+                # stored instances in the range: number new rows after those at the same time
+                conn.executemany(
+                    _INSERT, [(k, t, dm, dc, n, d) for k, t, _, dm, dc, n, d in values]
+                )
+            else:
+                conn.executemany(_INSERT_PLAIN, values)
+            self._fold(conn, points)
+            return len(values)
+
+        return await self._history_tx(run)
+
+    async def delete_history(
+        self, tenant: str, entity_id: str, attr: str | None = None, dataset_id: str | None = None
+    ) -> int:
+        """Delete an entity's or an attribute's history; how many instances."""
+
+        def run(conn: sqlite3.Connection) -> int:
+            found = self._select_series(
+                conn,
+                tenant,
+                [entity_id],
+                None if attr is None else [attr],
+                None if dataset_id is None else [dataset_id],
+            )
+            keys = _json(s.key for s in found)
+            inside = "series_key IN (SELECT value FROM json_each(?))"
+            gone = conn.execute(f"DELETE FROM instance WHERE {inside}", (keys,)).rowcount
+            conn.execute(f"DELETE FROM rollup WHERE {inside}", (keys,))
+            conn.execute(f"DELETE FROM series WHERE {inside}", (keys,))
+            return int(gone)
+
+        return await self._history_tx(run)
+
+    def _locate(
+        self, conn: sqlite3.Connection, tenant: str, entity_id: str, attr: str, instance_id: str
+    ) -> tuple[int, int, int, float | None, str] | None:
+        """(series, t, seq, num, datasetId) of an instance of that entity and attribute."""
+        key = parse_instance_id(instance_id)
+        if key is None:
+            return None
+        series = self._select_series(conn, tenant, [entity_id], [attr], None)
+        mine = {s.key: s for s in series}
+        if key[0] not in mine:
+            return None
+        row = conn.execute(
+            "SELECT num FROM instance WHERE series_key = ? AND t = ? AND seq = ?", key
+        ).fetchone()
+        if row is None:
+            return None
+        return (*key, row[0], mine[key[0]].dataset_id)
+
+    async def delete_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str
+    ) -> bool:
+        """Delete one instance (its roll-up buckets are recomputed)."""
+
+        def run(conn: sqlite3.Connection) -> bool:
+            found = self._locate(conn, tenant, entity_id, attr, instance_id)
+            if found is None:
+                return False
+            series, t, seq, num, _ = found
+            conn.execute(
+                "DELETE FROM instance WHERE series_key = ? AND t = ? AND seq = ?", (series, t, seq)
+            )
+            if num is not None:
+                self._recompute(conn, {(series, t // FINEST)})
+            return True
+
+        return await self._history_tx(run)
+
+    async def replace_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str, instance: dict[str, Any]
+    ) -> str | None:
+        """Replace one instance's document; its instanceId (new if its time changed)."""
+
+        def run(conn: sqlite3.Connection) -> str | None:
+            found = self._locate(conn, tenant, entity_id, attr, instance_id)
+            if found is None:
+                return None
+            series, t, seq, num, _ = found
+            doc = dict(instance)
+            doc.pop("datasetId", None)
+            e = encode_instance(doc, now_micros())
+            e = replace(e, doc=self._shape_refs(conn, [e.doc]).get(e.doc or b"", e.doc))
+            if e.t == t:
+                conn.execute(
+                    "UPDATE instance SET dm = ?, dc = ?, num = ?, doc = ? WHERE series_key = ?"
+                    " AND t = ? AND seq = ?",
+                    (e.dm, e.dc, e.num, e.doc, series, t, seq),
+                )
+                new_seq = seq
+            else:
+                conn.execute(
+                    "DELETE FROM instance WHERE series_key = ? AND t = ? AND seq = ?",
+                    (series, t, seq),
+                )
+                conn.execute(_INSERT, (series, e.t, e.dm, e.dc, e.num, e.doc))
+                (new_seq,) = conn.execute(
+                    "SELECT max(seq) FROM instance WHERE series_key = ? AND t = ?", (series, e.t)
+                ).fetchone()
+            minutes = set()
+            if num is not None:
+                minutes.add((series, t // FINEST))
+            if e.num is not None:
+                minutes.add((series, e.t // FINEST))
+            self._recompute(conn, minutes)
+            return format_instance_id(series, e.t, int(new_seq))
+
+        return await self._history_tx(run)
+
+    async def purge_history(
+        self,
+        cutoff: int,
+        *,
+        series_keys: Sequence[int] | None = None,
+        keep_rollups: bool = True,
+        batch: int = 10_000,
+    ) -> int:
+        """Delete instances older than the day of `cutoff`, a batch per transaction."""
+        limit = cutoff // DAY * DAY
+        if series_keys is None:
+            keys = await self._read(
+                lambda conn: [int(k) for (k,) in conn.execute("SELECT series_key FROM series")]
+            )
+        else:
+            keys = list(series_keys)
+        total = 0
+        pending = list(keys)
+        while pending:
+
+            def step(conn: sqlite3.Connection) -> int:
+                gone = 0
+                while pending and gone < batch:
+                    key = pending[0]
+                    room = batch - gone
+                    deleted = conn.execute(
+                        "DELETE FROM instance WHERE series_key = ?1 AND (t, seq) IN"
+                        " (SELECT t, seq FROM instance WHERE series_key = ?1 AND t < ?2"
+                        " ORDER BY t LIMIT ?3)",
+                        (key, limit, room),
+                    ).rowcount
+                    gone += deleted
+                    if deleted < room:
+                        pending.pop(0)
+                        if not keep_rollups:
+                            for level, width in LEVELS:
+                                conn.execute(
+                                    "DELETE FROM rollup WHERE series_key = ? AND level = ?"
+                                    " AND bucket < ?",
+                                    (key, level, limit // width),
+                                )
+                return gone
+
+            total += await self._history_tx(step)
+        return total
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def find_series(
+        self,
+        tenant: str,
+        entity_ids: Sequence[str] | None = None,
+        attrs: Sequence[str] | None = None,
+        dataset_ids: Sequence[str] | None = None,
+    ) -> list[Series]:
+        """The series of a tenant narrowed by the criteria given, in key order."""
+        return await self._read(
+            lambda conn: self._select_series(conn, tenant, entity_ids, attrs, dataset_ids)
+        )
+
+    async def query_instances(self, tenant: str, query: HistoryQuery) -> list[SeriesHistory]:
+        """The selected instances per series (see `HistoryStore.query_instances`)."""
+        expr = _TIME_EXPR.get(query.timeproperty)
+        if expr is None:
+            raise BadRequestData(f"timeproperty {query.timeproperty!r} is not supported")
+
+        def run(conn: sqlite3.Connection) -> list[SeriesHistory]:
+            found = self._select_series(
+                conn, tenant, query.entity_ids, query.attrs, query.dataset_ids
+            )
+            order = {eid: i for i, eid in enumerate(query.entity_ids)}
+            found.sort(key=lambda s: (order.get(s.entity_id, 0), s.attr, s.dataset_id))
+            where = "series_key = ?"
+            bounds: list[int] = []
+            if query.start is not None:
+                where += f" AND {expr} >= ?"
+                bounds.append(query.start)
+            if query.end is not None:
+                where += f" AND {expr} < ?"
+                bounds.append(query.end)
+            take, extra, newest = page_plan(query)
+            direction = "DESC" if newest else "ASC"
+            sql = (
+                f"SELECT t, seq, dm, dc, num, doc FROM instance WHERE {where}"
+                f" ORDER BY {expr} {direction}, t {direction}, seq {direction} LIMIT ?"
+            )
+            out = []
+            for series in found:
+                rows = conn.execute(sql, (series.key, *bounds, take + extra)).fetchall()
+                truncated = len(rows) > take
+                rows = rows[:take]
+                if newest:
+                    rows.reverse()
+                shapes = self._shapes(conn, (r[5] for r in rows))
+                instances = [
+                    stored_instance(series, t, seq, dm, dc, num, shapes.resolve(doc))
+                    for t, seq, dm, dc, num, doc in rows
+                ]
+                out.append(SeriesHistory(series, instances, truncated))
+            return out
+
+        return await self._read(run)
+
+    async def read_rollups(
+        self, series_key: int, level: int, first: int, last: int
+    ) -> list[Rollup]:
+        """Roll-up rows of buckets `first ≤ bucket < last`, in bucket order."""
+        rows = await self._read(
+            lambda conn: conn.execute(
+                f"SELECT bucket, {_ROLLUP_COLUMNS} FROM rollup WHERE series_key = ?"
+                " AND level = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+                (series_key, level, first, last),
+            ).fetchall()
+        )
+        return [Rollup(series_key, level, int(r[0]), Summary(*r[1:])) for r in rows]
+
+    async def read_points(self, series_key: int, start: int, end: int) -> list[tuple[int, float]]:
+        """Numeric points of a series in `[start, end)`."""
+        return await self._read(
+            lambda conn: [
+                (int(t), float(v))
+                for t, v in conn.execute(
+                    "SELECT t, num FROM instance WHERE series_key = ? AND t >= ? AND t < ?"
+                    " AND num IS NOT NULL ORDER BY t, seq",
+                    (series_key, start, end),
+                )
+            ]
+        )
+
+    async def summarise(
+        self, series_key: int, windows: Sequence[tuple[int, int]]
+    ) -> list[Summary | None]:
+        """Each window's summary from roll-ups plus raw sub-hour edges."""
+        plans = [split_window(lo, hi) for lo, hi in windows]
+
+        def run(conn: sqlite3.Connection) -> list[Summary | None]:
+            ranges: dict[int, list[tuple[int, int]]] = {}
+            raw: list[tuple[int, int]] = []
+            for edges, buckets in plans:
+                raw.extend(edges)
+                for level, first, last in buckets:
+                    ranges.setdefault(level, []).append((first, last))
+            stored: dict[tuple[int, int], Summary] = {}
+            # CROSS JOIN fixes the loop order (SQLite's rule): one index range per span; as the
+            # inner loop the spans' JSON would be parsed again for every roll-up row
+            for level, unmerged in ranges.items():
+                spans = merge_spans(unmerged)
+                for row in conn.execute(
+                    f"SELECT r.bucket, {', '.join('r.' + c for c in _ROLLUP_COLUMNS.split(', '))}"
+                    " FROM json_each(?) j CROSS JOIN rollup r ON r.series_key = ? AND r.level = ?"
+                    " AND r.bucket >= json_extract(j.value, '$[0]') AND r.bucket < json_extract(j.value, '$[1]')",
+                    (_json(spans), series_key, level),
+                ):
+                    stored[(level, int(row[0]))] = Summary(*row[1:])
+            points: list[tuple[int, int, float]] = []
+            if raw:
+                points = conn.execute(
+                    "SELECT i.t, i.seq, i.num FROM json_each(?) j CROSS JOIN instance i"
+                    " ON i.series_key = ? AND i.t >= json_extract(j.value, '$[0]') AND i.t < json_extract(j.value, '$[1]')"
+                    " WHERE i.num IS NOT NULL",
+                    (_json(merge_spans(raw)), series_key),
+                ).fetchall()
+                points.sort()
+            return [assemble(plan, stored, points) for plan in plans]
+
+        return await self._read(run)
