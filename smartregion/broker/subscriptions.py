@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from smartregion.broker.contexts import ContextResolver
+from smartregion.broker.history import instance_rows
 from smartregion.broker.linking import fetch_linked
 from smartregion.core.jsonld import CORE_CONTEXT_URL
 from smartregion.core.rendering import RenderOptions, linked_targets, render_entity
@@ -35,7 +36,7 @@ from smartregion.core.subscriptions import (
     notification_options,
     parse_subscription,
 )
-from smartregion.core.times import format_datetime
+from smartregion.core.times import format_datetime, utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
 from smartregion.governance import Forbidden, WriteAccess
 from smartregion.storage.base import (
@@ -50,6 +51,7 @@ from smartregion.storage.base import (
     TypeInfo,
     WriteOp,
 )
+from smartregion.storage.history import RecordInstances
 from smartregion.storage.subscriptions import (
     Notify,
     OutboxRow,
@@ -478,6 +480,8 @@ class NotifyingStore(Store):
         self.backend = inner.backend
         #: whether the backend writes `Notify` ops in the entity transaction
         self.in_transaction = bool(getattr(inner, "supports_notify", False))
+        #: whether the backend keeps attribute history (`RecordInstances` ops)
+        self.records_history = bool(getattr(inner, "supports_history", False))
 
     async def transact(
         self,
@@ -488,9 +492,10 @@ class NotifyingStore(Store):
         owner: str,
         check_owners: OwnersCheck | None = None,
     ) -> T:
-        """`Store.transact`, with the notifications of the write queued (§5.11)."""
+        """`Store.transact`, with the notifications of the write queued (§5.11) and its
+        attribute instances recorded in history (broker/history.py), both in the transaction."""
         matcher = await self.subscriptions.matcher(tenant)
-        if matcher is None:
+        if matcher is None and not self.records_history:
             return await self.inner.transact(
                 tenant, entity_ids, mutate, owner=owner, check_owners=check_owners
             )
@@ -498,10 +503,18 @@ class NotifyingStore(Store):
 
         def observed(current: dict[str, Doc | None]) -> tuple[list[WriteOp], T]:
             ops, result = mutate(current)
-            queued[:] = matcher.rows(changes_of(current, ops))
-            if queued and self.in_transaction:
-                return [*ops, Notify(tuple(queued))], result  # type: ignore[list-item]
-            return ops, result
+            changes = changes_of(current, ops)
+            extra: list[Any] = []
+            # a write that records its own instances (the temporal API) is left alone
+            if self.records_history and not any(isinstance(op, RecordInstances) for op in ops):
+                rows = instance_rows(changes, utc_now())
+                if rows:
+                    extra.append(RecordInstances(tuple(rows)))
+            if matcher is not None:
+                queued[:] = matcher.rows(changes)
+                if queued and self.in_transaction:
+                    extra.append(Notify(tuple(queued)))
+            return ([*ops, *extra] if extra else ops), result
 
         result = await self.inner.transact(
             tenant, entity_ids, observed, owner=owner, check_owners=check_owners

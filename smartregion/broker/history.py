@@ -1,0 +1,87 @@
+"""Attribute history of entity writes (NGSI-LD 1.8 §4.5.7, §5.6: the temporal evolution).
+
+Every committed change of an attribute instance becomes an attribute instance in history, in
+the SAME transaction as the entity write (`storage.history.RecordInstances`): creates, updates,
+merges, replaces, batch operations, MQTT ingestion — every path goes through `Store.transact`,
+and `NotifyingStore` (broker/subscriptions.py) adds the instances computed here from the locked
+documents and the write's ops. A deletion (of an attribute instance, or of the whole entity)
+is recorded as an instance with `deletedAt` and the NGSI-LD Null as its value, which the
+temporal API shows with `timeproperty=deletedAt` (§4.5.7, suite TP 020_17–020_20).
+
+What counts as a change: `core.mutations` keeps the stored instance object (timestamps and
+all) when a write leaves its content unchanged, so an instance whose `modifiedAt` is the same as
+before was not touched and is not recorded again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from smartregion.core.entities import NULL
+from smartregion.core.subscriptions import EntityChange
+from smartregion.storage.history import InstanceRow
+
+__all__ = ["VALUE_MEMBER", "deletion_instance", "instance_rows"]
+
+Doc = dict[str, Any]
+
+#: the member carrying an instance's value, per attribute type (§4.5)
+VALUE_MEMBER = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+}
+
+
+def deletion_instance(previous: Doc, now: str) -> Doc:
+    """The history instance recording that `previous` was deleted at `now`."""
+    kind = previous.get("type", "Property")
+    out: Doc = {"type": kind, VALUE_MEMBER.get(kind, "value"): NULL}
+    if "datasetId" in previous:
+        out["datasetId"] = previous["datasetId"]
+    out["createdAt"] = previous.get("createdAt", now)
+    out["modifiedAt"] = now
+    out["deletedAt"] = now
+    return out
+
+
+def _by_dataset(instances: Any) -> dict[Any, Doc]:
+    if not isinstance(instances, list):
+        return {}
+    return {i.get("datasetId"): i for i in instances if isinstance(i, dict)}
+
+
+def instance_rows(changes: Iterable[EntityChange], now: str) -> list[InstanceRow]:
+    """The attribute instances a write adds to history (see the module docstring)."""
+    rows: list[InstanceRow] = []
+    for change in changes:
+        old_attrs: dict[str, Any] = (change.old or {}).get("attrs") or {}
+        new_attrs: dict[str, Any] = (change.new or {}).get("attrs") or {}
+        eid = change.entity["id"]
+        for attr, instances in new_attrs.items():
+            before = old_attrs.get(attr)
+            if before is instances:
+                continue
+            previous = _by_dataset(before)
+            for inst in instances:
+                old = previous.pop(inst.get("datasetId"), None)
+                if old is not None and (
+                    old is inst or old.get("modifiedAt") == inst.get("modifiedAt")
+                ):
+                    continue
+                rows.append(InstanceRow(eid, attr, inst))
+            # datasetIds the write removed from this attribute
+            rows.extend(InstanceRow(eid, attr, deletion_instance(o, now)) for o in previous.values())
+        for attr, instances in old_attrs.items():
+            if attr not in new_attrs:
+                rows.extend(
+                    InstanceRow(eid, attr, deletion_instance(o, now))
+                    for o in _by_dataset(instances).values()
+                )
+    return rows
