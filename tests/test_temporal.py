@@ -347,7 +347,9 @@ def deleted_vehicle() -> dict[str, Any]:
                 inst(NULL, None, deletedAt=deleted),
             ],
             D + "isParkedIn": [
-                inst("urn:ngsi-ld:OffStreetParking:Downtown1", "2020-08-01T12:03:00Z", "Relationship"),
+                inst(
+                    "urn:ngsi-ld:OffStreetParking:Downtown1", "2020-08-01T12:03:00Z", "Relationship"
+                ),
                 inst(NULL, None, "Relationship", deletedAt=deleted),
             ],
             D + "name": [
@@ -431,7 +433,9 @@ def test_temporal_values_of_every_kind() -> None:
         "id": EID,
         "type": [D + "Vehicle"],
         "attrs": {
-            D + "street": [inst({"fr": "Grand Place", "nl": "Grote Markt"}, at, "LanguageProperty")],
+            D + "street": [
+                inst({"fr": "Grand Place", "nl": "Grote Markt"}, at, "LanguageProperty")
+            ],
             D + "speed": [inst({"value": 120}, at, "JsonProperty")],
             D + "vocabProperty": [inst([D + "monument", D + "sightseeing"], at, "VocabProperty")],
             D + "isParkedIn": [inst("urn:ngsi-ld:Parking:1", at, "Relationship")],
@@ -451,7 +455,10 @@ def test_temporal_values_of_every_kind() -> None:
         "type": "VocabProperty",
         "vocabs": [[{"vocab": ["monument", "sightseeing"]}, at]],
     }
-    assert body["isParkedIn"] == {"type": "Relationship", "objects": [["urn:ngsi-ld:Parking:1", at]]}
+    assert body["isParkedIn"] == {
+        "type": "Relationship",
+        "objects": [["urn:ngsi-ld:Parking:1", at]],
+    }
     assert body["period"] == {"type": "ListProperty", "valueLists": [[["First", "Second"], at]]}
     assert body["members"] == {
         "type": "ListRelationship",
@@ -478,13 +485,19 @@ def test_temporal_values_with_a_language_filter() -> None:
         "type": [D + "Vehicle"],
         "attrs": {
             D + "street": [
-                inst({"fr": "Grand Place", "nl": "Grote Markt"}, "2020-08-01T12:03:00Z",
-                     "LanguageProperty")
+                inst(
+                    {"fr": "Grand Place", "nl": "Grote Markt"},
+                    "2020-08-01T12:03:00Z",
+                    "LanguageProperty",
+                )
             ]
         },
     }
     body = render(doc, {"options": "temporalValues"}, lang="nl")
-    assert body["street"] == {"type": "Property", "values": [["Grote Markt", "2020-08-01T12:03:00Z"]]}
+    assert body["street"] == {
+        "type": "Property",
+        "values": [["Grote Markt", "2020-08-01T12:03:00Z"]],
+    }
 
 
 def test_temporal_values_per_dataset() -> None:
