@@ -29,7 +29,7 @@ Rules, with the clause or suite test that fixes each:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -263,8 +263,3 @@ def select_instances(
         timed = timed[-query.last_n :]
     return [inst for _, _, inst in timed]
 
-
-def earliest(times: Sequence[datetime | None]) -> datetime | None:
-    """The earliest of some instants (None ignored), or None."""
-    present = [t for t in times if t is not None]
-    return min(present) if present else None
