@@ -10,7 +10,9 @@ from smartregion.broker.discovery import DiscoveryService
 from smartregion.broker.entities import EntityService, PurgeService
 from smartregion.broker.queries import QueryService
 from smartregion.broker.subscriptions import NotifyingStore, SubscriptionService
+from smartregion.broker.temporal import TemporalService
 from smartregion.storage.base import Store
+from smartregion.storage.history import HistoryStore
 from smartregion.storage.subscriptions import MemorySubscriptionStore, SubscriptionStore
 
 
@@ -26,6 +28,7 @@ class Broker:
     discovery: DiscoveryService
     purge: PurgeService
     subscriptions: SubscriptionService
+    temporal: TemporalService
 
     @classmethod
     def build(
@@ -44,6 +47,8 @@ class Broker:
             subscription_store, contexts, default_limit=default_limit, max_limit=max_limit
         )
         writer = NotifyingStore(store, subscriptions)
+        if not isinstance(store, HistoryStore):
+            raise TypeError(f"{type(store).__name__} keeps no attribute history")
         return cls(
             store=store,
             contexts=contexts,
@@ -53,4 +58,5 @@ class Broker:
             discovery=DiscoveryService(store),
             purge=PurgeService(writer),
             subscriptions=subscriptions,
+            temporal=TemporalService(writer, store, store),
         )

@@ -365,6 +365,9 @@ class _Parser:
         self.now = now
         self.mode = mode
         self.partial = partial
+        #: a temporal representation (§4.5.7): an attribute is a series of instances, so one
+        #: datasetId may occur many times
+        self.temporal = False
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -390,12 +393,12 @@ class _Parser:
             items = [raw]
         if not top and len(items) != 1:
             raise BadRequestData(f"Sub-attribute {name!r} cannot have several instances")
-        if top and not self.partial and type(raw) is dict:
+        if top and not self.partial and not self.temporal and type(raw) is dict:
             fast = self.common_instance(iri, raw)
             if fast is not None:
                 return iri, [fast]
         instances = [self.instance(name, iri, item, top=top) for item in items]
-        if top:
+        if top and not self.temporal:
             seen: set[str | None] = set()
             for inst in instances:
                 ds = inst.get("datasetId")
@@ -762,6 +765,34 @@ def parse_entity(
         doc["scope"] = parser.scope(payload["scope"])
     doc["createdAt"] = now
     doc["modifiedAt"] = now
+    attrs: dict[str, list[dict[str, Any]]] = {}
+    parser.members(payload, doc, attrs)
+    doc["attrs"] = attrs
+    return doc
+
+
+def parse_temporal_entity(
+    payload: Any, vocab: Vocabulary, *, now: str, id_required: bool = True
+) -> dict[str, Any]:
+    """Parse an entity's temporal representation (§4.5.7, normalized): like `parse_entity`,
+    but an attribute's array holds instances in time, so datasetIds may repeat."""
+    if not isinstance(payload, dict):
+        raise BadRequestData("A temporal entity must be a JSON object")
+    parser = _Parser(vocab, now, "create")
+    parser.temporal = True
+    doc: dict[str, Any] = {}
+    raw_id = payload.get("id", payload.get("@id"))
+    if raw_id is not None:
+        doc["id"] = validate_entity_id(raw_id)
+    elif id_required:
+        raise BadRequestData("Entity id is missing")
+    raw_type = payload.get("type", payload.get("@type"))
+    if raw_type is not None:
+        doc["type"] = parser.types(raw_type)
+    elif id_required:
+        raise BadRequestData("Entity type is missing")
+    if "scope" in payload:
+        doc["scope"] = parser.scope(payload["scope"])
     attrs: dict[str, list[dict[str, Any]]] = {}
     parser.members(payload, doc, attrs)
     doc["attrs"] = attrs

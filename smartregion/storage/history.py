@@ -282,9 +282,11 @@ def now_micros() -> int:
 
 def take_history_rows(ops: list[Any]) -> tuple[list[InstanceRow], list[Any]]:
     """The instances of a transaction's `RecordInstances` ops, and the other ops."""
-    rows = [row for op in ops if isinstance(op, RecordInstances) for row in op.rows]
-    if not rows:
-        return rows, ops
+    records = [op for op in ops if isinstance(op, RecordInstances)]
+    if not records:
+        return [], ops
+    # an empty record (a write that records nothing of its own) is taken out too
+    rows = [row for op in records for row in op.rows]
     return rows, [op for op in ops if not isinstance(op, RecordInstances)]
 
 

@@ -97,6 +97,18 @@ def format_micros(value: int) -> str:
     return when.isoformat(timespec="microseconds") + "Z"
 
 
+def format_observed(value: int) -> str:
+    """µs since the epoch as an observedAt DateTime written as short as exact
+    (`…T12:03:00Z`, `…T12:03:00.250Z`): clients' observation times usually have whole seconds
+    or milliseconds, and read back as they were sent (the ETSI suite compares them as text)."""
+    seconds, us = divmod(value, 1_000_000)
+    text = datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    if us:
+        fraction = f"{us:06d}"
+        text += "." + (fraction[:3] if fraction.endswith("000") else fraction)
+    return text + "Z"
+
+
 def numeric_value(instance: dict[str, Any]) -> float | None:
     """The value aggregated for an instance: a Property's finite number (not a boolean)."""
     if instance.get("type", "Property") != "Property":
@@ -182,7 +194,7 @@ def decode_instance(
     out.update(rest)
     modified = t if dm is None else t + dm
     if dm is not None:
-        out["observedAt"] = format_micros(t)
+        out["observedAt"] = format_observed(t)
     out["createdAt"] = format_micros(modified if dc is None else modified + dc)
     out["modifiedAt"] = format_micros(modified)
     if dataset_id:

@@ -27,6 +27,7 @@ from smartregion.storage.rollups import (
     MINUTE,
     Summary,
     format_micros,
+    format_observed,
     micros,
     summarise_points,
 )
@@ -45,7 +46,7 @@ def hist(store: Store) -> HistoryStore:
 
 
 def inst(at: int, value: Any, **extra: Any) -> dict[str, Any]:
-    return {"type": "Property", "value": value, "observedAt": format_micros(at), **extra}
+    return {"type": "Property", "value": value, "observedAt": format_observed(at), **extra}
 
 
 def rows(entity: str, attr: str, *points: tuple[int, Any]) -> list[InstanceRow]:
@@ -78,7 +79,7 @@ async def test_append_and_query_in_time_order(store: Store) -> None:
     assert values(got[1]) == [1, 2, 3]
     doc = got[2].instances[0].doc
     assert doc["value"] == 9.5 and doc["unitCode"] == "CEL" and doc["datasetId"] == "urn:ds:b"
-    assert doc["observedAt"] == format_micros(T0 + 5 * MINUTE)
+    assert doc["observedAt"] == format_observed(T0 + 5 * MINUTE)
     assert doc["instanceId"] == got[2].instances[0].instance_id
     assert values(got[0]) == ["on"]
     # window [start, end), attrs, datasetIds, lastN, per-series limit
@@ -105,7 +106,7 @@ async def test_values_round_trip(store: Store) -> None:
         inst(T0 + 2, 2**60),
         inst(T0 + 3, True),
         inst(T0 + 4, {"a": [1, 2]}),
-        {"type": "Relationship", "object": "urn:x", "observedAt": format_micros(T0 + 5)},
+        {"type": "Relationship", "object": "urn:x", "observedAt": format_observed(T0 + 5)},
     ]
     await h.append_instances("", [InstanceRow(E1, A, d) for d in docs])
     (got,) = await h.query_instances("", HistoryQuery((E1,)))

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from smartregion.api.ngsild import batch, contexts, discovery, entities, subscriptions
+from smartregion.api.ngsild import batch, contexts, discovery, entities, subscriptions, temporal
 from smartregion.api.ngsild.entities import PURGE_PARAMS
 from smartregion.api.ngsild.exchange import Exchange
 from smartregion.broker.queries import QueryRequest
@@ -84,4 +84,14 @@ ROUTES = [
     Route("/subscriptions/{subscription_id:path}", subscriptions.retrieve_subscription, methods=["GET"]),
     Route("/subscriptions/{subscription_id:path}", subscriptions.update_subscription, methods=["PATCH"]),
     Route("/subscriptions/{subscription_id:path}", subscriptions.delete_subscription, methods=["DELETE"]),
+    # the temporal API (§6.18–§6.24)
+    Route("/temporal/entities", temporal.create_or_update, methods=["POST"]),
+    Route("/temporal/entities", temporal.query, methods=["GET"]),
+    Route("/temporal/entityOperations/query", temporal.query_post, methods=["POST"]),
+    Route("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}", temporal.modify_instance, methods=["PATCH"]),
+    Route("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}", temporal.delete_instance, methods=["DELETE"]),
+    Route("/temporal/entities/{entity_id:path}/attrs/{attr_id}", temporal.delete_attribute, methods=["DELETE"]),
+    Route("/temporal/entities/{entity_id:path}/attrs", temporal.add_attributes, methods=["POST"]),
+    Route("/temporal/entities/{entity_id:path}", temporal.retrieve, methods=["GET"]),
+    Route("/temporal/entities/{entity_id:path}", temporal.delete, methods=["DELETE"]),
 ]

@@ -1,0 +1,372 @@
+"""The temporal evolution of entities (NGSI-LD 1.8 §5.6.11–§5.6.16, §5.7.3, §5.7.4).
+
+An entity has ONE identity: its current state (the entity API) and its history (this service)
+are two views of it, as in Stellio. Writing a temporal representation (`upsert`,
+`add_attributes`) records every instance given in history AND keeps the current entity up to
+date — created when new, and each attribute set to its most recent instance when that is newer
+than the current one — in one transaction. Every ordinary entity write records its changed
+instances too (broker/history.py), so the history of an entity is the same whichever API
+wrote it. Deleting a temporal representation deletes the entity and its history.
+
+Reads select entities with an ordinary `EntityQuery` on their current state (type, id,
+idPattern, q, geo-query, scopeQ, attrs), then read the selected window of history per series
+(storage/history.py pushes the window, the time property and lastN down) and hand back
+*temporal documents*: internal entity documents whose `attrs` hold each attribute's instances,
+for `core.temporal_rendering`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from smartregion.core.entities import Vocabulary, parse_temporal_entity, validate_entity_id
+from smartregion.core.temporal import TemporalQuery
+from smartregion.core.temporal_rendering import select_entity
+from smartregion.core.times import utc_now
+from smartregion.errors import BadRequestData, ResourceNotFound
+from smartregion.governance import WriteAccess
+from smartregion.storage.base import Delete, EntityQuery, Put, Store, WriteOp
+from smartregion.storage.history import (
+    HistoryQuery,
+    HistoryStore,
+    InstanceRow,
+    RecordInstances,
+    SeriesHistory,
+)
+from smartregion.storage.rollups import micros
+
+from .entities import guarded
+
+__all__ = ["TemporalPage", "TemporalService"]
+
+Doc = dict[str, Any]
+Current = dict[str, Doc | None]
+
+#: what a write records itself: the entity-write recorder must not add instances of its own
+_RECORDS_NOTHING = RecordInstances(())
+
+
+@dataclass(slots=True)
+class TemporalPage:
+    """Temporal documents of a query, and the number of matching entities when asked for."""
+
+    docs: list[Doc]
+    count: int | None = None
+
+
+def _recording(ops: list[WriteOp], record: RecordInstances) -> list[WriteOp]:
+    """`ops` with the history record the stores take out of them in the same transaction
+    (storage/history.py; like the subscriptions' `Notify`, not an entity write op)."""
+    return [*ops, record]  # type: ignore[list-item]
+
+
+def _latest(instances: list[Doc]) -> Doc:
+    """The instance that is current: the most recent observedAt (else the last one given)."""
+    best = instances[-1]
+    best_time = best.get("observedAt")
+    for inst in instances:
+        t = inst.get("observedAt")
+        if t is not None and (best_time is None or t > best_time):
+            best, best_time = inst, t
+    return best
+
+
+def _current_attrs(temporal: Doc) -> dict[str, list[Doc]]:
+    """Per attribute, the current instance of each datasetId."""
+    out: dict[str, list[Doc]] = {}
+    for attr, instances in temporal.get("attrs", {}).items():
+        by_ds: dict[Any, list[Doc]] = {}
+        for inst in instances:
+            by_ds.setdefault(inst.get("datasetId"), []).append(inst)
+        current = [_latest(group) for group in by_ds.values()]
+        # the default instance first (§4.5.5), as core.mutations keeps it
+        current.sort(key=lambda i: i.get("datasetId") is not None)
+        out[attr] = current
+    return out
+
+
+def _newer(candidate: Doc, stored: Doc) -> bool:
+    new_t, old_t = candidate.get("observedAt"), stored.get("observedAt")
+    return new_t is None or old_t is None or new_t >= old_t
+
+
+class TemporalService:
+    """Create, extend, read and delete the temporal representation of entities."""
+
+    def __init__(self, writer: Store, history: HistoryStore, reader: Store) -> None:
+        #: entity writes go through `writer` (notifications, history of ordinary writes)
+        self.writer = writer
+        self.history = history
+        self.reader = reader
+
+    # --- provision -----------------------------------------------------------------------
+
+    async def upsert(
+        self, tenant: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess
+    ) -> bool:
+        """POST /temporal/entities (§5.6.11): create or add instances; whether it was created."""
+        now = utc_now()
+        temporal = parse_temporal_entity(payload, vocab, now=now)
+        return await self._write(tenant, temporal, now, writer=writer, must_exist=False)
+
+    async def add_attributes(
+        self, tenant: str, entity_id: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess
+    ) -> None:
+        """POST /temporal/entities/{id}/attrs (§5.6.12): add instances to an existing entity."""
+        validate_entity_id(entity_id)
+        if isinstance(payload, dict):
+            body_id = payload.get("id")
+            if body_id is not None and body_id != entity_id:
+                raise BadRequestData(f"entity id {body_id} in the body differs from {entity_id}")
+            payload = {**payload, "id": entity_id}
+        now = utc_now()
+        temporal = parse_temporal_entity(payload, vocab, now=now, id_required=False)
+        temporal["id"] = entity_id
+        if not temporal["attrs"]:
+            raise BadRequestData("the fragment holds no attribute")
+        await self._write(tenant, temporal, now, writer=writer, must_exist=True)
+
+    async def _write(
+        self, tenant: str, temporal: Doc, now: str, *, writer: WriteAccess, must_exist: bool
+    ) -> bool:
+        entity_id: str = temporal["id"]
+        for instances in temporal["attrs"].values():
+            for inst in instances:
+                inst["createdAt"] = now
+                inst["modifiedAt"] = now
+        rows = tuple(
+            InstanceRow(entity_id, attr, inst)
+            for attr, instances in temporal["attrs"].items()
+            for inst in instances
+        )
+        current_attrs = _current_attrs(temporal)
+
+        def mutate(current: Current) -> tuple[list[WriteOp], bool]:
+            existing = current.get(entity_id)
+            if existing is None:
+                if must_exist:
+                    raise ResourceNotFound(f"entity {entity_id} not found")
+                if "type" not in temporal:
+                    raise BadRequestData("Entity type is missing")
+                doc: Doc = {"id": entity_id, "type": temporal["type"]}
+                if "scope" in temporal:
+                    doc["scope"] = temporal["scope"]
+                doc.update(createdAt=now, modifiedAt=now, attrs=current_attrs)
+                return _recording([Put(doc)], RecordInstances(rows)), True
+            doc = {**existing, "attrs": dict(existing.get("attrs") or {}), "modifiedAt": now}
+            if "type" in temporal:
+                types = list(existing.get("type") or [])
+                doc["type"] = types + [t for t in temporal["type"] if t not in types]
+            if "scope" in temporal:
+                doc["scope"] = temporal["scope"]
+            for attr, instances in current_attrs.items():
+                stored = {i.get("datasetId"): i for i in doc["attrs"].get(attr, [])}
+                for inst in instances:
+                    old = stored.get(inst.get("datasetId"))
+                    if old is None or _newer(inst, old):
+                        stored[inst.get("datasetId")] = inst
+                merged = list(stored.values())
+                merged.sort(key=lambda i: i.get("datasetId") is not None)
+                doc["attrs"][attr] = merged
+            return _recording([Put(doc)], RecordInstances(rows)), False
+
+        run, check = guarded(writer, mutate)
+        owner = writer.owner_of_new(temporal) if "type" in temporal else writer.org_id
+        created: bool = await self.writer.transact(
+            tenant, [entity_id], run, owner=owner, check_owners=check
+        )
+        return created
+
+    async def delete(self, tenant: str, entity_id: str, *, writer: WriteAccess) -> None:
+        """DELETE /temporal/entities/{id} (§5.6.16): the entity and all its history."""
+        validate_entity_id(entity_id)
+
+        def mutate(current: Current) -> tuple[list[WriteOp], bool]:
+            if current.get(entity_id) is None:
+                return [], False
+            # its history goes as a whole below: no deletion instances for it
+            return _recording([Delete(entity_id)], _RECORDS_NOTHING), True
+
+        run, check = guarded(writer, mutate)
+        existed = await self.writer.transact(
+            tenant, [entity_id], run, owner=writer.org_id, check_owners=check
+        )
+        removed = await self.history.delete_history(tenant, entity_id)
+        if not existed and not removed:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+
+    async def delete_attribute(
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str,
+        *,
+        dataset_id: str | None,
+        delete_all: bool,
+        writer: WriteAccess,
+    ) -> None:
+        """DELETE /temporal/entities/{id}/attrs/{attr} (§5.6.13): the attribute's history (the
+        default instance's, one datasetId's, or with deleteAll every one) and the attribute."""
+        validate_entity_id(entity_id)
+
+        def mutate(current: Current) -> tuple[list[WriteOp], None]:
+            existing = current.get(entity_id)
+            if existing is None:
+                raise ResourceNotFound(f"entity {entity_id} not found")
+            instances = (existing.get("attrs") or {}).get(attr)
+            if instances is None:
+                raise ResourceNotFound(f"entity {entity_id} has no attribute {attr}")
+            kept = (
+                []
+                if delete_all
+                else [i for i in instances if i.get("datasetId") != dataset_id]
+            )
+            if len(kept) == len(instances):
+                which = "default instance" if dataset_id is None else f"datasetId {dataset_id}"
+                raise ResourceNotFound(f"attribute {attr} has no {which}")
+            attrs = dict(existing["attrs"])
+            if kept:
+                attrs[attr] = kept
+            else:
+                del attrs[attr]
+            doc = {**existing, "attrs": attrs, "modifiedAt": utc_now()}
+            return _recording([Put(doc)], _RECORDS_NOTHING), None
+
+        run, check = guarded(writer, mutate)
+        await self.writer.transact(
+            tenant, [entity_id], run, owner=writer.org_id, check_owners=check
+        )
+        await self.history.delete_history(
+            tenant, entity_id, attr, None if delete_all else (dataset_id or "")
+        )
+
+    async def _check_writable(self, tenant: str, entity_id: str, writer: WriteAccess) -> None:
+        """ResourceNotFound for an unknown entity, Forbidden for one `writer` may not change."""
+
+        def mutate(current: Current) -> tuple[list[WriteOp], None]:
+            if current.get(entity_id) is None:
+                raise ResourceNotFound(f"entity {entity_id} not found")
+            return [], None
+
+        run, check = guarded(writer, mutate)
+        await self.writer.transact(tenant, [entity_id], run, owner=writer.org_id, check_owners=check)
+
+    async def delete_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: str, *, writer: WriteAccess
+    ) -> None:
+        """DELETE /temporal/entities/{id}/attrs/{attr}/{instanceId} (§5.6.15)."""
+        validate_entity_id(entity_id)
+        await self._check_writable(tenant, entity_id, writer)
+        if not await self.history.delete_instance(tenant, entity_id, attr, instance_id):
+            raise ResourceNotFound(f"attribute {attr} of {entity_id} has no instance {instance_id}")
+
+    async def modify_instance(
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str,
+        instance_id: str,
+        payload: Any,
+        vocab: Vocabulary,
+        *,
+        writer: WriteAccess,
+    ) -> None:
+        """PATCH /temporal/entities/{id}/attrs/{attr}/{instanceId} (§5.6.14)."""
+        validate_entity_id(entity_id)
+        if not isinstance(payload, dict):
+            raise BadRequestData("the body must be a JSON object holding the attribute")
+        now = utc_now()
+        fragment = parse_temporal_entity(
+            {**payload, "id": entity_id}, vocab, now=now, id_required=False
+        )
+        instances = fragment["attrs"].get(attr)
+        if instances is None or len(fragment["attrs"]) != 1 or len(instances) != 1:
+            raise BadRequestData(f"the body must hold exactly one instance of attribute {attr}")
+        await self._check_writable(tenant, entity_id, writer)
+        found = await self.history.query_instances(
+            tenant, HistoryQuery(entity_ids=(entity_id,), attrs=frozenset({attr}))
+        )
+        old = next(
+            (i.doc for h in found for i in h.instances if i.instance_id == instance_id), None
+        )
+        if old is None:
+            raise ResourceNotFound(f"attribute {attr} of {entity_id} has no instance {instance_id}")
+        new = dict(instances[0])
+        new["createdAt"] = old.get("createdAt", now)
+        new["modifiedAt"] = now
+        if "datasetId" in old:
+            new["datasetId"] = old["datasetId"]
+        if await self.history.replace_instance(tenant, entity_id, attr, instance_id, new) is None:
+            raise ResourceNotFound(f"attribute {attr} of {entity_id} has no instance {instance_id}")
+
+    # --- consumption ---------------------------------------------------------------------
+
+    def _history_query(
+        self, ids: tuple[str, ...], query: TemporalQuery, attrs: frozenset[str] | None
+    ) -> HistoryQuery:
+        window = query.timeproperty != "deletedAt"  # deletedAt: selected in Python
+        lower, upper = query.lower, query.upper
+        return HistoryQuery(
+            entity_ids=ids,
+            attrs=attrs,
+            start=micros(lower) if window and lower is not None else None,
+            end=micros(upper) if window and upper is not None else None,
+            timeproperty=query.timeproperty if window else "observedAt",
+            last_n=query.last_n if window else None,
+        )
+
+    async def retrieve(
+        self, tenant: str, entity_id: str, query: TemporalQuery, attrs: frozenset[str] | None
+    ) -> Doc:
+        """GET /temporal/entities/{id} (§5.7.3): one temporal document; 404 if unknown."""
+        validate_entity_id(entity_id)
+        doc = await self.reader.get_entity(tenant, entity_id)
+        if doc is None:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        page = await self._documents(tenant, [doc], query, attrs)
+        return page[0]
+
+    async def query(
+        self,
+        tenant: str,
+        selection: EntityQuery,
+        query: TemporalQuery,
+        attrs: frozenset[str] | None,
+    ) -> TemporalPage:
+        """GET /temporal/entities (§5.7.4): the entities selected, with their history."""
+        # `attrs` selects entities having one of them, as for entity queries (§5.7.4.4)
+        result = await self.reader.query(tenant, replace(selection, attrs=attrs))
+        docs = await self._documents(tenant, result.docs, query, attrs)
+        # an entity none of whose requested attributes has an instance in the window is left
+        # out of the answer (suite TP 020_04)
+        if attrs is not None or query.timerel is not None:
+            docs = [d for d in docs if d["attrs"]]
+        return TemporalPage(docs, result.count)
+
+    async def _documents(
+        self,
+        tenant: str,
+        entities: list[Doc],
+        query: TemporalQuery,
+        attrs: frozenset[str] | None,
+    ) -> list[Doc]:
+        if not entities:
+            return []
+        ids = tuple(d["id"] for d in entities)
+        histories = await self.history.query_instances(tenant, self._history_query(ids, query, attrs))
+        by_entity: dict[str, dict[str, list[Doc]]] = {}
+        for h in histories:
+            _collect(by_entity, h)
+        out = []
+        for entity in entities:
+            head = {k: v for k, v in entity.items() if k != "attrs"}
+            temporal = {**head, "attrs": by_entity.get(entity["id"], {})}
+            out.append(select_entity(temporal, query))
+        return out
+
+
+def _collect(by_entity: dict[str, dict[str, list[Doc]]], h: SeriesHistory) -> None:
+    attrs = by_entity.setdefault(h.series.entity_id, {})
+    attrs.setdefault(h.series.attr, []).extend(i.doc for i in h.instances)
+
