@@ -28,6 +28,7 @@ from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
+from smartregion.governance import Governance, GovernanceStore
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
@@ -139,9 +140,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         if settings.demo:
-            from smartregion.broker.demo import load_demo
+            from smartregion.broker.demo import load_demo, publish_demo
 
             await load_demo(broker, owner=settings.default_org)
+            if app.state.governance is not None:
+                await publish_demo(app.state.governance, owner=settings.default_org)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
         notifier = Notifier(broker.subscriptions, store=store)
         await notifier.start()
@@ -167,4 +170,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     app.state.settings = settings
     app.state.broker = broker
+    # who may read what (the NGSI-LD read paths ask it once per request)
+    app.state.governance = Governance(store) if isinstance(store, GovernanceStore) else None
     return app

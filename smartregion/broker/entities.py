@@ -15,7 +15,15 @@ from smartregion.core.entities import Vocabulary, parse_attribute, parse_attribu
 from smartregion.core.mutations import UpdateOutcome
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, NonExistingTenant, ResourceNotFound
-from smartregion.storage.base import DEFAULT_TENANT, Delete, EntityQuery, Put, Store, WriteOp
+from smartregion.storage.base import (
+    DEFAULT_TENANT,
+    Delete,
+    EntityQuery,
+    Put,
+    Readable,
+    Store,
+    WriteOp,
+)
 
 Doc = dict[str, Any]
 Current = dict[str, Doc | None]
@@ -44,9 +52,16 @@ class EntityService:
 
         return await self.store.transact(tenant, [entity_id], mutate, owner=owner)
 
-    async def retrieve(self, tenant: str, entity_id: str) -> Doc:
-        """The internal document of one entity; ResourceNotFound if absent."""
-        doc = await self.store.get_entity(tenant, entity_id)
+    async def retrieve(self, tenant: str, entity_id: str, *, readable: Readable | None) -> Doc:
+        """The internal document of one entity; ResourceNotFound if absent or not readable.
+
+        The same filtered query as every other read: an entity the caller may not read is
+        indistinguishable from one that does not exist.
+        """
+        found = await self.store.query(
+            tenant, EntityQuery(ids=(entity_id,), limit=1, readable=readable)
+        )
+        doc = found.docs[0] if found.docs else None
         if doc is None:
             await self.check_tenant(tenant)
             raise ResourceNotFound(f"entity {entity_id} not found")
