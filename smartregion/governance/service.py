@@ -49,6 +49,7 @@ from smartregion.storage.governance import (
     Membership,
     Organisation,
     Person,
+    ReaderRecords,
 )
 
 __all__ = [
@@ -607,7 +608,7 @@ class Governance:
         self, org_id: str | None, dataset: Dataset, *, purpose: str | None = None
     ) -> bool:
         """Whether `org_id` (None: anonymous) may read a data set now: owner, policy or grant."""
-        reader = await self._reader(org_id)
+        reader = self._reader(org_id, await self.store.reader_records(org_id))
         return self._reads(reader, dataset, purpose)
 
     async def readable_for(
@@ -623,42 +624,41 @@ class Governance:
         A data set with a scope grants non-owners nothing yet (fail closed: its slice by types
         alone would also include the owner's entities outside the scope).
 
-        A few queries, no per-entity work and no caching: a grant revoked or expired now no
-        longer counts on the very next request.
+        One read of the governance records, no per-entity work and no caching: a grant revoked
+        or expired now no longer counts on the very next request.
         """
         if principal is not None and principal.operator:
             return None
         org_id = principal.org_id if principal is not None else None
+        records = await self.store.reader_records(org_id)
         owners: set[str] = set()
         mandated: set[tuple[str, str]] = set()  # (owner, data set id) mandated one by one
         if org_id is not None:
             owners.add(org_id)
-            for mandate in await self.store.list_mandates(org_id):
+            for mandate in records.mandates:
                 if mandate.mandated_org != org_id or mandate.revoked_at is not None:
                     continue
                 if mandate.dataset_id is None:
                     owners.add(mandate.owner_org)
                 else:
                     mandated.add((mandate.owner_org, mandate.dataset_id))
-        reader = await self._reader(org_id)
+        reader = self._reader(org_id, records)
         slices: list[tuple[str, frozenset[str]]] = []
-        for dataset in await self.store.list_datasets():
+        for dataset in records.datasets:
             if dataset.owner_org in owners or dataset.scope is not None:
                 continue
             if (dataset.owner_org, dataset.id) in mandated or self._reads(reader, dataset, purpose):
                 slices.append((dataset.owner_org, frozenset(dataset.entity_types)))
         return Readable(owners=frozenset(owners), slices=tuple(sorted(slices, key=_slice_key)))
 
-    async def _reader(self, org_id: str | None) -> _Reader:
+    def _reader(self, org_id: str | None, records: ReaderRecords) -> _Reader:
         """Who reads: the organisation and its active grants with their agreements."""
-        org = await self.store.get_organisation(org_id) if org_id else None
+        org = records.organisation
         held: list[tuple[Grant, Agreement]] = []
         if org is not None:
-            for grant in await self.store.list_grants(org_id=org.id):
-                if grant.org_id != org.id or not self.grant_is_active(grant):
-                    continue
-                agreement = await self.store.get_agreement(grant.agreement_id)
-                if agreement is not None:
+            for grant in records.grants:
+                agreement = records.agreements.get(grant.agreement_id)
+                if grant.org_id == org.id and self.grant_is_active(grant) and agreement:
                     held.append((grant, agreement))
         return _Reader(org_id, org, held)
 
