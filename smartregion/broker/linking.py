@@ -94,5 +94,7 @@ async def _fetch(
     if readable is None:
         return await store.get_entities(tenant, ids)
     # the filtered query of every read path: one rule for what may be read
-    found = await store.query(tenant, EntityQuery(ids=tuple(ids), limit=len(ids), readable=readable))
+    found = await store.query(
+        tenant, EntityQuery(ids=tuple(ids), limit=len(ids), readable=readable)
+    )
     return {doc["id"]: doc for doc in found.docs}

@@ -214,9 +214,7 @@ class Store(abc.ABC):
         """Every tenant's name, sorted (the default tenant is "")."""
 
     @abc.abstractmethod
-    async def entity_types(
-        self, tenant: str, readable: Readable | None = None
-    ) -> list[TypeInfo]:
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
         """The entity types of a tenant's (readable) entities, with their counts, by IRI."""
 
     @abc.abstractmethod

@@ -204,9 +204,11 @@ def query_iris(query: EntityQuery) -> set[str]:
 
 def query_orgs(query: EntityQuery) -> set[str]:
     """Every organisation the plan needs a dictionary key for."""
-    return set() if query.readable is None else set(query.readable.owners) | {
-        org for org, _ in query.readable.slices
-    }
+    return (
+        set()
+        if query.readable is None
+        else set(query.readable.owners) | {org for org, _ in query.readable.slices}
+    )
 
 
 def readable_iris(readable: Readable) -> set[str]:

@@ -59,7 +59,10 @@ class World:
     default_org: str
 
     def headers(self, org: str | None = None, **extra: str) -> dict[str, str]:
-        h = {"NGSILD-Tenant": self.tenant, "Link": f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"'}
+        h = {
+            "NGSILD-Tenant": self.tenant,
+            "Link": f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"',
+        }
         if org is not None:
             h["X-Test-Org"] = org
         return {**h, **extra}
@@ -100,16 +103,23 @@ async def build_world(database_url: str, *, anonymous_writes: bool) -> AsyncIter
         point = {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72, 51.05]}}
         owned = {
             a: [
-                entity(A1, "Sensor", temperature={"type": "Property", "value": 20},
-                       locatedIn={"type": "Relationship", "object": B1}, location=point),
-                entity(A2, "Camera", temperature={"type": "Property", "value": 21},
-                       location=point),
+                entity(
+                    A1,
+                    "Sensor",
+                    temperature={"type": "Property", "value": 20},
+                    locatedIn={"type": "Relationship", "object": B1},
+                    location=point,
+                ),
+                entity(A2, "Camera", temperature={"type": "Property", "value": 21}, location=point),
             ],
             b: [
-                entity(B1, "Building", height={"type": "Property", "value": 99},
-                       temperature={"type": "Property", "value": 22}),
-                entity(B2, "Camera", temperature={"type": "Property", "value": 23},
-                       location=point),
+                entity(
+                    B1,
+                    "Building",
+                    height={"type": "Property", "value": 99},
+                    temperature={"type": "Property", "value": 22},
+                ),
+                entity(B2, "Camera", temperature={"type": "Property", "value": 23}, location=point),
                 entity(B3, "Park", area={"type": "Property", "value": 5}),
             ],
             default_org: [entity(D1, "Sensor", temperature={"type": "Property", "value": 24})],
@@ -121,8 +131,9 @@ async def build_world(database_url: str, *, anonymous_writes: bool) -> AsyncIter
             await gov.create_organisation(OP, org, org, "company")
         admin_b = Principal(b, "admin")
         await gov.create_dataset(admin_b, f"{b}-parks", b, "Parks", ["Park"], policy="open")
-        await gov.create_dataset(admin_b, f"{b}-buildings", b, "Buildings", ["Building"],
-                                 policy="restricted")
+        await gov.create_dataset(
+            admin_b, f"{b}-buildings", b, "Buildings", ["Building"], policy="restricted"
+        )
         await gov.create_dataset(admin_b, f"{b}-cams", b, "Cameras", ["Camera"], policy="private")
         transport = httpx.ASGITransport(app=PrincipalFromHeaders(app))
         async with httpx.AsyncClient(
@@ -152,7 +163,8 @@ async def grant(w: World, dataset: str) -> str:
     """Org a asks for and gets access to one of b's data sets; returns the grant id."""
     request = await w.gov.request_access(Principal(w.a, "editor"), dataset, "research")
     _, g = await w.gov.approve_access_request(
-        Principal(w.b, "admin"), request.id,
+        Principal(w.b, "admin"),
+        request.id,
         expires_at=datetime.now(UTC) + timedelta(days=1),
     )
     return g.id
@@ -191,8 +203,12 @@ async def test_lists_and_counts_leave_foreign_entities_out(world: World) -> None
     # a geo-query, and the GeoJSON representation
     r = await w.client.get(
         "/entities",
-        params={"georel": "near;maxDistance==1000", "geometry": "Point",
-                "coordinates": "[3.72,51.05]", "count": "true"},
+        params={
+            "georel": "near;maxDistance==1000",
+            "geometry": "Point",
+            "coordinates": "[3.72,51.05]",
+            "count": "true",
+        },
         headers=w.headers(w.a, Accept="application/geo+json"),
     )
     assert r.status_code == 200, r.text

@@ -64,7 +64,6 @@ async def loaded(store: Store) -> tuple[Store, str]:
     return store, tenant
 
 
-
 @pytest.mark.anyio
 async def test_owners_read_all_of_their_entities(loaded: tuple[Store, str]) -> None:
     store, tenant = loaded
@@ -229,7 +228,11 @@ def test_readable_filter_agrees_with_python(store_url: str) -> None:
             full = await store.query(
                 tenant,
                 EntityQuery(
-                    types=base.types, q=base.q, geo=base.geo, readable=readable, limit=1000,
+                    types=base.types,
+                    q=base.q,
+                    geo=base.geo,
+                    readable=readable,
+                    limit=1000,
                     count=True,
                 ),
             )
@@ -238,8 +241,13 @@ def test_readable_filter_agrees_with_python(store_url: str) -> None:
             page = await store.query(
                 tenant,
                 EntityQuery(
-                    types=base.types, q=base.q, geo=base.geo, readable=readable, limit=2,
-                    offset=offset, count=True,
+                    types=base.types,
+                    q=base.q,
+                    geo=base.geo,
+                    readable=readable,
+                    limit=2,
+                    offset=offset,
+                    count=True,
                 ),
             )
             assert [d["id"] for d in page.docs] == expected[offset : offset + 2]

@@ -40,11 +40,17 @@ async def governance(store: Store, clock: Clock) -> Governance:
     await gov.create_dataset(g, "cams", "ghent", "Camera's", ["Camera"], policy="restricted")
     await gov.create_dataset(g, "secret", "ghent", "Geheim", ["Secret"], policy="private")
     await gov.create_dataset(
-        g, "parking", "ghent", "Parkeren", ["Parking", "Garage"], policy="restricted",
+        g,
+        "parking",
+        "ghent",
+        "Parkeren",
+        ["Parking", "Garage"],
+        policy="restricted",
         permissions=[{"action": "read", "assignee": {"kind": "municipality"}}],
     )
-    await gov.create_dataset(g, "scoped", "ghent", "Centrum", ["Bench"], policy="open",
-                             scope="/Ghent/Centre")
+    await gov.create_dataset(
+        g, "scoped", "ghent", "Centrum", ["Bench"], policy="open", scope="/Ghent/Centre"
+    )
     return gov
 
 

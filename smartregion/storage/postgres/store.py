@@ -759,9 +759,7 @@ class PostgresStore(PostgresGovernance, PostgresSubscriptions, PostgresIngestion
             cur = await conn.execute("SELECT name FROM tenant")
             return sorted(name for (name,) in await cur.fetchall())
 
-    async def entity_types(
-        self, tenant: str, readable: Readable | None = None
-    ) -> list[TypeInfo]:
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
         """The entity types of a tenant's (readable) entities, sorted by IRI."""
         async with self.pool.connection() as conn:
             tenant_key = await self._tenant_key(conn, tenant)

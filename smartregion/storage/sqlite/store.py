@@ -843,9 +843,7 @@ class SQLiteStore(SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, Store)
         rows = await self._read(lambda conn: conn.execute("SELECT name FROM tenant").fetchall())
         return sorted(name for (name,) in rows)
 
-    async def entity_types(
-        self, tenant: str, readable: Readable | None = None
-    ) -> list[TypeInfo]:
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
         """The entity types of a tenant's (readable) entities, sorted by IRI."""
 
         def run(conn: sqlite3.Connection) -> list[TypeInfo]:
