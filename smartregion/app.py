@@ -168,9 +168,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await runtime.start()
         if settings.demo:
-            from smartregion.broker.demo import load_demo
+            from smartregion.broker.demo import load_demo, publish_demo
 
             await load_demo(broker, owner=settings.default_org)
+            if app.state.governance is not None:
+                await publish_demo(app.state.governance, owner=settings.default_org)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
         notifier = Notifier(broker.subscriptions, store=store)
         await notifier.start()

@@ -91,6 +91,7 @@ async def test_one_level_one_round_trip(store: Store) -> None:
         await roots(store, "urn:b:1", "urn:b:2"),
         levels=1,
         follow=everything,
+        readable=None,
     )
     assert list(result.found) == ["urn:c:1", "urn:p:1"]
     assert counting.calls == [["urn:c:1", "urn:p:1"]]  # shared target fetched once
@@ -105,7 +106,12 @@ def same_state(doc: dict[str, Any], state: int) -> Iterator[tuple[str, int]]:
 async def test_cycles_end_before_the_level_limit(store: Store) -> None:
     counting = CountingStore(store)
     result = await fetch_linked(
-        cast(Store, counting), T, await roots(store, "urn:b:2"), levels=50, follow=same_state
+        cast(Store, counting),
+        T,
+        await roots(store, "urn:b:2"),
+        levels=50,
+        follow=same_state,
+        readable=None,
     )
     assert set(result.found) == {"urn:c:1", "urn:k:1", "urn:c:2"}
     # level 1: c1; level 2: k1 + c2; level 3: the dangling id, asked once; then nothing is new
@@ -115,13 +121,23 @@ async def test_cycles_end_before_the_level_limit(store: Store) -> None:
 async def test_levels_bound_the_walk(store: Store) -> None:
     counting = CountingStore(store)
     one = await fetch_linked(
-        cast(Store, counting), T, await roots(store, "urn:b:2"), levels=1, follow=everything
+        cast(Store, counting),
+        T,
+        await roots(store, "urn:b:2"),
+        levels=1,
+        follow=everything,
+        readable=None,
     )
     assert list(one.found) == ["urn:c:1"] and len(counting.calls) == 1
     # a state that changes every hop is bounded by the levels alone, and nothing is re-fetched
     counting.calls.clear()
     many = await fetch_linked(
-        cast(Store, counting), T, await roots(store, "urn:b:2"), levels=6, follow=everything
+        cast(Store, counting),
+        T,
+        await roots(store, "urn:b:2"),
+        levels=6,
+        follow=everything,
+        readable=None,
     )
     assert set(many.found) == {"urn:c:1", "urn:k:1", "urn:c:2"}
     assert counting.calls == [["urn:c:1"], ["urn:c:2", "urn:k:1"], ["urn:missing"]]
@@ -134,6 +150,7 @@ async def test_roots_and_known_ids_are_not_returned(store: Store) -> None:
         await roots(store, "urn:c:1", "urn:c:2"),
         levels=1,
         follow=everything,
+        readable=None,
         known=["urn:k:1"],
     )
     assert list(result.found) == []
@@ -142,7 +159,7 @@ async def test_roots_and_known_ids_are_not_returned(store: Store) -> None:
 
 async def test_list_relationships_are_followed_and_dangling_ids_skipped(store: Store) -> None:
     result = await fetch_linked(
-        store, T, await roots(store, "urn:k:1"), levels=1, follow=everything
+        store, T, await roots(store, "urn:k:1"), levels=1, follow=everything, readable=None
     )
     assert list(result.found) == ["urn:c:1", "urn:c:2"]
     assert result.found["urn:c:1"][1] == 1
@@ -155,7 +172,7 @@ async def test_follow_decides_which_relationships(store: Store) -> None:
                 yield uri, state
 
     result = await fetch_linked(
-        store, T, await roots(store, "urn:b:1"), levels=3, follow=only_located
+        store, T, await roots(store, "urn:b:1"), levels=3, follow=only_located, readable=None
     )
     assert list(result.found) == ["urn:c:1"]
 
@@ -163,6 +180,11 @@ async def test_follow_decides_which_relationships(store: Store) -> None:
 async def test_no_levels_no_round_trip(store: Store) -> None:
     counting = CountingStore(store)
     result = await fetch_linked(
-        cast(Store, counting), T, await roots(store, "urn:b:1"), levels=0, follow=everything
+        cast(Store, counting),
+        T,
+        await roots(store, "urn:b:1"),
+        levels=0,
+        follow=everything,
+        readable=None,
     )
     assert len(result) == 0 and counting.calls == []

@@ -67,12 +67,17 @@ def test_acknowledged_writes_survive_a_restart(tmp_path: Path) -> None:
         r = httpx.post(base + "/ngsi-ld/v1/entities", json=entity)
         assert r.status_code == 201, r.text
     with server("--database", db) as base:
+        # without --anonymous-writes the server refuses writes, and anonymous readers see open
+        # data sets only: the default organisation's entity is not theirs to read
+        r = httpx.post(base + "/ngsi-ld/v1/entities", json={**entity, "id": "urn:ngsi-ld:Sensor:2"})
+        assert r.status_code == 401
+        r = httpx.get(base + "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:durable")
+        assert r.status_code == 404
+    with server("--database", db, "--anonymous-writes") as base:
+        # trial mode: anonymous clients read as the default organisation, which owns it
         r = httpx.get(base + "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:durable")
         assert r.status_code == 200
         assert r.json()["temperature"]["value"] == 12.5
-        # without --anonymous-writes the server refuses writes
-        r = httpx.post(base + "/ngsi-ld/v1/entities", json={**entity, "id": "urn:ngsi-ld:Sensor:2"})
-        assert r.status_code == 401
 
 
 def test_demo_content_is_served(tmp_path: Path) -> None:

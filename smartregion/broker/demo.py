@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from smartregion.broker.service import Broker
-from smartregion.governance import WriteAccess
+from smartregion.errors import SmartRegionError
+from smartregion.governance import Governance, Principal, WriteAccess
 from smartregion.storage.base import DEFAULT_TENANT
+
+log = logging.getLogger("smartregion.demo")
+
+#: the open data set the demo entities are published in
+DEMO_DATASET = "demo"
 
 CONTEXT = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 
@@ -90,3 +97,29 @@ async def load_demo(broker: Broker, *, owner: str) -> int:
         DEFAULT_TENANT, entities, vocab, writer=WriteAccess(owner), mode="update"
     )
     return len(result.success)
+
+
+async def publish_demo(governance: Governance, *, owner: str) -> None:
+    """Publish the demo entities as an open data set of `owner`, so that anyone may read them.
+
+    The organisation is registered when absent. An existing data set is left alone (its owner
+    may have changed its policy since). Failing to publish leaves the demo readable only by its
+    owner (fail closed), with a warning.
+    """
+    operator = Principal.cli()
+    try:
+        if await governance.store.get_dataset(DEMO_DATASET) is not None:
+            return
+        if await governance.store.get_organisation(owner) is None:
+            await governance.create_organisation(operator, owner, owner, "region")
+        types = sorted({e["type"] for e in demo_entities()})
+        await governance.create_dataset(
+            operator,
+            DEMO_DATASET,
+            owner,
+            {"en": "Demo sensors across Flanders", "nl": "Demosensoren in Vlaanderen"},
+            types,
+            policy="open",
+        )
+    except SmartRegionError as exc:  # e.g. another worker published it at the same moment
+        log.warning("demo data set not published: %s", exc)

@@ -23,6 +23,7 @@ from smartregion.storage.base import (
     EntityQuery,
     OwnersCheck,
     Put,
+    Readable,
     Store,
     WriteOp,
 )
@@ -78,9 +79,16 @@ class EntityService:
             tenant, [entity_id], mutate, writer, owner=writer.owner_of_new(doc)
         )
 
-    async def retrieve(self, tenant: str, entity_id: str) -> Doc:
-        """The internal document of one entity; ResourceNotFound if absent."""
-        doc = await self.store.get_entity(tenant, entity_id)
+    async def retrieve(self, tenant: str, entity_id: str, *, readable: Readable | None) -> Doc:
+        """The internal document of one entity; ResourceNotFound if absent or not readable.
+
+        The same filtered query as every other read: an entity the caller may not read is
+        indistinguishable from one that does not exist.
+        """
+        found = await self.store.query(
+            tenant, EntityQuery(ids=(entity_id,), limit=1, readable=readable)
+        )
+        doc = found.docs[0] if found.docs else None
         if doc is None:
             await self.check_tenant(tenant)
             raise ResourceNotFound(f"entity {entity_id} not found")

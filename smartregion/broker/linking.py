@@ -6,6 +6,9 @@ level, with one `Store.get_entities` call per level. Each root carries a *state*
 the render options of that level, which decide which relationships are shown and how the linked
 entity is projected); the state of a linked entity comes from `follow`. An entity is fetched at
 most once and a (entity, state) pair is expanded at most once, so cycles end.
+
+Only entities the caller may read (`readable`) are fetched: an unreadable target is treated
+exactly like one that does not exist — not joined, not returned, not followed further.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from smartregion.storage.base import Store
+from smartregion.storage.base import EntityQuery, Readable, Store
 
 __all__ = ["LinkedEntities", "fetch_linked"]
 
@@ -45,6 +48,7 @@ async def fetch_linked(
     levels: int,
     follow: Callable[[Doc, S], Iterable[tuple[str, S]]],
     known: Collection[str] = (),
+    readable: Readable | None,
 ) -> LinkedEntities[S]:
     """Fetch the entities reachable from `roots` in at most `levels` hops.
 
@@ -70,7 +74,7 @@ async def fetch_linked(
         missing = list(dict.fromkeys(t for t, _ in wanted if t not in have and t not in absent))
         if missing:
             # one round trip per level, whatever the fan-out
-            have.update(await store.get_entities(tenant, missing))
+            have.update(await _fetch(store, tenant, missing, readable))
             absent.update(t for t in missing if t not in have)
         frontier = []
         for target, child in wanted:
@@ -81,3 +85,16 @@ async def fetch_linked(
             if target not in excluded and target not in result.found:
                 result.found[target] = (linked, child)
     return result
+
+
+async def _fetch(
+    store: Store, tenant: str, ids: list[str], readable: Readable | None
+) -> dict[str, Doc]:
+    """The documents of those `ids` that exist and the caller may read."""
+    if readable is None:
+        return await store.get_entities(tenant, ids)
+    # the filtered query of every read path: one rule for what may be read
+    found = await store.query(
+        tenant, EntityQuery(ids=tuple(ids), limit=len(ids), readable=readable)
+    )
+    return {doc["id"]: doc for doc in found.docs}

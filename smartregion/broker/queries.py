@@ -18,7 +18,7 @@ from smartregion.core.qlang import parse_q
 from smartregion.core.scopes import parse_scope_q
 from smartregion.core.typeexpr import parse_type_expr
 from smartregion.errors import BadRequestData, TooManyResults
-from smartregion.storage.base import DEFAULT_TENANT, EntityQuery, QueryResult, Store
+from smartregion.storage.base import DEFAULT_TENANT, EntityQuery, QueryResult, Readable, Store
 
 
 @dataclass(slots=True)
@@ -103,9 +103,17 @@ class QueryService:
         )
 
     async def run(
-        self, tenant: str, query: EntityQuery, order: list[OrderKey] | None = None
+        self,
+        tenant: str,
+        query: EntityQuery,
+        order: list[OrderKey] | None = None,
+        *,
+        readable: Readable | None,
     ) -> QueryResult:
-        """Execute a built query; with `order`, sort all matches then take the page."""
+        """Execute a built query over what the caller may read (None: everything); with
+        `order`, sort all matches then take the page. Unreadable entities are neither returned
+        nor counted."""
+        query = replace(query, readable=readable)
         if not order:
             return await self.store.query(tenant, query)
         everything = replace(query, limit=MAX_ORDERED + 1, offset=0, count=False)

@@ -46,6 +46,7 @@ from smartregion.storage.base import (
     OwnersCheck,
     Put,
     QueryResult,
+    Readable,
     Store,
     StoredContext,
     TypeInfo,
@@ -285,8 +286,15 @@ async def join_linked(
     def follow(doc: Doc, state: RenderOptions) -> list[tuple[str, RenderOptions]]:
         return [(uri, state.for_linked(iri)) for iri, uri in linked_targets(doc, state)]
 
+    # TODO(issue 3, subscriptions): notifications are not yet filtered by what the
+    # subscription's owner may read; it will need the owner's `readable` here and when matching
     linked = await fetch_linked(
-        store, row.tenant, [(doc, opts) for doc in docs], levels=opts.join_level, follow=follow
+        store,
+        row.tenant,
+        [(doc, opts) for doc in docs],
+        levels=opts.join_level,
+        follow=follow,
+        readable=None,
     )
     context = row.body["data"][0].get("@context") if row.body.get("data") else None
 
@@ -575,13 +583,17 @@ class NotifyingStore(Store):
         """Delegated."""
         return await self.inner.tenants()
 
-    async def entity_types(self, tenant: str) -> list[TypeInfo]:
+    async def entity_types(
+        self, tenant: str, readable: Readable | None = None
+    ) -> list[TypeInfo]:
         """Delegated."""
-        return await self.inner.entity_types(tenant)
+        return await self.inner.entity_types(tenant, readable)
 
-    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
+    async def attribute_infos(
+        self, tenant: str, readable: Readable | None = None
+    ) -> list[AttrInfo]:
         """Delegated."""
-        return await self.inner.attribute_infos(tenant)
+        return await self.inner.attribute_infos(tenant, readable)
 
     async def put_context(self, context_id: str, document: Any, *, kind: str = "hosted") -> None:
         """Delegated."""

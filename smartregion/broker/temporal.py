@@ -26,7 +26,7 @@ from smartregion.core.temporal_rendering import select_entity
 from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, ResourceNotFound
 from smartregion.governance import WriteAccess
-from smartregion.storage.base import Delete, EntityQuery, Put, Store, WriteOp
+from smartregion.storage.base import Delete, EntityQuery, Put, Readable, Store, WriteOp
 from smartregion.storage.history import (
     HistoryQuery,
     HistoryStore,
@@ -317,14 +317,23 @@ class TemporalService:
         )
 
     async def retrieve(
-        self, tenant: str, entity_id: str, query: TemporalQuery, attrs: frozenset[str] | None
+        self,
+        tenant: str,
+        entity_id: str,
+        query: TemporalQuery,
+        attrs: frozenset[str] | None,
+        *,
+        readable: Readable | None,
     ) -> Doc:
-        """GET /temporal/entities/{id} (§5.7.3): one temporal document; 404 if unknown."""
+        """GET /temporal/entities/{id} (§5.7.3): one temporal document; 404 if unknown or not
+        readable (the same filtered query as every entity read)."""
         validate_entity_id(entity_id)
-        doc = await self.reader.get_entity(tenant, entity_id)
-        if doc is None:
+        found = await self.reader.query(
+            tenant, EntityQuery(ids=(entity_id,), limit=1, readable=readable)
+        )
+        if not found.docs:
             raise ResourceNotFound(f"entity {entity_id} not found")
-        page = await self._documents(tenant, [doc], query, attrs)
+        page = await self._documents(tenant, found.docs, query, attrs)
         return page[0]
 
     async def query(
@@ -333,10 +342,15 @@ class TemporalService:
         selection: EntityQuery,
         query: TemporalQuery,
         attrs: frozenset[str] | None,
+        *,
+        readable: Readable | None,
     ) -> TemporalPage:
-        """GET /temporal/entities (§5.7.4): the entities selected, with their history."""
+        """GET /temporal/entities (§5.7.4): the entities selected (among those the caller may
+        read), with their history."""
         # `attrs` selects entities having one of them, as for entity queries (§5.7.4.4)
-        result = await self.reader.query(tenant, replace(selection, attrs=attrs))
+        result = await self.reader.query(
+            tenant, replace(selection, attrs=attrs, readable=readable)
+        )
         docs = await self._documents(tenant, result.docs, query, attrs)
         # an entity none of whose requested attributes has an instance in the window is left
         # out of the answer (suite TP 020_04)

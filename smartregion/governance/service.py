@@ -38,6 +38,7 @@ from smartregion.governance.keys import hash_key, issue_key, key_matches, parse_
 from smartregion.governance.ownership import WriteAccess
 from smartregion.governance.passwords import hash_password
 from smartregion.governance.principals import ROLES, Forbidden, Principal
+from smartregion.storage.base import Readable
 from smartregion.storage.governance import (
     AccessRequest,
     Agreement,
@@ -49,6 +50,7 @@ from smartregion.storage.governance import (
     Membership,
     Organisation,
     Person,
+    ReaderRecords,
 )
 
 __all__ = [
@@ -642,26 +644,78 @@ class Governance:
     async def may_read(
         self, org_id: str | None, dataset: Dataset, *, purpose: str | None = None
     ) -> bool:
-        """Whether `org_id` (None: anonymous) may read a data set now: owner, policy or grant.
+        """Whether `org_id` (None: anonymous) may read a data set now: owner, policy or grant."""
+        reader = self._reader(org_id, await self.store.reader_records(org_id))
+        return self._reads(reader, dataset, purpose)
 
-        The decision phase 2 enforces in every read path; here for the admin API and tests.
+    async def readable_for(
+        self, principal: Principal | None, *, purpose: str | None = None
+    ) -> Readable | None:
+        """What `principal` (None: anonymous) may read of the entities, now; None: everything.
+
+        The operator reads everything. A member of an organisation (any role) reads all of its
+        organisation's entities and of the owners that mandate it for all their data sets; and
+        of every other data set it `may_read` (open, the policy, an active grant, a mandate for
+        that data set) the entities of the data set's owner having one of its entity types.
+        Anonymous callers read the data sets whose policy lets anyone read (open ones).
+        A data set with a scope grants non-owners nothing yet (fail closed: its slice by types
+        alone would also include the owner's entities outside the scope).
+
+        One read of the governance records, no per-entity work and no caching: a grant revoked
+        or expired now no longer counts on the very next request.
         """
-        if org_id is not None and org_id == dataset.owner_org:
+        if principal is not None and principal.operator:
+            return None
+        org_id = principal.org_id if principal is not None else None
+        records = await self.store.reader_records(org_id)
+        owners: set[str] = set()
+        mandated: set[tuple[str, str]] = set()  # (owner, data set id) mandated one by one
+        if org_id is not None:
+            owners.add(org_id)
+            for mandate in records.mandates:
+                if mandate.mandated_org != org_id or mandate.revoked_at is not None:
+                    continue
+                if mandate.dataset_id is None:
+                    owners.add(mandate.owner_org)
+                else:
+                    mandated.add((mandate.owner_org, mandate.dataset_id))
+        reader = self._reader(org_id, records)
+        slices: list[tuple[str, frozenset[str]]] = []
+        for dataset in records.datasets:
+            if dataset.owner_org in owners or dataset.scope is not None:
+                continue
+            if (dataset.owner_org, dataset.id) in mandated or self._reads(reader, dataset, purpose):
+                slices.append((dataset.owner_org, frozenset(dataset.entity_types)))
+        return Readable(owners=frozenset(owners), slices=tuple(sorted(slices, key=_slice_key)))
+
+    def _reader(self, org_id: str | None, records: ReaderRecords) -> _Reader:
+        """Who reads: the organisation and its active grants with their agreements."""
+        org = records.organisation
+        held: list[tuple[Grant, Agreement]] = []
+        if org is not None:
+            for grant in records.grants:
+                agreement = records.agreements.get(grant.agreement_id)
+                if grant.org_id == org.id and self.grant_is_active(grant) and agreement:
+                    held.append((grant, agreement))
+        return _Reader(org_id, org, held)
+
+    def _reads(self, reader: _Reader, dataset: Dataset, purpose: str | None) -> bool:
+        """The one read rule: the owner; otherwise the data set's policy; otherwise a grant."""
+        if reader.org_id is not None and reader.org_id == dataset.owner_org:
             return True
-        org = await self.store.get_organisation(org_id) if org_id else None
+        org = reader.org
         ctx = AccessContext(action="read", at=self.clock(), org_id=org.id if org else None,
                             org_kind=org.kind if org else None, purpose=purpose)
         if evaluate(dataset.policy, ctx):
             return True
         if org is None:
             return False
-        for grant in await self.store.list_grants(org_id=org.id, dataset_id=dataset.id):
-            if grant.org_id != org.id or not self.grant_is_active(grant):
+        for grant, agreement in reader.held:
+            if grant.dataset_id != dataset.id:
                 continue
-            agreement = await self.store.get_agreement(grant.agreement_id)
             grant_ctx = AccessContext(action="read", at=self.clock(), org_id=org.id,
                                       org_kind=org.kind, purpose=purpose or grant.purpose)
-            if agreement is not None and evaluate(agreement.policy, grant_ctx):
+            if evaluate(agreement.policy, grant_ctx):
                 return True
         return False
 
@@ -678,6 +732,20 @@ class Governance:
             records.extend(page)
             after = page[-1].seq
         return len(records), verify_chain(records, await self.store.audit_head())
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """The facts a read decision needs about the reading organisation (None: anonymous)."""
+
+    org_id: str | None
+    org: Organisation | None
+    #: its active grants, each with its agreement
+    held: list[tuple[Grant, Agreement]]
+
+
+def _slice_key(item: tuple[str, frozenset[str]]) -> tuple[str, list[str]]:
+    return item[0], sorted(item[1])
 
 
 def parse_time(text: str) -> datetime:

@@ -13,6 +13,9 @@ Contract (all backends, checked by `tests/storage/test_contract.py`):
   exists — what write authorisation needs (`governance/ownership.py`); it may raise to abort.
 - Queries return entities in a stable order (the internal key: creation order), honour
   `limit`/`offset`, and give the exact number of matches when `count` is asked for.
+- `EntityQuery.readable` (and the `readable` argument of the discovery methods) restricts every
+  result to what a caller may read, exactly, in SQL: what it excludes is never returned, counted
+  or described, as if it did not exist. None means unrestricted (internal callers).
 - The Python evaluators (`core.qlang.matches`, `core.geo.geo_matches`,
   `core.scopes.scope_matches`) define what matches; SQL push-down only ever narrows candidates
   to a superset of that, and is trusted on its own only where it is provably exact.
@@ -21,7 +24,7 @@ Contract (all backends, checked by `tests/storage/test_contract.py`):
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,6 +39,7 @@ __all__ = [
     "OwnersCheck",
     "Put",
     "QueryResult",
+    "Readable",
     "Store",
     "StoredContext",
     "TypeInfo",
@@ -49,6 +53,27 @@ OwnersCheck = Callable[[Mapping[str, str]], None]
 
 #: the default tenant's name in storage (NGSI-LD 1.8 §4.14: requests without NGSILD-Tenant)
 DEFAULT_TENANT = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Readable:
+    """The entities a caller may read: all of some owners', and typed slices of others'.
+
+    An entity is readable when its owner is in `owners`, or when some slice names its owner and
+    at least one of its types. Organisations and types unknown to the store select nothing.
+    """
+
+    #: organisations (ids, as entities are owned in storage) whose entities are all readable
+    owners: frozenset[str] = frozenset()
+    #: (owner organisation, expanded entity type IRIs): that owner's entities with one of them
+    slices: tuple[tuple[str, frozenset[str]], ...] = ()
+
+    def admits(self, owner: str, types: Iterable[str]) -> bool:
+        """Whether an entity of `owner` with `types` is readable (the rule SQL implements)."""
+        if owner in self.owners:
+            return True
+        have = set(types)
+        return any(org == owner and not have.isdisjoint(wanted) for org, wanted in self.slices)
 
 
 @dataclass(slots=True)
@@ -70,6 +95,8 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    #: what the caller may read (None: unrestricted — internal callers and the operator)
+    readable: Readable | None = None
 
 
 @dataclass(slots=True)
@@ -195,12 +222,14 @@ class Store(abc.ABC):
         """Every tenant's name, sorted (the default tenant is "")."""
 
     @abc.abstractmethod
-    async def entity_types(self, tenant: str) -> list[TypeInfo]:
-        """The entity types in use in a tenant, sorted by IRI."""
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
+        """The entity types of a tenant's (readable) entities, with their counts, by IRI."""
 
     @abc.abstractmethod
-    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
-        """The attribute names in use in a tenant, sorted by IRI."""
+    async def attribute_infos(
+        self, tenant: str, readable: Readable | None = None
+    ) -> list[AttrInfo]:
+        """The attribute names of a tenant's (readable) entities, with their counts, by IRI."""
 
     @abc.abstractmethod
     async def put_context(self, context_id: str, document: Any, *, kind: str = "hosted") -> None:

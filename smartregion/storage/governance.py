@@ -46,6 +46,7 @@ __all__ = [
     "Organisation",
     "Person",
     "Program",
+    "ReaderRecords",
     "Sql",
     "SqlResult",
 ]
@@ -188,6 +189,21 @@ class Grant:
     created_at: str = ""
     expires_at: str | None = None
     revoked_at: str | None = None
+
+
+@dataclass(slots=True)
+class ReaderRecords:
+    """What a read decision about one organisation (or anonymous) needs, read at one instant."""
+
+    organisation: Organisation | None = None
+    #: mandates the organisation received and that are not revoked
+    mandates: list[Mandate] = field(default_factory=list)
+    #: grants the organisation holds that are not revoked (expiry is the caller's to check)
+    grants: list[Grant] = field(default_factory=list)
+    #: the agreements of those grants, by id
+    agreements: dict[str, Agreement] = field(default_factory=dict)
+    #: every data set
+    datasets: list[Dataset] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,6 +544,26 @@ class GovernanceStore(abc.ABC):
         return await self._run_governance(
             _list(_GRANT, " AND ".join(clauses), tuple(params)), write=False
         )
+
+    async def reader_records(self, org_id: str | None) -> ReaderRecords:
+        """Everything `Governance.readable_for` needs, in one read transaction (one round trip)."""
+
+        def run() -> Program[ReaderRecords]:
+            records = ReaderRecords()
+            if org_id is not None:
+                records.organisation = yield from _get(_ORG, "id", org_id)
+                mandates: list[Mandate] = yield from _list(_MANDATE, "mandated_org = ?", (org_id,))
+                records.mandates = [m for m in mandates if m.revoked_at is None]
+                grants: list[Grant] = yield from _list(_GRANT, "org_id = ?", (org_id,))
+                records.grants = [g for g in grants if g.revoked_at is None]
+                for grant in records.grants:
+                    agreement = yield from _get(_AGREEMENT, "id", grant.agreement_id)
+                    if agreement is not None:
+                        records.agreements[agreement.id] = agreement
+            records.datasets = yield from _list(_DATASET)
+            return records
+
+        return await self._run_governance(run(), write=False)
 
     async def revoke_grant(self, grant_id: str, at: str, *, audit: AuditEvent) -> bool:
         """Mark a grant revoked; False when unknown or already revoked."""

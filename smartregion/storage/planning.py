@@ -14,7 +14,11 @@ database can apply limit/offset/count) only where it provably agrees with the Py
 - counts of `type=…&q=<one such term>` are read from the attribute-value index alone, whose
   rows carry the entity's type set (`_fast_count`);
 - geo: a bounding-box prefilter (`geo.bbox_prefilter`) only, then `geo_matches` in Python;
-- scopeQ: Python only.
+- scopeQ: Python only;
+- readable (what the caller may read, `storage.base.Readable`): always exact — one condition on
+  the entity's owner and types (`readable_condition`); organisations and types the store does not
+  know select nothing. A restricted count is never taken from the attribute-value index alone
+  (its rows carry no owner).
 
 Placeholders are written `?` and turned into `%b` (binary) for PostgreSQL (the generated SQL contains no
 other `?` or `%`).
@@ -33,10 +37,19 @@ import orjson
 from smartregion.core import qlang
 from smartregion.core.geo import GeoQuery, bbox_prefilter, geo_matches, haversine_distance
 from smartregion.core.scopes import scope_matches
-from smartregion.storage.base import EntityQuery
+from smartregion.storage.base import EntityQuery, Readable
 from smartregion.storage.indexing import MAX_EXACT_INT, RELATIONSHIP_KINDS
 
-__all__ = ["Dialect", "NearScan", "Plan", "plan_query", "query_iris"]
+__all__ = [
+    "Dialect",
+    "NearScan",
+    "Plan",
+    "plan_query",
+    "query_iris",
+    "query_orgs",
+    "readable_condition",
+    "readable_iris",
+]
 
 _FALSE = "1 = 0"
 _REL = ", ".join(str(k) for k in RELATIONSHIP_KINDS)
@@ -184,7 +197,64 @@ def query_iris(query: EntityQuery) -> set[str]:
         iris.update(qlang.attr_names(query.q))
     if query.geo is not None:
         iris.add(query.geo.geoproperty)
+    if query.readable is not None:
+        iris.update(readable_iris(query.readable))
     return iris
+
+
+def query_orgs(query: EntityQuery) -> set[str]:
+    """Every organisation the plan needs a dictionary key for."""
+    return (
+        set()
+        if query.readable is None
+        else set(query.readable.owners) | {org for org, _ in query.readable.slices}
+    )
+
+
+def readable_iris(readable: Readable) -> set[str]:
+    """The entity type IRIs `readable_condition` needs keys for."""
+    return {t for _, types in readable.slices for t in types}
+
+
+def readable_condition(
+    dialect: Dialect,
+    readable: Readable,
+    keys: Mapping[str, int],
+    org_keys: Mapping[str, int],
+) -> tuple[str, list[Any]] | None:
+    """SQL over `entity e` true exactly for the readable entities; None when none can be.
+
+    `keys` and `org_keys` map the known type IRIs and organisation names to their keys; an
+    unknown one selects nothing (fail closed), and so does an empty `Readable`.
+    """
+    owners = {k for org in readable.owners if (k := org_keys.get(org)) is not None}
+    by_owner: dict[int, set[int]] = {}
+    for org, types in readable.slices:
+        owner_key = org_keys.get(org)
+        if owner_key is None or owner_key in owners:
+            continue  # unknown: nothing to read; or already readable as a whole
+        type_keys = {k for t in types if (k := keys.get(t)) is not None}
+        if type_keys:
+            by_owner.setdefault(owner_key, set()).update(type_keys)
+    parts: list[str] = []
+    params: list[Any] = []
+    if owners:
+        sql, in_params = dialect.in_list("e.owner_key", sorted(owners))
+        parts.append(sql)
+        params += in_params
+    if by_owner:
+        alternatives = []
+        for owner_key in sorted(by_owner):
+            sql, in_params = dialect.in_list("r.type_key", sorted(by_owner[owner_key]))
+            alternatives.append(f"(e.owner_key = ? AND {sql})")
+            params += [owner_key, *in_params]
+        parts.append(
+            "EXISTS (SELECT 1 FROM entity_type r WHERE r.tenant_key = e.tenant_key"
+            f" AND r.entity_key = e.entity_key AND ({' OR '.join(alternatives)}))"
+        )
+    if not parts:
+        return None
+    return " OR ".join(f"({p})" for p in parts), params
 
 
 def plan_query(
@@ -195,19 +265,28 @@ def plan_query(
     opaque_attrs: frozenset[int] = frozenset(),
     typesets: Mapping[int, frozenset[int]] | None = None,
     multi_attrs: frozenset[int] = frozenset(),
+    org_keys: Mapping[str, int] | None = None,
 ) -> Plan:
     """Compile `query` for one tenant; `keys` maps the known IRIs of `query_iris` to their keys.
 
-    `typesets` (the tenant's type sets: key -> type keys) enables the join-free count.
+    `typesets` (the tenant's type sets: key -> type keys) enables the join-free count;
+    `org_keys` maps the known organisations of `query_orgs` to their keys.
     """
     tenant = "e.tenant_key"
     if query.geo is not None and bbox_prefilter(query.geo) is not None:
         # drive the scan from the spatial index, not from the tenant's entities in key order
         tenant = dialect.probe(tenant)
     conds: list[_Cond] = [_Cond(f"{tenant} = ?", [tenant_key])]
+    if query.readable is not None:
+        readable = readable_condition(dialect, query.readable, keys, org_keys or {})
+        conds.append(_Cond(_FALSE) if readable is None else _Cond(*readable))
     if query.ids is not None:
-        sql, params = dialect.in_list("e.entity_id", list(query.ids))
-        conds.append(_Cond(sql, params))
+        if len(query.ids) == 1:
+            # a retrieve: a plain key lookup, no list to build and scan
+            conds.append(_Cond("e.entity_id = ?", [query.ids[0]]))
+        else:
+            sql, params = dialect.in_list("e.entity_id", list(query.ids))
+            conds.append(_Cond(sql, params))
     if query.id_pattern is not None:
         conds.append(_Cond(dialect.regex("e.entity_id"), [query.id_pattern]))
     if query.types is not None:
@@ -251,7 +330,8 @@ def plan_query(
         query=query,
         count_sql=(
             _fast_count(dialect, query, keys, opaque_attrs, typesets, multi_attrs)
-            if exact
+            # the attribute-value index knows no owners: a restricted count joins `entity`
+            if exact and query.readable is None
             else None
         ),
         near_attr=near_attr,
@@ -277,6 +357,7 @@ def _fast_count(
         or query.attrs is not None
         or query.geo is not None
         or query.scope_q is not None
+        or query.readable is not None
     ):
         return None
     path = c.path

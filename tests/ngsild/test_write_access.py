@@ -256,9 +256,10 @@ async def test_purge_deletes_only_what_the_caller_may_write(database_url: str) -
         assert r.status_code == 201
         r = await w.client.delete(f"/entities?type={kind}", headers=w.headers("editor B"))
         assert r.status_code == 204
-        assert (await w.client.get(f"/entities/{mine}")).status_code == 404
+        assert (await w.client.get(f"/entities/{mine}", headers=w.headers("editor B"))).status_code == 404
         for eid in theirs:
-            assert (await w.client.get(f"/entities/{eid}")).status_code == 200
+            r = await w.client.get(f"/entities/{eid}", headers=w.headers("reader A"))
+            assert r.status_code == 200
         r = await w.client.delete(f"/entities?type={kind}", headers=w.headers("reader A"))
         assert r.status_code == 403
         r = await w.client.delete(f"/entities?type={kind}", headers=w.headers("editor A"))

@@ -23,7 +23,7 @@ async def list_types(request: Request) -> Response:
     media = ex.accept()
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
-    infos = await ex.broker.discovery.types(ex.tenant)
+    infos = await ex.broker.discovery.types(ex.tenant, readable=await ex.readable())
     if ex.bool_param("details"):
         data: object = [
             {
@@ -48,8 +48,13 @@ async def type_info(request: Request) -> Response:
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
     type_iri = vocab.expand_term(request.path_params["type"])
-    info = await ex.broker.discovery.type_info(ex.tenant, type_iri)
-    attr_infos = {a.attr_iri: a for a in await ex.broker.discovery.attributes(ex.tenant)}
+    info = await ex.broker.discovery.type_info(
+        ex.tenant, type_iri, readable=await ex.readable()
+    )
+    attr_infos = {
+        a.attr_iri: a
+        for a in await ex.broker.discovery.attributes(ex.tenant, readable=await ex.readable())
+    }
     details = []
     for attr in sorted(info.attribute_names):
         kinds = attr_infos[attr].attribute_types if attr in attr_infos else []
@@ -78,7 +83,7 @@ async def list_attributes(request: Request) -> Response:
     media = ex.accept()
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
-    infos = await ex.broker.discovery.attributes(ex.tenant)
+    infos = await ex.broker.discovery.attributes(ex.tenant, readable=await ex.readable())
     if ex.bool_param("details"):
         data: object = [
             {
@@ -103,7 +108,9 @@ async def attribute_info(request: Request) -> Response:
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
     attr_iri = vocab.expand_term(request.path_params["attr_id"])
-    info = await ex.broker.discovery.attribute_info(ex.tenant, attr_iri)
+    info = await ex.broker.discovery.attribute_info(
+        ex.tenant, attr_iri, readable=await ex.readable()
+    )
     data = {
         "id": info.attr_iri,
         "type": "Attribute",

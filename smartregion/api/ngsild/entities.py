@@ -186,6 +186,7 @@ async def _fetch_linked(
         levels=opts.join_level,
         follow=follow,
         known=ex.list_param("containedBy") or (),
+        readable=await ex.readable(),
     )
 
 
@@ -235,7 +236,7 @@ async def respond_query(
     """Run a built query and render the page with count and next-page link (§6.3.10, §6.3.13)."""
     if not await ex.broker.queries.tenant_known(ex.tenant):
         raise NonExistingTenant(f"tenant {ex.tenant!r} does not exist")
-    result = await ex.broker.queries.run(ex.tenant, query, order)
+    result = await ex.broker.queries.run(ex.tenant, query, order, readable=await ex.readable())
     headers: dict[str, str] = {}
     if query.count and result.count is not None:
         headers["NGSILD-Results-Count"] = str(result.count)
@@ -296,7 +297,7 @@ async def retrieve_entity(request: Request) -> Response:
     entity_id = _entity_id(request)
     vocab = await ex.vocab()
     opts = render_options(ex, vocab)
-    doc = await ex.broker.entities.retrieve(ex.tenant, entity_id)
+    doc = await ex.broker.entities.retrieve(ex.tenant, entity_id, readable=await ex.readable())
     linked = await _fetch_linked(ex, [doc], opts) if opts.join is not None else None
     inline = linked.docs() if linked is not None and opts.join == "inline" else None
     data: Any

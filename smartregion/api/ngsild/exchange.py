@@ -24,7 +24,7 @@ from smartregion.core.jsonld import CORE_CONTEXT_URL, TermMap
 from smartregion.errors import BadRequestData, InvalidRequest, Unauthenticated
 from smartregion.governance import Governance, Principal, WriteAccess
 from smartregion.settings import Settings
-from smartregion.storage.base import DEFAULT_TENANT
+from smartregion.storage.base import DEFAULT_TENANT, Readable
 
 TENANT_HEADER = "NGSILD-Tenant"
 
@@ -47,6 +47,7 @@ class Exchange:
         self.tenant: str = request.headers.get(TENANT_HEADER) or DEFAULT_TENANT
         self.context: Any = None
         self._vocab: TermMap | None = None
+        self._readable: tuple[Readable | None] | None = None
 
     # -- input -----------------------------------------------------------------------------
     @property
@@ -75,6 +76,20 @@ class Exchange:
                 )
             return WriteAccess(self.settings.default_org)
         return await self.governance.write_access(principal)
+
+    async def readable(self) -> Readable | None:
+        """What the caller may read, decided once per request (None: everything).
+
+        Trial mode (`--anonymous-writes`): anonymous clients write as `default_org`, so they
+        also read as a member of it (docs/security.md); otherwise anonymous callers read what
+        anyone may (open data sets).
+        """
+        if self._readable is None:
+            principal = self.principal
+            if principal is None and self.settings.anonymous_writes:
+                principal = Principal(org_id=self.settings.default_org, role="reader")
+            self._readable = (await self.governance.readable_for(principal),)
+        return self._readable[0]
 
     async def body(self, allowed: tuple[str, ...] = (JSON, JSON_LD), *, take_context: bool = True) -> Body:
         """Read and check the JSON body; remember its @context."""

@@ -143,7 +143,9 @@ async def _respond_query(
     req.attrs = None
     selection = ex.broker.queries.build(req, vocab)
     expanded = frozenset(vocab.expand_term(a) for a in attrs) if attrs else None
-    page = await ex.broker.temporal.query(ex.tenant, selection, tq, expanded)
+    page = await ex.broker.temporal.query(
+        ex.tenant, selection, tq, expanded, readable=await ex.readable()
+    )
     opts = _render_options(ex, vocab, tq)
     data = [_render(doc, vocab, tq, opts) for doc in page.docs]
     headers = {}
@@ -161,7 +163,9 @@ async def retrieve(request: Request) -> Response:
     vocab = await ex.vocab()
     tq = parse_temporal_query(ex.params)
     opts = _render_options(ex, vocab, tq)
-    doc = await ex.broker.temporal.retrieve(ex.tenant, entity_id, tq, opts.attrs)
+    doc = await ex.broker.temporal.retrieve(
+        ex.tenant, entity_id, tq, opts.attrs, readable=await ex.readable()
+    )
     if opts.attrs is not None and not doc["attrs"]:
         raise ResourceNotFound("the entity has none of the requested attributes")
     return ex.json(_render(doc, vocab, tq, opts), media_type=media)

@@ -45,6 +45,7 @@ from smartregion.storage.base import (
     OwnersCheck,
     Put,
     QueryResult,
+    Readable,
     Store,
     StoredContext,
     TypeInfo,
@@ -52,7 +53,15 @@ from smartregion.storage.base import (
     last_op_per_entity,
 )
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
-from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+from smartregion.storage.planning import (
+    Dialect,
+    Plan,
+    plan_query,
+    query_iris,
+    query_orgs,
+    readable_condition,
+    readable_iris,
+)
 from smartregion.storage.postgres.governance import PostgresGovernance
 from smartregion.storage.postgres.history import PostgresHistory
 from smartregion.storage.postgres.ingestion import PostgresIngestion
@@ -181,6 +190,29 @@ class PostgresStore(
         return await self._lookup(
             conn, self._iris, "SELECT iri, iri_key FROM iri WHERE iri = ANY(%b)", iris, remember
         )
+
+    async def _org_keys(self, conn: Conn, names: Iterable[str]) -> dict[str, int]:
+        return await self._lookup(
+            conn,
+            self._orgs,
+            "SELECT name, org_key FROM organisation WHERE name = ANY(%b)",
+            names,
+            True,
+        )
+
+    async def _readable_sql(
+        self, conn: Conn, readable: Readable | None
+    ) -> tuple[str, list[Any]] | None:
+        """` AND <condition>` over `entity e` for `readable` ("" when unrestricted); None: nothing."""
+        if readable is None:
+            return "", []
+        found = readable_condition(
+            _DIALECT,
+            readable,
+            await self._iri_keys(conn, readable_iris(readable)),
+            await self._org_keys(conn, set(readable.owners) | {org for org, _ in readable.slices}),
+        )
+        return None if found is None else (_DIALECT.sql(f" AND ({found[0]})"), found[1])
 
     async def _tenant_key(self, conn: Conn, tenant: str, *, remember: bool = True) -> int | None:
         found = await self._lookup(
@@ -619,7 +651,14 @@ class PostgresStore(
             )
             typesets = {k: frozenset(types) for k, types in await cur.fetchall()}
         plan = plan_query(
-            _DIALECT, query, tenant_key, keys, frozenset(opaque), typesets, frozenset(multi)
+            _DIALECT,
+            query,
+            tenant_key,
+            keys,
+            frozenset(opaque),
+            typesets,
+            frozenset(multi),
+            await self._org_keys(conn, query_orgs(query)),
         )
         return None if plan.empty else plan
 
@@ -739,20 +778,23 @@ class PostgresStore(
             cur = await conn.execute("SELECT name FROM tenant")
             return sorted(name for (name,) in await cur.fetchall())
 
-    async def entity_types(self, tenant: str) -> list[TypeInfo]:
-        """The entity types in use in a tenant, sorted by IRI."""
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
+        """The entity types of a tenant's (readable) entities, sorted by IRI."""
         async with self.pool.connection() as conn:
             tenant_key = await self._tenant_key(conn, tenant)
-            if tenant_key is None:
+            restrict = await self._readable_sql(conn, readable)
+            if tenant_key is None or restrict is None:
                 return []
+            only, params = restrict
+            join = " JOIN entity e ON e.entity_key = t.entity_key" if only else ""
             cur = await conn.execute(
                 "SELECT i.iri, count(*) FROM entity_type t JOIN iri i ON i.iri_key = t.type_key"
-                " WHERE t.tenant_key = %s GROUP BY i.iri",
-                (tenant_key,),
+                f"{join} WHERE t.tenant_key = %s{only} GROUP BY i.iri",
+                (tenant_key, *params),
             )
             counts = await cur.fetchall()
             attrs: dict[str, list[str]] = {}
-            for type_iri, attr_iri in await self._type_attrs(conn, tenant_key):
+            for type_iri, attr_iri in await self._type_attrs(conn, tenant_key, only, params):
                 attrs.setdefault(type_iri, []).append(attr_iri)
         return sorted(
             (TypeInfo(t, int(n), sorted(attrs.get(t, []))) for t, n in counts),
@@ -760,35 +802,43 @@ class PostgresStore(
         )
 
     @staticmethod
-    async def _type_attrs(conn: Conn, tenant_key: int) -> list[tuple[str, str]]:
+    async def _type_attrs(
+        conn: Conn, tenant_key: int, only: str, params: list[Any]
+    ) -> list[tuple[str, str]]:
+        """(type IRI, attribute IRI) of the (readable) entities having both."""
+        join = " JOIN entity e ON e.entity_key = t.entity_key" if only else ""
         cur = await conn.execute(
             "SELECT ti.iri, ai.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
-            " FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key"
-            " WHERE t.tenant_key = %s) x JOIN iri ti ON ti.iri_key = x.type_key"
+            f" FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key{join}"
+            f" WHERE t.tenant_key = %s{only}) x JOIN iri ti ON ti.iri_key = x.type_key"
             " JOIN iri ai ON ai.iri_key = x.attr_key",
-            (tenant_key,),
+            (tenant_key, *params),
         )
         return await cur.fetchall()
 
-    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
-        """The attribute names in use in a tenant, sorted by IRI."""
+    async def attribute_infos(
+        self, tenant: str, readable: Readable | None = None
+    ) -> list[AttrInfo]:
+        """The attribute names of a tenant's (readable) entities, sorted by IRI."""
         async with self.pool.connection() as conn:
             tenant_key = await self._tenant_key(conn, tenant)
-            if tenant_key is None:
+            restrict = await self._readable_sql(conn, readable)
+            if tenant_key is None or restrict is None:
                 return []
+            only, params = restrict
             cur = await conn.execute(
                 "SELECT i.iri, a.kind, count(*) FROM attr_value a"
                 " JOIN entity e ON e.entity_key = a.entity_key"
                 " JOIN iri i ON i.iri_key = a.attr_key"
-                " WHERE e.tenant_key = %s AND a.elem = 0 GROUP BY i.iri, a.kind",
-                (tenant_key,),
+                f" WHERE e.tenant_key = %s AND a.elem = 0{only} GROUP BY i.iri, a.kind",
+                (tenant_key, *params),
             )
             infos: dict[str, AttrInfo] = {}
             for attr_iri, kind, n in await cur.fetchall():
                 info = infos.setdefault(attr_iri, AttrInfo(attr_iri, 0))
                 info.attribute_count += int(n)
                 info.attribute_types.append(KIND_NAMES.get(kind, "Property"))
-            for type_iri, attr_iri in await self._type_attrs(conn, tenant_key):
+            for type_iri, attr_iri in await self._type_attrs(conn, tenant_key, only, params):
                 if attr_iri in infos:
                     infos[attr_iri].type_names.append(type_iri)
         for info in infos.values():

@@ -45,6 +45,7 @@ from smartregion.storage.base import (
     OwnersCheck,
     Put,
     QueryResult,
+    Readable,
     Store,
     StoredContext,
     TypeInfo,
@@ -52,7 +53,15 @@ from smartregion.storage.base import (
     last_op_per_entity,
 )
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
-from smartregion.storage.planning import Dialect, Plan, plan_query, query_iris
+from smartregion.storage.planning import (
+    Dialect,
+    Plan,
+    plan_query,
+    query_iris,
+    query_orgs,
+    readable_condition,
+    readable_iris,
+)
 from smartregion.storage.sqlite.governance import SQLiteGovernance
 from smartregion.storage.sqlite.history import SQLiteHistory
 from smartregion.storage.sqlite.ingestion import SQLiteIngestion
@@ -248,6 +257,28 @@ class SQLiteStore(
             "SELECT iri, iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))",
             iris,
         )
+
+    def _org_keys(self, conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
+        return self._lookup(
+            conn,
+            self._orgs,
+            "SELECT name, org_key FROM organisation WHERE name IN (SELECT value FROM json_each(?))",
+            names,
+        )
+
+    def _readable_sql(
+        self, conn: sqlite3.Connection, readable: Readable | None
+    ) -> tuple[str, list[Any]] | None:
+        """` AND <condition>` over `entity e` for `readable` ("" when unrestricted); None: nothing."""
+        if readable is None:
+            return "", []
+        found = readable_condition(
+            _DIALECT,
+            readable,
+            self._iri_keys(conn, readable_iris(readable)),
+            self._org_keys(conn, set(readable.owners) | {org for org, _ in readable.slices}),
+        )
+        return None if found is None else (f" AND ({found[0]})", found[1])
 
     def _tenant_key(self, conn: sqlite3.Connection, tenant: str) -> int | None:
         return self._lookup(
@@ -701,7 +732,14 @@ class SQLiteStore(
                 )
             }
         plan = plan_query(
-            _DIALECT, query, tenant_key, keys, frozenset(opaque), typesets, frozenset(multi)
+            _DIALECT,
+            query,
+            tenant_key,
+            keys,
+            frozenset(opaque),
+            typesets,
+            frozenset(multi),
+            self._org_keys(conn, query_orgs(query)),
         )
         return None if plan.empty else plan
 
@@ -827,26 +865,30 @@ class SQLiteStore(
         rows = await self._read(lambda conn: conn.execute("SELECT name FROM tenant").fetchall())
         return sorted(name for (name,) in rows)
 
-    async def entity_types(self, tenant: str) -> list[TypeInfo]:
-        """The entity types in use in a tenant, sorted by IRI."""
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
+        """The entity types of a tenant's (readable) entities, sorted by IRI."""
 
         def run(conn: sqlite3.Connection) -> list[TypeInfo]:
             tenant_key = self._tenant_key(conn, tenant)
-            if tenant_key is None:
+            restrict = self._readable_sql(conn, readable)
+            if tenant_key is None or restrict is None:
                 return []
-            counts = conn.execute(
-                "SELECT i.iri, count(*) FROM entity_type t JOIN iri i ON i.iri_key = t.type_key"
-                " WHERE t.tenant_key = ? GROUP BY t.type_key",
-                (tenant_key,),
-            ).fetchall()
+            only, params = restrict
+            if readable is None:
+                counts = conn.execute(
+                    "SELECT i.iri, count(*) FROM entity_type t JOIN iri i ON i.iri_key = t.type_key"
+                    " WHERE t.tenant_key = ? GROUP BY t.type_key",
+                    (tenant_key,),
+                ).fetchall()
+            else:
+                counts = conn.execute(
+                    "SELECT i.iri, count(*) FROM entity_type t JOIN iri i ON i.iri_key = t.type_key"
+                    " JOIN entity e ON e.entity_key = t.entity_key"
+                    f" WHERE t.tenant_key = ?{only} GROUP BY t.type_key",
+                    (tenant_key, *params),
+                ).fetchall()
             attrs: dict[str, list[str]] = {}
-            for type_iri, attr_iri in conn.execute(
-                "SELECT ti.iri, ai.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
-                " FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key"
-                " WHERE t.tenant_key = ?) x JOIN iri ti ON ti.iri_key = x.type_key"
-                " JOIN iri ai ON ai.iri_key = x.attr_key",
-                (tenant_key,),
-            ):
+            for type_iri, attr_iri in self._type_attrs(conn, tenant_key, only, params):
                 attrs.setdefault(type_iri, []).append(attr_iri)
             return sorted(
                 (TypeInfo(t, int(n), sorted(attrs.get(t, []))) for t, n in counts),
@@ -855,31 +897,43 @@ class SQLiteStore(
 
         return await self._read(run)
 
-    async def attribute_infos(self, tenant: str) -> list[AttrInfo]:
-        """The attribute names in use in a tenant, sorted by IRI."""
+    @staticmethod
+    def _type_attrs(
+        conn: sqlite3.Connection, tenant_key: int, only: str, params: list[Any]
+    ) -> list[tuple[str, str]]:
+        """(type IRI, attribute IRI) of the (readable) entities having both."""
+        join = " JOIN entity e ON e.entity_key = t.entity_key" if only else ""
+        return conn.execute(
+            "SELECT ti.iri, ai.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
+            f" FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key{join}"
+            f" WHERE t.tenant_key = ?{only}) x JOIN iri ti ON ti.iri_key = x.type_key"
+            " JOIN iri ai ON ai.iri_key = x.attr_key",
+            (tenant_key, *params),
+        ).fetchall()
+
+    async def attribute_infos(
+        self, tenant: str, readable: Readable | None = None
+    ) -> list[AttrInfo]:
+        """The attribute names of a tenant's (readable) entities, sorted by IRI."""
 
         def run(conn: sqlite3.Connection) -> list[AttrInfo]:
             tenant_key = self._tenant_key(conn, tenant)
-            if tenant_key is None:
+            restrict = self._readable_sql(conn, readable)
+            if tenant_key is None or restrict is None:
                 return []
+            only, params = restrict
             infos: dict[str, AttrInfo] = {}
             for attr_iri, kind, n in conn.execute(
                 "SELECT i.iri, a.kind, count(*) FROM attr_value a"
                 " JOIN entity e ON e.entity_key = a.entity_key"
                 " JOIN iri i ON i.iri_key = a.attr_key"
-                " WHERE e.tenant_key = ? AND a.elem = 0 GROUP BY a.attr_key, a.kind",
-                (tenant_key,),
+                f" WHERE e.tenant_key = ? AND a.elem = 0{only} GROUP BY a.attr_key, a.kind",
+                (tenant_key, *params),
             ):
                 info = infos.setdefault(attr_iri, AttrInfo(attr_iri, 0))
                 info.attribute_count += int(n)
                 info.attribute_types.append(KIND_NAMES.get(kind, "Property"))
-            for attr_iri, type_iri in conn.execute(
-                "SELECT ai.iri, ti.iri FROM (SELECT DISTINCT t.type_key, a.attr_key"
-                " FROM entity_type t JOIN attr_value a ON a.entity_key = t.entity_key"
-                " WHERE t.tenant_key = ?) x JOIN iri ti ON ti.iri_key = x.type_key"
-                " JOIN iri ai ON ai.iri_key = x.attr_key",
-                (tenant_key,),
-            ):
+            for type_iri, attr_iri in self._type_attrs(conn, tenant_key, only, params):
                 if attr_iri in infos:
                     infos[attr_iri].type_names.append(type_iri)
             for info in infos.values():
