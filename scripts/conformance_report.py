@@ -38,6 +38,12 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("Consumption/Entity", "TP/NGSI-LD/ContextInformation/Consumption/Entity"),
     ("Consumption/Discovery", "TP/NGSI-LD/ContextInformation/Consumption/Discovery"),
     ("jsonldContext", "TP/NGSI-LD/jsonldContext"),
+    ("Provision/TemporalEntity", "TP/NGSI-LD/ContextInformation/Provision/TemporalEntity"),
+    (
+        "Provision/TemporalEntityAttributes",
+        "TP/NGSI-LD/ContextInformation/Provision/TemporalEntityAttributes",
+    ),
+    ("Consumption/TemporalEntity", "TP/NGSI-LD/ContextInformation/Consumption/TemporalEntity"),
 )
 
 RESULTS_BEGIN = "<!-- conformance-results:begin -->"

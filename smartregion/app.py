@@ -120,6 +120,7 @@ class Runtime:
             default_limit=settings.default_limit,
             max_limit=settings.max_limit,
             max_batch_size=settings.max_batch_size,
+            temporal_max_instances=settings.temporal_max_instances,
         )
         return cls(store, resolver, persistence, broker)
 

@@ -39,10 +39,18 @@ VALUE_MEMBER = {
 }
 
 
+#: the NGSI-LD Null in each value member's own shape (§5.6.4, as `core.mutations` accepts it)
+_NULL_VALUE: dict[str, Any] = {
+    "LanguageProperty": {"@none": NULL},
+    "ListProperty": [NULL],
+    "ListRelationship": [{"object": NULL}],
+}
+
+
 def deletion_instance(previous: Doc, now: str) -> Doc:
     """The history instance recording that `previous` was deleted at `now`."""
     kind = previous.get("type", "Property")
-    out: Doc = {"type": kind, VALUE_MEMBER.get(kind, "value"): NULL}
+    out: Doc = {"type": kind, VALUE_MEMBER.get(kind, "value"): _NULL_VALUE.get(kind, NULL)}
     if "datasetId" in previous:
         out["datasetId"] = previous["datasetId"]
     out["createdAt"] = previous.get("createdAt", now)

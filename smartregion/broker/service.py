@@ -39,6 +39,7 @@ class Broker:
         default_limit: int = 20,
         max_limit: int = 1000,
         max_batch_size: int = 10000,
+        temporal_max_instances: int = 10000,
     ) -> Broker:
         """Wire the services onto a store."""
         # subscriptions (§5.8): entity writes go through a store that queues notifications
@@ -58,5 +59,7 @@ class Broker:
             discovery=DiscoveryService(store),
             purge=PurgeService(writer),
             subscriptions=subscriptions,
-            temporal=TemporalService(writer, store, store),
+            temporal=TemporalService(
+                writer, store, store, max_instances=temporal_max_instances
+            ),
         )

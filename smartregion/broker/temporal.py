@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from smartregion.core.entities import Vocabulary, parse_temporal_entity, validate_entity_id
-from smartregion.core.temporal import TemporalQuery
+from smartregion.core.ordering import OrderKey, sort_documents
+from smartregion.core.temporal import ContentRange, TemporalQuery, limit_instances
 from smartregion.core.temporal_rendering import select_entity
 from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, ResourceNotFound
@@ -43,6 +44,8 @@ __all__ = ["TemporalPage", "TemporalService"]
 Doc = dict[str, Any]
 Current = dict[str, Doc | None]
 
+#: the most entities an ordered temporal query sorts in memory (as for entity queries)
+_MAX_ORDERED = 100_000
 #: what a write records itself: the entity-write recorder must not add instances of its own
 _RECORDS_NOTHING = RecordInstances(())
 
@@ -53,6 +56,8 @@ class TemporalPage:
 
     docs: list[Doc]
     count: int | None = None
+    #: set when the instance limit cut the answer short (206, §6.3.10)
+    cut: ContentRange | None = None
 
 
 def _recording(ops: list[WriteOp], record: RecordInstances) -> list[WriteOp]:
@@ -94,11 +99,15 @@ def _newer(candidate: Doc, stored: Doc) -> bool:
 class TemporalService:
     """Create, extend, read and delete the temporal representation of entities."""
 
-    def __init__(self, writer: Store, history: HistoryStore, reader: Store) -> None:
+    def __init__(
+        self, writer: Store, history: HistoryStore, reader: Store, *, max_instances: int = 10_000
+    ) -> None:
         #: entity writes go through `writer` (notifications, history of ordinary writes)
         self.writer = writer
         self.history = history
         self.reader = reader
+        #: most instances in one answer, all attributes and entities together (§6.3.10)
+        self.max_instances = max_instances
 
     # --- provision -----------------------------------------------------------------------
 
@@ -324,7 +333,8 @@ class TemporalService:
         attrs: frozenset[str] | None,
         *,
         readable: Readable | None,
-    ) -> Doc:
+        dataset_ids: frozenset[str] | None = None,
+    ) -> TemporalPage:
         """GET /temporal/entities/{id} (§5.7.3): one temporal document; 404 if unknown or not
         readable (the same filtered query as every entity read)."""
         validate_entity_id(entity_id)
@@ -333,8 +343,9 @@ class TemporalService:
         )
         if not found.docs:
             raise ResourceNotFound(f"entity {entity_id} not found")
-        page = await self._documents(tenant, found.docs, query, attrs)
-        return page[0]
+        docs = await self._documents(tenant, found.docs, query, attrs, dataset_ids)
+        cut_docs, cut = limit_instances(docs, query, self.max_instances)
+        return TemporalPage(cut_docs, cut=cut)
 
     async def query(
         self,
@@ -344,19 +355,30 @@ class TemporalService:
         attrs: frozenset[str] | None,
         *,
         readable: Readable | None,
+        order: list[OrderKey] | None = None,
+        dataset_ids: frozenset[str] | None = None,
     ) -> TemporalPage:
         """GET /temporal/entities (§5.7.4): the entities selected (among those the caller may
-        read), with their history."""
+        read), in `order` when given, with their history."""
         # `attrs` selects entities having one of them, as for entity queries (§5.7.4.4)
-        result = await self.reader.query(
-            tenant, replace(selection, attrs=attrs, readable=readable)
-        )
-        docs = await self._documents(tenant, result.docs, query, attrs)
+        selection = replace(selection, attrs=attrs, readable=readable)
+        if order:
+            everything = await self.reader.query(
+                tenant, replace(selection, limit=_MAX_ORDERED, offset=0, count=False)
+            )
+            ordered = sort_documents(everything.docs, order)
+            entities = ordered[selection.offset : selection.offset + selection.limit]
+            count = len(ordered) if selection.count else None
+        else:
+            result = await self.reader.query(tenant, selection)
+            entities, count = result.docs, result.count
+        docs = await self._documents(tenant, entities, query, attrs, dataset_ids)
         # an entity none of whose requested attributes has an instance in the window is left
         # out of the answer (suite TP 020_04)
-        if attrs is not None or query.timerel is not None:
+        if attrs is not None or dataset_ids is not None or query.timerel is not None:
             docs = [d for d in docs if d["attrs"]]
-        return TemporalPage(docs, result.count)
+        cut_docs, cut = limit_instances(docs, query, self.max_instances)
+        return TemporalPage(cut_docs, count, cut)
 
     async def _documents(
         self,
@@ -364,11 +386,13 @@ class TemporalService:
         entities: list[Doc],
         query: TemporalQuery,
         attrs: frozenset[str] | None,
+        dataset_ids: frozenset[str] | None,
     ) -> list[Doc]:
         if not entities:
             return []
         ids = tuple(d["id"] for d in entities)
-        histories = await self.history.query_instances(tenant, self._history_query(ids, query, attrs))
+        wanted = replace(self._history_query(ids, query, attrs), dataset_ids=dataset_ids)
+        histories = await self.history.query_instances(tenant, wanted)
         by_entity: dict[str, dict[str, list[Doc]]] = {}
         for h in histories:
             _collect(by_entity, h)

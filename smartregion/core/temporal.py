@@ -29,12 +29,12 @@ Rules, with the clause or suite test that fixes each:
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from smartregion.core.durations import Duration, parse_duration
+from smartregion.core.durations import Duration, format_instant, parse_duration
 from smartregion.core.times import parse_datetime
 from smartregion.errors import BadRequestData, InvalidRequest
 
@@ -42,8 +42,10 @@ __all__ = [
     "AGGREGATION_METHODS",
     "TEMPORAL_FORMATS",
     "TIME_PROPERTIES",
+    "ContentRange",
     "TemporalQuery",
     "instance_time",
+    "limit_instances",
     "parse_temporal_query",
     "select_instances",
 ]
@@ -263,3 +265,68 @@ def select_instances(
         timed = timed[-query.last_n :]
     return [inst for _, _, inst in timed]
 
+
+
+@dataclass(frozen=True, slots=True)
+class ContentRange:
+    """The part of a temporal answer a server cut short (NGSI-LD 1.8 §6.3.10, 206)."""
+
+    start: datetime
+    end: datetime
+    #: the requested number of instances (lastN), None when unknown
+    size: int | None
+
+    def header(self) -> str:
+        """The `Content-Range` header value: `date-time <start>-<end>/<size or *>`."""
+        size = "*" if self.size is None else str(self.size)
+        return f"date-time {format_instant(self.start)}-{format_instant(self.end)}/{size}"
+
+
+def limit_instances(
+    docs: Sequence[Mapping[str, Any]], query: TemporalQuery, limit: int
+) -> tuple[list[dict[str, Any]], ContentRange | None]:
+    """Cut temporal documents to at most about `limit` instances in all (§6.3.10).
+
+    The cut is a point in time, the same for every attribute of every entity of the answer:
+    oldest first, it keeps what lies up to the `limit`-th instance's time; with `lastN` (newest
+    first) what lies from it on. An attribute left with nothing stays, as an empty array, so a
+    client sees where the cut fell (suite TP 020_14). The range reports the window actually
+    covered: from `timeAt` (after, between) or the first instance to the cut, or, newest first,
+    from `endTimeAt`/`timeAt` (between, before) or the latest instance down to the cut.
+    """
+    times = sorted(
+        t
+        for doc in docs
+        for instances in doc.get("attrs", {}).values()
+        for inst in instances
+        if (t := instance_time(inst, query.timeproperty)) is not None
+    )
+    if len(times) <= limit or limit <= 0:
+        return [dict(d) for d in docs], None
+    newest_first = query.last_n is not None
+    if newest_first:
+        cut = times[-limit]
+        start = (
+            query.end_time_at
+            if query.timerel == "between"
+            else query.time_at
+            if query.timerel == "before"
+            else times[-1]
+        )
+    else:
+        cut = times[limit - 1]
+        start = query.time_at if query.timerel in ("after", "between") else times[0]
+    assert start is not None
+
+    def kept(inst: Mapping[str, Any]) -> bool:
+        t = instance_time(inst, query.timeproperty)
+        return t is not None and (t >= cut if newest_first else t <= cut)
+
+    out = []
+    for doc in docs:
+        attrs = {
+            iri: [i for i in instances if kept(i)]
+            for iri, instances in doc.get("attrs", {}).items()
+        }
+        out.append({**doc, "attrs": attrs})
+    return out, ContentRange(start, cut, query.last_n if newest_first else None)

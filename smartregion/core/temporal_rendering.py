@@ -101,8 +101,10 @@ def _kept(doc: Mapping[str, Any], opts: RenderOptions) -> list[tuple[str, list[d
             continue
         if wanted is not None:
             instances = [i for i in instances if i.get("datasetId", "@none") in wanted]
-        if instances:
-            kept.append((iri, instances))
+            if not instances:
+                continue
+        # an attribute the instance limit emptied stays, as an empty array (§6.3.10)
+        kept.append((iri, instances))
     return kept
 
 
@@ -211,6 +213,9 @@ def render_temporal_entity(
                 _simplified_series(group, vocab, opts, query.timeproperty)
                 for group in _by_dataset(instances)
             ]
+            if not series:
+                # emptied by the instance limit (§6.3.10): the shape, with no values
+                series = [{"type": "Property", "values": []}]
             out[name] = series[0] if len(series) == 1 else series
         else:
             out[name] = [

@@ -20,7 +20,7 @@ from smartregion.api.ngsild.entities import (
 from smartregion.api.ngsild.exchange import Exchange, require_no_body_context
 from smartregion.api.ngsild.negotiation import JSON, JSON_LD
 from smartregion.broker.queries import QueryRequest
-from smartregion.core.entities import validate_entity_id
+from smartregion.core.entities import is_uri, validate_entity_id
 from smartregion.core.rendering import RenderOptions
 from smartregion.core.temporal import TemporalQuery, parse_temporal_query
 from smartregion.core.temporal_rendering import (
@@ -81,8 +81,12 @@ async def query(request: Request) -> Response:
     media = ex.accept(TEMPORAL_MEDIA)
     vocab = await ex.vocab()
     tq = parse_temporal_query(ex.params, require_timerel=True)
-    if not any(k in ex.params for k in ("type", "attrs", "q", "georel", "id", "idPattern")):
-        raise BadRequestData("a temporal query needs at least one of type, attrs, q, georel or id")
+    # §5.7.4.4, as for entity queries: type, attrs, q, a geo-query or scopeQ, or local=true
+    minimal = ("type", "attrs", "q", "georel", "scopeQ")
+    if not any(k in ex.params for k in minimal) and not ex.bool_param("local"):
+        raise BadRequestData(
+            "a temporal query needs at least one of type, attrs, q, georel, scopeQ or local=true"
+        )
     return await _respond_query(ex, vocab, tq, media, query_request(ex))
 
 
@@ -141,17 +145,38 @@ async def _respond_query(
         raise NonExistingTenant(f"tenant {ex.tenant!r} does not exist")
     attrs = req.attrs
     req.attrs = None
-    selection = ex.broker.queries.build(req, vocab)
+    planned = ex.broker.queries.plan(req, vocab)
+    selection = planned.query
     expanded = frozenset(vocab.expand_term(a) for a in attrs) if attrs else None
     page = await ex.broker.temporal.query(
-        ex.tenant, selection, tq, expanded, readable=await ex.readable()
+        ex.tenant,
+        selection,
+        tq,
+        expanded,
+        readable=await ex.readable(),
+        order=planned.order,
+        dataset_ids=_dataset_ids(ex),
     )
     opts = _render_options(ex, vocab, tq)
     data = [_render(doc, vocab, tq, opts) for doc in page.docs]
+    if opts.projection is not None:
+        data = [body for body in data if body]  # §4.21: nothing left -> not returned
     headers = {}
     if selection.count and page.count is not None:
         headers["NGSILD-Results-Count"] = str(page.count)
-    return ex.json(data, media_type=media, headers=headers)
+    status = 200
+    if page.cut is not None:
+        status = 206
+        headers["Content-Range"] = page.cut.header()
+    return ex.json(data, media_type=media, headers=headers, status=status)
+
+
+def _dataset_ids(ex: Exchange) -> frozenset[str] | None:
+    """The `datasetId` filter as stored ("" is the default instance, `@none` in the API)."""
+    raw = ex.list_param("datasetId")
+    if raw is None:
+        return None
+    return frozenset("" if d == "@none" else d for d in raw)
 
 
 async def retrieve(request: Request) -> Response:
@@ -163,18 +188,34 @@ async def retrieve(request: Request) -> Response:
     vocab = await ex.vocab()
     tq = parse_temporal_query(ex.params)
     opts = _render_options(ex, vocab, tq)
-    doc = await ex.broker.temporal.retrieve(
-        ex.tenant, entity_id, tq, opts.attrs, readable=await ex.readable()
+    page = await ex.broker.temporal.retrieve(
+        ex.tenant,
+        entity_id,
+        tq,
+        opts.attrs,
+        readable=await ex.readable(),
+        dataset_ids=_dataset_ids(ex),
     )
+    doc = page.docs[0]
     if opts.attrs is not None and not doc["attrs"]:
         raise ResourceNotFound("the entity has none of the requested attributes")
-    return ex.json(_render(doc, vocab, tq, opts), media_type=media)
+    data = _render(doc, vocab, tq, opts)
+    if opts.projection is not None and not data:
+        raise ResourceNotFound("pick/omit leave no member of the entity")
+    if page.cut is None:
+        return ex.json(data, media_type=media)
+    return ex.json(
+        data, media_type=media, status=206, headers={"Content-Range": page.cut.header()}
+    )
 
 
 async def delete(request: Request) -> Response:
     """DELETE /temporal/entities/{entityId} (§6.19.3.2)."""
     ex = Exchange(request)
     ex.allow()
+    if "/attrs/" in request.path_params["entity_id"]:
+        # `/temporal/entities/{id}/attrs//{instanceId}`: the attribute name is missing
+        raise BadRequestData("the attribute name is missing from the path")
     entity_id = _entity_id(request)
     await ex.broker.temporal.delete(ex.tenant, entity_id, writer=await ex.writer())
     return ex.empty(204)
@@ -193,6 +234,13 @@ async def add_attributes(request: Request) -> Response:
         ex.tenant, entity_id, body.data, vocab, writer=await ex.writer()
     )
     return ex.empty(204)
+
+
+def _instance_id(request: Request) -> str:
+    instance_id: str = request.path_params["instance_id"]
+    if not is_uri(instance_id):
+        raise BadRequestData(f"{instance_id!r} is not a valid instanceId (a URI)")
+    return instance_id
 
 
 def _attr_name(request: Request) -> str:
@@ -238,7 +286,7 @@ async def modify_instance(request: Request) -> Response:
         ex.tenant,
         entity_id,
         vocab.expand_term(name),
-        request.path_params["instance_id"],
+        _instance_id(request),
         fragment,
         vocab,
         writer=await ex.writer(),
@@ -258,7 +306,7 @@ async def delete_instance(request: Request) -> Response:
         ex.tenant,
         entity_id,
         vocab.expand_term(name),
-        request.path_params["instance_id"],
+        _instance_id(request),
         writer=await ex.writer(),
     )
     return ex.empty(204)
