@@ -295,6 +295,26 @@ def measure_backend(
                 servers.broker_argv(url, port), port, workdir / f"broker-{backend}.log"
             ) as server:
                 _run_broker_benchmarks(result, server, plan, data, url)
+        say(f"{backend}: 1b. batch upsert without history (the issue 4 baseline)")
+        (workdir / "nohist").mkdir(exist_ok=True)
+        with database(backend, workdir / "nohist") as url:
+            port = servers.free_port()
+            os.environ["SMARTREGION_RECORD_HISTORY"] = "false"
+            try:
+                with servers.Server(
+                    servers.broker_argv(url, port), port, workdir / f"broker-{backend}-nohist.log"
+                ) as server:
+                    loadgen.post_batches(server.port, data.warmup)
+                    creates = loadgen.post_batches(server.port, data.creates)
+                    updates = loadgen.post_batches(server.port, data.updates)
+            finally:
+                del os.environ["SMARTREGION_RECORD_HISTORY"]
+            result.nohist_create_attrs_per_s = creates.attrs_per_s
+            result.nohist_update_attrs_per_s = updates.attrs_per_s
+            say(
+                f"{backend}:   without history: creates {creates.attrs_per_s:,.0f} attr/s, "
+                f"updates {updates.attrs_per_s:,.0f} attr/s"
+            )
     except Exception:
         result.error = traceback.format_exc()
         log = workdir / f"broker-{backend}.log"

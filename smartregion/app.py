@@ -121,6 +121,7 @@ class Runtime:
             max_limit=settings.max_limit,
             max_batch_size=settings.max_batch_size,
             temporal_max_instances=settings.temporal_max_instances,
+            record_history=settings.record_history,
         )
         return cls(store, resolver, persistence, broker)
 

@@ -49,6 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("default_limit", int, 20, "Page size of NGSI-LD queries when `limit` is not given."),
     Setting("max_limit", int, 1000, "Largest `limit` an NGSI-LD query may ask for."),
     Setting("max_batch_size", int, 10000, "Most entities in one NGSI-LD batch operation."),
+    Setting("record_history", bool, True, "Keep every entity write's changed attribute instances as history (the temporal API's data); off: only what the temporal API writes."),
     Setting("temporal_max_instances", int, 10000, "Most attribute instances in one temporal API answer; more answer 206 with Content-Range."),
     Setting("context_fetch_timeout", float, 5.0, "Seconds to wait for a remote @context."),
     Setting("context_max_bytes", int, 1_000_000, "Largest remote @context document in bytes."),
@@ -94,6 +95,7 @@ class Settings:
     default_limit: int = 20
     max_limit: int = 1000
     max_batch_size: int = 10000
+    record_history: bool = True
     temporal_max_instances: int = 10000
     context_fetch_timeout: float = 5.0
     context_max_bytes: int = 1_000_000

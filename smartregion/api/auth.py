@@ -73,6 +73,8 @@ class Authenticator:
         return principal
 
     async def _refuse_credentials_in_query(self, conn: HTTPConnection, interface: str) -> None:
+        if not conn.scope.get("query_string"):
+            return  # most writes have no query string: nothing to parse
         for name, value in conn.query_params.multi_items():
             if name.lower() in CREDENTIAL_PARAMETERS or value.startswith(KEY_PREFIX + "_"):
                 # blank it before anything logs the URL (uvicorn's access log reads the scope)

@@ -40,6 +40,7 @@ class Broker:
         max_limit: int = 1000,
         max_batch_size: int = 10000,
         temporal_max_instances: int = 10000,
+        record_history: bool = True,
     ) -> Broker:
         """Wire the services onto a store."""
         # subscriptions (§5.8): entity writes go through a store that queues notifications
@@ -47,7 +48,7 @@ class Broker:
         subscriptions = SubscriptionService(
             subscription_store, contexts, default_limit=default_limit, max_limit=max_limit
         )
-        writer = NotifyingStore(store, subscriptions)
+        writer = NotifyingStore(store, subscriptions, record_history=record_history)
         if not isinstance(store, HistoryStore):
             raise TypeError(f"{type(store).__name__} keeps no attribute history")
         return cls(

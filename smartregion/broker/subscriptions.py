@@ -482,14 +482,16 @@ def changes_of(current: dict[str, Doc | None], ops: Sequence[WriteOp]) -> list[E
 class NotifyingStore(Store):
     """A `Store` whose entity writes queue the notifications they cause (see the module doc)."""
 
-    def __init__(self, inner: Store, subscriptions: SubscriptionService) -> None:
+    def __init__(
+        self, inner: Store, subscriptions: SubscriptionService, *, record_history: bool = True
+    ) -> None:
         self.inner = inner
         self.subscriptions = subscriptions
         self.backend = inner.backend
         #: whether the backend writes `Notify` ops in the entity transaction
         self.in_transaction = bool(getattr(inner, "supports_notify", False))
         #: whether the backend keeps attribute history (`RecordInstances` ops)
-        self.records_history = bool(getattr(inner, "supports_history", False))
+        self.records_history = record_history and bool(getattr(inner, "supports_history", False))
 
     async def transact(
         self,

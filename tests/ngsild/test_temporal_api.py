@@ -192,3 +192,26 @@ async def test_history_is_read_only_by_who_may_read_the_entity(
             # nor may they change or delete it
             r = await c.delete(f"/temporal/entities/{E}", headers=b)
             assert r.status_code == 403
+
+
+async def test_record_history_off_keeps_only_what_the_temporal_api_writes(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/off.db", anonymous_writes=True, record_history=False
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver/ngsi-ld/v1"
+        ) as c:
+            entity = {"id": E, "type": "Vehicle", "speed": {"type": "Property", "value": 1}}
+            assert (await c.post("/entities", json=entity)).status_code == 201
+            r = await c.patch(f"/entities/{E}/attrs", json={"speed": {"type": "Property", "value": 2}})
+            assert r.status_code == 204
+            assert "speed" not in (await c.get(f"/temporal/entities/{E}")).json()
+            r = await c.post(
+                f"/temporal/entities/{E}/attrs", json={"speed": [_speed(3, "2020-01-01T00:00:00Z")]}
+            )
+            assert r.status_code == 204
+            got = (await c.get(f"/temporal/entities/{E}")).json()["speed"]
+            assert [i["value"] for i in got] == [3]
