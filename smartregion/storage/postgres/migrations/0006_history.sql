@@ -32,7 +32,7 @@ CREATE TABLE rollup (
     last_v      double precision NOT NULL,
     level       smallint NOT NULL,
     PRIMARY KEY (series_key, level, bucket)
-);
+) WITH (fillfactor = 50);
 
 -- instance documents that repeat (only a unitCode, a type): kept once, referred to by `doc`
 CREATE TABLE shape (
