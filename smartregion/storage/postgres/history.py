@@ -285,8 +285,17 @@ class PostgresHistory(HistoryStore):
     ) -> dict[tuple[str, str, str], int]:
         """Keys of the series (entity id, attribute IRI, datasetId), created when missing."""
         wanted = set(wanted)
-        tenant_key = (await self._names(conn, "tenant", "tenant_key", "name", [tenant]))[tenant]
-        attrs = await self._names(conn, "iri", "iri_key", "iri", sorted({w[1] for w in wanted}))
+        # committed dictionary keys are cached by the store (rows never deleted): no look-up
+        tenants: dict[str, int] = getattr(self, "_tenants", {})
+        iris: dict[str, int] = getattr(self, "_iris", {})
+        tenant_key = tenants.get(tenant) or (
+            await self._names(conn, "tenant", "tenant_key", "name", [tenant])
+        )[tenant]
+        names_wanted = sorted({w[1] for w in wanted})
+        attrs = {a: k for a in names_wanted if (k := iris.get(a)) is not None}
+        unknown = [a for a in names_wanted if a not in attrs]
+        if unknown:
+            attrs.update(await self._names(conn, "iri", "iri_key", "iri", unknown))
         names = {v: k for k, v in attrs.items()}
         select = (
             "SELECT series_key, entity_id, attr_key, dataset_id FROM series"

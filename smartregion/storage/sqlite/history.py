@@ -124,9 +124,13 @@ class SQLiteHistory(HistoryStore):
     ) -> dict[tuple[str, str, str], int]:
         """Keys of the series (entity id, attribute IRI, datasetId), created when missing."""
         wanted = set(wanted)
-        tenant_key = self._key(conn, "tenant", "tenant_key", "name", tenant)
+        # committed dictionary keys are cached by the store (rows never deleted): no look-up
+        tenants: dict[str, int] = getattr(self, "_tenants", {})
+        iris: dict[str, int] = getattr(self, "_iris", {})
+        tenant_key = tenants.get(tenant) or self._key(conn, "tenant", "tenant_key", "name", tenant)
         attrs = {
-            a: self._key(conn, "iri", "iri_key", "iri", a) for a in sorted({w[1] for w in wanted})
+            a: iris.get(a) or self._key(conn, "iri", "iri_key", "iri", a)
+            for a in sorted({w[1] for w in wanted})
         }
         by_attr_key = {v: k for k, v in attrs.items()}
         found: dict[tuple[str, str, str], int] = {}
