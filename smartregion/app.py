@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smartregion import __version__, errors
 from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
+from smartregion.api.live import entity_stream
 from smartregion.api.ngsild.problems import (
     domain_error_handler,
     problem_response,
@@ -28,6 +29,7 @@ from smartregion.api.ngsild.problems import (
 from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
 from smartregion.api.security import SWAGGER_UI_CSP, SecurityMiddleware
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
+from smartregion.broker.live import LiveFeed
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.service import Broker
 from smartregion.governance import Governance, GovernanceStore
@@ -165,6 +167,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     oidc = oidc_verifier(settings)
     # one authenticator for every interface (docs/security.md)
     authenticator = Authenticator(governance, oidc)
+    # live streams read the change feed of every process's writes (api/live.py)
+    live = LiveFeed(store)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -181,6 +185,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             yield
         finally:
+            await live.close()
             await notifier.stop()
             if oidc is not None:
                 await oidc.aclose()
@@ -197,6 +202,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 ],
             ),
             Mount("/api/v1", app=admin_api(authenticator)),
+            Mount(
+                "/live",
+                routes=[Route("/entities", entity_stream, methods=["GET"])],
+                middleware=[Middleware(Authenticate, authenticator=authenticator, interface="live")],
+            ),
         ],
         exception_handlers={
             errors.SmartRegionError: domain_error_handler,
@@ -214,4 +224,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.broker = broker
     app.state.governance = governance
     app.state.authenticator = authenticator
+    app.state.live = live
     return app

@@ -43,6 +43,7 @@ from smartregion.storage.base import (
     AttrInfo,
     Delete,
     EntityQuery,
+    FeedEntry,
     OwnersCheck,
     Put,
     QueryResult,
@@ -553,6 +554,18 @@ class NotifyingStore(Store):
         return await self.transact(tenant, ids, purge, owner="")
 
     # -- plain delegation ------------------------------------------------------------------
+    async def change_feed(self, after: int, *, limit: int = 500) -> list[FeedEntry]:
+        """Delegated."""
+        return await self.inner.change_feed(after, limit=limit)
+
+    async def change_feed_head(self) -> int:
+        """Delegated."""
+        return await self.inner.change_feed_head()
+
+    async def prune_change_feed(self, before: float) -> int:
+        """Delegated."""
+        return await self.inner.prune_change_feed(before)
+
     async def open(self) -> None:
         """Open the wrapped store."""
         await self.inner.open()

@@ -36,6 +36,7 @@ __all__ = [
     "AttrInfo",
     "Delete",
     "EntityQuery",
+    "FeedEntry",
     "OwnersCheck",
     "Put",
     "QueryResult",
@@ -156,6 +157,17 @@ class AttrInfo:
     type_names: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One committed entity transaction in the change feed: which entities it wrote."""
+
+    seq: int
+    tenant: str
+    entity_ids: tuple[str, ...]
+    #: commit time, seconds since the epoch
+    at: float
+
+
 @dataclass(slots=True)
 class StoredContext:
     """A hosted or cached @context document (NGSI-LD 1.8 §5.13)."""
@@ -246,6 +258,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def list_contexts(self) -> list[StoredContext]:
         """Every stored @context, sorted by id."""
+
+    @abc.abstractmethod
+    async def change_feed(self, after: int, *, limit: int = 500) -> list[FeedEntry]:
+        """Committed entity transactions with a sequence number above `after`, in order.
+
+        Every transaction that writes entities adds one entry, committed with it (live streams
+        read it from any process). Numbers are never reused, but on PostgreSQL concurrent
+        transactions may commit out of number order: a reader re-reads a short span behind its
+        position and skips what it has seen.
+        """
+
+    @abc.abstractmethod
+    async def change_feed_head(self) -> int:
+        """The highest sequence number in the change feed (0 when empty)."""
+
+    @abc.abstractmethod
+    async def prune_change_feed(self, before: float) -> int:
+        """Delete feed entries committed before `before` (epoch seconds); how many."""
 
     @abc.abstractmethod
     async def health(self) -> None:

@@ -77,14 +77,14 @@ class Exchange:
             return WriteAccess(self.settings.default_org)
         return await self.governance.write_access(principal)
 
-    async def readable(self) -> Readable | None:
+    async def readable(self, *, fresh: bool = False) -> Readable | None:
         """What the caller may read, decided once per request (None: everything).
 
         Trial mode (`--anonymous-writes`): anonymous clients write as `default_org`, so they
         also read as a member of it (docs/security.md); otherwise anonymous callers read what
         anyone may (open data sets).
         """
-        if self._readable is None:
+        if self._readable is None or fresh:
             principal = self.principal
             if principal is None and self.settings.anonymous_writes:
                 principal = Principal(org_id=self.settings.default_org, role="reader")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ from smartregion.storage.base import (
     AttrInfo,
     Delete,
     EntityQuery,
+    FeedEntry,
     OwnersCheck,
     Put,
     QueryResult,
@@ -162,6 +164,33 @@ class PostgresStore(
         """Raise if the database is unreachable."""
         async with self.pool.connection() as conn:
             await conn.execute("SELECT 1")
+
+    # --- the change feed (live streams) --------------------------------------------------
+
+    async def change_feed(self, after: int, *, limit: int = 500) -> list[FeedEntry]:
+        """See `Store.change_feed` (numbers are given at insert, commits may come out of order:
+        readers re-read behind their position, `api/live.py`)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT seq, tenant, entity_ids, at FROM change_feed WHERE seq > %s"
+                " ORDER BY seq LIMIT %s",
+                (after, limit),
+            )
+            rows = await cur.fetchall()
+        return [FeedEntry(int(q), t, tuple(ids), float(at)) for q, t, ids, at in rows]
+
+    async def change_feed_head(self) -> int:
+        """See `Store.change_feed_head`."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("SELECT coalesce(max(seq), 0) FROM change_feed")
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def prune_change_feed(self, before: float) -> int:
+        """See `Store.prune_change_feed`."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute("DELETE FROM change_feed WHERE at < %s", (before,))
+            return int(cur.rowcount)
 
     # --- dictionaries --------------------------------------------------------------------
 
@@ -503,6 +532,11 @@ class PostgresStore(
                 (keys[eid], index_change(None if old is None else orjson.loads(old), doc))
             )
         await self._index(conn, tenant_key, changes, pending)
+        # live streams: which entities this transaction wrote, committed with it
+        await conn.execute(
+            "INSERT INTO change_feed (tenant, entity_ids, at) VALUES (%s, %s::jsonb, %s)",
+            (tenant, _dumps(list(final)), time.time()),
+        )
 
     @staticmethod
     async def _clear_index(conn: Conn, entity_keys: list[int]) -> None:

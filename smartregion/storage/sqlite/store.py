@@ -26,6 +26,7 @@ import contextlib
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -42,6 +43,7 @@ from smartregion.storage.base import (
     AttrInfo,
     Delete,
     EntityQuery,
+    FeedEntry,
     OwnersCheck,
     Put,
     QueryResult,
@@ -226,6 +228,32 @@ class SQLiteStore(
     async def health(self) -> None:
         """Raise if the database cannot be read."""
         await self._read(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # --- the change feed (live streams) --------------------------------------------------
+
+    async def change_feed(self, after: int, *, limit: int = 500) -> list[FeedEntry]:
+        """See `Store.change_feed` (one writer at a time: numbers follow commit order)."""
+        rows = await self._read(
+            lambda conn: conn.execute(
+                "SELECT seq, tenant, entity_ids, at FROM change_feed WHERE seq > ?"
+                " ORDER BY seq LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        )
+        return [FeedEntry(int(q), t, tuple(orjson.loads(ids)), float(at)) for q, t, ids, at in rows]
+
+    async def change_feed_head(self) -> int:
+        """See `Store.change_feed_head`."""
+        row = await self._read(
+            lambda conn: conn.execute("SELECT coalesce(max(seq), 0) FROM change_feed").fetchone()
+        )
+        return int(row[0])
+
+    async def prune_change_feed(self, before: float) -> int:
+        """See `Store.prune_change_feed`."""
+        return await self._write(
+            lambda conn: int(conn.execute("DELETE FROM change_feed WHERE at < ?", (before,)).rowcount)
+        )
 
     # --- dictionaries --------------------------------------------------------------------
 
@@ -583,6 +611,11 @@ class SQLiteStore(
                 updates,
             )
         self._index(conn, tenant_key, written, pending)
+        # live streams: which entities this transaction wrote, committed with it
+        conn.execute(
+            "INSERT INTO change_feed (tenant, entity_ids, at) VALUES (?, ?, ?)",
+            (tenant, _json_list(final), time.time()),
+        )
 
     def _clear_index(self, conn: sqlite3.Connection, entity_keys: list[int]) -> None:
         param = (_json_list(entity_keys),)
