@@ -127,7 +127,7 @@ def test_csv_types_values_and_type_column(db: str, tenant: str, tmp_path: Path) 
         "urn:ngsi-ld:Meter:1,temperature,2025-03-01T10:01:00Z,12.5,CEL,\n"
         'urn:ngsi-ld:Meter:1,condition,2025-03-01T10:01:00Z,"closed, locked",,\n'
     )
-    code, out, err = cli(str(f), "--database", db, "--tenant", tenant)
+    code, _, err = cli(str(f), "--database", db, "--tenant", tenant)
     assert code == 0, err
     assert history(db, tenant, "urn:ngsi-ld:Meter:1") == [
         (TEMP, 12, "CEL", None), (STATUS, "closed, locked", None, None), (TEMP, 12.5, "CEL", None)
