@@ -23,6 +23,8 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import csv
 import math
 import re
@@ -368,36 +370,62 @@ class TimeseriesImporter:
         """
         report = ImportReport()
         pending: list[SourceRow] = []
-        while True:
+        # one batch is written while the next one is read (the database works in its own
+        # thread or server meanwhile); batches still commit one after the other, in file order
+        flight: tuple[asyncio.Task[int], list[SourceRow]] | None = None
+
+        async def write(batch: list[SourceRow]) -> int:
+            created = await self._entities(batch, apply=not dry_run)
+            if not dry_run:
+                await self.history.bulk_load(self.tenant, [r.bulk for r in batch])
+            return created
+
+        async def settle() -> None:
+            nonlocal flight
+            if flight is None:
+                return
+            task, batch = flight
+            flight = None
             try:
-                row = next(rows, None)
-            except SmartRegionError as exc:
+                report.created += await task
+            except Exception as exc:
                 raise ImportStopped(exc, report.skipped + report.rows, report.last_line) from exc
-            if row is not None and report.skipped < skip:
-                report.skipped += 1
-                report.last_line = row.line
-                continue
-            if row is not None:
-                pending.append(row)
-                if len(pending) < self.batch:
-                    continue
-            if pending:
+            report.rows += len(batch)
+            report.batches += 1
+            report.last_line = batch[-1].line
+            if progress is not None:
+                progress(report)
+
+        try:
+            while True:
                 try:
-                    report.created += await self._entities(pending, apply=not dry_run)
-                    if not dry_run:
-                        await self.history.bulk_load(self.tenant, [r.bulk for r in pending])
-                except Exception as exc:
+                    row = next(rows, None)
+                except SmartRegionError as exc:
+                    await settle()  # the batch before the bad row commits (or fails) first
                     raise ImportStopped(
                         exc, report.skipped + report.rows, report.last_line
                     ) from exc
-                report.rows += len(pending)
-                report.batches += 1
-                report.last_line = pending[-1].line
-                pending = []
-                if progress is not None:
-                    progress(report)
-            if row is None:
-                return report
+                if row is not None and report.skipped < skip:
+                    report.skipped += 1
+                    report.last_line = row.line
+                    continue
+                if row is not None:
+                    pending.append(row)
+                    if len(pending) % 2_000 == 0:
+                        await asyncio.sleep(0)  # let the batch in flight go on to its next step
+                    if len(pending) < self.batch:
+                        continue
+                if pending:
+                    await settle()
+                    flight = (asyncio.ensure_future(write(pending)), pending)
+                    pending = []
+                if row is None:
+                    await settle()
+                    return report
+        finally:
+            if flight is not None:  # stopped by an error: do not leave the write behind
+                with contextlib.suppress(BaseException):
+                    await flight[0]
 
     async def _entities(self, rows: list[SourceRow], *, apply: bool) -> int:
         """Step (1) of a batch (see the module docstring); how many entities it created."""
