@@ -31,6 +31,7 @@ from smartregion.api.security import SWAGGER_UI_CSP, SecurityMiddleware
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.live import LiveFeed
 from smartregion.broker.notifier import Notifier
+from smartregion.broker.retention import PurgeJob, RetentionService
 from smartregion.broker.service import Broker
 from smartregion.governance import Governance, GovernanceStore
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
@@ -102,6 +103,15 @@ class Runtime:
     resolver: ContextResolver
     context_persistence: StoreContextPersistence
     broker: Broker
+
+    def retention(self, settings: Settings) -> RetentionService:
+        """The history retention service the settings describe."""
+        return RetentionService(
+            self.store,
+            default_days=settings.history_retention_days,
+            default_rollup_days=settings.history_rollup_retention_days,
+            batch=settings.history_purge_batch,
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -182,10 +192,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
         notifier = Notifier(broker.subscriptions, store=store)
         await notifier.start()
+        # retention (docs/operations.md): one purging process at a time per database
+        purge_job = PurgeJob(runtime.retention(settings), settings.history_purge_interval)
+        app.state.purge_job = purge_job
+        await purge_job.start()
         try:
             yield
         finally:
             await live.close()
+            await purge_job.stop()
             await notifier.stop()
             if oidc is not None:
                 await oidc.aclose()

@@ -50,6 +50,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_limit", int, 1000, "Largest `limit` an NGSI-LD query may ask for."),
     Setting("max_batch_size", int, 10000, "Most entities in one NGSI-LD batch operation."),
     Setting("record_history", bool, True, "Keep every entity write's changed attribute instances as history (the temporal API's data); off: only what the temporal API writes."),
+    Setting("history_retention_days", int, 0, "Days of attribute history kept for entities outside a data set with its own retention; 0: forever."),
+    Setting("history_rollup_retention_days", int, 0, "Days roll-ups are kept for those entities, at least history_retention_days; 0: as long as the raw history."),
+    Setting("history_purge_interval", float, 3600.0, "Seconds between runs of the history purge job in `smartregion serve`; 0: no job."),
+    Setting("history_purge_batch", int, 10000, "Most instances one purge transaction deletes (ingestion goes on between them)."),
     Setting("temporal_max_instances", int, 10000, "Most attribute instances in one temporal API answer; more answer 206 with Content-Range."),
     Setting("context_fetch_timeout", float, 5.0, "Seconds to wait for a remote @context."),
     Setting("context_max_bytes", int, 1_000_000, "Largest remote @context document in bytes."),
@@ -96,6 +100,10 @@ class Settings:
     max_limit: int = 1000
     max_batch_size: int = 10000
     record_history: bool = True
+    history_retention_days: int = 0
+    history_rollup_retention_days: int = 0
+    history_purge_interval: float = 3600.0
+    history_purge_batch: int = 10000
     temporal_max_instances: int = 10000
     context_fetch_timeout: float = 5.0
     context_max_bytes: int = 1_000_000

@@ -106,13 +106,16 @@ def create_dataset(
     theme: Annotated[str | None, typer.Option(help="mobility, environment, living, people, government or economy.")] = None,
     description: Annotated[str | None, typer.Option(help="Description (Dutch).")] = None,
     scope: Annotated[str | None, typer.Option(help="NGSI-LD scope, e.g. /Flanders/Ghent.")] = None,
+    retention_days: Annotated[int | None, typer.Option("--retention-days", min=0, help="Days of attribute history kept (default: setting history_retention_days; 0: forever).")] = None,
+    rollup_retention_days: Annotated[int | None, typer.Option("--rollup-retention-days", min=0, help="Days roll-ups are kept, at least --retention-days (0: as long as the raw history).")] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Describe a data set of an organisation, with its access policy."""
     types = [t for t in entity_types.split(",") if t.strip()]
     dataset = _run(database, lambda g: g.create_dataset(
         Principal.cli(), dataset_id, owner, title, types, description=description, scope=scope,
-        theme=theme, license=license, policy=policy,
+        theme=theme, license=license, policy=policy, retention_days=retention_days,
+        rollup_retention_days=rollup_retention_days,
     ))
     typer.echo(f"created data set {dataset.id} ({dataset.policy_kind}) of {dataset.owner_org}")
 

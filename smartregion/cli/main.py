@@ -9,6 +9,8 @@ from typing import Annotated
 import typer
 
 from smartregion.cli.admin import admin_app, audit_app
+from smartregion.cli.history import history_app
+from smartregion.cli.importer import import_app
 from smartregion.cli.mqtt import mqtt_app
 from smartregion.settings import ENV_PREFIX, Settings
 
@@ -18,6 +20,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(audit_app, name="audit")
 app.add_typer(mqtt_app, name="mqtt")
+app.add_typer(import_app, name="import")
+app.add_typer(history_app, name="history")
 
 DatabaseOpt = Annotated[
     str | None,

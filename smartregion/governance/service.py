@@ -99,6 +99,20 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
     return value
 
 
+def check_retention(raw_days: int | None, rollup_days: int | None) -> None:
+    """Refuse a retention that cannot hold: negative days, or roll-ups kept for a shorter time
+    than the raw history they summarise (0 means forever for raw data, "as long as the raw
+    data" for roll-ups: docs/operations.md, Retention)."""
+    for value, what in ((raw_days, "retention_days"), (rollup_days, "rollup_retention_days")):
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise BadRequestData(f"{what} must be a whole number of days, 0 or more")
+    if raw_days and rollup_days and rollup_days < raw_days:
+        raise BadRequestData(
+            "rollup_retention_days must be at least retention_days: roll-ups never go before"
+            " the raw history they summarise"
+        )
+
+
 def _texts(value: str | dict[str, str] | None, what: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -406,6 +420,8 @@ class Governance:
         license: str | None = None,
         policy: str = "private",
         permissions: Sequence[dict[str, Any]] | None = None,
+        retention_days: int | None = None,
+        rollup_retention_days: int | None = None,
     ) -> Dataset:
         """Describe a data set of `owner_org` with its access policy (the owner's admins)."""
         _check(_OBJECT_ID, dataset_id, "data set id")
@@ -427,6 +443,7 @@ class Governance:
             _check(_URI, license, "licence URI")
         if permissions and policy != "restricted":
             raise BadRequestData("permissions are given for restricted data sets only")
+        check_retention(retention_days, rollup_retention_days)
         term_map = core_term_map()
         now = self._now()
         dataset = Dataset(
@@ -436,6 +453,7 @@ class Governance:
             scope=scope, theme=theme, license=license, policy_kind=policy,
             policy=self._policy_for(dataset_id, policy, permissions),
             created_at=now, modified_at=now,
+            retention_days=retention_days, rollup_retention_days=rollup_retention_days,
         )
         audit = AuditEvent(principal.actor, "dataset.create", dataset_id,
                            {"owner": owner_org, "policy": dataset.policy})

@@ -141,6 +141,10 @@ class Dataset:
     policy: dict[str, Any] = field(default_factory=dict)
     created_at: str = ""
     modified_at: str = ""
+    #: days of attribute history kept for its entities (None: the default setting; 0: forever)
+    retention_days: int | None = None
+    #: days its roll-ups are kept (None: the default setting; 0: as long as the raw history)
+    rollup_retention_days: int | None = None
 
 
 @dataclass(slots=True)

@@ -80,6 +80,12 @@ class DatasetIn(_In):
     permissions: list[dict[str, Any]] | None = Field(
         None, description="ODRL permissions of a restricted data set (docs/security.md)"
     )
+    retention_days: int | None = Field(
+        None, ge=0, description="days of attribute history kept (none: the default; 0: forever)"
+    )
+    rollup_retention_days: int | None = Field(
+        None, ge=0, description="days roll-ups are kept (none: the default; 0: as raw history)"
+    )
 
 
 class PolicyIn(_In):

@@ -102,7 +102,8 @@ async def create_dataset(body: DatasetIn, caller: Caller, gov: Gov) -> Dataset:
     return await gov.create_dataset(
         caller, body.id, body.owner, body.title, body.entity_types, description=body.description,
         scope=body.scope, theme=body.theme, license=body.license, policy=body.policy,
-        permissions=body.permissions,
+        permissions=body.permissions, retention_days=body.retention_days,
+        rollup_retention_days=body.rollup_retention_days,
     )
 
 

@@ -1,0 +1,212 @@
+"""`smartregion import timeseries` on SQLite and PostgreSQL (a tenant of its own per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from smartregion.app import Runtime
+from smartregion.cli.main import app
+from smartregion.settings import Settings
+from smartregion.storage.history import HistoryQuery, HistoryStore
+
+T = TypeVar("T")
+runner = CliRunner()
+CORE = "https://uri.etsi.org/ngsi-ld/default-context/"
+TEMP = CORE + "temperature"
+STATUS = CORE + "condition"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'import.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def tenant() -> str:
+    return f"imp{uuid.uuid4().hex[:10]}"
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["import", "timeseries", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def with_runtime(db: str, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    async def go() -> T:
+        runtime = Runtime.build(Settings(database_url=db))
+        await runtime.start()
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.stop()
+
+    return asyncio.run(go())
+
+
+def history(db: str, tenant: str, entity: str) -> list[tuple[str, Any, str | None, str | None]]:
+    """(attribute, value, unitCode, datasetId) of an entity's instances, in time order."""
+
+    async def read(rt: Runtime) -> list[Any]:
+        assert isinstance(rt.store, HistoryStore)
+        out = []
+        for h in await rt.store.query_instances(tenant, HistoryQuery(entity_ids=(entity,))):
+            for i in h.instances:
+                out.append((i.doc.get("observedAt"), h.series.attr, i.doc["value"],
+                            i.doc.get("unitCode"), i.doc.get("datasetId")))
+        return [row[1:] for row in sorted(out, key=lambda r: (r[0], r[1], r[4] or ""))]
+
+    return with_runtime(db, read)
+
+
+def entity(db: str, tenant: str, entity_id: str) -> dict[str, Any] | None:
+    return with_runtime(db, lambda rt: rt.store.get_entity(tenant, entity_id))
+
+
+def ndjson(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    return path
+
+
+def row(eid: str, minute: int, value: Any, **extra: Any) -> dict[str, Any]:
+    return {"entity": eid, "attribute": "temperature",
+            "observedAt": f"2025-03-01T10:{minute:02d}:00Z", "value": value, **extra}
+
+
+def test_ndjson_history_units_datasets_and_current_state(db: str, tenant: str, tmp_path: Path) -> None:
+    a, b = "urn:ngsi-ld:Sensor:a", "urn:ngsi-ld:Sensor:b"
+    ds = "urn:ngsi-ld:Dataset:backup"
+    f = ndjson(tmp_path / "t.ndjson", [
+        row(a, 1, 20.5, unit="CEL"),
+        row(a, 3, 22, unit="CEL"),  # latest of a
+        row(a, 2, 21.0, unit="CEL"),  # out of order
+        row(b, 1, 7.25, unit="CEL", datasetId=ds),
+        {"entity": b, "attribute": "condition", "observedAt": "2025-03-01T10:05:00Z", "value": "ok"},
+    ])
+    code, out, err = cli(str(f), "--database", db, "--tenant", tenant, "--type", "Sensor",
+                         "--batch", "2")
+    assert code == 0, err
+    assert "imported 5 rows in 3 batches (2 entities created" in out
+    assert history(db, tenant, a) == [(TEMP, 20.5, "CEL", None), (TEMP, 21.0, "CEL", None),
+                                      (TEMP, 22, "CEL", None)]
+    assert history(db, tenant, b) == [(TEMP, 7.25, "CEL", ds), (STATUS, "ok", None, None)]
+    doc_a = entity(db, tenant, a)
+    assert doc_a is not None and doc_a["type"] == [CORE + "Sensor"]
+    (current,) = doc_a["attrs"][TEMP]
+    assert current["value"] == 22 and current["observedAt"] == "2025-03-01T10:03:00Z"
+    assert current["unitCode"] == "CEL"
+    doc_b = entity(db, tenant, b)
+    assert doc_b is not None
+    assert doc_b["attrs"][TEMP][0]["datasetId"] == ds
+    assert doc_b["attrs"][STATUS][0]["value"] == "ok"
+
+    # an older load leaves the (newer) current value; a newer one replaces it
+    f2 = ndjson(tmp_path / "t2.ndjson", [row(a, 0, 1.0), row(b, 9, 9.5, datasetId=ds)])
+    code, _, err = cli(str(f2), "--database", db, "--tenant", tenant)
+    assert code == 0, err
+    doc_a = entity(db, tenant, a)
+    assert doc_a is not None and doc_a["attrs"][TEMP][0]["value"] == 22
+    doc_b = entity(db, tenant, b)
+    assert doc_b is not None and doc_b["attrs"][TEMP][0]["value"] == 9.5
+
+
+def test_csv_types_values_and_type_column(db: str, tenant: str, tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(
+        "entity,attribute,observedAt,value,unit,type\n"
+        "urn:ngsi-ld:Meter:1,temperature,2025-03-01T10:00:00Z,12,CEL,Meter\n"
+        "urn:ngsi-ld:Meter:1,temperature,2025-03-01T10:01:00Z,12.5,CEL,\n"
+        'urn:ngsi-ld:Meter:1,condition,2025-03-01T10:01:00Z,"closed, locked",,\n'
+    )
+    code, _, err = cli(str(f), "--database", db, "--tenant", tenant)
+    assert code == 0, err
+    assert history(db, tenant, "urn:ngsi-ld:Meter:1") == [
+        (TEMP, 12, "CEL", None), (STATUS, "closed, locked", None, None), (TEMP, 12.5, "CEL", None)
+    ]
+    doc = entity(db, tenant, "urn:ngsi-ld:Meter:1")
+    assert doc is not None and doc["type"] == [CORE + "Meter"]
+    assert doc["attrs"][TEMP][0]["value"] == 12.5
+
+
+def test_bad_row_fails_its_batch_with_the_line_and_resumes(
+    db: str, tenant: str, tmp_path: Path
+) -> None:
+    e = "urn:ngsi-ld:Sensor:r"
+    good = [row(e, m, float(m)) for m in range(6)]
+    bad = list(good)
+    bad[3] = {**good[3], "observedAt": "yesterday"}
+    f = ndjson(tmp_path / "bad.ndjson", bad)
+    code, _, err = cli(str(f), "--database", db, "--tenant", tenant, "--type", "Sensor",
+                       "--batch", "2")
+    assert code == 1
+    assert "line 4: observedAt 'yesterday' is not a DateTime" in err
+    assert "first 2 data rows (up to line 2)" in err and "--skip 2" in err
+    # the failing batch (lines 3-4) wrote nothing, the first batch stays
+    assert [v for _, v, _, _ in history(db, tenant, e)] == [0.0, 1.0]
+    doc = entity(db, tenant, e)
+    assert doc is not None and doc["attrs"][TEMP][0]["value"] == 1.0
+
+    f = ndjson(tmp_path / "fixed.ndjson", good)
+    code, out, err = cli(str(f), "--database", db, "--tenant", tenant, "--skip", "2",
+                         "--batch", "2")
+    assert code == 0, err
+    assert "imported 4 rows" in out and "skipped 2" in out
+    assert [v for _, v, _, _ in history(db, tenant, e)] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z,\n",
+         "line 2: value is missing"),
+        ("entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z,inf\n",
+         "line 2: value 'inf' is not a finite number"),
+        ("entity,attribute,value\nurn:x:1,temperature,1\n", "line 1: the header has no column observedAt"),
+        ("entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z\n",
+         "line 2: 3 columns where the header has 4"),
+    ],
+)
+def test_bad_csv_rows_name_their_line(tmp_path: Path, text: str, message: str) -> None:
+    db = f"sqlite:///{tmp_path / 'bad.db'}"
+    f = tmp_path / "bad.csv"
+    f.write_text(text)
+    code, _, err = cli(str(f), "--database", db, "--type", "T")
+    assert code == 1 and message in err and "nothing was written" in err
+
+
+def test_dry_run_checks_everything_and_writes_nothing(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'dry.db'}"
+    f = ndjson(tmp_path / "t.ndjson", [row("urn:ngsi-ld:Sensor:d", m, m) for m in range(3)])
+    code, out, err = cli(str(f), "--database", db, "--dry-run")
+    assert code == 1 and "line 1: entity urn:ngsi-ld:Sensor:d does not exist" in err
+    code, out, err = cli(str(f), "--database", db, "--dry-run", "--type", "Sensor")
+    assert code == 0 and "checked 3 rows" in out and "1 entities to create" in out
+    assert entity(db, "", "urn:ngsi-ld:Sensor:d") is None
+    assert history(db, "", "urn:ngsi-ld:Sensor:d") == []
+
+
+def test_rows_only_go_into_entities_the_org_may_write(db: str, tenant: str, tmp_path: Path) -> None:
+    owner, other = f"o{uuid.uuid4().hex[:8]}", f"x{uuid.uuid4().hex[:8]}"
+    e = "urn:ngsi-ld:Sensor:owned"
+    f = ndjson(tmp_path / "a.ndjson", [row(e, 1, 1.0)])
+    code, _, err = cli(str(f), "--database", db, "--tenant", tenant, "--org", owner,
+                       "--type", "Sensor")
+    assert code == 0, err
+    f = ndjson(tmp_path / "b.ndjson", [row("urn:ngsi-ld:Sensor:mine", 1, 5.0), row(e, 2, 2.0)])
+    code, _, err = cli(str(f), "--database", db, "--tenant", tenant, "--org", other,
+                       "--type", "Sensor")
+    assert code == 1
+    assert f"line 2: entity {e} is owned by an organisation that has not mandated" in err
+    assert "nothing was written" in err
+    assert [v for _, v, _, _ in history(db, tenant, e)] == [1.0]
+    assert history(db, tenant, "urn:ngsi-ld:Sensor:mine") == []
+    assert entity(db, tenant, "urn:ngsi-ld:Sensor:mine") is None
