@@ -22,12 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from smartregion.broker.history import instance_rows
 from smartregion.core import mutations
 from smartregion.core.entities import Vocabulary, is_uri, parse_entity
+from smartregion.core.subscriptions import EntityChange
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
 from smartregion.governance import Forbidden, WriteAccess
 from smartregion.storage.base import Delete, Put, Store, WriteOp
+from smartregion.storage.history import RecordInstances
 
 Doc = dict[str, Any]
 #: one vocabulary for the whole batch, or one per entity (application/ld+json batches carry a
@@ -139,11 +142,15 @@ class BatchService:
     ) -> BatchResult:
         ids = list(dict.fromkeys(d["id"] for d in docs))
         owners: dict[str, str] = {}
+        # entries repeating an id: the history must keep every entry's instances, not only the
+        # final state the transaction leaves (broker/history.py computes from that alone)
+        each_step = len(ids) < len(docs) and bool(getattr(self.store, "records_history", False))
 
         def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
             denied = writer.denied(owners, current)
             state = dict(current)
             touched: dict[str, Doc] = {}
+            steps: list[EntityChange] = []
             outcome = BatchResult()
             for doc in docs:
                 eid = doc["id"]
@@ -153,6 +160,8 @@ class BatchService:
                     stored, created = step(state.get(eid), doc)
                 except PartialUpdate as exc:
                     if exc.doc is not None:
+                        if each_step:
+                            steps.append(EntityChange(state.get(eid), exc.doc))
                         state[eid] = exc.doc
                         touched[eid] = exc.doc
                     outcome.errors.append(BatchError(eid, exc))
@@ -161,12 +170,18 @@ class BatchService:
                     outcome.errors.append(BatchError(eid, exc))
                     continue
                 if stored is not None:
+                    if each_step:
+                        steps.append(EntityChange(state.get(eid), stored))
                     state[eid] = stored
                     touched[eid] = stored
                 outcome.success.append(eid)
                 if created:
                     outcome.created.append(eid)
-            return [Put(d) for d in touched.values()], outcome
+            ops: list[WriteOp] = [Put(d) for d in touched.values()]
+            if each_step:
+                record = RecordInstances(tuple(instance_rows(steps, utc_now())))
+                ops.append(record)  # type: ignore[arg-type]  # taken out by the store (history)
+            return ops, outcome
 
         return await self.store.transact(
             tenant, ids, mutate, owner=owner, check_owners=owners.update

@@ -9,8 +9,9 @@ is recorded as an instance with `deletedAt` and the NGSI-LD Null as its value, w
 temporal API shows with `timeproperty=deletedAt` (§4.5.7, suite TP 020_17–020_20).
 
 What counts as a change: `core.mutations` keeps the stored instance object (timestamps and
-all) when a write leaves its content unchanged, so an instance whose `modifiedAt` is the same as
-before was not touched and is not recorded again.
+all) when a write leaves its content unchanged, so an instance that is (or equals) the one before
+was not touched and is not recorded again. (Not `modifiedAt` alone: the entries of one batch
+that repeat an id share one timestamp, and each is a change — broker/batch.py.)
 """
 
 from __future__ import annotations
@@ -79,9 +80,7 @@ def instance_rows(changes: Iterable[EntityChange], now: str) -> list[InstanceRow
             previous = _by_dataset(before)
             for inst in instances:
                 old = previous.pop(inst.get("datasetId"), None)
-                if old is not None and (
-                    old is inst or old.get("modifiedAt") == inst.get("modifiedAt")
-                ):
+                if old is not None and (old is inst or old == inst):
                     continue
                 rows.append(InstanceRow(eid, attr, inst))
             # datasetIds the write removed from this attribute

@@ -12,6 +12,7 @@ from smartregion.cli.admin import admin_app, audit_app
 from smartregion.cli.history import history_app
 from smartregion.cli.importer import import_app
 from smartregion.cli.mqtt import mqtt_app
+from smartregion.cli.simulate import simulate
 from smartregion.settings import ENV_PREFIX, Settings
 
 app = typer.Typer(help="smartregion: NGSI-LD data space and ecosystem hub.", no_args_is_help=True)
@@ -22,6 +23,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(import_app, name="import")
 app.add_typer(history_app, name="history")
+app.command("simulate")(simulate)
 
 DatabaseOpt = Annotated[
     str | None,
