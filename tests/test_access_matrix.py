@@ -823,6 +823,14 @@ async def test_cross_organisation_matrix(world: World, database_url: str) -> Non
     )
     assert world.failures == [], "\n".join(world.failures[:40])
     assert world.figures["cases"] >= (10_000 if full else 5_000)
+    # refused authorisations are in the audit log (route templates, never concrete URLs), and
+    # the hash chain still verifies
+    records, problems = await world.gov.verify_audit()
+    assert problems == []
+    refused = [r for r in await world.gov.store.audit_records(after=0, limit=1_000_000)
+               if r.action == "authz.refused" and r.actor.startswith("key:")]
+    assert {r.detail["interface"] for r in refused} == {"ngsi-ld", "admin"}
+    assert all("urn:" not in str(r.detail) for r in refused)
     # every fixture entity is still there, as it was made
     for item in ITEMS:
         assert await world.stored(item.id) is not None, item.id
