@@ -33,7 +33,8 @@ from smartregion.broker.live import LiveFeed
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.retention import PurgeJob, RetentionService
 from smartregion.broker.service import Broker
-from smartregion.governance import Governance, GovernanceStore
+from smartregion.broker.subscriptions import NotificationFilter
+from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
 from smartregion.settings import Settings
 from smartregion.storage import open_store
@@ -190,7 +191,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if app.state.governance is not None:
                 await publish_demo(app.state.governance, owner=settings.default_org)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
-        notifier = Notifier(broker.subscriptions, store=store)
+        # notifications carry only what the subscription's owner may read (docs/security.md)
+        readers = NotificationFilter(
+            lambda org: governance.readable_for(Principal(org_id=org, role="reader")),
+            unowned=settings.default_org,
+        )
+        notifier = Notifier(broker.subscriptions, store=store, readers=readers)
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database
         purge_job = PurgeJob(runtime.retention(settings), settings.history_purge_interval)

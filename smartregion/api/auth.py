@@ -30,7 +30,13 @@ from smartregion.governance import Forbidden, Governance, Principal
 from smartregion.governance.keys import KEY_PREFIX, parse_key
 from smartregion.governance.oidc import InvalidToken, OidcVerifier, looks_like_jwt
 
-__all__ = ["CREDENTIAL_PARAMETERS", "Authenticate", "Authenticator", "principal_of"]
+__all__ = [
+    "CREDENTIAL_PARAMETERS",
+    "Authenticate",
+    "Authenticator",
+    "audit_refusal",
+    "principal_of",
+]
 
 log = logging.getLogger("smartregion.api.auth")
 
@@ -143,3 +149,24 @@ class Authenticate:
             await self.authenticator.authenticate(HTTPConnection(scope), interface=self.interface)
         await self.app(scope, receive, send)
 
+
+async def audit_refusal(conn: HTTPConnection, exc: Exception, *, interface: str) -> None:
+    """Write a refused authorisation (a `Forbidden` answered 403) to the audit log.
+
+    Refused authentications are audited where they happen (`Authenticator`); a write the caller
+    may not make is audited here, by the interface's one error mapping. A batch entity refused
+    inside a 207 multi-status answer is not an error of the request and is not audited.
+    """
+    if not isinstance(exc, Forbidden):
+        return
+    governance = getattr(conn.app.state, "governance", None)
+    if governance is None:
+        return
+    route = getattr(conn.scope.get("route"), "path", None) or "?"
+    try:
+        await governance.record_refused_authorisation(
+            principal_of(conn.scope), interface=interface, method=conn.scope.get("method", ""),
+            route=route,
+        )
+    except Exception:  # the refusal stands even when the audit log cannot be written
+        log.exception("cannot record a refused authorisation")

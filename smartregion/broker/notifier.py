@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -21,9 +22,14 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import orjson
 
-from smartregion.broker.subscriptions import PeriodicSender, SubscriptionService, join_linked
+from smartregion.broker.subscriptions import (
+    NotificationFilter,
+    PeriodicSender,
+    SubscriptionService,
+    join_linked,
+)
 from smartregion.core.times import format_datetime
-from smartregion.storage.base import Store
+from smartregion.storage.base import Readable, Store
 from smartregion.storage.subscriptions import OutboxRow, epoch_now
 
 log = logging.getLogger("smartregion.notifier")
@@ -47,11 +53,16 @@ class Notifier:
         lease: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
         store: Store | None = None,
+        readers: NotificationFilter | None = None,
     ) -> None:
         self.subscriptions = subscriptions
         #: timeInterval subscriptions need the entity store to query what they report
         self.store = store
-        self.periodic = PeriodicSender(subscriptions, store) if store is not None else None
+        #: what each subscription's owner may read, decided when a notification is sent
+        self.readers = readers
+        self.periodic = (
+            PeriodicSender(subscriptions, store, readers) if store is not None else None
+        )
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -113,6 +124,11 @@ class Notifier:
         at = format_datetime(datetime.now(UTC))
         ok = await self._send(row, at)
         store = self.subscriptions.subs
+        if ok is None:
+            # nothing in it the subscriber may read: not sent, and not counted either (the
+            # subscription's timesSent must not reveal changes to others' data)
+            await store.complete(row.id)
+            return
         await store.record_delivery(row.tenant, row.subscription_id, ok=ok, at=at)
         attempts = row.attempts + 1
         if ok or attempts >= self.max_attempts:
@@ -126,11 +142,21 @@ class Notifier:
         delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
         await store.reschedule(row.id, attempts=attempts, due_at=epoch_now() + delay)
 
-    async def _send(self, row: OutboxRow, at: str) -> bool:
+    async def _send(self, row: OutboxRow, at: str) -> bool | None:
+        """Send one notification: whether it was acknowledged (None: nothing left to send)."""
         uri: str = row.target["uri"]
         body = dict(row.body)
+        readable: Readable | None = None
+        if self.readers is not None:
+            readable = await self.readers.readable(row.target)
+            kept = await self.readers.body(row, body, readable)
+            if kept is None:
+                return None
+            body = kept
         if "join" in row.target and self.store is not None:
-            body = await join_linked(self.subscriptions, self.store, row)
+            body = await join_linked(
+                self.subscriptions, self.store, replace(row, body=body), readable
+            )
         body["notifiedAt"] = at
         headers = dict(row.target.get("headers", {}))
         timeout = float(row.target.get("timeout", self.timeout))

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -148,18 +148,36 @@ class SubscriptionService:
         self._changed(tenant)
         return str(doc["id"])
 
-    async def retrieve(self, tenant: str, subscription_id: str) -> StoredSubscription:
-        """One subscription (§5.8.3); ResourceNotFound when absent."""
+    async def retrieve(
+        self,
+        tenant: str,
+        subscription_id: str,
+        *,
+        owners: frozenset[str] | None = None,
+        unowned: str = "",
+    ) -> StoredSubscription:
+        """One subscription (§5.8.3); ResourceNotFound when absent or, when `owners` is given
+        (None: every subscription), owned by an organisation not among them — exactly as if
+        it did not exist (docs/security.md)."""
         validate_subscription_id(subscription_id)
         found = await self.subs.get_subscription(tenant, subscription_id)
-        if found is None:
+        if found is None or (
+            owners is not None and subscription_owner(found.doc, unowned) not in owners
+        ):
             raise ResourceNotFound(f"subscription {subscription_id} not found")
         return found
 
     async def query(
-        self, tenant: str, *, limit: int | None, offset: int
+        self,
+        tenant: str,
+        *,
+        limit: int | None,
+        offset: int,
+        owners: frozenset[str] | None = None,
+        unowned: str = "",
     ) -> tuple[list[StoredSubscription], int, int]:
-        """One page of the tenant's subscriptions (§5.8.4): (page, total, limit used)."""
+        """One page of the tenant's subscriptions (§5.8.4): (page, total, limit used); only
+        those owned by `owners` when given (None: all), in the page and in the total."""
         limit = self.default_limit if limit is None else limit
         if limit < 0 or offset < 0:
             raise BadRequestData("limit and offset must not be negative")
@@ -167,8 +185,16 @@ class SubscriptionService:
             from smartregion.errors import TooManyResults
 
             raise TooManyResults(f"limit must not exceed {self.max_limit}")
-        page, total = await self.subs.list_subscriptions(tenant, limit=limit, offset=offset)
-        return page, total, limit
+        if owners is None:
+            page, total = await self.subs.list_subscriptions(tenant, limit=limit, offset=offset)
+            return page, total, limit
+        # a tenant holds few subscriptions: filter them all, then take the page (the total
+        # counts only the caller's)
+        mine = [
+            s for s in await self.subs.tenant_subscriptions(tenant)
+            if subscription_owner(s.doc, unowned) in owners
+        ]
+        return mine[offset : offset + limit], len(mine), limit
 
     async def update(
         self,
@@ -272,7 +298,10 @@ class SubscriptionService:
 
 
 async def join_linked(
-    subscriptions: SubscriptionService, store: Store, row: OutboxRow
+    subscriptions: SubscriptionService,
+    store: Store,
+    row: OutboxRow,
+    readable: Readable | None = None,
 ) -> dict[str, Any]:
     """The notification body of a row whose subscription joins linked entities (§4.5.23)."""
     docs: list[Doc] = row.target.get("join") or []
@@ -287,15 +316,16 @@ async def join_linked(
     def follow(doc: Doc, state: RenderOptions) -> list[tuple[str, RenderOptions]]:
         return [(uri, state.for_linked(iri)) for iri, uri in linked_targets(doc, state)]
 
-    # TODO(issue 3, subscriptions): notifications are not yet filtered by what the
-    # subscription's owner may read; it will need the owner's `readable` here and when matching
+    # only what the subscription's owner may read is joined (`NotificationFilter`)
+    kept = {item.get("id") for item in row.body.get("data", [])}
+    docs = [doc for doc in docs if doc.get("id") in kept]
     linked = await fetch_linked(
         store,
         row.tenant,
         [(doc, opts) for doc in docs],
         levels=opts.join_level,
         follow=follow,
-        readable=None,
+        readable=readable,
     )
     context = row.body["data"][0].get("@context") if row.body.get("data") else None
 
@@ -318,9 +348,16 @@ class PeriodicSender:
     periodic notifications (a known gap until the schedule lives in storage).
     """
 
-    def __init__(self, subscriptions: SubscriptionService, store: Store) -> None:
+    def __init__(
+        self,
+        subscriptions: SubscriptionService,
+        store: Store,
+        readers: NotificationFilter | None = None,
+    ) -> None:
         self.subscriptions = subscriptions
         self.store = store
+        #: what each subscription's owner may read (None: no read enforcement)
+        self.readers = readers
         self._last: dict[tuple[str, str], float] = {}
 
     async def run_due(self) -> int:
@@ -362,6 +399,8 @@ class PeriodicSender:
     async def _matching(self, sub: CompiledSubscription) -> list[Doc]:
         selectors = sub.doc.get("entities") or [{}]
         found: dict[str, Doc] = {}
+        # decided now, when the notification is made: only what the owner may read now
+        readable = await self.readers.readable(sub.doc) if self.readers is not None else None
         for index, selector in enumerate(selectors):
             query = EntityQuery(
                 ids=(selector["id"],) if "id" in selector else None,
@@ -371,10 +410,53 @@ class PeriodicSender:
                 geo=sub.geo,
                 scope_q=sub.scope_q,
                 limit=PERIODIC_LIMIT,
+                readable=readable,
             )
             for doc in (await self.store.query(sub.tenant, query)).docs:
                 found.setdefault(doc["id"], doc)
         return list(found.values())
+
+
+class NotificationFilter:
+    """Leaves out of a notification what the subscription's owner may not read, when sent.
+
+    A subscription belongs to an organisation (docs/security.md); its notifications carry only
+    the entities that organisation may read at the moment the notification is sent (or, for
+    periodic ones, made): a grant given counts from the next notification on, a grant revoked
+    or expired stops them. `readable_of(org)` is `Governance.readable_for` of a member of org.
+    """
+
+    def __init__(
+        self, readable_of: Callable[[str], Awaitable[Readable | None]], unowned: str
+    ) -> None:
+        self.readable_of = readable_of
+        #: the owner of subscriptions made before owners were recorded
+        self.unowned = unowned
+
+    async def readable(self, doc: Doc) -> Readable | None:
+        """What the owner of a subscription (document or outbox target) may read now."""
+        return await self.readable_of(subscription_owner(doc, self.unowned))
+
+    async def body(self, row: OutboxRow, body: Doc, readable: Readable | None) -> Doc | None:
+        """`body` without the entities the owner may not read; None when none is left.
+
+        A row that does not say whose entities it is about (queued before owners were recorded)
+        is sent only to a subscriber that reads everything (fail closed).
+        """
+        if readable is None:
+            return body
+        about = {str(e[0]): (str(e[1]), e[2]) for e in row.target.get("about", [])}
+        data = [
+            item for item in body.get("data", [])
+            if (found := about.get(item.get("id"))) is not None
+            and readable.admits(found[0], found[1])
+        ]
+        return {**body, "data": data} if data else None
+
+
+def _types(doc: Doc) -> list[str]:
+    value = doc.get("type", [])
+    return [value] if isinstance(value, str) else list(value)
 
 
 #: the most entities one periodic notification carries
@@ -400,8 +482,14 @@ class _TenantMatcher:
     #: subscription id -> monotonic time of the last notification queued (throttling)
     last_queued: dict[str, float] = field(default_factory=dict)
 
-    def rows(self, changes: Sequence[EntityChange]) -> list[OutboxRow]:
-        """Outbox rows for the changes: one notification per subscription (§5.11)."""
+    def rows(
+        self, changes: Sequence[EntityChange], owners: Callable[[str], str] | None = None
+    ) -> list[OutboxRow]:
+        """Outbox rows for the changes: one notification per subscription (§5.11).
+
+        `owners` names each entity's owner: the row keeps the owner and types of every entity
+        it is about, so that what the subscription's owner may not read is left out when the
+        notification is sent (`NotificationFilter`)."""
         now = datetime.now(UTC)
         stamp = format_datetime(now)
         clock = time.monotonic()
@@ -419,6 +507,10 @@ class _TenantMatcher:
                 continue
             self.last_queued[sub.id] = clock
             row = build_row(sub, data, fired[0][1])
+            if owners is not None:
+                row.target["about"] = [
+                    [c.entity["id"], owners(c.entity["id"]), _types(c.entity)] for c, _ in fired
+                ]
             if sub.doc["notification"].get("join") in ("flat", "inline"):
                 # §4.5.23 in notifications: linked entities are read when the row is sent (the
                 # write transaction cannot wait for reads); keep the documents to render then
@@ -455,6 +547,8 @@ def build_row(sub: CompiledSubscription, data: list[Doc], reason: str) -> Outbox
         "triggerReason": reason,
     }
     target: Doc = {"uri": endpoint["uri"], "headers": headers}
+    if isinstance(sub.doc.get(OWNER), str):
+        target[OWNER] = sub.doc[OWNER]
     if "notifierInfo" in endpoint:
         target["notifierInfo"] = endpoint["notifierInfo"]
     if "timeout" in endpoint:
@@ -511,6 +605,14 @@ class NotifyingStore(Store):
                 tenant, entity_ids, mutate, owner=owner, check_owners=check_owners
             )
         queued: list[OutboxRow] = []
+        owners_of: dict[str, str] = {}
+        check = check_owners
+        if matcher is not None:
+
+            def check(found: Mapping[str, str]) -> None:
+                owners_of.update(found)  # whose entities the notifications will be about
+                if check_owners is not None:
+                    check_owners(found)
 
         def observed(current: dict[str, Doc | None]) -> tuple[list[WriteOp], T]:
             ops, result = mutate(current)
@@ -522,13 +624,13 @@ class NotifyingStore(Store):
                 if rows:
                     extra.append(RecordInstances(tuple(rows)))
             if matcher is not None:
-                queued[:] = matcher.rows(changes)
+                queued[:] = matcher.rows(changes, lambda eid: owners_of.get(eid, owner))
                 if queued and self.in_transaction:
                     extra.append(Notify(tuple(queued)))
             return ([*ops, *extra] if extra else ops), result
 
         result = await self.inner.transact(
-            tenant, entity_ids, observed, owner=owner, check_owners=check_owners
+            tenant, entity_ids, observed, owner=owner, check_owners=check
         )
         if queued:
             if not self.in_transaction:

@@ -390,6 +390,15 @@ class Governance:
             AuditEvent("anonymous", "auth.refused", f"key:{key_id}" if key_id else "-", detail)
         )
 
+    async def record_refused_authorisation(
+        self, principal: Principal | None, *, interface: str, method: str, route: str
+    ) -> None:
+        """Audit a refused authorisation (403): who, and which operation — the route template,
+        never the concrete URL, whose ids and query could hold personal data."""
+        detail: dict[str, Any] = {"interface": interface, "method": method, "route": route}
+        actor = principal.actor if principal is not None else "anonymous"
+        await self.store.append_audit(AuditEvent(actor, "authz.refused", "-", detail))
+
     # --- data sets -------------------------------------------------------------------------
 
     def _policy_for(

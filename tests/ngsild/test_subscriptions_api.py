@@ -351,3 +351,71 @@ async def test_queued_notifications_survive_a_restart(tmp_path: Any, receiver: R
     async with app.router.lifespan_context(app):
         (_, body), = await receiver.wait(1)
     assert body["data"][0]["height"]["value"] == 2
+
+
+async def test_notifications_carry_only_what_the_subscription_owner_may_read(
+    tmp_path: Any, receiver: Receiver
+) -> None:
+    """Issue 3: B's subscription on a type is not notified of A's entities of that type that B
+    may not read; after a grant it is; after the grant is revoked, it no longer is."""
+    from smartregion.app import create_app
+    from smartregion.governance import Governance, Principal
+    from smartregion.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/notify.db"))
+    async with app.router.lifespan_context(app):
+        gov: Governance = app.state.governance
+        op = Principal.cli()
+        for org in ("a", "b"):
+            await gov.create_organisation(op, org, org, "company")
+        await gov.create_dataset(Principal("a", "admin"), "a-cams", "a", "Cameras", ["Camera"],
+                                 policy="restricted")
+        keys = {org: (await gov.create_api_key(op, org, role="editor")).key for org in ("a", "b")}
+        core = {"@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/ngsi-ld/v1") as c:
+
+            async def as_(org: str, method: str, path: str, body: Any) -> httpx.Response:
+                headers = {**LD, "Authorization": f"Bearer {keys[org]}"}
+                r = await c.request(method, path, json={**body, **core}, headers=headers)
+                assert r.is_success, r.text
+                return r
+
+            async def camera(org: str, n: int, value: int, *, new: bool = False) -> None:
+                eid = f"urn:ngsi-ld:Camera:{org}{n}"
+                prop = {"type": "Property", "value": value}
+                if new:
+                    await as_(org, "POST", "/entities", {"id": eid, "type": "Camera", "v": prop})
+                else:
+                    await as_(org, "PATCH", f"/entities/{eid}/attrs", {"v": prop})
+
+            await camera("a", 1, 0, new=True)
+            await camera("b", 1, 0, new=True)
+            await as_("b", "POST", "/subscriptions", {
+                "type": "Subscription", "entities": [{"type": "Camera"}],
+                "notification": {"endpoint": {"uri": receiver.url}},
+            })
+
+            async def notified_ids(count: int) -> list[str]:
+                # B's own change comes after A's: notifications of one subscription are sent in
+                # order, so once B's arrives, A's was decided before it
+                await camera("b", 1, count)
+                received = await receiver.wait(count)
+                assert len(received) == count
+                return sorted(e["id"] for e in received[-1][1]["data"])
+
+            await camera("a", 1, 1)
+            assert await notified_ids(1) == ["urn:ngsi-ld:Camera:b1"]
+            request = await gov.request_access(Principal("b", "editor"), "a-cams", "research")
+            _, grant = await gov.approve_access_request(Principal("a", "admin"), request.id)
+            await camera("a", 1, 2)
+            (_, body), = (await receiver.wait(2))[1:]
+            assert [e["id"] for e in body["data"]] == ["urn:ngsi-ld:Camera:a1"]
+            assert body["data"][0]["v"]["value"] == 2
+            await gov.revoke_grant(Principal("a", "admin"), grant.id)
+            await camera("a", 1, 3)
+            assert await notified_ids(3) == ["urn:ngsi-ld:Camera:b1"]
+            assert all("Camera:a1" not in str(b) for _, b in receiver.received[2:])
+            # the dropped notifications were not counted either
+            subs = await c.get("/subscriptions", headers={"Authorization": f"Bearer {keys['b']}"})
+            assert subs.json()[0]["notification"]["timesSent"] == 3

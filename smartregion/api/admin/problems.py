@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from smartregion import errors
+from smartregion.api.auth import audit_refusal
 from smartregion.governance import Forbidden
 
 log = logging.getLogger("smartregion.api.admin")
@@ -52,6 +53,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
 async def domain_error(request: Request, exc: Exception) -> Response:
     """Handler for SmartRegionError."""
     assert isinstance(exc, errors.SmartRegionError)
+    await audit_refusal(request, exc, interface="admin")
     status = status_of(exc)
     if status == 500:
         log.error("unexpected domain error on %s %s: %r", request.method, request.url.path, exc)

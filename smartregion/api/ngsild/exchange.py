@@ -91,6 +91,20 @@ class Exchange:
             self._readable = (await self.governance.readable_for(principal),)
         return self._readable[0]
 
+    def subscription_owners(self) -> frozenset[str] | None:
+        """The owners whose subscriptions the caller may see (None: all, the operator).
+
+        Subscriptions belong to the organisation that made them: its members (any role) see
+        them; anonymous callers see none (in trial mode, those of `default_org`).
+        """
+        principal = self.principal
+        if principal is None:
+            trial = self.settings.anonymous_writes
+            return frozenset({self.settings.default_org}) if trial else frozenset()
+        if principal.operator:
+            return None
+        return frozenset({principal.org_id})
+
     async def body(self, allowed: tuple[str, ...] = (JSON, JSON_LD), *, take_context: bool = True) -> Body:
         """Read and check the JSON body; remember its @context."""
         body = await read_body(

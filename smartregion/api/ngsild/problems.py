@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from smartregion import errors
+from smartregion.api.auth import audit_refusal
 from smartregion.governance import Forbidden
 
 log = logging.getLogger("smartregion.api")
@@ -70,6 +71,7 @@ def problem_response(error: errors.SmartRegionError) -> Response:
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     """Starlette exception handler for SmartRegionError."""
     assert isinstance(exc, errors.SmartRegionError)
+    await audit_refusal(request, exc, interface="ngsi-ld")
     return problem_response(exc)
 
 

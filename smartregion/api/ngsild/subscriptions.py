@@ -52,7 +52,8 @@ async def query_subscriptions(request: Request) -> Response:
     await _check_tenant(ex)
     offset = ex.int_param("offset") or 0
     page, total, limit = await ex.broker.subscriptions.query(
-        ex.tenant, limit=ex.int_param("limit"), offset=offset
+        ex.tenant, limit=ex.int_param("limit"), offset=offset,
+        owners=ex.subscription_owners(), unowned=ex.settings.default_org,
     )
     data = [render_subscription(s.doc, vocab, s.state, sys_attrs=sys_attrs) for s in page]
     headers: dict[str, str] = {}
@@ -97,7 +98,9 @@ async def retrieve_subscription(request: Request) -> Response:
     sys_attrs = "sysAttrs" in ex.options()
     sub_id = _subscription_id(request)
     vocab = await ex.vocab()
-    stored = await ex.broker.subscriptions.retrieve(ex.tenant, sub_id)
+    stored = await ex.broker.subscriptions.retrieve(
+        ex.tenant, sub_id, owners=ex.subscription_owners(), unowned=ex.settings.default_org
+    )
     return ex.json(render_subscription(stored.doc, vocab, stored.state, sys_attrs=sys_attrs), media_type=media)
 
 
