@@ -29,7 +29,6 @@ import bisect
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from smartregion.core.aggregation import (
     BUCKET_METHODS,
@@ -47,8 +46,6 @@ __all__ = ["Aggregates", "aggregate_from_rollups", "cover", "from_rollups"]
 Aggregates = dict[str, list[tuple[str, str | None, AggregateRows]]]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: one period's parts being merged: [count, [sums], [sums of squares], min, max]
-_Part = list[Any]
 
 
 def from_rollups(query: TemporalQuery) -> bool:
@@ -153,45 +150,67 @@ class _Periods:
         return max(lo, micros(start)), min(hi, micros(end))
 
 
-def _add(
-    parts: dict[int, _Part], k: int, n: int, s: float, q: float, low: float, high: float
-) -> None:
-    part = parts.get(k)
-    if part is None:
-        parts[k] = [n, [s], [q], low, high]
-        return
-    part[0] += n
-    part[1].append(s)
-    part[2].append(q)
-    if low < part[3]:
-        part[3] = low
-    if high > part[4]:
-        part[4] = high
+def _columns(
+    keyed: list[tuple[int, int, float, float, float, float]],
+) -> tuple[list[int], list[int], list[float], list[float], list[float], list[float]]:
+    """Per period holding values (in order): its index, count, sum, sum of squares, min and
+    max, from `(period, count, sum, sum of squares, min, max)` pieces — columns, not objects
+    per period (a year per hour is 8,760 of them)."""
+    keyed.sort(key=lambda piece: piece[0])
+    ks: list[int] = []
+    counts: list[int] = []
+    sums: list[float] = []
+    squares: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    i, size = 0, len(keyed)
+    while i < size:
+        k, n, s, q, low, high = keyed[i]
+        j = i + 1
+        if j < size and keyed[j][0] == k:
+            # several pieces in one period: their sums added with fsum (core.aggregation)
+            while j < size and keyed[j][0] == k:
+                j += 1
+            group = keyed[i:j]
+            n = sum(p[1] for p in group)
+            s = math.fsum(p[2] for p in group)
+            q = math.fsum(p[3] for p in group)
+            low = min(p[4] for p in group)
+            high = max(p[5] for p in group)
+        ks.append(k)
+        counts.append(n)
+        sums.append(s)
+        squares.append(q)
+        lows.append(low)
+        highs.append(high)
+        i = j
+    return ks, counts, sums, squares, lows, highs
 
 
-async def _series_parts(
+async def _series_pieces(
     history: HistoryStore, key: int, periods: _Periods, lo: int, hi: int
-) -> dict[int, _Part]:
-    """The parts of each period holding values of one series in `[lo, hi)`."""
-    parts: dict[int, _Part] = {}
+) -> list[tuple[int, int, float, float, float, float]]:
+    """The pieces (period, count, sum, sum of squares, min, max) of one series in `[lo, hi)`."""
     index = periods.index()
     levels = _usable_levels(periods.grid)
     if not levels:
         # no level fits the grid: each period (cut to the span) summarised on its own
         ks = range(index(lo), index(hi - 1) + 1)
         windows = [periods.window(k, lo, hi) for k in ks]
-        for k, summary in zip(ks, await history.summarise(key, windows), strict=True):
-            if summary is not None:
-                _add(parts, k, summary.count, summary.total, summary.sumsq, summary.vmin,
-                     summary.vmax)  # fmt: skip
-        return parts
+        summaries = await history.summarise(key, windows)
+        return [
+            (k, u.count, u.total, u.sumsq, u.vmin, u.vmax)
+            for k, u in zip(ks, summaries, strict=True)
+            if u is not None
+        ]
     buckets, raw = cover(lo, hi, levels)
     rows, points = await history.read_cover(key, buckets, raw)
-    for level, bucket, n, s, q, low, high in rows:
-        _add(parts, index(bucket * WIDTHS[level]), n, s, q, low, high)
-    for t, v in points:
-        _add(parts, index(t), 1, v, v * v, v, v)
-    return parts
+    keyed = [
+        (index(bucket * WIDTHS[level]), n, s, q, low, high)
+        for level, bucket, n, s, q, low, high in rows
+    ]
+    keyed.extend((index(t), 1, v, v * v, v, v) for t, v in points)
+    return keyed
 
 
 async def aggregate_from_rollups(
@@ -220,17 +239,10 @@ async def aggregate_from_rollups(
     present.sort(key=lambda item: (item[0].attr, item[0].dataset_id))
     for s, span in present:
         assert span.first is not None and span.last is not None
-        parts = await _series_parts(history, s.key, periods, span.first, span.last + 1)
-        ks = sorted(parts)
-        chosen = [parts[k] for k in ks]
+        pieces = await _series_pieces(history, s.key, periods, span.first, span.last + 1)
+        ks, counts, sums, squares, lows, highs = _columns(pieces)
         rows = aggregate_periods(
-            [periods.bounds(k) for k in ks],
-            [p[0] for p in chosen],
-            [math.fsum(p[1]) for p in chosen],
-            [math.fsum(p[2]) for p in chosen],
-            [p[3] for p in chosen],
-            [p[4] for p in chosen],
-            query.aggr_methods,
+            [periods.bounds(k) for k in ks], counts, sums, squares, lows, highs, query.aggr_methods
         )
         out.setdefault(s.attr, []).append(("Property", s.dataset_id or None, rows))
     return out
