@@ -200,7 +200,9 @@ def run_backend(backend: str, *, quick: bool, requests: int) -> TemporalFigures:
 
 def report(figures: TemporalFigures, quick: bool) -> str:
     """The figures of one backend as text."""
-    lines = [f"{figures.backend}: {figures.year_instances:,} + {figures.decade_instances:,} instances"]
+    lines = [
+        f"{figures.backend}: {figures.year_instances:,} + {figures.decade_instances:,} instances"
+    ]
     scale = (60 if quick else 365) / 6
     for period in ("P1D", "PT1H"):
         _, year95 = figures.latency[f"year {period}"]
