@@ -17,7 +17,8 @@ for `core.temporal_rendering`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from smartregion.core.entities import Vocabulary, parse_temporal_entity, validate_entity_id
@@ -33,10 +34,13 @@ from smartregion.storage.history import (
     HistoryStore,
     InstanceRow,
     RecordInstances,
+    Series,
     SeriesHistory,
+    SeriesSpan,
 )
 from smartregion.storage.rollups import micros
 
+from .aggregates import Aggregates, aggregate_from_rollups, from_rollups
 from .entities import guarded
 
 __all__ = ["TemporalPage", "TemporalService"]
@@ -58,6 +62,10 @@ class TemporalPage:
     count: int | None = None
     #: set when the instance limit cut the answer short (206, §6.3.10)
     cut: ContentRange | None = None
+    #: aggregatedValues: the aggregates of the entities (by id) answered from roll-ups
+    #: (broker/aggregates.py); their documents list those attributes with no instances. The
+    #: others' are aggregated from their documents' instances.
+    aggregates: dict[str, Aggregates] = field(default_factory=dict)
 
 
 def _recording(ops: list[WriteOp], record: RecordInstances) -> list[WriteOp]:
@@ -334,18 +342,22 @@ class TemporalService:
         *,
         readable: Readable | None,
         dataset_ids: frozenset[str] | None = None,
+        keeps: Callable[[str], bool] | None = None,
     ) -> TemporalPage:
         """GET /temporal/entities/{id} (§5.7.3): one temporal document; 404 if unknown or not
-        readable (the same filtered query as every entity read)."""
+        readable (the same filtered query as every entity read). `keeps`: the attributes the
+        answer renders (its projection), which an aggregation's periods start from."""
         validate_entity_id(entity_id)
         found = await self.reader.query(
             tenant, EntityQuery(ids=(entity_id,), limit=1, readable=readable)
         )
         if not found.docs:
             raise ResourceNotFound(f"entity {entity_id} not found")
-        docs = await self._documents(tenant, found.docs, query, attrs, dataset_ids)
+        docs, aggregates = await self._documents(
+            tenant, found.docs, query, attrs, dataset_ids, keeps
+        )
         cut_docs, cut = limit_instances(docs, query, self.max_instances)
-        return TemporalPage(cut_docs, cut=cut)
+        return TemporalPage(cut_docs, cut=cut, aggregates=aggregates)
 
     async def query(
         self,
@@ -357,6 +369,7 @@ class TemporalService:
         readable: Readable | None,
         order: list[OrderKey] | None = None,
         dataset_ids: frozenset[str] | None = None,
+        keeps: Callable[[str], bool] | None = None,
     ) -> TemporalPage:
         """GET /temporal/entities (§5.7.4): the entities selected (among those the caller may
         read), in `order` when given, with their history."""
@@ -372,13 +385,15 @@ class TemporalService:
         else:
             result = await self.reader.query(tenant, selection)
             entities, count = result.docs, result.count
-        docs = await self._documents(tenant, entities, query, attrs, dataset_ids)
+        docs, aggregates = await self._documents(
+            tenant, entities, query, attrs, dataset_ids, keeps
+        )
         # an entity none of whose requested attributes has an instance in the window is left
         # out of the answer (suite TP 020_04)
         if attrs is not None or dataset_ids is not None or query.timerel is not None:
             docs = [d for d in docs if d["attrs"]]
         cut_docs, cut = limit_instances(docs, query, self.max_instances)
-        return TemporalPage(cut_docs, count, cut)
+        return TemporalPage(cut_docs, count, cut, aggregates)
 
     async def _documents(
         self,
@@ -387,21 +402,74 @@ class TemporalService:
         query: TemporalQuery,
         attrs: frozenset[str] | None,
         dataset_ids: frozenset[str] | None,
-    ) -> list[Doc]:
+        keeps: Callable[[str], bool] | None,
+    ) -> tuple[list[Doc], dict[str, Aggregates]]:
+        """The temporal documents of `entities`, and the aggregates of those answered from
+        roll-ups (aggregatedValues, broker/aggregates.py)."""
         if not entities:
-            return []
+            return [], {}
         ids = tuple(d["id"] for d in entities)
-        wanted = replace(self._history_query(ids, query, attrs), dataset_ids=dataset_ids)
-        histories = await self.history.query_instances(tenant, wanted)
+        present: dict[str, list[str]] = {}
+        aggregates: dict[str, Aggregates] = {}
+        if from_rollups(query):
+            aggregates, present = await self._aggregate(
+                tenant, ids, query, attrs, dataset_ids, keeps
+            )
         by_entity: dict[str, dict[str, list[Doc]]] = {}
-        for h in histories:
-            _collect(by_entity, h)
+        raw_ids = tuple(i for i in ids if i not in aggregates)
+        if raw_ids:
+            wanted = replace(self._history_query(raw_ids, query, attrs), dataset_ids=dataset_ids)
+            for h in await self.history.query_instances(tenant, wanted):
+                _collect(by_entity, h)
         out = []
         for entity in entities:
             head = {k: v for k, v in entity.items() if k != "attrs"}
+            if entity["id"] in aggregates:
+                # the attributes with instances in the window, none of them read
+                out.append({**head, "attrs": {a: [] for a in present.get(entity["id"], [])}})
+                continue
             temporal = {**head, "attrs": by_entity.get(entity["id"], {})}
             out.append(select_entity(temporal, query))
-        return out
+        return out, aggregates
+
+    async def _aggregate(
+        self,
+        tenant: str,
+        ids: tuple[str, ...],
+        query: TemporalQuery,
+        attrs: frozenset[str] | None,
+        dataset_ids: frozenset[str] | None,
+        keeps: Callable[[str], bool] | None,
+    ) -> tuple[dict[str, Aggregates], dict[str, list[str]]]:
+        """The aggregates of the entities whose kept series are plain in the window (by id),
+        and per entity the attributes having instances there."""
+        series = await self.history.find_series(
+            tenant,
+            ids,
+            sorted(attrs) if attrs is not None else None,
+            sorted(dataset_ids) if dataset_ids is not None else None,
+        )
+        lower, upper = query.lower, query.upper
+        spans = await self.history.series_spans(
+            [s.key for s in series],
+            micros(lower) if lower is not None else None,
+            micros(upper) if upper is not None else None,
+        )
+        by_entity: dict[str, list[tuple[Series, SeriesSpan]]] = {}
+        for s, span in zip(series, spans, strict=True):
+            by_entity.setdefault(s.entity_id, []).append((s, span))
+        aggregates: dict[str, Aggregates] = {}
+        present: dict[str, list[str]] = {}
+        for entity_id in ids:
+            found = by_entity.get(entity_id, [])
+            kept = [(s, span) for s, span in found if keeps is None or keeps(s.attr)]
+            if not all(span.plain for _, span in found):
+                continue  # the raw path decides what non-numbers and untimed instances mean
+            present[entity_id] = sorted({s.attr for s, span in found if span.first is not None})
+            aggregates[entity_id] = await aggregate_from_rollups(
+                self.history, [s for s, _ in kept], [span for _, span in kept], query
+            )
+        return aggregates, present
 
 
 def _collect(by_entity: dict[str, dict[str, list[Doc]]], h: SeriesHistory) -> None:

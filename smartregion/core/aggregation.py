@@ -60,6 +60,7 @@ __all__ = [
     "PeriodGrid",
     "Sample",
     "aggregate_buckets",
+    "aggregate_periods",
     "aggregate_samples",
     "raw_ranges",
 ]
@@ -363,12 +364,50 @@ class _Partial:
             return self.high
         if method == "sumsq":
             return math.fsum(self.sumsqs or [])
-        # stddev from (n, Σx, Σx²), evaluated exactly on the (rounded) sums: no further loss
-        n = self.count
-        s1 = Fraction(math.fsum(sums))
-        s2 = Fraction(math.fsum(self.sumsqs or []))
-        variance = (s2 * n - s1 * s1) / (n * n)
-        return math.sqrt(max(0.0, float(variance)))
+        return _stddev(self.count, math.fsum(sums), math.fsum(self.sumsqs or []))
+
+
+def _stddev(n: int, total: float, squares: float) -> float:
+    """stddev from (n, Σx, Σx²), evaluated exactly on the (rounded) sums: no further loss."""
+    s1 = Fraction(total)
+    variance = (Fraction(squares) * n - s1 * s1) / (n * n)
+    return math.sqrt(max(0.0, float(variance)))
+
+
+def aggregate_periods(
+    periods: Sequence[tuple[datetime, datetime]],
+    counts: Sequence[int],
+    sums: Sequence[float],
+    sumsqs: Sequence[float],
+    lows: Sequence[float],
+    highs: Sequence[float],
+    methods: Sequence[str],
+) -> AggregateRows:
+    """The rows of periods whose buckets are already merged: per period (in time order, each
+    holding at least one value) its count, sum (of its buckets' sums, with `fsum`), sum of
+    squares, min and max. The same values `aggregate_buckets` gives, column by column — for
+    aggregations over thousands of periods (broker/aggregates.py)."""
+    _check_methods(methods)
+    rows: AggregateRows = {}
+    for method in methods:
+        if method == "totalCount":
+            column: Sequence[Any] = counts
+        elif method == "sum":
+            column = sums
+        elif method == "avg":
+            column = [s / n for s, n in zip(sums, counts, strict=True)]
+        elif method == "min":
+            column = lows
+        elif method == "max":
+            column = highs
+        elif method == "sumsq":
+            column = sumsqs
+        elif method == "stddev":
+            column = [_stddev(*c) for c in zip(counts, sums, sumsqs, strict=True)]
+        else:
+            raise ValueError(f"{method} cannot be computed from buckets; aggregate raw samples")
+        rows[method] = [(v, p[0], p[1]) for v, p in zip(column, periods, strict=True)]
+    return rows
 
 
 def aggregate_buckets(

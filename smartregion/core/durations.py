@@ -138,9 +138,12 @@ def format_instant(value: datetime) -> str:
     Period bounds in the aggregated representation are written this way: the ETSI suite
     compares them as strings with the `observedAt` values it sent (020_11, 021_17).
     """
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    text = value.isoformat(timespec="seconds")
+    if value.tzinfo is None:
+        text = value.isoformat(timespec="seconds")
+    else:
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        text = value.isoformat(timespec="seconds")[:-6]  # without "+00:00"
     if value.microsecond:
         fraction = f"{value.microsecond:06d}"
         text += "." + (fraction[:3] if fraction.endswith("000") else fraction)

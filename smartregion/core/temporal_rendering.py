@@ -295,8 +295,20 @@ def aggregate_entity(
     return result
 
 
-def _rows_json(rows: list[tuple[Any, datetime, datetime]]) -> list[list[Any]]:
-    return [[value, format_instant(start), format_instant(end)] for value, start, end in rows]
+def _rows_json(
+    rows: list[tuple[Any, datetime, datetime]], texts: dict[datetime, str]
+) -> list[list[Any]]:
+    # every bound is written once: periods share them, and so do the methods
+    out = []
+    for value, start, end in rows:
+        first = texts.get(start)
+        if first is None:
+            first = texts[start] = format_instant(start)
+        last = texts.get(end)
+        if last is None:
+            last = texts[end] = format_instant(end)
+        out.append([value, first, last])
+    return out
 
 
 def render_aggregated_entity(
@@ -312,6 +324,7 @@ def render_aggregated_entity(
     """
     opts = opts or _DEFAULT_OPTIONS
     out = _head(doc, vocab, replace(opts, sys_attrs=False))
+    texts: dict[datetime, str] = {}
     for iri, entries in aggregates.items():
         if not opts.keeps(iri):
             continue
@@ -321,7 +334,7 @@ def render_aggregated_entity(
             if dataset_id is not None:
                 body["datasetId"] = dataset_id
             for method, method_rows in rows.items():
-                body[method] = _rows_json(method_rows)
+                body[method] = _rows_json(method_rows, texts)
             bodies.append(body)
         if bodies:
             out[_name(iri, vocab)] = bodies[0] if len(bodies) == 1 else bodies

@@ -50,6 +50,7 @@ from smartregion.storage.rollups import (
 __all__ = [
     "TIME_PROPERTIES",
     "BulkRow",
+    "CoverRow",
     "HistoryQuery",
     "HistoryStore",
     "InstanceRow",
@@ -57,6 +58,7 @@ __all__ = [
     "Rollup",
     "Series",
     "SeriesHistory",
+    "SeriesSpan",
     "Shapes",
     "StoredInstance",
     "format_instance_id",
@@ -177,6 +179,22 @@ class HistoryQuery:
     limit: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesSpan:
+    """What a window of one series holds, read without reading its rows (`series_spans`)."""
+
+    #: the first and last `t` in the window; None when the window holds no instance
+    first: int | None
+    last: int | None
+    #: every instance in the window has an observedAt and a numeric value (`num`): its roll-ups
+    #: and numeric points are all of its values, on its observation times
+    plain: bool
+
+
+#: a roll-up row as `read_cover` returns it: (level, bucket, count, sum, sum of squares, min, max)
+CoverRow = tuple[int, int, int, float, float, float, float]
+
+
 @dataclass(slots=True)
 class Rollup:
     """One roll-up bucket of a series: `[start, start + width)` in µs and its summary."""
@@ -229,6 +247,25 @@ class HistoryStore(abc.ABC):
     @abc.abstractmethod
     async def read_points(self, series_key: int, start: int, end: int) -> list[tuple[int, float]]:
         """The numeric `(t, value)` points of a series in `[start, end)`, in `(t, seq)` order."""
+
+    @abc.abstractmethod
+    async def series_spans(
+        self, series_keys: Sequence[int], start: int | None, end: int | None
+    ) -> list[SeriesSpan]:
+        """Per series (in the order given), its first and last time in `[start, end)` (None:
+        unbounded) and whether it is `plain` there — index probes only (a partial index holds
+        the rows without observedAt or without a number)."""
+
+    @abc.abstractmethod
+    async def read_cover(
+        self,
+        series_key: int,
+        buckets: Sequence[tuple[int, int, int]],
+        raw: Sequence[tuple[int, int]],
+    ) -> tuple[list[CoverRow], list[tuple[int, float]]]:
+        """In one read: the roll-up rows of the bucket ranges `(level, first, last + 1)` (in
+        level, bucket order) and the numeric `(t, value)` points of the raw `[lo, hi)` ranges
+        (in `(t, seq)` order) — the pieces of an aggregation over a whole window, as tuples."""
 
     @abc.abstractmethod
     async def summarise(

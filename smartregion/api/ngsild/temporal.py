@@ -20,6 +20,7 @@ from smartregion.api.ngsild.entities import (
 from smartregion.api.ngsild.exchange import Exchange, require_no_body_context
 from smartregion.api.ngsild.negotiation import JSON, JSON_LD
 from smartregion.broker.queries import QueryRequest
+from smartregion.broker.temporal import TemporalPage
 from smartregion.core.entities import is_uri, validate_entity_id
 from smartregion.core.rendering import RenderOptions
 from smartregion.core.temporal import TemporalQuery, parse_temporal_query
@@ -54,9 +55,14 @@ def _render_options(ex: Exchange, vocab: Any, query: TemporalQuery) -> RenderOpt
     )
 
 
-def _render(doc: dict[str, Any], vocab: Any, query: TemporalQuery, opts: RenderOptions) -> Any:
+def _render(
+    doc: dict[str, Any], vocab: Any, query: TemporalQuery, opts: RenderOptions, page: TemporalPage
+) -> Any:
     if query.format == "aggregatedValues":
-        return render_aggregated_entity(doc, aggregate_entity(doc, vocab, query, opts), vocab, opts)
+        aggregates = page.aggregates.get(doc["id"])
+        if aggregates is None:  # not answered from roll-ups: from the instances read
+            aggregates = aggregate_entity(doc, vocab, query, opts)
+        return render_aggregated_entity(doc, aggregates, vocab, opts)
     return render_temporal_entity(doc, vocab, query, opts)
 
 
@@ -148,6 +154,7 @@ async def _respond_query(
     planned = ex.broker.queries.plan(req, vocab)
     selection = planned.query
     expanded = frozenset(vocab.expand_term(a) for a in attrs) if attrs else None
+    opts = _render_options(ex, vocab, tq)
     page = await ex.broker.temporal.query(
         ex.tenant,
         selection,
@@ -156,9 +163,9 @@ async def _respond_query(
         readable=await ex.readable(),
         order=planned.order,
         dataset_ids=_dataset_ids(ex),
+        keeps=opts.keeps,
     )
-    opts = _render_options(ex, vocab, tq)
-    data = [_render(doc, vocab, tq, opts) for doc in page.docs]
+    data = [_render(doc, vocab, tq, opts, page) for doc in page.docs]
     if opts.projection is not None:
         data = [body for body in data if body]  # §4.21: nothing left -> not returned
     headers = {}
@@ -195,11 +202,12 @@ async def retrieve(request: Request) -> Response:
         opts.attrs,
         readable=await ex.readable(),
         dataset_ids=_dataset_ids(ex),
+        keeps=opts.keeps,
     )
     doc = page.docs[0]
     if opts.attrs is not None and not doc["attrs"]:
         raise ResourceNotFound("the entity has none of the requested attributes")
-    data = _render(doc, vocab, tq, opts)
+    data = _render(doc, vocab, tq, opts, page)
     if opts.projection is not None and not data:
         raise ResourceNotFound("pick/omit leave no member of the entity")
     if page.cut is None:

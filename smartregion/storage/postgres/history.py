@@ -30,12 +30,14 @@ from psycopg import sql
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
     BulkRow,
+    CoverRow,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
     Rollup,
     Series,
     SeriesHistory,
+    SeriesSpan,
     Shapes,
     format_instance_id,
     now_micros,
@@ -719,6 +721,64 @@ class PostgresHistory(HistoryStore):
                 (series_key, start, end),
             )
             return [(int(t), float(v)) for t, v in await cur.fetchall()]
+
+    async def series_spans(
+        self, series_keys: Sequence[int], start: int | None, end: int | None
+    ) -> list[SeriesSpan]:
+        """First and last time of each series in the window, and whether it is plain there."""
+        lo = -(2**63) if start is None else start
+        hi = 2**63 - 1 if end is None else end
+        inside = "series_key = s.key AND t >= %(lo)s AND t < %(hi)s"
+        # the last term matches the partial index `instance_irregular` (migration 0007); each
+        # sub-select is an ordered index probe across the time partitions
+        select = (
+            f"SELECT (SELECT t FROM instance WHERE {inside} ORDER BY t LIMIT 1),"
+            f" (SELECT t FROM instance WHERE {inside} ORDER BY t DESC LIMIT 1),"
+            f" EXISTS (SELECT 1 FROM instance WHERE {inside} AND (num IS NULL OR dm IS NULL))"
+            " FROM unnest(%(keys)s::bigint[]) WITH ORDINALITY AS s(key, i) ORDER BY s.i"
+        )
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(select, {"keys": list(series_keys), "lo": lo, "hi": hi})
+            rows = await cur.fetchall()
+        return [SeriesSpan(first, last, not irregular) for first, last, irregular in rows]
+
+    async def read_cover(
+        self,
+        series_key: int,
+        buckets: Sequence[tuple[int, int, int]],
+        raw: Sequence[tuple[int, int]],
+    ) -> tuple[list[CoverRow], list[tuple[int, float]]]:
+        """Roll-up rows of the bucket ranges and numeric points of the raw ranges, one read."""
+        ordered = sorted(buckets)
+        edges = merge_spans(raw)
+        async with self.pool.connection() as conn, conn.transaction():
+            rows: list[CoverRow] = []
+            if ordered:
+                cur = await conn.execute(
+                    "SELECT r.level, r.bucket, r.n, r.total, r.sumsq, r.vmin, r.vmax"
+                    " FROM unnest(%b::smallint[], %b::bigint[], %b::bigint[])"
+                    " WITH ORDINALITY AS j(level, lo, hi, i)"
+                    " JOIN rollup r ON r.series_key = %b AND r.level = j.level"
+                    " AND r.bucket >= j.lo AND r.bucket < j.hi ORDER BY j.i, r.bucket",
+                    (
+                        [b[0] for b in ordered],
+                        [b[1] for b in ordered],
+                        [b[2] for b in ordered],
+                        series_key,
+                    ),
+                )
+                rows = await cur.fetchall()
+            points: list[tuple[int, float]] = []
+            if edges:
+                cur = await conn.execute(
+                    "SELECT i.t, i.num FROM unnest(%b::bigint[], %b::bigint[])"
+                    " WITH ORDINALITY AS j(lo, hi, k) JOIN instance i ON i.series_key = %b"
+                    " AND i.t >= j.lo AND i.t < j.hi WHERE i.num IS NOT NULL"
+                    " ORDER BY j.k, i.t, i.seq",
+                    ([e[0] for e in edges], [e[1] for e in edges], series_key),
+                )
+                points = await cur.fetchall()
+        return rows, points
 
     async def summarise(
         self, series_key: int, windows: Sequence[tuple[int, int]]

@@ -18,12 +18,14 @@ import orjson
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
     BulkRow,
+    CoverRow,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
     Rollup,
     Series,
     SeriesHistory,
+    SeriesSpan,
     Shapes,
     format_instance_id,
     now_micros,
@@ -551,6 +553,61 @@ class SQLiteHistory(HistoryStore):
                 )
             ]
         )
+
+    async def series_spans(
+        self, series_keys: Sequence[int], start: int | None, end: int | None
+    ) -> list[SeriesSpan]:
+        """First and last time of each series in the window, and whether it is plain there."""
+        lo = -(2**63) if start is None else start
+        hi = 2**63 - 1 if end is None else end
+        inside = "series_key = ?1 AND t >= ?2 AND t < ?3"
+        # the last term matches the partial index `instance_irregular` (migration 0006)
+        sql = (
+            f"SELECT (SELECT t FROM instance WHERE {inside} ORDER BY t LIMIT 1),"
+            f" (SELECT t FROM instance WHERE {inside} ORDER BY t DESC LIMIT 1),"
+            f" EXISTS (SELECT 1 FROM instance WHERE {inside} AND (num IS NULL OR dm IS NULL))"
+        )
+
+        def run(conn: sqlite3.Connection) -> list[SeriesSpan]:
+            out = []
+            for key in series_keys:
+                first, last, irregular = conn.execute(sql, (key, lo, hi)).fetchone()
+                out.append(SeriesSpan(first, last, not irregular))
+            return out
+
+        return await self._read(run)
+
+    async def read_cover(
+        self,
+        series_key: int,
+        buckets: Sequence[tuple[int, int, int]],
+        raw: Sequence[tuple[int, int]],
+    ) -> tuple[list[CoverRow], list[tuple[int, float]]]:
+        """Roll-up rows of the bucket ranges and numeric points of the raw ranges, one read."""
+
+        def run(conn: sqlite3.Connection) -> tuple[list[CoverRow], list[tuple[int, float]]]:
+            rows: list[CoverRow] = []
+            for level, first, last in sorted(buckets):
+                rows.extend(
+                    conn.execute(
+                        "SELECT level, bucket, n, total, sumsq, vmin, vmax FROM rollup"
+                        " WHERE series_key = ? AND level = ? AND bucket >= ? AND bucket < ?"
+                        " ORDER BY bucket",
+                        (series_key, level, first, last),
+                    )
+                )
+            points: list[tuple[int, float]] = []
+            for lo, hi in merge_spans(raw):
+                points.extend(
+                    conn.execute(
+                        "SELECT t, num FROM instance WHERE series_key = ? AND t >= ? AND t < ?"
+                        " AND num IS NOT NULL ORDER BY t, seq",
+                        (series_key, lo, hi),
+                    )
+                )
+            return rows, points
+
+        return await self._read(run)
 
     async def summarise(
         self, series_key: int, windows: Sequence[tuple[int, int]]
