@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Any
 
@@ -329,12 +329,49 @@ def plan_query(
         empty=any(c.sql == _FALSE for c in conds),
         query=query,
         count_sql=(
-            _fast_count(dialect, query, keys, opaque_attrs, typesets, multi_attrs)
-            # the attribute-value index knows no owners: a restricted count joins `entity`
-            if exact and query.readable is None
+            _readable_fast_count(
+                dialect, query, keys, opaque_attrs, typesets, multi_attrs, org_keys or {}
+            )
+            if exact
             else None
         ),
         near_attr=near_attr,
+    )
+
+
+def _readable_fast_count(
+    dialect: Dialect,
+    query: EntityQuery,
+    keys: Mapping[str, int],
+    opaque_attrs: frozenset[int],
+    typesets: Mapping[int, frozenset[int]] | None,
+    multi_attrs: frozenset[int],
+    org_keys: Mapping[str, int],
+) -> tuple[str, list[Any]] | None:
+    """`_fast_count`, also for a restricted query when the caller reads every owner's entities.
+
+    The attribute-value index knows no owners, so a restricted count normally joins `entity`.
+    But when every organisation that owns anything is among the caller's readable owners (one
+    organisation's own platform; the trial mode), nothing is filtered out: the statement then
+    counts on the index alone. The test is part of the same statement (one snapshot), and its
+    answer is NULL when some other owner exists — the store then counts with the join.
+    """
+    if query.readable is None:
+        return _fast_count(dialect, query, keys, opaque_attrs, typesets, multi_attrs)
+    owners = sorted(k for org in query.readable.owners if (k := org_keys.get(org)) is not None)
+    if not owners:
+        return None
+    found = _fast_count(
+        dialect, replace(query, readable=None), keys, opaque_attrs, typesets, multi_attrs
+    )
+    if found is None:
+        return None
+    sql, params = found
+    in_sql, in_params = dialect.in_list("o.org_key", owners)
+    return (
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM organisation o WHERE NOT"
+        f" ({in_sql})) THEN ({sql}) END",
+        [*in_params, *params],
     )
 
 

@@ -711,9 +711,14 @@ class PostgresStore(
                 rows = await cur.fetchall()
             total = None
             if count:
-                sql, params = plan.count_sql or (f"SELECT count(*) {base}", plan.params)
-                cur = await conn.execute(_DIALECT.sql(sql), params)
-                row = await cur.fetchone()
+                row = None
+                if plan.count_sql is not None:
+                    sql, params = plan.count_sql
+                    cur = await conn.execute(_DIALECT.sql(sql), params)
+                    row = await cur.fetchone()
+                if row is None or row[0] is None:  # no fast count, or it does not apply
+                    cur = await conn.execute(_DIALECT.sql(f"SELECT count(*) {base}"), plan.params)
+                    row = await cur.fetchone()
                 total = int(row[0]) if row else 0
             return rows, total
         if plan.near_attr is not None:

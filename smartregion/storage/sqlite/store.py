@@ -790,8 +790,12 @@ class SQLiteStore(
                 ).fetchall()
             total = None
             if count:
-                sql, params = plan.count_sql or (f"SELECT count(*) {base}", plan.params)
-                total = int(conn.execute(sql, params).fetchone()[0])
+                found = None
+                if plan.count_sql is not None:
+                    found = conn.execute(*plan.count_sql).fetchone()[0]
+                if found is None:  # no fast count, or it does not apply (see plan_query)
+                    found = conn.execute(f"SELECT count(*) {base}", plan.params).fetchone()[0]
+                total = int(found)
             return rows, total
         if plan.near_attr is not None:
             return self._near_points(conn, plan, limit=limit, offset=offset, count=count)
