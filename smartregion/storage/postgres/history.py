@@ -72,6 +72,8 @@ Conn = psycopg.AsyncConnection[Any]
 _PARTITION_LOCK = 0x5EA7_0006
 _LOCK_TIMEOUT = "10s"
 _ROLLUP_COLUMNS = "n, total, sumsq, vmin, vmax, first_t, first_v, last_t, last_v"
+#: raw edges read with constant bounds each (partition pruning at plan time) up to this many
+_EDGES_AS_CONSTANTS = 16
 _INSERT = (
     "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc)"
     " SELECT u.s, u.t, u.k + coalesce((SELECT max(i.seq) + 1 FROM instance i"
@@ -769,13 +771,32 @@ class PostgresHistory(HistoryStore):
                 )
                 rows = await cur.fetchall()
             points: list[tuple[int, float]] = []
-            if edges:
+            if edges and len(edges) <= _EDGES_AS_CONSTANTS:
+                # each edge with constant bounds: the planner prunes to its time partition (a
+                # join on bounds from an array plans against every partition: 30 ms at 120)
+                cur = await conn.execute(
+                    " UNION ALL ".join(
+                        f"(SELECT {k} AS k, t, seq, num FROM instance WHERE series_key = %s"
+                        " AND t >= %s AND t < %s AND num IS NOT NULL)"
+                        for k in range(len(edges))
+                    )
+                    + " ORDER BY 1, 2, 3",
+                    [v for lo, hi in edges for v in (series_key, lo, hi)],
+                )
+                points = [(t, num) for _, t, _, num in await cur.fetchall()]
+            elif edges:
                 cur = await conn.execute(
                     "SELECT i.t, i.num FROM unnest(%b::bigint[], %b::bigint[])"
                     " WITH ORDINALITY AS j(lo, hi, k) JOIN instance i ON i.series_key = %b"
-                    " AND i.t >= j.lo AND i.t < j.hi WHERE i.num IS NOT NULL"
-                    " ORDER BY j.k, i.t, i.seq",
-                    ([e[0] for e in edges], [e[1] for e in edges], series_key),
+                    " AND i.t >= j.lo AND i.t < j.hi AND i.t >= %b AND i.t < %b"
+                    " WHERE i.num IS NOT NULL ORDER BY j.k, i.t, i.seq",
+                    (
+                        [e[0] for e in edges],
+                        [e[1] for e in edges],
+                        series_key,
+                        min(e[0] for e in edges),
+                        max(e[1] for e in edges),
+                    ),
                 )
                 points = await cur.fetchall()
         return rows, points
