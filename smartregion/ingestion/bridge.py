@@ -69,6 +69,9 @@ class BridgeConfig:
     shared_group: str | None = None
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    #: seconds of silence after which the broker and the bridge ping each other: how fast a
+    #: connection that died without a goodbye (a restarted broker) is noticed and replaced
+    keepalive: int = 15
 
     def filters(self) -> list[str]:
         """The topic filters to subscribe to (`$share/{group}/…` with a shared group)."""
@@ -172,7 +175,11 @@ class MqttBridge:
         while not self._stopping.is_set():
             try:
                 client = aiomqtt.Client(
-                    host, port, identifier=self.config.identifier(), clean_session=False
+                    host,
+                    port,
+                    identifier=self.config.identifier(),
+                    clean_session=False,
+                    keepalive=self.config.keepalive,
                 )
                 # aiomqtt 2.5 has no manual acknowledgement of its own; the paho client it
                 # wraps does (paho-mqtt ≥ 2.0): without it PUBACK would go out on receipt,
