@@ -23,8 +23,6 @@ from test_bridge import eventually, opened, running, unique
 from smartregion.ingestion.bridge import BridgeConfig
 from smartregion.storage.history import HistoryQuery, HistoryStore
 
-pytestmark = pytest.mark.anyio
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -41,9 +39,13 @@ def mosquitto(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
             pytest.fail("Mosquitto is required in CI but not installed")
         pytest.skip("Mosquitto is not installed")
     config = workdir / "mosquitto.conf"
+    # started as root, Mosquitto drops to its own user, which may not write in a test's
+    # private directory: it keeps root's (and writes its persistence file here)
+    as_root = "user root\n" if os.geteuid() == 0 else ""
     config.write_text(
         f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
         f"persistence_location {workdir}/\nautosave_interval 1\n"
+        f"{as_root}"
     )
     proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -79,15 +81,15 @@ async def _publish_all(port: int, topic: str, payloads: list[bytes]) -> None:
             await asyncio.sleep(0.2)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "known defect, under investigation (issue 5): across a Mosquitto restart the bridge "
-        "reconnects, but in some runs receives nothing more for 30 s, and in others two "
-        "messages Mosquitto had acknowledged to their publisher never arrive"
-    ),
-    strict=False,
-)
-async def test_the_bridge_rides_out_a_mosquitto_restart(tmp_path: Path) -> None:
+def test_the_bridge_rides_out_a_mosquitto_restart(tmp_path: Path) -> None:
+    # plain asyncio.run, not the anyio runner: when the broker dies, aiomqtt leaves errors in
+    # callbacks and futures nobody awaits (a socket already closed, a publish cut off); asyncio
+    # logs them, the anyio runner would fail the test on them. What users rely on — every
+    # acknowledged message ingested exactly once — is asserted below.
+    asyncio.run(_restart_during_ingest(tmp_path))
+
+
+async def _restart_during_ingest(tmp_path: Path) -> None:
     port = _free_port()
     url = f"mqtt://127.0.0.1:{port}"
     prefix, org, client_id = unique("sr"), unique("org"), unique("c")
@@ -126,8 +128,8 @@ async def test_the_bridge_rides_out_a_mosquitto_restart(tmp_path: Path) -> None:
                         await eventually(all_there, timeout=30)
                     except AssertionError:
                         got = await store.get_entities("", ids)
-                        missing = [n for n in range(total) if f"urn:ngsi-ld:Meter:m{n}" not in got]
-                        raise AssertionError(f"missing {len(missing)}: {missing[:5]}..{missing[-5:]}") from None
+                        missing = [n for n in range(total) if ids[n] not in got]
+                        raise AssertionError(f"{len(missing)} messages never arrived: {missing}") from None
             # exactly once: one history instance per message, no duplicate from a redelivery
             assert isinstance(store, HistoryStore)
             found = await store.query_instances("", HistoryQuery(entity_ids=tuple(ids)))
