@@ -52,6 +52,7 @@ from smartregion.storage.governance import (
     Person,
     ReaderRecords,
 )
+from smartregion.storage.ingestion import DeadLetter, IngestionStore
 
 __all__ = [
     "DEFAULT_OPEN_LICENSE",
@@ -345,6 +346,18 @@ class Governance:
         """Mandates an organisation gave or received."""
         await self._require(principal, org_id, "reader")
         return await self.store.list_mandates(org_id)
+
+    async def dead_letters(
+        self, principal: Principal, org_id: str, *, tenant: str | None = None, limit: int = 100
+    ) -> list[DeadLetter]:
+        """What the MQTT bridge could not ingest for an organisation, newest first: its members
+        see it (docs/ingestion.md)."""
+        await self._require(principal, org_id, "reader")
+        if not isinstance(self.store, IngestionStore):
+            return []
+        if not 1 <= limit <= 1000:
+            raise BadRequestData("limit is between 1 and 1000")
+        return await self.store.dead_letters(org_id, tenant=tenant, limit=limit)
 
     async def mandated_owners(self, org_id: str, dataset_id: str | None = None) -> list[str]:
         """The owners that currently mandate `org_id` (for all data sets, or this one)."""

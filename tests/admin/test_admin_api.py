@@ -223,3 +223,26 @@ async def test_private_datasets_are_invisible_to_others(env: Env) -> None:
     assert r.status_code == 404
     r = await env.client.get("/datasets/ghent-secret", headers=env.auth(env.ghent))
     assert r.status_code == 200 and r.json()["policy_kind"] == "private"
+
+
+async def test_dead_letters_are_visible_to_the_organisations_members_only(env: Env) -> None:
+    from smartregion.storage.ingestion import DeadLetter, IngestionStore
+
+    store = env.gov.store
+    assert isinstance(store, IngestionStore)
+    for n, org in enumerate(["ghent", "ghent", "uni"]):
+        await store.add_dead_letter(
+            DeadLetter("", org, "sensors/x", f"not json {n}", "not JSON", f"2026-11-27T10:0{n}:00Z")
+        )
+    r = await env.client.get("/organisations/ghent/dead-letters", headers=env.auth(env.ghent))
+    assert r.status_code == 200, r.text
+    letters = r.json()
+    assert [d["payload"] for d in letters] == ["not json 1", "not json 0"]  # newest first
+    assert {d["org"] for d in letters} == {"ghent"}
+    # another organisation's members may not read them
+    r = await env.client.get("/organisations/ghent/dead-letters", headers=env.auth(env.uni))
+    assert r.status_code == 403
+    r = await env.client.get(
+        "/organisations/ghent/dead-letters", params={"limit": 0}, headers=env.auth(env.ghent)
+    )
+    assert r.status_code == 400

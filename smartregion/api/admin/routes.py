@@ -27,6 +27,7 @@ from smartregion.storage.governance import (
     Mandate,
     Organisation,
 )
+from smartregion.storage.ingestion import DeadLetter
 
 router = APIRouter()
 
@@ -126,6 +127,14 @@ async def set_policy(dataset_id: str, body: PolicyIn, caller: Caller, gov: Gov) 
 async def list_mandates(org_id: str, caller: Caller, gov: Gov) -> list[Mandate]:
     """Mandates an organisation gave or received."""
     return await gov.list_mandates(caller, org_id)
+
+
+@router.get("/organisations/{org_id}/dead-letters", tags=["ingestion"])
+async def list_dead_letters(
+    org_id: str, caller: Caller, gov: Gov, tenant: str | None = None, limit: int = 100
+) -> list[DeadLetter]:
+    """What the MQTT bridge could not ingest for the organisation (its members), newest first."""
+    return await gov.dead_letters(caller, org_id, tenant=tenant, limit=limit)
 
 
 @router.post("/mandates", status_code=201, tags=["mandates"])
