@@ -19,25 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from smartregion.core.entities import NULL
+from smartregion.core.entities import NULL, VALUE_MEMBER
 from smartregion.core.subscriptions import EntityChange
 from smartregion.storage.history import InstanceRow
 
-__all__ = ["VALUE_MEMBER", "deletion_instance", "instance_rows"]
+__all__ = ["deletion_instance", "instance_rows"]
 
 Doc = dict[str, Any]
-
-#: the member carrying an instance's value, per attribute type (§4.5)
-VALUE_MEMBER = {
-    "Property": "value",
-    "GeoProperty": "value",
-    "Relationship": "object",
-    "LanguageProperty": "languageMap",
-    "ListProperty": "valueList",
-    "ListRelationship": "objectList",
-    "JsonProperty": "json",
-    "VocabProperty": "vocab",
-}
 
 
 #: the NGSI-LD Null in each value member's own shape (§5.6.4, as `core.mutations` accepts it)

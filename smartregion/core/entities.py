@@ -36,6 +36,7 @@ __all__ = [
     "GEO_ATTRIBUTES",
     "NGSI_LD",
     "NULL",
+    "VALUE_MEMBER",
     "Mode",
     "Vocabulary",
     "is_datetime",
@@ -49,6 +50,17 @@ __all__ = [
 NGSI_LD = "https://uri.etsi.org/ngsi-ld/"
 #: The NGSI-LD Null (§4.5.5 / §5.5.4): deletes what it is assigned to in update and merge.
 NULL = "urn:ngsi-ld:null"
+#: attribute type -> the member holding an instance's value (§4.5)
+VALUE_MEMBER = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
 
 #: attribute type -> the member that carries its value (§4.5.2 - §4.5.24)
 ATTRIBUTE_KINDS: dict[str, str] = {

@@ -33,7 +33,7 @@ from typing import Any
 
 from smartregion.core.aggregation import AggregateRows, PeriodGrid, Sample, aggregate_samples
 from smartregion.core.durations import format_instant
-from smartregion.core.entities import NULL, Vocabulary
+from smartregion.core.entities import NULL, VALUE_MEMBER, Vocabulary
 from smartregion.core.rendering import RenderOptions, choose_language, render_attribute
 from smartregion.core.temporal import TemporalQuery, instance_time, select_instances
 
@@ -55,17 +55,6 @@ SIMPLIFIED_MEMBERS = {
     "VocabProperty": "vocabs",
     "ListProperty": "valueLists",
     "ListRelationship": "objectLists",
-}
-#: attribute kind -> the member holding its value in an instance
-_VALUE_MEMBER = {
-    "Property": "value",
-    "GeoProperty": "value",
-    "Relationship": "object",
-    "LanguageProperty": "languageMap",
-    "JsonProperty": "json",
-    "VocabProperty": "vocab",
-    "ListProperty": "valueList",
-    "ListRelationship": "objectList",
 }
 _SCOPE = "scope"
 _DEFAULT_OPTIONS = RenderOptions()
@@ -155,7 +144,7 @@ def _simplified_value(inst: dict[str, Any], vocab: Vocabulary, opts: RenderOptio
         if isinstance(vocabs, list):
             return {"vocab": [vocab.compact_value(v) for v in vocabs]}
         return {"vocab": vocab.compact_value(vocabs) if isinstance(vocabs, str) else vocabs}
-    return inst.get(_VALUE_MEMBER.get(kind, "value"))
+    return inst.get(VALUE_MEMBER.get(kind, "value"))
 
 
 def _simplified_series(
@@ -231,13 +220,13 @@ def render_temporal_entity(
 
 def _is_deletion(inst: Mapping[str, Any]) -> bool:
     kind = inst.get("type", "Property")
-    return "deletedAt" in inst or inst.get(_VALUE_MEMBER.get(kind, "value")) == NULL
+    return "deletedAt" in inst or inst.get(VALUE_MEMBER.get(kind, "value")) == NULL
 
 
 def _aggregand(inst: Mapping[str, Any]) -> Any:
     """The value an aggregation method sees: the kind's value member (§4.5.19.1)."""
     kind = inst.get("type", "Property")
-    return inst.get(_VALUE_MEMBER.get(kind, "value"))
+    return inst.get(VALUE_MEMBER.get(kind, "value"))
 
 
 def aggregate_entity(

@@ -82,7 +82,8 @@ class Exchange:
 
         Trial mode (`--anonymous-writes`): anonymous clients write as `default_org`, so they
         also read as a member of it (docs/security.md); otherwise anonymous callers read what
-        anyone may (open data sets).
+        anyone may (open data sets). `fresh`: decide again (a live stream does, now and then, so that
+        a revoked key or grant takes effect).
         """
         if self._readable is None or fresh:
             principal = self.principal

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from smartregion.storage.governance import GovernanceStore, Program, SqlResult
+from smartregion.storage.sqlite.transactions import immediate
 
 R = TypeVar("R")
 
@@ -42,15 +43,4 @@ class SQLiteGovernance(GovernanceStore):
         if not write:
             return await self._read(lambda conn: drive(conn, program))
 
-        def run(conn: sqlite3.Connection) -> R:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = drive(conn, program)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        return await self._write(run)
+        return await self._write(lambda conn: immediate(conn, lambda c: drive(c, program)))

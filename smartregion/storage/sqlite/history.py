@@ -49,6 +49,7 @@ from smartregion.storage.rollups import (
     split_window,
     summarise_points,
 )
+from smartregion.storage.sqlite.transactions import immediate
 
 R = TypeVar("R")
 
@@ -98,18 +99,7 @@ class SQLiteHistory(HistoryStore):
         raise NotImplementedError  # provided by SQLiteStore
 
     async def _history_tx(self, fn: Callable[[sqlite3.Connection], R]) -> R:
-        def run(conn: sqlite3.Connection) -> R:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        return await self._write(run)
+        return await self._write(lambda conn: immediate(conn, fn))
 
     # --- keys ----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from smartregion.storage.ingestion import DeadLetter, IngestionStore
+from smartregion.storage.sqlite.transactions import immediate
 
 R = TypeVar("R")
 
@@ -30,21 +31,14 @@ class SQLiteIngestion(IngestionStore):
         """Record a dead letter (committed on return)."""
 
         def run(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT INTO ingest_dead_letter"
-                    " (tenant, org, topic, payload, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    (letter.tenant, letter.org, letter.topic, letter.payload, letter.reason,
-                     letter.received_at),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            conn.execute(
+                "INSERT INTO ingest_dead_letter"
+                " (tenant, org, topic, payload, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (letter.tenant, letter.org, letter.topic, letter.payload, letter.reason,
+                 letter.received_at),
+            )
 
-        await self._write(run)
+        await self._write(lambda conn: immediate(conn, run))
 
     async def dead_letters(
         self, org: str, *, tenant: str | None = None, limit: int = 100

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import orjson
 
 from smartregion.core.subscriptions import DeliveryState
+from smartregion.storage.sqlite.transactions import immediate
 from smartregion.storage.subscriptions import (
     Notify,
     OutboxRow,
@@ -85,18 +86,7 @@ class SQLiteSubscriptions(SubscriptionStore):
         raise NotImplementedError  # provided by SQLiteStore
 
     async def _in_transaction(self, fn: Callable[[sqlite3.Connection], R]) -> R:
-        def run(conn: sqlite3.Connection) -> R:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            return result
-
-        return await self._write(run)
+        return await self._write(lambda conn: immediate(conn, fn))
 
     @staticmethod
     def _bump(conn: sqlite3.Connection) -> None:
