@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from smartregion.api.ngsild.exchange import Exchange
+from smartregion.broker.disclosure import narrowed_query
 from smartregion.broker.live import LiveFeed
 from smartregion.core.entities import is_uri
 from smartregion.core.qlang import parse_q
@@ -84,6 +85,7 @@ async def entity_stream(request: Request) -> Response:
 
     async def events() -> AsyncIterator[bytes]:
         shown: set[str] = set()
+        audited: frozenset[str] = frozenset()
         allowed = await readable()
         decided_at = time.monotonic()
         try:
@@ -113,9 +115,15 @@ async def entity_stream(request: Request) -> Response:
                     readable=allowed,
                     limit=len(changed),
                 )
-                found = await ex.broker.store.query(ex.tenant, query)
+                found = await ex.broker.store.query(ex.tenant, narrowed_query(query))
+                # what the caller sees of them; a stream's read of others' non-open data is
+                # audited once per data set, not once per event
+                seen = await ex.broker.queries.discloser.shown(ex.tenant, found.docs, allowed)
+                if not seen.audited <= audited:
+                    await ex.broker.queries.discloser.audit(seen, allowed)
+                    audited |= seen.audited
                 present = set()
-                for doc in found.docs:
+                for doc in seen.docs:
                     present.add(doc["id"])
                     shown.add(doc["id"])
                     yield _event("entity", render_entity(doc, vocab, opts), entry.seq)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from smartregion.broker.disclosure import Discloser
 from smartregion.core import mutations
 from smartregion.core.entities import Vocabulary, parse_attribute, parse_attributes, parse_entity
 from smartregion.core.mutations import UpdateOutcome
@@ -59,6 +60,7 @@ class EntityService:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.discloser = Discloser(store)
 
     async def check_tenant(self, tenant: str) -> None:
         """Raise NonExistingTenant when a non-default tenant has never been written to."""
@@ -92,7 +94,11 @@ class EntityService:
         if doc is None:
             await self.check_tenant(tenant)
             raise ResourceNotFound(f"entity {entity_id} not found")
-        return doc
+        # what the reader sees of it (attribute classes, open views), the read audited
+        shown = await self.discloser.documents(tenant, [doc], readable)
+        if not shown:  # deleted between the two reads
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        return shown[0]
 
     async def delete(self, tenant: str, entity_id: str, *, writer: WriteAccess) -> None:
         """Delete an entity (§5.6.6)."""

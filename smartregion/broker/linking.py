@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from smartregion.broker.disclosure import Discloser
 from smartregion.storage.base import EntityQuery, Readable, Store
 
 __all__ = ["LinkedEntities", "fetch_linked"]
@@ -97,4 +98,6 @@ async def _fetch(
     found = await store.query(
         tenant, EntityQuery(ids=tuple(ids), limit=len(ids), readable=readable)
     )
-    return {doc["id"]: doc for doc in found.docs}
+    # linked entities are shown as the reader may see them, like every other read
+    docs = await Discloser(store).documents(tenant, found.docs, readable)
+    return {doc["id"]: doc for doc in docs}

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from smartregion.broker.disclosure import Discloser, narrowed_query
 from smartregion.core.entities import Vocabulary, is_uri
 from smartregion.core.geo import parse_geo_query
 from smartregion.core.ordering import OrderKey, parse_order_by, sort_documents
@@ -58,6 +59,7 @@ class QueryService:
 
     def __init__(self, store: Store, *, default_limit: int = 20, max_limit: int = 1000) -> None:
         self.store = store
+        self.discloser = Discloser(store)
         self.default_limit = default_limit
         self.max_limit = max_limit
 
@@ -112,16 +114,22 @@ class QueryService:
     ) -> QueryResult:
         """Execute a built query over what the caller may read (None: everything); with
         `order`, sort all matches then take the page. Unreadable entities are neither returned
-        nor counted."""
-        query = replace(query, readable=readable)
+        nor counted; what the reader sees of the others is its disclosure (broker/disclosure.py):
+        the query selects nothing by values the reader does not see, and sorts what it sees."""
+        query = narrowed_query(replace(query, readable=readable))
         if not order:
-            return await self.store.query(tenant, query)
+            result = await self.store.query(tenant, query)
+            result.docs = await self.discloser.documents(tenant, result.docs, readable)
+            return result
         everything = replace(query, limit=MAX_ORDERED + 1, offset=0, count=False)
         result = await self.store.query(tenant, everything)
         if len(result.docs) > MAX_ORDERED:
             raise TooManyResults(f"orderBy sorts at most {MAX_ORDERED} matching entities; narrow the query")
-        ordered = sort_documents(result.docs, order)
+        shown = await self.discloser.shown(tenant, result.docs, readable)
+        ordered = sort_documents(shown.docs, order)
         page = ordered[query.offset : query.offset + query.limit]
+        if page:
+            await self.discloser.audit(shown, readable)
         return QueryResult(docs=page, count=len(ordered) if query.count else None)
 
     async def tenant_known(self, tenant: str) -> bool:

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from smartregion.broker.contexts import ContextResolver
+from smartregion.broker.disclosure import Discloser, narrowed_query
 from smartregion.broker.history import instance_rows
 from smartregion.broker.linking import fetch_linked
 from smartregion.core.jsonld import CORE_CONTEXT_URL
@@ -412,9 +413,10 @@ class PeriodicSender:
                 limit=PERIODIC_LIMIT,
                 readable=readable,
             )
-            for doc in (await self.store.query(sub.tenant, query)).docs:
+            for doc in (await self.store.query(sub.tenant, narrowed_query(query))).docs:
                 found.setdefault(doc["id"], doc)
-        return list(found.values())
+        # what the owner sees of them (attribute classes, open views), the read audited
+        return await Discloser(self.store).documents(sub.tenant, list(found.values()), readable)
 
 
 class NotificationFilter:
@@ -451,6 +453,23 @@ class NotificationFilter:
             if (found := about.get(item.get("id"))) is not None
             and readable.admits(found[0], found[1])
         ]
+        disclosure = readable.disclosure
+        if disclosure is not None and data:
+            # the body was rendered when the change was committed, as stored: an entity the
+            # owner may see only transformed (attribute classes, open views) is left out (fail
+            # closed); reads of others' non-open data are audited
+            audited: set[str] = set()
+            shown = []
+            for item in data:
+                owner, types = about[item["id"]]
+                view = disclosure.view(owner, types)
+                if view.privacy.transforms(view.access):
+                    continue
+                audited.update(view.audited)
+                shown.append(item)
+            if audited and disclosure.audit is not None:
+                await disclosure.audit(sorted(audited), len(shown))
+            data = shown
         return {**body, "data": data} if data else None
 
 
@@ -687,6 +706,10 @@ class NotifyingStore(Store):
     async def get_entities(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Delegated."""
         return await self.inner.get_entities(tenant, ids)
+
+    async def owners_of(self, tenant: str, ids: Sequence[str]) -> dict[str, str]:
+        """Delegated."""
+        return await self.inner.owners_of(tenant, ids)
 
     async def query(self, tenant: str, query: EntityQuery) -> QueryResult:
         """Delegated."""

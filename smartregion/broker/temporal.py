@@ -41,6 +41,7 @@ from smartregion.storage.history import (
 from smartregion.storage.rollups import micros
 
 from .aggregates import Aggregates, aggregate_from_rollups, from_rollups
+from .disclosure import Discloser, narrowed, narrowed_query
 from .entities import guarded
 
 __all__ = ["TemporalPage", "TemporalService"]
@@ -114,6 +115,7 @@ class TemporalService:
         self.writer = writer
         self.history = history
         self.reader = reader
+        self.discloser = Discloser(reader)
         #: most instances in one answer, all attributes and entities together (§6.3.10)
         self.max_instances = max_instances
 
@@ -348,6 +350,7 @@ class TemporalService:
         readable (the same filtered query as every entity read). `keeps`: the attributes the
         answer renders (its projection), which an aggregation's periods start from."""
         validate_entity_id(entity_id)
+        readable = _narrowed(readable, query)
         found = await self.reader.query(
             tenant, EntityQuery(ids=(entity_id,), limit=1, readable=readable)
         )
@@ -356,6 +359,9 @@ class TemporalService:
         docs, aggregates = await self._documents(
             tenant, found.docs, query, attrs, dataset_ids, keeps
         )
+        docs = await self.discloser.documents(tenant, docs, readable, temporal=True)
+        if not docs:
+            raise ResourceNotFound(f"entity {entity_id} not found")
         cut_docs, cut = limit_instances(docs, query, self.max_instances)
         return TemporalPage(cut_docs, cut=cut, aggregates=aggregates)
 
@@ -374,8 +380,16 @@ class TemporalService:
         """GET /temporal/entities (§5.7.4): the entities selected (among those the caller may
         read), in `order` when given, with their history."""
         # `attrs` selects entities having one of them, as for entity queries (§5.7.4.4)
-        selection = replace(selection, attrs=attrs, readable=readable)
+        selection = narrowed_query(replace(selection, attrs=attrs, readable=readable))
+        selection = replace(selection, readable=_narrowed(selection.readable, query))
         if order:
+            # sorting shows the order of stored values: not by what the reader does not see
+            selection = replace(selection, readable=narrowed(
+                selection.readable,
+                tested=frozenset(k.attr for k in order if k.attr is not None),
+                times=any(k.member in ("createdAt", "modifiedAt")
+                          or k.sub in ("createdAt", "modifiedAt", "observedAt") for k in order),
+            ))
             everything = await self.reader.query(
                 tenant, replace(selection, limit=_MAX_ORDERED, offset=0, count=False)
             )
@@ -388,6 +402,7 @@ class TemporalService:
         docs, aggregates = await self._documents(
             tenant, entities, query, attrs, dataset_ids, keeps
         )
+        docs = await self.discloser.documents(tenant, docs, selection.readable, temporal=True)
         # an entity none of whose requested attributes has an instance in the window is left
         # out of the answer (suite TP 020_04)
         if attrs is not None or dataset_ids is not None or query.timerel is not None:
@@ -470,6 +485,16 @@ class TemporalService:
                 self.history, [s for s, _ in kept], [span for _, span in kept], query
             )
         return aggregates, present
+
+
+def _narrowed(readable: Readable | None, query: TemporalQuery) -> Readable | None:
+    """What a temporal query may read of `readable`: not the data sets whose time grid its
+    window does not fall on, nor those it would aggregate over a view of (broker/disclosure.py)."""
+    if readable is None or readable.disclosure is None:
+        return readable
+    bounds = [b.timestamp() for b in (query.lower, query.upper) if b is not None]
+    aggregate = query.format == "aggregatedValues" or bool(query.aggr_methods)
+    return narrowed(readable, bounds=bounds, aggregate=aggregate)
 
 
 def _collect(by_entity: dict[str, dict[str, list[Doc]]], h: SeriesHistory) -> None:

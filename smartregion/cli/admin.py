@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
+import orjson
 import typer
 
 from smartregion.errors import SmartRegionError
@@ -108,14 +109,19 @@ def create_dataset(
     scope: Annotated[str | None, typer.Option(help="NGSI-LD scope, e.g. /Flanders/Ghent.")] = None,
     retention_days: Annotated[int | None, typer.Option("--retention-days", min=0, help="Days of attribute history kept (default: setting history_retention_days; 0: forever).")] = None,
     rollup_retention_days: Annotated[int | None, typer.Option("--rollup-retention-days", min=0, help="Days roll-ups are kept, at least --retention-days (0: as long as the raw history).")] = None,
+    privacy: Annotated[str | None, typer.Option(help='Attribute classes and open-view rules as JSON, e.g. \'{"personal": ["ownerName"], "counts": ["peopleCount"], "k": 5, "coarsenTime": 3600, "coarsenPlace": 500}\'.')] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Describe a data set of an organisation, with its access policy."""
     types = [t for t in entity_types.split(",") if t.strip()]
+    try:
+        rules = orjson.loads(privacy) if privacy is not None else None
+    except orjson.JSONDecodeError as exc:
+        raise typer.BadParameter(f"--privacy is not JSON: {exc}") from None
     dataset = _run(database, lambda g: g.create_dataset(
         Principal.cli(), dataset_id, owner, title, types, description=description, scope=scope,
         theme=theme, license=license, policy=policy, retention_days=retention_days,
-        rollup_retention_days=rollup_retention_days,
+        rollup_retention_days=rollup_retention_days, privacy=rules,
     ))
     typer.echo(f"created data set {dataset.id} ({dataset.policy_kind}) of {dataset.owner_org}")
 

@@ -83,6 +83,7 @@ __all__ = [
     "linked_depth",
     "matches",
     "parse_q",
+    "references",
 ]
 
 NGSI_LD: Final = "https://uri.etsi.org/ngsi-ld/"
@@ -909,6 +910,27 @@ def _comparisons(expr: QExpr) -> Iterable[Comparison]:
 def attr_names(expr: QExpr) -> set[str]:
     """Expanded top-level attribute IRIs the query references (entity system members excluded)."""
     return {c.path.attr for c in _comparisons(expr) if c.path.attr not in ENTITY_MEMBERS}
+
+
+_TIME_META: Final = frozenset({"observedAt", "createdAt", "modifiedAt", "deletedAt"})
+
+
+def references(expr: QExpr) -> tuple[frozenset[str], bool]:
+    """Every attribute IRI the query tests (sub-attributes and linked entities' included), and
+    whether it tests a time (an instance's or the entity's system or observation time)."""
+    attrs: set[str] = set()
+    times = False
+    for comparison in _comparisons(expr):
+        path: AttrPath | None = comparison.path
+        while path is not None:
+            if path.attr in ENTITY_MEMBERS:
+                times = True
+            else:
+                attrs.add(path.attr)
+            attrs.update(path.sub)
+            times = times or path.meta in _TIME_META
+            path = path.linked.path if path.linked is not None else None
+    return frozenset(attrs), times
 
 
 def linked_depth(expr: QExpr) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +32,7 @@ from smartregion.core.policies import (
     private_policy,
     restricted_policy,
 )
+from smartregion.core.privacy import Access, Disclosure, Privacy, SliceView
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, Unauthenticated
 from smartregion.governance.identifiers import normalise_kbo, normalise_nis
 from smartregion.governance.keys import hash_key, issue_key, key_matches, parse_key
@@ -444,6 +445,7 @@ class Governance:
         permissions: Sequence[dict[str, Any]] | None = None,
         retention_days: int | None = None,
         rollup_retention_days: int | None = None,
+        privacy: Mapping[str, Any] | None = None,
     ) -> Dataset:
         """Describe a data set of `owner_org` with its access policy (the owner's admins)."""
         _check(_OBJECT_ID, dataset_id, "data set id")
@@ -467,6 +469,7 @@ class Governance:
             raise BadRequestData("permissions are given for restricted data sets only")
         check_retention(retention_days, rollup_retention_days)
         term_map = core_term_map()
+        rules = Privacy.parse(privacy, term_map.expand_term)
         now = self._now()
         dataset = Dataset(
             id=dataset_id, owner_org=owner_org, title=titles,
@@ -476,6 +479,7 @@ class Governance:
             policy=self._policy_for(dataset_id, policy, permissions),
             created_at=now, modified_at=now,
             retention_days=retention_days, rollup_retention_days=rollup_retention_days,
+            privacy=rules.to_json(),
         )
         audit = AuditEvent(principal.actor, "dataset.create", dataset_id,
                            {"owner": owner_org, "policy": dataset.policy})
@@ -501,6 +505,19 @@ class Governance:
             dataset.license = DEFAULT_OPEN_LICENSE
         dataset.modified_at = self._now()
         audit = AuditEvent(principal.actor, "dataset.policy", dataset_id, {"policy": dataset.policy})
+        await self.store.replace_dataset(dataset, audit=audit)
+        return dataset
+
+    async def set_dataset_privacy(
+        self, principal: Principal, dataset_id: str, privacy: Mapping[str, Any] | None
+    ) -> Dataset:
+        """Classify a data set's attributes and set its open-view rules (`core/privacy.py`);
+        audited with the new rules. `None` or `{}` removes them."""
+        dataset = await self.visible_dataset(principal, dataset_id)
+        await self._require(principal, dataset.owner_org, "admin")
+        dataset.privacy = Privacy.parse(privacy, core_term_map().expand_term).to_json()
+        dataset.modified_at = self._now()
+        audit = AuditEvent(principal.actor, "dataset.privacy", dataset_id, {"privacy": dataset.privacy})
         await self.store.replace_dataset(dataset, audit=audit)
         return dataset
 
@@ -701,6 +718,10 @@ class Governance:
         A data set with a scope grants non-owners nothing yet (fail closed: its slice by types
         alone would also include the owner's entities outside the scope).
 
+        The result carries the reader's `Disclosure` when it does not see everything it reads
+        as stored (attribute classes, open views) or when its reads must be audited (non-open
+        data of others), so that the broker can apply it; otherwise none, at no cost.
+
         One read of the governance records, no per-entity work and no caching: a grant revoked
         or expired now no longer counts on the very next request.
         """
@@ -721,12 +742,46 @@ class Governance:
                     mandated.add((mandate.owner_org, mandate.dataset_id))
         reader = self._reader(org_id, records)
         slices: list[tuple[str, frozenset[str]]] = []
+        views: list[SliceView] = []
         for dataset in records.datasets:
             if dataset.owner_org in owners or dataset.scope is not None:
                 continue
-            if (dataset.owner_org, dataset.id) in mandated or self._reads(reader, dataset, purpose):
-                slices.append((dataset.owner_org, frozenset(dataset.entity_types)))
-        return Readable(owners=frozenset(owners), slices=tuple(sorted(slices, key=_slice_key)))
+            types = frozenset(dataset.entity_types)
+            if (dataset.owner_org, dataset.id) in mandated:
+                access = Access.FULL
+            elif self._reads(reader, dataset, purpose):
+                granted = dataset.policy_kind != "open" or any(
+                    grant.dataset_id == dataset.id for grant, _ in reader.held
+                )
+                access = Access.GRANTED if granted else Access.OPEN
+            else:
+                continue
+            slices.append((dataset.owner_org, types))
+            views.append(SliceView(dataset.id, dataset.owner_org, types, access,
+                                   Privacy.from_json(dataset.privacy)))
+        disclosure = Disclosure(frozenset(owners), tuple(views),
+                                audit=self._read_audit(principal, purpose))
+        return Readable(
+            owners=frozenset(owners),
+            slices=tuple(sorted(slices, key=_slice_key)),
+            disclosure=disclosure if disclosure.needed else None,
+        )
+
+    def _read_audit(
+        self, principal: Principal | None, purpose: str | None
+    ) -> Callable[[Sequence[str], int], Awaitable[None]]:
+        """Records one read of non-open data: who, which data sets, how many entities, purpose."""
+        actor = principal.actor if principal is not None else "anonymous"
+
+        async def record(dataset_ids: Sequence[str], entities: int) -> None:
+            detail: dict[str, Any] = {"datasets": sorted(dataset_ids), "entities": entities}
+            if purpose:
+                detail["purpose"] = purpose
+            await self.store.append_audit(
+                AuditEvent(actor, "data.read", ",".join(sorted(dataset_ids)), detail)
+            )
+
+        return record
 
     def _reader(self, org_id: str | None, records: ReaderRecords) -> _Reader:
         """Who reads: the organisation and its active grants with their agreements."""

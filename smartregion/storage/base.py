@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from smartregion.core.geo import GeoQuery
+    from smartregion.core.privacy import Disclosure
 
 __all__ = [
     "DEFAULT_TENANT",
@@ -68,6 +69,9 @@ class Readable:
     owners: frozenset[str] = frozenset()
     #: (owner organisation, expanded entity type IRIs): that owner's entities with one of them
     slices: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: what the reader sees of the entities it reads, when that is not everything stored
+    #: (`core/privacy.py`: attribute classes, open views, read audit); not part of the filter
+    disclosure: Disclosure | None = field(default=None, compare=False)
 
     def admits(self, owner: str, types: Iterable[str]) -> bool:
         """Whether an entity of `owner` with `types` is readable (the rule SQL implements)."""
@@ -204,6 +208,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def get_entities(self, tenant: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """The current documents of those ids that exist, keyed by id."""
+
+    @abc.abstractmethod
+    async def owners_of(self, tenant: str, ids: Sequence[str]) -> dict[str, str]:
+        """The owner organisation of each of those entities that exist, keyed by entity id."""
 
     @abc.abstractmethod
     async def transact(

@@ -145,6 +145,8 @@ class Dataset:
     retention_days: int | None = None
     #: days its roll-ups are kept (None: the default setting; 0: as long as the raw history)
     rollup_retention_days: int | None = None
+    #: attribute classes and open-view rules (`core.privacy.Privacy.to_json`); {}: none
+    privacy: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

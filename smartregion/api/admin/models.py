@@ -65,6 +65,12 @@ class IssuedKeyOut(KeyOut):
     key: str
 
 
+PRIVACY_HELP = (
+    'attribute classes and open-view rules: {"personal": [names], "sensitive": [names], '
+    '"counts": [names], "k": 5, "coarsenTime": seconds, "coarsenPlace": metres} (docs/security.md)'
+)
+
+
 class DatasetIn(_In):
     """A new data set."""
 
@@ -86,6 +92,13 @@ class DatasetIn(_In):
     rollup_retention_days: int | None = Field(
         None, ge=0, description="days roll-ups are kept (none: the default; 0: as raw history)"
     )
+    privacy: dict[str, Any] | None = Field(None, description=PRIVACY_HELP)
+
+
+class PrivacyIn(_In):
+    """A data set's attribute classes and open-view rules (docs/security.md, Privacy)."""
+
+    privacy: dict[str, Any] = Field(description=PRIVACY_HELP)
 
 
 class PolicyIn(_In):

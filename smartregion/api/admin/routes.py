@@ -17,6 +17,7 @@ from smartregion.api.admin.models import (
     MandateIn,
     OrganisationIn,
     PolicyIn,
+    PrivacyIn,
 )
 from smartregion.governance import Governance, Principal
 from smartregion.storage.governance import (
@@ -104,7 +105,7 @@ async def create_dataset(body: DatasetIn, caller: Caller, gov: Gov) -> Dataset:
         caller, body.id, body.owner, body.title, body.entity_types, description=body.description,
         scope=body.scope, theme=body.theme, license=body.license, policy=body.policy,
         permissions=body.permissions, retention_days=body.retention_days,
-        rollup_retention_days=body.rollup_retention_days,
+        rollup_retention_days=body.rollup_retention_days, privacy=body.privacy,
     )
 
 
@@ -118,6 +119,12 @@ async def get_dataset(dataset_id: str, caller: Caller, gov: Gov) -> Dataset:
 async def set_policy(dataset_id: str, body: PolicyIn, caller: Caller, gov: Gov) -> Dataset:
     """Change a data set's access policy (the owner's admins; audited)."""
     return await gov.set_dataset_policy(caller, dataset_id, body.policy, body.permissions)
+
+
+@router.put("/datasets/{dataset_id}/privacy", tags=["datasets"])
+async def set_privacy(dataset_id: str, body: PrivacyIn, caller: Caller, gov: Gov) -> Dataset:
+    """Classify a data set's attributes and set its open-view rules (the owner's admins; audited)."""
+    return await gov.set_dataset_privacy(caller, dataset_id, body.privacy)
 
 
 # --- mandates --------------------------------------------------------------------------------

@@ -289,6 +289,21 @@ class PostgresStore(
             )
             return {eid: doc for eid, doc in await cur.fetchall()}
 
+    async def owners_of(self, tenant: str, ids: Sequence[str]) -> dict[str, str]:
+        """The owner organisation of each of those entities that exist, keyed by entity id."""
+        if not ids:
+            return {}
+        async with self.pool.connection() as conn:
+            tenant_key = await self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return {}
+            cur = await conn.execute(
+                "SELECT e.entity_id, o.name FROM entity e JOIN organisation o"
+                " ON o.org_key = e.owner_key WHERE e.tenant_key = %s AND e.entity_id = ANY(%b)",
+                (tenant_key, list(dict.fromkeys(ids))),
+            )
+            return {eid: name for eid, name in await cur.fetchall()}
+
     async def transact(
         self,
         tenant: str,

@@ -335,6 +335,25 @@ class SQLiteStore(
 
         return await self._read(run)
 
+    async def owners_of(self, tenant: str, ids: Sequence[str]) -> dict[str, str]:
+        """The owner organisation of each of those entities that exist, keyed by entity id."""
+        if not ids:
+            return {}
+
+        def run(conn: sqlite3.Connection) -> dict[str, str]:
+            tenant_key = self._tenant_key(conn, tenant)
+            if tenant_key is None:
+                return {}
+            rows = conn.execute(
+                "SELECT e.entity_id, o.name FROM entity e JOIN organisation o"
+                " ON o.org_key = e.owner_key WHERE e.tenant_key = ?"
+                " AND e.entity_id IN (SELECT value FROM json_each(?))",
+                (tenant_key, _json_list(list(dict.fromkeys(ids)))),
+            ).fetchall()
+            return {eid: name for eid, name in rows}
+
+        return await self._read(run)
+
     @staticmethod
     def _select_docs(
         conn: sqlite3.Connection, tenant_key: int, ids: Iterable[str]
