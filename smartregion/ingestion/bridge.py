@@ -8,8 +8,9 @@ Delivery contract (docs/ingestion.md):
   (one batch upsert transaction) or its dead letter. When the store fails, the message is NOT
   acknowledged; the bridge drops the connection and reconnects after a back-off, and the MQTT
   broker resends every unacknowledged message of the session (MQTT 3.1.1 §4.4). Delivery is
-  therefore at-least-once; a redelivered message rewrites the same attribute values, which
-  leaves the stored entity as it was (the write is idempotent on current state).
+  therefore at-least-once; a redelivered message rewrites the same attribute values, and its
+  observations, already in history, are not recorded again (storage/history.py: the content is
+  the idempotency key).
 - A message that cannot be ingested (not JSON, no mapping for its topic, an invalid entity) is
   recorded as a dead letter for the organisation and acknowledged; the bridge goes on.
 - The write is Batch Entity Upsert with the "update" option (NGSI-LD 1.8 §5.6.8): a missing

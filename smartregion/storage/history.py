@@ -19,6 +19,12 @@ Contract (every backend; `tests/storage/test_history_contract.py`):
   recompute the affected buckets from raw rows. After any sequence of writes, every roll-up row
   equals the summary of the raw rows of its bucket (`rollups.Summary`: sums up to floating-point
   rounding) — except after a purge that kept roll-ups longer than raw data, by request.
+- **Observations are recorded once.** An instance with an observedAt whose series already has
+  one at that observedAt with the same value and members (its number and stored document; the
+  system times aside) is the same observation delivered again — a redelivered MQTT message, a
+  replayed stream page, a client's retry — and is not recorded again (nor folded into the
+  roll-ups); one probe of the `(series, t)` key per instance, in the recording statement's
+  transaction. A different value at the same time is another instance.
 - `instanceId`s are URIs the store makes (`urn:ngsi-ld:attribute:instance:<series>.<t>.<seq>`);
   an instance patched to another observation time moves, and gets a new one.
 - The latest value of an attribute is not read from history: it is the entity's current document.

@@ -92,6 +92,30 @@ async def test_ordinary_entity_writes_are_recorded_with_deletions(client: httpx.
     assert "deletedAt" in deleted
 
 
+async def test_redelivered_upserts_add_no_duplicate_instances(client: httpx.AsyncClient) -> None:
+    """The MQTT bridge's at-least-once delivery: unacknowledged messages come again, in their
+    old order, after newer ones were written; each observation stays one instance."""
+
+    def message(value: float, at: str) -> list[dict[str, Any]]:
+        return [{"id": E, "type": "Vehicle", "speed": _speed(value, at)}]
+
+    first = message(80, "2020-08-01T12:00:00Z")
+    second = message(90, "2020-08-01T12:01:00Z")
+    for body in (first, second, first, second, first):
+        r = await client.post("/entityOperations/upsert", params={"options": "update"}, json=body)
+        assert r.status_code in (201, 204), r.text
+    r = await client.get(f"/temporal/entities/{E}")
+    assert [(i["value"], i["observedAt"]) for i in r.json()["speed"]] == [
+        (80, "2020-08-01T12:00:00Z"), (90, "2020-08-01T12:01:00Z")
+    ]
+    # a corrected value at the same time is a new instance
+    r = await client.post("/entityOperations/upsert", params={"options": "update"},
+                          json=message(85, "2020-08-01T12:00:00Z"))
+    assert r.status_code == 204
+    r = await client.get(f"/temporal/entities/{E}")
+    assert sorted(i["value"] for i in r.json()["speed"]) == [80, 85, 90]
+
+
 async def test_query_aggregates_and_filters(client: httpx.AsyncClient) -> None:
     await _create(client, speed=[_speed(v, f"2020-08-01T1{h}:30:00Z") for h, v in enumerate((10, 20, 30, 50))])
     r = await client.get(

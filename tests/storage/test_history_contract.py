@@ -246,6 +246,32 @@ async def test_delete_and_patch(store: Store) -> None:
     assert len(await h.find_series("", [E2])) == 1
 
 
+async def test_a_redelivered_observation_is_recorded_once(store: Store) -> None:
+    """At-least-once paths (the MQTT bridge, replication, client retries) resend observations,
+    out of order too: the same observation (series, observedAt, value, members) is one
+    instance, and the roll-ups count it once; a different value at the same time is another."""
+    h = hist(store)
+    m1 = InstanceRow(E2, A, inst(T0, 1.5, unitCode="CEL"))
+    m2 = InstanceRow(E2, A, inst(T0 + MINUTE, 2.5, unitCode="CEL"))
+    assert await h.append_instances("", [m1, m2]) == 2
+    # redelivered in another order, with other system times, and twice in one batch
+    again = [
+        InstanceRow(E2, A, {**m2.instance, "modifiedAt": format_micros(T0 + HOUR)}),
+        InstanceRow(E2, A, {**m1.instance, "createdAt": format_micros(T0 + HOUR)}),
+        m1,
+    ]
+    assert await h.append_instances("", again) == 0
+    corrected = InstanceRow(E2, A, inst(T0, 1.75, unitCode="CEL"))
+    other_unit = InstanceRow(E2, A, inst(T0 + MINUTE, 2.5, unitCode="FAH"))
+    untimed = InstanceRow(E2, B, {"type": "Property", "value": "on"})
+    assert await h.append_instances("", [corrected, other_unit, untimed, untimed]) == 4
+    (got,) = await h.query_instances("", HistoryQuery((E2,), attrs=frozenset({A})))
+    assert sorted(values(got)) == [1.5, 1.75, 2.5, 2.5]
+    (series,) = await h.find_series("", [E2], [A])
+    (summary,) = await h.summarise(series.key, [(T0, T0 + HOUR)])
+    assert summary is not None and summary.count == 4 and summary.total == 1.5 + 1.75 + 2.5 + 2.5
+
+
 async def test_summarise_reads_rollups_and_raw_edges(store: Store) -> None:
     h = hist(store)
     # two days of one value a minute, plus two values in a minute

@@ -380,18 +380,44 @@ class PostgresHistory(HistoryStore):
         )
         columns: list[list[Any]] = [[] for _ in range(7)]
         seen: dict[tuple[int, int], int] = {}
+        recorded = await self._observations(conn, [
+            (keys[(r.entity_id, r.attr, e.dataset_id)], e.t) for r, e in encoded if e.dm is not None
+        ])
         points = []
         for row, e in encoded:
             key = keys[(row.entity_id, row.attr, e.dataset_id)]
+            if e.dm is not None:
+                if (key, e.t, e.num, e.doc) in recorded:
+                    continue  # this observation is recorded already (storage/history.py)
+                recorded.add((key, e.t, e.num, e.doc))
             k = seen.get((key, e.t), -1) + 1
             seen[(key, e.t)] = k
             for column, value in zip(columns, (key, e.t, k, e.dm, e.dc, e.num, e.doc), strict=True):
                 column.append(value)
             if e.num is not None:
                 points.append((key, e.t, e.num))
-        await conn.execute(_INSERT, columns)
+        if columns[0]:
+            await conn.execute(_INSERT, columns)
         await self._fold(conn, points)
-        return len(rows)
+        return len(columns[0])
+
+    @staticmethod
+    async def _observations(
+        conn: Conn, at: list[tuple[int, int]]
+    ) -> set[tuple[int, int, float | None, bytes | None]]:
+        """(series, t, number, document) of the observations (instances with an observedAt)
+        recorded at those (series, t): one statement, an index probe each."""
+        if not at:
+            return set()
+        unique = list(dict.fromkeys(at))
+        cur = await conn.execute(
+            "SELECT i.series_key, i.t, i.num, i.doc FROM unnest(%b::bigint[], %b::bigint[])"
+            " AS u(s, t) JOIN instance i ON i.series_key = u.s AND i.t = u.t"
+            " WHERE i.dm IS NOT NULL",
+            ([s for s, _ in unique], [t for _, t in unique]),
+        )
+        return {(s, t, num, bytes(doc) if doc is not None else None)
+                for s, t, num, doc in await cur.fetchall()}
 
     @staticmethod
     async def _fold(conn: Conn, points: Iterable[tuple[int, int, float]]) -> None:

@@ -211,17 +211,40 @@ class SQLiteHistory(HistoryStore):
             conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
         )
         refs = self._shape_refs(conn, (e.doc for _, e in encoded))
+        seen = self._observations(conn, [
+            (keys[(r.entity_id, r.attr, e.dataset_id)], e.t) for r, e in encoded if e.dm is not None
+        ])
         values = []
         points = []
         for row, e in encoded:
             key = keys[(row.entity_id, row.attr, e.dataset_id)]
             doc = refs.get(e.doc, e.doc) if e.doc is not None else None
+            if e.dm is not None:
+                if (key, e.t, e.num, doc) in seen:
+                    continue  # this observation is recorded already (storage/history.py)
+                seen.add((key, e.t, e.num, doc))
             values.append((key, e.t, e.dm, e.dc, e.num, doc))
             if e.num is not None:
                 points.append((key, e.t, e.num))
         conn.executemany(_INSERT, values)
         self._fold(conn, points)
         return len(values)
+
+    @staticmethod
+    def _observations(
+        conn: sqlite3.Connection, at: list[tuple[int, int]]
+    ) -> set[tuple[int, int, float | None, bytes | None]]:
+        """(series, t, number, document) of the observations (instances with an observedAt)
+        recorded at those (series, t): one statement, a key lookup each."""
+        if not at:
+            return set()
+        rows = conn.execute(
+            "SELECT i.series_key, i.t, i.num, i.doc FROM json_each(?) j JOIN instance i"
+            " ON i.series_key = json_extract(j.value, '$[0]')"
+            " AND i.t = json_extract(j.value, '$[1]') WHERE i.dm IS NOT NULL",
+            (_json(list(dict.fromkeys(at))),),
+        ).fetchall()
+        return {(s, t, num, doc) for s, t, num, doc in rows}
 
     @staticmethod
     def _fold(conn: sqlite3.Connection, points: Iterable[tuple[int, int, float]]) -> None:
