@@ -30,6 +30,7 @@ from smartregion.errors import BadRequestData, ResourceNotFound
 from smartregion.governance import WriteAccess
 from smartregion.storage.base import Delete, EntityQuery, Put, Readable, Store, WriteOp
 from smartregion.storage.history import (
+    DropHistory,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
@@ -200,19 +201,20 @@ class TemporalService:
     async def delete(self, tenant: str, entity_id: str, *, writer: WriteAccess) -> None:
         """DELETE /temporal/entities/{id} (§5.6.16): the entity and all its history."""
         validate_entity_id(entity_id)
+        # history without its entity (it was deleted by the ordinary API) is deleted too
+        had_history = bool(await self.history.find_series(tenant, [entity_id]))
 
         def mutate(current: Current) -> tuple[list[WriteOp], bool]:
-            if current.get(entity_id) is None:
+            if current.get(entity_id) is None and not had_history:
                 return [], False
-            # its history goes as a whole below: no deletion instances for it
-            return _recording([Delete(entity_id)], _RECORDS_NOTHING), True
+            # the entity and its whole history in one transaction: no deletion instances
+            ops: list[WriteOp] = [Delete(entity_id)] if current.get(entity_id) else []
+            return [*_recording(ops, _RECORDS_NOTHING), DropHistory(entity_id)], True  # type: ignore[list-item]
 
         run, check = guarded(writer, mutate)
-        existed = await self.writer.transact(
+        if not await self.writer.transact(
             tenant, [entity_id], run, owner=writer.org_id, check_owners=check
-        )
-        removed = await self.history.delete_history(tenant, entity_id)
-        if not existed and not removed:
+        ):
             raise ResourceNotFound(f"entity {entity_id} not found")
 
     async def delete_attribute(
@@ -250,14 +252,13 @@ class TemporalService:
             else:
                 del attrs[attr]
             doc = {**existing, "attrs": attrs, "modifiedAt": utc_now()}
-            return _recording([Put(doc)], _RECORDS_NOTHING), None
+            # the attribute and its history in one transaction
+            drop = DropHistory(entity_id, attr, None if delete_all else (dataset_id or ""))
+            return [*_recording([Put(doc)], _RECORDS_NOTHING), drop], None  # type: ignore[list-item]
 
         run, check = guarded(writer, mutate)
         await self.writer.transact(
             tenant, [entity_id], run, owner=writer.org_id, check_owners=check
-        )
-        await self.history.delete_history(
-            tenant, entity_id, attr, None if delete_all else (dataset_id or "")
         )
 
     async def _check_writable(self, tenant: str, entity_id: str, writer: WriteAccess) -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "TIME_PROPERTIES",
     "BulkRow",
     "CoverRow",
+    "DropHistory",
     "HistoryQuery",
     "HistoryStore",
     "InstanceRow",
@@ -114,6 +115,16 @@ class RecordInstances:
     """A write op: record these instances (in the transaction's tenant) with the entity writes."""
 
     rows: tuple[InstanceRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DropHistory:
+    """A write op: delete an entity's history, or one attribute's (one datasetId's: "" for the
+    default instance; None: all), in the same transaction as the entity writes."""
+
+    entity_id: str
+    attr: str | None = None
+    dataset_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,14 +334,15 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
-def take_history_rows(ops: list[Any]) -> tuple[list[InstanceRow], list[Any]]:
-    """The instances of a transaction's `RecordInstances` ops, and the other ops."""
-    records = [op for op in ops if isinstance(op, RecordInstances)]
-    if not records:
-        return [], ops
+def take_history_rows(ops: list[Any]) -> tuple[list[InstanceRow], list[DropHistory], list[Any]]:
+    """The instances of a transaction's `RecordInstances` ops, its `DropHistory` ops, and the
+    other ops. A backend applies the drops first, then records the instances."""
+    if not any(isinstance(op, RecordInstances | DropHistory) for op in ops):
+        return [], [], ops
     # an empty record (a write that records nothing of its own) is taken out too
-    rows = [row for op in records for row in op.rows]
-    return rows, [op for op in ops if not isinstance(op, RecordInstances)]
+    rows = [row for op in ops if isinstance(op, RecordInstances) for row in op.rows]
+    drops = [op for op in ops if isinstance(op, DropHistory)]
+    return rows, drops, [op for op in ops if not isinstance(op, RecordInstances | DropHistory)]
 
 
 def page_plan(query: HistoryQuery) -> tuple[int, int, bool]:

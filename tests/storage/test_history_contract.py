@@ -12,9 +12,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smartregion.errors import BadRequestData
-from smartregion.storage import Put, Store, open_store
+from smartregion.storage import Delete, Put, Store, open_store
 from smartregion.storage.history import (
     BulkRow,
+    DropHistory,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
@@ -181,6 +182,33 @@ async def test_instances_commit_with_the_entity_write(store: Store) -> None:
     assert await store.get_entity("", E1) is not None
     (got,) = await h.query_instances("", HistoryQuery((E1,)))
     assert values(got) == [5]
+
+
+async def test_history_is_dropped_with_the_entity_write_or_not_at_all(store: Store) -> None:
+    h = hist(store)
+    doc = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {A: [{"type": "Property", "value": 5}]}}
+    record = RecordInstances(tuple(rows(E1, A, (T0, 5), (T0 + MINUTE, 6)) + rows(E1, B, (T0, "on"))))
+    await store.transact("", [E1], lambda current: ([Put(doc), record], None), owner="org")
+    bad = RecordInstances((InstanceRow(E1, A, {"type": "Property", "value": 1, "observedAt": "never"}),))
+
+    def delete_all(fail: bool) -> Any:
+        def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
+            return [Delete(E1), DropHistory(E1), *([bad] if fail else [])], None
+
+        return mutate
+
+    # a later part of the transaction fails: the entity and its history stay, both
+    with pytest.raises(BadRequestData):
+        await store.transact("", [E1], delete_all(fail=True), owner="org")
+    assert await store.get_entity("", E1) is not None
+    assert len(await h.find_series("", [E1])) == 2
+    # one attribute's history, with the entity's new state
+    drop_b = lambda current: ([Put(doc), DropHistory(E1, B)], None)  # noqa: E731
+    await store.transact("", [E1], drop_b, owner="org")
+    assert [s.attr for s in await h.find_series("", [E1])] == [A]
+    await store.transact("", [E1], delete_all(fail=False), owner="org")
+    assert await store.get_entity("", E1) is None
+    assert await h.find_series("", [E1]) == []
 
 
 async def test_concurrent_entity_writes_record_every_instance(store: Store) -> None:

@@ -31,6 +31,7 @@ from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
     BulkRow,
     CoverRow,
+    DropHistory,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
@@ -360,8 +361,11 @@ class PostgresHistory(HistoryStore):
     # --- writes --------------------------------------------------------------------------
 
     async def _take_history(self, conn: Conn, tenant: str, ops: list[Any]) -> list[Any]:
-        """Record the `RecordInstances` ops of an entity transaction; return the other ops."""
-        rows, rest = take_history_rows(ops)
+        """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
+        the other ops."""
+        rows, drops, rest = take_history_rows(ops)
+        for drop in drops:
+            await self._drop(conn, tenant, drop)
         if rows:
             await self._record(conn, tenant, rows, locked=True)
         return rest
@@ -519,21 +523,24 @@ class PostgresHistory(HistoryStore):
         """Delete an entity's or an attribute's history; how many instances."""
         async with self.pool.connection() as conn, conn.transaction():
             await self._lock(conn, tenant, [entity_id])
-            found = await self._select_series(
-                conn,
-                tenant,
-                [entity_id],
-                None if attr is None else [attr],
-                None if dataset_id is None else [dataset_id],
-            )
-            keys = [s.key for s in found]
-            if not keys:
-                return 0
-            cur = await conn.execute("DELETE FROM instance WHERE series_key = ANY(%b)", (keys,))
-            gone = cur.rowcount
-            await conn.execute("DELETE FROM rollup WHERE series_key = ANY(%b)", (keys,))
-            await conn.execute("DELETE FROM series WHERE series_key = ANY(%b)", (keys,))
-            return gone
+            return await self._drop(conn, tenant, DropHistory(entity_id, attr, dataset_id))
+
+    async def _drop(self, conn: Conn, tenant: str, drop: DropHistory) -> int:
+        found = await self._select_series(
+            conn,
+            tenant,
+            [drop.entity_id],
+            None if drop.attr is None else [drop.attr],
+            None if drop.dataset_id is None else [drop.dataset_id],
+        )
+        keys = [s.key for s in found]
+        if not keys:
+            return 0
+        cur = await conn.execute("DELETE FROM instance WHERE series_key = ANY(%b)", (keys,))
+        gone = cur.rowcount
+        await conn.execute("DELETE FROM rollup WHERE series_key = ANY(%b)", (keys,))
+        await conn.execute("DELETE FROM series WHERE series_key = ANY(%b)", (keys,))
+        return gone
 
     async def _locate(
         self, conn: Conn, tenant: str, entity_id: str, attr: str, instance_id: str

@@ -19,6 +19,7 @@ from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
     BulkRow,
     CoverRow,
+    DropHistory,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
@@ -198,8 +199,11 @@ class SQLiteHistory(HistoryStore):
     # --- writes --------------------------------------------------------------------------
 
     def _take_history(self, conn: sqlite3.Connection, tenant: str, ops: list[Any]) -> list[Any]:
-        """Record the `RecordInstances` ops of an entity transaction; return the other ops."""
-        rows, rest = take_history_rows(ops)
+        """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
+        the other ops."""
+        rows, drops, rest = take_history_rows(ops)
+        for drop in drops:
+            self._drop(conn, tenant, drop)
         if rows:
             self._record(conn, tenant, rows)
         return rest
@@ -343,23 +347,23 @@ class SQLiteHistory(HistoryStore):
         self, tenant: str, entity_id: str, attr: str | None = None, dataset_id: str | None = None
     ) -> int:
         """Delete an entity's or an attribute's history; how many instances."""
+        drop = DropHistory(entity_id, attr, dataset_id)
+        return await self._history_tx(lambda conn: self._drop(conn, tenant, drop))
 
-        def run(conn: sqlite3.Connection) -> int:
-            found = self._select_series(
-                conn,
-                tenant,
-                [entity_id],
-                None if attr is None else [attr],
-                None if dataset_id is None else [dataset_id],
-            )
-            keys = _json(s.key for s in found)
-            inside = "series_key IN (SELECT value FROM json_each(?))"
-            gone = conn.execute(f"DELETE FROM instance WHERE {inside}", (keys,)).rowcount
-            conn.execute(f"DELETE FROM rollup WHERE {inside}", (keys,))
-            conn.execute(f"DELETE FROM series WHERE {inside}", (keys,))
-            return int(gone)
-
-        return await self._history_tx(run)
+    def _drop(self, conn: sqlite3.Connection, tenant: str, drop: DropHistory) -> int:
+        found = self._select_series(
+            conn,
+            tenant,
+            [drop.entity_id],
+            None if drop.attr is None else [drop.attr],
+            None if drop.dataset_id is None else [drop.dataset_id],
+        )
+        keys = _json(s.key for s in found)
+        inside = "series_key IN (SELECT value FROM json_each(?))"
+        gone = conn.execute(f"DELETE FROM instance WHERE {inside}", (keys,)).rowcount
+        conn.execute(f"DELETE FROM rollup WHERE {inside}", (keys,))
+        conn.execute(f"DELETE FROM series WHERE {inside}", (keys,))
+        return int(gone)
 
     def _locate(
         self, conn: sqlite3.Connection, tenant: str, entity_id: str, attr: str, instance_id: str
