@@ -227,8 +227,8 @@ def propose_bundles(
             if link >= 1.0:
                 strength[(a.id, b.id)] = link
     groups = _Groups(docs)
-    for a, b in sorted(strength, key=lambda k: (-strength[k], k)):
-        groups.join(a, b)
+    for left, right in sorted(strength, key=lambda k: (-strength[k], k)):
+        groups.join(left, right)
     members: dict[str, list[MatchDoc]] = {}
     for d in docs:
         members.setdefault(groups.find(d.id), []).append(d)
