@@ -113,8 +113,10 @@ class EligibilityResult:
 def _show(value: Fact) -> str:
     if isinstance(value, frozenset):
         return ", ".join(sorted(value))
-    if isinstance(value, float) and value.is_integer():
-        return f"{value:,.0f}".replace(",", ".")
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float) and float(value).is_integer():
+        return f"{value:,.0f}".replace(",", ".")  # Belgian thousands separator
     return str(value)
 
 
