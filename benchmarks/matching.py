@@ -111,31 +111,41 @@ def configurations(embedder: Embedder | None, sweep: bool) -> Iterable[tuple[str
     yield "BM25 + 4-gram field", MatchConfig(compounds="ngrams", use_embeddings=False)
     if sweep:
         for w in (0.1, 0.25, 1.0):
-            yield f"BM25 + 4-gram field (weight {w})", MatchConfig(
-                compounds="ngrams", ngram_weight=w, use_embeddings=False
+            yield (
+                f"BM25 + 4-gram field (weight {w})",
+                MatchConfig(compounds="ngrams", ngram_weight=w, use_embeddings=False),
             )
     if embedder is None:
         return
-    yield "Embeddings alone (USE-m3)", MatchConfig(
-        compounds="none", fusion="weighted", text_weight=0.0, semantic_weight=1.0
+    yield (
+        "Embeddings alone (USE-m3)",
+        MatchConfig(compounds="none", fusion="weighted", text_weight=0.0, semantic_weight=1.0),
     )
     yield "Hybrid: BM25 + embeddings, RRF", MatchConfig(compounds="none", fusion="rrf")
     yield "Hybrid: BM25 + 4-grams + embeddings, RRF", MatchConfig(compounds="ngrams", fusion="rrf")
-    yield "Hybrid: BM25 + 4-grams + embeddings, weighted sum 0.5/0.5", MatchConfig(
-        compounds="ngrams", fusion="weighted", text_weight=0.5, semantic_weight=0.5
+    yield (
+        "Hybrid: BM25 + 4-grams + embeddings, weighted sum 0.5/0.5",
+        MatchConfig(compounds="ngrams", fusion="weighted", text_weight=0.5, semantic_weight=0.5),
     )
     yield "Hybrid: BM25 + 4-grams + embeddings, weighted sum 0.3/0.7 (default)", MatchConfig()
     if sweep:
         for k in (10, 30):
-            yield f"Hybrid 4-grams RRF k={k}", MatchConfig(compounds="ngrams", fusion="rrf", rrf_k=k)
+            yield (
+                f"Hybrid 4-grams RRF k={k}",
+                MatchConfig(compounds="ngrams", fusion="rrf", rrf_k=k),
+            )
         for tw in (0.1, 0.7):
-            yield f"Hybrid 4-grams weighted {tw}/{1 - tw:.1f}", MatchConfig(
-                compounds="ngrams", fusion="weighted", text_weight=tw, semantic_weight=1 - tw
+            yield (
+                f"Hybrid 4-grams weighted {tw}/{1 - tw:.1f}",
+                MatchConfig(
+                    compounds="ngrams", fusion="weighted", text_weight=tw, semantic_weight=1 - tw
+                ),
             )
         yield "Hybrid decompounding RRF", MatchConfig(compounds="split", fusion="rrf")
         for ms in (0.2, 0.4):
-            yield f"Hybrid 4-grams RRF min_similarity={ms}", MatchConfig(
-                compounds="ngrams", fusion="rrf", min_similarity=ms
+            yield (
+                f"Hybrid 4-grams RRF min_similarity={ms}",
+                MatchConfig(compounds="ngrams", fusion="rrf", min_similarity=ms),
             )
 
 
@@ -164,9 +174,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         matcher = Matcher(data.challenges, data.solutions, embedder=embedder, config=config)
         rows.append((name, evaluate(matcher, data)))
     pairs = sum(len(r) for r in data.relevant.values())
-    cross = sum(
-        1 for c, rel in data.relevant.items() for s in rel if data.lang[s] != data.lang[c]
-    )
+    cross = sum(1 for c, rel in data.relevant.items() for s in rel if data.lang[s] != data.lang[c])
     print(
         f"Hub matching quality, {dt.date.today().isoformat()}: {len(data.challenges)} challenges, "
         f"{len(data.solutions)} solutions, {pairs} relevant pairs ({cross} cross-language); "

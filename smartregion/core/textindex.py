@@ -267,7 +267,9 @@ class TextIndex:
         return frozenset(self._surfaces[self._position[doc_id]].get(term, ()))
 
     def _weights(self, counts: Mapping[str, int]) -> dict[str, float]:
-        return {t: (1.0 + math.log(c)) * self._idf.get(t, self._default_idf) for t, c in counts.items()}
+        return {
+            t: (1.0 + math.log(c)) * self._idf.get(t, self._default_idf) for t, c in counts.items()
+        }
 
     def _norm(self, counts: Mapping[str, int]) -> float:
         return math.sqrt(sum(w * w for w in self._weights(counts).values()))
@@ -308,7 +310,9 @@ class TextIndex:
         if not self.ids:
             return []
         allowed = (
-            None if candidates is None else {self._position[c] for c in candidates if c in self._position}
+            None
+            if candidates is None
+            else {self._position[c] for c in candidates if c in self._position}
         )
         total = np.zeros(len(self.ids), dtype=np.float64)
         per_term: dict[str, np.ndarray] = {}
@@ -328,7 +332,9 @@ class TextIndex:
             if allowed is not None and int(i) not in allowed:
                 continue
             terms = {t: float(s[i]) for t, s in per_term.items() if s[i] > 0}
-            hits.append(Hit(self.ids[i], float(total[i]), terms, float(self.ngram_weight * grams[i])))
+            hits.append(
+                Hit(self.ids[i], float(total[i]), terms, float(self.ngram_weight * grams[i]))
+            )
         hits.sort(key=lambda h: (-h.score, h.doc_id))
         return hits if limit is None else hits[:limit]
 

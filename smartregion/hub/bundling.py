@@ -54,7 +54,9 @@ class BundleProposal:
     @property
     def municipalities(self) -> tuple[tuple[str, str], ...]:
         """(organisation id, name) of each participant, in the members' order."""
-        return tuple((c.owner_org or "", c.owner_name or c.owner_org or "") for c in self.challenges)
+        return tuple(
+            (c.owner_org or "", c.owner_name or c.owner_org or "") for c in self.challenges
+        )
 
     @property
     def combined_budget(self) -> float | None:
@@ -259,7 +261,9 @@ def _proposal(
     common_terms = set(index.query_terms(group[0].texts))
     for d in group[1:]:
         common_terms &= set(index.query_terms(d.texts))
-    shared_words = sorted({w for term in common_terms for d in group for w in index.surfaces(d.id, term)})
+    shared_words = sorted(
+        {w for term in common_terms for d in group for w in index.surfaces(d.id, term)}
+    )
     taxonomy = set(group[0].terms)
     for d in group[1:]:
         taxonomy &= d.terms
@@ -271,7 +275,9 @@ def _proposal(
                 doc, n, total = found.get(m.doc.id, (m.doc, 0, 0.0))
                 found[m.doc.id] = (doc, n + 1, total + m.score)
         ranked = sorted(found.values(), key=lambda v: (-v[1], -v[2], v[0].id))
-        solutions = [BundleSolution(doc, n, total) for doc, n, total in ranked[:solutions_per_bundle]]
+        solutions = [
+            BundleSolution(doc, n, total) for doc, n, total in ranked[:solutions_per_bundle]
+        ]
     digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
     return BundleProposal(
         id=f"bundle-{digest}",

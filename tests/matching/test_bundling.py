@@ -13,11 +13,15 @@ from smartregion.hub.embeddings import Embedder
 from smartregion.hub.matching import MatchDoc, Matcher
 
 SCHEMA = json.loads(
-    (Path(__file__).parent.parent / "fixtures" / "matching" / "ocds-release-schema-1.1-lots.json").read_text()
+    (
+        Path(__file__).parent.parent / "fixtures" / "matching" / "ocds-release-schema-1.1-lots.json"
+    ).read_text()
 )
 
 
-def challenge(id: str, org: str, name: str, lang: str, text: str, domain: str, **kw: Any) -> MatchDoc:
+def challenge(
+    id: str, org: str, name: str, lang: str, text: str, domain: str, **kw: Any
+) -> MatchDoc:
     return MatchDoc(
         id=id,
         kind="challenge",
@@ -33,47 +37,87 @@ def challenge(id: str, org: str, name: str, lang: str, text: str, domain: str, *
 PARKING = "mobility"
 CHALLENGES = [
     challenge(
-        "gent-parking", "org:gent", "Stad Gent", "nl",
+        "gent-parking",
+        "org:gent",
+        "Stad Gent",
+        "nl",
         "Parkeersensoren voor de binnenstad. Automobilisten zoeken lang naar een vrije parkeerplaats; "
         "we willen vrije parkeerplaatsen in realtime tonen.",
-        PARKING, budget_max=120_000, quantity=400, unit="sensor",
+        PARKING,
+        budget_max=120_000,
+        quantity=400,
+        unit="sensor",
     ),
     challenge(
-        "leuven-parking", "org:leuven", "Stad Leuven", "nl",
+        "leuven-parking",
+        "org:leuven",
+        "Stad Leuven",
+        "nl",
         "Vrije parkeerplaatsen tonen. Bezoekers zoeken in de binnenstad lang naar een vrije "
         "parkeerplaats; parkeersensoren moeten de bezetting in realtime tonen.",
-        PARKING, budget_max=80_000, quantity=250, unit="sensor",
+        PARKING,
+        budget_max=80_000,
+        quantity=250,
+        unit="sensor",
     ),
     challenge(
-        "aalst-parking", "org:aalst", "Stad Aalst", "en",
+        "aalst-parking",
+        "org:aalst",
+        "Stad Aalst",
+        "en",
         "Real-time free parking spaces. Drivers search a long time for a free parking space in the "
         "city centre; parking sensors should show occupancy in real time.",
-        PARKING, budget_max=60_000, quantity=150, unit="sensor",
+        PARKING,
+        budget_max=60_000,
+        quantity=150,
+        unit="sensor",
     ),
     # Ghent again, same need: a bundle never holds two challenges of one municipality
     challenge(
-        "gent-parking-2", "org:gent", "Stad Gent", "nl",
+        "gent-parking-2",
+        "org:gent",
+        "Stad Gent",
+        "nl",
         "Parkeersensoren aan het station. Automobilisten zoeken lang naar een vrije parkeerplaats "
         "aan het station; we willen vrije parkeerplaatsen in realtime tonen.",
-        PARKING, budget_max=40_000, quantity=100, unit="sensor",
+        PARKING,
+        budget_max=40_000,
+        quantity=100,
+        unit="sensor",
     ),
     challenge(
-        "leuven-air", "org:leuven", "Stad Leuven", "nl",
+        "leuven-air",
+        "org:leuven",
+        "Stad Leuven",
+        "nl",
         "Luchtkwaliteit aan scholen. We willen fijnstof en stikstofdioxide meten aan scholen met "
         "goedkope sensoren en de luchtkwaliteit delen met ouders.",
-        "environment", budget_max=30_000, quantity=20, unit="sensor",
+        "environment",
+        budget_max=30_000,
+        quantity=20,
+        unit="sensor",
     ),
     challenge(
-        "mechelen-air", "org:mechelen", "Stad Mechelen", "nl",
+        "mechelen-air",
+        "org:mechelen",
+        "Stad Mechelen",
+        "nl",
         "Fijnstof meten aan scholen. Met goedkope sensoren willen we de luchtkwaliteit, fijnstof en "
         "stikstofdioxide, aan scholen meten voor ouders.",
-        "environment", budget_max=25_000, quantity=15, unit="sensor",
+        "environment",
+        budget_max=25_000,
+        quantity=15,
+        unit="sensor",
     ),
     challenge(
-        "kortrijk-homes", "org:kortrijk", "Stad Kortrijk", "nl",
+        "kortrijk-homes",
+        "org:kortrijk",
+        "Stad Kortrijk",
+        "nl",
         "Leegstaande woningen opsporen. We vermoeden dat veel woningen leegstaan en willen ze "
         "opsporen voor de leegstandsheffing.",
-        "living", budget_max=20_000,
+        "living",
+        budget_max=20_000,
     ),
 ]
 
@@ -95,7 +139,9 @@ def test_similar_challenges_of_different_municipalities_are_bundled(embedder: Em
     assert {c.id for c in air.challenges} == {"leuven-air", "mechelen-air"}
     assert all("kortrijk-homes" not in {c.id for c in b.challenges} for b in bundles)
     # the two Ghent parking challenges never meet in one bundle
-    assert not any({"gent-parking", "gent-parking-2"} <= {c.id for c in b.challenges} for b in bundles)
+    assert not any(
+        {"gent-parking", "gent-parking-2"} <= {c.id for c in b.challenges} for b in bundles
+    )
 
 
 def test_without_embeddings_words_alone_bundle_the_dutch_challenges() -> None:
@@ -111,7 +157,9 @@ def test_one_municipality_alone_is_no_bundle() -> None:
     assert propose_bundles(same_org) == []
 
 
-def test_combined_demand_budget_and_matching_solutions(eval_set: EvalSet, embedder: Embedder) -> None:
+def test_combined_demand_budget_and_matching_solutions(
+    eval_set: EvalSet, embedder: Embedder
+) -> None:
     matcher = Matcher(eval_set.challenges, eval_set.solutions, embedder=embedder)
     air = bundle_of(propose_bundles(CHALLENGES, matcher=matcher, embedder=embedder), "leuven-air")
     assert air.combined_budget == 55_000
@@ -132,11 +180,17 @@ def _check(instance: Any, schema: dict[str, Any], path: str, errors: list[str]) 
     if types is not None:
         allowed = types if isinstance(types, list) else [types]
         kinds = {
-            "object": dict, "array": list, "string": str, "boolean": bool,
-            "integer": int, "number": (int, float), "null": type(None),
+            "object": dict,
+            "array": list,
+            "string": str,
+            "boolean": bool,
+            "integer": int,
+            "number": (int, float),
+            "null": type(None),
         }
         if not any(
-            isinstance(instance, kinds[t]) and not (t in ("integer", "number") and isinstance(instance, bool))
+            isinstance(instance, kinds[t])
+            and not (t in ("integer", "number") and isinstance(instance, bool))
             for t in allowed
         ):
             errors.append(f"{path}: {instance!r} is not {allowed}")
@@ -168,7 +222,9 @@ def test_the_tender_outline_is_an_ocds_release_with_lots(embedder: Embedder) -> 
     air = bundle_of(propose_bundles(CHALLENGES, embedder=embedder), "leuven-air")
     when = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
     release = air.tender_outline(
-        ocid_prefix="ocds-abc123", procuring_entity=("org:vlaanderen-aankoop", "Aankoopcentrale"), date=when
+        ocid_prefix="ocds-abc123",
+        procuring_entity=("org:vlaanderen-aankoop", "Aankoopcentrale"),
+        date=when,
     )
     errors: list[str] = []
     _check(release, SCHEMA, "release", errors)

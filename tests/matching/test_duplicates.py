@@ -26,7 +26,9 @@ TRANSLATED = new_challenge(
     "Drivers circle around the city centre looking for a free parking space. We want to show free "
     "spaces in real time and base our parking policy on data.",
 )
-DIFFERENT = new_challenge("nl", "We willen de luchtkwaliteit meten aan de rand van het industrieterrein.")
+DIFFERENT = new_challenge(
+    "nl", "We willen de luchtkwaliteit meten aan de rand van het industrieterrein."
+)
 
 
 def test_a_reworded_challenge_is_warned_about_with_shared_words(eval_set: EvalSet) -> None:
@@ -69,5 +71,7 @@ def test_works_without_the_embedding_package(
 
     monkeypatch.setattr(embeddings, "_default", [])
     assert embeddings.default_embedder() is None
-    warnings = find_near_duplicates(REWORDED, eval_set.challenges, embedder=embeddings.default_embedder())
+    warnings = find_near_duplicates(
+        REWORDED, eval_set.challenges, embedder=embeddings.default_embedder()
+    )
     assert [w.existing.id for w in warnings] == ["C01"] and warnings[0].semantic_similarity is None

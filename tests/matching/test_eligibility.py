@@ -37,7 +37,9 @@ SMART_CITIES = FundingInstrument(
     funder="Vlaams Agentschap Innoveren & Ondernemen",
     url="https://example.org/oproepen/slimme-steden",
     rules=(
-        FundingRule("org_type", "in", frozenset({"municipality", "intermunicipal"}), "Applicant type"),
+        FundingRule(
+            "org_type", "in", frozenset({"municipality", "intermunicipal"}), "Applicant type"
+        ),
         FundingRule("regions", "intersects", frozenset({"region:flanders"}), "Located in Flanders"),
         FundingRule("partners", "ge", 2, "Consortium size"),
         FundingRule("budget", "le", 500_000, "Project budget ceiling"),
@@ -85,15 +87,23 @@ def test_all_rules_pass_with_reasons_and_the_next_deadline() -> None:
 def test_a_failed_rule_says_why() -> None:
     result = check_eligibility(CITY, SME_ONLY, now=NOW)
     assert result.status == "not_eligible"
-    assert [c.reason for c in result.failed] == ["Applicant type: org_type municipality is none of sme"]
+    assert [c.reason for c in result.failed] == [
+        "Applicant type: org_type municipality is none of sme"
+    ]
 
 
 def test_unknown_facts_make_it_possibly_eligible() -> None:
     result = check_eligibility(CITY, EUROPE, now=NOW)
     assert result.status == "possibly"
     statuses = {c.rule.label: c.status for c in result.checks}
-    assert statuses == {"City size": "passed", "Signed Climate City Contract": "unknown", "Call open": "passed"}
-    signed = Applicant(**{**CITY.__dict__, "facts": {"inhabitants": 265_000, "climate_city_contract": True}})
+    assert statuses == {
+        "City size": "passed",
+        "Signed Climate City Contract": "unknown",
+        "Call open": "passed",
+    }
+    signed = Applicant(
+        **{**CITY.__dict__, "facts": {"inhabitants": 265_000, "climate_city_contract": True}}
+    )
     assert check_eligibility(signed, EUROPE, now=NOW).status == "eligible"
 
 
@@ -131,7 +141,10 @@ def test_the_icalendar_feed_is_rfc_5545() -> None:
     assert any(line.startswith(b" ") for line in lines)  # the long description was folded
     unfolded = re.sub(r"\r\n ", "", feed)
     assert "SUMMARY:Deadline: Oproep Slimme Steden 2027" in unfolded
-    assert "DESCRIPTION:Vlaams Agentschap Innoveren & Ondernemen. Cofinancing of smart-city pilots\\; 50 % of the eligible costs\\nhttps://example.org/oproepen/slimme-steden" in unfolded
+    assert (
+        "DESCRIPTION:Vlaams Agentschap Innoveren & Ondernemen. Cofinancing of smart-city pilots\\; 50 % of the eligible costs\\nhttps://example.org/oproepen/slimme-steden"
+        in unfolded
+    )
 
     calendar = icalendar.Calendar.from_ical(feed)
     assert str(calendar["VERSION"]) == "2.0" and "PRODID" in calendar
@@ -148,12 +161,16 @@ def test_the_icalendar_feed_is_rfc_5545() -> None:
     assert eu == dt.datetime(2027, 1, 20, 16, 0, tzinfo=dt.UTC)
     # text escaping survives the round trip
     smart = next(e for e in events if str(e["UID"]).startswith("vlaio-smart-cities-2027"))
-    assert str(smart["DESCRIPTION"]).endswith("50 % of the eligible costs\nhttps://example.org/oproepen/slimme-steden")
+    assert str(smart["DESCRIPTION"]).endswith(
+        "50 % of the eligible costs\nhttps://example.org/oproepen/slimme-steden"
+    )
 
 
 def test_folding_never_cuts_a_utf8_character() -> None:
     long_name = "Oproep voor één slimme regio: " + "é" * 80
-    instrument = FundingInstrument(id="u", name=long_name, funder="f", deadlines=(dt.date(2027, 1, 1),))
+    instrument = FundingInstrument(
+        id="u", name=long_name, funder="f", deadlines=(dt.date(2027, 1, 1),)
+    )
     feed = deadline_calendar([instrument], now=NOW, uid_domain="x")
     for line in feed.encode("utf-8").split(b"\r\n"):
         assert len(line) <= 75

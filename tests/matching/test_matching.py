@@ -190,7 +190,10 @@ def test_the_evaluation_set_is_large_mixed_and_labelled(eval_set: EvalSet) -> No
     assert len(eval_set.solutions) > len(eval_set.challenges)
     assert {eval_set.lang[c.id] for c in eval_set.challenges} == {"nl", "en"}
     cross = [
-        (c, s) for c, rel in eval_set.relevant.items() for s in rel if eval_set.lang[c] != eval_set.lang[s]
+        (c, s)
+        for c, rel in eval_set.relevant.items()
+        for s in rel
+        if eval_set.lang[c] != eval_set.lang[s]
     ]
     assert len(cross) >= 20
     known = {s.id for s in eval_set.solutions}

@@ -21,7 +21,14 @@ from smartregion.core.textindex import (
 
 def test_fold_and_words_strip_accents_case_and_punctuation() -> None:
     assert fold("Geïsoleerde Ouderen in België") == "geisoleerde ouderen in belgie"
-    assert words("Fijnstof- en NO2-sensoren, 's nachts!") == ["fijnstof", "en", "no2", "sensoren", "s", "nachts"]
+    assert words("Fijnstof- en NO2-sensoren, 's nachts!") == [
+        "fijnstof",
+        "en",
+        "no2",
+        "sensoren",
+        "s",
+        "nachts",
+    ]
 
 
 def test_dutch_and_english_stemming_and_stop_words() -> None:
