@@ -244,16 +244,17 @@ class TextIndex:
         self._idf = {t: math.log((1 + n) / (1 + df)) + 1.0 for t, df in document_frequency.items()}
         self._default_idf = math.log(1 + n) + 1.0
         self._norms = [self._norm(counts) for counts in self._counts]
-        self._words = bm25s.BM25(k1=k1, b=b)
-        if corpus:
+        # bm25s divides by the mean document length: a corpus without a single term has none
+        self._words: bm25s.BM25 | None = None
+        if any(corpus):
+            self._words = bm25s.BM25(k1=k1, b=b)
             self._words.index(corpus, show_progress=False)
         self._grams: bm25s.BM25 | None = None
-        if compounds == "ngrams" and corpus:
-            self._grams = bm25s.BM25(k1=k1, b=b)
-            self._grams.index(
-                [_texts_grams(self.analyzer, texts) for texts in docs.values()],
-                show_progress=False,
-            )
+        if compounds == "ngrams":
+            gram_corpus = [_texts_grams(self.analyzer, texts) for texts in docs.values()]
+            if any(gram_corpus):
+                self._grams = bm25s.BM25(k1=k1, b=b)
+                self._grams.index(gram_corpus, show_progress=False)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -294,8 +295,8 @@ class TextIndex:
             out[self.ids[i]] = min(1.0, dot / (qnorm * self._norms[i]))
         return out
 
-    def _term_scores(self, model: bm25s.BM25, term: str) -> np.ndarray:
-        if term not in model.vocab_dict:
+    def _term_scores(self, model: bm25s.BM25 | None, term: str) -> np.ndarray:
+        if model is None or term not in model.vocab_dict:
             return np.zeros(len(self.ids), dtype=np.float64)
         return np.asarray(model.get_scores([term]), dtype=np.float64)
 

@@ -116,3 +116,12 @@ def test_weighted_sum_fusion_normalises_each_ranker() -> None:
     assert fused == {"a": pytest.approx(0.3), "b": pytest.approx(0.7)}
     with pytest.raises(ValueError):
         weighted_sum_fusion([{"a": 1.0}], [0.5, 0.5])
+
+
+@pytest.mark.parametrize("compounds", ["none", "split", "ngrams"])
+def test_an_index_without_any_term_answers_nothing(compounds: str) -> None:
+    # bm25s divides by the mean document length; an all-empty corpus must not reach it
+    for docs in ({}, {"a": {"nl": ""}, "b": {"en": "the of and"}}):
+        index = TextIndex(docs, compounds=compounds)  # type: ignore[arg-type]
+        assert index.search({"nl": "fietsen"}) == []
+        assert index.cosine({"nl": "fietsen"}) == {}
