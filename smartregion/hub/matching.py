@@ -186,7 +186,8 @@ class Explanation:
     shared_taxonomy: tuple[str, ...]
     rules: tuple[RuleOutcome, ...]
     fusion: str
-    text_score: float | None = None
+    text_score: float | None = None  # = the shared terms' scores + word_part_score
+    word_part_score: float = 0.0  # the 4-gram field's share: similar word parts (compounds)
     text_rank: int | None = None
     semantic_similarity: float | None = None
     semantic_rank: int | None = None
@@ -410,6 +411,7 @@ class Matcher:
                 rules=rules[doc_id],
                 fusion=fusion,
                 text_score=hit.score if hit else None,
+                word_part_score=hit.gram_score if hit else 0.0,
                 text_rank=text_rank.get(doc_id),
                 semantic_similarity=similarity.get(doc_id),
                 semantic_rank=semantic_rank.get(doc_id),

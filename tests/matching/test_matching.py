@@ -131,6 +131,11 @@ def test_explanations_name_shared_words_taxonomy_and_passed_rules(embedder: Embe
     assert all(r.passed for r in why.rules)
     assert "offered in region:flanders" in why.rules[1].detail
     assert why.text_rank is not None and why.text_score is not None and why.text_score > 0
+    # the score is fully accounted for: shared words plus similar word parts (4-grams)
+    assert why.word_part_score > 0
+    assert why.text_score == pytest.approx(
+        sum(t.score for t in why.shared_terms) + why.word_part_score
+    )
     summary = why.summary()
     assert "scholen" in summary and "sdg:11" in summary and "passes domain, region" in summary
 
