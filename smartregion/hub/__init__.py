@@ -1,0 +1,1 @@
+"""The ecosystem hub: actors, initiatives, use cases, challenges and solutions, matching, funding."""
