@@ -196,7 +196,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             lambda org: governance.readable_for(Principal(org_id=org, role="reader")),
             unowned=settings.default_org,
         )
-        notifier = Notifier(broker.subscriptions, store=store, readers=readers)
+        notifier = Notifier(
+            broker.subscriptions, store=store, readers=readers,
+            max_attempts=settings.notification_max_attempts,
+            max_delay=settings.notification_retry_max_delay,
+        )
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database
         purge_job = PurgeJob(runtime.retention(settings), settings.history_purge_interval)

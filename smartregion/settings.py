@@ -54,6 +54,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("history_rollup_retention_days", int, 0, "Days roll-ups are kept for those entities, at least history_retention_days; 0: as long as the raw history."),
     Setting("history_purge_interval", float, 3600.0, "Seconds between runs of the history purge job in `smartregion serve`; 0: no job."),
     Setting("history_purge_batch", int, 10000, "Most instances one purge transaction deletes (ingestion goes on between them)."),
+    Setting("notification_max_attempts", int, 200, "Attempts to deliver one notification before it is given up (counted as failed)."),
+    Setting("notification_retry_max_delay", float, 30.0, "Longest wait in seconds between two attempts to deliver a notification (the back-off doubles from 1 s up to it): a receiver that returns gets what it missed within this time."),
     Setting("temporal_max_instances", int, 10000, "Most attribute instances in one temporal API answer; more answer 206 with Content-Range."),
     Setting("context_fetch_timeout", float, 5.0, "Seconds to wait for a remote @context."),
     Setting("context_max_bytes", int, 1_000_000, "Largest remote @context document in bytes."),
@@ -104,6 +106,8 @@ class Settings:
     history_rollup_retention_days: int = 0
     history_purge_interval: float = 3600.0
     history_purge_batch: int = 10000
+    notification_max_attempts: int = 200
+    notification_retry_max_delay: float = 30.0
     temporal_max_instances: int = 10000
     context_fetch_timeout: float = 5.0
     context_max_bytes: int = 1_000_000

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,12 +28,20 @@ def free_port() -> int:
 @contextmanager
 def server(*args: str, output: list[str] | None = None) -> Iterator[str]:
     port = free_port()
+    # output to a file, not a pipe: nobody reads a pipe while the server runs, and a full pipe
+    # (64 KiB of access log) would block the server's event loop on its next log line
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(
         [*SMARTREGION, "serve", "--port", str(port), *args],
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+
+    def text() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")
+
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -43,8 +52,7 @@ def server(*args: str, output: list[str] | None = None) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                raise AssertionError(f"server did not come up:\n{output}")
+                raise AssertionError(f"server did not come up:\n{text()}")
             time.sleep(0.1)
         yield base
     finally:
@@ -54,10 +62,9 @@ def server(*args: str, output: list[str] | None = None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stdout:
-            if output is not None:
-                output.append(proc.stdout.read().decode())
-            proc.stdout.close()
+        if output is not None:
+            output.append(text())
+        log.close()
 
 
 def test_acknowledged_writes_survive_a_restart(tmp_path: Path) -> None:

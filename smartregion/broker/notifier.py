@@ -4,8 +4,8 @@ The `Notifier` runs beside the API (started in `create_app`'s lifespan). It clai
 the durable outbox (`SubscriptionStore.claim`), POSTs each Notification with `notifiedAt` set to
 its endpoint, and records the attempt on the subscription (timesSent, timesFailed,
 lastNotification, lastSuccess, lastFailure). A failed attempt (a non-2xx answer, a refused
-connection, a timeout) is retried with exponential back-off up to `max_attempts`; rows survive a
-restart, so delivery is at-least-once. `mqtt://`/`mqtts://` endpoints are published to with
+connection, a timeout) is retried with exponential back-off (1 s doubling, at most `max_delay`
+between attempts) up to `max_attempts`; rows survive a restart, so delivery is at-least-once. `mqtt://`/`mqtts://` endpoints are published to with
 aiomqtt (NGSI-LD 1.8 §7.3 MQTT binding: a JSON message {"metadata": headers, "body": notification}).
 """
 
@@ -45,9 +45,9 @@ class Notifier:
         subscriptions: SubscriptionService,
         *,
         timeout: float = 10.0,
-        max_attempts: int = 6,
+        max_attempts: int = 200,
         base_delay: float = 1.0,
-        max_delay: float = 300.0,
+        max_delay: float = 30.0,
         poll_interval: float = 1.0,
         batch: int = 50,
         lease: float = 60.0,
