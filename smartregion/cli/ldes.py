@@ -50,6 +50,8 @@ async def run_replication(
     poll_interval: float,
     console: Console,
     stop: asyncio.Event | None = None,
+    take_over: bool = False,
+    lease_seconds: float = 60.0,
 ) -> ReplicationReport:
     """Open the store and replicate `url` into the data set (with a progress display)."""
     runtime = Runtime.build(settings)
@@ -93,9 +95,10 @@ async def run_replication(
                 default_type=vocab.expand_term(entity_type) if entity_type else None,
                 since=since,
                 poll_interval=poll_interval,
+                lease_seconds=lease_seconds,
                 progress=progress,
             )
-            return await replicator.run(follow=follow, stop=stop)
+            return await replicator.run(follow=follow, stop=stop, take_over=take_over)
     finally:
         await fetcher.aclose()
         await runtime.stop()
@@ -118,6 +121,12 @@ def replicate(
         float, typer.Option("--poll-interval", min=0.1, help="Seconds between polls of a mutable page without max-age.")
     ] = 60.0,
     tenant: Annotated[str, typer.Option("--tenant", help="NGSI-LD tenant to write to.")] = "",
+    take_over: Annotated[
+        bool, typer.Option("--take-over", help="Take over from a replicating client that died (its lease still runs).")
+    ] = False,
+    lease_seconds: Annotated[
+        float, typer.Option("--lease", min=1.0, help="Seconds a client's claim on the replication lasts unless renewed.")
+    ] = 60.0,
     database: DatabaseOpt = None,
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
 ) -> None:
@@ -143,6 +152,7 @@ def replicate(
         return await run_replication(
             settings, url, dataset_id=dataset, tenant=tenant, follow=follow, since=since,
             entity_type=entity_type, poll_interval=poll_interval, console=console, stop=stop,
+            take_over=take_over, lease_seconds=lease_seconds,
         )
 
     try:

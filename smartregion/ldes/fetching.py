@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import email.utils
+import functools
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -121,6 +123,19 @@ def cache_policy(headers: httpx.Headers, now: float) -> tuple[bool, float | None
         except (TypeError, ValueError):
             max_age = 0.0  # RFC 9111 §5.3: an invalid date means already expired
     return immutable, max_age
+
+
+@functools.cache
+def _core_context() -> dict[str, Any]:
+    """The packaged NGSI-LD core context, for parsing: without the remote contexts its
+    scoped term definitions name (`ngsildproof` imports the W3C data-integrity context, which
+    the parser would otherwise need to load, though no member uses it)."""
+    context = copy.deepcopy(dict(core_context_document()["@context"]))
+    for term, definition in context.items():
+        if isinstance(definition, dict) and isinstance(definition.get("@context"), list):
+            inline = [c for c in definition["@context"] if not isinstance(c, str)]
+            context[term] = {**definition, "@context": inline}
+    return context
 
 
 def _retry_after(headers: httpx.Headers, now: float) -> float | None:
@@ -269,7 +284,7 @@ class PageFetcher:
             return value
         url = urljoin(base, value)
         if url in CORE_CONTEXT_URLS:
-            return core_context_document()["@context"]
+            return _core_context()
         if depth >= _MAX_CONTEXT_DEPTH:
             raise FetchError(url, "@context documents nested too deeply")
         cached = self._contexts.get(url)

@@ -172,13 +172,22 @@ class Replicator:
 
     # --- the run --------------------------------------------------------------------------
 
-    async def run(self, *, follow: bool = False, stop: asyncio.Event | None = None) -> ReplicationReport:
-        """Replicate until every page is read (or, with `follow`, until `stop` is set)."""
+    async def run(
+        self, *, follow: bool = False, stop: asyncio.Event | None = None, take_over: bool = False
+    ) -> ReplicationReport:
+        """Replicate until every page is read (or, with `follow`, until `stop` is set).
+
+        `take_over`: take the replication from a client that died holding it (its lease had
+        not run out); were it alive, its next write fails on the fence.
+        """
         replication = await self.store.open_replication(self.tenant, self.dataset.id, self.source)
         self.key = replication.key
-        if not await self.store.claim_replication(self.key, self.holder, self.lease_seconds):
+        if not await self.store.claim_replication(
+            self.key, self.holder, self.lease_seconds, take_over=take_over
+        ):
             raise ReplicationBusy(
                 f"another client is replicating {self.source} into {self.dataset.id}"
+                " (if it has died, run again with --take-over)"
             )
         self._last_renewal = time.monotonic()
         self.state = replication.state or {}

@@ -87,8 +87,12 @@ class ReplicationStore(abc.ABC):
         """Every replication, by key."""
 
     @abc.abstractmethod
-    async def claim_replication(self, key: int, holder: str, lease_seconds: float) -> bool:
-        """Take (or renew) the lease for `holder`; False when another holder's is still valid."""
+    async def claim_replication(
+        self, key: int, holder: str, lease_seconds: float, *, take_over: bool = False
+    ) -> bool:
+        """Take (or renew) the lease for `holder`; False when another holder's is still valid
+        — unless `take_over` (the operator knows the other client is dead; were it alive, its
+        next write would fail on the fence)."""
 
     @abc.abstractmethod
     async def release_replication(self, key: int, holder: str) -> None:

@@ -100,15 +100,17 @@ class PostgresReplication(ReplicationStore):
             rows = await cur.fetchall()
         return [_replication(r) for r in rows]
 
-    async def claim_replication(self, key: int, holder: str, lease_seconds: float) -> bool:
+    async def claim_replication(
+        self, key: int, holder: str, lease_seconds: float, *, take_over: bool = False
+    ) -> bool:
         """Take (or renew) the lease for `holder`; False when another's is still valid."""
         now = time.time()
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE ldes_replication SET lease_holder = %s, lease_until = %s"
                 " WHERE replication_key = %s AND (lease_holder IS NULL OR lease_holder = %s"
-                " OR lease_until < %s)",
-                (holder, now + lease_seconds, key, holder, now),
+                " OR lease_until < %s OR %s)",
+                (holder, now + lease_seconds, key, holder, now, take_over),
             )
             return cur.rowcount == 1
 

@@ -109,7 +109,9 @@ class SQLiteReplication(ReplicationStore):
 
         return await self._read(run)
 
-    async def claim_replication(self, key: int, holder: str, lease_seconds: float) -> bool:
+    async def claim_replication(
+        self, key: int, holder: str, lease_seconds: float, *, take_over: bool = False
+    ) -> bool:
         """Take (or renew) the lease for `holder`; False when another's is still valid."""
 
         def run(conn: sqlite3.Connection) -> bool:
@@ -117,8 +119,8 @@ class SQLiteReplication(ReplicationStore):
             cur = conn.execute(
                 "UPDATE ldes_replication SET lease_holder = ?, lease_until = ?"
                 " WHERE replication_key = ? AND (lease_holder IS NULL OR lease_holder = ?"
-                " OR lease_until < ?)",
-                (holder, now + lease_seconds, key, holder, now),
+                " OR lease_until < ? OR ?)",
+                (holder, now + lease_seconds, key, holder, now, take_over),
             )
             return cur.rowcount == 1
 
