@@ -263,6 +263,8 @@ class Replicator:
         for page in self.state["pages"].values():
             if page["status"] == "pruned" and not self._prunes(page.get("bound"), page.get("value")):
                 page["status"] = "new"
+            elif page["status"] == "partial" and (self.since is None or self.since < page["since"]):
+                page["status"] = "new"
 
     def _prunes(self, bound: str | None, value: int | None) -> bool:
         if self.since is None or bound is None or value is None:
@@ -315,8 +317,13 @@ class Replicator:
         graph = PageGraph(fetched.quads)
         stream = self._stream(graph)
         self._follow(graph, stream, url, fetched.final_url)
+        before = self.report.before_since
         members = self._members(graph, stream)
         self._cached(page, fetched)
+        if fetched.immutable and self.report.before_since > before:
+            # members left out by --since: a later run with an earlier one reads the page again
+            # (a mutable page is read again by every run anyway)
+            page["status"], page["since"] = "partial", self.since
         await self._write_members(graph, stream, members, url)
 
     def _stream(self, graph: PageGraph) -> StreamInfo:
@@ -444,7 +451,7 @@ class Replicator:
         """The state with `url` still to be read (saved with the chunks before a page's last)."""
         state = orjson.loads(orjson.dumps(self.state))
         page = state["pages"][url]
-        if page["status"] == "immutable":
+        if page["status"] in ("immutable", "partial"):
             page["status"] = "new"
         else:
             page["due"] = 0.0
