@@ -261,9 +261,10 @@ class Replicator:
     def _reconsider_pruned(self) -> None:
         """Pages pruned by an earlier run's --since come back when this run's allows them."""
         for page in self.state["pages"].values():
-            if page["status"] == "pruned" and not self._prunes(page.get("bound"), page.get("value")):
-                page["status"] = "new"
-            elif page["status"] == "partial" and (self.since is None or self.since < page["since"]):
+            status = page["status"]
+            pruned = status == "pruned" and not self._prunes(page.get("bound"), page.get("value"))
+            partial = status == "partial" and (self.since is None or self.since < page["since"])
+            if pruned or partial:
                 page["status"] = "new"
 
     def _prunes(self, bound: str | None, value: int | None) -> bool:
