@@ -222,18 +222,19 @@ class Replicator:
 
     def _next(self, visited: set[str], follow: bool) -> str | None:
         """The page to fetch now: unread pages first (in discovery order), then mutable pages
-        not yet read in this run, then (following) mutable pages whose freshness ran out."""
+        not yet read in this run, then (following) mutable pages whose freshness ran out and
+        failed pages, when due."""
         now = time.time()
         best: tuple[int, int] | None = None
         chosen = None
         for url, page in self.state["pages"].items():
             status = page["status"]
-            if status == "new":
-                rank = 0
-            elif status == "mutable" and url not in visited:
-                rank = 1
-            elif status == "mutable" and follow and page.get("due", 0) <= now:
-                rank = 2
+            if status not in ("new", "mutable"):
+                continue
+            if url not in visited:
+                rank = 0 if status == "new" else 1
+            elif follow and page.get("due", 0) <= now:
+                rank = 2  # a mutable page gone stale, or a page that failed, due again
             else:
                 continue
             candidate = (rank, page.get("order", 0))
@@ -243,7 +244,9 @@ class Replicator:
 
     async def _wait(self, stop: asyncio.Event | None) -> None:
         """Sleep until the next mutable page is due (renewing the lease meanwhile)."""
-        dues = [p.get("due", 0.0) for p in self.state["pages"].values() if p["status"] == "mutable"]
+        dues = [
+            p.get("due", 0.0) for p in self.state["pages"].values() if p["status"] in ("new", "mutable")
+        ]
         delay = (min(dues) - time.time()) if dues else self.poll_interval
         delay = min(max(delay, 0.05), self.lease_seconds / 3)
         if stop is None:
@@ -299,8 +302,7 @@ class Replicator:
         except FetchError as exc:
             self.report.failed += 1
             self.report.errors.append(exc.detail)
-            if page["status"] == "mutable":
-                page["due"] = time.time() + self.poll_interval
+            page["due"] = time.time() + self.poll_interval
             await self._save()
             return
         if fetched.status == "gone":

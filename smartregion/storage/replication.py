@@ -6,8 +6,9 @@ Contract (every backend; `tests/storage/test_replication_contract.py`):
   and returns the same record (and its saved state) afterwards.
 - One process replicates at a time: `claim_replication` takes a lease for a holder (a token of
   the running client) when it is free, expired or already its own. Every later write of the
-  holder is FENCED by the lease: it commits only while the lease is still the holder's (and
-  renews it), else it raises `ReplicationLeaseLost` and nothing of it is written.
+  holder is FENCED by the lease: it commits only while no other holder has claimed the
+  replication since (and renews the lease), else it raises `ReplicationLeaseLost` and nothing of
+  it is written. (A lease that ran out unclaimed — a slow fetch — is still the holder's.)
 - Members are recorded as seen with a `ReplicationProgress` op returned by `Store.transact`'s
   `mutate`: the store writes it in the SAME transaction as the entity writes and attribute
   history the members became, together with the client's new state. So after any crash either

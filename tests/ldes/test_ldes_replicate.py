@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from streamserver import StreamServer, serving
+from streamserver import Route, StreamServer, serving
 from typer.testing import CliRunner
 
 from smartregion.app import Runtime
@@ -321,6 +321,24 @@ def test_members_outside_the_data_set_are_rejected_as_dead_letters(
     # rejected members are not retried
     again = replicate(db, server.base + "/stream", ds, tenant)
     assert again.rejected == 0 and len(with_runtime(db, letters)) == 4
+
+
+def test_a_failing_page_is_reported_and_the_rest_replicated(
+    db: str, server: StreamServer, dataset: tuple[str, str], tenant: str
+) -> None:
+    _, ds = dataset
+    pages = server.routes
+    pages["/pages/gone"] = Route(status=404)
+    report = replicate(db, server.base + "/stream", ds, tenant)
+    assert report.failed == 1 and report.written == 9
+    assert any("/pages/gone: HTTP 404" in e for e in report.errors)
+    assert server.requests("/pages/gone") == 1  # not retried in a loop within the run
+    assert_fixture_stream_stored(db, tenant)
+    # the next run tries it again
+    pages["/pages/gone"] = pages["/pages/3"]
+    report = replicate(db, server.base + "/stream", ds, tenant)
+    assert report.failed == 0 and server.requests("/pages/gone") == 2
+    assert report.duplicates == 2 and report.written == 0  # the copy of /pages/3's members
 
 
 def test_one_client_at_a_time(db: str, server: StreamServer, dataset: tuple[str, str], tenant: str) -> None:

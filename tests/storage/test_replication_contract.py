@@ -61,6 +61,9 @@ async def test_an_expired_lease_may_be_claimed(store: Store) -> None:
     r = await s.open_replication("", "ds", "http://x/stream")
     assert await s.claim_replication(r.key, "A", 0.01)
     await asyncio.sleep(0.05)
+    # run out but unclaimed: still A's (a slow fetch), and the write renews it
+    await s.save_replication(r.key, "A", {"n": 1}, 0.01)
+    await asyncio.sleep(0.05)
     assert await s.claim_replication(r.key, "B", 60)
     with pytest.raises(ReplicationLeaseLost):
         await s.save_replication(r.key, "A", {}, 60)

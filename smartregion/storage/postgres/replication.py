@@ -1,7 +1,7 @@
 """LDES replication state on PostgreSQL (`ReplicationStore`, migration 0009); mixed into
 `PostgresStore`.
 
-The fence (`lease_holder = holder AND lease_until >= now`) is an UPDATE of the replication row:
+The fence (`lease_holder = holder`) is an UPDATE of the replication row:
 a concurrent claim waits for the row lock and re-checks its condition on the committed row
 (READ COMMITTED re-evaluation), so a write and a take-over never both succeed.
 """
@@ -41,8 +41,8 @@ async def _fenced_save(
     now = time.time()
     cur = await conn.execute(
         "UPDATE ldes_replication SET state = %s, members = members + %s, lease_until = %s,"
-        " updated_at = %s WHERE replication_key = %s AND lease_holder = %s AND lease_until >= %s",
-        (orjson.dumps(state).decode(), added, now + lease_seconds, utc_now(), key, holder, now),
+        " updated_at = %s WHERE replication_key = %s AND lease_holder = %s",
+        (orjson.dumps(state).decode(), added, now + lease_seconds, utc_now(), key, holder),
     )
     if cur.rowcount != 1:
         raise ReplicationLeaseLost(

@@ -46,8 +46,8 @@ def _fenced_save(
     now = time.time()
     cur = conn.execute(
         "UPDATE ldes_replication SET state = ?, members = members + ?, lease_until = ?,"
-        " updated_at = ? WHERE replication_key = ? AND lease_holder = ? AND lease_until >= ?",
-        (orjson.dumps(state).decode(), added, now + lease_seconds, utc_now(), key, holder, now),
+        " updated_at = ? WHERE replication_key = ? AND lease_holder = ?",
+        (orjson.dumps(state).decode(), added, now + lease_seconds, utc_now(), key, holder),
     )
     if cur.rowcount != 1:
         raise ReplicationLeaseLost(
