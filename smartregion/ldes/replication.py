@@ -169,6 +169,8 @@ class Replicator:
         self.key = 0
         self.state: dict[str, Any] = {}
         self._last_renewal = 0.0
+        #: the next page, fetched while the one before is written (url -> fetch)
+        self._ahead: dict[str, asyncio.Task[Page]] = {}
 
     # --- the run --------------------------------------------------------------------------
 
@@ -206,10 +208,14 @@ class Replicator:
                     await self._wait(stop)
                     continue
                 visited.add(url)
-                await self._visit(url)
+                await self._visit(url, visited, follow)
                 if self.progress is not None:
                     self.progress(self.report)
         finally:
+            for ahead in self._ahead.values():
+                ahead.cancel()
+            await asyncio.gather(*self._ahead.values(), return_exceptions=True)
+            self._ahead.clear()
             with contextlib.suppress(Exception):
                 await self.store.release_replication(self.key, self.holder)
         return self.report
@@ -290,15 +296,32 @@ class Replicator:
             fresh = fetched.max_age if fetched.max_age is not None else self.poll_interval
             page["due"] = time.time() + fresh
 
-    async def _visit(self, url: str) -> None:
+    def _fetch(self, url: str) -> asyncio.Task[Page]:
+        """The fetch of a page (revalidating a mutable one), started now or ahead."""
+        ahead = self._ahead.pop(url, None)
+        if ahead is not None:
+            return ahead
         page = self.state["pages"][url]
         revalidate = page["status"] == "mutable"
-        try:
-            fetched = await self.fetcher.fetch(
+        return asyncio.ensure_future(
+            self.fetcher.fetch(
                 url,
                 etag=page.get("etag") if revalidate else None,
                 last_modified=page.get("lastModified") if revalidate else None,
             )
+        )
+
+    def _fetch_ahead(self, visited: set[str], follow: bool) -> None:
+        """Start fetching the page that comes next, so that it downloads and parses while
+        this one is written (the order of writes does not change)."""
+        url = self._next(visited, follow)
+        if url is not None and url not in self._ahead:
+            self._ahead[url] = self._fetch(url)
+
+    async def _visit(self, url: str, visited: set[str], follow: bool) -> None:
+        page = self.state["pages"][url]
+        try:
+            fetched = await self._fetch(url)
         except FetchError as exc:
             self.report.failed += 1
             self.report.errors.append(exc.detail)
@@ -327,6 +350,7 @@ class Replicator:
             # members left out by --since: a later run with an earlier one reads the page again
             # (a mutable page is read again by every run anyway)
             page["status"], page["since"] = "partial", self.since
+        self._fetch_ahead(visited, follow)
         await self._write_members(graph, stream, members, url)
 
     def _stream(self, graph: PageGraph) -> StreamInfo:
