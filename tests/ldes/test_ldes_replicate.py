@@ -26,6 +26,7 @@ from smartregion.ldes.replication import ReplicationBusy, ReplicationReport, Rep
 from smartregion.settings import Settings
 from smartregion.storage.history import HistoryQuery, HistoryStore
 from smartregion.storage.ingestion import IngestionStore
+from smartregion.storage.replication import ReplicationStore
 
 T = TypeVar("T")
 runner = CliRunner()
@@ -390,18 +391,29 @@ def test_resume_after_a_kill_stores_nothing_twice(
         if proc.stderr:
             proc.stderr.close()
     hold.set()
-    assert history(db, tenant, GENT1) == {TEMP: [3, 4.5, 11.5, 12.0, 13.0]}
+
+    async def members_seen(rt: Runtime) -> int:
+        assert isinstance(rt.store, ReplicationStore)
+        (replication,) = [r for r in await rt.store.replications() if r.tenant == tenant]
+        return replication.members
+
+    # /pages/1 and /pages/2 were committed (the client fetches a page ahead while it writes
+    # one, so /pages/old, read just before /pages/3, may or may not have been)
+    before = with_runtime(db, members_seen)
+    assert before in (4, 6)
+    assert set(history(db, tenant, GENT1)[TEMP]) >= {11.5, 12.0, 13.0}
     assert entity(db, tenant, P1) is None
     # the dead client's lease still runs: refused, then taken over
     code, _, err = cli("replicate", *args)
     assert code == 1 and "another client is replicating" in err
     code, out, err = cli("replicate", *args, "--take-over")
     assert code == 0, err
-    # p1/v1, p1/v2, p2/v1; obs/2's second copy was skipped by the killed run already
-    assert "3 members written" in out and "0 duplicates skipped" in out
+    # the rest (p1/v1, p1/v2, p2/v1 and perhaps /pages/old's two); nothing twice
+    assert f"{9 - before} members written" in out and "0 duplicates skipped" in out
     # pages read before the kill were not read again (immutable, done)
-    for path in ("/pages/1", "/pages/old", "/pages/2-moved"):
+    for path in ("/pages/1", "/pages/2-moved"):
         assert server.requests(path) == 1, path
+    assert server.requests("/pages/old") == (1 if before == 6 else 2)
     assert server.requests("/pages/3") == 2
     assert_fixture_stream_stored(db, tenant)
     code, out, _ = cli("replications", "--database", db)
