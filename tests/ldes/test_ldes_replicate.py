@@ -429,3 +429,35 @@ def test_cli_checks_its_arguments(tmp_path: Path) -> None:
     assert code == 2 and "ISO 8601" in err
     code, _, err = cli("replicate", "http://x/stream", "--dataset", "nope", "--database", db)
     assert code == 1 and "nope" in err
+
+
+def test_follow_from_the_command_line_stops_cleanly_on_sigterm(
+    db: str, server: StreamServer, dataset: tuple[str, str], tenant: str
+) -> None:
+    _, ds = dataset
+    args = [server.base + "/stream", "--dataset", ds, "--database", db, "--tenant", tenant,
+            "--type", "Site", "--follow", "--poll-interval", "0.2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartregion", "ldes", "replicate", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        # following: /pages/latest (max-age=1) is polled again and again
+        while server.requests("/pages/latest") < 3:
+            assert proc.poll() is None, "the follower stopped by itself"
+            assert time.monotonic() < deadline, "the follower did not poll"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+    assert b"9 members written" in out
+    assert_fixture_stream_stored(db, tenant)
+    # it gave its lease up: the next run needs no --take-over
+    code, out_text, err = cli("replicate", *args[:-3])
+    assert code == 0, err
+    assert "0 members written" in out_text
