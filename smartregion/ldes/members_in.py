@@ -39,7 +39,7 @@ from typing import Any
 
 import orjson
 import pyoxigraph as ox
-import shapely.ops
+import shapely
 import shapely.wkt
 from shapely.errors import ShapelyError
 from shapely.geometry import mapping
@@ -214,7 +214,7 @@ def _wkt_geometry(text: str) -> dict[str, Any]:
         raise MemberRejected(f"not a WKT geometry: {text[:80]!r}") from exc
     if crs.rstrip("/").endswith(("EPSG/0/4326", "EPSG:4326")):
         # EPSG:4326 axis order is (lat, lon); GeoJSON is (lon, lat)
-        geometry = shapely.ops.transform(lambda x, y, z=None: (y, x), geometry)
+        geometry = shapely.transform(geometry, lambda xy: xy[:, ::-1])
     elif crs != GEO and not crs.rstrip("/").endswith("CRS84"):
         raise MemberRejected(f"WKT in an unsupported coordinate system {crs}")
     return dict(orjson.loads(orjson.dumps(mapping(geometry))))
