@@ -52,6 +52,7 @@ from smartregion.core.vocabulary import LDES, RDF, TREE
 from smartregion.errors import BadRequestData, Conflict, SmartRegionError
 from smartregion.governance import WriteAccess
 from smartregion.ldes.fetching import FetchError, Page, PageFetcher
+from smartregion.ldes.frontier import Frontier
 from smartregion.ldes.members_in import (
     Contribution,
     MemberRejected,
@@ -169,6 +170,7 @@ class Replicator:
         self.key = 0
         self.state: dict[str, Any] = {}
         self._last_renewal = 0.0
+        self.frontier = Frontier({}, since=self.since, poll_interval=poll_interval)
         #: the next page, fetched while the one before is written (url -> fetch)
         self._ahead: dict[str, asyncio.Task[Page]] = {}
 
@@ -193,22 +195,18 @@ class Replicator:
             )
         self._last_renewal = time.monotonic()
         self.state = replication.state or {}
-        pages: dict[str, Any] = self.state.setdefault("pages", {})
-        self.state.setdefault("next", 0)
-        if self.source not in pages:
-            self._discover(self.source)
-        visited: set[str] = set()
+        self.frontier = Frontier(self.state, since=self.since, poll_interval=self.poll_interval)
+        self.frontier.discover(self.source)
         try:
             while stop is None or not stop.is_set():
-                self._reconsider_pruned()
-                url = self._next(visited, follow)
+                url = self.frontier.next(follow)
                 if url is None:
                     if not follow:
                         break
                     await self._wait(stop)
                     continue
-                visited.add(url)
-                await self._visit(url, visited, follow)
+                self.frontier.visited.add(url)
+                await self._visit(url, follow)
                 if self.progress is not None:
                     self.progress(self.report)
         finally:
@@ -220,40 +218,10 @@ class Replicator:
                 await self.store.release_replication(self.key, self.holder)
         return self.report
 
-    def _discover(self, url: str) -> None:
-        pages = self.state["pages"]
-        if url not in pages:
-            pages[url] = {"status": "new", "order": self.state["next"]}
-            self.state["next"] += 1
-
-    def _next(self, visited: set[str], follow: bool) -> str | None:
-        """The page to fetch now: unread pages first (in discovery order), then mutable pages
-        not yet read in this run, then (following) mutable pages whose freshness ran out and
-        failed pages, when due."""
-        now = time.time()
-        best: tuple[int, int] | None = None
-        chosen = None
-        for url, page in self.state["pages"].items():
-            status = page["status"]
-            if status not in ("new", "mutable"):
-                continue
-            if url not in visited:
-                rank = 0 if status == "new" else 1
-            elif follow and page.get("due", 0) <= now:
-                rank = 2  # a mutable page gone stale, or a page that failed, due again
-            else:
-                continue
-            candidate = (rank, page.get("order", 0))
-            if best is None or candidate < best:
-                best, chosen = candidate, url
-        return chosen
-
     async def _wait(self, stop: asyncio.Event | None) -> None:
         """Sleep until the next mutable page is due (renewing the lease meanwhile)."""
-        dues = [
-            p.get("due", 0.0) for p in self.state["pages"].values() if p["status"] in ("new", "mutable")
-        ]
-        delay = (min(dues) - time.time()) if dues else self.poll_interval
+        due = self.frontier.next_due()
+        delay = (due - time.time()) if due is not None else self.poll_interval
         delay = min(max(delay, 0.05), self.lease_seconds / 3)
         if stop is None:
             await asyncio.sleep(delay)
@@ -267,90 +235,52 @@ class Replicator:
         await self.store.save_replication(self.key, self.holder, self.state, self.lease_seconds)
         self._last_renewal = time.monotonic()
 
-    def _reconsider_pruned(self) -> None:
-        """Pages pruned by an earlier run's --since come back when this run's allows them."""
-        for page in self.state["pages"].values():
-            status = page["status"]
-            pruned = status == "pruned" and not self._prunes(page.get("bound"), page.get("value"))
-            partial = status == "partial" and (self.since is None or self.since < page["since"])
-            if pruned or partial:
-                page["status"] = "new"
-
-    def _prunes(self, bound: str | None, value: int | None) -> bool:
-        if self.since is None or bound is None or value is None:
-            return False
-        if bound == "lt":
-            return value <= self.since
-        return value < self.since  # le, eq
-
     # --- one page -------------------------------------------------------------------------
-
-    def _cached(self, page: dict[str, Any], fetched: Page) -> None:
-        page["etag"] = fetched.etag
-        page["lastModified"] = fetched.last_modified
-        if fetched.immutable:
-            page["status"] = "immutable"
-            page.pop("due", None)
-        else:
-            page["status"] = "mutable"
-            fresh = fetched.max_age if fetched.max_age is not None else self.poll_interval
-            page["due"] = time.time() + fresh
 
     def _fetch(self, url: str) -> asyncio.Task[Page]:
         """The fetch of a page (revalidating a mutable one), started now or ahead."""
         ahead = self._ahead.pop(url, None)
         if ahead is not None:
             return ahead
-        page = self.state["pages"][url]
-        revalidate = page["status"] == "mutable"
+        etag, last_modified = self.frontier.validators(url)
         return asyncio.ensure_future(
-            self.fetcher.fetch(
-                url,
-                etag=page.get("etag") if revalidate else None,
-                last_modified=page.get("lastModified") if revalidate else None,
-            )
+            self.fetcher.fetch(url, etag=etag, last_modified=last_modified)
         )
 
-    def _fetch_ahead(self, visited: set[str], follow: bool) -> None:
+    def _fetch_ahead(self, follow: bool) -> None:
         """Start fetching the page that comes next, so that it downloads and parses while
         this one is written (the order of writes does not change)."""
-        url = self._next(visited, follow)
+        url = self.frontier.next(follow)
         if url is not None and url not in self._ahead:
             self._ahead[url] = self._fetch(url)
 
-    async def _visit(self, url: str, visited: set[str], follow: bool) -> None:
-        page = self.state["pages"][url]
+    async def _visit(self, url: str, follow: bool) -> None:
         try:
             fetched = await self._fetch(url)
         except FetchError as exc:
             self.report.failed += 1
             self.report.errors.append(exc.detail)
-            page["due"] = time.time() + self.poll_interval
+            self.frontier.failed(url)
             await self._save()
             return
         if fetched.status == "gone":
             self.report.gone += 1
-            self.state["pages"][url] = {"status": "gone", "order": page.get("order", 0)}
+            self.frontier.gone(url)
             await self._save()
             return
         if fetched.status == "not-modified":
             self.report.not_modified += 1
-            self._cached(page, fetched)
+            self.frontier.fetched(url, fetched)
             await self._save()
             return
         self.report.pages += 1
-        page["final"] = fetched.final_url
         graph = PageGraph(fetched.quads)
         stream = self._stream(graph)
         self._follow(graph, stream, url, fetched.final_url)
         before = self.report.before_since
         members = self._members(graph, stream)
-        self._cached(page, fetched)
-        if fetched.immutable and self.report.before_since > before:
-            # members left out by --since: a later run with an earlier one reads the page again
-            # (a mutable page is read again by every run anyway)
-            page["status"], page["since"] = "partial", self.since
-        self._fetch_ahead(visited, follow)
+        self.frontier.fetched(url, fetched, left_out=self.report.before_since > before)
+        self._fetch_ahead(follow)
         await self._write_members(graph, stream, members, url)
 
     def _stream(self, graph: PageGraph) -> StreamInfo:
@@ -372,9 +302,7 @@ class Replicator:
 
     def _follow(self, graph: PageGraph, stream: StreamInfo, url: str, final: str) -> None:
         """Add the nodes of the page's relations (and the stream's views) to the frontier."""
-        here = {url, final}
-        pages = self.state["pages"]
-        known = here | set(pages) | {p["final"] for p in pages.values() if "final" in p}
+        known = {url, final} | self.frontier.known()
         targets: list[tuple[str, str | None, int | None]] = []
         if stream.iri:
             for view in graph.objects(ox.NamedNode(stream.iri), TREE + "view"):
@@ -390,13 +318,8 @@ class Replicator:
             if target in known:
                 continue
             known.add(target)
-            if self._prunes(bound, value):
+            if not self.frontier.discover(target, bound, value):
                 self.report.pruned += 1
-                pages[target] = {"status": "pruned", "bound": bound, "value": value,
-                                 "order": self.state["next"]}
-                self.state["next"] += 1
-            else:
-                self._discover(target)
 
     @staticmethod
     def _bound(graph: PageGraph, relation: Any, stream: StreamInfo) -> tuple[str | None, int | None]:
@@ -466,23 +389,13 @@ class Replicator:
                 except MemberRejected as exc:
                     rejected.append((member.value, str(exc)))
             # the page counts as read only with its last chunk (an earlier state otherwise)
-            state = self.state if last else self._state_before(url)
+            state = self.state if last else self.frontier.unread(url)
             refused = await self._transact([m.value for m in chunk], contributions, state)
             rejected.extend(refused)
             self._last_renewal = time.monotonic()
             self.report.written += len(chunk)
             self.report.rejected += len(rejected)
             await self._dead_letters(graph, rejected, url)
-
-    def _state_before(self, url: str) -> dict[str, Any]:
-        """The state with `url` still to be read (saved with the chunks before a page's last)."""
-        state = orjson.loads(orjson.dumps(self.state))
-        page = state["pages"][url]
-        if page["status"] in ("immutable", "partial"):
-            page["status"] = "new"
-        else:
-            page["due"] = 0.0
-        return dict(state)
 
     async def _transact(
         self, members: list[str], contributions: list[Contribution], state: dict[str, Any]

@@ -461,3 +461,51 @@ def test_follow_from_the_command_line_stops_cleanly_on_sigterm(
     code, out_text, err = cli("replicate", *args[:-3])
     assert code == 0, err
     assert "0 members written" in out_text
+
+
+def test_a_page_cut_short_by_a_failure_is_read_whole_again(
+    db: str, server: StreamServer, dataset: tuple[str, str], tenant: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Members of one page committed in several transactions; the process fails between
+    them: the next run must fetch the page (not revalidate it: a 304 would skip the rest)."""
+    import smartregion.ldes.replication as replication
+
+    _, ds = dataset
+    latest = server.routes["/pages/latest"]
+    latest.body = latest.body.replace(
+        b'      ]\n    }\n  ]\n}',
+        b'''      ,{"id": "%s/parking/p2/v2", "type": "Parking", "isVersionOf": "urn:ngsi-ld:Parking:p2",
+          "generatedAtTime": "2026-01-04T09:00:00Z",
+          "availableSpotNumber": {"type": "Property", "value": 118, "observedAt": "2026-01-04T08:59:00Z"}}
+      ]
+    }
+  ]
+}''' % server.base.encode(),
+    )
+    monkeypatch.setattr(replication, "CHUNK", 1)
+
+    async def failing(rt: Runtime) -> None:
+        r = await replicator(rt, server.base + "/pages/latest", ds, tenant)
+        writes = rt.broker.entities.store
+        real = writes.transact
+        calls = {"n": 0}
+
+        async def transact(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise RuntimeError("the database went away")
+            return await real(*args, **kwargs)
+
+        monkeypatch.setattr(writes, "transact", transact)
+        with pytest.raises(RuntimeError, match="went away"):
+            await r.run()
+        monkeypatch.setattr(writes, "transact", real)
+        await r.fetcher.aclose()
+
+    with_runtime(db, failing)
+    assert history(db, tenant, P2)[SPOT_NUMBER] == [120]
+    report = replicate(db, server.base + "/pages/latest", ds, tenant)
+    assert report.not_modified == 0 and report.pages == 1
+    assert report.written == 1 and report.duplicates == 1
+    assert history(db, tenant, P2)[SPOT_NUMBER] == [120, 118]
