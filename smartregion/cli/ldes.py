@@ -115,7 +115,7 @@ def replicate(
         str | None, typer.Option("--since", help="Only members from this time on (ISO 8601).")
     ] = None,
     entity_type: Annotated[
-        str | None, typer.Option("--type", help="Type of new entities whose member states none (default: the data set's first).")
+        str | None, typer.Option("--type", help="Type of new entities whose member states none (default: the data set's type, if it has one only).")
     ] = None,
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", min=0.1, help="Seconds between polls of a mutable page without max-age.")

@@ -26,9 +26,10 @@ What it does (LDES §Consuming; TREE §Traversing; the VSDS LDIO LDES client beh
   order: every attribute instance goes to history (in time order); the current value of an
   attribute is replaced only by a newer one (observedAt), so late members fill history without
   rolling the current state back. A new entity gets the types its member states, else the
-  default type (the data set's first type unless told); an entity whose types are none of the
-  data set's, one the owner may not write, or a member that cannot be mapped is rejected: it is
-  recorded as seen (it is not retried) and as a dead letter of the owner, with the reason.
+  default type (given, or the data set's type when it has only one). An entity whose types are
+  none of the data set's, or that states none when there is no default, one the owner may not
+  write, or a member that cannot be mapped is rejected: it is recorded as seen (it is not
+  retried) and as a dead letter of the owner, with the reason.
 """
 
 from __future__ import annotations
@@ -160,7 +161,10 @@ class Replicator:
         self.vocab = vocab
         self.source = source
         self.tenant = tenant
-        self.default_type = default_type or (dataset.entity_types[0] if dataset.entity_types else None)
+        # a data set of one type says what an untyped entity is; of several, it does not
+        self.default_type = default_type or (
+            dataset.entity_types[0] if len(dataset.entity_types) == 1 else None
+        )
         self.since = micros(since) if since else None
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds
@@ -454,7 +458,11 @@ class Replicator:
         types = list(existing["type"]) if existing is not None else (stated or (
             [self.default_type] if self.default_type else []))
         if not types:
-            rejected.extend((c.member, f"no type for new entity {eid}: give --type") for c in changes)
+            reason = (
+                f"the member states no type for new entity {eid}, and data set"
+                f" {self.dataset.id} has several: give --type"
+            )
+            rejected.extend((c.member, reason) for c in changes)
             return None
         wanted = set(self.dataset.entity_types)
         if wanted and wanted.isdisjoint(types) and wanted.isdisjoint(stated):

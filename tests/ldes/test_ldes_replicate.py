@@ -342,6 +342,23 @@ def test_a_failing_page_is_reported_and_the_rest_replicated(
     assert report.duplicates == 2 and report.written == 0  # the copy of /pages/3's members
 
 
+def test_untyped_entities_need_a_type_when_the_data_set_has_several(
+    db: str, server: StreamServer, tenant: str
+) -> None:
+    _, ds = make_dataset(db, ["Site", "Parking"])
+    report = replicate(db, server.base + "/stream", ds, tenant, default_type=None)
+    # gent-1's five observations state no type; gent-2's is outside; the parkings state theirs
+    assert report.rejected == 6
+    assert any("has several: give --type" in e for e in report.errors)
+    assert entity(db, tenant, GENT1) is None
+    assert entity(db, tenant, P1) is not None
+    _, single = make_dataset(db, ["Site"])
+    other = f"{tenant}b"
+    report = replicate(db, server.base + "/stream", single, other, default_type=None)
+    gent1 = entity(db, other, GENT1)
+    assert gent1 is not None and gent1["type"] == [CORE + "Site"]
+
+
 def test_one_client_at_a_time(db: str, server: StreamServer, dataset: tuple[str, str], tenant: str) -> None:
     _, ds = dataset
 
