@@ -11,6 +11,7 @@ import typer
 from smartregion.cli.admin import admin_app, audit_app
 from smartregion.cli.history import history_app
 from smartregion.cli.importer import import_app
+from smartregion.cli.ldes import ldes_app
 from smartregion.cli.mqtt import mqtt_app
 from smartregion.cli.simulate import simulate
 from smartregion.settings import ENV_PREFIX, Settings
@@ -23,6 +24,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(mqtt_app, name="mqtt")
 app.add_typer(import_app, name="import")
 app.add_typer(history_app, name="history")
+app.add_typer(ldes_app, name="ldes")
 app.command("simulate")(simulate)
 
 DatabaseOpt = Annotated[

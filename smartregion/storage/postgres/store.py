@@ -67,6 +67,7 @@ from smartregion.storage.planning import (
 from smartregion.storage.postgres.governance import PostgresGovernance
 from smartregion.storage.postgres.history import PostgresHistory
 from smartregion.storage.postgres.ingestion import PostgresIngestion
+from smartregion.storage.postgres.replication import PostgresReplication
 from smartregion.storage.postgres.subscriptions import PostgresSubscriptions, take_notifications
 
 __all__ = ["PostgresStore"]
@@ -92,7 +93,8 @@ def _lock_key(tenant: str, entity_id: str) -> int:
 
 
 class PostgresStore(
-    PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory, Store
+    PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory,
+    PostgresReplication, Store,
 ):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 
@@ -424,6 +426,7 @@ class PostgresStore(
                 # subscriptions: notifications queued by these writes commit with them (§5.11)
                 ops = await take_notifications(conn, ops)
                 ops = await self._take_history(conn, tenant, ops)  # history commits with them
+                ops = await self._take_replication(conn, ops)  # LDES members seen
                 if ops:
                     await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         except BaseException as exc:

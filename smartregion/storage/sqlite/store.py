@@ -67,6 +67,7 @@ from smartregion.storage.planning import (
 from smartregion.storage.sqlite.governance import SQLiteGovernance
 from smartregion.storage.sqlite.history import SQLiteHistory
 from smartregion.storage.sqlite.ingestion import SQLiteIngestion
+from smartregion.storage.sqlite.replication import SQLiteReplication
 from smartregion.storage.sqlite.subscriptions import SQLiteSubscriptions, take_notifications
 
 __all__ = ["SQLiteStore"]
@@ -101,7 +102,8 @@ def _loads(text: str | bytes) -> dict[str, Any]:
 
 
 class SQLiteStore(
-    SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, Store
+    SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, SQLiteReplication,
+    Store,
 ):
     """Entities and their indexes in one SQLite database file."""
 
@@ -507,6 +509,7 @@ class SQLiteStore(
         # subscriptions: notifications queued by this write commit with it (§5.11)
         ops = take_notifications(conn, ops)
         ops = self._take_history(conn, tenant, ops)  # attribute history commits with it too
+        ops = self._take_replication(conn, ops)  # LDES members seen, with their writes
         if ops:
             self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         return result, pending

@@ -1,0 +1,1 @@
+"""LDES: event streams, fragmentation, RDF serialisation, and the replication client."""
