@@ -18,8 +18,8 @@ notification with its update.
   `received − acked ≤ commit → receipt ≤ received − sent`: both bounds are reported (p50 and
   p95). `received − acked` can be negative (the notification overtook the 204).
 - **Throughput at saturation**: `concurrency` clients PATCH as fast as the server answers for
-  `seconds`; notifications per second received during that window, and the time until the
-  last one arrived (the outbox drains after the PATCHes stop).
+  `seconds`; notifications per second received during that window, the time until the last
+  one arrived, and the rate at which the backlog drained once the PATCHes had stopped.
 - **Baseline (the receiver's HTTP ceiling)**: the notification bodies received in the latency
   phase POSTed to the receiver again by a plain client — one keep-alive connection, one request
   after the other, as the broker delivers one subscription's notifications in order — requests
@@ -84,6 +84,8 @@ class SaturationFigures:
     received: int = 0
     #: seconds from the first PATCH until the last notification arrived
     drained_after_s: float = 0.0
+    #: notifications per second after the PATCHes stopped (the backlog drained without load)
+    drain_rate: float = 0.0
 
 
 @dataclass(slots=True)
@@ -298,8 +300,11 @@ def measure_saturation(port: int, receiver_port: int, stations: int, concurrency
     figures.received = len(times)
     if figures.received != figures.updates:
         raise RuntimeError(f"{figures.received} notifications for {figures.updates} updates")
-    figures.notifications_rate = sum(1 for t in times if t <= ended) / (ended - began)
+    during = sum(1 for t in times if t <= ended)
+    figures.notifications_rate = during / (ended - began)
     figures.drained_after_s = times[-1] - began
+    if times[-1] > ended:
+        figures.drain_rate = (len(times) - during) / (times[-1] - ended)
     return figures
 
 

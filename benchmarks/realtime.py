@@ -225,9 +225,7 @@ def render(r: RealtimeResult) -> str:
         ]
         for bridges, rate in sorted(r.bridge_rates.items()):
             label = (
-                "one bridge process"
-                if bridges == 1
-                else f"{bridges} bridge processes (`--shared-group`)"
+                "one bridge process" if bridges == 1 else "two bridge processes (`--shared-group`)"
             )
             out.append(f"| **{label}** | **{rate:,.0f}** | {_pct(rate, r.raw_rate)} |")
         out += [
@@ -259,7 +257,12 @@ def render(r: RealtimeResult) -> str:
             f"**Notifications per second** — {sat.concurrency} clients PATCHing as fast as the "
             f"server answers for {sat.seconds:.0f} s ({sat.updates:,} updates, "
             f"{sat.patch_rate:,.0f} PATCH/s); every notification arrived, the last "
-            f"{sat.drained_after_s:.1f} s after the first PATCH.",
+            f"{sat.drained_after_s:.1f} s after the first PATCH"
+            + (
+                f" (the backlog left when the PATCHes stopped went at {sat.drain_rate:,.0f}/s)."
+                if sat.drain_rate
+                else "."
+            ),
             "",
             "| | per second | ours as % of it |",
             "| --- | ---: | ---: |",
