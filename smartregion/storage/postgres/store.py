@@ -67,6 +67,7 @@ from smartregion.storage.planning import (
 from smartregion.storage.postgres.governance import PostgresGovernance
 from smartregion.storage.postgres.history import PostgresHistory
 from smartregion.storage.postgres.ingestion import PostgresIngestion
+from smartregion.storage.postgres.streams import PostgresStreams
 from smartregion.storage.postgres.subscriptions import PostgresSubscriptions, take_notifications
 
 __all__ = ["PostgresStore"]
@@ -92,7 +93,12 @@ def _lock_key(tenant: str, entity_id: str) -> int:
 
 
 class PostgresStore(
-    PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory, Store
+    PostgresGovernance,
+    PostgresSubscriptions,
+    PostgresIngestion,
+    PostgresHistory,
+    PostgresStreams,
+    Store,
 ):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 

@@ -1,0 +1,105 @@
+"""The `StreamStore` part of `SQLiteStore`: event-stream members read from the history rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from smartregion.storage.history import Series, Shapes, stored_instance
+from smartregion.storage.streams import EARLY, LATE, StreamKey, StreamMember, StreamStore
+
+R = TypeVar("R")
+
+_PROMPT = f"(i.dm IS NULL OR (i.dm <= {LATE} AND i.dm >= -{EARLY}))"
+# the partial index instance_unprompt's predicate, verbatim (SQLite matches it by its terms)
+_UNPROMPT = f"(i.dm > {LATE} OR i.dm < -{EARLY})"
+
+_SERIES = (
+    "SELECT s.series_key, s.entity_id, a.iri, s.dataset_id FROM series s"
+    " JOIN iri a ON a.iri_key = s.attr_key"
+    " JOIN entity e ON e.tenant_key = s.tenant_key AND e.entity_id = s.entity_id"
+    " WHERE s.tenant_key = (SELECT tenant_key FROM tenant WHERE name = ?)"
+    " AND e.owner_key = (SELECT org_key FROM organisation WHERE name = ?)"
+    " AND EXISTS (SELECT 1 FROM entity_type r WHERE r.entity_key = e.entity_key"
+    " AND r.type_key IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))))"
+)
+
+
+class SQLiteStreams(StreamStore):
+    """Reads a data set's members in stream order (see `storage.streams`)."""
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        raise NotImplementedError  # provided by SQLiteStore
+
+    def _shapes(self, conn: sqlite3.Connection, docs: Any) -> Shapes:
+        raise NotImplementedError  # provided by SQLiteHistory
+
+    async def stream_members(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: StreamKey | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """See `StreamStore.stream_members`."""
+        if limit <= 0 or hi <= lo or not types:
+            return []
+        start: StreamKey = after if after is not None else (lo, -(2**62), -(2**62), -1)
+
+        def run(conn: sqlite3.Connection) -> list[StreamMember]:
+            series = {
+                int(k): Series(int(k), e, a, d)
+                for k, e, a, d in conn.execute(_SERIES, (tenant, owner, orjson.dumps(list(types)).decode()))
+            }
+            if not series:
+                return []
+            keys = orjson.dumps(sorted(series)).decode()
+            sql = (
+                "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
+                " SELECT i.t + coalesce(i.dm, 0) AS p, i.series_key, i.t, i.seq, i.dm, i.dc,"
+                " i.num, i.doc FROM instance i"
+                " WHERE i.series_key IN (SELECT value FROM json_each(?1))"
+                f" AND i.t >= ?2 - {LATE} AND i.t < ?3 + {EARLY} AND {_PROMPT}"
+                " UNION ALL"
+                " SELECT i.t + i.dm AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
+                f" FROM instance i WHERE i.t + i.dm >= ?2 AND i.t + i.dm < ?3 AND {_UNPROMPT}"
+                " AND i.series_key IN (SELECT value FROM json_each(?1))"
+                ") WHERE p >= ?2 AND p < ?3 AND (p, series_key, t, seq) > (?4, ?5, ?6, ?7)"
+                " ORDER BY p, series_key, t, seq LIMIT ?8"
+            )
+            rows = conn.execute(sql, (keys, lo, hi, *start, limit)).fetchall()
+            shapes = self._shapes(conn, (r[7] for r in rows))
+            return [
+                StreamMember(
+                    int(p),
+                    series[int(k)],
+                    stored_instance(series[int(k)], t, seq, dm, dc, num, shapes.resolve(doc)),
+                )
+                for p, k, t, seq, dm, dc, num, doc in rows
+            ]
+
+        return await self._read(run)
+
+    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+        """See `StreamStore.stream_start`."""
+        if not types:
+            return None
+
+        def run(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                f"SELECT min(m) FROM (SELECT min((SELECT min(t) FROM instance"
+                f" WHERE series_key = s.series_key)) - {EARLY} AS m FROM ({_SERIES}) s"
+                f" UNION ALL SELECT min((SELECT min(i.t + i.dm) FROM instance i"
+                f" WHERE i.series_key = s.series_key AND {_UNPROMPT})) FROM ({_SERIES}) s)",
+                (tenant, owner, orjson.dumps(list(types)).decode()) * 2,
+            ).fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+
+        return await self._read(run)

@@ -1,0 +1,77 @@
+"""Event-stream reads of attribute history (the LDES publisher's storage): the interface.
+
+Contract (every backend; `tests/storage/test_streams_contract.py`):
+
+- The members of a data set's stream are the attribute instances (history rows) of the series
+  of the entities that the data set selects: the tenant's entities owned by `owner` that have
+  at least one of `types` (as the readable filter's slices, `storage.base.Readable`).
+- A member's **publication time** `p` is the instant the platform recorded it: its modifiedAt
+  (`t + dm`; `t` when the instance has no observedAt). Members are ordered by
+  `(p, series_key, t, seq)` — a total order that never changes once the writes that may still
+  come have a later `p` (see `ldes/fragments.py`, "settled").
+- `stream_members(…, lo, hi, after, limit)` returns, in that order, at most `limit` members with
+  `lo ≤ p < hi` and key after `after` (None: from the start of the window).
+- Reading by `p` uses no index on `p` for the rows recorded close to their observation
+  (`-EARLY ≤ dm ≤ LATE`, the sensor case): they lie in `t ∈ [lo - LATE, hi + EARLY)` of each
+  series' clustered range. The others (late arrivals, bulk loads of old data, observations
+  dated ahead) are found through the partial index `instance_unprompt`
+  (`(series_key, t + dm)`, only those rows), which costs ordinary writes nothing.
+- `stream_start` is a lower bound of the first member's `p` (None: no member), read with index
+  probes only (per series its first `t`, less EARLY, and its first unprompt `p`).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from smartregion.storage.history import Series, StoredInstance
+
+__all__ = ["EARLY", "LATE", "StreamKey", "StreamMember", "StreamStore"]
+
+#: rows recorded at most this long (µs) after their observation time are "prompt"
+#: (fixed by the partial index's predicate: sqlite 0008, postgres 0009)
+LATE = 900_000_000
+#: ... or at most this long before it (an observedAt slightly ahead of the platform's clock)
+EARLY = 60_000_000
+
+#: (p, series_key, t, seq): a member's position in its stream
+StreamKey = tuple[int, int, int, int]
+
+
+@dataclass(slots=True)
+class StreamMember:
+    """One member read for a stream page: its publication time, series and instance."""
+
+    p: int
+    series: Series
+    instance: StoredInstance
+
+    @property
+    def key(self) -> StreamKey:
+        """The member's position in the stream order."""
+        return (self.p, self.series.key, self.instance.t, self.instance.seq)
+
+
+class StreamStore(abc.ABC):
+    """Where event-stream pages read their members (see the module docstring)."""
+
+    @abc.abstractmethod
+    async def stream_members(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: StreamKey | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """At most `limit` members of the data set (owner, types) with `lo ≤ p < hi`, after
+        `after`, in stream order."""
+
+    @abc.abstractmethod
+    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+        """A lower bound of the data set's first publication time (None: no member yet)."""
