@@ -204,18 +204,25 @@ class EventStreams:
 
     async def _inner(self, dataset: Dataset, ref: PageRef, horizon: int, cutoff: int) -> Page:
         hi = window(ref)[1]
-        start = cutoff
-        if not ref.parts:
-            first = await self.store.stream_start(
-                self.config.tenant, dataset.owner_org, dataset.entity_types
-            )
-            start = max(cutoff, first if first is not None else horizon)
+        first = await self.store.stream_start(
+            self.config.tenant, dataset.owner_org, dataset.entity_types
+        )
+        if first is None:
+            return Page(ref, [], [], immutable=False)
+        # only children holding members: a replicating client never walks empty pages
+        candidates = children(ref, max(cutoff, first), horizon)
+        held = await self.store.stream_nonempty(
+            self.config.tenant, dataset.owner_org, dataset.entity_types,
+            [window(c) for c in candidates],
+        )  # fmt: skip
         relations: list[Relation] = []
-        for child in children(ref, start, horizon):
-            c_lo, c_hi = window(child)
-            relations += [Relation(_GTE, child, c_lo), Relation(_LT, child, c_hi)]
-        # a closed node of a stream without retention never changes; with retention, children
-        # drop out as the cutoff passes them, and the root grows with every new year
+        for child, nonempty in zip(candidates, held, strict=True):
+            if nonempty:
+                c_lo, c_hi = window(child)
+                relations += [Relation(_GTE, child, c_lo), Relation(_LT, child, c_hi)]
+        # a closed node of a stream without retention never changes (members are never
+        # recorded into the past); with retention, children drop out as the cutoff passes
+        # them, and the root grows with every new year
         closed = bool(ref.parts) and hi <= horizon and cutoff == 0
         return Page(ref, [], relations, immutable=closed)
 

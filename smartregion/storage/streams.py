@@ -16,6 +16,8 @@ Contract (every backend; `tests/storage/test_streams_contract.py`):
   series' clustered range. The others (late arrivals, bulk loads of old data, observations
   dated ahead) are found through the partial index `instance_unprompt`
   (`(series_key, t + dm)`, only those rows), which costs ordinary writes nothing.
+- `stream_nonempty(…, windows)` says per `[lo, hi)` window whether it holds a member (an
+  existence probe per window, no sorting).
 - `stream_start` is a lower bound of the first member's `p` (None: no member), read with index
   probes only (per series its first `t`, less EARLY, and its first unprompt `p`).
 """
@@ -75,3 +77,9 @@ class StreamStore(abc.ABC):
     @abc.abstractmethod
     async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
         """A lower bound of the data set's first publication time (None: no member yet)."""
+
+    @abc.abstractmethod
+    async def stream_nonempty(
+        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+    ) -> list[bool]:
+        """Per window `[lo, hi)` (in the order given), whether it holds a member."""

@@ -134,3 +134,14 @@ async def test_stream_start_is_a_lower_bound_of_the_first_member(store: Store) -
     assert start is not None and start <= first
     # and a close one: no earlier than the earliest observation less the early allowance
     assert start >= min(t for _, _, t, _ in written) - EARLY
+
+
+async def test_nonempty_windows_agree_with_the_members(store: Store) -> None:
+    await _entities(store)
+    written = await _write(store)
+    s = streams(store)
+    windows = [(T0 + k * 20 * MINUTE, T0 + (k + 1) * 20 * MINUTE) for k in range(-3, 15)]
+    got = await s.stream_nonempty(DEFAULT_TENANT, "org-a", SENSOR, windows)
+    assert got == [any(lo <= p < hi for p, *_ in written) for lo, hi in windows]
+    assert True in got and False in got
+    assert await s.stream_nonempty(DEFAULT_TENANT, "org-c", SENSOR, windows) == [False] * len(windows)

@@ -53,6 +53,31 @@ class PostgresStreams(StreamStore):
     async def _shapes(self, conn: Conn, docs: Iterable[bytes | None]) -> Shapes:
         raise NotImplementedError  # provided by PostgresHistory
 
+    async def stream_nonempty(
+        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+    ) -> list[bool]:
+        """See `StreamStore.stream_nonempty`."""
+        if not types or not windows:
+            return [False] * len(windows)
+        sql = (
+            "SELECT EXISTS (SELECT 1 FROM instance i WHERE i.series_key = ANY(%(keys)s)"
+            f" AND i.t >= %(lo)s - {LATE} AND i.t < %(hi)s + {EARLY} AND {_PROMPT}"
+            " AND i.t + coalesce(i.dm, 0) >= %(lo)s AND i.t + coalesce(i.dm, 0) < %(hi)s)"
+            " OR EXISTS (SELECT 1 FROM instance i WHERE i.series_key = ANY(%(keys)s)"
+            f" AND i.t + i.dm >= %(lo)s AND i.t + i.dm < %(hi)s AND {_UNPROMPT})"
+        )
+        out: list[bool] = []
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            keys = [int(r[0]) for r in await cur.fetchall()]
+            if not keys:
+                return [False] * len(windows)
+            for lo, hi in windows:
+                cur = await conn.execute(sql, {"keys": keys, "lo": lo, "hi": hi})
+                row = await cur.fetchone()
+                out.append(bool(row and row[0]))
+        return out
+
     async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:

@@ -87,6 +87,33 @@ class SQLiteStreams(StreamStore):
 
         return await self._read(run)
 
+    async def stream_nonempty(
+        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+    ) -> list[bool]:
+        """See `StreamStore.stream_nonempty`."""
+        if not types or not windows:
+            return [False] * len(windows)
+
+        def run(conn: sqlite3.Connection) -> list[bool]:
+            keys = [int(r[0]) for r in conn.execute(
+                _SERIES, (tenant, owner, orjson.dumps(list(types)).decode())
+            )]
+            if not keys:
+                return [False] * len(windows)
+            series = orjson.dumps(keys).decode()
+            sql = (
+                "SELECT EXISTS (SELECT 1 FROM instance i"
+                " WHERE i.series_key IN (SELECT value FROM json_each(?1))"
+                f" AND i.t >= ?2 - {LATE} AND i.t < ?3 + {EARLY} AND {_PROMPT}"
+                " AND i.t + coalesce(i.dm, 0) >= ?2 AND i.t + coalesce(i.dm, 0) < ?3)"
+                " OR EXISTS (SELECT 1 FROM instance i"
+                " WHERE i.series_key IN (SELECT value FROM json_each(?1))"
+                f" AND i.t + i.dm >= ?2 AND i.t + i.dm < ?3 AND {_UNPROMPT})"
+            )
+            return [bool(conn.execute(sql, (series, lo, hi)).fetchone()[0]) for lo, hi in windows]
+
+        return await self._read(run)
+
     async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:
