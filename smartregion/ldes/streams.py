@@ -40,8 +40,10 @@ __all__ = ["EventStreams", "Rendered", "StreamConfig", "entity_tag"]
 
 _GTE = "GreaterThanOrEqualToRelation"
 _LT = "LessThanRelation"
-#: the first window the paged view searches for members, doubled until the page is full
-_FIRST_WINDOW = 3_600_000_000
+#: the first window of recording time searched for a page's members, doubled until the page is
+#: full: a window costs a scan of its rows plus the 16 minutes of lateness margin
+#: (storage/streams.py), so dense streams must not start with an hour
+_FIRST_WINDOW = 60_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,10 +192,8 @@ class EventStreams:
             raise ResourceNotFound(f"{ref.path} is not published yet")
         if not ref.leaf:
             return await self._inner(dataset, ref, horizon, cutoff)
-        members = await self.store.stream_members(
-            self.config.tenant, dataset.owner_org, dataset.entity_types,
-            max(lo, cutoff), min(hi, horizon), after=ref.after, limit=self.config.page_size,
-        )  # fmt: skip
+        start = max(lo, cutoff) if ref.after is None else ref.after[0]
+        members = await self._collect(dataset, start, min(hi, horizon), ref.after, seek=False)
         page = Page(ref, members, immutable=hi <= horizon)
         if len(members) == self.config.page_size:
             last = members[-1]
@@ -240,13 +240,20 @@ class EventStreams:
         return page
 
     async def _collect(
-        self, dataset: Dataset, lo: int, horizon: int, after: StreamKey | None
+        self,
+        dataset: Dataset,
+        lo: int,
+        horizon: int,
+        after: StreamKey | None,
+        *,
+        seek: bool = True,
     ) -> list[StreamMember]:
-        """The next page of members from `lo`, searched in doubling windows (an unbounded
-        window would read and sort everything after `lo`)."""
+        """The next page of members in `[lo, horizon)` after `after`, searched in doubling
+        windows (one window for everything would read and sort every member after `lo`); a
+        first page (`seek`) starts at the stream's first member rather than at `lo`."""
         out: list[StreamMember] = []
         width = _FIRST_WINDOW
-        if after is None:
+        if after is None and seek:
             first = await self.store.stream_start(
                 self.config.tenant, dataset.owner_org, dataset.entity_types
             )
@@ -276,7 +283,7 @@ class EventStreams:
         self, dataset: Dataset, ref: PageRef, base: str, media_type: str
     ) -> Rendered:
         """The page as bytes in `media_type`, from the cache when it is immutable."""
-        key = (dataset.id, ref.path, media_type)
+        key = (base + "/ldes/" + dataset.id, ref.path, media_type)
         cached = self._cache.get(key)
         public = dataset.policy_kind == "open"
         if cached is not None:

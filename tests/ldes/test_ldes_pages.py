@@ -236,3 +236,15 @@ async def test_stream_description(world: World) -> None:
     assert objects(ts, stream, TREE + "view") == [f"{stream}/paged"]
     assert objects(ts, stream, RDF + "type") == [LDES + "EventStream"]
     assert NamedNode(stream)  # a valid IRI
+
+
+async def test_page_iris_follow_the_host_asked_also_for_cached_pages(world: World) -> None:
+    w = world
+    await w.write("Sensor", 3, 2)
+    w.at(now_micros() + 2 * HOUR)
+    path = f"/ldes/{w.ds('open')}/paged"
+    here = await w.client.get(path)
+    assert here.headers["cache-control"].endswith("immutable")  # now in the page cache
+    there = await w.client.get(path, headers={"Host": "data.example.org"})
+    check_page(triples(there.content, "text/turtle"), f"http://data.example.org{path}",
+               f"http://data.example.org/ldes/{w.ds('open')}")
