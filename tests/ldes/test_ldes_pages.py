@@ -10,6 +10,7 @@ ETag/304, Vary, immutability of full pages, 406 and 429.
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -248,3 +249,40 @@ async def test_page_iris_follow_the_host_asked_also_for_cached_pages(world: Worl
     there = await w.client.get(path, headers={"Host": "data.example.org"})
     check_page(triples(there.content, "text/turtle"), f"http://data.example.org{path}",
                f"http://data.example.org/ldes/{w.ds('open')}")
+
+
+def _bounds(path: str) -> tuple[datetime, datetime]:
+    """The period a by-time node's path names, computed here from the calendar."""
+    parts = [int(p) for p in path.split("/by-time/")[1].split("?")[0].split("/")]
+    y, m, d, h = (parts + [1, 1, 1, 0][len(parts) :])[:4]
+    start = datetime(y, m, d, h, tzinfo=UTC)
+    if len(parts) == 1:
+        end = start.replace(year=y + 1)
+    elif len(parts) == 2:
+        end = start.replace(year=y + (m == 12), month=m % 12 + 1)
+    elif len(parts) == 3:
+        end = start + timedelta(days=1)
+    else:
+        end = start + timedelta(hours=1)
+    return start, end
+
+
+async def test_by_time_relations_bound_each_child_by_its_period(world: World) -> None:
+    w = world
+    await w.write("Sensor", 3, 3)
+    w.at(now_micros() + 2 * HOUR)
+    stream = f"{BASE}/ldes/{w.ds('open')}"
+    _, pages = await walk(w, f"{stream}/by-time")
+    checked = 0
+    for url, response in pages.items():
+        ts = triples(response.content, "text/turtle")
+        for rel in objects(ts, url, TREE + "relation"):
+            node = objects(ts, rel, TREE + "node")[0]
+            if "?after=" in node:
+                continue
+            kind = objects(ts, rel, RDF + "type")[0]
+            value = datetime.fromisoformat(objects(ts, rel, TREE + "value")[0].value.replace("Z", "+00:00"))
+            start, end = _bounds(node)
+            assert value == (start if kind == TREE + "GreaterThanOrEqualToRelation" else end), (node, kind)
+            checked += 1
+    assert checked >= 8  # root → year → month → day → hour, two relations each
