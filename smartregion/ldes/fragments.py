@@ -21,6 +21,10 @@ only once **settled** (`p < now - settle`): a transaction commits at most `settl
 took its modifiedAt, so nothing can later arrive before the settled horizon. Late
 observations appear in the current pages; their `sosa:resultTime` says when they were made.
 
+- **latest** (`/ldes/{ds}/latest`): the latest member of each version object (series) only —
+  a `ldes:LatestVersionSubset` of one — `page_size` a page in the text order of the version
+  IRIs (`tree:GreaterThanRelation` on `dct:isVersionOf`); never immutable.
+
 Retention: a data set keeping N days of history publishes from the cutoff
 (`now - N days`, taken back to its UTC day, as the purge does); pages wholly before it answer
 410 Gone and no relation leads to them.
@@ -51,7 +55,8 @@ __all__ = [
 HOUR = 3_600_000_000
 DAY = 24 * HOUR
 #: view names, as they appear in URLs
-VIEWS = ("paged", "by-time")
+VIEWS = ("paged", "by-time", "latest")
+_SERIES_AFTER = re.compile(r"\d{1,19}")
 _AFTER = re.compile(r"(-?\d{1,19})\.(\d{1,19})\.(-?\d{1,19})\.(\d{1,10})")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -64,6 +69,8 @@ class PageRef:
     view: str
     parts: tuple[int, ...] = ()
     after: StreamKey | None = None
+    #: the latest view: the series key (as text) the page continues after
+    after_series: str | None = None
 
     @property
     def path(self) -> str:
@@ -74,6 +81,8 @@ class PageRef:
             path += "".join(f"/{v:0{w}d}" for v, w in zip(self.parts, widths, strict=False))
         if self.after is not None:
             path += "?after=" + format_after(self.after)
+        elif self.after_series is not None:
+            path += "?after=" + self.after_series
         return path
 
     @property
@@ -85,11 +94,11 @@ class PageRef:
 @dataclass(frozen=True, slots=True)
 class Relation:
     """A TREE relation of a page: its type's local name, the node it leads to, its value (µs
-    on the timestamp path)."""
+    on the timestamp path; or, on `dct:isVersionOf`, a version object's IRI)."""
 
     kind: str
     node: PageRef
-    value: int
+    value: int | str
 
 
 @dataclass(slots=True)
@@ -124,6 +133,10 @@ def parse_page(view: str, path: str, after: str | None) -> PageRef:
         if not _valid(parts):
             raise ResourceNotFound(f"no page {path!r} in view {view!r}")
     key: StreamKey | None = None
+    if view == "latest":
+        if after is not None and _SERIES_AFTER.fullmatch(after) is None:
+            raise InvalidRequest(f"after={after!r} is not a series key")
+        return PageRef(view, parts, None, after)
     if after is not None:
         found = _AFTER.fullmatch(after)
         if found is None:

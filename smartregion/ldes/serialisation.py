@@ -15,7 +15,7 @@ from pyoxigraph import BlankNode, Literal, NamedNode, RdfFormat, Triple, seriali
 from smartregion.core.vocabulary import DCT, LDES, PREFIXES, PROV, RDF, TREE, XSD
 from smartregion.errors import NotAcceptable
 from smartregion.ldes.fragments import Page
-from smartregion.ldes.members import member_iri, member_triples, shape_triples
+from smartregion.ldes.members import member_iri, member_triples, shape_triples, version_iri
 from smartregion.storage.rollups import format_micros
 
 __all__ = [
@@ -44,6 +44,7 @@ STREAM_FORMATS = tuple(m for m in FORMATS if m != "application/rdf+xml")
 _A = NamedNode(RDF + "type")
 _TIMESTAMP = NamedNode(PROV + "generatedAtTime")
 _DATETIME = NamedNode(XSD + "dateTime")
+_VERSION_OF = NamedNode(DCT + "isVersionOf")
 
 
 def negotiate(accept: str | None, offered: Sequence[str] = STREAM_FORMATS) -> str:
@@ -118,11 +119,21 @@ def _head(stream: StreamDescription) -> list[Triple]:
 
 
 def _retention(stream: StreamDescription, view: NamedNode) -> list[Triple]:
-    """`ldes:retentionPolicy` of a view root (LDES §retention: a duration-ago policy)."""
+    """`ldes:retentionPolicy` of a view root (LDES §retention): a duration-ago policy for a
+    data set with limited history; the latest view keeps one version of each object."""
+    out = []
+    if view.value.endswith("/latest"):
+        latest = NamedNode(view.value + "#latest")
+        out += [
+            Triple(view, NamedNode(LDES + "retentionPolicy"), latest),
+            Triple(latest, _A, NamedNode(LDES + "LatestVersionSubset")),
+            Triple(latest, NamedNode(LDES + "amount"), Literal("1", datatype=NamedNode(XSD + "integer"))),
+        ]
     if not stream.retention_days:
-        return []
+        return out
     policy = NamedNode(view.value + "#retention")
     return [
+        *out,
         Triple(view, NamedNode(LDES + "retentionPolicy"), policy),
         Triple(policy, _A, NamedNode(LDES + "DurationAgoPolicy")),
         Triple(
@@ -157,20 +168,22 @@ def page_triples(stream: StreamDescription, page: Page) -> list[Triple]:
     out = _head(stream)
     out.append(Triple(s, NamedNode(TREE + "view"), here))
     out.append(Triple(here, _A, NamedNode(TREE + "Node")))
-    if page.ref.after is None and (page.ref.view == "paged" or not page.ref.parts):
+    if page.ref.after is None and page.ref.after_series is None and not page.ref.parts:
         out += _retention(stream, here)
     for index, relation in enumerate(page.relations):
         node = BlankNode(f"relation{index}")
+        value: NamedNode | Literal
+        if isinstance(relation.value, str):
+            # TREE §sparqlComparators: IRIs compare as simple literals
+            path, value = _VERSION_OF, NamedNode(version_iri(stream.iri, int(relation.value)))
+        else:
+            path, value = _TIMESTAMP, Literal(format_micros(relation.value), datatype=_DATETIME)
         out += [
             Triple(here, NamedNode(TREE + "relation"), node),
             Triple(node, _A, NamedNode(TREE + relation.kind)),
             Triple(node, NamedNode(TREE + "node"), NamedNode(stream.iri + relation.node.path)),
-            Triple(node, NamedNode(TREE + "path"), _TIMESTAMP),
-            Triple(
-                node,
-                NamedNode(TREE + "value"),
-                Literal(format_micros(relation.value), datatype=_DATETIME),
-            ),
+            Triple(node, NamedNode(TREE + "path"), path),
+            Triple(node, NamedNode(TREE + "value"), value),
         ]
     member = NamedNode(TREE + "member")
     for m in page.members:

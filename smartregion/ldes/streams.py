@@ -39,6 +39,7 @@ from smartregion.storage.streams import StreamKey, StreamMember, StreamStore
 __all__ = ["EventStreams", "Rendered", "StreamConfig", "entity_tag"]
 
 _GTE = "GreaterThanOrEqualToRelation"
+_GT = "GreaterThanRelation"
 _LT = "LessThanRelation"
 #: the first window of recording time searched for a page's members, doubled until the page is
 #: full: a window costs a scan of its rows plus the 16 minutes of lateness margin
@@ -185,6 +186,8 @@ class EventStreams:
         cutoff = self.cutoff(dataset, now)
         if ref.view == "paged":
             return await self._paged(dataset, ref, horizon, cutoff)
+        if ref.view == "latest":
+            return await self._latest(dataset, ref, horizon, cutoff)
         lo, hi = window(ref)
         if hi <= cutoff:
             raise Gone(f"{ref.path} is past the data set's retention")
@@ -237,6 +240,18 @@ class EventStreams:
             page.relations = [Relation(_GTE, PageRef("paged", (), last.key), last.p)]
             # the view root starts at the retention cutoff, which moves
             page.immutable = ref.after is not None or cutoff == 0
+        return page
+
+    async def _latest(self, dataset: Dataset, ref: PageRef, horizon: int, cutoff: int) -> Page:
+        members = await self.store.stream_latest(
+            self.config.tenant, dataset.owner_org, dataset.entity_types, cutoff, horizon,
+            after=ref.after_series, limit=self.config.page_size,
+        )  # fmt: skip
+        page = Page(ref, members)
+        if len(members) == self.config.page_size:
+            last = str(members[-1].series.key)
+            # a relation on the version object's IRI (all of one text order: same prefix)
+            page.relations = [Relation(_GT, PageRef("latest", (), None, last), last)]
         return page
 
     async def _collect(

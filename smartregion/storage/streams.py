@@ -18,6 +18,10 @@ Contract (every backend; `tests/storage/test_streams_contract.py`):
   (`(series_key, t + dm)`, only those rows), which costs ordinary writes nothing.
 - `stream_nonempty(…, windows)` says per `[lo, hi)` window whether it holds a member (an
   existence probe per window, no sorting).
+- `stream_latest(…, lo, hi, after, limit)` returns, per series of the data set (in the text
+  order of their keys, after `after`; at most `limit`), its latest member with `lo ≤ p < hi`
+  — the greatest `(p, t, seq)` — found with index probes: the last prompt row by `t`, the
+  prompt rows within LATE + EARLY before it, and the unprompt index's last `p`.
 - `stream_start` is a lower bound of the first member's `p` (None: no member), read with index
   probes only (per series its first `t`, less EARLY, and its first unprompt `p`).
 """
@@ -83,3 +87,19 @@ class StreamStore(abc.ABC):
         self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
     ) -> list[bool]:
         """Per window `[lo, hi)` (in the order given), whether it holds a member."""
+
+    @abc.abstractmethod
+    async def stream_latest(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """Each series' latest member with `lo ≤ p < hi`, series in the text order of their keys
+        after `after` (a key as text), at most `limit` series (those without such a member are
+        skipped)."""

@@ -68,16 +68,20 @@ def check_page(ts: list[tuple[str, str, Any]], url: str, stream: str) -> tuple[l
     for rel in objects(ts, url, TREE + "relation"):
         for prop in ("node", "path", "value"):
             assert len(objects(ts, rel, TREE + prop)) == 1, (rel, prop)
-        assert objects(ts, rel, TREE + "path") == [PROV + "generatedAtTime"]
         kind = objects(ts, rel, RDF + "type")
-        assert kind in ([TREE + "GreaterThanOrEqualToRelation"], [TREE + "LessThanRelation"])
+        if "/latest" in url:  # the latest view pages by version object
+            assert objects(ts, rel, TREE + "path") == [DCT + "isVersionOf"]
+            assert kind == [TREE + "GreaterThanRelation"]
+        else:
+            assert objects(ts, rel, TREE + "path") == [PROV + "generatedAtTime"]
+            assert kind in ([TREE + "GreaterThanOrEqualToRelation"], [TREE + "LessThanRelation"])
         nodes.append(objects(ts, rel, TREE + "node")[0])
     return members, nodes
 
 
 async def walk(w: World, root: str, media: str = "text/turtle") -> tuple[list[str], dict[str, Any]]:
     """Every member reachable from `root` (with repeats), and each visited page's response."""
-    stream = root.rsplit("/", 1)[0] if "/by-time" not in root else root.split("/by-time")[0]
+    stream = root.split("/by-time")[0].removesuffix("/paged").removesuffix("/latest")
     seen: dict[str, Any] = {}
     members: list[str] = []
     todo = [root]
@@ -286,3 +290,32 @@ async def test_by_time_relations_bound_each_child_by_its_period(world: World) ->
             assert value == (start if kind == TREE + "GreaterThanOrEqualToRelation" else end), (node, kind)
             checked += 1
     assert checked >= 8  # root → year → month → day → hour, two relations each
+
+
+async def test_latest_view_keeps_one_version_of_each_object(world: World) -> None:
+    w = world
+    await w.write("Sensor", 3, 3)  # 3 entities × (temperature, status) = 6 objects, 18 members
+    w.at(now_micros() + 2 * HOUR)
+    stream = f"{BASE}/ldes/{w.ds('open')}"
+    members, pages = await walk(w, f"{stream}/latest")
+    assert len(members) == 6 and len(pages) == 2
+    root = triples(pages[f"{stream}/latest"].content, "text/turtle")
+    [policy] = objects(root, f"{stream}/latest", LDES + "retentionPolicy")
+    assert objects(root, policy, RDF + "type") == [LDES + "LatestVersionSubset"]
+    assert objects(root, policy, LDES + "amount")[0].value == "1"
+    values = []
+    versions = []
+    for response in pages.values():
+        ts = triples(response.content, "text/turtle")
+        for m in objects(ts, stream, TREE + "member"):
+            versions += objects(ts, m, DCT + "isVersionOf")
+            results = objects(ts, m, SOSA + "hasResult") or objects(ts, m, SOSA + "hasSimpleResult")
+            [result] = results
+            numeric = objects(ts, result, QUDT + "numericValue") if isinstance(result, str) else []
+            values.append(float(numeric[0].value) if numeric else result.value)
+    assert len(set(versions)) == 6
+    # the last round (2): temperatures 200.5, 201.5, 202.5 and status "round 2" three times
+    assert sorted(v for v in values if isinstance(v, float)) == [200.5, 201.5, 202.5]
+    assert [v for v in values if not isinstance(v, float)] == ["round 2"] * 3
+    # versions are in the order the relations promise (IRIs compared as strings)
+    assert versions == sorted(versions)

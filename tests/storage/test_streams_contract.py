@@ -145,3 +145,21 @@ async def test_nonempty_windows_agree_with_the_members(store: Store) -> None:
     assert got == [any(lo <= p < hi for p, *_ in written) for lo, hi in windows]
     assert True in got and False in got
     assert await s.stream_nonempty(DEFAULT_TENANT, "org-c", SENSOR, windows) == [False] * len(windows)
+
+
+async def test_latest_member_of_each_series(store: Store) -> None:
+    await _entities(store)
+    written = await _write(store)
+    s = streams(store)
+    for lo, hi in ((T0, T0 + 5 * HOUR), (T0, T0 + 2 * HOUR), (T0 + HOUR, T0 + 3 * HOUR)):
+        latest: dict[str, tuple[int, int, Any]] = {}
+        for p, e, t, v in written:
+            if lo <= p < hi and (e not in latest or (p, t) > latest[e][:2]):
+                latest[e] = (p, t, v)
+        got = await s.stream_latest(DEFAULT_TENANT, "org-a", SENSOR, lo, hi)
+        assert {m.series.entity_id: (m.p, m.instance.t, m.instance.doc["value"]) for m in got} == latest
+        keys = [str(m.series.key) for m in got]
+        assert keys == sorted(keys)
+        # paging by series: after the first, the rest
+        rest = await s.stream_latest(DEFAULT_TENANT, "org-a", SENSOR, lo, hi, after=keys[0], limit=1)
+        assert [str(m.series.key) for m in rest] == keys[1:2]

@@ -43,6 +43,25 @@ _MEMBERS = (
 )
 
 
+# one series' latest member in [lo, hi): the prompt rows near its last prompt row by t (their p
+# is within LATE + EARLY of their t), and its last unprompt row by p (the partial index)
+_LATEST = (
+    "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
+    " SELECT i.t + coalesce(i.dm, 0) AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
+    " FROM instance i WHERE i.series_key = %(s)s"
+    f" AND i.t >= (SELECT j.t FROM instance j WHERE j.series_key = %(s)s AND j.t < %(hi)s + {EARLY}"
+    " AND j.t + coalesce(j.dm, 0) < %(hi)s AND j.t + coalesce(j.dm, 0) >= %(lo)s"
+    f" AND (j.dm IS NULL OR (j.dm <= {LATE} AND j.dm >= -{EARLY}))"
+    f" ORDER BY j.t DESC LIMIT 1) - {LATE + EARLY}"
+    f" AND i.t < %(hi)s + {EARLY} AND {_PROMPT}"
+    " AND i.t + coalesce(i.dm, 0) < %(hi)s AND i.t + coalesce(i.dm, 0) >= %(lo)s"
+    " UNION ALL (SELECT i.t + i.dm AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
+    f" FROM instance i WHERE i.series_key = %(s)s AND {_UNPROMPT}"
+    " AND i.t + i.dm < %(hi)s AND i.t + i.dm >= %(lo)s ORDER BY i.t + i.dm DESC LIMIT 1)"
+    ") m ORDER BY p DESC, t DESC, seq DESC LIMIT 1"
+)
+
+
 class PostgresStreams(StreamStore):
     """Reads a data set's members in stream order (see `storage.streams`)."""
 
@@ -77,6 +96,48 @@ class PostgresStreams(StreamStore):
                 row = await cur.fetchone()
                 out.append(bool(row and row[0]))
         return out
+
+    async def stream_latest(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """See `StreamStore.stream_latest`."""
+        if limit <= 0 or hi <= lo or not types:
+            return []
+        rows = []
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            series = sorted(
+                (Series(int(k), e, a, d) for k, e, a, d in await cur.fetchall()),
+                key=lambda x: str(x.key),
+            )
+            for item in series:
+                if after is not None and str(item.key) <= after:
+                    continue
+                cur = await conn.execute(_LATEST, {"s": item.key, "lo": lo, "hi": hi})
+                row = await cur.fetchone()
+                if row is not None:
+                    rows.append((item, row))
+                    if len(rows) == limit:
+                        break
+            shapes = await self._shapes(conn, (r[7] for _, r in rows))
+        return [
+            StreamMember(
+                int(p), item,
+                stored_instance(
+                    item, int(t), int(seq), dm, dc, num,
+                    shapes.resolve(bytes(doc) if doc is not None else None),
+                ),
+            )
+            for item, (p, _, t, seq, dm, dc, num, doc) in rows
+        ]
 
     async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
         """See `StreamStore.stream_start`."""

@@ -28,6 +28,26 @@ _SERIES = (
 )
 
 
+# one series' latest member in [lo, hi): the prompt rows near its last prompt row by t (their p
+# is within LATE + EARLY of their t), and its last unprompt row by p (the partial index)
+_LATEST = (
+    "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
+    " SELECT i.t + coalesce(i.dm, 0) AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
+    " FROM instance i WHERE i.series_key = :s"
+    f" AND i.t >= (SELECT j.t FROM instance j WHERE j.series_key = :s AND j.t < :hi + {EARLY}"
+    f" AND j.t + coalesce(j.dm, 0) < :hi AND j.t + coalesce(j.dm, 0) >= :lo"
+    f" AND (j.dm IS NULL OR (j.dm <= {LATE} AND j.dm >= -{EARLY}))"
+    f" ORDER BY j.t DESC LIMIT 1) - {LATE + EARLY}"
+    f" AND i.t < :hi + {EARLY} AND {_PROMPT}"
+    " AND i.t + coalesce(i.dm, 0) < :hi AND i.t + coalesce(i.dm, 0) >= :lo"
+    " UNION ALL SELECT * FROM ("
+    " SELECT i.t + i.dm AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc FROM instance i"
+    f" WHERE i.series_key = :s AND {_UNPROMPT} AND i.t + i.dm < :hi AND i.t + i.dm >= :lo"
+    " ORDER BY i.t + i.dm DESC LIMIT 1)"
+    ") ORDER BY p DESC, t DESC, seq DESC LIMIT 1"
+)
+
+
 class SQLiteStreams(StreamStore):
     """Reads a data set's members in stream order (see `storage.streams`)."""
 
@@ -111,6 +131,51 @@ class SQLiteStreams(StreamStore):
                 f" AND i.t + i.dm >= ?2 AND i.t + i.dm < ?3 AND {_UNPROMPT})"
             )
             return [bool(conn.execute(sql, (series, lo, hi)).fetchone()[0]) for lo, hi in windows]
+
+        return await self._read(run)
+
+    async def stream_latest(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """See `StreamStore.stream_latest`."""
+        if limit <= 0 or hi <= lo or not types:
+            return []
+
+        def run(conn: sqlite3.Connection) -> list[StreamMember]:
+            series = sorted(
+                (
+                    Series(int(k), e, a, d)
+                    for k, e, a, d in conn.execute(
+                        _SERIES, (tenant, owner, orjson.dumps(list(types)).decode())
+                    )
+                ),
+                key=lambda x: str(x.key),
+            )
+            rows = []
+            for item in series:
+                if after is not None and str(item.key) <= after:
+                    continue
+                row = conn.execute(_LATEST, {"s": item.key, "lo": lo, "hi": hi}).fetchone()
+                if row is not None:
+                    rows.append((item, row))
+                    if len(rows) == limit:
+                        break
+            shapes = self._shapes(conn, (r[7] for _, r in rows))
+            return [
+                StreamMember(
+                    int(p), item,
+                    stored_instance(item, t, seq, dm, dc, num, shapes.resolve(doc)),
+                )
+                for item, (p, _, t, seq, dm, dc, num, doc) in rows
+            ]
 
         return await self._read(run)
 
