@@ -26,6 +26,7 @@ from smartregion.ldes.fragments import (
     children,
     window,
 )
+from smartregion.ldes.members import member_triples
 from smartregion.ldes.serialisation import (
     StreamDescription,
     page_triples,
@@ -320,6 +321,23 @@ class EventStreams:
         if page.immutable:
             self._cache.put(key, rendered)
         return rendered
+
+    async def render_member(
+        self, dataset: Dataset, key: tuple[int, int, int], base: str, media_type: str
+    ) -> Rendered:
+        """One published member on its own (`GET {stream}/members/{series}.{t}.{seq}`): the
+        member extraction of TREE dereferences a member IRI whose triples a page lacks."""
+        found = await self.store.stream_member(
+            self.config.tenant, dataset.owner_org, dataset.entity_types, *key
+        )
+        now = self.clock()
+        if found is None or found.p >= now - self.config.settle:
+            raise ResourceNotFound("no such member in this event stream")
+        if found.p < self.cutoff(dataset, now):
+            raise Gone("the member is past the data set's retention")
+        iri = self.description(dataset, base).iri
+        body = render(member_triples(iri, found), media_type)
+        return Rendered(body, media_type, entity_tag(body), True, dataset.policy_kind == "open")
 
     def render_stream(self, dataset: Dataset, base: str, media_type: str) -> Rendered:
         """The stream's own description (`GET /ldes/{ds}`)."""

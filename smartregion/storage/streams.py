@@ -22,6 +22,8 @@ Contract (every backend; `tests/storage/test_streams_contract.py`):
   order of their keys, after `after`; at most `limit`), its latest member with `lo ≤ p < hi`
   — the greatest `(p, t, seq)` — found with index probes: the last prompt row by `t`, the
   prompt rows within LATE + EARLY before it, and the unprompt index's last `p`.
+- `stream_member(…, series_key, t, seq)` is one member by its row key, when it belongs to the
+  data set (None otherwise).
 - `stream_start` is a lower bound of the first member's `p` (None: no member), read with index
   probes only (per series its first `t`, less EARLY, and its first unprompt `p`).
 """
@@ -103,3 +105,9 @@ class StreamStore(abc.ABC):
         """Each series' latest member with `lo ≤ p < hi`, series in the text order of their keys
         after `after` (a key as text), at most `limit` series (those without such a member are
         skipped)."""
+
+    @abc.abstractmethod
+    async def stream_member(
+        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+    ) -> StreamMember | None:
+        """One member by its row key; None when there is none in the data set."""

@@ -319,3 +319,28 @@ async def test_latest_view_keeps_one_version_of_each_object(world: World) -> Non
     assert [v for v in values if not isinstance(v, float)] == ["round 2"] * 3
     # versions are in the order the relations promise (IRIs compared as strings)
     assert versions == sorted(versions)
+
+
+async def test_member_iris_dereference_to_the_members_triples(world: World) -> None:
+    w = world
+    await w.write("Sensor", 2, 1)
+    await w.write("Building", 1, 1)
+    w.at(now_micros() + 2 * HOUR)
+    stream = f"{BASE}/ldes/{w.ds('open')}"
+    page = await w.client.get(f"{stream}/paged", headers={"Accept": "application/n-triples"})
+    on_page = set(triples(page.content, "application/n-triples"))
+    members = objects(list(on_page), stream, TREE + "member")
+    assert len(members) == 4
+    for m in members:
+        r = await w.client.get(m, headers={"Accept": "application/n-triples"})
+        assert r.status_code == 200 and r.headers["cache-control"].endswith("immutable")
+        own = set(triples(r.content, "application/n-triples"))
+        assert own and own <= on_page and all(s == m or s.startswith("r") for s, _, _ in own)
+    # a member of another data set is not one of this stream's
+    restricted = await w.client.get(f"/ldes/{w.ds('restricted')}/paged", headers=w.auth("a.editor"))
+    other = objects(triples(restricted.content, "text/turtle"), f"{BASE}/ldes/{w.ds('restricted')}", TREE + "member")[0]
+    key = other.rsplit("/", 1)[1]
+    assert (await w.client.get(f"/ldes/{w.ds('open')}/members/{key}")).status_code == 404
+    assert (await w.client.get(other)).status_code == 404  # anonymous: the restricted stream
+    assert (await w.client.get(other, headers=w.auth("a.editor"))).status_code == 200
+    assert (await w.client.get(f"/ldes/{w.ds('open')}/members/x.1.2")).status_code == 404

@@ -1,7 +1,8 @@
 """The event-stream routes, mounted at /ldes: parse, call `EventStreams`, answer with caching.
 
 - `GET /ldes/{dataset}`: the stream's description (`ldes:EventStream`, shape, views);
-- `GET /ldes/{dataset}/{view}[/YYYY[/MM[/DD[/HH]]]][?after=p.series.t.seq]`: a page.
+- `GET /ldes/{dataset}/{view}[/YYYY[/MM[/DD[/HH]]]][?after=p.series.t.seq]`: a page;
+- `GET /ldes/{dataset}/members/{series}.{t}.{seq}`: one member.
 
 HTTP (RFC 9110/9111): content negotiation over N-Quads, N-Triples, Turtle, TriG and JSON-LD
 with `Vary: Accept`; a strong `ETag` per representation and 304 on `If-None-Match`;
@@ -14,17 +15,21 @@ to the page's IRI, so every page IRI equals the URL it is served at.
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from smartregion.api.auth import principal_of
-from smartregion.errors import InvalidRequest
+from smartregion.errors import InvalidRequest, ResourceNotFound
 from smartregion.ldes.fragments import parse_page
 from smartregion.ldes.serialisation import negotiate
 from smartregion.ldes.streams import EventStreams, Rendered
 
 __all__ = ["ROUTES", "base_url", "respond"]
+
+_MEMBER = re.compile(r"(\d{1,19})\.(-?\d{1,19})\.(\d{1,10})")
 
 
 def base_url(request: Request) -> str:
@@ -109,8 +114,31 @@ async def page(request: Request) -> Response:
     )
 
 
+async def member(request: Request) -> Response:
+    """GET /ldes/{dataset}/members/{series}.{t}.{seq}: one member's triples."""
+    streams: EventStreams = request.app.state.streams
+    if request.query_params:
+        raise InvalidRequest("a member takes no query parameters")
+    dataset = await streams.readable_dataset(
+        principal_of(request.scope), request.path_params["dataset"]
+    )
+    found = _MEMBER.fullmatch(request.path_params["key"])
+    if found is None:
+        raise ResourceNotFound("no such member in this event stream")
+    key = (int(found[1]), int(found[2]), int(found[3]))
+    media = negotiate(request.headers.get("accept"))
+    rendered = await streams.render_member(dataset, key, base_url(request), media)
+    return respond(
+        request,
+        rendered,
+        max_age=streams.config.max_age,
+        immutable_max_age=streams.config.immutable_max_age,
+    )
+
+
 ROUTES = [
     Route("/{dataset}", stream, methods=["GET"]),
+    Route("/{dataset}/members/{key}", member, methods=["GET"]),
     Route("/{dataset}/{view}", page, methods=["GET"]),
     Route("/{dataset}/{view}/{rest:path}", page, methods=["GET"]),
 ]

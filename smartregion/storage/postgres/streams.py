@@ -139,6 +139,34 @@ class PostgresStreams(StreamStore):
             for item, (p, _, t, seq, dm, dc, num, doc) in rows
         ]
 
+    async def stream_member(
+        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+    ) -> StreamMember | None:
+        """See `StreamStore.stream_member`."""
+        if not types:
+            return None
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"SELECT * FROM ({_SERIES}) s WHERE series_key = %s",
+                (tenant, owner, list(types), series_key),
+            )
+            found = await cur.fetchone()
+            if found is None:
+                return None
+            series = Series(int(found[0]), found[1], found[2], found[3])
+            cur = await conn.execute(
+                "SELECT dm, dc, num, doc FROM instance WHERE series_key = %s AND t = %s AND seq = %s",
+                (series_key, t, seq),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                return None
+            dm, dc, num, doc = row
+            raw = bytes(doc) if doc is not None else None
+            shapes = await self._shapes(conn, [raw])
+        instance = stored_instance(series, t, seq, dm, dc, num, shapes.resolve(raw))
+        return StreamMember(t + (dm or 0), series, instance)
+
     async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:

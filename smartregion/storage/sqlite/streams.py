@@ -179,6 +179,34 @@ class SQLiteStreams(StreamStore):
 
         return await self._read(run)
 
+    async def stream_member(
+        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+    ) -> StreamMember | None:
+        """See `StreamStore.stream_member`."""
+        if not types:
+            return None
+
+        def run(conn: sqlite3.Connection) -> StreamMember | None:
+            found = conn.execute(
+                f"SELECT * FROM ({_SERIES}) WHERE series_key = ?",
+                (tenant, owner, orjson.dumps(list(types)).decode(), series_key),
+            ).fetchone()
+            if found is None:
+                return None
+            series = Series(int(found[0]), found[1], found[2], found[3])
+            row = conn.execute(
+                "SELECT dm, dc, num, doc FROM instance WHERE series_key = ? AND t = ? AND seq = ?",
+                (series_key, t, seq),
+            ).fetchone()
+            if row is None:
+                return None
+            dm, dc, num, doc = row
+            shapes = self._shapes(conn, [doc])
+            instance = stored_instance(series, t, seq, dm, dc, num, shapes.resolve(doc))
+            return StreamMember(t + (dm or 0), series, instance)
+
+        return await self._read(run)
+
     async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:
