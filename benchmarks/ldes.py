@@ -2,8 +2,8 @@
 
     .venv/bin/python -m benchmarks.ldes [--backend sqlite|postgresql] [--quick] [--json FILE]
 
-1. **Page generation**: a data set of `members` observations (recorded a day ago, so every page
-   is closed); the time to compute and render one page of 100 and of 1,000 members, in Turtle
+1. **Page generation**: a data set of `members` observations (one a minute per sensor, recorded a
+   day ago, so every page is closed); the time to compute and render one page of 100 and of 1,000 members, in Turtle
    and N-Quads, with the page cache off — median and p95 ms.
 2. **Immutable pages vs a static file**: `smartregion serve` (one worker, as deployed) answers
    GET of one full, immutable page for `seconds` with `wrk`; then the same bytes are served as a
@@ -89,9 +89,10 @@ async def prepare(url: str, sensors: int, per_sensor: int) -> None:
         assert isinstance(store, HistoryStore)
         start = now_micros() - DAY
         rows = []
+        # the reference load: one value a minute per sensor, recorded half a second later
         for i in range(per_sensor):
             for k in range(sensors):
-                at = start + (i * sensors + k) * 1000
+                at = start + i * 60_000_000 + k * (60_000_000 // sensors)
                 rows.append(InstanceRow(docs[k]["id"], NS + "temperature", {
                     "type": "Property", "value": 15 + (i % 100) / 10, "unitCode": "CEL",
                     "observedAt": format_observed(at), "modifiedAt": format_micros(at + 500),
