@@ -76,6 +76,9 @@ async def test_the_public_catalogue_conforms_to_dcat_ap_vlaanderen(world: World)
     await w.write("Sensor", 2, 1)
     w.at(now_micros() + 2 * HOUR)
     r = await get(w, None)
+    assert r.headers["vary"] == "Accept, Authorization"
+    assert r.headers["cache-control"] == "public, max-age=10"
+    assert (await get(w, "a.editor")).headers["cache-control"] == "private, max-age=10"
     graph = catalogue(r.content, "text/turtle")
     assert violations(graph) == []
     own = {d for d in datasets(graph) if w.a in d}

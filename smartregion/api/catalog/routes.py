@@ -42,5 +42,8 @@ async def catalog(request: Request) -> Response:
     body = render(catalog_triples(info, entries), media)
     everyone = principal is None
     rendered = Rendered(body, media, entity_tag(body), False, everyone)
-    return respond(request, rendered, max_age=streams.config.max_age, immutable_max_age=0)
+    # what is listed depends on the caller: shared caches keep only the anonymous catalogue
+    return respond(
+        request, rendered, max_age=streams.config.max_age, immutable_max_age=0, per_caller=True
+    )
 

@@ -50,8 +50,16 @@ def _matches(header: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == wanted for tag in header.split(","))
 
 
-def respond(request: Request, page: Rendered, *, max_age: int, immutable_max_age: int) -> Response:
-    """The page with its validators and caching headers, or 304 when the client has it."""
+def respond(
+    request: Request,
+    page: Rendered,
+    *,
+    max_age: int,
+    immutable_max_age: int,
+    per_caller: bool = False,
+) -> Response:
+    """The page with its validators and caching headers, or 304 when the client has it
+    (`per_caller`: the content depends on who asks, even when public)."""
     scope = "public" if page.public else "private"
     if page.immutable:
         cache = f"{scope}, max-age={immutable_max_age}, immutable"
@@ -60,7 +68,7 @@ def respond(request: Request, page: Rendered, *, max_age: int, immutable_max_age
     headers = {
         "ETag": page.etag,
         "Cache-Control": cache,
-        "Vary": "Accept" if page.public else "Accept, Authorization",
+        "Vary": "Accept" if page.public and not per_caller else "Accept, Authorization",
     }
     if _matches(request.headers.get("if-none-match"), page.etag):
         return Response(status_code=304, headers=headers)
