@@ -38,7 +38,7 @@ from benchmarks import servers
 from benchmarks.loadgen import WRK
 from smartregion.governance import Governance, Principal
 from smartregion.ldes.fragments import PageRef
-from smartregion.ldes.serialisation import page_triples, render
+from smartregion.ldes.serialisation import render_page
 from smartregion.ldes.streams import EventStreams, StreamConfig
 from smartregion.storage import DEFAULT_TENANT, Put, open_store
 from smartregion.storage.history import HistoryStore, InstanceRow, now_micros
@@ -120,7 +120,7 @@ async def generation(url: str, sizes: tuple[int, ...], samples: int) -> dict[str
                 for _ in range(samples):
                     t0 = time.perf_counter()
                     page = await streams.page(dataset, PageRef("paged"))
-                    render(page_triples(streams.description(dataset, "http://bench"), page), media)
+                    render_page(streams.description(dataset, "http://bench"), page, media)
                     times.append((time.perf_counter() - t0) * 1000)
                 times.sort()
                 out[f"{size} {media}"] = {

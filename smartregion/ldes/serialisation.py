@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pyoxigraph import BlankNode, Literal, NamedNode, RdfFormat, Triple, serialize
+from pyoxigraph import BlankNode, Literal, NamedNode, RdfFormat, Triple, parse, serialize
 
 from smartregion.core.vocabulary import DCT, LDES, PREFIXES, PROV, RDF, TREE, XSD
 from smartregion.errors import NotAcceptable
 from smartregion.ldes.fragments import Page
-from smartregion.ldes.members import member_iri, member_triples, shape_triples, version_iri
+from smartregion.ldes.members import member_iri, member_lines, shape_triples, version_iri
 from smartregion.storage.rollups import format_micros
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "negotiate",
     "page_triples",
     "render",
+    "render_page",
+    "render_text",
     "stream_triples",
 ]
 
@@ -81,7 +84,27 @@ def negotiate(accept: str | None, offered: Sequence[str] = STREAM_FORMATS) -> st
     return chosen
 
 
-def render(triples: Iterable[Triple], media_type: str) -> bytes:
+def render_text(ntriples: bytes, media_type: str) -> bytes:
+    """An N-Triples document in `media_type` (as is for N-Triples and N-Quads, whose lines
+    it already is; parsed and re-serialised by pyoxigraph otherwise)."""
+    fmt = FORMATS[media_type]
+    if fmt in (RdfFormat.N_TRIPLES, RdfFormat.N_QUADS):
+        return ntriples
+    return render(parse(ntriples, format=RdfFormat.N_TRIPLES), media_type)
+
+
+def render_page(stream: StreamDescription, page: Page, media_type: str) -> bytes:
+    """A page (`page_triples` and its members' lines) in `media_type`."""
+    head = serialize(page_triples(stream, page), format=RdfFormat.N_TRIPLES)
+    assert head is not None
+    member = f"<{stream.iri}> <{TREE}member> "
+    parts = [head]
+    for m in page.members:
+        parts.append(f"{member}<{member_iri(stream.iri, m)}> .\n{member_lines(stream.iri, m)}".encode())
+    return render_text(b"".join(parts), media_type)
+
+
+def render(triples: Iterable[Any], media_type: str) -> bytes:
     """The triples serialised as `media_type` (one of FORMATS)."""
     fmt = FORMATS[media_type]
     if fmt in (RdfFormat.TURTLE, RdfFormat.TRIG, RdfFormat.RDF_XML):
@@ -161,8 +184,9 @@ def stream_triples(stream: StreamDescription, views: Sequence[str]) -> list[Trip
 
 
 def page_triples(stream: StreamDescription, page: Page) -> list[Triple]:
-    """A page to the letter of TREE/LDES: the stream with exactly one `tree:view` (this page),
-    `tree:member` on the stream, each relation with exactly one node, path and value."""
+    """A page to the letter of TREE/LDES, but for its members (`render_page` adds them, with
+    `tree:member` on the stream): the stream with exactly one `tree:view` (this page), each
+    relation with exactly one node, path and value."""
     s = NamedNode(stream.iri)
     here = NamedNode(stream.iri + page.ref.path)
     out = _head(stream)
@@ -185,8 +209,4 @@ def page_triples(stream: StreamDescription, page: Page) -> list[Triple]:
             Triple(node, NamedNode(TREE + "path"), path),
             Triple(node, NamedNode(TREE + "value"), value),
         ]
-    member = NamedNode(TREE + "member")
-    for m in page.members:
-        out.append(Triple(s, member, NamedNode(member_iri(stream.iri, m))))
-        out += member_triples(stream.iri, m)
     return out

@@ -26,11 +26,12 @@ from smartregion.ldes.fragments import (
     children,
     window,
 )
-from smartregion.ldes.members import member_triples
+from smartregion.ldes.members import member_lines
 from smartregion.ldes.serialisation import (
     StreamDescription,
-    page_triples,
     render,
+    render_page,
+    render_text,
     stream_triples,
 )
 from smartregion.storage.governance import Dataset
@@ -314,7 +315,7 @@ class EventStreams:
         self._enter()
         try:
             page = await self.page(dataset, ref)
-            body = render(page_triples(self.description(dataset, base), page), media_type)
+            body = render_page(self.description(dataset, base), page, media_type)
         finally:
             self._in_flight -= 1
         rendered = Rendered(body, media_type, entity_tag(body), page.immutable, public)
@@ -336,7 +337,7 @@ class EventStreams:
         if found.p < self.cutoff(dataset, now):
             raise Gone("the member is past the data set's retention")
         iri = self.description(dataset, base).iri
-        body = render(member_triples(iri, found), media_type)
+        body = render_text(member_lines(iri, found).encode(), media_type)
         return Rendered(body, media_type, entity_tag(body), True, dataset.policy_kind == "open")
 
     def render_stream(self, dataset: Dataset, base: str, media_type: str) -> Rendered:

@@ -344,3 +344,53 @@ async def test_member_iris_dereference_to_the_members_triples(world: World) -> N
     assert (await w.client.get(other)).status_code == 404  # anonymous: the restricted stream
     assert (await w.client.get(other, headers=w.auth("a.editor"))).status_code == 200
     assert (await w.client.get(f"/ldes/{w.ds('open')}/members/x.1.2")).status_code == 404
+
+
+async def test_every_kind_of_value_survives_every_media_type(world: World) -> None:
+    w = world
+    tricky = 'say "hi" \\ back\nslash\r and ünïcödé {s} <x>'
+    entity = {
+        "id": f"urn:ngsi-ld:Sensor:{w.suffix}-kinds",
+        "type": "Sensor",
+        "note": {"type": "Property", "value": tricky},
+        "count": {"type": "Property", "value": 7},
+        "ok": {"type": "Property", "value": True},
+        "config": {"type": "JsonProperty", "json": {"a": [1, "two\"2"]}},
+        "name": {"type": "LanguageProperty", "languageMap": {"nl": "Sensor \"één\"", "en": "Sensor one"}},
+        "partOf": {"type": "Relationship", "object": "urn:ngsi-ld:Building:9"},
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72, 51.05]}},
+        "speed": {"type": "Property", "value": 12.5, "unitCode": "XYZ"},
+    }
+    r = await w.client.post("/ngsi-ld/v1/entityOperations/upsert", json=[entity], headers=w.auth("a.editor"))
+    assert r.status_code in (201, 204), r.text
+    w.at(now_micros() + 2 * HOUR)
+    stream = f"{BASE}/ldes/{w.ds('open')}"
+    seen: dict[str, Any] = {}
+    for media in STREAM_FORMATS:
+        members, pages = await walk(w, f"{stream}/paged", media)
+        assert len(members) == 8
+        ts = [t for response in pages.values() for t in triples(response.content, media)]
+        found: dict[str, Any] = {}
+        for m in members:
+            [prop] = objects(ts, m, SOSA + "observedProperty")
+            name = prop.rsplit("/", 1)[1]
+            simple = sorted((o.value, o.language, o.datatype.value) for o in objects(ts, m, SOSA + "hasSimpleResult"))
+            result = objects(ts, m, SOSA + "hasResult")
+            nested = sorted(
+                (p2, str(getattr(o, "value", o)))
+                for r_ in result if isinstance(r_, str) and not r_.startswith("urn:")
+                for s2, p2, o in ts if s2 == r_
+            )
+            found[name] = (simple, [r_ for r_ in result if r_.startswith("urn:")], nested)
+        seen[media] = found
+    first = seen["text/turtle"]
+    assert all(found == first for found in seen.values())
+    xsd = "http://www.w3.org/2001/XMLSchema#"
+    assert first["note"][0] == [(tricky, None, xsd + "string")]
+    assert first["count"][0] == [("7", None, xsd + "integer")]
+    assert first["ok"][0] == [("true", None, xsd + "boolean")]
+    assert first["config"][0][0][0] == '{"a":[1,"two\\"2"]}'
+    assert sorted((v, lang) for v, lang, _ in first["name"][0]) == [('Sensor "één"', "nl"), ("Sensor one", "en")]
+    assert first["partOf"][1] == ["urn:ngsi-ld:Building:9"]
+    assert any("POINT (3.72 51.05)" in v for _, v in first["location"][2])
+    assert (QUDT + "numericValue", "12.5") in first["speed"][2]
