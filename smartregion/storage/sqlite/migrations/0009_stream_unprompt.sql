@@ -1,4 +1,4 @@
--- smartregion SQLite schema, version 8: the event streams (storage/streams.py) read members by
+-- smartregion SQLite schema, version 9: the event streams (storage/streams.py) read members by
 -- the time they were recorded (modifiedAt = t + dm). Rows recorded close to their observation
 -- time are found in each series' clustered (series_key, t) range; this partial index holds
 -- only the others (recorded more than 15 minutes after their observedAt, or more than a

@@ -1,4 +1,4 @@
--- smartregion PostgreSQL schema, version 9: the event streams (storage/streams.py) read members
+-- smartregion PostgreSQL schema, version 10: the event streams (storage/streams.py) read members
 -- by the time they were recorded (modifiedAt = t + dm). Rows recorded close to their
 -- observation time are found in each series' (series_key, t) range; this partial index (on
 -- every time partition) holds only the others (recorded more than 15 minutes after their
