@@ -39,7 +39,7 @@ from smartregion.storage.history import Series, StoredInstance
 __all__ = ["EARLY", "LATE", "StreamKey", "StreamMember", "StreamStore"]
 
 #: rows recorded at most this long (µs) after their observation time are "prompt"
-#: (fixed by the partial index's predicate: sqlite 0008, postgres 0009)
+#: (fixed by the partial index's predicate: sqlite 0009, postgres 0010)
 LATE = 900_000_000
 #: ... or at most this long before it (an observedAt slightly ahead of the platform's clock)
 EARLY = 60_000_000
