@@ -14,12 +14,14 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartregion import __version__, errors
 from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
+from smartregion.api.catalog.routes import catalog
+from smartregion.api.ldes.routes import ROUTES as LDES_ROUTES
 from smartregion.api.live import entity_stream
 from smartregion.api.ngsild.problems import (
     domain_error_handler,
@@ -36,9 +38,11 @@ from smartregion.broker.service import Broker
 from smartregion.broker.subscriptions import NotificationFilter
 from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
+from smartregion.ldes.streams import EventStreams, StreamConfig
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
+from smartregion.storage.streams import StreamStore
 
 log = logging.getLogger("smartregion")
 
@@ -167,6 +171,19 @@ def oidc_verifier(settings: Settings) -> OidcVerifier | None:
     )
 
 
+def stream_config(settings: Settings) -> StreamConfig:
+    """How event streams are published, from the settings."""
+    return StreamConfig(
+        page_size=max(1, settings.ldes_page_size),
+        settle=int(settings.ldes_settle_seconds * 1_000_000),
+        max_age=settings.ldes_max_age,
+        immutable_max_age=settings.ldes_immutable_max_age,
+        max_concurrent=max(1, settings.ldes_max_concurrent_pages),
+        cache_bytes=max(0, settings.ldes_cache_bytes),
+        default_retention_days=settings.history_retention_days,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -180,6 +197,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     authenticator = Authenticator(governance, oidc)
     # live streams read the change feed of every process's writes (api/live.py)
     live = LiveFeed(store)
+    # every data set as a Linked Data Event Stream, and the catalogue (docs/ldes.md)
+    if not isinstance(store, StreamStore):
+        raise TypeError(f"{type(store).__name__} cannot publish event streams")
+    streams = EventStreams(store, governance, stream_config(settings))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -228,6 +249,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             Mount("/api/v1", app=admin_api(authenticator)),
             Mount(
+                "/ldes",
+                routes=LDES_ROUTES,
+                middleware=[Middleware(Authenticate, authenticator=authenticator, interface="ldes")],
+            ),
+            Route(
+                "/catalog",
+                Authenticate(request_response(catalog), authenticator=authenticator, interface="catalog"),
+                methods=["GET"],
+            ),
+            Mount(
                 "/live",
                 routes=[Route("/entities", entity_stream, methods=["GET"])],
                 middleware=[Middleware(Authenticate, authenticator=authenticator, interface="live")],
@@ -250,4 +281,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.governance = governance
     app.state.authenticator = authenticator
     app.state.live = live
+    app.state.streams = streams
     return app

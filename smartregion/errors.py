@@ -16,6 +16,8 @@ status: each interface maps them in one place (`smartregion.api.ngsild.problems`
     ├── Conflict                 a context in use cannot be deleted, …
     ├── UnsupportedMediaType / NotAcceptable / PayloadTooLarge / MethodNotAllowed
     ├── Unauthenticated          a write without credentials while anonymous writes are off
+    ├── Gone                     a resource that existed and was removed for good (retention)
+    ├── Overloaded               too much work in flight: try again shortly
     └── InternalError            a bug: never raised on purpose for client input
 """
 
@@ -145,6 +147,20 @@ class MethodNotAllowed(SmartRegionError):
     """The HTTP method is not allowed on this resource."""
 
     error_type = "MethodNotAllowed"
+    ngsi = False
+
+
+class Gone(SmartRegionError):
+    """The resource existed and has been removed for good (an event-stream page past retention)."""
+
+    error_type = "Gone"
+    ngsi = False
+
+
+class Overloaded(SmartRegionError):
+    """The server has too much work in flight for this request now; retry after a moment."""
+
+    error_type = "Overloaded"
     ngsi = False
 
 

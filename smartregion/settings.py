@@ -57,6 +57,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("notification_max_attempts", int, 200, "Attempts to deliver one notification before it is given up (counted as failed)."),
     Setting("notification_retry_max_delay", float, 30.0, "Longest wait in seconds between two attempts to deliver a notification (the back-off doubles from 1 s up to it): a receiver that returns gets what it missed within this time."),
     Setting("temporal_max_instances", int, 10000, "Most attribute instances in one temporal API answer; more answer 206 with Content-Range."),
+    Setting("ldes_page_size", int, 250, "Members per event-stream page (LDES, /ldes)."),
+    Setting("ldes_settle_seconds", float, 10.0, "Seconds a recorded member waits before it is published in an event stream (longer than any write transaction takes)."),
+    Setting("ldes_max_age", int, 10, "Seconds event-stream pages that may still change (and the catalogue) may be cached."),
+    Setting("ldes_immutable_max_age", int, 31_536_000, "Seconds immutable event-stream pages may be cached."),
+    Setting("ldes_max_concurrent_pages", int, 16, "Event-stream pages rendered at once per worker; more answer 429."),
+    Setting("ldes_cache_bytes", int, 64 * 1024 * 1024, "Bytes of rendered immutable event-stream pages kept in memory per worker (0: none)."),
+    Setting("catalog_title", str, "Smartregion datacatalogus", "Title (Dutch) of the DCAT-AP Vlaanderen catalogue at /catalog."),
+    Setting("catalog_description", str, "Datasets van het smartregion-platform, elk als Linked Data Event Stream.", "Description (Dutch) of the catalogue."),
+    Setting("catalog_license", str, "https://data.vlaanderen.be/id/licentie/modellicentie-gratis-hergebruik/v1.0", "Licence of the catalogue, and of data sets that name none."),
+    Setting("catalog_contact_email", str, "", "E-mail address of the catalogue's contact point; empty: none."),
     Setting("context_fetch_timeout", float, 5.0, "Seconds to wait for a remote @context."),
     Setting("context_max_bytes", int, 1_000_000, "Largest remote @context document in bytes."),
     Setting("context_preload_dir", str, "", "Directory of @context documents served offline (index.json maps URL to file)."),
@@ -109,6 +119,16 @@ class Settings:
     notification_max_attempts: int = 200
     notification_retry_max_delay: float = 30.0
     temporal_max_instances: int = 10000
+    ldes_page_size: int = 250
+    ldes_settle_seconds: float = 10.0
+    ldes_max_age: int = 10
+    ldes_immutable_max_age: int = 31_536_000
+    ldes_max_concurrent_pages: int = 16
+    ldes_cache_bytes: int = 64 * 1024 * 1024
+    catalog_title: str = "Smartregion datacatalogus"
+    catalog_description: str = "Datasets van het smartregion-platform, elk als Linked Data Event Stream."
+    catalog_license: str = "https://data.vlaanderen.be/id/licentie/modellicentie-gratis-hergebruik/v1.0"
+    catalog_contact_email: str = ""
     context_fetch_timeout: float = 5.0
     context_max_bytes: int = 1_000_000
     context_preload_dir: str = ""

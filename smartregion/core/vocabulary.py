@@ -22,6 +22,10 @@ DCT = "http://purl.org/dc/terms/"
 # DCAT, DCAT-AP Vlaanderen, vCard, FOAF, ADMS, SHACL
 DCAT = "http://www.w3.org/ns/dcat#"
 DCATAPVL = "https://data.vlaanderen.be/ns/metadata-dcat#"
+#: the metadata-dcat namespace as the DCAT-AP Vlaanderen 2.0 SHACL shapes spell it (http)
+MDCAT = "http://data.vlaanderen.be/ns/metadata-dcat#"
+SCHEMA = "http://schema.org/"
+SKOS = "http://www.w3.org/2004/02/skos/core#"
 VCARD = "http://www.w3.org/2006/vcard/ns#"
 FOAF = "http://xmlns.com/foaf/0.1/"
 ADMS = "http://www.w3.org/ns/adms#"
@@ -47,5 +51,8 @@ PREFIXES: dict[str, str] = {
     "foaf": FOAF,
     "adms": ADMS,
     "sh": SH,
+    "mdcat": MDCAT,
+    "schema": SCHEMA,
+    "skos": SKOS,
     "ngsi-ld": NGSI_LD,
 }

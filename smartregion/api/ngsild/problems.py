@@ -33,6 +33,8 @@ STATUS: dict[type[errors.SmartRegionError], int] = {
     errors.PayloadTooLarge: 413,
     errors.MethodNotAllowed: 405,
     errors.Unauthenticated: 401,
+    errors.Gone: 410,
+    errors.Overloaded: 429,
     Forbidden: 403,
     errors.InternalError: 500,
 }
@@ -63,8 +65,11 @@ def problem_response(error: errors.SmartRegionError) -> Response:
         headers["Allow"] = error.extra["allow"]
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="smartregion"'  # RFC 6750 §3
+    if "retry_after" in error.extra:
+        headers["Retry-After"] = str(error.extra["retry_after"])  # RFC 9110 §10.2.3
     body = problem_body(error)
     body.pop("allow", None)
+    body.pop("retry_after", None)
     return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
 
 

@@ -68,6 +68,7 @@ from smartregion.storage.postgres.governance import PostgresGovernance
 from smartregion.storage.postgres.history import PostgresHistory
 from smartregion.storage.postgres.ingestion import PostgresIngestion
 from smartregion.storage.postgres.replication import PostgresReplication
+from smartregion.storage.postgres.streams import PostgresStreams
 from smartregion.storage.postgres.subscriptions import PostgresSubscriptions, take_notifications
 
 __all__ = ["PostgresStore"]
@@ -94,7 +95,7 @@ def _lock_key(tenant: str, entity_id: str) -> int:
 
 class PostgresStore(
     PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory,
-    PostgresReplication, Store,
+    PostgresReplication, PostgresStreams, Store,
 ):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 

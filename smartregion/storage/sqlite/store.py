@@ -68,6 +68,7 @@ from smartregion.storage.sqlite.governance import SQLiteGovernance
 from smartregion.storage.sqlite.history import SQLiteHistory
 from smartregion.storage.sqlite.ingestion import SQLiteIngestion
 from smartregion.storage.sqlite.replication import SQLiteReplication
+from smartregion.storage.sqlite.streams import SQLiteStreams
 from smartregion.storage.sqlite.subscriptions import SQLiteSubscriptions, take_notifications
 
 __all__ = ["SQLiteStore"]
@@ -103,7 +104,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
 
 class SQLiteStore(
     SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, SQLiteReplication,
-    Store,
+    SQLiteStreams, Store,
 ):
     """Entities and their indexes in one SQLite database file."""
 

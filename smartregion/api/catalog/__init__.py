@@ -1,0 +1,1 @@
+"""HTTP interface of the DCAT-AP Vlaanderen catalogue (`/catalog`)."""

@@ -1,0 +1,225 @@
+"""The `StreamStore` part of `SQLiteStore`: event-stream members read from the history rows."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import orjson
+
+from smartregion.storage.history import Series, Shapes, stored_instance
+from smartregion.storage.streams import EARLY, LATE, StreamKey, StreamMember, StreamStore
+
+R = TypeVar("R")
+
+_PROMPT = f"(i.dm IS NULL OR (i.dm <= {LATE} AND i.dm >= -{EARLY}))"
+# the partial index instance_unprompt's predicate, verbatim (SQLite matches it by its terms)
+_UNPROMPT = f"(i.dm > {LATE} OR i.dm < -{EARLY})"
+
+_SERIES = (
+    "SELECT s.series_key, s.entity_id, a.iri, s.dataset_id FROM series s"
+    " JOIN iri a ON a.iri_key = s.attr_key"
+    " JOIN entity e ON e.tenant_key = s.tenant_key AND e.entity_id = s.entity_id"
+    " WHERE s.tenant_key = (SELECT tenant_key FROM tenant WHERE name = ?)"
+    " AND e.owner_key = (SELECT org_key FROM organisation WHERE name = ?)"
+    " AND EXISTS (SELECT 1 FROM entity_type r WHERE r.entity_key = e.entity_key"
+    " AND r.type_key IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))))"
+)
+
+
+# one series' latest member in [lo, hi): the prompt rows near its last prompt row by t (their p
+# is within LATE + EARLY of their t), and its last unprompt row by p (the partial index)
+_LATEST = (
+    "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
+    " SELECT i.t + coalesce(i.dm, 0) AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
+    " FROM instance i WHERE i.series_key = :s"
+    f" AND i.t >= (SELECT j.t FROM instance j WHERE j.series_key = :s AND j.t < :hi + {EARLY}"
+    f" AND j.t + coalesce(j.dm, 0) < :hi AND j.t + coalesce(j.dm, 0) >= :lo"
+    f" AND (j.dm IS NULL OR (j.dm <= {LATE} AND j.dm >= -{EARLY}))"
+    f" ORDER BY j.t DESC LIMIT 1) - {LATE + EARLY}"
+    f" AND i.t < :hi + {EARLY} AND {_PROMPT}"
+    " AND i.t + coalesce(i.dm, 0) < :hi AND i.t + coalesce(i.dm, 0) >= :lo"
+    " UNION ALL SELECT * FROM ("
+    " SELECT i.t + i.dm AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc FROM instance i"
+    f" WHERE i.series_key = :s AND {_UNPROMPT} AND i.t + i.dm < :hi AND i.t + i.dm >= :lo"
+    " ORDER BY i.t + i.dm DESC LIMIT 1)"
+    ") ORDER BY p DESC, t DESC, seq DESC LIMIT 1"
+)
+
+
+class SQLiteStreams(StreamStore):
+    """Reads a data set's members in stream order (see `storage.streams`)."""
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], R]) -> R:
+        raise NotImplementedError  # provided by SQLiteStore
+
+    def _shapes(self, conn: sqlite3.Connection, docs: Any) -> Shapes:
+        raise NotImplementedError  # provided by SQLiteHistory
+
+    async def stream_members(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: StreamKey | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """See `StreamStore.stream_members`."""
+        if limit <= 0 or hi <= lo or not types:
+            return []
+        start: StreamKey = after if after is not None else (lo, -(2**62), -(2**62), -1)
+
+        def run(conn: sqlite3.Connection) -> list[StreamMember]:
+            series = {
+                int(k): Series(int(k), e, a, d)
+                for k, e, a, d in conn.execute(_SERIES, (tenant, owner, orjson.dumps(list(types)).decode()))
+            }
+            if not series:
+                return []
+            keys = orjson.dumps(sorted(series)).decode()
+            sql = (
+                "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
+                " SELECT i.t + coalesce(i.dm, 0) AS p, i.series_key, i.t, i.seq, i.dm, i.dc,"
+                " i.num, i.doc FROM instance i"
+                " WHERE i.series_key IN (SELECT value FROM json_each(?1))"
+                f" AND i.t >= ?2 - {LATE} AND i.t < ?3 + {EARLY} AND {_PROMPT}"
+                " UNION ALL"
+                " SELECT i.t + i.dm AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
+                f" FROM instance i WHERE i.t + i.dm >= ?2 AND i.t + i.dm < ?3 AND {_UNPROMPT}"
+                " AND i.series_key IN (SELECT value FROM json_each(?1))"
+                ") WHERE p >= ?2 AND p < ?3 AND (p, series_key, t, seq) > (?4, ?5, ?6, ?7)"
+                " ORDER BY p, series_key, t, seq LIMIT ?8"
+            )
+            rows = conn.execute(sql, (keys, lo, hi, *start, limit)).fetchall()
+            shapes = self._shapes(conn, (r[7] for r in rows))
+            return [
+                StreamMember(
+                    int(p),
+                    series[int(k)],
+                    stored_instance(series[int(k)], t, seq, dm, dc, num, shapes.resolve(doc)),
+                )
+                for p, k, t, seq, dm, dc, num, doc in rows
+            ]
+
+        return await self._read(run)
+
+    async def stream_nonempty(
+        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+    ) -> list[bool]:
+        """See `StreamStore.stream_nonempty`."""
+        if not types or not windows:
+            return [False] * len(windows)
+
+        def run(conn: sqlite3.Connection) -> list[bool]:
+            keys = [int(r[0]) for r in conn.execute(
+                _SERIES, (tenant, owner, orjson.dumps(list(types)).decode())
+            )]
+            if not keys:
+                return [False] * len(windows)
+            series = orjson.dumps(keys).decode()
+            sql = (
+                "SELECT EXISTS (SELECT 1 FROM instance i"
+                " WHERE i.series_key IN (SELECT value FROM json_each(?1))"
+                f" AND i.t >= ?2 - {LATE} AND i.t < ?3 + {EARLY} AND {_PROMPT}"
+                " AND i.t + coalesce(i.dm, 0) >= ?2 AND i.t + coalesce(i.dm, 0) < ?3)"
+                " OR EXISTS (SELECT 1 FROM instance i"
+                " WHERE i.series_key IN (SELECT value FROM json_each(?1))"
+                f" AND i.t + i.dm >= ?2 AND i.t + i.dm < ?3 AND {_UNPROMPT})"
+            )
+            return [bool(conn.execute(sql, (series, lo, hi)).fetchone()[0]) for lo, hi in windows]
+
+        return await self._read(run)
+
+    async def stream_latest(
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        lo: int,
+        hi: int,
+        *,
+        after: str | None = None,
+        limit: int = 1000,
+    ) -> list[StreamMember]:
+        """See `StreamStore.stream_latest`."""
+        if limit <= 0 or hi <= lo or not types:
+            return []
+
+        def run(conn: sqlite3.Connection) -> list[StreamMember]:
+            series = sorted(
+                (
+                    Series(int(k), e, a, d)
+                    for k, e, a, d in conn.execute(
+                        _SERIES, (tenant, owner, orjson.dumps(list(types)).decode())
+                    )
+                ),
+                key=lambda x: str(x.key),
+            )
+            rows = []
+            for item in series:
+                if after is not None and str(item.key) <= after:
+                    continue
+                row = conn.execute(_LATEST, {"s": item.key, "lo": lo, "hi": hi}).fetchone()
+                if row is not None:
+                    rows.append((item, row))
+                    if len(rows) == limit:
+                        break
+            shapes = self._shapes(conn, (r[7] for _, r in rows))
+            return [
+                StreamMember(
+                    int(p), item,
+                    stored_instance(item, t, seq, dm, dc, num, shapes.resolve(doc)),
+                )
+                for item, (p, _, t, seq, dm, dc, num, doc) in rows
+            ]
+
+        return await self._read(run)
+
+    async def stream_member(
+        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+    ) -> StreamMember | None:
+        """See `StreamStore.stream_member`."""
+        if not types:
+            return None
+
+        def run(conn: sqlite3.Connection) -> StreamMember | None:
+            found = conn.execute(
+                f"SELECT * FROM ({_SERIES}) WHERE series_key = ?",
+                (tenant, owner, orjson.dumps(list(types)).decode(), series_key),
+            ).fetchone()
+            if found is None:
+                return None
+            series = Series(int(found[0]), found[1], found[2], found[3])
+            row = conn.execute(
+                "SELECT dm, dc, num, doc FROM instance WHERE series_key = ? AND t = ? AND seq = ?",
+                (series_key, t, seq),
+            ).fetchone()
+            if row is None:
+                return None
+            dm, dc, num, doc = row
+            shapes = self._shapes(conn, [doc])
+            instance = stored_instance(series, t, seq, dm, dc, num, shapes.resolve(doc))
+            return StreamMember(t + (dm or 0), series, instance)
+
+        return await self._read(run)
+
+    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+        """See `StreamStore.stream_start`."""
+        if not types:
+            return None
+
+        def run(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute(
+                f"SELECT min(m) FROM (SELECT min((SELECT min(t) FROM instance"
+                f" WHERE series_key = s.series_key)) - {EARLY} AS m FROM ({_SERIES}) s"
+                f" UNION ALL SELECT min((SELECT min(i.t + i.dm) FROM instance i"
+                f" WHERE i.series_key = s.series_key AND {_UNPROMPT})) FROM ({_SERIES}) s)",
+                (tenant, owner, orjson.dumps(list(types)).decode()) * 2,
+            ).fetchone()
+            return None if row is None or row[0] is None else int(row[0])
+
+        return await self._read(run)
