@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from smartregion.core.privacy import Access, ReadAudit
 from smartregion.errors import Gone, Overloaded, ResourceNotFound
 from smartregion.governance import Governance, Principal
 from smartregion.ldes.fragments import (
@@ -106,6 +107,24 @@ class _PageCache:
             self.size -= len(old.body)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadableStream:
+    """A data set's stream as one reader may read it (`EventStreams.readable_dataset`)."""
+
+    dataset: Dataset
+    #: attributes whose members this reader does not get
+    withheld: frozenset[str] = frozenset()
+    #: records a read of another organisation's non-open data (governance's read audit)
+    audit: ReadAudit | None = None
+
+
+def _view_key(withheld: frozenset[str]) -> str:
+    """A cache-key suffix telling apart the pages of readers who get different members."""
+    if not withheld:
+        return ""
+    return "#" + hashlib.sha256("\n".join(sorted(withheld)).encode()).hexdigest()[:16]
+
+
 class EventStreams:
     """Publishes the data sets' event streams (see the module docstring)."""
 
@@ -126,18 +145,40 @@ class EventStreams:
 
     # --- access ------------------------------------------------------------------------------
 
-    async def readable_dataset(self, principal: Principal | None, dataset_id: str) -> Dataset:
-        """The data set whose stream `principal` (None: anonymous) may read; ResourceNotFound
-        as if absent otherwise — the platform's one read rule (`Governance.readable_for`)."""
+    async def readable_dataset(
+        self, principal: Principal | None, dataset_id: str
+    ) -> ReadableStream:
+        """The data set whose stream `principal` (None: anonymous) may read, and what of it
+        the reader does not get; ResourceNotFound as if absent otherwise — the platform's one
+        read rule (`Governance.readable_for`) and its privacy views (core/privacy.py).
+
+        A reader whose view of the data set leaves attributes out (personal ones outside the
+        owner's side; sensitive ones and counts in open views) gets no members of them. An open
+        view that coarsens times or places has no stream: the page order and relation values
+        are exact recording times (open readers use the NGSI-LD API, which coarsens)."""
         dataset = await self.governance.store.get_dataset(dataset_id)
         if dataset is None:
             raise ResourceNotFound(f"no event stream {dataset_id!r}")
         readable = await self.governance.readable_for(principal)
         if readable is None or dataset.owner_org in readable.owners:
-            return dataset
-        if (dataset.owner_org, frozenset(dataset.entity_types)) in readable.slices:
-            return dataset
-        raise ResourceNotFound(f"no event stream {dataset_id!r}")
+            return ReadableStream(dataset)
+        if (dataset.owner_org, frozenset(dataset.entity_types)) not in readable.slices:
+            raise ResourceNotFound(f"no event stream {dataset_id!r}")
+        disclosure = readable.disclosure
+        view = next((v for v in disclosure.views if v.dataset_id == dataset.id), None) \
+            if disclosure is not None else None
+        if disclosure is None or view is None or view.access is Access.FULL:
+            return ReadableStream(dataset)
+        privacy = view.privacy
+        withheld: frozenset[str] = frozenset()
+        if privacy.transforms(view.access):
+            if view.access is Access.OPEN and (privacy.coarsen_time or privacy.coarsen_place):
+                raise ResourceNotFound(f"no event stream {dataset_id!r}")
+            withheld = privacy.hidden(view.access)
+            if view.access is Access.OPEN:
+                withheld |= privacy.counts
+        audit = disclosure.audit if view.access is Access.GRANTED else None
+        return ReadableStream(dataset, withheld, audit)
 
     async def readable_datasets(self, principal: Principal | None) -> list[Dataset]:
         """Every data set whose stream `principal` may read."""
@@ -297,10 +338,12 @@ class EventStreams:
         self._in_flight += 1
 
     async def render_page(
-        self, dataset: Dataset, ref: PageRef, base: str, media_type: str
+        self, dataset: Dataset, ref: PageRef, base: str, media_type: str,
+        withheld: frozenset[str] = frozenset(),
     ) -> Rendered:
-        """The page as bytes in `media_type`, from the cache when it is immutable."""
-        key = (base + "/ldes/" + dataset.id, ref.path, media_type)
+        """The page as bytes in `media_type`, from the cache when it is immutable; without the
+        members of the `withheld` attributes (`readable_dataset`)."""
+        key = (base + "/ldes/" + dataset.id, ref.path + _view_key(withheld), media_type)
         cached = self._cache.get(key)
         public = dataset.policy_kind == "open"
         if cached is not None:
@@ -315,6 +358,9 @@ class EventStreams:
         self._enter()
         try:
             page = await self.page(dataset, ref)
+            if withheld:
+                # the relations stay those of the whole page: the same pages for every reader
+                page.members = [m for m in page.members if m.series.attr not in withheld]
             body = render_page(self.description(dataset, base), page, media_type)
         finally:
             self._in_flight -= 1
@@ -324,7 +370,8 @@ class EventStreams:
         return rendered
 
     async def render_member(
-        self, dataset: Dataset, key: tuple[int, int, int], base: str, media_type: str
+        self, dataset: Dataset, key: tuple[int, int, int], base: str, media_type: str,
+        withheld: frozenset[str] = frozenset(),
     ) -> Rendered:
         """One published member on its own (`GET {stream}/members/{series}.{t}.{seq}`): the
         member extraction of TREE dereferences a member IRI whose triples a page lacks."""
@@ -332,6 +379,8 @@ class EventStreams:
             self.config.tenant, dataset.owner_org, dataset.entity_types, *key
         )
         now = self.clock()
+        if found is not None and found.series.attr in withheld:
+            found = None
         if found is None or found.p >= now - self.config.settle:
             raise ResourceNotFound("no such member in this event stream")
         if found.p < self.cutoff(dataset, now):

@@ -76,3 +76,37 @@ async def test_retention_removes_pages_with_410_and_every_relation_to_them(world
     # and the immutable cache does not resurrect a removed page
     for url in old_pages:
         assert (await w.client.get(url)).status_code == 410
+
+
+async def test_streams_leave_out_what_a_readers_view_hides(world: World) -> None:
+    """Privacy views (docs/security.md) hold for streams too: an open reader gets no members of
+    sensitive attributes or counts, a grant holder none of personal ones, the owner all; an
+    open view that coarsens times has no stream; reads through a grant are audited."""
+    w = world
+    owner = Principal(w.a, "admin")
+    await w.gov.set_dataset_privacy(owner, w.ds("open"), {"sensitive": ["status"]})
+    await w.gov.set_dataset_privacy(owner, w.ds("restricted"), {"personal": ["status"]})
+    await w.write("Sensor", 2, 1)
+    await w.write("Building", 2, 1)
+    w.at(now_micros() + 2 * HOUR)
+
+    async def observed(url: str, who: str | None) -> list[str]:
+        r = await w.client.get(url, headers=w.auth(who))
+        assert r.status_code == 200, r.text
+        got = triples(r.content, "text/turtle")
+        return sorted({str(o) for _, p, o in got if p == "http://www.w3.org/ns/sosa/observedProperty"})
+
+    opened = f"/ldes/{w.ds('open')}/paged"
+    assert [p.rsplit("/", 1)[-1].rstrip(">") for p in await observed(opened, None)] == ["temperature"]
+    assert len(await observed(opened, "a.editor")) == 2  # the owner gets both
+    request = await w.gov.request_access(Principal(w.c, "editor"), w.ds("restricted"), "research")
+    await w.gov.approve_access_request(Principal(w.a, "admin"), request.id)
+    granted = await observed(f"/ldes/{w.ds('restricted')}/paged", "c.editor")
+    assert [p.rsplit("/", 1)[-1].rstrip(">") for p in granted] == ["temperature"]
+    records = await w.gov.store.audit_records(limit=100_000)
+    reads = [r for r in records if r.action == "data.read" and r.subject == w.ds("restricted")]
+    assert len(reads) == 1 and reads[0].actor.startswith("key:")  # c's key; the owner's: none
+    assert reads[0].detail["datasets"] == [w.ds("restricted")]
+    await w.gov.set_dataset_privacy(owner, w.ds("open"), {"coarsenTime": 3600})
+    assert (await w.client.get(opened)).status_code == 404
+    assert (await w.client.get(opened, headers=w.auth("a.editor"))).status_code == 200

@@ -83,9 +83,10 @@ async def stream(request: Request) -> Response:
     streams: EventStreams = request.app.state.streams
     if request.query_params:
         raise InvalidRequest("an event stream takes no query parameters")
-    dataset = await streams.readable_dataset(
+    stream = await streams.readable_dataset(
         principal_of(request.scope), request.path_params["dataset"]
     )
+    dataset = stream.dataset
     media = negotiate(request.headers.get("accept"))
     rendered = streams.render_stream(dataset, base_url(request), media)
     return respond(request, rendered, max_age=streams.config.max_age, immutable_max_age=0)
@@ -97,9 +98,10 @@ async def page(request: Request) -> Response:
     extra = set(request.query_params) - {"after"}
     if extra or len(request.query_params.getlist("after")) > 1:
         raise InvalidRequest("a page takes one query parameter at most: after")
-    dataset = await streams.readable_dataset(
+    stream = await streams.readable_dataset(
         principal_of(request.scope), request.path_params["dataset"]
     )
+    dataset = stream.dataset
     ref = parse_page(
         request.path_params["view"],
         request.path_params.get("rest", ""),
@@ -113,7 +115,9 @@ async def page(request: Request) -> Response:
         # a page IRI equals the URL it is served at: other spellings redirect to it
         return RedirectResponse(base_url(request) + stream_path + ref.path, status_code=308)
     media = negotiate(request.headers.get("accept"))
-    rendered = await streams.render_page(dataset, ref, base_url(request), media)
+    rendered = await streams.render_page(dataset, ref, base_url(request), media, stream.withheld)
+    if stream.audit is not None:
+        await stream.audit([dataset.id], 0)
     return respond(
         request,
         rendered,
@@ -127,15 +131,18 @@ async def member(request: Request) -> Response:
     streams: EventStreams = request.app.state.streams
     if request.query_params:
         raise InvalidRequest("a member takes no query parameters")
-    dataset = await streams.readable_dataset(
+    stream = await streams.readable_dataset(
         principal_of(request.scope), request.path_params["dataset"]
     )
+    dataset = stream.dataset
     found = _MEMBER.fullmatch(request.path_params["key"])
     if found is None:
         raise ResourceNotFound("no such member in this event stream")
     key = (int(found[1]), int(found[2]), int(found[3]))
     media = negotiate(request.headers.get("accept"))
-    rendered = await streams.render_member(dataset, key, base_url(request), media)
+    rendered = await streams.render_member(dataset, key, base_url(request), media, stream.withheld)
+    if stream.audit is not None:
+        await stream.audit([dataset.id], 0)
     return respond(
         request,
         rendered,
