@@ -36,9 +36,11 @@ from smartregion.broker.service import Broker
 from smartregion.broker.subscriptions import NotificationFilter
 from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
+from smartregion.hub import Hub, load_taxonomy
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
+from smartregion.storage.hub import HubStore
 
 log = logging.getLogger("smartregion")
 
@@ -175,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not isinstance(store, GovernanceStore):
         raise TypeError(f"{type(store).__name__} keeps no governance records")
     governance = Governance(store)
+    hub = Hub(store, governance, load_taxonomy()) if isinstance(store, HubStore) else None
     oidc = oidc_verifier(settings)
     # one authenticator for every interface (docs/security.md)
     authenticator = Authenticator(governance, oidc)
@@ -190,6 +193,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await load_demo(broker, owner=settings.default_org)
             if app.state.governance is not None:
                 await publish_demo(app.state.governance, owner=settings.default_org)
+            if hub is not None:
+                from smartregion.hub.demo import load_hub_demo
+
+                await load_hub_demo(hub, owner=settings.default_org)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
         # notifications carry only what the subscription's owner may read (docs/security.md)
         readers = NotificationFilter(
@@ -222,7 +229,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
                 ],
             ),
-            Mount("/api/v1", app=admin_api(authenticator)),
+            Mount("/api/v1", app=admin_api(authenticator, hub)),
             Mount(
                 "/live",
                 routes=[Route("/entities", entity_stream, methods=["GET"])],
@@ -244,6 +251,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.broker = broker
     app.state.governance = governance
+    app.state.hub = hub
     app.state.authenticator = authenticator
     app.state.live = live
     return app

@@ -35,6 +35,8 @@ __all__ = ["EXPORT_LIMIT", "Filters", "Hub", "title_of"]
 #: the most objects one export returns (a larger catalogue is exported by narrower filters)
 EXPORT_LIMIT = 10_000
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{1,99}")
+#: ids that name endpoints beside the objects' (`/initiatives/report`)
+_RESERVED = frozenset({"report", "export"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,7 @@ class Hub:
             object_id = object_id or f"actor-{slug(owner)}"
         elif object_id is None:
             object_id = f"{slug(title_of(fields))[:60].strip('-') or kind.name}-{secrets.token_hex(3)}"
-        if not _ID.fullmatch(object_id):
+        if not _ID.fullmatch(object_id) or object_id in _RESERVED:
             raise BadRequestData(f"{object_id!r} is not a valid id (a-z, 0-9, -; 2 to 100 long)")
         keys, found_words = await self._prepare(kind, fields)
         at = self.now()
