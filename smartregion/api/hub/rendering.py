@@ -34,7 +34,7 @@ def out(obj: HubObject) -> dict[str, Any]:
     }
     if obj.kind == "usecase":
         body["endorsements"] = obj.endorsements
-    return OUT_MODELS[obj.kind].model_validate(body).model_dump(mode="json")
+    return OUT_MODELS[obj.kind].model_validate(body).model_dump(mode="json", exclude_none=True)
 
 
 def facets_of(

@@ -145,14 +145,14 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
         )
 
     async def create_object(body: Any, caller: Caller, hub: HubDep) -> Any:
-        fields = body.model_dump(mode="json", exclude={"id", "owner"})
+        fields = body.model_dump(mode="json", exclude={"id", "owner"}, exclude_none=True)
         return out(await hub.create(caller, kind.name, fields, object_id=body.id, owner=body.owner))
 
     async def get_object(object_id: ObjectIdPath, hub: HubDep, caller: Reader) -> Any:
         return out(await hub.get(kind.name, object_id))
 
     async def replace_object(object_id: ObjectIdPath, body: Any, caller: Caller, hub: HubDep) -> Any:
-        return out(await hub.replace(caller, kind.name, object_id, body.model_dump(mode="json")))
+        return out(await hub.replace(caller, kind.name, object_id, body.model_dump(mode="json", exclude_none=True)))
 
     async def delete_object(object_id: ObjectIdPath, caller: Caller, hub: HubDep) -> Response:
         await hub.delete(caller, kind.name, object_id)
