@@ -18,6 +18,7 @@ from pydantic import BaseModel, create_model
 
 from smartregion.api.admin.auth import INTERFACE, authenticate
 from smartregion.api.auth import Authenticator
+from smartregion.api.hub.feeds import feeds_router
 from smartregion.api.hub.models import (
     IN_MODELS,
     OUT_MODELS,
@@ -334,6 +335,7 @@ def _taxonomy_routes(router: APIRouter) -> None:
 def hub_router() -> APIRouter:
     """Every hub endpoint."""
     router = APIRouter()
+    router.include_router(feeds_router())
     _taxonomy_routes(router)
     _report_routes(router)  # before /initiatives/{object_id}
     _usecase_routes(router)
