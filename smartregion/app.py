@@ -37,6 +37,7 @@ from smartregion.broker.subscriptions import NotificationFilter
 from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
 from smartregion.hub import Hub, load_taxonomy
+from smartregion.hub.digests import DigestJob, SmtpMailer, send_due
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
@@ -169,6 +170,18 @@ def oidc_verifier(settings: Settings) -> OidcVerifier | None:
     )
 
 
+def digests(hub: Hub | None, settings: Settings) -> DigestJob | None:
+    """The hub's digest job when an SMTP server is configured (docs/hub.md)."""
+    if hub is None or not settings.smtp_host:
+        return None
+    mailer = SmtpMailer(
+        settings.smtp_host, settings.smtp_port, settings.smtp_sender, settings.smtp_starttls,
+        settings.smtp_username, settings.smtp_password,
+    )
+    base_url = settings.public_base_url or f"http://{settings.host}:{settings.port}"
+    return DigestJob(lambda: send_due(hub, mailer, base_url=base_url), settings.digest_interval)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -206,6 +219,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         notifier = Notifier(broker.subscriptions, store=store, readers=readers)
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database
+        digest_job = digests(hub, settings)
+        app.state.digest_job = digest_job
+        if digest_job is not None:
+            await digest_job.start()
         purge_job = PurgeJob(runtime.retention(settings), settings.history_purge_interval)
         app.state.purge_job = purge_job
         await purge_job.start()
@@ -213,6 +230,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await live.close()
+            if digest_job is not None:
+                await digest_job.stop()
             await purge_job.stop()
             await notifier.stop()
             if oidc is not None:

@@ -15,6 +15,8 @@ Contract (every backend; `tests/storage/test_hub_contract.py`):
   the object's count is kept in the same transaction.
 - A use case's adoption by a municipality is one current row; every change also appends an
   adoption event, so scale-up is tracked over time.
+- A follow's last digest time moves only by compare-and-set (`claim_digest`), so two processes
+  running the digest job never both send one digest; dismissals are one per (follow, object).
 - Every change appends its audit record in the same transaction (the governance audit chain).
 
 Like the governance records, the SQL is the same on both backends (JSON as text, ISO times), so
@@ -37,7 +39,9 @@ __all__ = [
     "SORTS",
     "Adoption",
     "AdoptionEvent",
+    "Dismissal",
     "Endorsement",
+    "Follow",
     "HubObject",
     "HubPage",
     "HubQuery",
@@ -89,6 +93,8 @@ class HubQuery:
     limit: int = 20
     offset: int = 0
     facets: bool = False
+    #: only objects changed after this time (ISO, as stored)
+    updated_after: str | None = None
 
 
 @dataclass(slots=True)
@@ -134,6 +140,43 @@ class AdoptionEvent:
     note: str = ""
 
 
+@dataclass(slots=True)
+class Follow:
+    """A member's standing question: "tell me what is new about `target`" (a term or object)."""
+
+    id: str
+    org_id: str
+    email: str
+    #: a taxonomy term (or kind key) or an object id
+    target: str
+    #: "daily" | "weekly"
+    frequency: str
+    lang: str
+    created_at: str
+    created_by: str
+    #: only these kinds (empty: every kind)
+    kinds: list[str] = field(default_factory=list)
+    #: the last digest's time ("" before the first)
+    last_sent_at: str = ""
+
+
+@dataclass(slots=True)
+class Dismissal:
+    """A follower marked an object "not relevant" for one follow."""
+
+    follow_id: str
+    object_id: str
+    at: str
+    actor: str
+
+
+_FOLLOW_FIELDS = ("id", "org_id", "email", "target", "frequency", "lang", "created_at", "created_by", "kinds")
+
+
+def _follow(row: Sequence[Any]) -> Follow:
+    return Follow(**orjson.loads(row[0]), last_sent_at=row[1])
+
+
 def _row(row: Sequence[Any]) -> HubObject:
     return HubObject(
         id=row[0], kind=row[1], owner=row[2], owner_kind=row[3], status=row[4], title=row[5],
@@ -165,6 +208,9 @@ def _where(query: HubQuery) -> tuple[str, list[Any]]:
         # words are [0-9a-z] only (core.words), so neither % nor _ can occur in them
         clauses.append("o.seq IN (SELECT object_seq FROM hub_word WHERE word LIKE ?)")
         params.append(word + "%")
+    if query.updated_after is not None:
+        clauses.append("o.updated_at > ?")
+        params.append(query.updated_after)
     for column, values in (
         ("o.status", query.statuses),
         ("o.owner", query.owners),
@@ -428,5 +474,102 @@ class HubStore(abc.ABC):
                 (object_id,),
             )
             return [AdoptionEvent(int(r[0]), *r[1:]) for r in result.rows]
+
+        return await self._run_governance(run(), write=False)
+
+    # --- follows and dismissals ------------------------------------------------------------
+
+    async def create_follow(self, follow: Follow, *, audit: AuditEvent) -> bool:
+        """Insert a follow; False when its id is taken."""
+
+        def run() -> Program[bool]:
+            doc = orjson.dumps({k: getattr(follow, k) for k in _FOLLOW_FIELDS}).decode()
+            result = yield Sql(
+                "INSERT INTO hub_follow (id, org_id, doc, last_sent_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (follow.id, follow.org_id, doc, follow.last_sent_at),
+            )
+            if result.rowcount <= 0:
+                return False
+            yield from _append(audit)
+            return True
+
+        return await self._run_governance(run(), write=True)
+
+    async def get_follow(self, follow_id: str) -> Follow | None:
+        """One follow, or None."""
+
+        def run() -> Program[Follow | None]:
+            result = yield Sql("SELECT doc, last_sent_at FROM hub_follow WHERE id = ?", (follow_id,))
+            return _follow(result.rows[0]) if result.rows else None
+
+        return await self._run_governance(run(), write=False)
+
+    async def list_follows(self, org_id: str | None = None) -> list[Follow]:
+        """An organisation's follows (None: every follow), oldest first."""
+
+        def run() -> Program[list[Follow]]:
+            if org_id is None:
+                result = yield Sql("SELECT doc, last_sent_at FROM hub_follow ORDER BY seq")
+            else:
+                result = yield Sql(
+                    "SELECT doc, last_sent_at FROM hub_follow WHERE org_id = ? ORDER BY seq", (org_id,)
+                )
+            return [_follow(r) for r in result.rows]
+
+        return await self._run_governance(run(), write=False)
+
+    async def delete_follow(self, follow_id: str, *, audit: AuditEvent) -> bool:
+        """Delete a follow and its dismissals; whether it existed."""
+
+        def run() -> Program[bool]:
+            result = yield Sql("DELETE FROM hub_follow WHERE id = ?", (follow_id,))
+            if result.rowcount <= 0:
+                return False
+            yield Sql("DELETE FROM hub_dismissal WHERE follow_id = ?", (follow_id,))
+            yield from _append(audit)
+            return True
+
+        return await self._run_governance(run(), write=True)
+
+    async def claim_digest(self, follow_id: str, previous: str, sent_at: str) -> bool:
+        """Move a follow's last digest time from `previous` to `sent_at`; False when another
+        process did first (so one digest is sent once however many workers run the job)."""
+
+        def run() -> Program[bool]:
+            result = yield Sql(
+                "UPDATE hub_follow SET last_sent_at = ? WHERE id = ? AND last_sent_at = ?",
+                (sent_at, follow_id, previous),
+            )
+            return result.rowcount > 0
+
+        return await self._run_governance(run(), write=True)
+
+    async def dismiss(self, dismissal: Dismissal, *, audit: AuditEvent) -> bool:
+        """Record "not relevant"; False when it was recorded already."""
+
+        def run() -> Program[bool]:
+            result = yield Sql(
+                "INSERT INTO hub_dismissal (follow_id, object_id, at, actor) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (dismissal.follow_id, dismissal.object_id, dismissal.at, dismissal.actor),
+            )
+            if result.rowcount <= 0:
+                return False
+            yield from _append(audit)
+            return True
+
+        return await self._run_governance(run(), write=True)
+
+    async def list_dismissals(self, follow_id: str) -> list[Dismissal]:
+        """What a follow's owners marked "not relevant", oldest first."""
+
+        def run() -> Program[list[Dismissal]]:
+            result = yield Sql(
+                "SELECT follow_id, object_id, at, actor FROM hub_dismissal WHERE follow_id = ?"
+                " ORDER BY at, object_id",
+                (follow_id,),
+            )
+            return [Dismissal(*r) for r in result.rows]
 
         return await self._run_governance(run(), write=False)

@@ -15,7 +15,7 @@ _PG_TABLES = (
     " subscription, outbox, gov_organisation, gov_person, gov_membership, gov_api_key, gov_mandate,"
     " gov_dataset, gov_access_request, gov_agreement, gov_grant, audit_log, audit_head, ingest_dead_letter,"
     " instance, rollup, hub_object, hub_key, hub_word, hub_endorsement, hub_adoption,"
-    " hub_adoption_event"
+    " hub_adoption_event, hub_follow, hub_dismissal"
 )
 
 

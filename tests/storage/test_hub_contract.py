@@ -149,3 +149,36 @@ async def test_every_change_is_audited_in_the_chain(store: Store) -> None:
     records = await store.audit_records()
     assert [r.action for r in records] == ["hub.create", "hub.delete"]
     assert verify_chain(records, await store.audit_head()) == []
+
+
+async def test_follows_claims_and_dismissals(store: Store) -> None:
+    from smartregion.storage.hub import Dismissal, Follow
+
+    s = hub(store)
+    follow = Follow("f1", "ghent", "a@b.be", "domain:mobility", "weekly", "nl",
+                    "2026-01-01T00:00:00.000000Z", "key:1", ["usecase"])
+    assert await s.create_follow(follow, audit=AUDIT)
+    assert not await s.create_follow(follow, audit=AUDIT)
+    assert await s.get_follow("f1") == follow
+    assert [f.id for f in await s.list_follows("ghent")] == ["f1"]
+    assert await s.list_follows("leuven") == []
+    # compare-and-set: only one of two claimants over the same previous time wins
+    assert await s.claim_digest("f1", "", "2026-01-08T00:00:00.000000Z")
+    assert not await s.claim_digest("f1", "", "2026-01-08T00:00:01.000000Z")
+    got = await s.get_follow("f1")
+    assert got is not None and got.last_sent_at == "2026-01-08T00:00:00.000000Z"
+    d = Dismissal("f1", "uc", "2026-01-09T00:00:00.000000Z", "key:1")
+    assert await s.dismiss(d, audit=AUDIT)
+    assert not await s.dismiss(d, audit=AUDIT)
+    assert await s.list_dismissals("f1") == [d]
+    assert await s.delete_follow("f1", audit=AUDIT)
+    assert not await s.delete_follow("f1", audit=AUDIT)
+    assert await s.list_dismissals("f1") == []
+
+
+async def test_query_by_change_time(store: Store) -> None:
+    s = hub(store)
+    await s.create_hub_object(obj("old", at="2026-01-01T00:00:00.000000Z"), [], [], audit=AUDIT)
+    await s.create_hub_object(obj("new", at="2026-02-01T00:00:00.000000Z"), [], [], audit=AUDIT)
+    page = await s.query_hub_objects(HubQuery("usecase", updated_after="2026-01-01T00:00:00.000000Z"))
+    assert [o.id for o in page.items] == ["new"]

@@ -450,3 +450,57 @@ class SchemeOut(BaseModel):
     prefix: str
     terms: int
     roots: list[str]
+
+
+KindName = Literal["actor", "initiative", "usecase", "challenge", "solution", "funding", "story"]
+
+
+class FollowIn(BaseModel):
+    """Follow a taxonomy term, a kind's key (e.g. `funder:vlaio`) or an object."""
+
+    model_config = _FORBID
+    target: Annotated[str, Field(pattern=r"^[a-z0-9_]+(:[a-z0-9._-]{1,80})?$|^[a-z0-9][a-z0-9-]{1,99}$",
+                                 description="a term or key (prefix:code) or an object id")]
+    email: Email
+    frequency: Literal["daily", "weekly"] = "weekly"
+    lang: Literal["nl", "en"] = "nl"
+    kinds: list[KindName] = Field(default_factory=list, max_length=7, description="only these kinds")
+
+
+class FollowOut(BaseModel):
+    """A follow."""
+
+    id: str
+    org_id: str
+    email: str
+    target: str
+    frequency: str
+    lang: str
+    kinds: list[str]
+    created_at: str
+    last_sent_at: str
+
+
+class MatchOut(BaseModel):
+    """An object the follow's next digest reports."""
+
+    id: str
+    kind: str
+    owner: str
+    title: dict[str, str]
+    updated_at: str
+    new: bool
+
+
+class DismissalIn(BaseModel):
+    """Mark an object "not relevant" for a follow."""
+
+    model_config = _FORBID
+    object_id: ObjectId
+
+
+class DismissalOut(BaseModel):
+    """A recorded "not relevant"."""
+
+    object_id: str
+    at: str

@@ -26,8 +26,13 @@ from smartregion.api.hub.models import (
     AdoptionIn,
     AdoptionOut,
     AdoptionsOut,
+    DismissalIn,
+    DismissalOut,
     EndorsementOut,
     FacetValue,
+    FollowIn,
+    FollowOut,
+    MatchOut,
     OrganisationKind,
     SchemeOut,
     TermOut,
@@ -37,9 +42,11 @@ from smartregion.core.taxonomy import SCHEMES
 from smartregion.errors import BadRequestData, ResourceNotFound
 from smartregion.governance import Principal
 from smartregion.hub import KINDS, Filters, Hub, Kind
+from smartregion.hub.follows import Follows
 from smartregion.hub.initiatives import PortfolioReport, portfolio_report
 from smartregion.hub.objects import EXPORT_LIMIT
 from smartregion.hub.usecases import UseCases
+from smartregion.storage.hub import Follow
 
 __all__ = ["hub_router"]
 
@@ -332,6 +339,62 @@ def _taxonomy_routes(router: APIRouter) -> None:
         ]
 
 
+def _follow_routes(router: APIRouter) -> None:
+    tags: list[str | Enum] = ["follows"]
+    FollowIdPath = Annotated[str, Path(pattern=r"^follow-[0-9a-f]{16}$")]
+
+    def follow_out(f: Follow) -> FollowOut:
+        return FollowOut(id=f.id, org_id=f.org_id, email=f.email, target=f.target,
+                         frequency=f.frequency, lang=f.lang, kinds=f.kinds, created_at=f.created_at,
+                         last_sent_at=f.last_sent_at)
+
+    @router.get("/follows", tags=tags)
+    async def list_follows(caller: Caller, hub: HubDep) -> list[FollowOut]:
+        """The follows of the caller's organisation."""
+        return [follow_out(f) for f in await Follows(hub).of(caller)]
+
+    @router.post("/follows", status_code=201, tags=tags)
+    async def follow(body: FollowIn, caller: Caller, hub: HubDep) -> FollowOut:
+        """Follow a term, key or object: its news comes in a daily or weekly digest e-mail."""
+        return follow_out(await Follows(hub).follow(
+            caller, body.target, email=body.email, frequency=body.frequency, lang=body.lang,
+            kinds=list(body.kinds)))
+
+    @router.get("/follows/{follow_id}", tags=tags)
+    async def get_follow(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> FollowOut:
+        """One follow of the caller's organisation."""
+        return follow_out(await Follows(hub).get(caller, follow_id))
+
+    @router.delete("/follows/{follow_id}", status_code=204, tags=tags, response_class=Response)
+    async def unfollow(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> Response:
+        """Stop following."""
+        await Follows(hub).unfollow(caller, follow_id)
+        return Response(status_code=204)
+
+    @router.get("/follows/{follow_id}/matches", tags=tags)
+    async def matches(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> list[MatchOut]:
+        """What the follow's next digest reports (new or changed since the last one)."""
+        follows = Follows(hub)
+        found = await follows.matches(await follows.get(caller, follow_id))
+        return [MatchOut(id=m.object.id, kind=m.object.kind, owner=m.object.owner,
+                         title=m.object.doc.get("title", {}), updated_at=m.object.updated_at, new=m.new)
+                for m in found]
+
+    @router.get("/follows/{follow_id}/dismissals", tags=tags)
+    async def dismissals(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> list[DismissalOut]:
+        """What was marked "not relevant" for the follow."""
+        return [DismissalOut(object_id=d.object_id, at=d.at)
+                for d in await Follows(hub).dismissals(caller, follow_id)]
+
+    @router.post("/follows/{follow_id}/dismissals", status_code=201, tags=tags)
+    async def dismiss(follow_id: FollowIdPath, body: DismissalIn, caller: Caller, hub: HubDep,
+                      response: Response) -> list[DismissalOut]:
+        """Mark an object "not relevant": the follow never reports it again (200 when it was)."""
+        if not await Follows(hub).dismiss(caller, follow_id, body.object_id):
+            response.status_code = 200
+        return await dismissals(follow_id, caller, hub)
+
+
 def hub_router() -> APIRouter:
     """Every hub endpoint."""
     router = APIRouter()
@@ -339,6 +402,7 @@ def hub_router() -> APIRouter:
     _taxonomy_routes(router)
     _report_routes(router)  # before /initiatives/{object_id}
     _usecase_routes(router)
+    _follow_routes(router)
     for kind in KINDS.values():
         _kind_routes(router, kind)
     return router

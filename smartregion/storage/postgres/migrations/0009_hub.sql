@@ -65,3 +65,23 @@ CREATE TABLE hub_adoption_event (
 CREATE INDEX hub_adoption_event_object ON hub_adoption_event (object_id, seq);
 -- LIKE 'prefix%' uses a b-tree only with the pattern operator class under a non-C collation
 CREATE INDEX hub_word_prefix ON hub_word (word text_pattern_ops);
+
+-- follows: an organisation's member asks for a digest of what is new about a term or object
+CREATE TABLE hub_follow (
+    seq          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           text NOT NULL UNIQUE,
+    org_id       text NOT NULL,
+    doc          text NOT NULL,
+    -- the last digest's time ('' before the first): claimed with compare-and-set
+    last_sent_at text NOT NULL DEFAULT ''
+);
+CREATE INDEX hub_follow_org ON hub_follow (org_id);
+
+-- "not relevant": a follow never shows this object again
+CREATE TABLE hub_dismissal (
+    follow_id text NOT NULL,
+    object_id text NOT NULL,
+    at        text NOT NULL,
+    actor     text NOT NULL,
+    PRIMARY KEY (follow_id, object_id)
+);

@@ -63,3 +63,23 @@ CREATE TABLE hub_adoption_event (
     note         TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX hub_adoption_event_object ON hub_adoption_event (object_id, seq);
+
+-- follows: an organisation's member asks for a digest of what is new about a term or object
+CREATE TABLE hub_follow (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    org_id       TEXT NOT NULL,
+    doc          TEXT NOT NULL,
+    -- the last digest's time ('' before the first): claimed with compare-and-set
+    last_sent_at TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX hub_follow_org ON hub_follow (org_id);
+
+-- "not relevant": a follow never shows this object again
+CREATE TABLE hub_dismissal (
+    follow_id TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    at        TEXT NOT NULL,
+    actor     TEXT NOT NULL,
+    PRIMARY KEY (follow_id, object_id)
+);
