@@ -59,6 +59,15 @@ async def test_the_report_prints(env: Env) -> None:
     assert "<h1>Portfolio: progress report</h1>" in page and "@page" in page
     assert "€ 160.001" in page and ">alpha<" in page and "EU: € 65.000" in page
     assert "<script>" not in page and "&lt;script&gt;" in page
+    # its own policy allows its inline style sheet (by hash) and nothing else
+    import base64
+    import hashlib
+    import re
+
+    style = re.search(r"<style>(.*)</style>", page, re.S)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert r.headers["content-security-policy"].startswith(f"default-src 'none'; style-src 'sha256-{digest}'")
 
 
 async def test_taxonomy_endpoints(env: Env) -> None:

@@ -3,7 +3,9 @@ portfolio report."""
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import html
 import io
 from typing import Any
@@ -16,7 +18,7 @@ from smartregion.hub import Kind
 from smartregion.hub.initiatives import PortfolioReport
 from smartregion.storage.hub import HubObject
 
-__all__ = ["csv_of", "facets_of", "out", "report_html"]
+__all__ = ["REPORT_CSP", "csv_of", "facets_of", "out", "report_html"]
 
 #: cells a spreadsheet would run as a formula (OWASP "CSV injection"): prefixed with '
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -101,6 +103,23 @@ def csv_of(kind: Kind, rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+_STYLE = """
+@page { size: A4 landscape; margin: 15mm; }
+body { font: 10pt/1.4 system-ui, sans-serif; color: #111; }
+table { border-collapse: collapse; width: 100%; }
+th, td { border-bottom: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+td.n { text-align: right; white-space: nowrap; }
+section { display: inline-block; vertical-align: top; margin-right: 3em; }
+tr { break-inside: avoid; }
+"""
+#: the report page's own policy: nothing but its one inline style sheet (by hash)
+REPORT_CSP = (
+    "default-src 'none'; style-src 'sha256-"
+    + base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
+    + "'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
 def _euro(amount: float) -> str:
     return f"€ {amount:,.0f}".replace(",", ".")
 
@@ -133,15 +152,7 @@ def report_html(report: PortfolioReport, taxonomy: Taxonomy, lang: str, title: s
         head = ["Initiative", "Lead", "Status", "Period", "Budget", "Funding", "Next milestone"]
     return f"""<!doctype html>
 <html lang="{e(lang)}"><head><meta charset="utf-8"><title>{e(title)}</title>
-<style>
-@page {{ size: A4 landscape; margin: 15mm; }}
-body {{ font: 10pt/1.4 system-ui, sans-serif; color: #111; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }}
-td.n {{ text-align: right; white-space: nowrap; }}
-section {{ display: inline-block; vertical-align: top; margin-right: 3em; }}
-tr {{ break-inside: avoid; }}
-</style></head><body>
+<style>{_STYLE}</style></head><body>
 <h1>{e(title)}</h1>
 <p>{report.count} {"initiatieven" if nl else "initiatives"} · budget {_euro(report.budget)} ·
 {"financiering" if nl else "funding"} {_euro(report.funded)}</p>

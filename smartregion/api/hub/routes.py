@@ -37,7 +37,7 @@ from smartregion.api.hub.models import (
     SchemeOut,
     TermOut,
 )
-from smartregion.api.hub.rendering import csv_of, facets_of, out, report_html
+from smartregion.api.hub.rendering import REPORT_CSP, csv_of, facets_of, out, report_html
 from smartregion.core.taxonomy import SCHEMES
 from smartregion.errors import BadRequestData, ResourceNotFound
 from smartregion.governance import Principal
@@ -293,7 +293,8 @@ def _report_routes(router: APIRouter) -> None:
         """The same report as a printable page (for the steering group's meeting)."""
         r = await build(hub, selection, sort)
         title = "Portfolio: stand van zaken" if lang == "nl" else "Portfolio: progress report"
-        return Response(report_html(r, hub.taxonomy, lang, title), media_type="text/html; charset=utf-8")
+        return Response(report_html(r, hub.taxonomy, lang, title), media_type="text/html; charset=utf-8",
+                        headers={"Content-Security-Policy": REPORT_CSP})
 
 
 def _taxonomy_routes(router: APIRouter) -> None:
