@@ -36,15 +36,15 @@ ORGS = [
 
 
 def empty_postgres(url: str) -> None:
-    """Empty every table of the (shared, session-wide) test database but the migrations'."""
+    """Empty what these tests write in the (shared, session-wide) test database: governance
+    records, the audit chain and the hub's tables (other tables keep their set-up rows)."""
     with psycopg.connect(url, autocommit=True) as conn:
         names = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
-            " AND tablename NOT IN ('_migrations', 'tenant', 'spatial_ref_sys')"
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'gov\\_%'"
+            " OR tablename LIKE 'hub\\_%' OR tablename IN ('audit_log', 'audit_head'))"
         ).fetchall()]
         if names:
-            conn.execute("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY CASCADE")
-            conn.execute("DELETE FROM tenant WHERE name <> ''")
+            conn.execute("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY")
 
 
 async def make_env(database_url: str) -> AsyncIterator[Env]:
