@@ -36,6 +36,8 @@ class References:
     """What a record names elsewhere: all must exist."""
 
     orgs: set[str] = field(default_factory=set)
+    #: organisations that must be municipalities or provinces (a challenge's co-owners)
+    local_governments: set[str] = field(default_factory=set)
     #: object kind -> ids
     objects: dict[str, set[str]] = field(default_factory=dict)
     datasets: set[str] = field(default_factory=set)
@@ -99,7 +101,7 @@ def _usecase_refs(f: dict[str, Any]) -> References:
 
 
 def _challenge_refs(f: dict[str, Any]) -> References:
-    return References(orgs=set(f.get("co_owners", [])))
+    return References(local_governments=set(f.get("co_owners", [])))
 
 
 def _solution_refs(f: dict[str, Any]) -> References:

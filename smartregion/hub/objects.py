@@ -103,6 +103,10 @@ class Hub:
         for org_id in sorted(refs.orgs):
             if await self.governance.store.get_organisation(org_id) is None:
                 raise BadRequestData(f"no organisation {org_id!r}")
+        for org_id in sorted(refs.local_governments):
+            org = await self.governance.store.get_organisation(org_id)
+            if org is None or org.kind not in ("municipality", "province"):
+                raise BadRequestData(f"{org_id!r} is not a municipality or province")
         for dataset_id in sorted(refs.datasets):
             if await self.governance.store.get_dataset(dataset_id) is None:
                 raise BadRequestData(f"no data set {dataset_id!r}")

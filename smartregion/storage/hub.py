@@ -205,9 +205,10 @@ def _where(query: HubQuery) -> tuple[str, list[Any]]:
         clauses.append("o.seq IN (SELECT object_seq FROM hub_key WHERE term = ?)")
         params.append(key)
     for word in query.words:
-        # words are [0-9a-z] only (core.words), so neither % nor _ can occur in them
-        clauses.append("o.seq IN (SELECT object_seq FROM hub_word WHERE word LIKE ?)")
-        params.append(word + "%")
+        # a prefix is a range of the (word, object) index in byte order: words are [0-9a-z]
+        # only (core.words), and the last letter's successor bounds it ('ab' -> ['ab', 'ac'))
+        clauses.append("o.seq IN (SELECT object_seq FROM hub_word WHERE word >= ? AND word < ?)")
+        params += [word, word[:-1] + chr(ord(word[-1]) + 1)]
     if query.updated_after is not None:
         clauses.append("o.updated_at > ?")
         params.append(query.updated_after)

@@ -264,3 +264,13 @@ async def test_openapi_documents_the_hub(env: Env) -> None:
     assert set(paths["/use-cases"]) == {"get", "post"}
     assert set(paths["/use-cases/{object_id}"]) == {"get", "put", "delete"}
     assert "/organisations" in paths  # one API, one document
+
+
+async def test_challenge_co_owners_are_local_governments(env: Env) -> None:
+    body = {"title": {"nl": "Hitte"}, "problem": {"nl": "Te warm"}, "status": "open"}
+    r = await env.client.post("/challenges", json={**body, "co_owners": ["leuven"]}, headers=env.auth("ghent"))
+    assert r.status_code == 201 and r.json()["co_owners"] == ["leuven"]
+    assert (await env.client.get("/challenges?term=coowner:leuven")).json()["total"] == 1
+    for bad in (["acme"], ["ghost"]):
+        r = await env.client.post("/challenges", json={**body, "co_owners": bad}, headers=env.auth("ghent"))
+        assert r.status_code == 400 and bad[0] in r.text

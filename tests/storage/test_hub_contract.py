@@ -182,3 +182,21 @@ async def test_query_by_change_time(store: Store) -> None:
     await s.create_hub_object(obj("new", at="2026-02-01T00:00:00.000000Z"), [], [], audit=AUDIT)
     page = await s.query_hub_objects(HubQuery("usecase", updated_after="2026-01-01T00:00:00.000000Z"))
     assert [o.id for o in page.items] == ["new"]
+
+
+async def test_word_prefixes_are_exact_ranges(store: Store) -> None:
+    s = hub(store)
+    for oid, found in (("o1", ["az", "zz9"]), ("o2", ["a9x", "b"]), ("o3", ["aa"]), ("o4", ["a"])):
+        await s.create_hub_object(obj(oid), [], found, audit=AUDIT)
+
+    async def ids(*words: str) -> list[str]:
+        page = await s.query_hub_objects(HubQuery("usecase", words=words, sort="title"))
+        return [o.id for o in page.items]
+
+    assert await ids("a") == ["o1", "o2", "o3", "o4"]
+    assert await ids("az") == ["o1"]
+    assert await ids("a9") == ["o2"]
+    assert await ids("zz") == ["o1"]
+    assert await ids("zz9") == ["o1"]
+    assert await ids("zz99") == []
+    assert await ids("b", "a9") == ["o2"]

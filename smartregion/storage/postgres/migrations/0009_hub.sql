@@ -26,9 +26,9 @@ CREATE TABLE hub_key (
 );
 CREATE INDEX hub_key_object ON hub_key (object_seq);
 
--- search words ([0-9a-z]); prefix search is a range scan (LIKE 'x%' on text_pattern_ops)
+-- search words ([0-9a-z]); a prefix search is a range of the primary key, in byte order (C)
 CREATE TABLE hub_word (
-    word       text NOT NULL,
+    word       text COLLATE "C" NOT NULL,
     object_seq bigint NOT NULL,
     PRIMARY KEY (word, object_seq)
 );
@@ -63,8 +63,6 @@ CREATE TABLE hub_adoption_event (
     note         text NOT NULL DEFAULT ''
 );
 CREATE INDEX hub_adoption_event_object ON hub_adoption_event (object_id, seq);
--- LIKE 'prefix%' uses a b-tree only with the pattern operator class under a non-C collation
-CREATE INDEX hub_word_prefix ON hub_word (word text_pattern_ops);
 
 -- follows: an organisation's member asks for a digest of what is new about a term or object
 CREATE TABLE hub_follow (

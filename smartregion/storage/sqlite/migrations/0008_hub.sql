@@ -26,7 +26,7 @@ CREATE TABLE hub_key (
 ) WITHOUT ROWID;
 CREATE INDEX hub_key_object ON hub_key (object_seq);
 
--- search words ([0-9a-z]); prefix search is a range scan (LIKE 'x%' on the primary key)
+-- search words ([0-9a-z]); a prefix search is a range of the primary key (byte order)
 CREATE TABLE hub_word (
     word       TEXT NOT NULL,
     object_seq INTEGER NOT NULL,
