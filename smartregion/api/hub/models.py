@@ -8,7 +8,7 @@ are finite; lists are bounded — bad input is a 400 before any service is calle
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -380,16 +380,6 @@ class FacetValue(BaseModel):
     value: str
     count: int
     label: dict[str, str] | None = None
-
-
-class Page(BaseModel):
-    """One page of a list, the number of matches and their facets."""
-
-    total: int
-    limit: int
-    offset: int
-    items: list[dict[str, Any]]
-    facets: dict[str, list[FacetValue]]
 
 
 class EndorsementOut(BaseModel):
