@@ -1,4 +1,4 @@
--- smartregion SQLite schema, version 9: the ecosystem hub (storage/hub.py).
+-- smartregion PostgreSQL schema, version 11: the ecosystem hub (storage/hub.py).
 -- Objects as JSON text with their indexed columns; filter keys (taxonomy terms with ancestors)
 -- and search words beside them; endorsements; adoptions now and their history.
 

@@ -1,4 +1,4 @@
--- smartregion SQLite schema, version 8: the ecosystem hub (storage/hub.py).
+-- smartregion SQLite schema, version 10: the ecosystem hub (storage/hub.py).
 -- Objects as JSON text with their indexed columns; filter keys (taxonomy terms with ancestors)
 -- and search words beside them; endorsements; adoptions now and their history.
 
