@@ -38,10 +38,13 @@ from smartregion.broker.service import Broker
 from smartregion.broker.subscriptions import NotificationFilter
 from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
+from smartregion.hub import Hub, load_taxonomy
+from smartregion.hub.digests import DigestJob, SmtpMailer, send_due
 from smartregion.ldes.streams import EventStreams, StreamConfig
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
+from smartregion.storage.hub import HubStore
 from smartregion.storage.streams import StreamStore
 
 log = logging.getLogger("smartregion")
@@ -184,6 +187,18 @@ def stream_config(settings: Settings) -> StreamConfig:
     )
 
 
+def digests(hub: Hub | None, settings: Settings) -> DigestJob | None:
+    """The hub's digest job when an SMTP server is configured (docs/hub.md)."""
+    if hub is None or not settings.smtp_host:
+        return None
+    mailer = SmtpMailer(
+        settings.smtp_host, settings.smtp_port, settings.smtp_sender, settings.smtp_starttls,
+        settings.smtp_username, settings.smtp_password,
+    )
+    base_url = settings.public_base_url or f"http://{settings.host}:{settings.port}"
+    return DigestJob(lambda: send_due(hub, mailer, base_url=base_url), settings.digest_interval)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -192,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not isinstance(store, GovernanceStore):
         raise TypeError(f"{type(store).__name__} keeps no governance records")
     governance = Governance(store)
+    hub = Hub(store, governance, load_taxonomy()) if isinstance(store, HubStore) else None
     oidc = oidc_verifier(settings)
     # one authenticator for every interface (docs/security.md)
     authenticator = Authenticator(governance, oidc)
@@ -211,6 +227,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await load_demo(broker, owner=settings.default_org)
             if app.state.governance is not None:
                 await publish_demo(app.state.governance, owner=settings.default_org)
+            if hub is not None:
+                from smartregion.hub.demo import load_hub_demo
+
+                await load_hub_demo(hub, owner=settings.default_org)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
         # notifications carry only what the subscription's owner may read (docs/security.md)
         readers = NotificationFilter(
@@ -224,6 +244,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database
+        digest_job = digests(hub, settings)
+        app.state.digest_job = digest_job
+        if digest_job is not None:
+            await digest_job.start()
         purge_job = PurgeJob(runtime.retention(settings), settings.history_purge_interval)
         app.state.purge_job = purge_job
         await purge_job.start()
@@ -231,6 +255,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await live.close()
+            if digest_job is not None:
+                await digest_job.stop()
             await purge_job.stop()
             await notifier.stop()
             if oidc is not None:
@@ -247,7 +273,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
                 ],
             ),
-            Mount("/api/v1", app=admin_api(authenticator)),
+            Mount("/api/v1", app=admin_api(authenticator, hub)),
             Mount(
                 "/ldes",
                 routes=LDES_ROUTES,
@@ -279,6 +305,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.broker = broker
     app.state.governance = governance
+    app.state.hub = hub
     app.state.authenticator = authenticator
     app.state.live = live
     app.state.streams = streams

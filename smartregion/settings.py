@@ -89,6 +89,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("content_security_policy", str, HTML_CSP, "Content-Security-Policy of HTML responses; empty: none."),
     Setting("secret_key", str, "", "Secret (>= 32 characters) signing CSRF tokens; empty: read from secret_key_file."),
     Setting("secret_key_file", str, "smartregion.secret", "File holding the secret when secret_key is empty; created (mode 0600) on first use."),
+    Setting("smtp_host", str, "", "SMTP server that sends the hub's digest e-mails; empty: no digests are sent."),
+    Setting("smtp_port", int, 25, "Port of the SMTP server."),
+    Setting("smtp_sender", str, "smartregion@localhost", "From address of digest e-mails."),
+    Setting("smtp_starttls", bool, False, "Upgrade the SMTP connection with STARTTLS (certificate verified)."),
+    Setting("smtp_username", str, "", "SMTP login name; empty: no login."),
+    Setting("smtp_password", str, "", "SMTP login password."),
+    Setting("digest_interval", float, 900.0, "Seconds between runs of the digest job (sends the follows that are due); 0: no job."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -151,6 +158,13 @@ class Settings:
     content_security_policy: str = HTML_CSP
     secret_key: str = field(default="", repr=False)  # never in logs or tracebacks
     secret_key_file: str = "smartregion.secret"
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_sender: str = "smartregion@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)  # never in logs or tracebacks
+    digest_interval: float = 900.0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

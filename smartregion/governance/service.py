@@ -140,6 +140,10 @@ class Governance:
         orgs = await self.store.list_organisations()
         return bool(orgs) and orgs[0].id == principal.org_id and principal.has_role("admin")
 
+    async def is_platform_admin(self, principal: Principal) -> bool:
+        """Whether `principal` is the operator or an admin of the platform organisation."""
+        return await self._is_platform_admin(principal)
+
     async def _require(self, principal: Principal, org_id: str, role: str) -> None:
         """Act for `org_id` with `role`, or be a platform admin."""
         if principal.org_id == org_id and principal.has_role(role):

@@ -14,7 +14,9 @@ _PG_TABLES = (
     "entity, entity_type, attr_value, geo_index, series, jsonld_context, iri, organisation, typeset,"
     " subscription, outbox, gov_organisation, gov_person, gov_membership, gov_api_key, gov_mandate,"
     " gov_dataset, gov_access_request, gov_agreement, gov_grant, audit_log, audit_head, ingest_dead_letter,"
-    " instance, rollup, ldes_replication, ldes_member_seen"
+    " instance, rollup, ldes_replication, ldes_member_seen,"
+    " hub_object, hub_key, hub_word, hub_endorsement, hub_adoption,"
+    " hub_adoption_event, hub_follow, hub_dismissal"
 )
 
 

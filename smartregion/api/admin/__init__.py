@@ -1,5 +1,6 @@
 """The admin HTTP API at /api/v1 (FastAPI): organisations, keys, data sets, mandates, access
-requests, agreements and grants; OpenAPI at /api/v1/openapi.json. Authenticated with
+requests, agreements and grants, and the ecosystem hub (`api/hub/`); OpenAPI at
+/api/v1/openapi.json. Authenticated with
 `Authorization: Bearer <api key or OIDC token>` through the shared authenticator (`api/auth.py`);
 every rule lives in the governance service."""
 
@@ -14,13 +15,15 @@ from smartregion.api.admin import problems
 from smartregion.api.admin.auth import refuse_credentials_in_query
 from smartregion.api.admin.routes import router
 from smartregion.api.auth import Authenticator
+from smartregion.api.hub.routes import hub_router
 from smartregion.governance import Governance
+from smartregion.hub import Hub
 
 __all__ = ["admin_api"]
 
 
-def admin_api(authenticator: Authenticator) -> FastAPI:
-    """The admin API over the authenticator's governance service."""
+def admin_api(authenticator: Authenticator, hub: Hub | None = None) -> FastAPI:
+    """The admin API over the authenticator's governance service (and the hub's API, given a hub)."""
     api = FastAPI(
         title="smartregion admin API",
         version=__version__,
@@ -36,6 +39,9 @@ def admin_api(authenticator: Authenticator) -> FastAPI:
         },
     )
     api.include_router(router)
+    if hub is not None:
+        api.include_router(hub_router())
+    api.state.hub = hub
     governance: Governance = authenticator.governance
     api.state.governance = governance
     api.state.authenticator = authenticator

@@ -54,6 +54,7 @@ from smartregion.storage.base import (
     WriteOp,
     last_op_per_entity,
 )
+from smartregion.storage.hub import HubStore
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import (
     Dialect,
@@ -95,7 +96,7 @@ def _lock_key(tenant: str, entity_id: str) -> int:
 
 class PostgresStore(
     PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory,
-    PostgresReplication, PostgresStreams, Store,
+    PostgresReplication, PostgresStreams, HubStore, Store,
 ):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 

@@ -54,6 +54,7 @@ from smartregion.storage.base import (
     WriteOp,
     last_op_per_entity,
 )
+from smartregion.storage.hub import HubStore
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import (
     Dialect,
@@ -104,7 +105,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
 
 class SQLiteStore(
     SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, SQLiteReplication,
-    SQLiteStreams, Store,
+    SQLiteStreams, HubStore, Store,
 ):
     """Entities and their indexes in one SQLite database file."""
 
