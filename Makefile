@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck clean conformance bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/interop/package-lock.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# independent clients the tests run against us (tests/interop; needs Node.js and npm)
+	if command -v npm >/dev/null 2>&1; then npm ci --silent --no-audit --no-fund --prefix tests/interop; fi
 	touch $(STAMP)
 
 run: $(STAMP)
