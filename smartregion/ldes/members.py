@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -129,14 +130,16 @@ def _wkt(value: Any) -> str | None:
         return None
 
 
-def member_lines(stream: str, member: StreamMember) -> str:
-    """The member as N-Triples lines (see the module docstring for what it says)."""
+def member_lines(stream: str, member: StreamMember, types: Sequence[str] = ()) -> str:
+    """The member as N-Triples lines (see the module docstring for what it says); `types`: the
+    entity's types, stated on the feature of interest so that a replica can recreate it."""
     doc = member.instance.doc
     key = member.series.key
     s = f"<{member_iri(stream, member)}>"
     entity = _iri_text(member.series.entity_id) or f"<{stream}/entities/{key}>"
     attr = _iri_text(member.series.attr) or f"<{stream}/attributes/{key}>"
     out = [
+        *(f"{entity} {_A_NT} {text} ." for t in types if (text := _iri_text(t))),
         f"{s} {_A_NT} {_OBS_NT} .",
         f"{s} {_P['madeBySensor']} {entity} .",
         f"{s} {_P['hasFeatureOfInterest']} {entity} .",

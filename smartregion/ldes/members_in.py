@@ -457,6 +457,10 @@ class _Mapper:
                 raise MemberRejected("an observation without a result")
             if isinstance(result, ox.Literal):
                 attr = {"type": "Property", "value": _literal(result)}
+            elif (shape := self.geojson(result)) is not None:
+                # a geometry result (a GeoSPARQL node with its WKT): the observed property is a
+                # GeoProperty, as the platform's own streams publish one (ldes/members.py)
+                attr = {"type": "GeoProperty", "value": shape}
             else:
                 attr = self._result_value(result) or {"type": "Property", "value": self.describe(result)}
         attr["observedAt"] = observed

@@ -7,7 +7,7 @@ Blank-node labels are derived from the content, so one page always renders to th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,14 +93,20 @@ def render_text(ntriples: bytes, media_type: str) -> bytes:
     return render(parse(ntriples, format=RdfFormat.N_TRIPLES), media_type)
 
 
-def render_page(stream: StreamDescription, page: Page, media_type: str) -> bytes:
-    """A page (`page_triples` and its members' lines) in `media_type`."""
+def render_page(
+    stream: StreamDescription, page: Page, media_type: str,
+    types: Mapping[str, Sequence[str]] | None = None,
+) -> bytes:
+    """A page (`page_triples` and its members' lines) in `media_type`; `types`: entity id ->
+    its types, stated on each member's feature of interest."""
     head = serialize(page_triples(stream, page), format=RdfFormat.N_TRIPLES)
     assert head is not None
     member = f"<{stream.iri}> <{TREE}member> "
     parts = [head]
+    known = types or {}
     for m in page.members:
-        parts.append(f"{member}<{member_iri(stream.iri, m)}> .\n{member_lines(stream.iri, m)}".encode())
+        lines = member_lines(stream.iri, m, known.get(m.series.entity_id, ()))
+        parts.append(f"{member}<{member_iri(stream.iri, m)}> .\n{lines}".encode())
     return render_text(b"".join(parts), media_type)
 
 

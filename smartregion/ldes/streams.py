@@ -35,6 +35,7 @@ from smartregion.ldes.serialisation import (
     render_text,
     stream_triples,
 )
+from smartregion.storage.base import Store
 from smartregion.storage.governance import Dataset
 from smartregion.storage.history import now_micros
 from smartregion.storage.streams import StreamKey, StreamMember, StreamStore
@@ -361,7 +362,8 @@ class EventStreams:
             if withheld:
                 # the relations stay those of the whole page: the same pages for every reader
                 page.members = [m for m in page.members if m.series.attr not in withheld]
-            body = render_page(self.description(dataset, base), page, media_type)
+            types = await self._types(page.members)
+            body = render_page(self.description(dataset, base), page, media_type, types)
         finally:
             self._in_flight -= 1
         rendered = Rendered(body, media_type, entity_tag(body), page.immutable, public)
@@ -386,8 +388,17 @@ class EventStreams:
         if found.p < self.cutoff(dataset, now):
             raise Gone("the member is past the data set's retention")
         iri = self.description(dataset, base).iri
-        body = render_text(member_lines(iri, found).encode(), media_type)
+        types = (await self._types([found])).get(found.series.entity_id, ())
+        body = render_text(member_lines(iri, found, types).encode(), media_type)
         return Rendered(body, media_type, entity_tag(body), True, dataset.policy_kind == "open")
+
+    async def _types(self, members: list[StreamMember]) -> dict[str, list[str]]:
+        """The current types of the members' entities (one read of their documents)."""
+        if not members or not isinstance(self.store, Store):
+            return {}
+        ids = list(dict.fromkeys(m.series.entity_id for m in members))
+        docs = await self.store.get_entities(self.config.tenant, ids)
+        return {eid: list(doc.get("type") or []) for eid, doc in docs.items()}
 
     def render_stream(self, dataset: Dataset, base: str, media_type: str) -> Rendered:
         """The stream's own description (`GET /ldes/{ds}`)."""

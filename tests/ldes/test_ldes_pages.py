@@ -335,7 +335,12 @@ async def test_member_iris_dereference_to_the_members_triples(world: World) -> N
         r = await w.client.get(m, headers={"Accept": "application/n-triples"})
         assert r.status_code == 200 and r.headers["cache-control"].endswith("immutable")
         own = set(triples(r.content, "application/n-triples"))
-        assert own and own <= on_page and all(s == m or s.startswith("r") for s, _, _ in own)
+        foi = {o for s, p, o in own if s == m and p == SOSA + "hasFeatureOfInterest"}
+        assert own and own <= on_page
+        # the member, its result nodes, and the type of its feature of interest
+        assert all(s == m or s.startswith("r") or (s in foi and p == RDF + "type")
+                   for s, p, _ in own)
+        assert any(s in foi and p == RDF + "type" for s, p, _ in own)
     # a member of another data set is not one of this stream's
     restricted = await w.client.get(f"/ldes/{w.ds('restricted')}/paged", headers=w.auth("a.editor"))
     other = objects(triples(restricted.content, "text/turtle"), f"{BASE}/ldes/{w.ds('restricted')}", TREE + "member")[0]

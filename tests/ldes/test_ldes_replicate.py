@@ -526,3 +526,42 @@ def test_a_page_cut_short_by_a_failure_is_read_whole_again(
     assert report.not_modified == 0 and report.pages == 1
     assert report.written == 1 and report.duplicates == 1
     assert history(db, tenant, P2)[SPOT_NUMBER] == [120, 118]
+
+
+def test_replicates_the_platforms_own_stream_round_trip(db: str, tmp_path: Path, tenant: str) -> None:
+    """Our client against our server: the demo data set's stream, served by `smartregion serve
+    --demo`, replicated into another database (SQLite or PostgreSQL) — every member once, and
+    every observed value back in the copy's history at its observation time."""
+    from test_serve import server as serving_platform
+
+    source_db = tmp_path / "source.db"
+    os.environ["SMARTREGION_LDES_SETTLE_SECONDS"] = "1"
+    try:
+        with serving_platform("--database", f"sqlite:///{source_db}", "--demo",
+                              "--anonymous-writes") as base:
+            time.sleep(2.5)  # past the settle time: every demo member is published
+            async def demo_types(rt: Runtime) -> list[str]:
+                assert isinstance(rt.store, GovernanceStore)
+                return (await Governance(rt.store).get_dataset("demo")).entity_types
+
+            _, ds = make_dataset(db, with_runtime(f"sqlite:///{source_db}", demo_types))
+            report = replicate(db, f"{base}/ldes/demo", ds, tenant)
+            again = replicate(db, f"{base}/ldes/demo", ds, tenant)
+    finally:
+        os.environ.pop("SMARTREGION_LDES_SETTLE_SECONDS", None)
+    import sqlite3
+
+    with sqlite3.connect(source_db) as conn:
+        members = conn.execute("SELECT count(*) FROM instance").fetchone()[0]
+        observed = conn.execute(
+            "SELECT count(*) FROM instance WHERE dm IS NOT NULL AND num IS NOT NULL"
+        ).fetchone()[0]
+    assert report.errors == [] and report.rejected == 0
+    assert report.written == members and report.duplicates == 0
+    assert again.written == 0  # a second run stores nothing twice
+    assert observed > 0
+    station = "urn:ngsi-ld:AirQualityObserved:12025-001"
+    original = history(f"sqlite:///{source_db}", "", station)
+    copy = history(db, tenant, station)
+    for attr in ("no2", "pm10", "pm25"):  # every observed value, in time order
+        assert copy[CORE + attr] == original[CORE + attr] != []
