@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -251,9 +252,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         purge_job = PurgeJob(runtime.retention(settings), settings.history_purge_interval)
         app.state.purge_job = purge_job
         await purge_job.start()
+        # everything made so far lives as long as the process: out of the cyclic collector's
+        # way, so that the collections a large answer triggers (a year of hourly aggregates is
+        # ~30,000 lists) scan only what requests made — not every module, class and cached
+        # term map (docs/architecture.md, "Garbage collection")
+        gc.collect()  # what is garbage now is collected, not frozen
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()  # several apps in one process (tests): the next can collect this one
             await live.close()
             if digest_job is not None:
                 await digest_job.stop()

@@ -144,6 +144,20 @@ class _Periods:
             end = found[k + 1] = grid.duration.shift(grid.origin, k + 1)
         return start, end
 
+    def all_bounds(self, ks: Sequence[int]) -> list[tuple[datetime, datetime]]:
+        """`bounds(k)` of every k (ascending) — for fixed-length periods by one timedelta step
+        per period instead of a calendar shift each (a year per hour: 8,760 of them)."""
+        if not ks or not self.step or self.grid.duration.is_zero:
+            return [self.bounds(k) for k in ks]
+        first, last = ks[0], ks[-1]
+        step = timedelta(microseconds=self.step)
+        moment = self.grid.duration.shift(self.grid.origin, first)
+        instants = []
+        for _ in range(first, last + 2):
+            instants.append(moment)
+            moment = moment + step
+        return [(instants[k - first], instants[k - first + 1]) for k in ks]
+
     def window(self, k: int, lo: int, hi: int) -> tuple[int, int]:
         """Period `k` cut to `[lo, hi)`, in µs."""
         start, end = self.bounds(k)
@@ -205,6 +219,15 @@ async def _series_pieces(
         ]
     buckets, raw = cover(lo, hi, levels)
     rows, points = await history.read_cover(key, buckets, raw)
+    if periods.step:
+        # fixed-length periods: the index inline (no call per roll-up row)
+        origin, step = periods.origin, periods.step
+        keyed = [
+            ((bucket * WIDTHS[level] - origin) // step, n, s, q, low, high)
+            for level, bucket, n, s, q, low, high in rows
+        ]
+        keyed.extend(((t - origin) // step, 1, v, v * v, v, v) for t, v in points)
+        return keyed
     keyed = [
         (index(bucket * WIDTHS[level]), n, s, q, low, high)
         for level, bucket, n, s, q, low, high in rows
@@ -242,7 +265,7 @@ async def aggregate_from_rollups(
         pieces = await _series_pieces(history, s.key, periods, span.first, span.last + 1)
         ks, counts, sums, squares, lows, highs = _columns(pieces)
         rows = aggregate_periods(
-            [periods.bounds(k) for k in ks], counts, sums, squares, lows, highs, query.aggr_methods
+            periods.all_bounds(ks), counts, sums, squares, lows, highs, query.aggr_methods
         )
         out.setdefault(s.attr, []).append(("Property", s.dataset_id or None, rows))
     return out

@@ -285,19 +285,18 @@ def aggregate_entity(
 
 
 def _rows_json(
-    rows: list[tuple[Any, datetime, datetime]], texts: dict[datetime, str]
+    rows: list[tuple[Any, datetime, datetime]], texts: dict[int, str]
 ) -> list[list[Any]]:
-    # every bound is written once: periods share them, and so do the methods
-    out = []
-    for value, start, end in rows:
-        first = texts.get(start)
-        if first is None:
-            first = texts[start] = format_instant(start)
-        last = texts.get(end)
-        if last is None:
-            last = texts[end] = format_instant(end)
-        out.append([value, first, last])
-    return out
+    # every bound is written once: periods share the bound objects, and so do the methods —
+    # keyed by identity (an aware datetime's hash asks its tzinfo for the offset every time);
+    # the rows keep every bound alive while `texts` is in use, so no id is reused meanwhile
+    get = texts.get
+
+    def text(moment: datetime) -> str:
+        written = texts[id(moment)] = format_instant(moment)
+        return written
+
+    return [[v, get(id(s)) or text(s), get(id(e)) or text(e)] for v, s, e in rows]
 
 
 def render_aggregated_entity(
@@ -313,7 +312,7 @@ def render_aggregated_entity(
     """
     opts = opts or _DEFAULT_OPTIONS
     out = _head(doc, vocab, replace(opts, sys_attrs=False))
-    texts: dict[datetime, str] = {}
+    texts: dict[int, str] = {}
     for iri, entries in aggregates.items():
         if not opts.keeps(iri):
             continue
