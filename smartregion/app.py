@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smartregion import __version__, errors
 from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
+from smartregion.api.csrf import SecretKey, csrf_token
 from smartregion.api.live import entity_stream
 from smartregion.api.ngsild.problems import (
     domain_error_handler,
@@ -39,6 +40,7 @@ from smartregion.governance.oidc import OidcConfig, OidcVerifier
 from smartregion.settings import Settings
 from smartregion.storage import open_store
 from smartregion.storage.base import Store
+from smartregion.web import Portal, SessionCodec, portal_app
 
 log = logging.getLogger("smartregion")
 
@@ -167,6 +169,21 @@ def oidc_verifier(settings: Settings) -> OidcVerifier | None:
     )
 
 
+def page_csp(settings: Settings) -> str:
+    """The pages' Content-Security-Policy: the setting's, with the map tiles' origin in img-src."""
+    policy = settings.content_security_policy
+    tiles = settings.map_tiles_url
+    if not policy or not tiles.startswith("https://"):
+        return policy
+    origin = "https://" + tiles.removeprefix("https://").split("/", 1)[0].replace("{s}.", "*.")
+    directives = [d.strip() for d in policy.split(";") if d.strip()]
+    if any(d.startswith("img-src ") for d in directives):
+        directives = [f"{d} {origin}" if d.startswith("img-src ") else d for d in directives]
+    else:
+        directives.append(f"img-src 'self' data: {origin}")
+    return "; ".join(directives)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -180,6 +197,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     authenticator = Authenticator(governance, oidc)
     # live streams read the change feed of every process's writes (api/live.py)
     live = LiveFeed(store)
+    # the portal (docs/portal.md): sessions signed with the same secret as CSRF tokens
+    portal = Portal(
+        broker, governance,
+        sessions=SessionCodec(SecretKey(settings.secret_key, settings.secret_key_file).get),
+        csrf_token=csrf_token,
+        map_tiles_url=settings.map_tiles_url,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -232,6 +256,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 routes=[Route("/entities", entity_stream, methods=["GET"])],
                 middleware=[Middleware(Authenticate, authenticator=authenticator, interface="live")],
             ),
+            # last: every path no interface above claims is the portal's (HTML error pages)
+            Mount("", app=portal_app(portal)),
         ],
         exception_handlers={
             errors.SmartRegionError: domain_error_handler,
@@ -241,7 +267,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=[
             # outermost: its refusals and every response get the security headers
-            Middleware(SecurityMiddleware, settings=settings, csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP}),
+            Middleware(
+                SecurityMiddleware, settings=settings, page_csp=page_csp(settings),
+                csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP},
+            ),
             Middleware(TrailingSlash),
         ],
     )

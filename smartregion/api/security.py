@@ -136,7 +136,12 @@ class SecurityMiddleware:
     """Rate limits, request-size limit, CSRF checks and security headers (module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, *, settings: Settings, csp_by_path: Mapping[str, str] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        csp_by_path: Mapping[str, str] | None = None,
+        page_csp: str | None = None,
     ) -> None:
         self.app = app
         self.max_body = settings.max_body_bytes
@@ -154,7 +159,8 @@ class SecurityMiddleware:
         # behind a TLS-terminating proxy the app sees http; public_base_url says what clients use
         self.always_https = public.lower().startswith("https://")
         self.hsts = settings.strict_transport_security.encode()
-        self.page_csp = settings.content_security_policy.encode()
+        # pages: the setting's policy, or the one the wiring derived from it (the portal's maps)
+        self.page_csp = (settings.content_security_policy if page_csp is None else page_csp).encode()
         self.api_csp = API_CSP.encode()
         self.csp_by_path = {path: policy.encode() for path, policy in (csp_by_path or {}).items()}
         self.common = (
