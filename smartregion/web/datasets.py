@@ -96,17 +96,20 @@ class Catalogue:
 
         found = sorted((d for d in datasets if matches(d)), key=lambda d: d.modified_at, reverse=True)
         facets: dict[str, list[Facet]] = {}
-        for name, chosen, value_of in (
-            ("theme", theme, lambda d: d.theme or ""),
-            ("owner", owner, lambda d: d.owner_org),
-            ("policy", policy, lambda d: d.policy_kind),
-        ):
+        for name, chosen in (("theme", theme), ("owner", owner), ("policy", policy)):
             counts: dict[str, int] = {}
             for d in datasets:
-                if matches(d, skip=name) and value_of(d):
-                    counts[value_of(d)] = counts.get(value_of(d), 0) + 1
+                value = _facet_value(d, name)
+                if value and matches(d, skip=name):
+                    counts[value] = counts.get(value, 0) + 1
             facets[name] = [Facet(v, n, v == chosen) for v, n in sorted(counts.items())]
         return found, facets
+
+
+def _facet_value(dataset: Dataset, facet: str) -> str:
+    if facet == "theme":
+        return dataset.theme or ""
+    return dataset.owner_org if facet == "owner" else dataset.policy_kind
 
 
 @dataclass(slots=True)
@@ -141,9 +144,9 @@ class DatasetView:
     async def readable(self, principal: Principal | None) -> Readable | None:
         """The data set's entities the reader may read, as a read filter; None: none of them."""
         org = principal.org_id if principal is not None else None
-        if principal is None or not principal.operator:
-            if not await self.governance.may_read(org, self.dataset):
-                return None
+        operator = principal is not None and principal.operator
+        if not operator and not await self.governance.may_read(org, self.dataset):
+            return None
         decided = await self.governance.readable_for(principal)
         return Readable(
             slices=((self.dataset.owner_org, frozenset(self.dataset.entity_types)),),

@@ -9,8 +9,8 @@ dates in Belgian time.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -96,20 +96,20 @@ class Formats:
     def __init__(self, lang: str) -> None:
         self.locale = Locale.parse("nl_BE" if lang == "nl" else "en_GB")
 
-    def datetime(self, value: str | datetime | None) -> str:
+    def datetime(self, value: str | dt.datetime | None) -> str:
         """A moment, e.g. `27 nov. 2026 09:00` / `27 Nov 2026, 09:00`, in Belgian time."""
         if value is None or value == "":
             return ""
-        moment = value if isinstance(value, datetime) else _parse(value)
+        moment = value if isinstance(value, dt.datetime) else _parse(value)
         if moment is None:
             return str(value)
         return format_datetime(moment, "medium", tzinfo=ZONE, locale=self.locale)
 
-    def date(self, value: str | datetime | None) -> str:
+    def date(self, value: str | dt.datetime | None) -> str:
         """A day in the long form, e.g. `27 november 2026`."""
         if value is None or value == "":
             return ""
-        moment = value if isinstance(value, datetime) else _parse(value)
+        moment = value if isinstance(value, dt.datetime) else _parse(value)
         if moment is None:
             return str(value)
         return format_date(moment.astimezone(ZONE), "long", locale=self.locale)
@@ -124,8 +124,8 @@ class Formats:
         return format_decimal(value, format=pattern, locale=self.locale)
 
 
-def _parse(text: str) -> datetime | None:
+def _parse(text: str) -> dt.datetime | None:
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
