@@ -12,6 +12,11 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from smartregion.broker.service import Broker
+from smartregion.core.jsonld import core_term_map
+from smartregion.core.rendering import RenderOptions
+from smartregion.core.temporal import parse_temporal_query
+from smartregion.core.temporal_rendering import aggregate_entity, render_aggregated_entity
+from smartregion.errors import BadRequestData, ResourceNotFound
 from smartregion.governance import Governance, Principal
 from smartregion.storage.base import DEFAULT_TENANT, EntityQuery, Readable
 from smartregion.storage.governance import Dataset
@@ -121,16 +126,23 @@ class ChartChoice:
     period: str
     aggregation: str
 
-    def temporal_url(self, now: datetime) -> str:
-        """The temporal API query (NGSI-LD 1.8 §6.19.3.1, aggregatedValues) behind the chart."""
+    def params(self, now: datetime) -> dict[str, str]:
+        """The temporal query's parameters (NGSI-LD 1.8 §6.19.3.1, aggregatedValues)."""
         length, step = PERIODS[self.period]
         start = (now - length).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-        params = {
+        return {
             "attrs": self.attr, "options": "aggregatedValues", "aggrMethods": self.aggregation,
             "aggrPeriodDuration": step, "timerel": "after",
             "timeAt": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
-        return f"/ngsi-ld/v1/temporal/entities/{quote(self.entity_id, safe=':')}?{urlencode(params)}"
+
+    def temporal_url(self, now: datetime) -> str:
+        """The chart's query in the NGSI-LD temporal API (for API clients, with a key)."""
+        return f"/ngsi-ld/v1/temporal/entities/{quote(self.entity_id, safe=':')}?{urlencode(self.params(now))}"
+
+    def series_url(self, dataset_id: str, now: datetime) -> str:
+        """The same query answered for the page's reader (their session's rights)."""
+        return f"/datasets/{quote(dataset_id)}/series?{urlencode({'id': self.entity_id, **self.params(now)})}"
 
 
 class DatasetView:
@@ -164,6 +176,26 @@ class DatasetView:
         result = await self.broker.queries.run(DEFAULT_TENANT, query, readable=readable)
         return sorted(result.docs, key=lambda d: d["id"])
 
+    async def series(self, principal: Principal | None, entity_id: str, params: dict[str, str]) -> dict[str, Any]:
+        """One entity's aggregated values, as the temporal API renders them (§4.5.19): the same
+        service and renderer, over what the reader may read of this data set."""
+        readable = await self.readable(principal)
+        if readable is None:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        query = parse_temporal_query(params)
+        if query.format != "aggregatedValues":
+            raise BadRequestData("the chart reads aggregatedValues")
+        vocab = core_term_map()
+        attr = vocab.expand_term(params.get("attrs", ""))
+        opts = RenderOptions(attrs=frozenset({attr}))
+        page = await self.broker.temporal.retrieve(
+            DEFAULT_TENANT, entity_id, query, opts.attrs, readable=readable, keeps=opts.keeps)
+        doc = page.docs[0]
+        aggregates = page.aggregates.get(doc["id"])
+        if aggregates is None:  # not answered from roll-ups: from the instances read
+            aggregates = aggregate_entity(doc, vocab, query, opts)
+        return render_aggregated_entity(doc, aggregates, vocab, opts)
+
     def ngsild_url(self) -> str:
         """The NGSI-LD query for the data set's entities."""
         types = ",".join(short_name(t) for t in self.dataset.entity_types)
@@ -194,13 +226,15 @@ def current_values(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def numeric_attributes(docs: list[dict[str, Any]]) -> list[tuple[str, str]]:
-    """(entity id, attribute name) of every numeric Property: what the chart can show."""
-    out = []
+    """(entity id, attribute name) of every numeric Property: what the chart can show;
+    measurements (with observedAt) first, so that the chart opens on a time series."""
+    measured: list[tuple[str, str]] = []
+    other: list[tuple[str, str]] = []
     for doc in docs:
         for row in current_values(doc):
             if row["numeric"] and row["kind"] == "Property":
-                out.append((doc["id"], row["name"]))
-    return out
+                (measured if row["observed"] else other).append((doc["id"], row["name"]))
+    return measured + other
 
 
 def label_of(doc: dict[str, Any]) -> str:

@@ -106,8 +106,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
         if options:
             entity_id, attr = (chosen_series or options[0]).split("|", 1)
             choice = ChartChoice(entity_id, attr, period, aggregation)
-            chart = {"choice": choice, "url": choice.temporal_url(datetime.now(UTC)),
-                     "value": f"{entity_id}|{attr}"}
+            now = datetime.now(UTC)
+            chart = {"choice": choice, "url": choice.temporal_url(now),
+                     "series_url": choice.series_url(view.dataset.id, now), "value": f"{entity_id}|{attr}"}
         labels = {d["id"]: label_of(d) for d in docs}
         org = reader.principal.org_id if reader.principal is not None else None
         requested = False
@@ -143,6 +144,13 @@ def routes(portal: Portal) -> list[BaseRoute]:
             raise ResourceNotFound("you may not read this data set; request access on its page")
         return Response(orjson.dumps(features(docs)), media_type="application/geo+json", headers={
             "Content-Disposition": f'attachment; filename="{view.dataset.id}.geojson"'})
+
+    async def series(request: Request) -> Response:
+        view, reader = await find(request)
+        params = dict(request.query_params)
+        entity_id = params.pop("id", "")
+        body = await view.series(reader.principal, entity_id, params)
+        return Response(orjson.dumps(body), media_type="application/json")
 
     async def request_access(request: Request) -> Response:
         view, reader = await find(request)
@@ -192,6 +200,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
         Route("/datasets/{dataset_id}", dataset_page, methods=["GET"]),
         Route("/datasets/{dataset_id}/download.csv", download_csv, methods=["GET"]),
         Route("/datasets/{dataset_id}/download.geojson", download_geojson, methods=["GET"]),
+        Route("/datasets/{dataset_id}/series", series, methods=["GET"]),
         Route("/datasets/{dataset_id}/access", request_access, methods=["POST"]),
     ]
 

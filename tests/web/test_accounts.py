@@ -106,6 +106,11 @@ async def test_access_request_granted_then_the_data_is_readable(portal: Callable
     assert "Peilmeter Gent" in text_of(page.text) and "Download CSV" in page.text
     r = await bart.get("/datasets/demo-water/download.csv")
     assert r.status_code == 200 and "waterLevel" in r.text
+    # the chart's values too: the portal answers with the session's rights
+    chart = re.search(r'data-src="([^"]+)"', page.text)
+    assert chart
+    r = await bart.get(chart.group(1).replace("&amp;", "&"))
+    assert r.status_code == 200 and len(r.json()["waterLevel"]["avg"]) >= 7 * 24 - 2
     # and its dashboard now has the water-level indicator
     assert "Water level at Peilmeter Gent" in (await bart.get("/municipalities/Gent?lang=en")).text
 

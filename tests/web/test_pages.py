@@ -114,20 +114,28 @@ async def test_data_set_page_without_javascript(portal: Callable[..., Any]) -> N
     geojson = re.search(r'<script type="application/json" id="map-data">(.*?)</script>', r.text, re.S)
     assert geojson and '"FeatureCollection"' in geojson.group(1)
     src = re.search(r'data-src="([^"]+)"', r.text)
-    assert src and "/ngsi-ld/v1/temporal/entities/" in src.group(1)
+    assert src and src.group(1).startswith("/datasets/demo/series?")
     assert "options=aggregatedValues" in src.group(1)
+    assert re.search(r'href="/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:[^"]+options=aggregatedValues', r.text)
 
 
-async def test_the_chart_query_is_answered_by_the_temporal_api(portal: Callable[..., Any]) -> None:
+async def test_the_chart_reads_what_the_temporal_api_answers(portal: Callable[..., Any]) -> None:
     client = portal()
     page = await client.get("/datasets/demo?period=24h&aggr=max&series=urn:ngsi-ld:AirQualityObserved:44021-001|pm10")
-    url = re.search(r'data-src="([^"]+)"', page.text)
-    assert url
-    r = await client.get(url.group(1).replace("&amp;", "&"))
-    assert r.status_code == 200, r.text
+    chart = re.search(r'data-src="([^"]+)"', page.text)
+    api = re.search(r'href="(/ngsi-ld/v1/temporal/entities/[^"]+)"', page.text)
+    assert chart and api
+    r = await client.get(chart.group(1).replace("&amp;", "&"))
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     rows = r.json()["pm10"]["max"]
     assert 20 <= len(rows) <= 25  # one per hour of the last day
     assert all(isinstance(v, float | int) for v, _, _ in rows if v is not None)
+    # the portal's answer is the temporal API's, for this (anonymous) reader
+    from_api = await client.get(api.group(1).replace("&amp;", "&"))
+    assert from_api.status_code == 200 and from_api.json()["pm10"] == r.json()["pm10"]
+    # an entity outside the data set, and restricted data, are not answered
+    other = chart.group(1).replace("&amp;", "&").replace("/datasets/demo/", "/datasets/demo-water/")
+    assert (await client.get(other)).status_code == 404
 
 
 async def test_bad_chart_choices_are_a_400_page(portal: Callable[..., Any]) -> None:
