@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smartregion import __version__, errors
 from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
-from smartregion.api.csrf import SecretKey, csrf_token
+from smartregion.api.csrf import BINDING_KEY, SecretKey, csrf_token
 from smartregion.api.live import entity_stream
 from smartregion.api.ngsild.problems import (
     domain_error_handler,
@@ -197,11 +197,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
     authenticator = Authenticator(governance, oidc)
     # live streams read the change feed of every process's writes (api/live.py)
     live = LiveFeed(store)
-    # the portal (docs/portal.md): sessions signed with the same secret as CSRF tokens
+    # the portal (docs/portal.md): sessions signed with the same secret as CSRF tokens, and
+    # its forms' tokens bound to the session
+    sessions = SessionCodec(SecretKey(settings.secret_key, settings.secret_key_file).get)
+
+    def session_binding(headers: Mapping[bytes, bytes]) -> str:
+        cookie = headers.get(b"cookie")
+        return sessions.binding(cookie.decode("latin-1") if cookie is not None else None)
+
+    def portal_csrf_token(request: Request) -> str:
+        request.scope[BINDING_KEY] = sessions.binding(request.headers.get("cookie"))
+        return csrf_token(request)
+
     portal = Portal(
-        broker, governance,
-        sessions=SessionCodec(SecretKey(settings.secret_key, settings.secret_key_file).get),
-        csrf_token=csrf_token,
+        broker, governance, sessions=sessions, csrf_token=portal_csrf_token,
         map_tiles_url=settings.map_tiles_url,
     )
 
@@ -269,6 +278,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             # outermost: its refusals and every response get the security headers
             Middleware(
                 SecurityMiddleware, settings=settings, page_csp=page_csp(settings),
+                binding=session_binding,
                 csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP},
             ),
             Middleware(TrailingSlash),

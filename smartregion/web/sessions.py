@@ -92,6 +92,19 @@ class SessionCodec:
             return None
         return session
 
+    def binding(self, cookie_header: str | None) -> str:
+        """What CSRF tokens are bound to: the session's nonce ("" when signed out), so that a
+        token issued before sign-in, or to another session, does not pass (OWASP: "signed
+        double-submit cookie" bound to the session)."""
+        if not cookie_header or COOKIE not in cookie_header:
+            return ""
+        for part in cookie_header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == COOKIE:
+                session = self.decode(value)
+                return session.nonce if session is not None else ""
+        return ""
+
     def cookie(self, session: Session | None, *, secure: bool) -> str:
         """The `Set-Cookie` value storing a session (None: clearing it)."""
         if session is None:

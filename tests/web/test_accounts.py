@@ -179,3 +179,16 @@ async def test_switching_organisation_needs_membership(portal: Callable[..., Any
     assert r.status_code == 400
     client: httpx.AsyncClient = bart
     assert (await client.get("/admin")).status_code == 200
+
+
+async def test_a_token_from_before_sign_in_does_not_pass_after_it(portal: Callable[..., Any]) -> None:
+    client = portal()
+    before = form_token((await client.get("/sign-in")).text)
+    await sign_in(client, ANNA)
+    # the old token (and its cookie) were bound to no session: refused now
+    r = await client.post("/admin/keys", data={"label": "x", "csrf_token": before})
+    assert r.status_code == 403
+    page = await client.get("/admin")  # issues a token bound to this session
+    after = form_token(page.text)
+    assert after != before
+    assert (await client.post("/admin/keys", data={"label": "x", "csrf_token": after})).status_code == 200
