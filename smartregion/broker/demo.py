@@ -85,6 +85,7 @@ def demo_entities() -> list[dict[str, Any]]:
                 "id": f"urn:ngsi-ld:TrafficFlowObserved:{nis}-ring",
                 "type": "TrafficFlowObserved",
                 "scope": scope,
+                "name": {"type": "Property", "value": f"Verkeersteller ring {name}"},
                 "intensity": {"type": "Property", "value": 320 + 41 * i, "observedAt": observed},
                 "averageVehicleSpeed": {"type": "Property", "value": 38.0 + i, "unitCode": "KMH"},
                 "location": {
