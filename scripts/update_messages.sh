@@ -6,10 +6,10 @@ set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 pybabel=".venv/bin/pybabel"
-$pybabel extract --no-location --sort-output -F smartregion/web/locales/babel.cfg \
+$pybabel extract --no-location --sort-output -w 100 -F smartregion/web/locales/babel.cfg \
     -k N_ -k _ -k gettext -k ngettext:1,2 -o smartregion/web/locales/messages.pot .
 if [ -f smartregion/web/locales/nl/LC_MESSAGES/messages.po ]; then
-    $pybabel update --no-fuzzy-matching -i smartregion/web/locales/messages.pot -d smartregion/web/locales -l nl
+    $pybabel update --no-fuzzy-matching -w 100 -i smartregion/web/locales/messages.pot -d smartregion/web/locales -l nl
 else
     $pybabel init -i smartregion/web/locales/messages.pot -d smartregion/web/locales -l nl
 fi

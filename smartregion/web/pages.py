@@ -88,6 +88,12 @@ def routes(portal: Portal) -> list[BaseRoute]:
 
     async def dataset_page(request: Request) -> Response:
         view, reader = await find(request)
+        return await render_dataset(request, view, reader)
+
+    async def render_dataset(
+        request: Request, view: DatasetView, reader: Any, *, purpose: str = "",
+        problem: str = "", status: int = 200,
+    ) -> Response:
         docs = await view.entities(reader.principal)
         readable = await view.readable(reader.principal)
         series = numeric_attributes(docs)
@@ -126,8 +132,8 @@ def routes(portal: Portal) -> list[BaseRoute]:
             "series": [(o, f"{labels.get(o.split('|')[0], o)} — {o.split('|')[1]}") for o in options],
             "chart": chart, "periods": list(PERIODS), "aggregations": AGGREGATIONS,
             "ngsild_url": view.ngsild_url(), "requested": requested,
-            "sent": q.get("sent") == "1",
-        })
+            "sent": q.get("sent") == "1", "purpose": purpose, "problem": problem,
+        }, status=status)
 
     async def download_csv(request: Request) -> Response:
         view, reader = await find(request)
@@ -158,6 +164,10 @@ def routes(portal: Portal) -> list[BaseRoute]:
             raise Unauthenticated("sign in to request access")
         form = await request.form()
         purpose = str(form.get("purpose", ""))
+        if not purpose.strip() or len(purpose) > 500:
+            # the form again, with the problem next to the field (GOV.UK error pattern)
+            return await render_dataset(request, view, reader, purpose=purpose, status=400,
+                                        problem="purpose")
         await portal.governance.request_access(reader.principal, view.dataset.id, purpose)
         return RedirectResponse(f"/datasets/{view.dataset.id}?sent=1#access", status_code=303)
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import AXE
-from tests.web.conftest import ANNA
+from tests.web.conftest import ANNA, BART
 
 PAGES = ["/", "/datasets", "/datasets/demo", "/datasets/demo-water", "/municipalities",
          "/municipalities/Gent", "/sign-in", "/no-such-page"]
@@ -44,5 +44,19 @@ def test_no_violations_on_any_page_type(browser: Any, base_url: str, lang: str) 
     page.locator("form.narrow button").click()
     page.wait_for_url("**/admin")
     found["/admin"] = violations(page)
+    context.close()
+    # a form with an error: the request-access form sent with a blank purpose
+    context = browser.new_context(base_url=base_url)
+    page = context.new_page()
+    page.goto(f"/sign-in?lang={lang}")
+    page.fill("#email", BART[0])
+    page.fill("#password", BART[1])
+    page.locator("form.narrow button").click()
+    page.wait_for_url("**/admin")
+    page.goto("/datasets/demo-water")
+    page.fill("#purpose", "   ")
+    page.locator("#access form button").click()
+    page.locator(".error-summary").wait_for()
+    found["/datasets/demo-water (form error)"] = violations(page)
     context.close()
     assert {p: v for p, v in found.items() if v} == {}

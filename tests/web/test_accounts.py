@@ -82,7 +82,11 @@ async def test_access_request_granted_then_the_data_is_readable(portal: Callable
     assert (await bart.get("/datasets/demo-water/download.csv")).status_code == 404
     # an empty purpose is refused with a precise message, and nothing is created
     r = await bart.post("/datasets/demo-water/access", data={"purpose": " ", "csrf_token": form_token(page.text)})
-    assert r.status_code == 400 and "purpose" in r.text
+    assert r.status_code == 400 and 'aria-invalid="true"' in r.text
+    assert "Say what you will use the data for, in at most 500 characters." in r.text
+    long = "x" * 501
+    r = await bart.post("/datasets/demo-water/access", data={"purpose": long, "csrf_token": form_token(page.text)})
+    assert r.status_code == 400 and long in r.text  # what was typed is kept
     r = await bart.post("/datasets/demo-water/access", data={
         "purpose": "Flood warnings for the city council", "csrf_token": form_token(page.text)})
     assert r.status_code == 303
@@ -92,6 +96,7 @@ async def test_access_request_granted_then_the_data_is_readable(portal: Callable
     await sign_in(anna, ANNA)
     inbox = await anna.get("/admin?lang=en")
     assert "Flood warnings for the city council" in inbox.text
+    assert inbox.text.count("/approve") == 1  # the refused inputs created no request
     action = re.search(r'action="(/admin/requests/[^"]+/approve)"', inbox.text)
     assert action
     r = await anna.post(action.group(1), data={"csrf_token": form_token(inbox.text)})
