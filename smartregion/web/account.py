@@ -136,12 +136,28 @@ def routes(portal: Portal) -> list[BaseRoute]:
         await governance.set_dataset_policy(principal, request.path_params["dataset_id"], policy)
         return RedirectResponse("/admin?done=policy#datasets", status_code=303)
 
+    async def set_role(request: Request) -> Response:
+        principal = await _principal(portal, request)
+        role = _field(await request.form(), "role")
+        await governance.set_membership(principal, request.path_params["person_id"], principal.org_id, role)
+        return RedirectResponse("/admin?done=member#members", status_code=303)
+
+    async def remove_member(request: Request) -> Response:
+        principal = await _principal(portal, request)
+        person_id = request.path_params["person_id"]
+        if person_id == principal.person_id:
+            raise BadRequestData("you cannot remove yourself; ask another admin")
+        await governance.remove_membership(principal, person_id, principal.org_id)
+        return RedirectResponse("/admin?done=member-removed#members", status_code=303)
+
     return [
         Route("/sign-in", sign_in_form, methods=["GET"]),
         Route("/sign-in", sign_in, methods=["POST"]),
         Route("/sign-out", sign_out, methods=["POST"]),
         Route("/account/organisation", switch_organisation, methods=["POST"]),
         Route("/admin", admin, methods=["GET"]),
+        Route("/admin/members/{person_id}/role", set_role, methods=["POST"]),
+        Route("/admin/members/{person_id}/remove", remove_member, methods=["POST"]),
         Route("/admin/keys", create_key, methods=["POST"]),
         Route("/admin/keys/{key_id}/revoke", revoke_key, methods=["POST"]),
         Route("/admin/requests/{request_id}/{decision:str}", decide, methods=["POST"]),

@@ -68,6 +68,8 @@ LABELS: dict[str, dict[str, str]] = {
         "refused": N_("The request was refused."),
         "key-revoked": N_("The key was revoked."),
         "policy": N_("The access policy was changed."),
+        "member": N_("The member's role was changed."),
+        "member-removed": N_("The member was removed from the organisation."),
     },
 }
 

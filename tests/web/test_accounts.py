@@ -197,3 +197,31 @@ async def test_a_token_from_before_sign_in_does_not_pass_after_it(portal: Callab
     after = form_token(page.text)
     assert after != before
     assert (await client.post("/admin/keys", data={"label": "x", "csrf_token": after})).status_code == 200
+
+
+async def test_admins_change_roles_and_remove_members(portal: Callable[..., Any]) -> None:
+    anna, bart = portal(), portal()
+    await sign_in(anna, ANNA)
+    page = await anna.get("/admin")
+    # gent's editor joins the owner organisation as a reader (the platform admin may do so)
+    gov = portal.app.state.governance
+    from smartregion.governance import Principal
+
+    await gov.set_membership(Principal.cli(), "bart", "smartregion", "reader")
+    page = await anna.get("/admin?lang=en")
+    assert 'action="/admin/members/bart/role"' in page.text
+    assert 'action="/admin/members/anna/remove"' not in page.text  # not oneself
+    r = await anna.post("/admin/members/bart/role", data={"role": "editor", "csrf_token": form_token(page.text)})
+    assert r.status_code == 303
+    roles = {m.person_id: m.role for m in await gov.store.list_memberships(org_id="smartregion")}
+    assert roles["bart"] == "editor"
+    r = await anna.post("/admin/members/bart/role", data={"role": "owner", "csrf_token": form_token(page.text)})
+    assert r.status_code == 400
+    r = await anna.post("/admin/members/bart/remove", data={"csrf_token": form_token(page.text)})
+    assert r.status_code == 303
+    assert "bart" not in {m.person_id for m in await gov.store.list_memberships(org_id="smartregion")}
+    # bart's session for gent is untouched; an editor cannot manage members
+    await sign_in(bart, BART)
+    page = await bart.get("/admin")
+    r = await bart.post("/admin/members/bart/role", data={"role": "admin", "csrf_token": form_token(page.text)})
+    assert r.status_code == 403
