@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from smartregion import __version__, errors
 from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
 from smartregion.api.catalog.routes import catalog
+from smartregion.api.csrf import BINDING_KEY, SecretKey, csrf_token
 from smartregion.api.ldes.routes import ROUTES as LDES_ROUTES
 from smartregion.api.live import entity_stream
 from smartregion.api.ngsild.problems import (
@@ -47,6 +48,7 @@ from smartregion.storage import open_store
 from smartregion.storage.base import Store
 from smartregion.storage.hub import HubStore
 from smartregion.storage.streams import StreamStore
+from smartregion.web import Portal, SessionCodec, portal_app
 
 log = logging.getLogger("smartregion")
 
@@ -200,6 +202,21 @@ def digests(hub: Hub | None, settings: Settings) -> DigestJob | None:
     return DigestJob(lambda: send_due(hub, mailer, base_url=base_url), settings.digest_interval)
 
 
+def page_csp(settings: Settings) -> str:
+    """The pages' Content-Security-Policy: the setting's, with the map tiles' origin in img-src."""
+    policy = settings.content_security_policy
+    tiles = settings.map_tiles_url
+    if not policy or not tiles.startswith("https://"):
+        return policy
+    origin = "https://" + tiles.removeprefix("https://").split("/", 1)[0].replace("{s}.", "*.")
+    directives = [d.strip() for d in policy.split(";") if d.strip()]
+    if any(d.startswith("img-src ") for d in directives):
+        directives = [f"{d} {origin}" if d.startswith("img-src ") else d for d in directives]
+    else:
+        directives.append(f"img-src 'self' data: {origin}")
+    return "; ".join(directives)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -218,6 +235,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not isinstance(store, StreamStore):
         raise TypeError(f"{type(store).__name__} cannot publish event streams")
     streams = EventStreams(store, governance, stream_config(settings))
+    # the portal (docs/portal.md): sessions signed with the same secret as CSRF tokens, and
+    # its forms' tokens bound to the session
+    sessions = SessionCodec(SecretKey(settings.secret_key, settings.secret_key_file).get)
+
+    def session_binding(headers: Mapping[bytes, bytes]) -> str:
+        cookie = headers.get(b"cookie")
+        return sessions.binding(cookie.decode("latin-1") if cookie is not None else None)
+
+    def portal_csrf_token(request: Request) -> str:
+        request.scope[BINDING_KEY] = sessions.binding(request.headers.get("cookie"))
+        return csrf_token(request)
+
+    portal = Portal(
+        broker, governance, sessions=sessions, csrf_token=portal_csrf_token,
+        map_tiles_url=settings.map_tiles_url,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -297,6 +330,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 routes=[Route("/entities", entity_stream, methods=["GET"])],
                 middleware=[Middleware(Authenticate, authenticator=authenticator, interface="live")],
             ),
+            # last: every path no interface above claims is the portal's (HTML error pages)
+            Mount("", app=portal_app(portal)),
         ],
         exception_handlers={
             errors.SmartRegionError: domain_error_handler,
@@ -306,7 +341,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         middleware=[
             # outermost: its refusals and every response get the security headers
-            Middleware(SecurityMiddleware, settings=settings, csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP}),
+            Middleware(
+                SecurityMiddleware, settings=settings, page_csp=page_csp(settings),
+                binding=session_binding,
+                csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP},
+            ),
             Middleware(TrailingSlash),
         ],
     )

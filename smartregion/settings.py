@@ -87,6 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("trusted_proxies", str, "", "Comma-separated proxy addresses/networks whose X-Forwarded-For is believed; empty: none."),
     Setting("strict_transport_security", str, "max-age=31536000; includeSubDomains", "Strict-Transport-Security value, sent on HTTPS responses only; empty: none."),
     Setting("content_security_policy", str, HTML_CSP, "Content-Security-Policy of HTML responses; empty: none."),
+    Setting("map_tiles_url", str, "", "Tile URL template of the portal's maps, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (its origin is added to the pages' img-src); empty: no base map, no third-party requests."),
     Setting("secret_key", str, "", "Secret (>= 32 characters) signing CSRF tokens; empty: read from secret_key_file."),
     Setting("secret_key_file", str, "smartregion.secret", "File holding the secret when secret_key is empty; created (mode 0600) on first use."),
     Setting("smtp_host", str, "", "SMTP server that sends the hub's digest e-mails; empty: no digests are sent."),
@@ -156,6 +157,7 @@ class Settings:
     trusted_proxies: str = ""
     strict_transport_security: str = "max-age=31536000; includeSubDomains"
     content_security_policy: str = HTML_CSP
+    map_tiles_url: str = ""
     secret_key: str = field(default="", repr=False)  # never in logs or tracebacks
     secret_key_file: str = "smartregion.secret"
     smtp_host: str = ""

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import orjson
 from starlette.responses import Response
@@ -136,7 +136,13 @@ class SecurityMiddleware:
     """Rate limits, request-size limit, CSRF checks and security headers (module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, *, settings: Settings, csp_by_path: Mapping[str, str] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        csp_by_path: Mapping[str, str] | None = None,
+        page_csp: str | None = None,
+        binding: Callable[[Mapping[bytes, bytes]], str] | None = None,
     ) -> None:
         self.app = app
         self.max_body = settings.max_body_bytes
@@ -154,7 +160,10 @@ class SecurityMiddleware:
         # behind a TLS-terminating proxy the app sees http; public_base_url says what clients use
         self.always_https = public.lower().startswith("https://")
         self.hsts = settings.strict_transport_security.encode()
-        self.page_csp = settings.content_security_policy.encode()
+        # pages: the setting's policy, or the one the wiring derived from it (the portal's maps)
+        #: the CSRF binding of a request (the portal's session id), from its headers
+        self.binding = binding
+        self.page_csp = (settings.content_security_policy if page_csp is None else page_csp).encode()
         self.api_csp = API_CSP.encode()
         self.csp_by_path = {path: policy.encode() for path, policy in (csp_by_path or {}).items()}
         self.common = (
@@ -196,6 +205,8 @@ class SecurityMiddleware:
             receive = _capped(receive, self.max_body)
         try:
             if needs_check(scope["method"], headers):
+                if self.binding is not None:
+                    scope[BINDING_KEY] = self.binding(headers)
                 refusal, receive = await self._check_csrf(scope, headers, receive)
                 if refusal is not None:
                     await refusal(scope, receive, send_secured)

@@ -14,6 +14,7 @@ Every change is written with its audit record in one transaction (`GovernanceSto
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -37,7 +38,7 @@ from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, 
 from smartregion.governance.identifiers import normalise_kbo, normalise_nis
 from smartregion.governance.keys import hash_key, issue_key, key_matches, parse_key
 from smartregion.governance.ownership import WriteAccess
-from smartregion.governance.passwords import hash_password
+from smartregion.governance.passwords import hash_password, verify_password
 from smartregion.governance.principals import ROLES, Forbidden, Principal
 from smartregion.storage.base import Readable
 from smartregion.storage.governance import (
@@ -76,6 +77,12 @@ _OBJECT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,255}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,63}")
 _URI = re.compile(r"(https?://|urn:)\S+")
 _NIS_KINDS = ("municipality", "province")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified when the e-mail address is unknown, so that both failures cost the same time."""
+    return hash_password("no account has this password, ever")
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +247,28 @@ class Governance:
         """An organisation's members (its members may see them)."""
         await self._require(principal, org_id, "reader")
         return await self.store.list_memberships(org_id=org_id)
+
+    async def sign_in(self, email: str, password: str) -> tuple[Person, list[Membership]]:
+        """The person with this e-mail address and password, and their memberships.
+
+        Unauthenticated with one message for every failure (no such person, wrong password, no
+        membership), after the same argon2 work, so the answer tells nothing about accounts;
+        each refusal is audited without the address or the password.
+        """
+        person = await self.store.get_person_by_email(email.strip().lower())
+        encoded = person.password_hash if person is not None else _dummy_hash()
+        matches = verify_password(encoded, password)
+        memberships = (
+            await self.store.list_memberships(person_id=person.id)
+            if person is not None and matches else []
+        )
+        if person is None or not matches or not memberships:
+            await self.store.append_audit(
+                AuditEvent("anonymous", "auth.refused", "-", {"reason": "password", "interface": "portal"})
+            )
+            raise Unauthenticated("the e-mail address or the password is not right")
+        await self.store.append_audit(AuditEvent(f"person:{person.id}", "auth.sign_in", person.id))
+        return person, sorted(memberships, key=lambda m: m.org_id)
 
     # --- API keys --------------------------------------------------------------------------
 

@@ -1,0 +1,16 @@
+"""The portal: server-rendered pages in Dutch and English (docs/portal.md)."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from smartregion.web import account, pages
+from smartregion.web.portal import Portal, Reader
+from smartregion.web.sessions import SessionCodec
+
+__all__ = ["Portal", "Reader", "SessionCodec", "portal_app"]
+
+
+def portal_app(portal: Portal) -> Starlette:
+    """The portal's ASGI app with every page."""
+    return portal.app([*pages.routes(portal), *account.routes(portal)])
