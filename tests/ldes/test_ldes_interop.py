@@ -40,9 +40,19 @@ def node() -> str:
 
 
 def published(db: Path, stream: str) -> set[str]:
-    """Every member the stream holds: one per attribute instance of the demo data set."""
+    """Every member the stream holds: one per attribute instance of the demo data set's
+    entities (its owner's entities of its types; other data sets' are not in this stream)."""
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT series_key, t, seq FROM instance").fetchall()
+        rows = conn.execute(
+            "SELECT i.series_key, i.t, i.seq FROM instance i"
+            " JOIN series s ON s.series_key = i.series_key"
+            " JOIN entity e ON e.tenant_key = s.tenant_key AND e.entity_id = s.entity_id"
+            " JOIN organisation o ON o.org_key = e.owner_key"
+            " JOIN gov_dataset d ON d.id = 'demo'"
+            " WHERE o.name = json_extract(d.doc, '$.owner_org')"
+            " AND EXISTS (SELECT 1 FROM json_each(e.doc, '$.type') t"
+            "            JOIN json_each(d.doc, '$.entity_types') w ON w.value = t.value)"
+        ).fetchall()
     return {f"{stream}/members/{s}.{t}.{q}" for s, t, q in rows}
 
 
