@@ -55,6 +55,7 @@ from smartregion.storage.base import (
     last_op_per_entity,
 )
 from smartregion.storage.hub import HubStore
+from smartregion.storage.matchfeedback import MatchFeedbackStore
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
 from smartregion.storage.planning import (
     Dialect,
@@ -105,7 +106,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
 
 class SQLiteStore(
     SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, SQLiteReplication,
-    SQLiteStreams, HubStore, Store,
+    SQLiteStreams, HubStore, MatchFeedbackStore, Store,
 ):
     """Entities and their indexes in one SQLite database file."""
 
