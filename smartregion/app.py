@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -40,6 +41,7 @@ from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
 from smartregion.hub import Hub, load_taxonomy
 from smartregion.hub.digests import DigestJob, SmtpMailer, send_due
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.ldes.streams import EventStreams, StreamConfig
 from smartregion.settings import Settings
 from smartregion.storage import open_store
@@ -199,6 +201,17 @@ def digests(hub: Hub | None, settings: Settings) -> DigestJob | None:
     return DigestJob(lambda: send_due(hub, mailer, base_url=base_url), settings.digest_interval)
 
 
+def matchmaking_of(hub: Hub | None, settings: Settings) -> Matchmaking | None:
+    """The hub's matching service (docs/hub.md, "Matching")."""
+    if hub is None:
+        return None
+    return Matchmaking(
+        hub, embeddings=settings.hub_embeddings, ocid_prefix=settings.hub_ocid_prefix,
+        purchasing_body=settings.default_org,
+        uid_domain=urlsplit(settings.public_base_url).hostname or "",
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -208,6 +221,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise TypeError(f"{type(store).__name__} keeps no governance records")
     governance = Governance(store)
     hub = Hub(store, governance, load_taxonomy()) if isinstance(store, HubStore) else None
+    matchmaking = matchmaking_of(hub, settings)
     oidc = oidc_verifier(settings)
     # one authenticator for every interface (docs/security.md)
     authenticator = Authenticator(governance, oidc)
@@ -273,7 +287,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
                 ],
             ),
-            Mount("/api/v1", app=admin_api(authenticator, hub)),
+            Mount("/api/v1", app=admin_api(authenticator, hub, matchmaking)),
             Mount(
                 "/ldes",
                 routes=LDES_ROUTES,
@@ -306,6 +320,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.broker = broker
     app.state.governance = governance
     app.state.hub = hub
+    app.state.matchmaking = matchmaking
     app.state.authenticator = authenticator
     app.state.live = live
     app.state.streams = streams

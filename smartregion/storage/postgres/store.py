@@ -55,8 +55,8 @@ from smartregion.storage.base import (
     last_op_per_entity,
 )
 from smartregion.storage.hub import HubStore
-from smartregion.storage.matchfeedback import MatchFeedbackStore
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
+from smartregion.storage.matchfeedback import MatchFeedbackStore
 from smartregion.storage.planning import (
     Dialect,
     Plan,
