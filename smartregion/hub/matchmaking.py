@@ -21,6 +21,7 @@ per text; the CPU-bound work runs in a thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -269,10 +270,14 @@ class Matchmaking:
         proposals = await self._locked(snapshot, snapshot.bundles)
         body = await self.hub.governance.store.get_organisation(self.purchasing_body)
         entity = (self.purchasing_body, body.name if body else self.purchasing_body)
-        date = self.hub.clock()
+        # OCDS `date`: when the information was recorded, i.e. the members' last change (so
+        # a release reads the same until a member changes)
         return [
-            Bundle(p, p.tender_outline(ocid_prefix=self.ocid_prefix, procuring_entity=entity,
-                                       date=date))
+            Bundle(p, p.tender_outline(
+                ocid_prefix=self.ocid_prefix, procuring_entity=entity,
+                date=max(dt.datetime.fromisoformat(snapshot.objects[c.id].updated_at)
+                         for c in p.challenges),
+            ))
             for p in proposals
         ]
 
