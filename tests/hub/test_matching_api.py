@@ -313,3 +313,21 @@ async def test_without_embeddings_the_ranking_is_bm25_alone(tmp_path: Path) -> N
             # the shares of the shared terms and word parts add up to the BM25 score
             total = sum(t["score"] for t in why["shared_terms"]) + why["word_part_score"]
             assert total == pytest.approx(why["text_score"])
+
+
+async def test_the_snapshot_is_kept_until_the_hub_changes(env: Env) -> None:
+    from smartregion.hub.matchmaking import Matchmaking
+
+    matchmaking = Matchmaking(env.hub, embeddings=False)
+    await post(env, "/challenges", challenge(id="c1"), "ghent")
+    first = await matchmaking.snapshot()
+    assert await matchmaking.snapshot() is first and set(first.records) == {"c1"}
+    await post(env, "/solutions", solution(id="s1"), "acme")
+    second = await matchmaking.snapshot()
+    assert second is not first and set(second.records) == {"c1", "s1"}
+    # a replaced object moves the chain too: never a stale answer
+    await env.client.put("/challenges/c1", json=challenge(status="closed"), headers=env.auth("ghent"))
+    third = await matchmaking.snapshot()
+    assert third.objects["c1"].status == "closed"
+    _, result = await matchmaking.challenges_for(None, "s1")
+    assert result.matches == ()  # closed challenges are no candidates
