@@ -33,7 +33,7 @@ from smartregion.api.hub.matchbodies import (
 )
 from smartregion.api.hub.models import ObjectId
 from smartregion.api.hub.routes import Caller, HubDep, ObjectIdPath, Reader, Selection, _filters
-from smartregion.errors import BadRequestData, ResourceNotFound
+from smartregion.errors import BadRequestData, Conflict, ResourceNotFound
 from smartregion.hub.matchmaking import Matchmaking
 
 __all__ = ["matchmaking_router"]
@@ -78,6 +78,8 @@ def _pair_routes(router: APIRouter, subject: Literal["challenge", "solution"]) -
             response.status_code = 200
         found = await matchmaking.feedback.match_dismissals(
             caller.org_id, challenge_id=challenge_id, solution_id=solution_id)
+        if not found:  # withdrawn by a concurrent request between the two
+            raise Conflict("the mark was withdrawn meanwhile; try again")
         d = found[0]
         return MatchDismissalOut(challenge_id=d.challenge_id, solution_id=d.solution_id,
                                  org_id=d.org_id, at=d.at)
