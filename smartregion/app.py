@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 from starlette.applications import Starlette
@@ -42,6 +43,7 @@ from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.governance.oidc import OidcConfig, OidcVerifier
 from smartregion.hub import Hub, load_taxonomy
 from smartregion.hub.digests import DigestJob, SmtpMailer, send_due
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.ldes.streams import EventStreams, StreamConfig
 from smartregion.settings import Settings
 from smartregion.storage import open_store
@@ -217,6 +219,17 @@ def page_csp(settings: Settings) -> str:
     return "; ".join(directives)
 
 
+def matchmaking_of(hub: Hub | None, settings: Settings) -> Matchmaking | None:
+    """The hub's matching service (docs/hub.md, "Matching")."""
+    if hub is None:
+        return None
+    return Matchmaking(
+        hub, embeddings=settings.hub_embeddings, ocid_prefix=settings.hub_ocid_prefix,
+        purchasing_body=settings.default_org,
+        uid_domain=urlsplit(settings.public_base_url).hostname or "",
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
@@ -226,6 +239,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         raise TypeError(f"{type(store).__name__} keeps no governance records")
     governance = Governance(store)
     hub = Hub(store, governance, load_taxonomy()) if isinstance(store, HubStore) else None
+    matchmaking = matchmaking_of(hub, settings)
     oidc = oidc_verifier(settings)
     # one authenticator for every interface (docs/security.md)
     authenticator = Authenticator(governance, oidc)
@@ -314,7 +328,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
                 ],
             ),
-            Mount("/api/v1", app=admin_api(authenticator, hub)),
+            Mount("/api/v1", app=admin_api(authenticator, hub, matchmaking)),
             Mount(
                 "/ldes",
                 routes=LDES_ROUTES,
@@ -353,6 +367,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.broker = broker
     app.state.governance = governance
     app.state.hub = hub
+    app.state.matchmaking = matchmaking
     app.state.authenticator = authenticator
     app.state.live = live
     app.state.streams = streams

@@ -97,6 +97,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_username", str, "", "SMTP login name; empty: no login."),
     Setting("smtp_password", str, "", "SMTP login password."),
     Setting("digest_interval", float, 900.0, "Seconds between runs of the digest job (sends the follows that are due); 0: no job."),
+    Setting("hub_embeddings", bool, True, "Rank hub matches with multilingual sentence embeddings too when the `embeddings` extra is installed; off: BM25 alone."),
+    Setting("hub_ocid_prefix", str, "ocds-smartregion", "OCDS prefix of the ids of joint-purchase tender outlines (register your own with the OCDS Data Support team)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -167,6 +169,8 @@ class Settings:
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)  # never in logs or tracebacks
     digest_interval: float = 900.0
+    hub_embeddings: bool = True
+    hub_ocid_prefix: str = "ocds-smartregion"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

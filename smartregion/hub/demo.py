@@ -177,13 +177,21 @@ CHALLENGES: list[tuple[str, str, dict[str, Any]]] = [
         "affected_groups": t("Bewoners van de binnenstad, handelaars, bezoekers.", "City centre residents, shopkeepers, visitors."),
         "status": "open", "budget_min": 50_000, "budget_max": 150_000,
         "timeline_start": "2027-03-01", "timeline_end": "2027-12-31",
-        "terms": ["domain:mobility.parking", "nis:24062", "sdg:11.2"]}),
+        "terms": ["domain:mobility.parking", "nis:24062", "sdg:11.2"],
+        "min_maturity": "implemented", "quantity": 400, "unit": "parkeerplaatsen"}),
+    ("parkeerzoekverkeer-kortrijk", "kortrijk", {
+        "title": t("Zoekverkeer naar parkeerplaatsen in het centrum", "Traffic searching for parking in the centre"),
+        "problem": t("Bezoekers zoeken lang naar een vrije parkeerplaats; het zoekverkeer zorgt voor file in de binnenstad.",
+                     "Visitors search a long time for a free parking space; the searching causes congestion in the city centre."),
+        "affected_groups": t("Handelaars en bezoekers van de binnenstad.", "City centre shopkeepers and visitors."),
+        "status": "open", "budget_max": 90_000, "min_maturity": "pilot", "quantity": 250, "unit": "parkeerplaatsen",
+        "terms": ["domain:mobility.parking", "nis:34022", "sdg:11.2"]}),
     ("hitte-scholen", "genk", {
         "title": t("Hitte in klaslokalen", "Heat in classrooms"),
         "problem": t("In warme weken wordt het in oudere scholen te heet om les te geven.",
                      "In hot weeks older schools become too hot to teach in."),
         "affected_groups": t("Leerlingen en leerkrachten.", "Pupils and teachers."),
-        "status": "open", "budget_max": 80_000, "co_owners": ["provincie-limburg"],
+        "status": "open", "budget_max": 80_000, "co_owners": ["provincie-limburg"], "quantity": 12, "unit": "scholen",
         "terms": ["domain:environment.climate", "domain:people.education", "nis:71016", "sdg:13.1"]}),
     ("eenzaamheid-ouderen", "mechelen", {
         "title": t("Eenzaamheid bij ouderen opmerken", "Noticing loneliness among older people"),

@@ -35,8 +35,9 @@ __all__ = ["EXPORT_LIMIT", "Filters", "Hub", "title_of"]
 #: the most objects one export returns (a larger catalogue is exported by narrower filters)
 EXPORT_LIMIT = 10_000
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{1,99}")
-#: ids that name endpoints beside the objects' (`/initiatives/report`)
-_RESERVED = frozenset({"report", "export"})
+#: ids that name endpoints beside the objects' (`/initiatives/report`, `/funding/eligibility`,
+#: `/challenges/similar`)
+_RESERVED = frozenset({"report", "export", "eligibility", "similar"})
 
 
 @dataclass(frozen=True, slots=True)

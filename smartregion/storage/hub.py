@@ -285,7 +285,8 @@ class HubStore(abc.ABC):
         return await self._run_governance(run(), write=True)
 
     async def delete_hub_object(self, object_id: str, *, audit: AuditEvent) -> bool:
-        """Delete an object with its index, endorsements and adoptions; whether it existed."""
+        """Delete an object with its index, endorsements, adoptions and match dismissals; whether
+        it existed."""
 
         def run() -> Program[bool]:
             result = yield Sql("DELETE FROM hub_object WHERE id = ? RETURNING seq", (object_id,))
@@ -297,6 +298,11 @@ class HubStore(abc.ABC):
             yield Sql("DELETE FROM hub_endorsement WHERE object_id = ?", (object_id,))
             yield Sql("DELETE FROM hub_adoption WHERE object_id = ?", (object_id,))
             yield Sql("DELETE FROM hub_adoption_event WHERE object_id = ?", (object_id,))
+            # "not relevant" feedback naming it (storage/matchfeedback.py)
+            yield Sql(
+                "DELETE FROM hub_match_dismissal WHERE challenge_id = ? OR solution_id = ?",
+                (object_id, object_id),
+            )
             yield from _append(audit)
             return True
 

@@ -16,7 +16,7 @@ _PG_TABLES = (
     " gov_dataset, gov_access_request, gov_agreement, gov_grant, audit_log, audit_head, ingest_dead_letter,"
     " instance, rollup, ldes_replication, ldes_member_seen,"
     " hub_object, hub_key, hub_word, hub_endorsement, hub_adoption,"
-    " hub_adoption_event, hub_follow, hub_dismissal"
+    " hub_adoption_event, hub_follow, hub_dismissal, hub_match_dismissal"
 )
 
 

@@ -200,3 +200,33 @@ async def test_word_prefixes_are_exact_ranges(store: Store) -> None:
     assert await ids("zz9") == ["o1"]
     assert await ids("zz99") == []
     assert await ids("b", "a9") == ["o2"]
+
+
+async def test_match_dismissals_one_per_pair_audited_and_gone_with_the_object(store: Store) -> None:
+    from smartregion.storage.matchfeedback import MatchDismissal, MatchFeedbackStore
+
+    assert isinstance(store, MatchFeedbackStore) and isinstance(store, GovernanceStore)
+    s = hub(store)
+    await s.create_hub_object(obj("c1", kind="challenge"), [], [], audit=AUDIT)
+    await s.create_hub_object(obj("s1", kind="solution", owner="acme"), [], [], audit=AUDIT)
+    await s.create_hub_object(obj("s2", kind="solution", owner="acme"), [], [], audit=AUDIT)
+    head = await store.audit_head()
+    assert head is not None
+    first = MatchDismissal("ghent", "c1", "s1", "2026-01-01T00:00:00.000000Z", "key:k1")
+    audit = AuditEvent("key:k1", "hub.match.dismiss", "c1", {"solution": "s1"})
+    assert await store.dismiss_match(first, audit=audit)
+    assert not await store.dismiss_match(first, audit=audit)  # once per pair and organisation
+    assert await store.dismiss_match(MatchDismissal("acme", "c1", "s1", "2026-01-02T00:00:00.000000Z", "key:k2"), audit=audit)
+    assert await store.dismiss_match(MatchDismissal("ghent", "c1", "s2", "2026-01-03T00:00:00.000000Z", "key:k1"), audit=audit)
+    after = await store.audit_head()
+    assert after is not None and after[0] == head[0] + 3  # the refused duplicate wrote nothing
+    assert [d.solution_id for d in await store.match_dismissals("ghent")] == ["s1", "s2"]
+    assert [d.org_id for d in await store.match_dismissals(solution_id="s1")] == ["ghent", "acme"]
+    assert await store.match_dismissals("ghent", challenge_id="c1", solution_id="s1") == [first]
+    assert await store.withdraw_match_dismissal("ghent", "c1", "s2", audit=audit)
+    assert not await store.withdraw_match_dismissal("ghent", "c1", "s2", audit=audit)
+    assert [d.solution_id for d in await store.match_dismissals("ghent")] == ["s1"]
+    # deleting an object deletes the feedback naming it
+    assert await s.delete_hub_object("s1", audit=AUDIT)
+    assert await store.match_dismissals() == []
+    assert verify_chain(await store.audit_records(), await store.audit_head()) == []

@@ -221,6 +221,11 @@ class Challenge(_Object):
     timeline_start: Day | None = None
     timeline_end: Day | None = None
     co_owners: list[OrgId] = Field(default_factory=list, max_length=100)
+    min_maturity: Maturity | None = Field(
+        None, description="the least mature solution accepted (matching's maturity rule)")
+    quantity: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = Field(
+        None, description="how much is needed, in `unit` (added up in joint purchases)")
+    unit: Short | None = Field(None, description="the unit of `quantity`, e.g. \"parking sensors\"")
 
     @model_validator(mode="after")
     def _ranges(self) -> Challenge:

@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, Field, create_model
 
 from smartregion.api.admin.auth import INTERFACE, authenticate
 from smartregion.api.auth import Authenticator
 from smartregion.api.hub.feeds import feeds_router
+from smartregion.api.hub.matchbodies import SimilarOut, similar_out
 from smartregion.api.hub.models import (
     IN_MODELS,
     OUT_MODELS,
@@ -44,6 +45,7 @@ from smartregion.governance import Principal
 from smartregion.hub import KINDS, Filters, Hub, Kind
 from smartregion.hub.follows import Follows
 from smartregion.hub.initiatives import PortfolioReport, portfolio_report
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.hub.objects import EXPORT_LIMIT
 from smartregion.hub.usecases import UseCases
 from smartregion.storage.hub import Follow
@@ -55,6 +57,8 @@ Sort = Literal["-updated", "updated", "-created", "title", "-endorsements"]
 ObjectIdPath = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,99}$")]
 #: at most this many values of one repeatable filter
 _MAX_VALUES = 20
+#: kinds whose create answer lists the existing objects the new one resembles
+SIMILAR_KINDS = ("challenge", "solution", "usecase")
 
 
 async def reader(request: Request) -> Principal | None:
@@ -152,9 +156,15 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
             headers={"Content-Disposition": f'attachment; filename="{kind.path}.json"'},
         )
 
-    async def create_object(body: Any, caller: Caller, hub: HubDep) -> Any:
+    async def create_object(body: Any, caller: Caller, hub: HubDep, request: Request) -> Any:
         fields = body.model_dump(mode="json", exclude={"id", "owner"}, exclude_none=True)
-        return out(await hub.create(caller, kind.name, fields, object_id=body.id, owner=body.owner))
+        obj = await hub.create(caller, kind.name, fields, object_id=body.id, owner=body.owner)
+        if kind.name not in SIMILAR_KINDS:
+            return out(obj)
+        # a warning, never a refusal: the author may join the existing one instead (docs/hub.md)
+        matchmaking: Matchmaking = request.app.state.matchmaking
+        similar = await matchmaking.similar(kind.name, obj.doc, object_id=obj.id)  # type: ignore[arg-type]
+        return {**out(obj), "similar": [s.model_dump(mode="json") for s in similar_out(similar)]}
 
     async def get_object(object_id: ObjectIdPath, hub: HubDep, caller: Reader) -> Any:
         return out(await hub.get(kind.name, object_id))
@@ -177,8 +187,15 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
     router.add_api_route(f"{base}/export.json", export_json, methods=["GET"], tags=tags,
                          summary=f"Export the selected {kind.path} as JSON (at most {EXPORT_LIMIT})",
                          response_model=list[out_model])  # type: ignore[valid-type]
+    created_model = out_model
+    if kind.name in SIMILAR_KINDS:
+        created_model = create_model(
+            f"{name}Created", __base__=out_model,
+            similar=(list[SimilarOut], Field(
+                default_factory=list, description="existing ones it resembles (a warning)")),
+        )
     router.add_api_route(base, create_object, methods=["POST"], status_code=201, tags=tags,
-                         response_model=out_model, summary=f"Create one of the {kind.path}")
+                         response_model=created_model, summary=f"Create one of the {kind.path}")
     router.add_api_route(f"{base}/{{object_id}}", get_object, methods=["GET"], tags=tags,
                          response_model=out_model, summary=f"One of the {kind.path}")
     router.add_api_route(f"{base}/{{object_id}}", replace_object, methods=["PUT"], tags=tags,

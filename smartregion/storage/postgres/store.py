@@ -56,6 +56,7 @@ from smartregion.storage.base import (
 )
 from smartregion.storage.hub import HubStore
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
+from smartregion.storage.matchfeedback import MatchFeedbackStore
 from smartregion.storage.planning import (
     Dialect,
     Plan,
@@ -96,7 +97,7 @@ def _lock_key(tenant: str, entity_id: str) -> int:
 
 class PostgresStore(
     PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory,
-    PostgresReplication, PostgresStreams, HubStore, Store,
+    PostgresReplication, PostgresStreams, HubStore, MatchFeedbackStore, Store,
 ):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 

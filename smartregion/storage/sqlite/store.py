@@ -56,6 +56,7 @@ from smartregion.storage.base import (
 )
 from smartregion.storage.hub import HubStore
 from smartregion.storage.indexing import KIND_NAMES, IndexChange, index_change
+from smartregion.storage.matchfeedback import MatchFeedbackStore
 from smartregion.storage.planning import (
     Dialect,
     Plan,
@@ -105,7 +106,7 @@ def _loads(text: str | bytes) -> dict[str, Any]:
 
 class SQLiteStore(
     SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, SQLiteReplication,
-    SQLiteStreams, HubStore, Store,
+    SQLiteStreams, HubStore, MatchFeedbackStore, Store,
 ):
     """Entities and their indexes in one SQLite database file."""
 
