@@ -40,6 +40,7 @@ from smartregion.broker.subscriptions import (
     PeriodicSender,
     SubscriptionService,
     join_linked,
+    subscription_owner,
 )
 from smartregion.core.times import format_datetime
 from smartregion.storage.base import Readable, Store
@@ -48,6 +49,9 @@ from smartregion.storage.subscriptions import OutboxRow, Settled, epoch_now
 log = logging.getLogger("smartregion.notifier")
 
 __all__ = ["Notifier"]
+
+#: seconds one reading of what a subscription's owner may read serves its next notifications
+READABLE_FOR = 1.0
 
 
 class Notifier:
@@ -145,6 +149,9 @@ class Notifier:
         self, rows: list[OutboxRow], deadline: float, settled: list[Settled]
     ) -> None:
         """Send one subscription's rows in order; their outcomes go to `settled`."""
+        # what the owner may read is read once for the rows sent within READABLE_FOR seconds
+        # (a grant revoked stops the notifications sent after that), not once per row
+        known: tuple[str, float, Readable | None] | None = None
         for row in rows:
             if time.monotonic() > deadline:
                 settled.append(
@@ -153,16 +160,22 @@ class Notifier:
                 )
                 continue
             try:
-                settled.append(await self._deliver(row))
+                readable: Readable | None = None
+                if self.readers is not None:
+                    owner = subscription_owner(row.target, self.readers.unowned)
+                    if known is None or known[0] != owner or time.monotonic() - known[1] > READABLE_FOR:
+                        known = (owner, time.monotonic(), await self.readers.readable(row.target))
+                    readable = known[2]
+                settled.append(await self._deliver(row, readable))
             except Exception:
                 # not sent (reading what it reports failed): this row and the later ones stay
                 # leased and are sent, in order, after the lease
                 log.exception("notification %s of %s could not be sent", row.id, row.subscription_id)
                 return
 
-    async def _deliver(self, row: OutboxRow) -> Settled:
+    async def _deliver(self, row: OutboxRow, readable: Readable | None) -> Settled:
         at = format_datetime(datetime.now(UTC))
-        ok = await self._send(row, at)
+        ok = await self._send(row, at, readable)
         if ok is None:
             # nothing in it the subscriber may read: not sent, and not counted either (the
             # subscription's timesSent must not reveal changes to others' data)
@@ -181,13 +194,13 @@ class Notifier:
             attempts=attempts,
         )
 
-    async def _send(self, row: OutboxRow, at: str) -> bool | None:
-        """Send one notification: whether it was acknowledged (None: nothing left to send)."""
+    async def _send(self, row: OutboxRow, at: str, readable: Readable | None) -> bool | None:
+        """Send one notification: whether it was acknowledged (None: nothing left to send).
+
+        `readable` is what the subscription's owner may read (None: everything)."""
         uri: str = row.target["uri"]
         body = dict(row.body)
-        readable: Readable | None = None
         if self.readers is not None:
-            readable = await self.readers.readable(row.target)
             kept = await self.readers.body(row, body, readable)
             if kept is None:
                 return None
