@@ -65,6 +65,19 @@ class BatchResult:
     created: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class ParsedParts:
+    """Several parts' entities parsed for `BatchService.upsert_parts`."""
+
+    #: the time the entities were parsed at, and are written with (createdAt, modifiedAt)
+    now: str
+    docs: list[Doc]
+    #: the part of each of `docs`
+    tags: list[int]
+    #: each part's result so far (its invalid entities)
+    results: list[BatchResult]
+
+
 class BatchService:
     """The five batch operations, each one store transaction."""
 
@@ -152,7 +165,7 @@ class BatchService:
         ids = list(dict.fromkeys(d["id"] for d in docs))
         owners: dict[str, str] = {}
         tags = parts if parts is not None else [0] * len(docs)
-        base = list(results) or [BatchResult()]
+        base = list(results) if parts is not None else [BatchResult()]
         repeats = len(ids) < len(docs)
         # entries repeating an id: the history must keep every entry's instances, and every
         # entry notify, not only the final state the transaction leaves (broker/history.py and
@@ -272,45 +285,47 @@ class BatchService:
 
         return await self._pipelined(tenant, payload, vocab, now, step, writer=writer)
 
+    def parse_parts(self, parts: Sequence[tuple[list[Any], Vocabularies]]) -> ParsedParts:
+        """Parse several parts' entities (MQTT messages) for `upsert_parts`, ahead of the write."""
+        parsed = ParsedParts(utc_now(), [], [], [BatchResult() for _ in parts])
+        for index, (payload, vocab) in enumerate(parts):
+            docs = self._entities(payload, vocab, parsed.now, parsed.results[index])
+            parsed.docs.extend(docs)
+            parsed.tags.extend([index] * len(docs))
+        return parsed
+
     async def upsert_parts(
         self,
         tenant: str,
-        parts: Sequence[tuple[list[Any], Vocabularies]],
+        parsed: ParsedParts,
         *,
         writer: WriteAccess,
         mode: str = "replace",
         extra: Callable[[list[BatchResult]], list[Any]] | None = None,
     ) -> list[BatchResult]:
-        """Batch upsert of several parts' entities (MQTT messages) in ONE store transaction.
+        """Batch upsert of several parts' entities (`parse_parts`) in ONE store transaction.
 
         Each part (a list of entities, its vocabularies) is reported on its own: one result per
         part, in order. All entries apply in order, so entries of several parts for one entity
         apply in the parts' order. `extra(results)` runs inside the transaction and returns more
-        ops for the store to write in it (the bridge's dead letters); nothing of it is written
-        if the transaction fails. Not chunked: the caller bounds the size. Every entity created
-        is owned by one organisation: a writer whose data-set mandates would spread them over
-        several owners is refused (ValueError).
+        ops for the store to write in it (the bridge's dead letters) — also when no part has a
+        valid entity; nothing of it is written if the transaction fails. Not chunked: the
+        caller bounds the size. Every entity created is owned by one organisation: a writer
+        whose data-set mandates would spread them over several owners is refused (ValueError).
         """
-        now = utc_now()
+        now = parsed.now
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
 
-        results = [BatchResult() for _ in parts]
-        docs: list[Doc] = []
-        tags: list[int] = []
-        for index, (payload, vocab) in enumerate(parts):
-            parsed = self._entities(payload, vocab, now, results[index])
-            docs.extend(parsed)
-            tags.extend([index] * len(parsed))
-        owners = {writer.owner_of_new(doc) for doc in docs} or {writer.org_id}
+        owners = {writer.owner_of_new(doc) for doc in parsed.docs} or {writer.org_id}
         if len(owners) > 1:
             raise ValueError("upsert_parts creates entities for one owner only")
-        if not parts:
+        if not parsed.results and extra is None:
             return []
         return await self._run_group(
-            tenant, docs, step, owner=owners.pop(), writer=writer, parts=tags, results=results,
-            extra=extra,
+            tenant, parsed.docs, step, owner=owners.pop(), writer=writer, parts=parsed.tags,
+            results=parsed.results, extra=extra,
         )
 
     async def update(

@@ -45,7 +45,7 @@ import orjson
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from smartregion.broker.batch import BatchResult, Vocabularies
+from smartregion.broker.batch import BatchResult, ParsedParts, Vocabularies
 from smartregion.broker.service import Broker
 from smartregion.core.entities import Vocabulary
 from smartregion.core.times import utc_now
@@ -154,6 +154,16 @@ class _Prepared:
     reason: str | None = None
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """Consecutive messages of a batch written in one transaction, parsed."""
+
+    #: the index of its first message in the batch
+    start: int
+    messages: list[_Prepared]
+    parsed: ParsedParts
+
+
 class MqttBridge:
     """Subscribe, turn each message into entities, write them, acknowledge after commit."""
 
@@ -194,6 +204,10 @@ class MqttBridge:
         messages it made durable, so the caller can acknowledge them. Storage failures
         propagate: the messages not yet reported committed must not be acknowledged.
         """
+        return await self._write_chunks(await self._prepare(messages), committed)
+
+    async def _prepare(self, messages: Sequence[Incoming]) -> list[_Chunk]:
+        """Parse a batch into the entities of its transactions (no database write)."""
         prepared: list[_Prepared] = []
         for message in messages:
             try:
@@ -205,7 +219,7 @@ class MqttBridge:
                 prepared.append(_Prepared(message, None, None, exc.detail))
             else:
                 prepared.append(_Prepared(message, entities, vocabs))
-        written: list[list[str]] = []
+        chunks: list[_Chunk] = []
         start = 0
         while start < len(prepared):
             end, size = start, 0
@@ -213,19 +227,29 @@ class MqttBridge:
                 part = prepared[end].entities
                 size += len(part) if part is not None else 0
                 end += 1
-            written.extend(await self._write(prepared[start:end]))
-            if committed is not None:
-                committed(range(start, end))
+            chunk = prepared[start:end]
+            parsed = self.broker.batch.parse_parts([
+                (p.entities, p.vocabs)
+                for p in chunk
+                if p.entities is not None and p.vocabs is not None
+            ])
+            chunks.append(_Chunk(start, chunk, parsed))
             start = end
+        return chunks
+
+    async def _write_chunks(
+        self, chunks: list[_Chunk], committed: Callable[[range], None] | None
+    ) -> list[list[str]]:
+        written: list[list[str]] = []
+        for chunk in chunks:
+            written.extend(await self._write(chunk))
+            if committed is not None:
+                committed(range(chunk.start, chunk.start + len(chunk.messages)))
         return written
 
-    async def _write(self, batch: list[_Prepared]) -> list[list[str]]:
-        """One transaction: the entities of `batch`, and the dead letters of its bad messages."""
-        parts = [
-            (p.entities, p.vocabs)
-            for p in batch
-            if p.entities is not None and p.vocabs is not None
-        ]
+    async def _write(self, chunk: _Chunk) -> list[list[str]]:
+        """One transaction: the chunk's entities, and the dead letters of its bad messages."""
+        batch = chunk.messages
         letters: list[DeadLetter] = []
 
         def dead_letters(results: list[BatchResult]) -> list[Any]:
@@ -242,7 +266,7 @@ class MqttBridge:
             return [DeadLetters(tuple(letters))] if letters else []
 
         results = await self.broker.batch.upsert_parts(
-            self.config.tenant, parts, writer=self._writer, mode="update", extra=dead_letters
+            self.config.tenant, chunk.parsed, writer=self._writer, mode="update", extra=dead_letters
         )
         # committed: count and report
         for letter in letters:
@@ -328,29 +352,25 @@ class MqttBridge:
         log.info("bridge stopped")
 
     async def _consume(self, client: aiomqtt.Client) -> None:
-        messages = client.messages
+        """Read batches and write them: batch k+1 is parsed while batch k is being written.
+
+        Writes stay one at a time, in arrival order: batch k+1's transaction starts only after
+        batch k's has committed (and its messages were acknowledged).
+        """
         stopping = asyncio.ensure_future(self._stopping.wait())
+        writing: asyncio.Future[list[list[str]]] | None = None
         try:
             while True:
-                incoming = asyncio.ensure_future(messages.__anext__())
-                done, _ = await asyncio.wait(
-                    {incoming, stopping}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if incoming not in done:
-                    incoming.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                        await incoming
+                batch = await self._next_batch(client, stopping, writing)
+                if batch is None:
                     return
-                batch = [incoming.result()]
-                self._take_queued(client, batch)
-                if len(batch) < self.config.batch_size and self.config.batch_wait > 0:
-                    await asyncio.sleep(self.config.batch_wait)
-                    self._take_queued(client, batch)
                 received = utc_now()
-                items = [
+                chunks = await self._prepare([
                     Incoming(str(m.topic), bytes(m.payload), received)  # type: ignore[arg-type]
                     for m in batch
-                ]
+                ])
+                if writing is not None:
+                    await writing  # the batch before has committed (a failure raises here)
 
                 def acknowledge(indices: range, batch: list[aiomqtt.Message] = batch) -> None:
                     # only now that the write has committed (in arrival order, MQTT 3.1.1 §4.6)
@@ -358,9 +378,45 @@ class MqttBridge:
                         if batch[i].qos > 0:
                             client._client.ack(batch[i].mid, batch[i].qos)
 
-                await self.ingest_batch(items, acknowledge)
+                writing = asyncio.ensure_future(self._write_chunks(chunks, acknowledge))
         finally:
             stopping.cancel()
+            if writing is not None and not writing.done():
+                # stopping, or the connection is gone: the batch in hand still commits (its
+                # acknowledgements go out only if the connection is still there)
+                await writing
+            elif writing is not None and not writing.cancelled() and writing.exception():
+                log.warning("the last batch was not written: %s", writing.exception())
+
+    async def _next_batch(
+        self,
+        client: aiomqtt.Client,
+        stopping: asyncio.Future[Any],
+        writing: asyncio.Future[list[list[str]]] | None,
+    ) -> list[aiomqtt.Message] | None:
+        """The next batch of messages; None when stopping. A failed write raises here."""
+        incoming = asyncio.ensure_future(client.messages.__anext__())
+        waits: set[asyncio.Future[Any]] = {incoming, stopping}
+        if writing is not None:
+            waits.add(writing)
+        while True:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            if incoming in done:
+                break
+            if stopping in done or (writing in done and writing.exception() is not None):
+                incoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                    await incoming
+                if writing is not None and writing.done():
+                    writing.result()  # the write failed: raise, so that the bridge reconnects
+                return None
+            waits.discard(writing)  # type: ignore[arg-type]  # committed: wait for messages
+        batch = [incoming.result()]
+        self._take_queued(client, batch)
+        if len(batch) < self.config.batch_size and self.config.batch_wait > 0:
+            await asyncio.sleep(self.config.batch_wait)
+            self._take_queued(client, batch)
+        return batch
 
     def _take_queued(self, client: aiomqtt.Client, batch: list[aiomqtt.Message]) -> None:
         """Add the messages already received, up to the batch size, without waiting."""

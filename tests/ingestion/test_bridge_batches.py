@@ -166,3 +166,21 @@ async def test_ingest_batch_reports_each_commit_and_applies_repeats_in_order(
         assert [i.doc["value"] for i in history.instances] == [0, 1, 2]
         (letter,) = await store.dead_letters(org)  # type: ignore[attr-defined]
         assert "at least one entity" in letter.reason
+
+
+async def test_a_batch_of_only_bad_messages_is_dead_lettered(mosquitto_url: str, db_url: str) -> None:
+    org, tenant = unique("org"), unique("t")
+    config = BridgeConfig(mosquitto_url, org=org, tenant=tenant, prefix=unique("sr"),
+                          client_id=unique("c"))
+    async with opened(db_url) as store, running(store, config) as bridge:
+        assert isinstance(store, IngestionStore)
+        topic = f"{config.prefix}/entities"
+        committed: list[range] = []
+        written = await bridge.ingest_batch(
+            [Incoming(topic, b"nope", "2026-11-27T10:10:00Z"),
+             Incoming(topic, b'{"id": "x", "type": "Meter"}', "2026-11-27T10:10:01Z")],
+            committed.append,
+        )
+        assert written == [[], []] and committed == [range(0, 2)]
+        newest, oldest = await store.dead_letters(org)
+        assert "not JSON" in oldest.reason and "not a valid URI" in newest.reason
