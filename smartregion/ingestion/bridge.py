@@ -2,8 +2,9 @@
 
 Delivery contract (docs/ingestion.md):
 
-- Subscriptions are QoS 1 in a persistent session (clean session off, a stable client id), so
-  the MQTT broker keeps messages for the bridge while it is away (MQTT 3.1.1 §3.1.2.4).
+- Subscriptions are QoS 1 in a persistent session (a stable client id; MQTT 5: clean start off
+  and a session that never expires, §3.1.2.4 and §3.1.2.11.2; MQTT 3.1.1: clean session off,
+  §3.1.2.4), so the MQTT broker keeps messages for the bridge while it is away.
 - Messages are written in BATCHES: the bridge takes the messages that have arrived (up to
   `batch_size`, waiting `batch_wait` seconds for more after the first) and writes all their
   entities with one batch upsert in ONE store transaction, the dead letters of the batch's bad
@@ -17,6 +18,10 @@ Delivery contract (docs/ingestion.md):
   attribute values, and its observations, already in history, are not recorded again
   (storage/history.py: the content is the idempotency key). Entries of several messages for one
   entity apply in arrival order, and each records its instances and notifies as if written alone.
+- Batch k+1 is read and parsed while batch k is written; writes stay one at a time, so batch
+  k+1's transaction starts after batch k's commit. Its entities' system times (modifiedAt) are
+  taken when it is parsed, at most one batch write before its own commit — far below
+  `ldes_settle_seconds`, which must exceed that gap (docs/ldes.md).
 - The bridge speaks MQTT 5 by default and announces a Receive Maximum (§3.1.2.11.3) of twice
   the batch size, so the broker keeps that many unacknowledged messages coming while a batch is
   written; over MQTT 3.1.1 the broker alone decides (Mosquitto: `max_inflight_messages`,
