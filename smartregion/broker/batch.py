@@ -18,14 +18,14 @@ after the other — a batch repeating an id across chunks is applied as one chun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from smartregion.broker.history import instance_rows
 from smartregion.core import mutations
 from smartregion.core.entities import Vocabulary, is_uri, parse_entity
-from smartregion.core.subscriptions import EntityChange
+from smartregion.core.subscriptions import ChangeSteps, EntityChange
 from smartregion.core.times import utc_now
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, SmartRegionError
 from smartregion.governance import Forbidden, WriteAccess
@@ -63,6 +63,19 @@ class BatchResult:
     success: list[str] = field(default_factory=list)
     errors: list[BatchError] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ParsedParts:
+    """Several parts' entities parsed for `BatchService.upsert_parts`."""
+
+    #: the time the entities were parsed at, and are written with (createdAt, modifiedAt)
+    now: str
+    docs: list[Doc]
+    #: the part of each of `docs`
+    tags: list[int]
+    #: each part's result so far (its invalid entities)
+    results: list[BatchResult]
 
 
 class BatchService:
@@ -125,7 +138,7 @@ class BatchService:
             groups.setdefault(owner_of[doc["id"]], []).append(doc)
         outcome = BatchResult(errors=list(result.errors))
         for owner, group in groups.items():
-            part = await self._run_group(tenant, group, step, owner=owner, writer=writer)
+            (part,) = await self._run_group(tenant, group, step, owner=owner, writer=writer)
             outcome.success.extend(part.success)
             outcome.errors.extend(part.errors)
             outcome.created.extend(part.created)
@@ -139,28 +152,43 @@ class BatchService:
         *,
         owner: str,
         writer: WriteAccess,
-    ) -> BatchResult:
+        parts: Sequence[int] | None = None,
+        results: Sequence[BatchResult] = (),
+        extra: Callable[[list[BatchResult]], list[Any]] | None = None,
+    ) -> list[BatchResult]:
+        """Apply `docs` in order in ONE store transaction; one result per part.
+
+        `parts[i]` is the part (0 without `parts`) whose result reports `docs[i]`; `results`
+        are the parts' results so far (their parse errors), extended here. `extra`, called
+        inside the transaction with the results, returns more ops the store writes in it.
+        """
         ids = list(dict.fromkeys(d["id"] for d in docs))
         owners: dict[str, str] = {}
-        # entries repeating an id: the history must keep every entry's instances, not only the
-        # final state the transaction leaves (broker/history.py computes from that alone)
-        each_step = len(ids) < len(docs) and bool(getattr(self.store, "records_history", False))
+        tags = parts if parts is not None else [0] * len(docs)
+        base = list(results) if parts is not None else [BatchResult()]
+        repeats = len(ids) < len(docs)
+        # entries repeating an id: the history must keep every entry's instances, and every
+        # entry notify, not only the final state the transaction leaves (broker/history.py and
+        # the notifying store compute from that alone)
+        each_step = repeats and bool(getattr(self.store, "records_history", False))
+        each_notifies = repeats and bool(getattr(self.store, "notifies_steps", False))
 
-        def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], BatchResult]:
+        def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], list[BatchResult]]:
             denied = writer.denied(owners, current)
             state = dict(current)
             touched: dict[str, Doc] = {}
             steps: list[EntityChange] = []
-            outcome = BatchResult()
-            for doc in docs:
+            outcomes = [BatchResult(errors=list(r.errors)) for r in base]
+            for doc, tag in zip(docs, tags, strict=True):
                 eid = doc["id"]
+                outcome = outcomes[tag]
                 try:
                     if eid in denied:
                         raise _not_yours(eid)
                     stored, created = step(state.get(eid), doc)
                 except PartialUpdate as exc:
                     if exc.doc is not None:
-                        if each_step:
+                        if repeats:
                             steps.append(EntityChange(state.get(eid), exc.doc))
                         state[eid] = exc.doc
                         touched[eid] = exc.doc
@@ -170,18 +198,21 @@ class BatchService:
                     outcome.errors.append(BatchError(eid, exc))
                     continue
                 if stored is not None:
-                    if each_step:
+                    if repeats:
                         steps.append(EntityChange(state.get(eid), stored))
                     state[eid] = stored
                     touched[eid] = stored
                 outcome.success.append(eid)
                 if created:
                     outcome.created.append(eid)
-            ops: list[WriteOp] = [Put(d) for d in touched.values()]
+            ops: list[Any] = [Put(d) for d in touched.values()]
             if each_step:
-                record = RecordInstances(tuple(instance_rows(steps, utc_now())))
-                ops.append(record)  # type: ignore[arg-type]  # taken out by the store (history)
-            return ops, outcome
+                ops.append(RecordInstances(tuple(instance_rows(steps, utc_now()))))
+            if each_notifies:
+                ops.append(ChangeSteps(tuple(steps)))  # taken out by the notifying store
+            if extra is not None:
+                ops.extend(extra(outcomes))
+            return ops, outcomes  # the extra ops are taken out by the store
 
         return await self.store.transact(
             tenant, ids, mutate, owner=owner, check_owners=owners.update
@@ -253,6 +284,49 @@ class BatchService:
             return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
 
         return await self._pipelined(tenant, payload, vocab, now, step, writer=writer)
+
+    def parse_parts(self, parts: Sequence[tuple[list[Any], Vocabularies]]) -> ParsedParts:
+        """Parse several parts' entities (MQTT messages) for `upsert_parts`, ahead of the write."""
+        parsed = ParsedParts(utc_now(), [], [], [BatchResult() for _ in parts])
+        for index, (payload, vocab) in enumerate(parts):
+            docs = self._entities(payload, vocab, parsed.now, parsed.results[index])
+            parsed.docs.extend(docs)
+            parsed.tags.extend([index] * len(docs))
+        return parsed
+
+    async def upsert_parts(
+        self,
+        tenant: str,
+        parsed: ParsedParts,
+        *,
+        writer: WriteAccess,
+        mode: str = "replace",
+        extra: Callable[[list[BatchResult]], list[Any]] | None = None,
+    ) -> list[BatchResult]:
+        """Batch upsert of several parts' entities (`parse_parts`) in ONE store transaction.
+
+        Each part (a list of entities, its vocabularies) is reported on its own: one result per
+        part, in order. All entries apply in order, so entries of several parts for one entity
+        apply in the parts' order. `extra(results)` runs inside the transaction and returns more
+        ops for the store to write in it (the bridge's dead letters) — also when no part has a
+        valid entity; nothing of it is written if the transaction fails. Not chunked: the
+        caller bounds the size. Every entity created is owned by one organisation: a writer
+        whose data-set mandates would spread them over several owners is refused (ValueError).
+        """
+        now = parsed.now
+
+        def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
+            return mutations.upsert_entity(existing, new, now=now, mode=mode), existing is None
+
+        owners = {writer.owner_of_new(doc) for doc in parsed.docs} or {writer.org_id}
+        if len(owners) > 1:
+            raise ValueError("upsert_parts creates entities for one owner only")
+        if not parsed.results and extra is None:
+            return []
+        return await self._run_group(
+            tenant, parsed.docs, step, owner=owners.pop(), writer=writer, parts=parsed.tags,
+            results=parsed.results, extra=extra,
+        )
 
     async def update(
         self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, no_overwrite: bool = False

@@ -1,12 +1,24 @@
 """Delivery of queued notifications (NGSI-LD 1.8 §5.11, HTTP binding §6.3.6 / §7.2).
 
-The `Notifier` runs beside the API (started in `create_app`'s lifespan). It claims due rows of
-the durable outbox (`SubscriptionStore.claim`), POSTs each Notification with `notifiedAt` set to
-its endpoint, and records the attempt on the subscription (timesSent, timesFailed,
-lastNotification, lastSuccess, lastFailure). A failed attempt (a non-2xx answer, a refused
-connection, a timeout) is retried with exponential back-off (1 s doubling, at most `max_delay`
-between attempts) up to `max_attempts`; rows survive a restart, so delivery is at-least-once. `mqtt://`/`mqtts://` endpoints are published to with
-aiomqtt (NGSI-LD 1.8 §7.3 MQTT binding: a JSON message {"metadata": headers, "body": notification}).
+The `Notifier` runs beside the API (started in `create_app`'s lifespan). It claims a batch of
+due rows of the durable outbox (`SubscriptionStore.claim`) and POSTs each Notification with
+`notifiedAt` set to its endpoint: the rows of one subscription one after the other in queueing
+order, subscriptions in parallel, with no database write between two sends. Then ONE
+transaction records what became of the whole batch (`SubscriptionStore.settle`): rows
+acknowledged (or given up on) are removed, failed ones rescheduled, and each subscription's
+timesSent, timesFailed, lastNotification, lastSuccess and lastFailure get the batch's attempts.
+
+Crash safety: a row is removed only after its send was acknowledged by the receiver (any 2xx,
+§7.2), in the transaction that also counts it. If the process dies after a send and before that
+transaction commits, the row is still in the outbox and is sent again once its lease has run
+out: delivery is at-least-once, as it always was. Rows of a batch not yet sent half-way through
+the lease are put back, due at once and not counted, so the batch is recorded while its lease
+still holds and no other deliverer can have claimed them meanwhile.
+
+A failed attempt (a non-2xx answer, a refused connection, a timeout) is retried with exponential
+back-off (1 s doubling, at most `max_delay` between attempts) up to `max_attempts`; rows survive
+a restart. `mqtt://`/`mqtts://` endpoints are published to with aiomqtt (NGSI-LD 1.8 §7.3 MQTT
+binding: a JSON message {"metadata": headers, "body": notification}).
 """
 
 from __future__ import annotations
@@ -14,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -27,14 +40,18 @@ from smartregion.broker.subscriptions import (
     PeriodicSender,
     SubscriptionService,
     join_linked,
+    subscription_owner,
 )
 from smartregion.core.times import format_datetime
 from smartregion.storage.base import Readable, Store
-from smartregion.storage.subscriptions import OutboxRow, epoch_now
+from smartregion.storage.subscriptions import OutboxRow, Settled, epoch_now
 
 log = logging.getLogger("smartregion.notifier")
 
 __all__ = ["Notifier"]
+
+#: seconds one reading of what a subscription's owner may read serves its next notifications
+READABLE_FOR = 1.0
 
 
 class Notifier:
@@ -107,29 +124,62 @@ class Notifier:
                 await asyncio.wait_for(self.subscriptions.queued.wait(), self.poll_interval)
 
     async def deliver_due(self) -> int:
-        """Claim and send the rows due now; returns how many were attempted."""
+        """Claim, send and settle the rows due now; returns how many were claimed."""
         rows = await self.subscriptions.subs.claim(epoch_now(), limit=self.batch, lease=self.lease)
-        # rows of one subscription are sent in order, one after the other; subscriptions in parallel
+        if not rows:
+            return 0
+        # what is not sent by then goes back, so that the batch is settled within its lease
+        deadline = time.monotonic() + self.lease / 2
         groups: dict[tuple[str, str], list[OutboxRow]] = {}
         for row in rows:
             groups.setdefault((row.tenant, row.subscription_id), []).append(row)
-        await asyncio.gather(*(self._deliver_in_order(group) for group in groups.values()))
+        settled: list[Settled] = []
+        try:
+            await asyncio.gather(
+                *(self._deliver_in_order(group, deadline, settled) for group in groups.values())
+            )
+        finally:
+            # one transaction for the batch, also when stopped part-way: what was sent is
+            # recorded, and a row cut off in mid-send is sent again after its lease
+            if settled:
+                await self.subscriptions.subs.settle(settled)
         return len(rows)
 
-    async def _deliver_in_order(self, rows: list[OutboxRow]) -> None:
+    async def _deliver_in_order(
+        self, rows: list[OutboxRow], deadline: float, settled: list[Settled]
+    ) -> None:
+        """Send one subscription's rows in order; their outcomes go to `settled`."""
+        # what the owner may read is read once for the rows sent within READABLE_FOR seconds
+        # (a grant revoked stops the notifications sent after that), not once per row
+        known: tuple[str, float, Readable | None] | None = None
         for row in rows:
-            await self._deliver(row)
+            if time.monotonic() > deadline:
+                settled.append(
+                    Settled(row.id, row.tenant, row.subscription_id, retry_at=epoch_now(),
+                            attempts=row.attempts)
+                )
+                continue
+            try:
+                readable: Readable | None = None
+                if self.readers is not None:
+                    owner = subscription_owner(row.target, self.readers.unowned)
+                    if known is None or known[0] != owner or time.monotonic() - known[1] > READABLE_FOR:
+                        known = (owner, time.monotonic(), await self.readers.readable(row.target))
+                    readable = known[2]
+                settled.append(await self._deliver(row, readable))
+            except Exception:
+                # not sent (reading what it reports failed): this row and the later ones stay
+                # leased and are sent, in order, after the lease
+                log.exception("notification %s of %s could not be sent", row.id, row.subscription_id)
+                return
 
-    async def _deliver(self, row: OutboxRow) -> None:
+    async def _deliver(self, row: OutboxRow, readable: Readable | None) -> Settled:
         at = format_datetime(datetime.now(UTC))
-        ok = await self._send(row, at)
-        store = self.subscriptions.subs
+        ok = await self._send(row, at, readable)
         if ok is None:
             # nothing in it the subscriber may read: not sent, and not counted either (the
             # subscription's timesSent must not reveal changes to others' data)
-            await store.complete(row.id)
-            return
-        await store.record_delivery(row.tenant, row.subscription_id, ok=ok, at=at)
+            return Settled(row.id, row.tenant, row.subscription_id)
         attempts = row.attempts + 1
         if ok or attempts >= self.max_attempts:
             if not ok:
@@ -137,18 +187,20 @@ class Notifier:
                     "giving up notification %s of %s after %d attempts",
                     row.id, row.subscription_id, attempts,
                 )
-            await store.complete(row.id)
-            return
+            return Settled(row.id, row.tenant, row.subscription_id, ok, at)
         delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
-        await store.reschedule(row.id, attempts=attempts, due_at=epoch_now() + delay)
+        return Settled(
+            row.id, row.tenant, row.subscription_id, ok, at, retry_at=epoch_now() + delay,
+            attempts=attempts,
+        )
 
-    async def _send(self, row: OutboxRow, at: str) -> bool | None:
-        """Send one notification: whether it was acknowledged (None: nothing left to send)."""
+    async def _send(self, row: OutboxRow, at: str, readable: Readable | None) -> bool | None:
+        """Send one notification: whether it was acknowledged (None: nothing left to send).
+
+        `readable` is what the subscription's owner may read (None: everything)."""
         uri: str = row.target["uri"]
         body = dict(row.body)
-        readable: Readable | None = None
         if self.readers is not None:
-            readable = await self.readers.readable(row.target)
             kept = await self.readers.body(row, body, readable)
             if kept is None:
                 return None

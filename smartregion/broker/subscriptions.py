@@ -28,8 +28,10 @@ from smartregion.broker.linking import fetch_linked
 from smartregion.core.jsonld import CORE_CONTEXT_URL
 from smartregion.core.rendering import RenderOptions, linked_targets, render_entity
 from smartregion.core.subscriptions import (
+    ChangeSteps,
     CompiledSubscription,
     EntityChange,
+    change_rounds,
     compile_subscription,
     merge_subscription,
     new_subscription_id,
@@ -593,6 +595,14 @@ def changes_of(current: dict[str, Doc | None], ops: Sequence[WriteOp]) -> list[E
     return [EntityChange(current.get(eid), new) for eid, new in final.items()]
 
 
+def _without_steps(ops: list[Any]) -> tuple[list[Any], list[EntityChange] | None]:
+    """A transaction's ops without its `ChangeSteps` (for the notifications), and those steps."""
+    if not any(isinstance(op, ChangeSteps) for op in ops):
+        return ops, None
+    steps = [c for op in ops if isinstance(op, ChangeSteps) for c in op.changes]
+    return [op for op in ops if not isinstance(op, ChangeSteps)], steps
+
+
 class NotifyingStore(Store):
     """A `Store` whose entity writes queue the notifications they cause (see the module doc)."""
 
@@ -606,6 +616,8 @@ class NotifyingStore(Store):
         self.in_transaction = bool(getattr(inner, "supports_notify", False))
         #: whether the backend keeps attribute history (`RecordInstances` ops)
         self.records_history = record_history and bool(getattr(inner, "supports_history", False))
+        #: entity writes may carry `ChangeSteps` (each entry of a batch notifies on its own)
+        self.notifies_steps = True
 
     async def transact(
         self,
@@ -620,8 +632,13 @@ class NotifyingStore(Store):
         attribute instances recorded in history (broker/history.py), both in the transaction."""
         matcher = await self.subscriptions.matcher(tenant)
         if matcher is None and not self.records_history:
+
+            def plain(current: dict[str, Doc | None]) -> tuple[list[WriteOp], T]:
+                ops, result = mutate(current)
+                return _without_steps(ops)[0], result
+
             return await self.inner.transact(
-                tenant, entity_ids, mutate, owner=owner, check_owners=check_owners
+                tenant, entity_ids, plain, owner=owner, check_owners=check_owners
             )
         queued: list[OutboxRow] = []
         owners_of: dict[str, str] = {}
@@ -634,7 +651,8 @@ class NotifyingStore(Store):
                     check_owners(found)
 
         def observed(current: dict[str, Doc | None]) -> tuple[list[WriteOp], T]:
-            ops, result = mutate(current)
+            written, result = mutate(current)
+            ops, steps = _without_steps(written)
             changes = changes_of(current, ops)
             extra: list[Any] = []
             # a write that records its own instances (the temporal API) is left alone
@@ -643,7 +661,16 @@ class NotifyingStore(Store):
                 if rows:
                     extra.append(RecordInstances(tuple(rows)))
             if matcher is not None:
-                queued[:] = matcher.rows(changes, lambda eid: owners_of.get(eid, owner))
+
+                def whose(eid: str) -> str:
+                    return owners_of.get(eid, owner)
+
+                if steps is None:
+                    queued[:] = matcher.rows(changes, whose)
+                else:  # each entry of a batch naming an entity twice notifies on its own
+                    queued[:] = [
+                        row for part in change_rounds(steps) for row in matcher.rows(part, whose)
+                    ]
                 if queued and self.in_transaction:
                     extra.append(Notify(tuple(queued)))
             return ([*ops, *extra] if extra else ops), result

@@ -56,6 +56,12 @@ def bridge(
         str | None,
         typer.Option("--shared-group", help="Share the topics with other bridges ($share/NAME/…)."),
     ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", help="Most messages written in one transaction.")
+    ] = 500,
+    protocol: Annotated[
+        str, typer.Option("--protocol", help="MQTT protocol version: 5 or 3.1.1.")
+    ] = "5",
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
 ) -> None:
     """Ingest MQTT messages as NGSI-LD entities (QoS 1, acknowledged after commit)."""
@@ -66,10 +72,11 @@ def bridge(
     try:
         parse_broker_url(broker)
         rules = load_mapping(mapping) if mapping is not None else None
+        bridge_config = BridgeConfig(
+            broker_url=broker, org=org, tenant=tenant, prefix=prefix, mapping=rules,
+            client_id=client_id, shared_group=shared_group, batch_size=batch_size,
+            protocol=protocol,
+        )
     except SmartRegionError as exc:
         raise typer.BadParameter(exc.detail) from None
-    bridge_config = BridgeConfig(
-        broker_url=broker, org=org, tenant=tenant, prefix=prefix, mapping=rules,
-        client_id=client_id, shared_group=shared_group,
-    )
     asyncio.run(run_bridge(settings, bridge_config))

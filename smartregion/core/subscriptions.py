@@ -44,9 +44,11 @@ __all__ = [
     "DEFAULT_TRIGGERS",
     "ENTITY_TRIGGERS",
     "TRIGGERS",
+    "ChangeSteps",
     "CompiledSubscription",
     "DeliveryState",
     "EntityChange",
+    "change_rounds",
     "compile_subscription",
     "merge_subscription",
     "new_subscription_id",
@@ -536,6 +538,32 @@ class EntityChange:
         doc = self.new if self.new is not None else self.old
         assert doc is not None
         return doc
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeSteps:
+    """A write op for the notifying store: a transaction's changes entry by entry.
+
+    A batch that names one entity several times (several MQTT messages of one sensor) applies
+    them in order on the running state; with this op each entry notifies as if it had been
+    written on its own, instead of only the transaction's net change of the entity.
+    """
+
+    changes: tuple[EntityChange, ...]
+
+
+def change_rounds(changes: Iterable[EntityChange]) -> list[list[EntityChange]]:
+    """Changes cut into rounds: the k-th change of every entity goes to round k (order kept)."""
+    rounds: list[list[EntityChange]] = []
+    seen: dict[str, int] = {}
+    for change in changes:
+        eid = change.entity["id"]
+        k = seen.get(eid, 0)
+        seen[eid] = k + 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(change)
+    return rounds
 
 
 def _by_dataset(instances: Iterable[Doc]) -> dict[str | None, Doc]:

@@ -4,12 +4,15 @@ Contract (every backend; `tests/storage/test_subscriptions_contract.py`):
 
 - Subscriptions are internal subscription documents (`smartregion.core.subscriptions`), one per
   (tenant, id); their delivery counters (`DeliveryState`) are kept beside the document and
-  changed only by `record_delivery`, so updating a subscription never loses a count.
+  changed only by `settle`, so updating a subscription never loses a count.
 - The outbox holds notifications to send. Rows are durable once `enqueue` (or the entity write
   that carried them, `Notify`) has committed. `claim` hands a due row to exactly one caller by
   pushing its due time past a lease (`SELECT … FOR UPDATE SKIP LOCKED` on PostgreSQL), so N
-  deliverers never send one row twice at once; a deliverer that dies before `complete` or
-  `reschedule` leaves the row to be claimed again after the lease: delivery is at-least-once.
+  deliverers never send one row twice at once. `settle` records what became of a claimed batch
+  in ONE transaction: the rows delivered (or given up on) are removed, the others put back for
+  another attempt, and each subscription's counters get the batch's attempts added. A deliverer
+  that dies before `settle` commits leaves its rows to be claimed again after the lease:
+  delivery is at-least-once.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import abc
 import copy
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,8 +30,10 @@ __all__ = [
     "MemorySubscriptionStore",
     "Notify",
     "OutboxRow",
+    "Settled",
     "StoredSubscription",
     "SubscriptionStore",
+    "tally",
 ]
 
 
@@ -61,6 +67,46 @@ class Notify:
     """A write op: enqueue these outbox rows in the same transaction as the entity writes."""
 
     rows: tuple[OutboxRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What became of one claimed outbox row (recorded with the rest of its batch by `settle`)."""
+
+    row_id: str
+    tenant: str
+    subscription_id: str
+    #: the attempt was acknowledged (True) or not (False), and is counted on the subscription;
+    #: None: nothing was sent (nothing in it the subscriber may read, or left for later)
+    ok: bool | None = None
+    #: when it was sent (§5.2.14 lastNotification, lastSuccess, lastFailure)
+    at: str = ""
+    #: None: the row is finished and removed; else it is due again at this time (epoch seconds)
+    retry_at: float | None = None
+    #: the row's attempts so far (kept when it is put back)
+    attempts: int = 0
+
+
+def tally(settled: Sequence[Settled]) -> dict[tuple[str, str], DeliveryState]:
+    """The attempts of a batch added up per (tenant, subscription id), latest times kept."""
+    counts: dict[tuple[str, str], DeliveryState] = {}
+    for s in settled:
+        if s.ok is None:
+            continue
+        state = counts.setdefault((s.tenant, s.subscription_id), DeliveryState())
+        state.times_sent += 1
+        state.last_notification = _later(state.last_notification, s.at)
+        if s.ok:
+            state.last_success = _later(state.last_success, s.at)
+        else:
+            state.times_failed += 1
+            state.last_failure = _later(state.last_failure, s.at)
+    return counts
+
+
+def _later(a: str | None, b: str | None) -> str | None:
+    # fixed-width UTC times (core.times.format_datetime) compare as text
+    return b if a is None or (b is not None and b > a) else a
 
 
 class SubscriptionStore(abc.ABC):
@@ -107,18 +153,13 @@ class SubscriptionStore(abc.ABC):
         """Take up to `limit` due rows for `lease` seconds (see the module docstring)."""
 
     @abc.abstractmethod
-    async def complete(self, row_id: str) -> None:
-        """Remove a row that was delivered (or given up on)."""
+    async def settle(self, settled: Sequence[Settled]) -> None:
+        """Record a claimed batch's outcome in ONE transaction (see the module docstring).
 
-    @abc.abstractmethod
-    async def reschedule(self, row_id: str, *, attempts: int, due_at: float) -> None:
-        """Put a row back for another attempt at `due_at`."""
-
-    @abc.abstractmethod
-    async def record_delivery(
-        self, tenant: str, subscription_id: str, *, ok: bool, at: str
-    ) -> None:
-        """Count one notification attempt (§5.2.14 timesSent/timesFailed/last…)."""
+        Rows finished are removed; the others are due again at `retry_at` with `attempts`.
+        Each subscription gets its attempts added to timesSent/timesFailed and its last…
+        times moved forward (never back: several deliverers may settle out of order).
+        """
 
 
 class MemorySubscriptionStore(SubscriptionStore):
@@ -184,33 +225,22 @@ class MemorySubscriptionStore(SubscriptionStore):
             row.due_at = now + lease
         return [copy.deepcopy(r) for r in taken]
 
-    async def complete(self, row_id: str) -> None:
-        self._outbox.pop(row_id, None)
-
-    async def reschedule(self, row_id: str, *, attempts: int, due_at: float) -> None:
-        row = self._outbox.get(row_id)
-        if row is not None:
-            row.attempts = attempts
-            row.due_at = due_at
-
-    async def record_delivery(
-        self, tenant: str, subscription_id: str, *, ok: bool, at: str
-    ) -> None:
-        found = self._subs.get((tenant, subscription_id))
-        if found is None:
-            return
-        apply_delivery(found.state, ok=ok, at=at)
-
-
-def apply_delivery(state: DeliveryState, *, ok: bool, at: str) -> None:
-    """Count one attempt into a DeliveryState (shared by the backends' Python paths)."""
-    state.times_sent += 1
-    state.last_notification = at
-    if ok:
-        state.last_success = at
-    else:
-        state.times_failed += 1
-        state.last_failure = at
+    async def settle(self, settled: Sequence[Settled]) -> None:
+        for item in settled:
+            if item.retry_at is None:
+                self._outbox.pop(item.row_id, None)
+            elif (row := self._outbox.get(item.row_id)) is not None:
+                row.attempts = item.attempts
+                row.due_at = item.retry_at
+        for key, delta in tally(settled).items():
+            found = self._subs.get(key)
+            if found is not None:
+                state = found.state
+                state.times_sent += delta.times_sent
+                state.times_failed += delta.times_failed
+                state.last_notification = _later(state.last_notification, delta.last_notification)
+                state.last_success = _later(state.last_success, delta.last_success)
+                state.last_failure = _later(state.last_failure, delta.last_failure)
 
 
 def epoch_now() -> float:

@@ -304,6 +304,24 @@ async def test_batch_writes_are_notified(client: httpx.AsyncClient, receiver: Re
     assert sorted(e["id"] for e in body["data"]) == [f"urn:ngsi-ld:Building:b{i}" for i in range(3)]
 
 
+async def test_a_batch_naming_an_entity_twice_notifies_each_entry_in_order(
+    client: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    # the MQTT bridge writes several messages of one sensor in one batch: a subscriber must
+    # hear of every reading, as if each had been written on its own
+    payload = subscription(receiver.url, notification={"format": "keyValues",
+                                                       "endpoint": {"uri": receiver.url}})
+    await client.post("/subscriptions", json=payload, headers=LD)
+    batch = [{"id": "urn:ngsi-ld:Building:r", "type": "Building",
+              "height": {"type": "Property", "value": v}, **CTX} for v in (1, 2, 3)]
+    r = await client.post("/entityOperations/upsert?options=update", json=batch, headers=LD)
+    assert r.status_code in (201, 204), r.text
+    received = await receiver.wait(3)
+    await asyncio.sleep(0.3)
+    assert [body["data"][0]["height"] for _, body in receiver.received] == [1, 2, 3]
+    assert len(received) == 3
+
+
 async def test_failed_delivery_is_recorded_and_retried(
     client: httpx.AsyncClient, receiver: Receiver
 ) -> None:

@@ -430,6 +430,7 @@ class PostgresStore(
                 ops = await take_notifications(conn, ops)
                 ops = await self._take_history(conn, tenant, ops)  # history commits with them
                 ops = await self._take_replication(conn, ops)  # LDES members seen
+                ops = await self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
                 if ops:
                     await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         except BaseException as exc:

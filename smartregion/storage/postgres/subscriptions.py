@@ -7,6 +7,7 @@ claim pushes its due time past the lease, so no two deliverers send a row at the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -17,8 +18,10 @@ from smartregion.core.subscriptions import DeliveryState
 from smartregion.storage.subscriptions import (
     Notify,
     OutboxRow,
+    Settled,
     StoredSubscription,
     SubscriptionStore,
+    tally,
 )
 
 _SUB_COLUMNS = (
@@ -182,27 +185,42 @@ class PostgresSubscriptions(SubscriptionStore):
         # are sent in the order their writes committed)
         return [_row(r) for r in sorted(rows, key=lambda r: r[-1])]
 
-    async def complete(self, row_id: str) -> None:
-        """Remove a delivered row."""
-        async with self.pool.connection() as conn:
-            await conn.execute("DELETE FROM outbox WHERE row_id = %s", (row_id,))
+    async def settle(self, settled: Sequence[Settled]) -> None:
+        """Record a claimed batch's outcome in one transaction."""
+        if not settled:
+            return
+        done = [x.row_id for x in settled if x.retry_at is None]
+        again = [(x.attempts, x.retry_at, x.row_id) for x in settled if x.retry_at is not None]
+        counts = [
+            (d.times_sent, d.times_failed, d.last_notification, d.last_success, d.last_failure,
+             tenant, sub_id)
+            for (tenant, sub_id), d in sorted(tally(settled).items())
+        ]
+        async with self.pool.connection() as conn, conn.transaction():
+            async with conn.cursor() as cur:
+                if counts:
+                    # subscriptions first, then outbox rows, as `delete_subscription` does, and
+                    # subscriptions in a stable order: concurrent transactions cannot deadlock
+                    await cur.executemany(_COUNT, counts)
+                if again:
+                    await cur.executemany(
+                        "UPDATE outbox SET attempts = %s, due_at = %s WHERE row_id = %s", again
+                    )
+            if done:
+                await conn.execute("DELETE FROM outbox WHERE row_id = ANY(%s)", (done,))
 
-    async def reschedule(self, row_id: str, *, attempts: int, due_at: float) -> None:
-        """Put a row back for another attempt."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE outbox SET attempts = %s, due_at = %s WHERE row_id = %s",
-                (attempts, due_at, row_id),
-            )
 
-    async def record_delivery(
-        self, tenant: str, subscription_id: str, *, ok: bool, at: str
-    ) -> None:
-        """Count one notification attempt."""
-        sql = (
-            "UPDATE subscription SET times_sent = times_sent + 1, last_notification = %s,"
-            + (" last_success = %s" if ok else " times_failed = times_failed + 1, last_failure = %s")
-            + " WHERE tenant = %s AND sub_id = %s"
-        )
-        async with self.pool.connection() as conn:
-            await conn.execute(sql, (at, at, tenant, subscription_id))
+def _latest(column: str) -> str:
+    # the later of the stored time and the batch's (NULL: none); fixed-width UTC times, compared
+    # byte-wise whatever the database's collation
+    return (
+        f"{column} = NULLIF(GREATEST(coalesce({column}, '') COLLATE \"C\","
+        f" coalesce(%s, '') COLLATE \"C\"), '')"
+    )
+
+
+_COUNT = (
+    "UPDATE subscription SET times_sent = times_sent + %s, times_failed = times_failed + %s, "
+    + ", ".join(_latest(c) for c in ("last_notification", "last_success", "last_failure"))
+    + " WHERE tenant = %s AND sub_id = %s"
+)

@@ -513,6 +513,7 @@ class SQLiteStore(
         ops = take_notifications(conn, ops)
         ops = self._take_history(conn, tenant, ops)  # attribute history commits with it too
         ops = self._take_replication(conn, ops)  # LDES members seen, with their writes
+        ops = self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
         if ops:
             self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         return result, pending

@@ -8,7 +8,7 @@ write lock (`BEGIN IMMEDIATE`).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import orjson
@@ -18,8 +18,10 @@ from smartregion.storage.sqlite.transactions import immediate
 from smartregion.storage.subscriptions import (
     Notify,
     OutboxRow,
+    Settled,
     StoredSubscription,
     SubscriptionStore,
+    tally,
 )
 
 R = TypeVar("R")
@@ -206,28 +208,36 @@ class SQLiteSubscriptions(SubscriptionStore):
 
         return await self._in_transaction(run)
 
-    async def complete(self, row_id: str) -> None:
-        """Remove a delivered row."""
-        await self._in_transaction(
-            lambda conn: conn.execute("DELETE FROM outbox WHERE row_id = ?", (row_id,))
-        )
+    async def settle(self, settled: Sequence[Settled]) -> None:
+        """Record a claimed batch's outcome in one transaction."""
+        if not settled:
+            return
+        done = [(x.row_id,) for x in settled if x.retry_at is None]
+        again = [(x.attempts, x.retry_at, x.row_id) for x in settled if x.retry_at is not None]
+        counts = [
+            (d.times_sent, d.times_failed, d.last_notification, d.last_success, d.last_failure,
+             tenant, sub_id)
+            for (tenant, sub_id), d in tally(settled).items()
+        ]
 
-    async def reschedule(self, row_id: str, *, attempts: int, due_at: float) -> None:
-        """Put a row back for another attempt."""
-        await self._in_transaction(
-            lambda conn: conn.execute(
-                "UPDATE outbox SET attempts = ?, due_at = ? WHERE row_id = ?",
-                (attempts, due_at, row_id),
-            )
-        )
+        def run(conn: sqlite3.Connection) -> None:
+            if counts:
+                conn.executemany(_COUNT, counts)
+            if again:
+                conn.executemany("UPDATE outbox SET attempts = ?, due_at = ? WHERE row_id = ?", again)
+            if done:
+                conn.executemany("DELETE FROM outbox WHERE row_id = ?", done)
 
-    async def record_delivery(
-        self, tenant: str, subscription_id: str, *, ok: bool, at: str
-    ) -> None:
-        """Count one notification attempt."""
-        sql = (
-            "UPDATE subscription SET times_sent = times_sent + 1, last_notification = ?,"
-            + (" last_success = ?" if ok else " times_failed = times_failed + 1, last_failure = ?")
-            + " WHERE tenant = ? AND sub_id = ?"
-        )
-        await self._in_transaction(lambda conn: conn.execute(sql, (at, at, tenant, subscription_id)))
+        await self._in_transaction(run)
+
+
+def _latest(column: str) -> str:
+    # the later of the stored time and the batch's (NULL: none); fixed-width UTC times
+    return f"{column} = NULLIF(max(coalesce({column}, ''), coalesce(?, '')), '')"
+
+
+_COUNT = (
+    "UPDATE subscription SET times_sent = times_sent + ?, times_failed = times_failed + ?, "
+    + ", ".join(_latest(c) for c in ("last_notification", "last_success", "last_failure"))
+    + " WHERE tenant = ? AND sub_id = ?"
+)
