@@ -21,8 +21,6 @@ purge in `smartregion serve` every `history_purge_interval` seconds, in one proc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from typing import Any
 from smartregion.storage.base import EntityQuery, Readable, Store
 from smartregion.storage.governance import Dataset, GovernanceStore
 from smartregion.storage.history import HistoryStore, now_micros
+from smartregion.storage.jobs import PeriodicJob
 from smartregion.storage.locks import exclusive
 from smartregion.storage.rollups import DAY, format_micros
 
@@ -232,36 +231,15 @@ class RetentionService:
             return await self.purge(**options)
 
 
-class PurgeJob:
-    """Runs the purge every `interval` seconds in the background (first run at start)."""
+class PurgeJob(PeriodicJob):
+    """Runs the purge every `interval` seconds in the background (first run at start); a purge
+    in progress stops between its transactions when the job stops."""
 
     def __init__(self, retention: RetentionService, interval: float) -> None:
         self.retention = retention
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-        #: completed runs (for operators' logs and tests)
-        self.runs = 0
+        super().__init__(self._purge, interval, "history-purge")
 
-    async def start(self) -> None:
-        """Start the background loop."""
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.create_task(self._loop(), name="history-purge")
-
-    async def stop(self) -> None:
-        """Stop the loop (a purge in progress stops between its transactions)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                report = await self.retention.purge_exclusive()
-                if report.instances:
-                    log.info("history purge: %d instances removed", report.instances)
-            except Exception:  # a failed run is retried at the next interval
-                log.exception("history purge failed")
-            self.runs += 1
-            await asyncio.sleep(self.interval)
+    async def _purge(self) -> None:
+        report = await self.retention.purge_exclusive()
+        if report.instances:
+            log.info("history purge: %d instances removed", report.instances)

@@ -10,7 +10,6 @@ matches go out at the next run. A digest with nothing to report is not sent (the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import smtplib
 import ssl
@@ -26,6 +25,7 @@ from smartregion.hub.follows import FREQUENCIES, Follows, Match
 from smartregion.hub.kinds import KINDS
 from smartregion.hub.objects import Hub
 from smartregion.storage.hub import Follow
+from smartregion.storage.jobs import PeriodicJob
 
 __all__ = ["Digest", "DigestJob", "Mailer", "SmtpMailer", "compose", "send_due"]
 
@@ -154,36 +154,13 @@ async def send_due(hub: Hub, mailer: Mailer, *, base_url: str, now: datetime | N
     return sent
 
 
-class DigestJob:
+class DigestJob(PeriodicJob):
     """Runs `send_due` every `interval` seconds in the background (like the purge job)."""
 
     def __init__(self, run: Callable[[], object], interval: float) -> None:
-        self._run = run
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
-        #: completed runs (for operators' logs and tests)
-        self.runs = 0
+        async def work() -> None:
+            result = run()
+            if asyncio.iscoroutine(result):
+                await result
 
-    async def start(self) -> None:
-        """Start the loop (nothing when the interval is 0)."""
-        if self._task is None and self.interval > 0:
-            self._task = asyncio.create_task(self._loop(), name="hub-digests")
-
-    async def stop(self) -> None:
-        """Stop the loop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        while True:
-            try:
-                result = self._run()
-                if asyncio.iscoroutine(result):
-                    await result
-            except Exception:  # a failed run is retried at the next interval
-                log.exception("digest run failed")
-            self.runs += 1
-            await asyncio.sleep(self.interval)
+        super().__init__(work, interval, "hub-digests")
