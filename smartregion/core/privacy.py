@@ -30,10 +30,13 @@ from typing import Any
 from smartregion.errors import BadRequestData
 
 __all__ = [
+    "FULL_VIEW",
     "Access",
     "Disclosure",
     "Privacy",
     "SliceView",
+    "View",
+    "coarsen_extent",
     "coarsen_geometry",
     "coarsen_timestamp",
     "disclose_document",
@@ -190,6 +193,31 @@ def _snap(lon: float, lat: float, metres: float) -> list[float]:
     lon_step = metres / (_METRES_PER_DEGREE * max(math.cos(math.radians(lat_centre)), 0.01))
     lon_centre = (math.floor(lon / lon_step) + 0.5) * lon_step
     return [round(lon_centre, 6), round(max(-90.0, min(90.0, lat_centre)), 6)]
+
+
+def _cell_edges(lon: float, lat: float, metres: float) -> tuple[float, float, float, float]:
+    """The (west, south, east, north) edges of the grid cell of `_snap` holding (lon, lat)."""
+    lat_step = metres / _METRES_PER_DEGREE
+    lat_cell = math.floor(lat / lat_step)
+    lat_centre = (lat_cell + 0.5) * lat_step
+    lon_step = metres / (_METRES_PER_DEGREE * max(math.cos(math.radians(lat_centre)), 0.01))
+    lon_cell = math.floor(lon / lon_step)
+    return lon_cell * lon_step, lat_cell * lat_step, (lon_cell + 1) * lon_step, (lat_cell + 1) * lat_step
+
+
+def coarsen_extent(
+    extent: tuple[float, float, float, float], metres: float
+) -> tuple[float, float, float, float]:
+    """A bounding box (west, south, east, north) widened to the edges of the grid cells of
+    `coarsen_geometry` that hold its corners: it tells no more than the coarsened places."""
+    west, south, east, north = extent
+    corners = [_cell_edges(lon, lat, metres) for lon in (west, east) for lat in (south, north)]
+    return (
+        round(max(-180.0, min(c[0] for c in corners)), 6),
+        round(max(-90.0, min(c[1] for c in corners)), 6),
+        round(min(180.0, max(c[2] for c in corners)), 6),
+        round(min(90.0, max(c[3] for c in corners)), 6),
+    )
 
 
 def _positions(coordinates: Any) -> Iterable[tuple[float, float]]:
@@ -364,7 +392,8 @@ class View:
     audited: tuple[str, ...] = ()
 
 
-_FULL = View(Access.FULL, Privacy())
+#: how the owner's side sees its own data: everything as stored
+FULL_VIEW = _FULL = View(Access.FULL, Privacy())
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,9 @@
 The platform is one `dcat:Catalog`; each data set the caller may read is a `dcat:Dataset`
 published by its owning organisation (`dct:publisher`, a `dct:Agent`), with its licence,
 access rights, contact point, theme (the Belgian data-theme code list the profile names),
-spatial coverage (its scope) and temporal coverage (from its first published member, or its
-retention cutoff). Its event stream is both a `dcat:Distribution` (access URL) and the
+spatial coverage (its scope, and the bounding box of its entities' geometries as the reader
+sees them: `dcat:bbox` and `dcat:centroid` as GeoSPARQL WKT, GeoDCAT-AP's encoding) and temporal
+coverage (from its first published member, or its retention cutoff). Its event stream is both a `dcat:Distribution` (access URL) and the
 `dcat:DataService` behind it (`dct:type ldes:EventStream`, endpoint = the stream IRI,
 conforming to the LDES specification). The shapes the catalogue is tested against are the
 official DCAT-AP Vlaanderen 2.0 SHACL shapes (tests/fixtures/dcat/).
@@ -25,6 +26,7 @@ from smartregion.core.vocabulary import (
     DCAT,
     DCT,
     FOAF,
+    GEO,
     LDES,
     MDCAT,
     RDF,
@@ -36,7 +38,9 @@ from smartregion.core.vocabulary import (
 from smartregion.storage.governance import Dataset, Organisation
 from smartregion.storage.rollups import format_micros
 
-__all__ = ["ACCESS_RIGHTS", "THEMES", "CatalogInfo", "DatasetEntry", "catalog_triples"]
+__all__ = [
+    "ACCESS_RIGHTS", "THEMES", "CatalogInfo", "DatasetEntry", "catalog_triples", "extent_wkt",
+]  # fmt: skip
 
 #: platform theme -> Belgian data-theme code (the code list DCAT-AP Vlaanderen 2.0 names)
 THEMES = {
@@ -56,6 +60,22 @@ _LDES_SPEC = "https://w3id.org/ldes/specification"
 _A = NamedNode(RDF + "type")
 _ANY_URI = NamedNode(XSD + "anyURI")
 _DATE_TIME = NamedNode(XSD + "dateTime")
+_WKT = NamedNode(GEO + "wktLiteral")
+
+
+def extent_wkt(extent: tuple[float, float, float, float]) -> tuple[str, str]:
+    """A bounding box (west, south, east, north) as GeoSPARQL WKT: its polygon (a point when
+    it has no area) and its centre."""
+
+    def num(value: float) -> str:
+        return f"{value:.6f}".rstrip("0").rstrip(".")
+
+    west, south, east, north = extent
+    centre = f"POINT({num((west + east) / 2)} {num((south + north) / 2)})"
+    if num(west) == num(east) and num(south) == num(north):
+        return centre, centre
+    ring = [(west, south), (east, south), (east, north), (west, north), (west, south)]
+    return "POLYGON((" + ", ".join(f"{num(x)} {num(y)}" for x, y in ring) + "))", centre
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +92,14 @@ class CatalogInfo:
 
 @dataclass(frozen=True, slots=True)
 class DatasetEntry:
-    """A data set to list: the record, its owner, and the start of its coverage (µs; None:
-    nothing published yet)."""
+    """A data set to list: the record, its owner, the start of its coverage (µs; None:
+    nothing published yet) and its spatial extent."""
 
     dataset: Dataset
     owner: Organisation | None
     start: int | None = None
+    #: bounding box of its geometries (west, south, east, north; None: it has none)
+    extent: tuple[float, float, float, float] | None = None
 
 
 def _lit(text: str, lang: str = "nl") -> Literal:
@@ -191,13 +213,20 @@ def _dataset_triples(info: CatalogInfo, cat: NamedNode, entry: DatasetEntry) -> 
         theme, more = _concept(_THEME_BASE + THEMES[ds.theme])
         out += [Triple(node, NamedNode(DCAT + "theme"), theme), *more]
         out.append(Triple(node, NamedNode(DCAT + "keyword"), _lit(ds.theme, "en")))
-    if ds.scope:
+    if ds.scope or entry.extent is not None:
         place = BlankNode(f"{ident.value}_spatial")
         out += [
             Triple(node, NamedNode(DCT + "spatial"), place),
             Triple(place, _A, NamedNode(DCT + "Location")),
-            Triple(place, NamedNode(SKOS + "prefLabel"), _lit(ds.scope, "nl")),
         ]
+        if ds.scope:
+            out.append(Triple(place, NamedNode(SKOS + "prefLabel"), _lit(ds.scope, "nl")))
+        if entry.extent is not None:
+            bbox, centroid = extent_wkt(entry.extent)
+            out += [
+                Triple(place, NamedNode(DCAT + "bbox"), Literal(bbox, datatype=_WKT)),
+                Triple(place, NamedNode(DCAT + "centroid"), Literal(centroid, datatype=_WKT)),
+            ]
     if entry.start is not None:
         period = BlankNode(f"{ident.value}_temporal")
         out += [

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from smartregion.core.privacy import Access, ReadAudit
+from smartregion.core.privacy import FULL_VIEW, Access, ReadAudit, View, coarsen_extent
 from smartregion.errors import Gone, Overloaded, ResourceNotFound
 from smartregion.governance import Governance, Principal
 from smartregion.ldes.fragments import (
@@ -181,17 +181,18 @@ class EventStreams:
         audit = disclosure.audit if view.access is Access.GRANTED else None
         return ReadableStream(dataset, withheld, audit)
 
-    async def readable_datasets(self, principal: Principal | None) -> list[Dataset]:
-        """Every data set whose stream `principal` may read."""
+    async def readable_datasets(self, principal: Principal | None) -> list[tuple[Dataset, View]]:
+        """Every data set whose stream `principal` may read, with how the reader sees it."""
         readable = await self.governance.readable_for(principal)
+        disclosure = readable.disclosure if readable is not None else None
         out = []
         for dataset in await self.governance.list_datasets():
-            if (
-                readable is None
-                or dataset.owner_org in readable.owners
-                or (dataset.owner_org, frozenset(dataset.entity_types)) in readable.slices
-            ):
-                out.append(dataset)
+            if readable is None or dataset.owner_org in readable.owners:
+                out.append((dataset, FULL_VIEW))
+            elif (dataset.owner_org, frozenset(dataset.entity_types)) in readable.slices:
+                view = next((v for v in disclosure.views if v.dataset_id == dataset.id), None) \
+                    if disclosure is not None else None
+                out.append((dataset, FULL_VIEW if view is None else View(view.access, view.privacy)))
         return out
 
     # --- pages -------------------------------------------------------------------------------
@@ -218,6 +219,21 @@ class EventStreams:
         if first is None:
             return None
         return max(first, self.cutoff(dataset, self.clock()))
+
+    async def coverage_extent(
+        self, dataset: Dataset, view: View = FULL_VIEW
+    ) -> tuple[float, float, float, float] | None:
+        """The bounding box (west, south, east, north) of the data set's geometries as `view`
+        shows them: attributes the reader does not see left out, and widened to the grid of
+        an open view that coarsens places (so it tells no more than the coarsened data)."""
+        privacy = view.privacy
+        extent = await self.store.stream_extent(
+            self.config.tenant, dataset.owner_org, dataset.entity_types,
+            sorted(privacy.hidden(view.access)),
+        )  # fmt: skip
+        if extent is not None and view.access is Access.OPEN and privacy.coarsen_place:
+            extent = coarsen_extent(extent, privacy.coarsen_place)
+        return extent
 
     def description(self, dataset: Dataset, base: str) -> StreamDescription:
         """What every page says about the data set's stream."""

@@ -85,6 +85,14 @@ class StreamStore(abc.ABC):
         """A lower bound of the data set's first publication time (None: no member yet)."""
 
     @abc.abstractmethod
+    async def stream_extent(
+        self, tenant: str, owner: str, types: Sequence[str], without: Sequence[str] = ()
+    ) -> tuple[float, float, float, float] | None:
+        """The bounding box (west, south, east, north; WGS 84 degrees) of every geometry the
+        data set's current entities hold, leaving out the attributes (IRIs) in `without`;
+        None when they hold none (the catalogue's spatial coverage)."""
+
+    @abc.abstractmethod
     async def stream_nonempty(
         self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
     ) -> list[bool]:

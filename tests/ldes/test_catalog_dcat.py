@@ -133,3 +133,80 @@ async def test_other_serialisations_carry_the_same_catalogue(world: World, accep
     assert response.headers["content-type"].split(";")[0] == accept
     other = catalogue(response.content, accept)
     assert rdflib.compare.isomorphic(turtle, other)
+
+
+def spatial(graph: rdflib.Graph, dataset: str) -> tuple[str, str] | None:
+    """(dcat:bbox, dcat:centroid) of a listed data set's spatial coverage; None without one."""
+    place = graph.value(rdflib.URIRef(f"{BASE}/catalog/datasets/{dataset}"), rdflib.URIRef(DCT + "spatial"))
+    if place is None:
+        return None
+    bbox = graph.value(place, rdflib.URIRef(DCAT + "bbox"))
+    centroid = graph.value(place, rdflib.URIRef(DCAT + "centroid"))
+    if bbox is None:
+        return None
+    assert bbox.datatype == rdflib.URIRef("http://www.opengis.net/ont/geosparql#wktLiteral")
+    return str(bbox), str(centroid)
+
+
+def bounds(wkt: str) -> tuple[float, float, float, float]:
+    numbers = [float(v) for v in wkt.replace("POLYGON((", "").replace("))", "").replace(",", " ").split()]
+    xs, ys = numbers[0::2], numbers[1::2]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+async def place(w: World, entity: str, who: str, geometry: dict[str, Any], type_: str = "Sensor") -> None:
+    body = {"id": entity, "type": type_, "location": {"type": "GeoProperty", "value": geometry}}
+    r = await w.client.post("/ngsi-ld/v1/entityOperations/upsert", json=[body], headers=w.auth(who))
+    assert r.status_code in (201, 204), r.text
+
+
+async def test_spatial_coverage_is_the_bounding_box_of_what_the_reader_sees(world: World) -> None:
+    w = world
+    sensor = f"urn:ngsi-ld:Sensor:{w.suffix}"
+    await place(w, f"{sensor}-gent", "a.editor", {"type": "Point", "coordinates": [3.7174, 51.0543]})
+    await place(w, f"{sensor}-road", "a.editor", {
+        "type": "LineString", "coordinates": [[3.70, 51.03], [3.75, 51.071234]]})
+    # neither another type of the owner nor another organisation's sensor widens it
+    await place(w, f"urn:ngsi-ld:Building:{w.suffix}", "a.editor",
+                {"type": "Point", "coordinates": [4.40, 51.22]}, "Building")
+    await place(w, f"{sensor}-c", "c.editor", {"type": "Point", "coordinates": [5.57, 50.63]})
+    # the data set with nothing placed has no spatial coverage
+    public = catalogue((await get(w, None)).content, "text/turtle")
+    assert spatial(public, w.ds("short")) is None
+    found = spatial(public, w.ds("open"))
+    assert found is not None and found[0].startswith("POLYGON((")
+    # exact on PostgreSQL; SQLite's R*Tree keeps a line's box in 32-bit floats, rounded outward
+    box = bounds(found[0])
+    assert all(abs(got - want) < 5e-6 for got, want in zip(box, (3.7, 51.03, 3.75, 51.071234), strict=True))
+    assert box[0] <= 3.7 and box[1] <= 51.03 and box[2] >= 3.75 and box[3] >= 51.071234
+    assert found[1].startswith("POINT(3.725 51.0506")
+    assert violations(public) == []
+    owner = catalogue((await get(w, "a.editor")).content, "text/turtle")
+    assert spatial(owner, w.ds("restricted")) == ("POINT(4.4 51.22)", "POINT(4.4 51.22)")
+    # a moved sensor moves the coverage (it is the current state, not history)
+    await place(w, f"{sensor}-gent", "a.editor", {"type": "Point", "coordinates": [3.80, 51.0543]})
+    moved = spatial(catalogue((await get(w, None)).content, "text/turtle"), w.ds("open"))
+    assert moved is not None
+    assert all(abs(got - want) < 5e-6 for got, want in zip(bounds(moved[0]), (3.7, 51.03, 3.8, 51.071234), strict=True))
+
+
+async def test_spatial_coverage_tells_no_more_than_the_privacy_view(world: World) -> None:
+    w = world
+    sensor = f"urn:ngsi-ld:Sensor:{w.suffix}"
+    await place(w, f"{sensor}-1", "a.editor", {"type": "Point", "coordinates": [3.7174, 51.0543]})
+    admin = Principal(w.a, "admin")
+    # an open view that coarsens places to 1 km: the box widens to the grid, both ways
+    await w.gov.set_dataset_privacy(admin, w.ds("open"), {"coarsenPlace": 1000})
+    anonymous = spatial(catalogue((await get(w, None)).content, "text/turtle"), w.ds("open"))
+    assert anonymous is not None
+    west, south, east, north = bounds(anonymous[0])
+    assert west < 3.7174 < east and south < 51.0543 < north
+    assert 0.008 < north - south < 0.0092  # one 1 km cell high (1000 m / 111.32 km per degree)
+    assert anonymous == spatial(catalogue((await get(w, "c.editor")).content, "text/turtle"), w.ds("open"))
+    # the owner's side sees the exact place
+    exact = spatial(catalogue((await get(w, "a.editor")).content, "text/turtle"), w.ds("open"))
+    assert exact == ("POINT(3.7174 51.0543)", "POINT(3.7174 51.0543)")
+    # a place classified personal gives open readers no coverage at all
+    await w.gov.set_dataset_privacy(admin, w.ds("open"), {"personal": ["location"]})
+    assert spatial(catalogue((await get(w, None)).content, "text/turtle"), w.ds("open")) is None
+    assert spatial(catalogue((await get(w, "a.editor")).content, "text/turtle"), w.ds("open")) == exact

@@ -28,9 +28,10 @@ async def catalog(request: Request) -> Response:
     datasets = await streams.readable_datasets(principal)
     orgs = {o.id: o for o in await governance.list_organisations()}
     entries = []
-    for dataset in datasets:
+    for dataset, view in datasets:
         start = await streams.coverage_start(dataset)
-        entries.append(DatasetEntry(dataset, orgs.get(dataset.owner_org), start))
+        extent = await streams.coverage_extent(dataset, view)
+        entries.append(DatasetEntry(dataset, orgs.get(dataset.owner_org), start, extent))
     info = CatalogInfo(
         base=base_url(request),
         title=settings.catalog_title,

@@ -72,6 +72,30 @@ class PostgresStreams(StreamStore):
     async def _shapes(self, conn: Conn, docs: Iterable[bytes | None]) -> Shapes:
         raise NotImplementedError  # provided by PostgresHistory
 
+    async def stream_extent(
+        self, tenant: str, owner: str, types: Sequence[str], without: Sequence[str] = ()
+    ) -> tuple[float, float, float, float] | None:
+        """See `StreamStore.stream_extent`."""
+        if not types:
+            return None
+        sql = (
+            "SELECT ST_XMin(x), ST_YMin(x), ST_XMax(x), ST_YMax(x) FROM ("
+            "SELECT ST_Extent(g.geom) AS x FROM entity e"
+            " JOIN geo_index g ON g.entity_key = e.entity_key"
+            " WHERE e.tenant_key = (SELECT tenant_key FROM tenant WHERE name = %s)"
+            " AND e.owner_key = (SELECT org_key FROM organisation WHERE name = %s)"
+            " AND EXISTS (SELECT 1 FROM entity_type t WHERE t.tenant_key = e.tenant_key"
+            " AND t.entity_key = e.entity_key"
+            " AND t.type_key IN (SELECT iri_key FROM iri WHERE iri = ANY(%s)))"
+            " AND g.attr_key NOT IN (SELECT iri_key FROM iri WHERE iri = ANY(%s))) b"
+        )
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, (tenant, owner, list(types), list(without)))
+            row = await cur.fetchone()
+        if row is None or row[0] is None:
+            return None
+        return float(row[0]), float(row[1]), float(row[2]), float(row[3])
+
     async def stream_nonempty(
         self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
     ) -> list[bool]:

@@ -107,6 +107,36 @@ class SQLiteStreams(StreamStore):
 
         return await self._read(run)
 
+    async def stream_extent(
+        self, tenant: str, owner: str, types: Sequence[str], without: Sequence[str] = ()
+    ) -> tuple[float, float, float, float] | None:
+        """See `StreamStore.stream_extent`."""
+        if not types:
+            return None
+        sql = (
+            # a Point's exact coordinates; other shapes' R*Tree boxes (32-bit floats, rounded
+            # outward: within a metre)
+            "SELECT min(coalesce(g.x, r.min_x)), min(coalesce(g.y, r.min_y)),"
+            " max(coalesce(g.x, r.max_x)), max(coalesce(g.y, r.max_y)) FROM entity e"
+            " JOIN geo_item g ON g.entity_key = e.entity_key"
+            " JOIN geo_rtree r ON r.geo_key = g.geo_key"
+            " WHERE e.tenant_key = (SELECT tenant_key FROM tenant WHERE name = ?)"
+            " AND e.owner_key = (SELECT org_key FROM organisation WHERE name = ?)"
+            " AND EXISTS (SELECT 1 FROM entity_type t WHERE t.entity_key = e.entity_key"
+            " AND t.type_key IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))))"
+            " AND g.attr_key NOT IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?)))"
+        )
+        params = (tenant, owner, orjson.dumps(list(types)).decode(),
+                  orjson.dumps(list(without)).decode())  # fmt: skip
+
+        def run(conn: sqlite3.Connection) -> tuple[float, float, float, float] | None:
+            row = conn.execute(sql, params).fetchone()
+            if row is None or row[0] is None:
+                return None
+            return float(row[0]), float(row[1]), float(row[2]), float(row[3])
+
+        return await self._read(run)
+
     async def stream_nonempty(
         self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
     ) -> list[bool]:
