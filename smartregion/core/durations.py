@@ -132,21 +132,33 @@ def parse_duration(text: str, *, what: str = "aggrPeriodDuration") -> Duration:
     return Duration(months=months, micros=int(micros), text=text)
 
 
+#: the texts of days (by proleptic ordinal) and of times of day (by second) written so far:
+#: an aggregated answer writes thousands of bounds that share a few days and clock times
+_DAY_TEXTS: dict[int, str] = {}
+_CLOCK_TEXTS: dict[int, str] = {}
+_MAX_DAY_TEXTS = 50_000
+
+
 def format_instant(value: datetime) -> str:
     """Render a UTC instant as short as exact: `…T12:03:00Z`, `…T12:03:00.250Z`, `…00.000001Z`.
 
     Period bounds in the aggregated representation are written this way: the ETSI suite
-    compares them as strings with the `observedAt` values it sent (020_11, 021_17).
+    compares them as strings with the `observedAt` values it sent (020_11, 021_17). A year of
+    hourly periods writes 8,760 of them, so the day and clock parts are each written once.
     """
-    if value.tzinfo is None:
-        text = value.isoformat(timespec="seconds")
-    else:
-        if value.tzinfo is not UTC:
-            value = value.astimezone(UTC)
-        text = value.isoformat(timespec="seconds")[:-6]  # without "+00:00"
+    if value.tzinfo is not None and value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    ordinal = value.toordinal()
+    day = _DAY_TEXTS.get(ordinal)
+    if day is None:
+        if len(_DAY_TEXTS) >= _MAX_DAY_TEXTS:
+            _DAY_TEXTS.clear()
+        day = _DAY_TEXTS[ordinal] = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+    second = value.hour * 3600 + value.minute * 60 + value.second
+    clock = _CLOCK_TEXTS.get(second)
+    if clock is None:
+        clock = _CLOCK_TEXTS[second] = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
     if value.microsecond:
         fraction = f"{value.microsecond:06d}"
-        text += "." + (fraction[:3] if fraction.endswith("000") else fraction)
-    if value.year < 1000:  # isoformat pads years; keep the invariant explicit
-        text = f"{value.year:04d}" + text[text.index("-") :]
-    return text + "Z"
+        return f"{day}{clock}.{fraction[:3] if fraction.endswith('000') else fraction}Z"
+    return day + clock + "Z"
