@@ -33,6 +33,7 @@ from smartregion.web.datasets import (
     text_in,
 )
 from smartregion.web.portal import Portal
+from smartregion.web.usecases import highlights
 
 __all__ = ["routes"]
 
@@ -61,9 +62,10 @@ def routes(portal: Portal) -> list[BaseRoute]:
         reader = await portal.reader(request)
         datasets, _ = await catalogue.search(reader.principal, reader.lang)
         found = await places(portal.broker, await portal.readable(reader))
+        hub = await highlights(portal.hub, reader.lang) if portal.hub is not None else {}
         return await portal.render(request, "home.html", {
             "recent": [_summary(d, reader.lang) for d in datasets[:5]],
-            "places": found,
+            "places": found, **hub,
         })
 
     async def catalogue_page(request: Request) -> Response:

@@ -26,8 +26,10 @@ from starlette.staticfiles import StaticFiles
 from smartregion import __version__, errors
 from smartregion.broker.service import Broker
 from smartregion.governance import Forbidden, Governance, Principal
+from smartregion.hub.objects import Hub
 from smartregion.storage.base import Readable
 from smartregion.web import i18n
+from smartregion.web.hubviews import HUB_LABELS
 from smartregion.web.sessions import COOKIE as SESSION_COOKIE
 from smartregion.web.sessions import Session, SessionCodec
 
@@ -72,6 +74,8 @@ LABELS: dict[str, dict[str, str]] = {
         "member-removed": N_("The member was removed from the organisation."),
     },
 }
+# the hub's pages' words (use cases, initiatives, actors: web/hubviews.py)
+LABELS.update(HUB_LABELS)
 
 
 @dataclass(slots=True)
@@ -98,8 +102,11 @@ class Portal:
         sessions: SessionCodec,
         csrf_token: Callable[[Request], str],
         map_tiles_url: str = "",
+        hub: Hub | None = None,
     ) -> None:
         self.broker = broker
+        #: the ecosystem hub (None: a store without hub records; its pages answer 404)
+        self.hub = hub
         self.governance = governance
         self.sessions = sessions
         self.csrf_token = csrf_token
@@ -151,6 +158,12 @@ class Portal:
                     reader.organisations.append((m.org_id, org.name if org else m.org_id))
         request.scope["smartregion.reader"] = reader
         return reader
+
+    def require_hub(self) -> Hub:
+        """The hub, or a 404 for its pages where the store keeps no hub records."""
+        if self.hub is None:
+            raise HTTPException(404, "this platform runs without the hub")
+        return self.hub
 
     async def readable(self, reader: Reader) -> Readable | None:
         """What the reader may read of the entities now (None: everything)."""
