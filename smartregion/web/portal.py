@@ -112,6 +112,7 @@ class Portal:
         self.csrf_token = csrf_token
         self.map_tiles_url = map_tiles_url
         translations = i18n.load_translations()
+        self.translations = translations
         self.envs: dict[str, Environment] = {}
         for lang in i18n.LANGUAGES:
             env = Environment(
@@ -158,6 +159,11 @@ class Portal:
                     reader.organisations.append((m.org_id, org.name if org else m.org_id))
         request.scope["smartregion.reader"] = reader
         return reader
+
+    def gettext(self, lang: str, message: str, **values: Any) -> str:
+        """A message in `lang`, with `%(name)s` values filled in (for text outside templates)."""
+        text = str(self.translations[lang].gettext(message))
+        return text % values if values else text
 
     def require_hub(self) -> Hub:
         """The hub, or a 404 for its pages where the store keeps no hub records."""
