@@ -54,7 +54,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
     async def directory(request: Request) -> Response:
         hub = portal.require_hub()
         reader = await portal.reader(request)
-        query = list_query(request, HELIX_ROLES, ORGANISATION_KINDS)
+        query = list_query(request, hub.taxonomy, HELIX_ROLES, ORGANISATION_KINDS)
         found = await hub.search(
             "actor",
             query.filters(),

@@ -157,9 +157,10 @@ class ListQuery:
 
 
 def list_query(
-    request: Request, statuses: Sequence[str], owner_kinds: Sequence[str] = ()
+    request: Request, taxonomy: Taxonomy, statuses: Sequence[str], owner_kinds: Sequence[str] = ()
 ) -> ListQuery:
-    """The filters of a list page's query; a 400 names a value the list does not know."""
+    """The filters of a list page's query; a 400 names a value the list does not know (an
+    unknown taxonomy term too: a link to it would list nothing, without saying why)."""
     q = request.query_params
     chosen_statuses = tuple(dict.fromkeys(q.getlist("status")))
     for status in chosen_statuses:
@@ -175,6 +176,9 @@ def list_query(
     terms = tuple(dict.fromkeys(t for t in q.getlist("term") if t))
     if len(terms) > 20:
         raise BadRequestData("at most 20 filters at once")
+    unknown = [t for t in terms if scheme_of(t) is not None and taxonomy.get(t) is None]
+    if unknown:
+        raise BadRequestData(f"unknown taxonomy terms: {', '.join(unknown[:5])}")
     return ListQuery(
         terms, chosen_statuses, chosen_kinds, q.get("q", "")[:MAX_QUERY], int(raw_page)
     )

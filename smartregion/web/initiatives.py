@@ -85,7 +85,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
 
     async def select(request: Request) -> tuple[Hub, ListQuery, list[HubObject]]:
         hub = portal.require_hub()
-        query = list_query(request, STATUSES)
+        query = list_query(request, hub.taxonomy, STATUSES)
         return hub, query, await hub.export("initiative", query.filters(), sort="title")
 
     async def portfolio(request: Request) -> Response:

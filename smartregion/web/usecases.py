@@ -58,7 +58,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
     async def library(request: Request) -> Response:
         hub = portal.require_hub()
         reader = await portal.reader(request)
-        query = list_query(request, MATURITY)
+        query = list_query(request, hub.taxonomy, MATURITY)
         found = await hub.search(
             "usecase",
             query.filters(),
@@ -220,7 +220,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
     async def stories_page(request: Request) -> Response:
         hub = portal.require_hub()
         reader = await portal.reader(request)
-        query = list_query(request, ("published",))
+        query = list_query(request, hub.taxonomy, ("published",))
         filters = Filters(terms=query.terms, q=query.q, statuses=["published"])
         found = await hub.search(
             "story", filters, limit=PAGE_SIZE, offset=(query.page - 1) * PAGE_SIZE
