@@ -64,6 +64,7 @@ def _font_file() -> str | None:
     return next((f for f in _FONT_FILES if Path(f).is_file()), None)
 
 
+@cache
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     found = _font_file()
     if found is not None:
@@ -158,5 +159,5 @@ def indicator_png(
 
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
+    image.save(buffer, format="PNG")  # no `optimize`: it costs more time than the bytes it saves
     return buffer.getvalue()
