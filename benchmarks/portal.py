@@ -41,6 +41,15 @@ PAGES = {
     "&timeAt={week_ago}",
     "municipality dashboard": "/municipalities/Gent",
     "sign-in": "/sign-in",
+    "indicator chart (PNG)": "/municipalities/Gent/pm10-44021-001.png",
+    # the hub's pages
+    "use cases": "/use-cases",
+    "use cases (facet, search)": "/use-cases?term=domain:mobility&q=parkeren",
+    "use case": "/use-cases/slim-parkeren-gent",
+    "stories": "/stories",
+    "initiatives": "/initiatives",
+    "portfolio report": "/initiatives/report",
+    "actors": "/actors",
 }
 SIGNED_IN = {"organisation admin": "/admin"}
 

@@ -30,6 +30,13 @@ PAGES = [
     ("catalogue", "/datasets"),
     ("dataset", "/datasets/demo"),
     ("dashboard", "/municipalities/Gent"),
+    # the hub's pages
+    ("use-cases", "/use-cases"),
+    ("use-case", "/use-cases/slim-parkeren-gent"),
+    ("stories", "/stories"),
+    ("initiatives", "/initiatives"),
+    ("report", "/initiatives/report"),
+    ("actors", "/actors"),
 ]
 
 
@@ -83,6 +90,10 @@ def shoot(base: str) -> None:
                     page.locator("#chart canvas").wait_for()
                     page.evaluate("() => document.getElementById('map-heading').scrollIntoView()")
                     page.screenshot(path=str(target))
+                elif name in ("use-case", "actors"):
+                    # the map drawn, then the whole page
+                    page.locator(".leaflet-marker-icon").first.wait_for()
+                    page.screenshot(path=str(target), full_page=True)
                 else:
                     page.screenshot(path=str(target), full_page=True)
                 print(f"wrote {target.relative_to(ROOT)}")

@@ -263,7 +263,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     portal = Portal(
         broker, governance, sessions=sessions, csrf_token=portal_csrf_token,
-        map_tiles_url=settings.map_tiles_url,
+        map_tiles_url=settings.map_tiles_url, hub=hub,
     )
 
     @contextlib.asynccontextmanager

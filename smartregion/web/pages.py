@@ -17,7 +17,8 @@ from starlette.routing import BaseRoute, Route
 from smartregion.errors import BadRequestData, ResourceNotFound, Unauthenticated
 from smartregion.governance import THEMES
 from smartregion.storage.governance import Dataset
-from smartregion.web.dashboard import Dashboard, places
+from smartregion.web import charts, i18n
+from smartregion.web.dashboard import Dashboard, Indicator, places
 from smartregion.web.datasets import (
     AGGREGATIONS,
     PERIODS,
@@ -32,9 +33,19 @@ from smartregion.web.datasets import (
     short_name,
     text_in,
 )
-from smartregion.web.portal import Portal
+from smartregion.web.portal import N_, Portal
+from smartregion.web.usecases import highlights
 
 __all__ = ["routes"]
+
+#: the units of indicators, as a chart names them
+UNITS = {"vehicles/day": N_("vehicles a day")}
+#: an indicator's chart: its title (the dashboard's heading) and its reference line's label
+CHART_TEXTS: dict[str, tuple[str, str]] = {
+    "pm10": (N_("Particulate matter (PM10) at %(label)s"), N_("EU daily limit")),
+    "traffic": (N_("Traffic at %(label)s"), ""),
+    "water": (N_("Water level at %(label)s"), N_("alert threshold")),
+}
 
 
 def _summary(dataset: Dataset, lang: str) -> dict[str, Any]:
@@ -61,9 +72,10 @@ def routes(portal: Portal) -> list[BaseRoute]:
         reader = await portal.reader(request)
         datasets, _ = await catalogue.search(reader.principal, reader.lang)
         found = await places(portal.broker, await portal.readable(reader))
+        hub = await highlights(portal.hub, reader.lang) if portal.hub is not None else {}
         return await portal.render(request, "home.html", {
             "recent": [_summary(d, reader.lang) for d in datasets[:5]],
-            "places": found,
+            "places": found, **hub,
         })
 
     async def catalogue_page(request: Request) -> Response:
@@ -190,7 +202,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
                                                       "options": "keyValues"}),
         })
 
-    async def indicator_csv(request: Request) -> Response:
+    async def indicator(request: Request) -> tuple[str, str, Indicator]:
         reader = await portal.reader(request)
         place, key = request.path_params["place"], request.path_params["indicator"]
         dashboard = Dashboard(portal.broker, await portal.readable(reader))
@@ -198,14 +210,37 @@ def routes(portal: Portal) -> list[BaseRoute]:
         wanted = [i for i in indicators if f"{i.key}-{i.entity_id.rsplit(':', 1)[-1]}" == key]
         if not wanted:
             raise ResourceNotFound(f"no indicator {key!r} for {place!r}")
-        return Response(wanted[0].csv().encode("utf-8"), media_type="text/csv; charset=utf-8",
+        return place, key, wanted[0]
+
+    async def indicator_csv(request: Request) -> Response:
+        place, key, found = await indicator(request)
+        return Response(found.csv().encode("utf-8"), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{place}-{key}.csv"'})
+
+    async def indicator_png(request: Request) -> Response:
+        place, key, found = await indicator(request)
+        reader = await portal.reader(request)
+        lang = reader.lang
+        title, reference = CHART_TEXTS[found.key]
+        limit = {"pm10": found.figures.get("limit"), "water": found.figures.get("threshold")}.get(found.key)
+        formats = i18n.Formats(reader.lang)
+        png = charts.indicator_png(
+            found, title=portal.gettext(lang, title, label=found.entity_label),
+            source=portal.gettext(lang, N_("Source: smartregion, %(place)s, %(date)s"), place=place,
+                                  date=formats.date(datetime.now(UTC))),
+            reference=(float(limit), portal.gettext(lang, reference)) if limit is not None and reference else None,
+            unit=portal.gettext(lang, UNITS.get(found.unit, found.unit)),
+            lang=reader.lang, number=lambda v, digits: formats.number(v, digits),
+        )
+        return Response(png, media_type="image/png",
+                        headers={"Content-Disposition": f'attachment; filename="{place}-{key}.png"'})
 
     return [
         Route("/", home, methods=["GET"]),
         Route("/municipalities", municipalities_page, methods=["GET"]),
         Route("/municipalities/{place}", dashboard_page, methods=["GET"]),
         Route("/municipalities/{place}/{indicator}.csv", indicator_csv, methods=["GET"]),
+        Route("/municipalities/{place}/{indicator}.png", indicator_png, methods=["GET"]),
         Route("/datasets", catalogue_page, methods=["GET"]),
         Route("/datasets/{dataset_id}", dataset_page, methods=["GET"]),
         Route("/datasets/{dataset_id}/download.csv", download_csv, methods=["GET"]),

@@ -26,8 +26,10 @@ from starlette.staticfiles import StaticFiles
 from smartregion import __version__, errors
 from smartregion.broker.service import Broker
 from smartregion.governance import Forbidden, Governance, Principal
+from smartregion.hub.objects import Hub
 from smartregion.storage.base import Readable
 from smartregion.web import i18n
+from smartregion.web.hubviews import HUB_LABELS
 from smartregion.web.sessions import COOKIE as SESSION_COOKIE
 from smartregion.web.sessions import Session, SessionCodec
 
@@ -72,6 +74,8 @@ LABELS: dict[str, dict[str, str]] = {
         "member-removed": N_("The member was removed from the organisation."),
     },
 }
+# the hub's pages' words (use cases, initiatives, actors: web/hubviews.py)
+LABELS.update(HUB_LABELS)
 
 
 @dataclass(slots=True)
@@ -98,13 +102,17 @@ class Portal:
         sessions: SessionCodec,
         csrf_token: Callable[[Request], str],
         map_tiles_url: str = "",
+        hub: Hub | None = None,
     ) -> None:
         self.broker = broker
+        #: the ecosystem hub (None: a store without hub records; its pages answer 404)
+        self.hub = hub
         self.governance = governance
         self.sessions = sessions
         self.csrf_token = csrf_token
         self.map_tiles_url = map_tiles_url
         translations = i18n.load_translations()
+        self.translations = translations
         self.envs: dict[str, Environment] = {}
         for lang in i18n.LANGUAGES:
             env = Environment(
@@ -151,6 +159,17 @@ class Portal:
                     reader.organisations.append((m.org_id, org.name if org else m.org_id))
         request.scope["smartregion.reader"] = reader
         return reader
+
+    def gettext(self, lang: str, message: str, **values: Any) -> str:
+        """A message in `lang`, with `%(name)s` values filled in (for text outside templates)."""
+        text = str(self.translations[lang].gettext(message))
+        return text % values if values else text
+
+    def require_hub(self) -> Hub:
+        """The hub, or a 404 for its pages where the store keeps no hub records."""
+        if self.hub is None:
+            raise HTTPException(404, "this platform runs without the hub")
+        return self.hub
 
     async def readable(self, reader: Reader) -> Readable | None:
         """What the reader may read of the entities now (None: everything)."""

@@ -10,7 +10,13 @@ from tests.browser.conftest import AXE
 from tests.web.conftest import ANNA, BART
 
 PAGES = ["/", "/datasets", "/datasets/demo", "/datasets/demo-water", "/municipalities",
-         "/municipalities/Gent", "/sign-in", "/no-such-page"]
+         "/municipalities/Gent", "/sign-in", "/no-such-page",
+         # the hub's pages (web/usecases.py, initiatives.py, actors.py)
+         "/use-cases", "/use-cases/slim-parkeren-gent", "/stories", "/stories/fatima-meet-de-lucht",
+         "/initiatives", "/initiatives/report", "/initiatives/slimme-binnenstad-leuven", "/actors",
+         "/actors/actor-gent"]
+#: pages whose map must be drawn before axe looks at them
+MAPS = {"/datasets/demo", "/use-cases/slim-parkeren-gent", "/actors", "/actors/actor-gent"}
 #: WCAG 2.1 A and AA, plus axe's best practices
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
@@ -36,6 +42,8 @@ def test_no_violations_on_any_page_type(browser: Any, base_url: str, lang: str) 
         page.wait_for_load_state("networkidle")
         if path == "/datasets/demo":
             page.locator("#chart canvas").wait_for()
+        if path in MAPS:
+            page.locator(".leaflet-marker-icon").first.wait_for()
         found[path] = violations(page)
     # signed in: the organisation admin page
     page.goto("/sign-in")
@@ -58,5 +66,9 @@ def test_no_violations_on_any_page_type(browser: Any, base_url: str, lang: str) 
     page.locator("#access form button").click()
     page.locator(".error-summary").wait_for()
     found["/datasets/demo-water (form error)"] = violations(page)
+    # a local government's editor: the use case page with the endorse form
+    page.goto("/use-cases/digitale-tweeling-kortrijk")
+    page.locator('form[action$="/endorse"]').wait_for()
+    found["/use-cases/{id} (endorse form)"] = violations(page)
     context.close()
     assert {p: v for p, v in found.items() if v} == {}
