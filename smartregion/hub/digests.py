@@ -57,13 +57,25 @@ class Mailer(Protocol):
         """Send, or raise."""
 
 
+#: the longest term label a subject carries (an SDG target's label is a whole sentence)
+SUBJECT_LABEL = 60
+
+
+def _shorten(text: str, limit: int = SUBJECT_LABEL) -> str:
+    """`text`, cut after its last whole word within `limit` characters and marked with "…"."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def compose(follow: Follow, matches: list[Match], hub: Hub, base_url: str) -> Digest:
     """The plain-text digest of `matches` in the follow's language, grouped by kind."""
     nl = follow.lang == "nl"
     taxonomy = hub.taxonomy
     target = taxonomy.label(follow.target, follow.lang) if follow.target in taxonomy.terms else follow.target
-    subject = (f"Nieuw over {target}: {len(matches)} item(s)" if nl
-               else f"New about {target}: {len(matches)} item(s)")
+    about = _shorten(target)
+    subject = (f"Nieuw over {about}: {len(matches)} item(s)" if nl
+               else f"New about {about}: {len(matches)} item(s)")
     lines = [
         (f"Wat is er nieuw of gewijzigd over {target}:" if nl
          else f"What is new or changed about {target}:"),

@@ -177,6 +177,30 @@ async def test_a_failed_send_is_retried_at_the_next_run(env: Env) -> None:
     assert up.sent[0].subject.startswith("Nieuw over Mobiliteit")
 
 
+async def test_a_digest_about_an_sdg_target_has_a_short_subject_and_the_full_text(env: Env) -> None:
+    r = await env.client.post(
+        "/follows", json={"target": "sdg:11.2", "email": "a@b.be", "frequency": "daily"},
+        headers=env.auth("ghent"),
+    )
+    follow = r.json()
+    await env.client.post("/use-cases", json=uc("bus", ["sdg:11.2"]), headers=env.auth("leuven"))
+    later = datetime.fromisoformat(follow["created_at"].replace("Z", "+00:00")) + timedelta(days=2)
+
+    class Up:
+        sent: list[Digest] = []
+
+        async def send(self, digest: Digest) -> None:
+            self.sent.append(digest)
+
+    up = Up()
+    assert await send_due(env.hub, up, base_url="http://x", now=later) == 1
+    subject = up.sent[0].subject
+    assert subject.startswith("Nieuw over 11.2 Tegen 2030 toegang voorzien tot")
+    assert "…: 1 item(s)" in subject and len(subject) < 90
+    # the body names the whole target
+    assert "personen met een handicap en ouderen" in up.sent[0].text
+
+
 async def test_serve_runs_the_digest_job_when_smtp_is_configured(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:
     _, port = smtp
     settings = Settings(database_url=f"sqlite:///{tmp_path}/d.db", smtp_host="127.0.0.1",
