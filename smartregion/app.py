@@ -227,6 +227,7 @@ def matchmaking_of(hub: Hub | None, settings: Settings) -> Matchmaking | None:
         hub, embeddings=settings.hub_embeddings, ocid_prefix=settings.hub_ocid_prefix,
         purchasing_body=settings.default_org,
         uid_domain=urlsplit(settings.public_base_url).hostname or "",
+        public_base_url=settings.public_base_url,
     )
 
 

@@ -89,3 +89,27 @@ def release_errors(release: Any) -> list[str]:
                 if role not in party_roles():
                     errors.append(f"/parties/{i}/roles: {role!r} is not in the partyRole codelist")
     return errors
+
+
+def package_errors(package: Any) -> list[str]:
+    """Every way a release package breaks the OCDS 1.1.5 release package schema (its releases
+    checked as by `release_errors`), or leaves out an extension of ours."""
+    schema = json.loads((FOLDER / "release-package-schema-1.1.5.json").read_text(encoding="utf-8"))
+    release_url = schema["properties"]["releases"]["items"]["$ref"]
+
+    def retrieve(uri: str) -> dict[str, Any]:
+        # the package schema names the release schema by its URL: never fetched, the local copy
+        # (with the extensions merged in) stands for it
+        if uri != release_url:
+            raise ValueError(f"unexpected schema reference {uri}")
+        return release_schema()
+
+    validator = jsonschema_rs.Draft4Validator(schema, validate_formats=True, retriever=retrieve)
+    errors = [
+        f"/{'/'.join(str(p) for p in error.instance_path)}: {error.message}"
+        for error in validator.iter_errors(package)
+    ]
+    if isinstance(package, dict):
+        for i, release in enumerate(package.get("releases") or []):
+            errors += [f"/releases/{i}{e}" for e in release_errors(release)]
+    return errors

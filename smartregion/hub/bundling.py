@@ -34,6 +34,7 @@ __all__ = [
     "BundleProposal",
     "BundleSolution",
     "propose_bundles",
+    "release_package",
 ]
 
 TEXT_THRESHOLD = 0.3
@@ -219,6 +220,24 @@ class BundleProposal:
             "tender": tender,
         }
         return release
+
+
+def release_package(
+    releases: Sequence[dict[str, Any]], *, uri: str, publisher: str
+) -> dict[str, Any]:
+    """An OCDS 1.1 release package of `releases` that declares the extensions they use; its
+    `publishedDate` is the latest release's `date` (OCDS: a package made on demand carries the
+    time its contents last changed)."""
+    if not releases:
+        raise ValueError("a release package holds at least one release")
+    return {
+        "uri": uri,
+        "version": "1.1",
+        "extensions": list(OCDS_EXTENSIONS),
+        "publishedDate": max(r["date"] for r in releases),
+        "publisher": {"name": publisher},
+        "releases": list(releases),
+    }
 
 
 def _first_text(doc: MatchDoc) -> str:

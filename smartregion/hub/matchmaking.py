@@ -120,6 +120,7 @@ class Matchmaking:
         ocid_prefix: str = "ocds-smartregion",
         purchasing_body: str = "smartregion",
         uid_domain: str = "",
+        public_base_url: str = "",
         embedder: Callable[[], Embedder | None] = default_embedder,
     ) -> None:
         self.hub = hub
@@ -128,6 +129,8 @@ class Matchmaking:
         self.purchasing_body = purchasing_body
         #: the host name in calendar event ids ("" : the request's)
         self.uid_domain = uid_domain
+        #: where clients reach the platform ("" : the request's scheme and host)
+        self.public_base_url = public_base_url.rstrip("/")
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
         self._building = asyncio.Lock()

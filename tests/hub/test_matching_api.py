@@ -15,7 +15,7 @@ from hub_env import Env
 from smartregion.app import create_app
 from smartregion.hub.demo import load_hub_demo
 from smartregion.settings import Settings
-from tests.ocds import release_errors
+from tests.ocds import package_errors, release_errors
 
 pytestmark = pytest.mark.anyio
 
@@ -219,6 +219,13 @@ async def test_joint_purchases_group_municipalities_with_an_ocds_outline(env: En
 
     one = await env.client.get(f"/joint-purchases/{bundle['id']}")
     assert one.status_code == 200 and one.json() == bundle
+    package = await env.client.get(f"/joint-purchases/{bundle['id']}/ocds.json")
+    assert package.status_code == 200 and package.headers["content-type"] == "application/json"
+    assert package_errors(package.json()) == []
+    assert package.json()["releases"] == [tender]
+    assert package.json()["uri"].endswith(f"/api/v1/joint-purchases/{bundle['id']}/ocds.json")
+    missing = await env.client.get("/joint-purchases/bundle-000000000000/ocds.json")
+    assert missing.status_code == 404
     assert (await env.client.get("/joint-purchases/bundle-000000000000")).status_code == 404
     # closing a member's challenge dissolves the proposal
     body = (await env.client.get("/challenges/parkeerzoekverkeer-kortrijk")).json()

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from benchmarks.matching import EvalSet
-from smartregion.hub.bundling import propose_bundles
+from smartregion.hub.bundling import propose_bundles, release_package
 from smartregion.hub.embeddings import Embedder
 from smartregion.hub.matching import MatchDoc, Matcher
-from tests.ocds import release_errors
+from tests.ocds import package_errors, release_errors
 
 
 def challenge(
@@ -257,3 +257,26 @@ def test_a_bundle_without_budgets_still_gives_a_valid_framework_release(embedder
             date=dt.datetime(2026, 11, 27, tzinfo=dt.UTC),
             procurement_method="framework",
         )
+
+
+def test_the_release_package_declares_the_extensions_and_validates(embedder: Embedder) -> None:
+    air = bundle_of(propose_bundles(CHALLENGES, embedder=embedder), "leuven-air")
+    release = air.tender_outline(
+        ocid_prefix="ocds-abc123",
+        procuring_entity=("org:vlaanderen-aankoop", "Aankoopcentrale"),
+        date=dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC),
+    )
+    package = release_package([release], uri="https://hub.test/p.json", publisher="Aankoopcentrale")
+    assert package_errors(package) == []
+    assert package["version"] == "1.1" and package["publishedDate"] == release["date"]
+    assert [u.split("/")[4] for u in package["extensions"]] == [
+        "ocds_lots_extension",
+        "ocds_techniques_extension",
+    ]
+    broken = package | {"version": "1", "releases": []}
+    errors = package_errors(broken)
+    assert any(e.startswith("/version:") for e in errors)
+    assert any(e.startswith("/releases:") for e in errors)
+    assert package_errors(package | {"releases": [release | {"tag": "planning"}]}) != []
+    with pytest.raises(ValueError):
+        release_package([], uri="https://hub.test/p.json", publisher="x")
