@@ -23,6 +23,7 @@ from typing import Protocol
 from smartregion.governance import parse_time
 from smartregion.hub.follows import FREQUENCIES, Follows, Match
 from smartregion.hub.kinds import KINDS
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.hub.objects import Hub
 from smartregion.storage.hub import Follow
 from smartregion.storage.jobs import PeriodicJob
@@ -90,7 +91,8 @@ def compose(follow: Follow, matches: list[Match], hub: Hub, base_url: str) -> Di
             title = match.object.doc.get("title", {})
             text = title.get(follow.lang) or next(iter(title.values()), match.object.id)
             mark = ("nieuw" if nl else "new") if match.new else ("gewijzigd" if nl else "changed")
-            lines.append(f"- {text} ({mark}, {match.object.owner})")
+            why = (", mogelijke match" if nl else ", a possible match") if match.matched else ""
+            lines.append(f"- {text} ({mark}, {match.object.owner}{why})")
             lines.append(f"  {base_url.rstrip('/')}/api/v1/{kind.path}/{match.object.id}")
         lines.append("")
     lines += [
@@ -141,11 +143,20 @@ def _due(follow: Follow, now: datetime) -> bool:
     return now - last >= timedelta(days=FREQUENCIES[follow.frequency])
 
 
-async def send_due(hub: Hub, mailer: Mailer, *, base_url: str, now: datetime | None = None) -> int:
-    """Send every due follow's digest; returns how many digests were sent."""
+async def send_due(
+    hub: Hub,
+    mailer: Mailer,
+    *,
+    base_url: str,
+    now: datetime | None = None,
+    matchmaking: Matchmaking | None = None,
+) -> int:
+    """Send every due follow's digest; returns how many digests were sent. With `matchmaking`,
+    a followed challenge's digest also names new or changed solutions that match it best (and a
+    solution's, challenges)."""
     now = now or datetime.now(UTC)
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    follows = Follows(hub)
+    follows = Follows(hub, matchmaking)
     sent = 0
     for follow in await hub.store.list_follows():
         if not _due(follow, now):

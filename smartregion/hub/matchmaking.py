@@ -189,10 +189,28 @@ class Matchmaking:
     async def _hidden(self, principal: Principal | None) -> set[tuple[str, str]]:
         if principal is None or not principal.org_id:
             return set()
-        return {
-            (d.challenge_id, d.solution_id)
-            for d in await self.feedback.match_dismissals(principal.org_id)
-        }
+        return await self._hidden_for(principal.org_id)
+
+    async def _hidden_for(self, org_id: str) -> set[tuple[str, str]]:
+        return {(d.challenge_id, d.solution_id) for d in await self.feedback.match_dismissals(org_id)}
+
+    async def counterparts(self, object_id: str, *, org_id: str, limit: int = 5) -> list[HubObject]:
+        """The best-ranked solutions for a challenge, or challenges for a solution, without the
+        pairs `org_id` marked "not relevant" ([] for any other object): what a follow of a
+        challenge or solution reports beside the object itself."""
+        snapshot = await self.snapshot()
+        subject = snapshot.records.get(object_id)
+        if subject is None or subject.kind not in ("challenge", "solution"):
+            return []
+        hidden = await self._hidden_for(org_id)
+
+        def rank() -> MatchResult:
+            matcher = snapshot.matcher()
+            find = matcher.solutions_for if subject.kind == "challenge" else matcher.challenges_for
+            return find(subject, hidden=hidden, limit=limit)
+
+        result = await self._locked(snapshot, rank)
+        return [snapshot.objects[m.doc.id] for m in result.matches]
 
     async def solutions_for(
         self, principal: Principal | None, challenge_id: str, *, limit: int = 10
