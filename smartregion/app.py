@@ -192,7 +192,9 @@ def stream_config(settings: Settings) -> StreamConfig:
     )
 
 
-def digests(hub: Hub | None, settings: Settings) -> DigestJob | None:
+def digests(
+    hub: Hub | None, settings: Settings, matchmaking: Matchmaking | None = None
+) -> DigestJob | None:
     """The hub's digest job when an SMTP server is configured (docs/hub.md)."""
     if hub is None or not settings.smtp_host:
         return None
@@ -201,7 +203,10 @@ def digests(hub: Hub | None, settings: Settings) -> DigestJob | None:
         settings.smtp_username, settings.smtp_password,
     )
     base_url = settings.public_base_url or f"http://{settings.host}:{settings.port}"
-    return DigestJob(lambda: send_due(hub, mailer, base_url=base_url), settings.digest_interval)
+    return DigestJob(
+        lambda: send_due(hub, mailer, base_url=base_url, matchmaking=matchmaking),
+        settings.digest_interval,
+    )
 
 
 def page_csp(settings: Settings) -> str:
@@ -227,6 +232,7 @@ def matchmaking_of(hub: Hub | None, settings: Settings) -> Matchmaking | None:
         hub, embeddings=settings.hub_embeddings, ocid_prefix=settings.hub_ocid_prefix,
         purchasing_body=settings.default_org,
         uid_domain=urlsplit(settings.public_base_url).hostname or "",
+        public_base_url=settings.public_base_url,
     )
 
 
@@ -292,7 +298,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database
-        digest_job = digests(hub, settings)
+        digest_job = digests(hub, settings, matchmaking)
         app.state.digest_job = digest_job
         if digest_job is not None:
             await digest_job.start()

@@ -3,8 +3,11 @@
 The strategy's group purchasing ("aankoopcentrale"): when several municipalities post the same
 need, a central purchasing body can tender once for all of them. A proposal names the
 participating municipalities, their combined demand and budget, the solutions that fit every
-member, and an OCDS-shaped tender outline (OCDS 1.1 release, tag "planning", with the Lots
-extension: one lot per municipality, one lot group that may be combined) to start the tender from.
+member, and a tender outline to start the tender from: an OCDS 1.1 planning release for the first
+stage of a framework agreement procedure, as the central purchasing body concludes a framework
+agreement that each municipality then calls off (Techniques extension:
+`tender.techniques.hasFrameworkAgreement`; Lots extension: one lot per municipality, one lot
+group that may be combined).
 
 Grouping: two challenges are linked when their words (TF-IDF cosine) or, with the embeddings
 extra, their meaning are similar enough and they share a focus domain. Links are merged
@@ -24,10 +27,28 @@ from smartregion.core.textindex import TextIndex
 from smartregion.hub.embeddings import Embedder, cosine_similarities, document_text
 from smartregion.hub.matching import MatchDoc, Matcher
 
-__all__ = ["BundleProposal", "BundleSolution", "propose_bundles"]
+__all__ = [
+    "FRAMEWORK_DAYS",
+    "OCDS_EXTENSIONS",
+    "PROCUREMENT_METHODS",
+    "BundleProposal",
+    "BundleSolution",
+    "propose_bundles",
+    "release_package",
+]
 
 TEXT_THRESHOLD = 0.3
 SEMANTIC_THRESHOLD = 0.7
+#: the longest a framework agreement may run (Directive 2014/24/EU art. 33(1); Belgian public
+#: procurement law of 17 June 2016, art. 43 §3): four years, 1 461 days with one leap day
+FRAMEWORK_DAYS = 4 * 365 + 1
+#: OCDS `tender.procurementMethod` (closed `method` codelist)
+PROCUREMENT_METHODS = ("open", "selective", "limited", "direct")
+#: the extensions the tender outline uses (OCDS extension registry), for a release package
+OCDS_EXTENSIONS = (
+    "https://raw.githubusercontent.com/open-contracting-extensions/ocds_lots_extension/v1.1.5/extension.json",
+    "https://raw.githubusercontent.com/open-contracting-extensions/ocds_techniques_extension/master/extension.json",
+)
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,10 @@ class BundleProposal:
                 out[unit] = out.get(unit, 0.0) + c.quantity
         return out
 
+    def demand_text(self) -> str:
+        """The combined demand in words ("35 sensor, 12 kiosk"), "" when no member counts it."""
+        return ", ".join(f"{amount:g} {unit}" for unit, amount in sorted(self.demand.items()))
+
     def tender_outline(
         self,
         *,
@@ -83,8 +108,19 @@ class BundleProposal:
         currency: str = "EUR",
         category: str = "services",
         language: str = "nl",
+        procurement_method: str = "open",
+        framework_days: int = FRAMEWORK_DAYS,
     ) -> dict[str, Any]:
-        """An OCDS 1.1 planning release for the joint tender (Lots extension for the lots)."""
+        """An OCDS 1.1 planning release for the first stage of the joint framework agreement.
+
+        The central purchasing body (`procuring_entity`) runs the procedure and concludes the
+        framework agreement; each municipality is a buyer with its own lot and calls off its
+        part without reopening competition (OCDS guidance "Framework agreements": every buyer
+        in `parties`, no single `buyer`; `tender.techniques.hasFrameworkAgreement` true;
+        `tender.contractPeriod` the agreement's duration; `tender.value` its estimated value).
+        """
+        if procurement_method not in PROCUREMENT_METHODS:
+            raise ValueError(f"procurement method {procurement_method!r} is not one of OCDS's")
 
         def value(amount: float | None) -> dict[str, Any]:
             return {"amount": amount, "currency": currency}
@@ -120,14 +156,32 @@ class BundleProposal:
             items.append(item)
         total = self.combined_budget
         members = ", ".join(name for _, name in self.municipalities)
+        period = {"durationInDays": framework_days}
+        framework: dict[str, Any] = {
+            # one supplier per lot, every term set in the agreement: direct call-offs
+            "method": "withoutReopeningCompetition",
+            "period": period,
+            "description": (
+                f"Framework agreement concluded by {entity_name} as central purchasing body for"
+                f" {members}; each municipality calls off its own lot."
+            ),
+        }
+        if total is not None:
+            framework["value"] = value(total)
         tender: dict[str, Any] = {
             "id": f"{self.id}-tender",
             "title": f"Joint purchase: {self.title}",
             "description": f"Group purchase for {members}. " + _first_text(self.challenges[0]),
             "status": "planning",
             "procuringEntity": {"id": entity_id, "name": entity_name},
-            "procurementMethod": "open",
+            "procurementMethod": procurement_method,
+            "procurementMethodDetails": (
+                f"{procurement_method.capitalize()} procedure for a framework agreement through"
+                " a central purchasing body (aankoopcentrale)"
+            ),
             "mainProcurementCategory": category,
+            "contractPeriod": period,
+            "techniques": {"hasFrameworkAgreement": True, "frameworkAgreement": framework},
             "items": items,
             "lots": lots,
             "lotGroups": [
@@ -141,6 +195,13 @@ class BundleProposal:
         }
         if total is not None:
             tender["value"] = value(total)
+        budget: dict[str, Any] = {
+            "description": "Combined demand of the participating municipalities"
+            + (f": {self.demand_text()}" if self.demand else "")
+            + ("; the amount is the sum of their budgets" if total is not None else ""),
+        }
+        if total is not None:
+            budget["amount"] = value(total)
         release: dict[str, Any] = {
             "ocid": f"{ocid_prefix}-{self.id}",
             "id": f"{self.id}-planning-1",
@@ -154,15 +215,29 @@ class BundleProposal:
                     f"{len(self.challenges)} municipalities posted the same need on the hub: "
                     + "; ".join(c.title for c in self.challenges)
                 ),
+                "budget": budget,
             },
             "tender": tender,
         }
-        if total is not None:
-            release["planning"]["budget"] = {
-                "description": "Sum of the participating municipalities' budgets",
-                "amount": value(total),
-            }
         return release
+
+
+def release_package(
+    releases: Sequence[dict[str, Any]], *, uri: str, publisher: str
+) -> dict[str, Any]:
+    """An OCDS 1.1 release package of `releases` that declares the extensions they use; its
+    `publishedDate` is the latest release's `date` (OCDS: a package made on demand carries the
+    time its contents last changed)."""
+    if not releases:
+        raise ValueError("a release package holds at least one release")
+    return {
+        "uri": uri,
+        "version": "1.1",
+        "extensions": list(OCDS_EXTENSIONS),
+        "publishedDate": max(r["date"] for r in releases),
+        "publisher": {"name": publisher},
+        "releases": list(releases),
+    }
 
 
 def _first_text(doc: MatchDoc) -> str:

@@ -23,6 +23,7 @@ from typing import Protocol
 from smartregion.governance import parse_time
 from smartregion.hub.follows import FREQUENCIES, Follows, Match
 from smartregion.hub.kinds import KINDS
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.hub.objects import Hub
 from smartregion.storage.hub import Follow
 from smartregion.storage.jobs import PeriodicJob
@@ -57,13 +58,25 @@ class Mailer(Protocol):
         """Send, or raise."""
 
 
+#: the longest term label a subject carries (an SDG target's label is a whole sentence)
+SUBJECT_LABEL = 60
+
+
+def _shorten(text: str, limit: int = SUBJECT_LABEL) -> str:
+    """`text`, cut after its last whole word within `limit` characters and marked with "…"."""
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def compose(follow: Follow, matches: list[Match], hub: Hub, base_url: str) -> Digest:
     """The plain-text digest of `matches` in the follow's language, grouped by kind."""
     nl = follow.lang == "nl"
     taxonomy = hub.taxonomy
     target = taxonomy.label(follow.target, follow.lang) if follow.target in taxonomy.terms else follow.target
-    subject = (f"Nieuw over {target}: {len(matches)} item(s)" if nl
-               else f"New about {target}: {len(matches)} item(s)")
+    about = _shorten(target)
+    subject = (f"Nieuw over {about}: {len(matches)} item(s)" if nl
+               else f"New about {about}: {len(matches)} item(s)")
     lines = [
         (f"Wat is er nieuw of gewijzigd over {target}:" if nl
          else f"What is new or changed about {target}:"),
@@ -78,7 +91,8 @@ def compose(follow: Follow, matches: list[Match], hub: Hub, base_url: str) -> Di
             title = match.object.doc.get("title", {})
             text = title.get(follow.lang) or next(iter(title.values()), match.object.id)
             mark = ("nieuw" if nl else "new") if match.new else ("gewijzigd" if nl else "changed")
-            lines.append(f"- {text} ({mark}, {match.object.owner})")
+            why = (", mogelijke match" if nl else ", a possible match") if match.matched else ""
+            lines.append(f"- {text} ({mark}, {match.object.owner}{why})")
             lines.append(f"  {base_url.rstrip('/')}/api/v1/{kind.path}/{match.object.id}")
         lines.append("")
     lines += [
@@ -129,11 +143,20 @@ def _due(follow: Follow, now: datetime) -> bool:
     return now - last >= timedelta(days=FREQUENCIES[follow.frequency])
 
 
-async def send_due(hub: Hub, mailer: Mailer, *, base_url: str, now: datetime | None = None) -> int:
-    """Send every due follow's digest; returns how many digests were sent."""
+async def send_due(
+    hub: Hub,
+    mailer: Mailer,
+    *,
+    base_url: str,
+    now: datetime | None = None,
+    matchmaking: Matchmaking | None = None,
+) -> int:
+    """Send every due follow's digest; returns how many digests were sent. With `matchmaking`,
+    a followed challenge's digest also names new or changed solutions that match it best (and a
+    solution's, challenges)."""
     now = now or datetime.now(UTC)
     stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    follows = Follows(hub)
+    follows = Follows(hub, matchmaking)
     sent = 0
     for follow in await hub.store.list_follows():
         if not _due(follow, now):

@@ -7,7 +7,9 @@ for good and is recorded (the feedback the matching can learn from).
   follows; platform admins see all.
 - A term matches every object filed under it (narrower terms included: following East Flanders
   follows Ghent); an object matches itself and the objects that link to it (stories of a use
-  case, initiatives of a funding instrument).
+  case, initiatives of a funding instrument). Given the matching service, a challenge also
+  matches the solutions the matcher ranks best for it, and a solution the challenges (without
+  the pairs the follower's organisation marked "not relevant").
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from smartregion.core.audit import AuditEvent
 from smartregion.core.taxonomy import scheme_of
@@ -23,6 +26,9 @@ from smartregion.governance import Forbidden, Principal
 from smartregion.hub.kinds import KINDS
 from smartregion.hub.objects import Hub
 from smartregion.storage.hub import Dismissal, Follow, HubObject, HubQuery
+
+if TYPE_CHECKING:
+    from smartregion.hub.matchmaking import Matchmaking
 
 __all__ = ["FREQUENCIES", "Follows", "Match"]
 
@@ -39,13 +45,16 @@ class Match:
 
     object: HubObject
     new: bool
+    #: found by the matcher for the followed challenge or solution (not by a link or a term)
+    matched: bool = False
 
 
 class Follows:
     """Follows, their matches and dismissals (see the module docstring)."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, matchmaking: Matchmaking | None = None) -> None:
         self.hub = hub
+        self.matchmaking = matchmaking
 
     async def _member(self, principal: Principal, org_id: str) -> None:
         if principal.org_id != org_id and not await self.hub.governance.is_platform_admin(principal):
@@ -145,4 +154,9 @@ class Follows:
                 )
                 for obj in page.items:
                     found.setdefault(obj.id, Match(obj, obj.created_at > since))
+        if self.matchmaking is not None and target is not None:
+            best = await self.matchmaking.counterparts(target.id, org_id=follow.org_id)
+            for obj in best:
+                if obj.updated_at > since and (not follow.kinds or obj.kind in follow.kinds):
+                    found.setdefault(obj.id, Match(obj, obj.created_at > since, matched=True))
         return [m for m in found.values() if m.object.id not in hidden]

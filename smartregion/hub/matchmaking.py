@@ -120,6 +120,7 @@ class Matchmaking:
         ocid_prefix: str = "ocds-smartregion",
         purchasing_body: str = "smartregion",
         uid_domain: str = "",
+        public_base_url: str = "",
         embedder: Callable[[], Embedder | None] = default_embedder,
     ) -> None:
         self.hub = hub
@@ -128,6 +129,8 @@ class Matchmaking:
         self.purchasing_body = purchasing_body
         #: the host name in calendar event ids ("" : the request's)
         self.uid_domain = uid_domain
+        #: where clients reach the platform ("" : the request's scheme and host)
+        self.public_base_url = public_base_url.rstrip("/")
         self._embedder = embedder
         self._snapshot: Snapshot | None = None
         self._building = asyncio.Lock()
@@ -186,10 +189,28 @@ class Matchmaking:
     async def _hidden(self, principal: Principal | None) -> set[tuple[str, str]]:
         if principal is None or not principal.org_id:
             return set()
-        return {
-            (d.challenge_id, d.solution_id)
-            for d in await self.feedback.match_dismissals(principal.org_id)
-        }
+        return await self._hidden_for(principal.org_id)
+
+    async def _hidden_for(self, org_id: str) -> set[tuple[str, str]]:
+        return {(d.challenge_id, d.solution_id) for d in await self.feedback.match_dismissals(org_id)}
+
+    async def counterparts(self, object_id: str, *, org_id: str, limit: int = 5) -> list[HubObject]:
+        """The best-ranked solutions for a challenge, or challenges for a solution, without the
+        pairs `org_id` marked "not relevant" ([] for any other object): what a follow of a
+        challenge or solution reports beside the object itself."""
+        snapshot = await self.snapshot()
+        subject = snapshot.records.get(object_id)
+        if subject is None or subject.kind not in ("challenge", "solution"):
+            return []
+        hidden = await self._hidden_for(org_id)
+
+        def rank() -> MatchResult:
+            matcher = snapshot.matcher()
+            find = matcher.solutions_for if subject.kind == "challenge" else matcher.challenges_for
+            return find(subject, hidden=hidden, limit=limit)
+
+        result = await self._locked(snapshot, rank)
+        return [snapshot.objects[m.doc.id] for m in result.matches]
 
     async def solutions_for(
         self, principal: Principal | None, challenge_id: str, *, limit: int = 10

@@ -26,7 +26,7 @@ each operation is written once here as a program that `GovernanceStore._run_gove
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 #: sort name -> ORDER BY (every order ends on seq, so pages are stable)
 SORTS: dict[str, str] = {
@@ -170,7 +171,17 @@ class Dismissal:
     actor: str
 
 
-_FOLLOW_FIELDS = ("id", "org_id", "email", "target", "frequency", "lang", "created_at", "created_by", "kinds")
+_FOLLOW_FIELDS = (
+    "id",
+    "org_id",
+    "email",
+    "target",
+    "frequency",
+    "lang",
+    "created_at",
+    "created_by",
+    "kinds",
+)
 
 
 def _follow(row: Sequence[Any]) -> Follow:
@@ -179,9 +190,23 @@ def _follow(row: Sequence[Any]) -> Follow:
 
 def _row(row: Sequence[Any]) -> HubObject:
     return HubObject(
-        id=row[0], kind=row[1], owner=row[2], owner_kind=row[3], status=row[4], title=row[5],
-        created_at=row[6], updated_at=row[7], endorsements=int(row[8]), doc=orjson.loads(row[9]),
+        id=row[0],
+        kind=row[1],
+        owner=row[2],
+        owner_kind=row[3],
+        status=row[4],
+        title=row[5],
+        created_at=row[6],
+        updated_at=row[7],
+        endorsements=int(row[8]),
+        doc=orjson.loads(row[9]),
     )
+
+
+def _each(make: Callable[[Sequence[Any]], T], text: str, *params: Any) -> Program[list[T]]:
+    """A read of many rows, each made into a `T`."""
+    result = yield Sql(text, params)
+    return [make(r) for r in result.rows]
 
 
 def _get(object_id: str) -> Program[HubObject | None]:
@@ -223,6 +248,41 @@ def _where(query: HubQuery) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), params
 
 
+#: facet name -> (the value counted, the rows it is counted over); every facet counts the
+#: objects the query matches
+_FACETS: dict[str, tuple[str, str]] = {
+    "key": ("k.term", "hub_key k JOIN hub_object o ON o.seq = k.object_seq"),
+    "status": ("o.status", "hub_object o"),
+    "owner_kind": ("o.owner_kind", "hub_object o"),
+    "owner": ("o.owner", "hub_object o"),
+}
+
+
+def _statements(query: HubQuery) -> tuple[Sql, Sql, Sql | None]:
+    """A query's statements, each over the same WHERE: the count, the page and (asked) the
+    facets, all four facets in one statement (one `UNION ALL` branch each)."""
+    where, params = _where(query)
+
+    def select(what: str, rows: str = "hub_object o", tail: str = "") -> str:
+        return f"SELECT {what} FROM {rows} WHERE {where}{tail}"
+
+    count = Sql(select("count(*)"), tuple(params))
+    page = Sql(
+        select(_COLUMNS, tail=f" ORDER BY {SORTS[query.sort]} LIMIT ? OFFSET ?"),
+        (*params, query.limit, query.offset),
+    )
+    if not query.facets:
+        return count, page, None
+    facets = Sql(
+        " UNION ALL ".join(
+            select(f"'{name}', {value}, count(*)", rows, f" GROUP BY {value}")
+            for name, (value, rows) in _FACETS.items()
+        ),
+        tuple(params) * len(_FACETS),
+    )
+    return count, page, facets
+
+
 class HubStore(abc.ABC):
     """Where hub objects, endorsements and adoptions live (see the module docstring)."""
 
@@ -242,8 +302,17 @@ class HubStore(abc.ABC):
                 "INSERT INTO hub_object (id, kind, owner, owner_kind, status, title, created_at,"
                 " updated_at, endorsements, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?)"
                 " ON CONFLICT DO NOTHING RETURNING seq",
-                (obj.id, obj.kind, obj.owner, obj.owner_kind, obj.status, obj.title,
-                 obj.created_at, obj.updated_at, orjson.dumps(obj.doc).decode()),
+                (
+                    obj.id,
+                    obj.kind,
+                    obj.owner,
+                    obj.owner_kind,
+                    obj.status,
+                    obj.title,
+                    obj.created_at,
+                    obj.updated_at,
+                    orjson.dumps(obj.doc).decode(),
+                ),
             )
             if not result.rows:
                 return False
@@ -270,8 +339,15 @@ class HubStore(abc.ABC):
                 "UPDATE hub_object SET owner_kind = ?, status = ?, title = ?, updated_at = ?,"
                 " doc = ? WHERE id = ? AND kind = ?"
             )
-            params: list[Any] = [obj.owner_kind, obj.status, obj.title, obj.updated_at,
-                                 orjson.dumps(obj.doc).decode(), obj.id, obj.kind]
+            params: list[Any] = [
+                obj.owner_kind,
+                obj.status,
+                obj.title,
+                obj.updated_at,
+                orjson.dumps(obj.doc).decode(),
+                obj.id,
+                obj.kind,
+            ]
             if expected_updated_at is not None:
                 sql += " AND updated_at = ?"
                 params.append(expected_updated_at)
@@ -332,29 +408,16 @@ class HubStore(abc.ABC):
             raise ValueError(f"unknown sort {query.sort!r}")
 
         def run() -> Program[HubPage]:
-            where, params = _where(query)
-            total = yield Sql(f"SELECT count(*) FROM hub_object o WHERE {where}", tuple(params))
-            rows = yield Sql(
-                f"SELECT {_COLUMNS} FROM hub_object o WHERE {where}"
-                f" ORDER BY {SORTS[query.sort]} LIMIT ? OFFSET ?",
-                (*params, query.limit, query.offset),
-            )
-            page = HubPage([_row(r) for r in rows.rows], int(total.rows[0][0]))
-            if query.facets:
-                counted = yield Sql(
-                    "SELECT k.term, count(*) FROM hub_key k JOIN hub_object o"
-                    f" ON o.seq = k.object_seq WHERE {where} GROUP BY k.term",
-                    tuple(params),
-                )
-                page.facets["key"] = {str(r[0]): int(r[1]) for r in counted.rows}
-                for column in ("status", "owner_kind", "owner"):
-                    counted = yield Sql(
-                        f"SELECT o.{column}, count(*) FROM hub_object o WHERE {where}"
-                        f" GROUP BY o.{column}",
-                        tuple(params),
-                    )
-                    page.facets[column] = {str(r[0]): int(r[1]) for r in counted.rows}
-            return page
+            count, rows, facets = _statements(query)
+            total = yield count
+            page = yield rows
+            out = HubPage([_row(r) for r in page.rows], int(total.rows[0][0]))
+            if facets is not None:
+                counted = yield facets
+                out.facets = {name: {} for name in _FACETS}
+                for name, value, n in counted.rows:
+                    out.facets[str(name)][str(value)] = int(n)
+            return out
 
         return await self._run_governance(run(), write=False)
 
@@ -389,7 +452,8 @@ class HubStore(abc.ABC):
 
         def run() -> Program[bool]:
             result = yield Sql(
-                "DELETE FROM hub_endorsement WHERE object_id = ? AND org_id = ?", (object_id, org_id)
+                "DELETE FROM hub_endorsement WHERE object_id = ? AND org_id = ?",
+                (object_id, org_id),
             )
             if result.rowcount <= 0:
                 return False
@@ -403,22 +467,19 @@ class HubStore(abc.ABC):
 
     async def list_endorsements(self, object_id: str) -> list[Endorsement]:
         """An object's endorsements, oldest first."""
-
-        def run() -> Program[list[Endorsement]]:
-            result = yield Sql(
+        return await self._run_governance(
+            _each(
+                lambda r: Endorsement(*r),
                 "SELECT object_id, org_id, at, actor FROM hub_endorsement WHERE object_id = ?"
                 " ORDER BY at, org_id",
-                (object_id,),
-            )
-            return [Endorsement(*r) for r in result.rows]
-
-        return await self._run_governance(run(), write=False)
+                object_id,
+            ),
+            write=False,
+        )
 
     # --- adoptions (scale-up) --------------------------------------------------------------
 
-    async def set_adoption(
-        self, event: AdoptionEvent, *, audit: AuditEvent
-    ) -> bool:
+    async def set_adoption(self, event: AdoptionEvent, *, audit: AuditEvent) -> bool:
         """Set (stage) or withdraw (stage None) a municipality's adoption of an object and
         append the event; False when nothing changes (same stage, or nothing to withdraw)."""
 
@@ -450,8 +511,14 @@ class HubStore(abc.ABC):
             yield Sql(
                 "INSERT INTO hub_adoption_event (object_id, municipality, stage, at, actor, note)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (event.object_id, event.municipality, event.stage, event.at, event.actor,
-                 event.note),
+                (
+                    event.object_id,
+                    event.municipality,
+                    event.stage,
+                    event.at,
+                    event.actor,
+                    event.note,
+                ),
             )
             yield from _append(audit)
             return True
@@ -460,29 +527,27 @@ class HubStore(abc.ABC):
 
     async def list_adoptions(self, object_id: str) -> list[Adoption]:
         """An object's current adoptions, by municipality."""
-
-        def run() -> Program[list[Adoption]]:
-            result = yield Sql(
+        return await self._run_governance(
+            _each(
+                lambda r: Adoption(*r),
                 "SELECT object_id, municipality, stage, updated_at FROM hub_adoption"
                 " WHERE object_id = ? ORDER BY municipality",
-                (object_id,),
-            )
-            return [Adoption(*r) for r in result.rows]
-
-        return await self._run_governance(run(), write=False)
+                object_id,
+            ),
+            write=False,
+        )
 
     async def adoption_history(self, object_id: str) -> list[AdoptionEvent]:
         """Every adoption event of an object, in the order they happened."""
-
-        def run() -> Program[list[AdoptionEvent]]:
-            result = yield Sql(
+        return await self._run_governance(
+            _each(
+                lambda r: AdoptionEvent(int(r[0]), *r[1:]),
                 "SELECT seq, object_id, municipality, stage, at, actor, note"
                 " FROM hub_adoption_event WHERE object_id = ? ORDER BY seq",
-                (object_id,),
-            )
-            return [AdoptionEvent(int(r[0]), *r[1:]) for r in result.rows]
-
-        return await self._run_governance(run(), write=False)
+                object_id,
+            ),
+            write=False,
+        )
 
     # --- follows and dismissals ------------------------------------------------------------
 
@@ -507,24 +572,24 @@ class HubStore(abc.ABC):
         """One follow, or None."""
 
         def run() -> Program[Follow | None]:
-            result = yield Sql("SELECT doc, last_sent_at FROM hub_follow WHERE id = ?", (follow_id,))
+            result = yield Sql(
+                "SELECT doc, last_sent_at FROM hub_follow WHERE id = ?", (follow_id,)
+            )
             return _follow(result.rows[0]) if result.rows else None
 
         return await self._run_governance(run(), write=False)
 
     async def list_follows(self, org_id: str | None = None) -> list[Follow]:
         """An organisation's follows (None: every follow), oldest first."""
-
-        def run() -> Program[list[Follow]]:
-            if org_id is None:
-                result = yield Sql("SELECT doc, last_sent_at FROM hub_follow ORDER BY seq")
-            else:
-                result = yield Sql(
-                    "SELECT doc, last_sent_at FROM hub_follow WHERE org_id = ? ORDER BY seq", (org_id,)
-                )
-            return [_follow(r) for r in result.rows]
-
-        return await self._run_governance(run(), write=False)
+        if org_id is None:
+            program = _each(_follow, "SELECT doc, last_sent_at FROM hub_follow ORDER BY seq")
+        else:
+            program = _each(
+                _follow,
+                "SELECT doc, last_sent_at FROM hub_follow WHERE org_id = ? ORDER BY seq",
+                org_id,
+            )
+        return await self._run_governance(program, write=False)
 
     async def delete_follow(self, follow_id: str, *, audit: AuditEvent) -> bool:
         """Delete a follow and its dismissals; whether it existed."""
@@ -570,13 +635,12 @@ class HubStore(abc.ABC):
 
     async def list_dismissals(self, follow_id: str) -> list[Dismissal]:
         """What a follow's owners marked "not relevant", oldest first."""
-
-        def run() -> Program[list[Dismissal]]:
-            result = yield Sql(
+        return await self._run_governance(
+            _each(
+                lambda r: Dismissal(*r),
                 "SELECT follow_id, object_id, at, actor FROM hub_dismissal WHERE follow_id = ?"
                 " ORDER BY at, object_id",
-                (follow_id,),
-            )
-            return [Dismissal(*r) for r in result.rows]
-
-        return await self._run_governance(run(), write=False)
+                follow_id,
+            ),
+            write=False,
+        )

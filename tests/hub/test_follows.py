@@ -19,6 +19,7 @@ from hub_env import Env
 
 from smartregion.app import create_app
 from smartregion.hub.digests import Digest, SmtpMailer, send_due
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -175,6 +176,75 @@ async def test_a_failed_send_is_retried_at_the_next_run(env: Env) -> None:
     up = Up()
     assert await send_due(env.hub, up, base_url="http://x", now=later) == 1
     assert up.sent[0].subject.startswith("Nieuw over Mobiliteit")
+
+
+async def test_a_digest_about_an_sdg_target_has_a_short_subject_and_the_full_text(env: Env) -> None:
+    r = await env.client.post(
+        "/follows", json={"target": "sdg:11.2", "email": "a@b.be", "frequency": "daily"},
+        headers=env.auth("ghent"),
+    )
+    follow = r.json()
+    await env.client.post("/use-cases", json=uc("bus", ["sdg:11.2"]), headers=env.auth("leuven"))
+    later = datetime.fromisoformat(follow["created_at"].replace("Z", "+00:00")) + timedelta(days=2)
+
+    class Up:
+        sent: list[Digest] = []
+
+        async def send(self, digest: Digest) -> None:
+            self.sent.append(digest)
+
+    up = Up()
+    assert await send_due(env.hub, up, base_url="http://x", now=later) == 1
+    subject = up.sent[0].subject
+    assert subject.startswith("Nieuw over 11.2 Tegen 2030 toegang voorzien tot")
+    assert "…: 1 item(s)" in subject and len(subject) < 90
+    # the body names the whole target
+    assert "personen met een handicap en ouderen" in up.sent[0].text
+
+
+async def test_a_followed_challenge_reports_the_solutions_that_match_it(env: Env) -> None:
+    c = env.client
+    challenge = {
+        "id": "school-air", "title": {"nl": "Luchtkwaliteit aan scholen meten"},
+        "problem": {"nl": "We willen fijnstof meten aan de schoolpoort en ouders informeren."},
+        "status": "open", "terms": ["domain:environment.air", "nis:44021"],
+    }
+    assert (await c.post("/challenges", json=challenge, headers=env.auth("ghent"))).status_code == 201
+    r = await c.post("/follows", json={"target": "school-air", "email": "a@b.be", "frequency": "daily"},
+                     headers=env.auth("ghent"))
+    follow = r.json()
+    for sid, title, text, domain in [
+        ("dust-sensors", "Fijnstofsensoren voor scholen",
+         "Sensoren meten fijnstof aan de schoolpoort; ouders zien de kaart.", "domain:environment.air"),
+        ("tax-app", "Belastingaangifte app", "Een app voor de belastingaangifte van inwoners.",
+         "domain:government"),
+    ]:
+        body = {"id": sid, "title": {"nl": title}, "description": {"nl": text},
+                "maturity": "implemented", "pricing_model": "one_off", "terms": [domain]}
+        assert (await c.post("/solutions", json=body, headers=env.auth("acme"))).status_code == 201
+    preview = (await c.get(f"/follows/{follow['id']}/matches", headers=env.auth("ghent"))).json()
+    by_id = {m["id"]: m for m in preview}
+    assert by_id["dust-sensors"]["matched"] is True and by_id["dust-sensors"]["new"] is True
+    assert "tax-app" not in by_id  # the matcher's domain rule leaves it out
+    assert set(by_id) == {"dust-sensors"}  # the challenge itself has not changed since
+
+    later = datetime.fromisoformat(follow["created_at"].replace("Z", "+00:00")) + timedelta(days=2)
+
+    class Up:
+        sent: list[Digest] = []
+
+        async def send(self, digest: Digest) -> None:
+            self.sent.append(digest)
+
+    matchmaking = Matchmaking(env.hub, embeddings=False)
+    up = Up()
+    assert await send_due(env.hub, up, base_url="http://x", now=later, matchmaking=matchmaking) == 1
+    assert "Fijnstofsensoren voor scholen (nieuw, acme, mogelijke match)" in up.sent[0].text
+    # "not relevant" on the pair hides the solution from the follower's organisation
+    r = await c.post("/challenges/school-air/matches/dust-sensors/not-relevant", headers=env.auth("ghent"))
+    assert r.status_code == 201
+    preview = (await c.get(f"/follows/{follow['id']}/matches", headers=env.auth("ghent"))).json()
+    assert "dust-sensors" not in {m["id"] for m in preview}
 
 
 async def test_serve_runs_the_digest_job_when_smtp_is_configured(tmp_path: Path, smtp: tuple[Inbox, int]) -> None:

@@ -15,6 +15,7 @@ from hub_env import Env
 from smartregion.app import create_app
 from smartregion.hub.demo import load_hub_demo
 from smartregion.settings import Settings
+from tests.ocds import package_errors, release_errors
 
 pytestmark = pytest.mark.anyio
 
@@ -207,9 +208,24 @@ async def test_joint_purchases_group_municipalities_with_an_ocds_outline(env: En
     assert tender["tender"]["lotGroups"][0]["optionToCombine"] is True
     assert {i["relatedLot"] for i in tender["tender"]["items"]} == {lot["id"] for lot in lots}
     assert tender["planning"]["budget"]["amount"] == {"amount": 240_000, "currency": "EUR"}
+    assert "650 parkeerplaatsen" in tender["planning"]["budget"]["description"]
+    # a framework agreement concluded by the platform's central purchasing body
+    assert tender["tender"]["techniques"]["hasFrameworkAgreement"] is True
+    assert tender["tender"]["procuringEntity"]["id"] == "smartregion"
+    assert release_errors(tender) == []  # the official OCDS 1.1 schema with Lots and Techniques
+    assert [u.split("/")[4] for u in bundle["tender_extensions"]] == [
+        "ocds_lots_extension", "ocds_techniques_extension"
+    ]
 
     one = await env.client.get(f"/joint-purchases/{bundle['id']}")
     assert one.status_code == 200 and one.json() == bundle
+    package = await env.client.get(f"/joint-purchases/{bundle['id']}/ocds.json")
+    assert package.status_code == 200 and package.headers["content-type"] == "application/json"
+    assert package_errors(package.json()) == []
+    assert package.json()["releases"] == [tender]
+    assert package.json()["uri"].endswith(f"/api/v1/joint-purchases/{bundle['id']}/ocds.json")
+    missing = await env.client.get("/joint-purchases/bundle-000000000000/ocds.json")
+    assert missing.status_code == 404
     assert (await env.client.get("/joint-purchases/bundle-000000000000")).status_code == 404
     # closing a member's challenge dissolves the proposal
     body = (await env.client.get("/challenges/parkeerzoekverkeer-kortrijk")).json()

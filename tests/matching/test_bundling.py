@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
+import pytest
+
 from benchmarks.matching import EvalSet
-from smartregion.hub.bundling import propose_bundles
+from smartregion.hub.bundling import propose_bundles, release_package
 from smartregion.hub.embeddings import Embedder
 from smartregion.hub.matching import MatchDoc, Matcher
-
-SCHEMA = json.loads(
-    (
-        Path(__file__).parent.parent / "fixtures" / "matching" / "ocds-release-schema-1.1-lots.json"
-    ).read_text()
-)
+from tests.ocds import package_errors, release_errors
 
 
 def challenge(
@@ -172,50 +168,28 @@ def test_combined_demand_budget_and_matching_solutions(
     assert top.members_matched == 2
 
 
-def _check(instance: Any, schema: dict[str, Any], path: str, errors: list[str]) -> None:
-    """A small JSON Schema (draft 4) walker: $ref, type, enum, properties, required, items."""
-    while "$ref" in schema:
-        schema = SCHEMA["definitions"][schema["$ref"].removeprefix("#/definitions/")]
-    types = schema.get("type")
-    if types is not None:
-        allowed = types if isinstance(types, list) else [types]
-        kinds = {
-            "object": dict,
-            "array": list,
-            "string": str,
-            "boolean": bool,
-            "integer": int,
-            "number": (int, float),
-            "null": type(None),
+def test_the_validator_catches_a_wrong_field_a_wrong_code_and_a_missing_one() -> None:
+    errors = release_errors(
+        {
+            "ocid": "x",
+            "date": "yesterday",
+            "tag": ["planning"],
+            "initiationType": "tender",
+            "parties": [{"id": "a", "roles": ["aankoopcentrale"]}],
+            "tender": {
+                "id": "t",
+                "lotz": [],
+                "procurementMethod": "framework",
+                "techniques": {"hasFrameworkAgreement": "yes"},
+            },
         }
-        if not any(
-            isinstance(instance, kinds[t])
-            and not (t in ("integer", "number") and isinstance(instance, bool))
-            for t in allowed
-        ):
-            errors.append(f"{path}: {instance!r} is not {allowed}")
-    if "enum" in schema and instance not in schema["enum"]:
-        errors.append(f"{path}: {instance!r} not in the codelist")
-    if isinstance(instance, dict):
-        props = schema.get("properties", {})
-        for key, value in instance.items():
-            if key not in props:
-                errors.append(f"{path}.{key}: no such field in OCDS")
-            else:
-                _check(value, props[key], f"{path}.{key}", errors)
-        for key in schema.get("required", []):
-            if key not in instance:
-                errors.append(f"{path}.{key}: required")
-    if isinstance(instance, list) and "items" in schema:
-        for i, item in enumerate(instance):
-            _check(item, schema["items"], f"{path}[{i}]", errors)
-
-
-def test_the_schema_walker_catches_a_wrong_field() -> None:
-    errors: list[str] = []
-    _check({"ocid": "x", "tender": {"id": "t", "lotz": []}}, SCHEMA, "release", errors)
-    assert "release.tender.lotz: no such field in OCDS" in errors
-    assert "release.id: required" in errors
+    )
+    assert '/: "id" is a required property' in errors
+    assert "/tender/lotz: not a field of OCDS 1.1 or its extensions" in errors
+    assert any(e.startswith("/tender/procurementMethod:") for e in errors)
+    assert any(e.startswith("/tender/techniques/hasFrameworkAgreement:") for e in errors)
+    assert any(e.startswith("/date:") for e in errors)
+    assert "/parties/0/roles: 'aankoopcentrale' is not in the partyRole codelist" in errors
 
 
 def test_the_tender_outline_is_an_ocds_release_with_lots(embedder: Embedder) -> None:
@@ -226,9 +200,7 @@ def test_the_tender_outline_is_an_ocds_release_with_lots(embedder: Embedder) -> 
         procuring_entity=("org:vlaanderen-aankoop", "Aankoopcentrale"),
         date=when,
     )
-    errors: list[str] = []
-    _check(release, SCHEMA, "release", errors)
-    assert errors == []
+    assert release_errors(release) == []
     assert release["ocid"] == f"ocds-abc123-{air.id}"
     assert release["date"] == "2026-11-27T12:00:00Z"
     tender = release["tender"]
@@ -247,3 +219,64 @@ def test_the_tender_outline_is_an_ocds_release_with_lots(embedder: Embedder) -> 
         "org:mechelen": ["buyer"],
     }
     assert tender["procuringEntity"]["id"] == "org:vlaanderen-aankoop"
+    # a group purchase through a central purchasing body: the first stage of a framework
+    # agreement procedure (OCDS guidance "Framework agreements", Techniques extension)
+    assert "buyer" not in release  # several buyers: none is "the" buyer
+    assert tender["procurementMethod"] == "open"
+    assert tender["techniques"]["hasFrameworkAgreement"] is True
+    framework = tender["techniques"]["frameworkAgreement"]
+    assert framework["method"] == "withoutReopeningCompetition"
+    assert framework["value"] == {"amount": 55_000, "currency": "EUR"}
+    assert framework["period"] == tender["contractPeriod"] == {"durationInDays": 1461}
+    assert release["planning"]["budget"]["amount"] == {"amount": 55_000, "currency": "EUR"}
+    assert "35 sensor" in release["planning"]["budget"]["description"]
+
+
+def test_a_bundle_without_budgets_still_gives_a_valid_framework_release(embedder: Embedder) -> None:
+    air = bundle_of(propose_bundles(CHALLENGES, embedder=embedder), "leuven-air")
+    no_money = replace(
+        air, challenges=tuple(replace(c, budget_max=None, quantity=None) for c in air.challenges)
+    )
+    release = no_money.tender_outline(
+        ocid_prefix="ocds-abc123",
+        procuring_entity=("org:vlaanderen-aankoop", "Aankoopcentrale"),
+        date=dt.datetime(2026, 11, 27, tzinfo=dt.UTC),
+        procurement_method="selective",
+        framework_days=730,
+    )
+    assert release_errors(release) == []
+    tender = release["tender"]
+    assert "value" not in tender and "value" not in tender["techniques"]["frameworkAgreement"]
+    assert "amount" not in release["planning"]["budget"]
+    assert tender["procurementMethod"] == "selective"
+    assert tender["contractPeriod"] == {"durationInDays": 730}
+    with pytest.raises(ValueError, match="procurement method"):
+        no_money.tender_outline(
+            ocid_prefix="ocds-abc123",
+            procuring_entity=("org:x", "X"),
+            date=dt.datetime(2026, 11, 27, tzinfo=dt.UTC),
+            procurement_method="framework",
+        )
+
+
+def test_the_release_package_declares_the_extensions_and_validates(embedder: Embedder) -> None:
+    air = bundle_of(propose_bundles(CHALLENGES, embedder=embedder), "leuven-air")
+    release = air.tender_outline(
+        ocid_prefix="ocds-abc123",
+        procuring_entity=("org:vlaanderen-aankoop", "Aankoopcentrale"),
+        date=dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC),
+    )
+    package = release_package([release], uri="https://hub.test/p.json", publisher="Aankoopcentrale")
+    assert package_errors(package) == []
+    assert package["version"] == "1.1" and package["publishedDate"] == release["date"]
+    assert [u.split("/")[4] for u in package["extensions"]] == [
+        "ocds_lots_extension",
+        "ocds_techniques_extension",
+    ]
+    broken = package | {"version": "1", "releases": []}
+    errors = package_errors(broken)
+    assert any(e.startswith("/version:") for e in errors)
+    assert any(e.startswith("/releases:") for e in errors)
+    assert package_errors(package | {"releases": [release | {"tag": "planning"}]}) != []
+    with pytest.raises(ValueError):
+        release_package([], uri="https://hub.test/p.json", publisher="x")

@@ -86,6 +86,20 @@ async def test_query_filters_pages_sorts_and_counts_facets(store: Store) -> None
     both = await s.query_hub_objects(HubQuery("usecase", keys=["domain:mobility", "nis:44021"],
                                               statuses=["pilot"], facets=True))
     assert [o.id for o in both.items] == ["u1"] and both.facets["status"] == {"pilot": 1}
+    # every facet counts over the same filters (keys, word prefixes, owners), none is left out
+    sensors = await s.query_hub_objects(
+        HubQuery("usecase", words=["sensor"], owners=["leuven", "ghent"], facets=True)
+    )
+    assert sensors.facets == {
+        "key": {"domain:environment": 1, "nis:24062": 1},
+        "status": {"pilot": 1},
+        "owner_kind": {"municipality": 1},
+        "owner": {"leuven": 1},
+    }
+    nothing = await s.query_hub_objects(HubQuery("usecase", keys=["domain:economy"], facets=True))
+    assert nothing.total == 0 and nothing.items == []
+    assert nothing.facets == {"key": {}, "status": {}, "owner_kind": {}, "owner": {}}
+    assert (await s.query_hub_objects(HubQuery("usecase"))).facets == {}
     assert [o.id for o in (await s.query_hub_objects(HubQuery("usecase", words=["sensor"]))).items] == ["u3"]
     prefix = await s.query_hub_objects(HubQuery("usecase", words=["parkeer"]))
     assert [o.id for o in prefix.items] == ["u1"]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from smartregion.api.hub.models import ObjectId, OptionalTexts
 from smartregion.core.taxonomy import Taxonomy
-from smartregion.hub.bundling import BundleProposal
+from smartregion.hub.bundling import OCDS_EXTENSIONS, BundleProposal
 from smartregion.hub.duplicates import DuplicateWarning
 from smartregion.hub.eligibility import EligibilityResult
 from smartregion.hub.matching import Explanation, MatchResult, RuleOutcome
@@ -171,7 +171,8 @@ class Participant(BaseModel):
 
 
 class JointPurchaseOut(BaseModel):
-    """A joint-purchase proposal and its OCDS 1.1 planning release (Lots extension)."""
+    """A joint-purchase proposal and its OCDS 1.1 planning release of the framework agreement
+    (Lots and Techniques extensions)."""
 
     id: str
     title: str
@@ -184,6 +185,8 @@ class JointPurchaseOut(BaseModel):
     shared_taxonomy: list[TermRef]
     solutions: list[BundleSolutionOut]
     tender: dict[str, Any]
+    #: the OCDS extensions `tender` uses (a release package's `extensions`)
+    tender_extensions: list[str]
 
 
 class ApplicantOut(BaseModel):
@@ -291,7 +294,7 @@ def bundle_out(bundle: Bundle, objects: dict[str, HubObject], taxonomy: Taxonomy
         shared_words=list(p.shared_words), shared_taxonomy=terms_out(taxonomy, p.shared_taxonomy),
         solutions=[BundleSolutionOut(object=ref(objects[s.doc.id]), members_matched=s.members_matched,
                                      score=s.score) for s in p.solutions],
-        tender=bundle.tender,
+        tender=bundle.tender, tender_extensions=list(OCDS_EXTENSIONS),
     )
 
 

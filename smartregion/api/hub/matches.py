@@ -12,6 +12,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from smartregion.api.hub.matchbodies import (
@@ -34,6 +35,7 @@ from smartregion.api.hub.matchbodies import (
 from smartregion.api.hub.models import ObjectId
 from smartregion.api.hub.routes import Caller, HubDep, ObjectIdPath, Reader, Selection, _filters
 from smartregion.errors import BadRequestData, Conflict, ResourceNotFound
+from smartregion.hub.bundling import release_package
 from smartregion.hub.matchmaking import Matchmaking
 
 __all__ = ["matchmaking_router"]
@@ -160,6 +162,24 @@ def _joint_purchase_routes(router: APIRouter) -> None:
         for bundle in await bundles(hub, matchmaking):
             if bundle.id == bundle_id:
                 return bundle
+        raise ResourceNotFound(f"no joint-purchase proposal {bundle_id!r}")
+
+    @router.get("/joint-purchases/{bundle_id}/ocds.json", tags=tags, response_class=Response,
+                responses={200: {"content": {"application/json": {}}}})
+    async def joint_purchase_ocds(
+        request: Request, bundle_id: Annotated[str, Path(pattern=r"^bundle-[0-9a-f]{12}$")],
+        caller: Reader, matchmaking: MatchmakingDep,
+    ) -> Response:
+        """The proposal's tender outline as an OCDS 1.1 release package (declaring the Lots and
+        Techniques extensions), for OCDS tools."""
+        for bundle in await matchmaking.joint_purchases():
+            if bundle.proposal.id == bundle_id:
+                base = matchmaking.public_base_url
+                uri = f"{base}{request.url.path}" if base else str(request.url.replace(query=None))
+                package = release_package(
+                    [bundle.tender], uri=uri, publisher=bundle.tender["tender"]["procuringEntity"]["name"]
+                )
+                return Response(orjson.dumps(package), media_type="application/json")
         raise ResourceNotFound(f"no joint-purchase proposal {bundle_id!r}")
 
 

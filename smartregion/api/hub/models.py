@@ -485,6 +485,8 @@ class MatchOut(BaseModel):
     title: dict[str, str]
     updated_at: str
     new: bool
+    #: a solution the matcher ranks best for the followed challenge (or a challenge for it)
+    matched: bool = False
 
 
 class DismissalIn(BaseModel):

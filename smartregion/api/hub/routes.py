@@ -390,12 +390,14 @@ def _follow_routes(router: APIRouter) -> None:
         return Response(status_code=204)
 
     @router.get("/follows/{follow_id}/matches", tags=tags)
-    async def matches(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> list[MatchOut]:
+    async def matches(request: Request, follow_id: FollowIdPath, caller: Caller,
+                      hub: HubDep) -> list[MatchOut]:
         """What the follow's next digest reports (new or changed since the last one)."""
-        follows = Follows(hub)
+        follows = Follows(hub, getattr(request.app.state, "matchmaking", None))
         found = await follows.matches(await follows.get(caller, follow_id))
         return [MatchOut(id=m.object.id, kind=m.object.kind, owner=m.object.owner,
-                         title=m.object.doc.get("title", {}), updated_at=m.object.updated_at, new=m.new)
+                         title=m.object.doc.get("title", {}), updated_at=m.object.updated_at,
+                         new=m.new, matched=m.matched)
                 for m in found]
 
     @router.get("/follows/{follow_id}/dismissals", tags=tags)
