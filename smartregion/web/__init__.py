@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from smartregion.web import account, pages
+from smartregion.web import account, challenges, pages
 from smartregion.web.portal import Portal, Reader
 from smartregion.web.sessions import SessionCodec
 
@@ -13,4 +13,6 @@ __all__ = ["Portal", "Reader", "SessionCodec", "portal_app"]
 
 def portal_app(portal: Portal) -> Starlette:
     """The portal's ASGI app with every page."""
-    return portal.app([*pages.routes(portal), *account.routes(portal)])
+    return portal.app([
+        *pages.routes(portal), *account.routes(portal), *challenges.routes(portal),
+    ])
