@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from smartregion.web import account, challenges, pages
+from smartregion.web import account, challenges, follows, funding, pages, purchases
 from smartregion.web.portal import Portal, Reader
 from smartregion.web.sessions import SessionCodec
 
@@ -15,4 +15,5 @@ def portal_app(portal: Portal) -> Starlette:
     """The portal's ASGI app with every page."""
     return portal.app([
         *pages.routes(portal), *account.routes(portal), *challenges.routes(portal),
+        *purchases.routes(portal), *funding.routes(portal), *follows.routes(portal),
     ])

@@ -17,7 +17,6 @@ from starlette.routing import BaseRoute, Route
 
 from smartregion.errors import BadRequestData
 from smartregion.governance import Forbidden
-from smartregion.hub.follows import Follows
 from smartregion.hub.matching import MatchDoc, MatchResult, RuleOutcome
 from smartregion.hub.objects import Filters
 from smartregion.storage.hub import HubObject
@@ -122,7 +121,7 @@ def _kind_routes(portal: Portal, pages: HubPages, kp: KindPages) -> list[BaseRou
         if kp.kind == "challenge":
             facets["region"] = pages.facet({k: n for k, n in keys.items() if k.startswith("nis:")},
                                            chosen["region"], lambda v: pages.label(v, lang))
-        follows = await _my_follows(pages, reader)
+        follows = await pages.my_follows(reader)
         following = chosen["domain"] and follows.get(chosen["domain"])
         return await portal.render(request, "hub_list.html", {
             "kp": kp, "items": [_summary(pages, o, lang, names) for o in found.items],
@@ -222,14 +221,6 @@ def _summary(pages: HubPages, obj: HubObject, lang: str, names: dict[str, str]) 
     }
 
 
-async def _my_follows(pages: HubPages, reader: Reader) -> dict[str, str]:
-    """target -> follow id of the reader's own follows."""
-    if reader.principal is None or pages.portal.hub is None:
-        return {}
-    actor = reader.principal.actor
-    return {f.target: f.id for f in await Follows(pages.hub).of(reader.principal) if f.created_by == actor}
-
-
 async def _object_page(
     request: Request, portal: Portal, pages: HubPages, kp: KindPages, reader: Reader, obj: HubObject
 ) -> Response:
@@ -269,7 +260,7 @@ async def _object_page(
         doc = snapshot.records[x.doc_id]
         excluded.append({**_summary(pages, other, lang, names),
                          "rules": [labelled(rule_view(r, *pair(doc))) for r in x.failed]})
-    follows = await _my_follows(pages, reader)
+    follows = await pages.my_follows(reader)
     return await portal.render(request, f"{kp.kind}.html", {
         "kp": kp, "obj": obj, "doc": obj.doc, "owner": names.get(obj.owner, obj.owner),
         "co_owners": [names.get(o, o) for o in obj.doc.get("co_owners", [])],

@@ -8,6 +8,7 @@ from typing import Any
 
 from smartregion.errors import ResourceNotFound, Unauthenticated
 from smartregion.governance import Principal
+from smartregion.hub.follows import Follows
 from smartregion.hub.matchmaking import Matchmaking
 from smartregion.hub.objects import Hub
 from smartregion.storage.hub import HubObject
@@ -95,3 +96,11 @@ class HubPages:
         if reader.principal is None:
             raise Unauthenticated("sign in first")
         return reader.principal
+
+    async def my_follows(self, reader: Reader) -> dict[str, str]:
+        """target -> follow id of the follows the reader started."""
+        if reader.principal is None or self.portal.hub is None:
+            return {}
+        actor = reader.principal.actor
+        return {f.target: f.id for f in await Follows(self.hub).of(reader.principal)
+                if f.created_by == actor}

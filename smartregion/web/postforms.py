@@ -17,7 +17,7 @@ from typing import Any
 from smartregion.hub.kinds import MATURITY
 from smartregion.web.portal import N_
 
-__all__ = ["FORMS", "FormSpec", "Submission", "read_form", "values_of"]
+__all__ = ["FORMS", "FormSpec", "Submission", "parse_amount", "read_form", "values_of"]
 
 PRICING = ("one_off", "subscription", "usage_based", "free", "open_source", "other")
 
@@ -98,7 +98,8 @@ class Submission:
     fields: dict[str, Any]
 
 
-def _amount(raw: str, lang: str) -> float | None:
+def parse_amount(raw: str, lang: str) -> float | None:
+    """An amount as people type it in their language (`50.000,50`, `50,000.50`, `€ 50 000`)."""
     cleaned = raw.replace("€", "").replace(" ", "").replace("\u00a0", "")
     if lang == "nl":
         cleaned = cleaned.replace(".", "").replace(",", ".")
@@ -178,7 +179,7 @@ def read_form(
         if not raw:
             fields.pop(name, None)
             continue
-        amount = _amount(raw, lang)
+        amount = parse_amount(raw, lang)
         if amount is None:
             errors[name] = (BAD_AMOUNT, {})
         else:
@@ -189,7 +190,7 @@ def read_form(
         if not raw:
             fields.pop(name, None)
             continue
-        number = _amount(raw, lang)
+        number = parse_amount(raw, lang)
         if number is None or number > 1e9:
             errors[name] = (BAD_NUMBER, {})
         else:
