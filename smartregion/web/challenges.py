@@ -254,11 +254,11 @@ async def _object_page(
         })
     excluded = []
     for x in result.excluded:
-        other = snapshot.objects.get(x.doc_id)
-        if other is None:
+        left_out = snapshot.objects.get(x.doc_id)
+        if left_out is None:
             continue
         doc = snapshot.records[x.doc_id]
-        excluded.append({**_summary(pages, other, lang, names),
+        excluded.append({**_summary(pages, left_out, lang, names),
                          "rules": [labelled(rule_view(r, *pair(doc))) for r in x.failed]})
     follows = await pages.my_follows(reader)
     return await portal.render(request, f"{kp.kind}.html", {

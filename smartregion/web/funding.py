@@ -13,7 +13,6 @@ import datetime as dt
 from typing import Any
 
 from babel.dates import format_date, get_day_names
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
