@@ -11,6 +11,7 @@ import httpx
 import orjson
 import pytest
 
+from smartregion.settings import HTML_CSP
 from tests.web.conftest import ANNA, BART, form_token, sign_in
 
 pytestmark = pytest.mark.anyio
@@ -30,6 +31,32 @@ def section(html: str, start: str, end: str) -> str:
 async def post_form(client: httpx.AsyncClient, page_url: str, action: str, data: dict[str, Any]) -> httpx.Response:
     page = await client.get(page_url)
     return await client.post(action, data={**data, "csrf_token": form_token(page.text)})
+
+
+HUB_PAGES = [
+    "/challenges", "/challenges?domain=domain:mobility&status=open", "/solutions", KORTRIJK,
+    "/solutions/parkwise-sensor", "/joint-purchases", "/funding", "/funding?kind=company",
+    "/funding/smart-cities-call", "/funding/calendar", "/funding/calendar?month=2027-04",
+]
+
+
+@pytest.mark.parametrize("lang", ["nl", "en"])
+async def test_every_hub_page_keeps_the_page_rules(portal: Callable[..., Any], lang: str) -> None:
+    client = portal()
+    await sign_in(client, BART)  # signed in: the follow and not-relevant forms are on the pages
+    for path in [*HUB_PAGES, "/challenges/new", "/solutions/parkwise-sensor", "/account/follows"]:
+        r = await client.get(f"{path}{'&' if '?' in path else '?'}lang={lang}")
+        assert r.status_code == 200, (path, r.text[:500])
+        assert f'<html lang="{lang}">' in r.text and r.headers["Content-Language"] == lang, path
+        assert r.headers["Content-Security-Policy"] == HTML_CSP
+        assert 'href="#main"' in r.text and '<main id="main"' in r.text
+        assert f'hreflang="{"en" if lang == "nl" else "nl"}"' in r.text
+        for tag in re.findall(r"<script\b[^>]*>", r.text):
+            assert "src=" in tag, (path, tag)  # no inline script
+        assert " style=" not in r.text, path  # no inline style
+        assert r.text.count("<h1") == 1, path
+        for form in re.findall(r'<form method="post".*?</form>', r.text, flags=re.S):
+            assert 'name="csrf_token"' in form, (path, form[:200])
 
 
 # --- browse ---------------------------------------------------------------------------------
