@@ -4,6 +4,7 @@ edit forms with the near-duplicate warning), joint purchases, funding and follow
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,10 @@ import httpx
 import orjson
 import pytest
 
-from smartregion.settings import HTML_CSP
-from tests.web.conftest import ANNA, BART, form_token, sign_in
+from smartregion.app import create_app
+from smartregion.governance import Governance, Principal
+from smartregion.settings import HTML_CSP, Settings
+from tests.web.conftest import ANNA, BART, SECRET, form_token, sign_in
 
 pytestmark = pytest.mark.anyio
 
@@ -396,3 +399,61 @@ async def test_hub_forms_need_the_csrf_token(portal: Callable[..., Any]) -> None
     await sign_in(client, BART)
     for action in ("/challenges/new", "/follows", "/account/digest", f"{KORTRIJK}/matches/parkwise-sensor/not-relevant"):
         assert (await client.post(action, data={"title": "x"})).status_code == 403, action
+
+
+# --- both backends ----------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/hub-pages.db"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+async def test_post_match_dismiss_and_follow_on_both_backends(database_url: str, tmp_path: Any) -> None:
+    s = secrets.token_hex(3)
+    op = Principal.cli()
+    app = create_app(Settings(database_url=database_url, secret_key=SECRET,
+                              secret_key_file=str(tmp_path / "secret")))
+    async with app.router.lifespan_context(app):
+        gov: Governance = app.state.governance
+        await gov.create_organisation(op, f"muni-{s}", f"Gemeente {s}", "municipality")
+        await gov.create_organisation(op, f"supplier-{s}", f"Supplier {s}", "company")
+        for person, org in ((f"m{s}", f"muni-{s}"), (f"p{s}", f"supplier-{s}")):
+            await gov.create_person(op, person, f"{person}@example.org", person, "a long password!")
+            await gov.set_membership(op, person, org, "editor")
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as muni, \
+                httpx.AsyncClient(transport=transport, base_url="http://t") as supplier:
+            await sign_in(muni, (f"m{s}@example.org", "a long password!"))
+            await sign_in(supplier, (f"p{s}@example.org", "a long password!"))
+            r = await post_form(supplier, "/solutions/new", "/solutions/new", {
+                "title": f"Bikeshedsensor{s} parking", "summary": f"Counts bikes in sheds, model {s}.",
+                "maturity": "implemented", "pricing_model": "subscription", "price_min": "5",
+                "terms": ["domain:mobility"], "confirm": "yes"})
+            assert r.status_code == 303, text_of(r.text)[:300]
+            solution = r.headers["location"].split("?")[0]
+            r = await post_form(muni, "/challenges/new", "/challenges/new", {
+                "title": f"Full bike sheds {s}", "problem": f"Our bike sheds are full; Bikeshedsensor{s} wanted.",
+                "terms": ["domain:mobility"], "budget_max": "10000", "confirm": "yes"})
+            assert r.status_code == 303, text_of(r.text)[:300]
+            challenge = r.headers["location"].split("?")[0]
+            page = await muni.get(challenge + "?lang=en")
+            assert f'href="{solution}"' in section(page.text, 'id="matches"', "</section>")
+            r = await post_form(muni, challenge, f"{challenge}/matches/{solution.rsplit('/', 1)[1]}/not-relevant", {})
+            assert r.status_code == 303
+            page = await muni.get(challenge + "?lang=en")
+            assert f'href="{solution}"' not in section(page.text, 'id="matches"', "</section>")
+            assert f'href="{solution}"' in section((await supplier.get(challenge)).text, 'id="matches"', "</ol>")
+            r = await post_form(muni, challenge, "/follows", {"target": challenge.rsplit("/", 1)[1], "next": challenge})
+            assert r.status_code == 303
+            page = await muni.get("/account/follows?lang=en")
+            r = await muni.post("/account/digest", data={"frequency": "daily", "csrf_token": form_token(page.text)})
+            assert r.status_code == 303
+            page = await muni.get("/account/follows?lang=en")
+            assert f"Full bike sheds {s}" in page.text and 'value="daily" checked' in page.text
+            # a follow's "next" never leaves the site
+            r = await post_form(muni, challenge, "/follows", {"target": "domain:mobility", "next": "//evil.example/"})
+            assert r.headers["location"] == "/account/follows"
