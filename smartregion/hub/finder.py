@@ -69,13 +69,18 @@ async def find_funding(
     start = max(answers.when or today, today)
     now = dt.datetime.combine(start, dt.time(), BRUSSELS)
     applicant = Applicant(
-        id="finder", kind="organisation", name="", org_type=answers.org_kind, terms=domain_terms,
+        id="finder",
+        kind="organisation",
+        name="",
+        org_type=answers.org_kind,
+        terms=domain_terms,
         budget=answers.amount,
     )
     objects = {o.id: o for o in await hub.export("funding", Filters())}
     instruments = [funding_instrument(o, lang) for o in objects.values()]
-    results = eligible_instruments(applicant, instruments, now=now,
-                                   include_not_eligible=include_not_eligible)
+    results = eligible_instruments(
+        applicant, instruments, now=now, include_not_eligible=include_not_eligible
+    )
     out: list[FinderResult] = []
     for r in results:
         obj = objects[r.instrument.id]
@@ -85,10 +90,15 @@ async def find_funding(
         in_domain = None
         if answers.domain:
             named = hub.taxonomy.expand(obj.doc.get("terms", []))
-            in_domain = answers.domain in named or bool(domain_terms & set(obj.doc.get("terms", [])))
+            in_domain = answers.domain in named or bool(
+                domain_terms & set(obj.doc.get("terms", []))
+            )
         out.append(FinderResult(obj, r, covers, in_domain))
     verdict: dict[Literal["eligible", "possibly", "not_eligible"], int] = {
-        "eligible": 0, "possibly": 1, "not_eligible": 2}
+        "eligible": 0,
+        "possibly": 1,
+        "not_eligible": 2,
+    }
     # stable: the matcher's order (nearest deadline first) within each group
     out.sort(key=lambda f: (verdict[f.result.status], f.in_domain is False))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -35,7 +35,7 @@ MATCHES = 10
 class KindPages:
     """The pages of one kind: its name, URL segment and the kind it is matched with."""
 
-    kind: str
+    kind: Literal["challenge", "solution"]
     path: str
     other: str
     other_path: str
@@ -52,21 +52,43 @@ def rule_view(rule: RuleOutcome, challenge: MatchDoc, solution: MatchDoc) -> dic
     view: dict[str, Any] = {"rule": rule.rule, "passed": rule.passed}
     if rule.rule == "domain":
         shared = sorted(challenge.domains & solution.domains)
-        view["case"] = ("unchecked" if not challenge.domains or not solution.domains
-                        else "shared" if shared else "none")
+        view["case"] = (
+            "unchecked"
+            if not challenge.domains or not solution.domains
+            else "shared"
+            if shared
+            else "none"
+        )
         view["terms"] = shared
     elif rule.rule == "region":
         shared = sorted(t for t in challenge.regions & solution.regions if t.startswith("nis:"))
-        view["case"] = ("everywhere" if not solution.regions else "unchecked" if not challenge.regions
-                        else "offered" if rule.passed else "elsewhere")
+        view["case"] = (
+            "everywhere"
+            if not solution.regions
+            else "unchecked"
+            if not challenge.regions
+            else "offered"
+            if rule.passed
+            else "elsewhere"
+        )
         view["terms"] = shared[:3]
     elif rule.rule == "budget":
-        view["case"] = ("unchecked" if challenge.budget_max is None or solution.budget_min is None
-                        else "within" if rule.passed else "over")
+        view["case"] = (
+            "unchecked"
+            if challenge.budget_max is None or solution.budget_min is None
+            else "within"
+            if rule.passed
+            else "over"
+        )
         view["price"], view["budget"] = solution.budget_min, challenge.budget_max
     else:
-        view["case"] = ("unchecked" if challenge.maturity is None or solution.maturity is None
-                        else "meets" if rule.passed else "below")
+        view["case"] = (
+            "unchecked"
+            if challenge.maturity is None or solution.maturity is None
+            else "meets"
+            if rule.passed
+            else "below"
+        )
         view["have"], view["need"] = solution.maturity, challenge.maturity
     return view
 
@@ -95,15 +117,17 @@ def _kind_routes(portal: Portal, pages: HubPages, kp: KindPages) -> list[BaseRou
         if chosen["status"] and chosen["status"] not in kind.statuses:
             raise BadRequestData(f"status is one of {', '.join(kind.statuses)}")
         for name, prefix in (("domain", "domain:"), ("region", "nis:")):
-            if chosen[name] and (not chosen[name].startswith(prefix)
-                                 or hub.taxonomy.get(chosen[name]) is None):
+            if chosen[name] and (
+                not chosen[name].startswith(prefix) or hub.taxonomy.get(chosen[name]) is None
+            ):
                 raise BadRequestData(f"{chosen[name]!r} is not a {name} of the taxonomy")
         try:
             number = max(1, min(int(q.get("page", "1")), 1000))
         except ValueError:
             raise BadRequestData("page is a number") from None
         filters = Filters(
-            terms=[t for t in (chosen["domain"], chosen["region"]) if t], q=words,
+            terms=[t for t in (chosen["domain"], chosen["region"]) if t],
+            q=words,
             statuses=[chosen["status"]] if chosen["status"] else [],
             owners=[chosen["owner"]] if chosen["owner"] else [],
         )
@@ -112,25 +136,42 @@ def _kind_routes(portal: Portal, pages: HubPages, kp: KindPages) -> list[BaseRou
         keys = found.facets.get("key", {})
         lang = reader.lang
         facets = {
-            "domain": pages.facet({k: n for k, n in keys.items() if k.startswith("domain:")},
-                                  chosen["domain"], lambda v: pages.label(v, lang)),
+            "domain": pages.facet(
+                {k: n for k, n in keys.items() if k.startswith("domain:")},
+                chosen["domain"],
+                lambda v: pages.label(v, lang),
+            ),
             "status": pages.facet(found.facets.get("status", {}), chosen["status"], lambda v: v),
-            "owner": pages.facet(found.facets.get("owner", {}), chosen["owner"],
-                                 lambda v: names.get(v, v)),
+            "owner": pages.facet(
+                found.facets.get("owner", {}), chosen["owner"], lambda v: names.get(v, v)
+            ),
         }
         if kp.kind == "challenge":
-            facets["region"] = pages.facet({k: n for k, n in keys.items() if k.startswith("nis:")},
-                                           chosen["region"], lambda v: pages.label(v, lang))
+            facets["region"] = pages.facet(
+                {k: n for k, n in keys.items() if k.startswith("nis:")},
+                chosen["region"],
+                lambda v: pages.label(v, lang),
+            )
         follows = await pages.my_follows(reader)
         following = chosen["domain"] and follows.get(chosen["domain"])
-        return await portal.render(request, "hub_list.html", {
-            "kp": kp, "items": [_summary(pages, o, lang, names) for o in found.items],
-            "total": found.total, "facets": facets, "chosen": chosen, "text": words,
-            "page": number, "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
-            "follow_term": chosen["domain"], "follow_label": pages.label(chosen["domain"], lang)
-            if chosen["domain"] else "", "following": following or "",
-            "may_post": reader.principal is not None and reader.principal.has_role("editor"),
-        })
+        return await portal.render(
+            request,
+            "hub_list.html",
+            {
+                "kp": kp,
+                "items": [_summary(pages, o, lang, names) for o in found.items],
+                "total": found.total,
+                "facets": facets,
+                "chosen": chosen,
+                "text": words,
+                "page": number,
+                "pages": max(1, math.ceil(found.total / PAGE_SIZE)),
+                "follow_term": chosen["domain"],
+                "follow_label": pages.label(chosen["domain"], lang) if chosen["domain"] else "",
+                "following": following or "",
+                "may_post": reader.principal is not None and reader.principal.has_role("editor"),
+            },
+        )
 
     async def show(request: Request) -> Response:
         reader = await portal.reader(request)
@@ -151,8 +192,9 @@ def _kind_routes(portal: Portal, pages: HubPages, kp: KindPages) -> list[BaseRou
         obj = await pages.hub.get(kp.kind, request.path_params["object_id"])
         if not await pages.may_edit(reader, obj):
             raise Forbidden("only the owner organisation's editors change this")
-        return await _form_page(request, portal, pages, kp, reader, values_of(spec, obj.doc, reader.lang),
-                                {}, obj)
+        return await _form_page(
+            request, portal, pages, kp, reader, values_of(spec, obj.doc, reader.lang), {}, obj
+        )
 
     async def save(request: Request) -> Response:
         reader = await portal.reader(request)
@@ -162,25 +204,42 @@ def _kind_routes(portal: Portal, pages: HubPages, kp: KindPages) -> list[BaseRou
         obj = await hub.get(kp.kind, object_id) if object_id else None
         owner = obj.owner if obj is not None else principal.org_id
         if not await hub.may_edit(principal, owner):
-            raise Forbidden("only the owner organisation's editors change this" if obj
-                            else "posting needs the editor role in your organisation")
+            raise Forbidden(
+                "only the owner organisation's editors change this"
+                if obj
+                else "posting needs the editor role in your organisation"
+            )
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         terms = [t for t in form.getlist("terms") if isinstance(t, str)]
         known = frozenset(t for t, _ in pages.domains(reader.lang))
         sent = read_form(spec, fields, terms, reader.lang, obj.doc if obj else None, known)
         if sent.errors:
-            return await _form_page(request, portal, pages, kp, reader, sent.values, sent.errors,
-                                    obj, status=400)
+            return await _form_page(
+                request, portal, pages, kp, reader, sent.values, sent.errors, obj, status=400
+            )
         if fields.get("confirm") != "yes":
             similar = await pages.matchmaking.similar(
-                kp.kind, sent.fields, object_id=obj.id if obj else None)  # type: ignore[arg-type]
+                kp.kind, sent.fields, object_id=obj.id if obj else None
+            )
             if similar:
                 names = await pages.org_names()
                 return await _form_page(
-                    request, portal, pages, kp, reader, sent.values, {}, obj,
-                    similar=[{**_summary(pages, o, reader.lang, names),
-                              "shared": list(w.shared_words[:8])} for o, w in similar],
+                    request,
+                    portal,
+                    pages,
+                    kp,
+                    reader,
+                    sent.values,
+                    {},
+                    obj,
+                    similar=[
+                        {
+                            **_summary(pages, o, reader.lang, names),
+                            "shared": list(w.shared_words[:8]),
+                        }
+                        for o, w in similar
+                    ],
                 )
         if obj is None:
             saved = await hub.create(principal, kp.kind, sent.fields)
@@ -206,7 +265,11 @@ def _kind_routes(portal: Portal, pages: HubPages, kp: KindPages) -> list[BaseRou
         Route(f"{base}/{{object_id}}", show, methods=["GET"]),
         Route(f"{base}/{{object_id}}/edit", edit_form, methods=["GET"]),
         Route(f"{base}/{{object_id}}/edit", save, methods=["POST"]),
-        Route(f"{base}/{{object_id}}/matches/{{other_id}}/not-relevant", not_relevant, methods=["POST"]),
+        Route(
+            f"{base}/{{object_id}}/matches/{{other_id}}/not-relevant",
+            not_relevant,
+            methods=["POST"],
+        ),
     ]
 
 
@@ -214,10 +277,14 @@ def _summary(pages: HubPages, obj: HubObject, lang: str, names: dict[str, str]) 
     """What a listing shows of a challenge or solution."""
     doc = obj.doc
     return {
-        "id": obj.id, "kind": obj.kind, "title": text(doc.get("title"), lang),
+        "id": obj.id,
+        "kind": obj.kind,
+        "title": text(doc.get("title"), lang),
         "summary": text(doc.get("summary"), lang) or text(doc.get("problem"), lang),
-        "owner": names.get(obj.owner, obj.owner), "status": obj.status,
-        "domains": pages.labels(doc.get("terms"), lang, "domain"), "updated": obj.updated_at,
+        "owner": names.get(obj.owner, obj.owner),
+        "status": obj.status,
+        "domains": pages.labels(doc.get("terms"), lang, "domain"),
+        "updated": obj.updated_at,
     }
 
 
@@ -245,43 +312,81 @@ async def _object_page(
     for m in result.matches:
         other = snapshot.objects[m.doc.id]
         e = m.explanation
-        matches.append({
-            **_summary(pages, other, lang, names), "rank": m.rank,
-            "words": sorted({w for t in e.shared_terms[:6] for w in t.doc_words}),
-            "taxonomy": [pages.label(t, lang) for t in e.shared_taxonomy if not t.startswith("nis:")][:6],
-            "rules": [labelled(rule_view(r, *pair(m.doc))) for r in e.rules],
-            "meaning": e.semantic_similarity,
-        })
+        matches.append(
+            {
+                **_summary(pages, other, lang, names),
+                "rank": m.rank,
+                "words": sorted({w for t in e.shared_terms[:6] for w in t.doc_words}),
+                "taxonomy": [
+                    pages.label(t, lang) for t in e.shared_taxonomy if not t.startswith("nis:")
+                ][:6],
+                "rules": [labelled(rule_view(r, *pair(m.doc))) for r in e.rules],
+                "meaning": e.semantic_similarity,
+            }
+        )
     excluded = []
     for x in result.excluded:
         left_out = snapshot.objects.get(x.doc_id)
         if left_out is None:
             continue
         doc = snapshot.records[x.doc_id]
-        excluded.append({**_summary(pages, left_out, lang, names),
-                         "rules": [labelled(rule_view(r, *pair(doc))) for r in x.failed]})
+        excluded.append(
+            {
+                **_summary(pages, left_out, lang, names),
+                "rules": [labelled(rule_view(r, *pair(doc))) for r in x.failed],
+            }
+        )
     follows = await pages.my_follows(reader)
-    return await portal.render(request, f"{kp.kind}.html", {
-        "kp": kp, "obj": obj, "doc": obj.doc, "owner": names.get(obj.owner, obj.owner),
-        "co_owners": [names.get(o, o) for o in obj.doc.get("co_owners", [])],
-        "domains": pages.labels(obj.doc.get("terms"), lang, "domain"),
-        "regions": pages.labels(obj.doc.get("terms"), lang, "nis"),
-        "matches": matches, "excluded": excluded, "hidden": len(result.hidden),
-        "may_edit": await pages.may_edit(reader, obj), "following": follows.get(obj.id, ""),
-        "done": request.query_params.get("done", ""), "label": pages.label,
-    })
+    return await portal.render(
+        request,
+        f"{kp.kind}.html",
+        {
+            "kp": kp,
+            "obj": obj,
+            "doc": obj.doc,
+            "owner": names.get(obj.owner, obj.owner),
+            "co_owners": [names.get(o, o) for o in obj.doc.get("co_owners", [])],
+            "domains": pages.labels(obj.doc.get("terms"), lang, "domain"),
+            "regions": pages.labels(obj.doc.get("terms"), lang, "nis"),
+            "matches": matches,
+            "excluded": excluded,
+            "hidden": len(result.hidden),
+            "may_edit": await pages.may_edit(reader, obj),
+            "following": follows.get(obj.id, ""),
+            "done": request.query_params.get("done", ""),
+            "label": pages.label,
+        },
+    )
 
 
 async def _form_page(
-    request: Request, portal: Portal, pages: HubPages, kp: KindPages, reader: Reader,
-    values: dict[str, Any], errors: dict[str, tuple[str, dict[str, Any]]], obj: HubObject | None,
-    *, similar: list[dict[str, Any]] | None = None, status: int = 200,
+    request: Request,
+    portal: Portal,
+    pages: HubPages,
+    kp: KindPages,
+    reader: Reader,
+    values: dict[str, Any],
+    errors: dict[str, tuple[str, dict[str, Any]]],
+    obj: HubObject | None,
+    *,
+    similar: list[dict[str, Any]] | None = None,
+    status: int = 200,
 ) -> Response:
     spec = FORMS[kp.kind]
     action = f"/{kp.path}/{obj.id}/edit" if obj is not None else f"/{kp.path}/new"
-    return await portal.render(request, "hub_form.html", {
-        "kp": kp, "obj": obj, "values": values, "errors": errors, "action": action,
-        "title": text(obj.doc.get("title"), reader.lang) if obj is not None else "",
-        "domains": pages.domains(reader.lang), "choices": spec.choices, "similar": similar or [],
-    }, status=status)
-
+    return await portal.render(
+        request,
+        "hub_form.html",
+        {
+            "kp": kp,
+            "obj": obj,
+            "values": values,
+            "errors": errors,
+            "action": action,
+            "title": text(obj.doc.get("title"), reader.lang) if obj is not None else "",
+            "domains": pages.domains(reader.lang),
+            "choices": spec.choices,
+            "similar": similar or [],
+        },
+        status=status,
+    )

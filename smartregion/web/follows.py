@@ -40,7 +40,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
     pages = HubPages(portal)
 
     async def mine(principal: Principal) -> list[Follow]:
-        return [f for f in await Follows(pages.hub).of(principal) if f.created_by == principal.actor]
+        return [
+            f for f in await Follows(pages.hub).of(principal) if f.created_by == principal.actor
+        ]
 
     async def own(principal: Principal, follow_id: str) -> Follow:
         follow = await Follows(pages.hub).get(principal, follow_id)
@@ -53,25 +55,42 @@ def routes(portal: Portal) -> list[BaseRoute]:
         principal = await pages.signed_in(reader)
         rows = []
         for f in await mine(principal):
-            rows.append({"id": f.id, "frequency": f.frequency, "created": f.created_at,
-                         **await describe(f.target, reader.lang)})
+            rows.append(
+                {
+                    "id": f.id,
+                    "frequency": f.frequency,
+                    "created": f.created_at,
+                    **await describe(f.target, reader.lang),
+                }
+            )
         frequencies = {f["frequency"] for f in rows}
-        return await portal.render(request, "follows.html", {
-            "follows": rows, "frequencies": list(FREQUENCIES),
-            "digest": frequencies.pop() if len(frequencies) == 1 else "",
-            "done": request.query_params.get("done", ""),
-        })
+        return await portal.render(
+            request,
+            "follows.html",
+            {
+                "follows": rows,
+                "frequencies": list(FREQUENCIES),
+                "digest": frequencies.pop() if len(frequencies) == 1 else "",
+                "done": request.query_params.get("done", ""),
+            },
+        )
 
     async def describe(target: str, lang: str) -> dict[str, str]:
         if scheme_of(target) is not None:
-            return {"label": pages.label(target, lang), "kind": "term",
-                    "url": f"/challenges?domain={target}" if target.startswith("domain:") else ""}
+            return {
+                "label": pages.label(target, lang),
+                "kind": "term",
+                "url": f"/challenges?domain={target}" if target.startswith("domain:") else "",
+            }
         obj = await pages.hub.store.get_hub_object(target)
         if obj is None:
             return {"label": target, "kind": "gone", "url": ""}
         path = _PATHS.get(obj.kind)
-        return {"label": text(obj.doc.get("title"), lang), "kind": obj.kind,
-                "url": f"/{path}/{obj.id}" if path else ""}
+        return {
+            "label": text(obj.doc.get("title"), lang),
+            "kind": obj.kind,
+            "url": f"/{path}/{obj.id}" if path else "",
+        }
 
     async def follow(request: Request) -> Response:
         reader = await portal.reader(request)
@@ -88,8 +107,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
                 raise BadRequestData("a follow needs a person's e-mail address")
             # the same digest frequency as the reader's other follows (weekly at first)
             frequency = next(iter(existing.values())).frequency if existing else "weekly"
-            await Follows(pages.hub).follow(principal, target, email=person.email,
-                                            frequency=frequency, lang=reader.lang)
+            await Follows(pages.hub).follow(
+                principal, target, email=person.email, frequency=frequency, lang=reader.lang
+            )
         return RedirectResponse(back, status_code=303)
 
     async def unfollow(request: Request) -> Response:

@@ -65,7 +65,8 @@ def routes(portal: Portal) -> list[BaseRoute]:
         asked = "kind" in q
         values = {
             "kind": q.get("kind", "") if asked else await default_kind(reader),
-            "domain": q.get("domain", "")[:100], "amount": q.get("amount", "")[:40],
+            "domain": q.get("domain", "")[:100],
+            "amount": q.get("amount", "")[:40],
             "when": q.get("when", "")[:20],
         }
         errors: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -89,20 +90,44 @@ def routes(portal: Portal) -> list[BaseRoute]:
                 answers = FinderAnswers(values["kind"], values["domain"], amount, when)
                 for found in await find_funding(hub, answers, lang=reader.lang):
                     obj, r = found.instrument, found.result
-                    results.append({
-                        "id": obj.id, "title": text(obj.doc.get("title"), reader.lang),
-                        "summary": text(obj.doc.get("summary"), reader.lang),
-                        "funder": obj.doc.get("funder", ""), "status": r.status,
-                        "checks": [{"status": c.status, "fact": c.rule.fact, "label": c.rule.label,
-                                    "values": sorted(c.rule.value) if isinstance(c.rule.value, frozenset)
-                                    else [], "reason": c.reason} for c in r.checks],
-                        "deadline": r.next_deadline.isoformat() if r.next_deadline else "", "max_amount": obj.doc.get("max_amount"),
-                        "covers": found.covers, "in_domain": found.in_domain,
-                    })
-        return await portal.render(request, "funding.html", {
-            "values": values, "errors": errors, "asked": asked and not errors, "results": results,
-            "kinds": ORGANISATION_KINDS, "domains": domains,
-        }, status=400 if errors else 200)
+                    results.append(
+                        {
+                            "id": obj.id,
+                            "title": text(obj.doc.get("title"), reader.lang),
+                            "summary": text(obj.doc.get("summary"), reader.lang),
+                            "funder": obj.doc.get("funder", ""),
+                            "status": r.status,
+                            "checks": [
+                                {
+                                    "status": c.status,
+                                    "fact": c.rule.fact,
+                                    "label": c.rule.label,
+                                    "values": sorted(c.rule.value)
+                                    if isinstance(c.rule.value, frozenset)
+                                    else [],
+                                    "reason": c.reason,
+                                }
+                                for c in r.checks
+                            ],
+                            "deadline": r.next_deadline.isoformat() if r.next_deadline else "",
+                            "max_amount": obj.doc.get("max_amount"),
+                            "covers": found.covers,
+                            "in_domain": found.in_domain,
+                        }
+                    )
+        return await portal.render(
+            request,
+            "funding.html",
+            {
+                "values": values,
+                "errors": errors,
+                "asked": asked and not errors,
+                "results": results,
+                "kinds": ORGANISATION_KINDS,
+                "domains": domains,
+            },
+            status=400 if errors else 200,
+        )
 
     async def instrument(request: Request) -> Response:
         reader = await portal.reader(request)
@@ -110,12 +135,18 @@ def routes(portal: Portal) -> list[BaseRoute]:
         today = dt.datetime.now(BRUSSELS).date()
         calls = sorted(obj.doc.get("calls", []), key=lambda c: c["deadline"])
         follows = await pages.my_follows(reader)
-        return await portal.render(request, "instrument.html", {
-            "obj": obj, "doc": obj.doc, "today": today.isoformat(),
-            "calls": [{**c, "open": c["deadline"] >= today.isoformat()} for c in calls],
-            "domains": pages.labels(obj.doc.get("terms"), reader.lang, "domain"),
-            "following": follows.get(obj.id, ""),
-        })
+        return await portal.render(
+            request,
+            "instrument.html",
+            {
+                "obj": obj,
+                "doc": obj.doc,
+                "today": today.isoformat(),
+                "calls": [{**c, "open": c["deadline"] >= today.isoformat()} for c in calls],
+                "domains": pages.labels(obj.doc.get("terms"), reader.lang, "domain"),
+                "following": follows.get(obj.id, ""),
+            },
+        )
 
     async def calendar_page(request: Request) -> Response:
         reader = await portal.reader(request)
@@ -123,26 +154,45 @@ def routes(portal: Portal) -> list[BaseRoute]:
         first = _month(request.query_params.get("month", ""), today)
         last = _shift(first, 1) - dt.timedelta(days=1)
         instruments = await pages.hub.export("funding", Filters())
-        deadlines = [d for d in upcoming_deadlines(instruments, first, limit=10_000) if d.deadline <= last]
+        deadlines = [
+            d for d in upcoming_deadlines(instruments, first, limit=10_000) if d.deadline <= last
+        ]
         by_day: dict[int, list[dict[str, str]]] = {}
         for d in deadlines:
-            by_day.setdefault(d.deadline.day, []).append({
-                "id": d.instrument.id, "title": text(d.instrument.doc.get("title"), reader.lang),
-                "note": text(d.note, reader.lang),
-            })
+            by_day.setdefault(d.deadline.day, []).append(
+                {
+                    "id": d.instrument.id,
+                    "title": text(d.instrument.doc.get("title"), reader.lang),
+                    "note": text(d.note, reader.lang),
+                }
+            )
         weeks = calendar.Calendar(firstweekday=0).monthdayscalendar(first.year, first.month)
         locale = Formats(reader.lang).locale
         days = get_day_names("wide", locale=locale)
         short = get_day_names("abbreviated", locale=locale)
-        return await portal.render(request, "calendar.html", {
-            "first": first, "weeks": weeks, "by_day": by_day, "today": today,
-            "previous": _shift(first, -1).strftime("%Y-%m"), "next": _shift(first, 1).strftime("%Y-%m"),
-            "deadlines": [{"day": d.deadline.isoformat(), "id": d.instrument.id,
-                           "title": text(d.instrument.doc.get("title"), reader.lang),
-                           "note": text(d.note, reader.lang)} for d in deadlines],
-            "month_label": format_date(first, "LLLL y", locale=locale),
-            "weekdays": [(days[i], short[i]) for i in range(7)],
-        })
+        return await portal.render(
+            request,
+            "calendar.html",
+            {
+                "first": first,
+                "weeks": weeks,
+                "by_day": by_day,
+                "today": today,
+                "previous": _shift(first, -1).strftime("%Y-%m"),
+                "next": _shift(first, 1).strftime("%Y-%m"),
+                "deadlines": [
+                    {
+                        "day": d.deadline.isoformat(),
+                        "id": d.instrument.id,
+                        "title": text(d.instrument.doc.get("title"), reader.lang),
+                        "note": text(d.note, reader.lang),
+                    }
+                    for d in deadlines
+                ],
+                "month_label": format_date(first, "LLLL y", locale=locale),
+                "weekdays": [(days[i], short[i]) for i in range(7)],
+            },
+        )
 
     return [
         Route("/funding", finder, methods=["GET"]),

@@ -24,7 +24,9 @@ def text(texts: Any, lang: str) -> str:
     """A {nl, en} text in the reader's language, else the other one ("" when neither)."""
     if not isinstance(texts, dict):
         return ""
-    found = texts.get(lang) or next((t for t in texts.values() if isinstance(t, str) and t.strip()), "")
+    found = texts.get(lang) or next(
+        (t for t in texts.values() if isinstance(t, str) and t.strip()), ""
+    )
     return str(found or "")
 
 
@@ -65,13 +67,19 @@ class HubPages:
 
     def labels(self, term_ids: Any, lang: str, scheme: str | None = None) -> list[tuple[str, str]]:
         """(id, label) of terms, optionally of one scheme (its prefix, e.g. "domain")."""
-        return [(t, self.label(t, lang)) for t in term_ids or []
-                if scheme is None or t.startswith(scheme + ":")]
+        return [
+            (t, self.label(t, lang))
+            for t in term_ids or []
+            if scheme is None or t.startswith(scheme + ":")
+        ]
 
     def domains(self, lang: str) -> list[tuple[str, str]]:
         """Every current focus domain (id, label), broader ones first in file order."""
-        return [(t.id, ("— " if t.parent else "") + (text(t.labels, lang) or t.id))
-                for t in self.hub.taxonomy.in_scheme("domain") if t.replaced_by is None]
+        return [
+            (t.id, ("— " if t.parent else "") + (text(t.labels, lang) or t.id))
+            for t in self.hub.taxonomy.in_scheme("domain")
+            if t.replaced_by is None
+        ]
 
     async def org_names(self) -> dict[str, str]:
         """Organisation id -> name."""
@@ -102,5 +110,8 @@ class HubPages:
         if reader.principal is None or self.portal.hub is None:
             return {}
         actor = reader.principal.actor
-        return {f.target: f.id for f in await Follows(self.hub).of(reader.principal)
-                if f.created_by == actor}
+        return {
+            f.target: f.id
+            for f in await Follows(self.hub).of(reader.principal)
+            if f.created_by == actor
+        }

@@ -70,8 +70,10 @@ FORMS: dict[str, FormSpec] = {
         amounts=("budget_min", "budget_max"),
         numbers=("quantity",),
         dates=("timeline_start", "timeline_end"),
-        ranges=(("budget_min", "budget_max", N_("The highest budget is below the lowest.")),
-                ("timeline_start", "timeline_end", N_("The end is before the start."))),
+        ranges=(
+            ("budget_min", "budget_max", N_("The highest budget is below the lowest.")),
+            ("timeline_start", "timeline_end", N_("The end is before the start.")),
+        ),
         defaults={"status": "open"},
     ),
     "solution": FormSpec(
@@ -131,8 +133,12 @@ def values_of(spec: FormSpec, doc: Mapping[str, Any], lang: str) -> dict[str, An
 
 
 def read_form(
-    spec: FormSpec, form: Mapping[str, str], terms: Sequence[str], lang: str,
-    existing: Mapping[str, Any] | None = None, known_domains: frozenset[str] = frozenset(),
+    spec: FormSpec,
+    form: Mapping[str, str],
+    terms: Sequence[str],
+    lang: str,
+    existing: Mapping[str, Any] | None = None,
+    known_domains: frozenset[str] = frozenset(),
 ) -> Submission:
     """Check a sent form (`terms`: the chosen domains) against its kind's spec."""
     values: dict[str, Any] = {}
@@ -211,8 +217,13 @@ def read_form(
         else:
             fields[name] = day.isoformat()
     for low, high, message in spec.ranges:
-        if low in fields and high in fields and low not in errors and high not in errors \
-                and fields[high] < fields[low]:
+        if (
+            low in fields
+            and high in fields
+            and low not in errors
+            and high not in errors
+            and fields[high] < fields[low]
+        ):
             errors[high] = (message, {})
     chosen = list(dict.fromkeys(terms))
     values["terms"] = chosen

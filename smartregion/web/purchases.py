@@ -29,22 +29,39 @@ def routes(portal: Portal) -> list[BaseRoute]:
         members = []
         for c in p.challenges:
             obj = snapshot.objects.get(c.id)
-            members.append({
-                "id": c.id, "title": text(obj.doc.get("title"), lang) if obj else c.title,
-                "owner": c.owner_name or c.owner_org or "", "budget": c.budget_max,
-                "quantity": c.quantity, "unit": c.unit or "",
-            })
+            members.append(
+                {
+                    "id": c.id,
+                    "title": text(obj.doc.get("title"), lang) if obj else c.title,
+                    "owner": c.owner_name or c.owner_org or "",
+                    "budget": c.budget_max,
+                    "quantity": c.quantity,
+                    "unit": c.unit or "",
+                }
+            )
         solutions = []
         for s in p.solutions:
             obj = snapshot.objects.get(s.doc.id)
-            solutions.append({"id": s.doc.id, "title": text(obj.doc.get("title"), lang) if obj else s.doc.title,
-                              "owner": s.doc.owner_name or "", "members": s.members_matched})
+            solutions.append(
+                {
+                    "id": s.doc.id,
+                    "title": text(obj.doc.get("title"), lang) if obj else s.doc.title,
+                    "owner": s.doc.owner_name or "",
+                    "members": s.members_matched,
+                }
+            )
         return {
-            "id": p.id, "title": members[0]["title"] if members else p.title, "members": members,
-            "budget": p.combined_budget, "demand": sorted(p.demand.items()),
+            "id": p.id,
+            "title": members[0]["title"] if members else p.title,
+            "members": members,
+            "budget": p.combined_budget,
+            "demand": sorted(p.demand.items()),
             "words": list(p.shared_words[:8]),
-            "topics": [pages.label(t, lang) for t in p.shared_taxonomy if not t.startswith("nis:")][:6],
-            "solutions": solutions, "tender": bundle.tender,
+            "topics": [pages.label(t, lang) for t in p.shared_taxonomy if not t.startswith("nis:")][
+                :6
+            ],
+            "solutions": solutions,
+            "tender": bundle.tender,
         }
 
     async def find(bundle_id: str) -> Bundle:
@@ -66,8 +83,11 @@ def routes(portal: Portal) -> list[BaseRoute]:
     async def tender_json(request: Request) -> Response:
         bundle = await find(request.path_params["bundle_id"])
         return Response(
-            orjson.dumps(bundle.tender, option=orjson.OPT_INDENT_2), media_type="application/json",
-            headers={"Content-Disposition": f'attachment; filename="{bundle.proposal.id}-ocds.json"'},
+            orjson.dumps(bundle.tender, option=orjson.OPT_INDENT_2),
+            media_type="application/json",
+            headers={
+                "Content-Disposition": f'attachment; filename="{bundle.proposal.id}-ocds.json"'
+            },
         )
 
     return [

@@ -28,14 +28,20 @@ def type_into(page: Any, selector: str, text: str) -> None:
     page.keyboard.type(text)
 
 
-def test_a_municipality_employee_posts_a_challenge_and_sees_matches(browser: Any, base_url: str) -> None:
+def test_a_municipality_employee_posts_a_challenge_and_sees_matches(
+    browser: Any, base_url: str
+) -> None:
     page = new_page(browser, base_url)
     page.goto("/challenges?lang=en")
     sign_in_by_keyboard(page, BART, "/sign-in?next=/challenges/new")
     page.wait_for_url(f"{base_url}/challenges/new")
     type_into(page, "#title", "Parking search traffic in the old town")
-    type_into(page, "#problem", "Visitors search a long time for a free parking space; "
-                                "the searching causes congestion in the city centre.")
+    type_into(
+        page,
+        "#problem",
+        "Visitors search a long time for a free parking space; "
+        "the searching causes congestion in the city centre.",
+    )
     tab_to(page, 'input[value="domain:mobility.parking"]')
     page.keyboard.press("Space")
     type_into(page, "#budget_max", "70000")
@@ -66,7 +72,9 @@ def test_a_supplier_publishes_a_solution(browser: Any, base_url: str) -> None:
     sign_in_by_keyboard(page, PIETER, "/sign-in?next=/solutions/new")
     page.wait_for_url(f"{base_url}/solutions/new")
     type_into(page, "#title", "Classroom climate sensor")
-    type_into(page, "#summary", "Measures heat and CO2 in classrooms and warns teachers in hot weeks.")
+    type_into(
+        page, "#summary", "Measures heat and CO2 in classrooms and warns teachers in hot weeks."
+    )
     for domain in ("domain:environment.climate", "domain:people.education"):
         tab_to(page, f'input[value="{domain}"]')
         page.keyboard.press("Space")

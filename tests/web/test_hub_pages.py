@@ -28,18 +28,28 @@ def text_of(html: str) -> str:
 
 
 def section(html: str, start: str, end: str) -> str:
-    return html[html.index(start):html.index(end, html.index(start))]
+    return html[html.index(start) : html.index(end, html.index(start))]
 
 
-async def post_form(client: httpx.AsyncClient, page_url: str, action: str, data: dict[str, Any]) -> httpx.Response:
+async def post_form(
+    client: httpx.AsyncClient, page_url: str, action: str, data: dict[str, Any]
+) -> httpx.Response:
     page = await client.get(page_url)
     return await client.post(action, data={**data, "csrf_token": form_token(page.text)})
 
 
 HUB_PAGES = [
-    "/challenges", "/challenges?domain=domain:mobility&status=open", "/solutions", KORTRIJK,
-    "/solutions/parkwise-sensor", "/joint-purchases", "/funding", "/funding?kind=company",
-    "/funding/smart-cities-call", "/funding/calendar", "/funding/calendar?month=2027-04",
+    "/challenges",
+    "/challenges?domain=domain:mobility&status=open",
+    "/solutions",
+    KORTRIJK,
+    "/solutions/parkwise-sensor",
+    "/joint-purchases",
+    "/funding",
+    "/funding?kind=company",
+    "/funding/smart-cities-call",
+    "/funding/calendar",
+    "/funding/calendar?month=2027-04",
 ]
 
 
@@ -65,11 +75,27 @@ async def test_every_hub_page_keeps_the_page_rules(portal: Callable[..., Any], l
 # --- browse ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("lang", "words"), [
-    ("nl", ["Uitdagingen", "Zoekverkeer naar parkeerplaatsen in het centrum", "4 uitdagingen", "Domein"]),
-    ("en", ["Challenges", "Traffic searching for parking in the centre", "4 challenges", "Domain"]),
-])
-async def test_challenges_in_both_languages(portal: Callable[..., Any], lang: str, words: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("lang", "words"),
+    [
+        (
+            "nl",
+            [
+                "Uitdagingen",
+                "Zoekverkeer naar parkeerplaatsen in het centrum",
+                "4 uitdagingen",
+                "Domein",
+            ],
+        ),
+        (
+            "en",
+            ["Challenges", "Traffic searching for parking in the centre", "4 challenges", "Domain"],
+        ),
+    ],
+)
+async def test_challenges_in_both_languages(
+    portal: Callable[..., Any], lang: str, words: list[str]
+) -> None:
     r = await portal().get(f"/challenges?lang={lang}")
     assert r.status_code == 200 and f'<html lang="{lang}">' in r.text
     page = text_of(r.text)
@@ -93,20 +119,34 @@ async def test_facets_and_search_narrow_the_list(portal: Callable[..., Any]) -> 
     assert "1 solution" in text_of(r.text) and "Parkwise parking sensor" in r.text
 
 
-@pytest.mark.parametrize("query", [
-    "status=nonsense", "domain=nis:44021", "domain=domain:no-such-thing", "region=domain:mobility",
-    "page=two",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "status=nonsense",
+        "domain=nis:44021",
+        "domain=domain:no-such-thing",
+        "region=domain:mobility",
+        "page=two",
+    ],
+)
 async def test_bad_filters_are_a_400_page(portal: Callable[..., Any], query: str) -> None:
     r = await portal().get(f"/challenges?lang=en&{query}")
     assert r.status_code == 400 and "Something is not right in what was sent" in r.text
 
 
-@pytest.mark.parametrize("path", [
-    "/challenges/no-such-challenge", "/solutions/no-such-solution", "/solutions/hitte-scholen",
-    "/challenges/parkwise-sensor", "/funding/no-such-instrument", "/joint-purchases/bundle-000000000000",
-    "/joint-purchases/bundle-000000000000/tender.json", "/challenges/no-such-challenge/edit",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/challenges/no-such-challenge",
+        "/solutions/no-such-solution",
+        "/solutions/hitte-scholen",
+        "/challenges/parkwise-sensor",
+        "/funding/no-such-instrument",
+        "/joint-purchases/bundle-000000000000",
+        "/joint-purchases/bundle-000000000000/tender.json",
+        "/challenges/no-such-challenge/edit",
+    ],
+)
 async def test_unknown_objects_are_404_pages(portal: Callable[..., Any], path: str) -> None:
     client = portal()
     await sign_in(client, BART)
@@ -135,11 +175,14 @@ async def test_solution_page_shows_ranked_challenges(portal: Callable[..., Any])
     r = await portal().get("/solutions/parkwise-sensor?lang=en")
     matches = text_of(section(r.text, 'id="matches"', "</ol>"))
     assert matches.index("Traffic searching for parking in the centre") < matches.index(
-        "Less traffic searching for parking")
+        "Less traffic searching for parking"
+    )
     assert "Mature enough: level 9 of 9, 6 needed." in matches
 
 
-async def test_not_relevant_hides_the_match_for_that_organisation_only(portal: Callable[..., Any]) -> None:
+async def test_not_relevant_hides_the_match_for_that_organisation_only(
+    portal: Callable[..., Any],
+) -> None:
     bart, anonymous = portal(), portal()
     await sign_in(bart, BART)
     action = f"{KORTRIJK}/matches/parkwise-sensor/not-relevant"
@@ -151,11 +194,15 @@ async def test_not_relevant_hides_the_match_for_that_organisation_only(portal: C
     assert "Parkwise parking sensor" not in matches
     assert "1 match your organisation marked not relevant is hidden." in matches
     assert 'href="/solutions/parkwise-sensor"' in section(
-        (await anonymous.get(KORTRIJK)).text, 'id="matches"', "</ol>")
+        (await anonymous.get(KORTRIJK)).text, 'id="matches"', "</ol>"
+    )
     # and the other way round: on the solution's page, for bart's organisation
     assert "parkeerzoekverkeer-kortrijk" not in section(
-        (await bart.get("/solutions/parkwise-sensor")).text, 'id="matches"', "</ol>")
-    r = await post_form(bart, KORTRIJK, "/challenges/parkeerzoekverkeer-kortrijk/matches/no-such/not-relevant", {})
+        (await bart.get("/solutions/parkwise-sensor")).text, 'id="matches"', "</ol>"
+    )
+    r = await post_form(
+        bart, KORTRIJK, "/challenges/parkeerzoekverkeer-kortrijk/matches/no-such/not-relevant", {}
+    )
     assert r.status_code == 404
 
 
@@ -173,14 +220,26 @@ async def test_anonymous_cannot_post(portal: Callable[..., Any]) -> None:
     assert "Meld u aan om een uitdaging te plaatsen" in (await client.get("/challenges")).text
 
 
-async def test_post_form_errors_are_shown_next_to_fields_with_input_kept(portal: Callable[..., Any]) -> None:
+async def test_post_form_errors_are_shown_next_to_fields_with_input_kept(
+    portal: Callable[..., Any],
+) -> None:
     client = portal()
     await sign_in(client, BART)
-    r = await post_form(client, "/challenges/new?lang=en", "/challenges/new", {
-        "title": "  ", "problem": "Too many bikes <b>parked</b> on pavements",
-        "budget_min": "5000", "budget_max": "100", "quantity": "lots", "timeline_start": "2027-13-01",
-        "terms": ["domain:mobility", "domain:invented"], "min_maturity": "perfect",
-    })
+    r = await post_form(
+        client,
+        "/challenges/new?lang=en",
+        "/challenges/new",
+        {
+            "title": "  ",
+            "problem": "Too many bikes <b>parked</b> on pavements",
+            "budget_min": "5000",
+            "budget_max": "100",
+            "quantity": "lots",
+            "timeline_start": "2027-13-01",
+            "terms": ["domain:mobility", "domain:invented"],
+            "min_maturity": "perfect",
+        },
+    )
     assert r.status_code == 400
     page = r.text
     for field, message in [
@@ -197,19 +256,27 @@ async def test_post_form_errors_are_shown_next_to_fields_with_input_kept(portal:
     # input kept, and escaped
     assert "Too many bikes &lt;b&gt;parked&lt;/b&gt; on pavements</textarea>" in page
     assert 'value="lots"' in page and 'value="domain:mobility" checked' in page
-    nl = await post_form(client, "/challenges/new?lang=nl", "/challenges/new", {"title": "", "problem": ""})
+    nl = await post_form(
+        client, "/challenges/new?lang=nl", "/challenges/new", {"title": "", "problem": ""}
+    )
     assert nl.status_code == 400
     assert "Beschrijf het probleem in uw eigen woorden." in nl.text
-    assert (await client.get("/challenges?q=bikes")).text.count('class="result"') == 0  # nothing stored
+    assert (await client.get("/challenges?q=bikes")).text.count(
+        'class="result"'
+    ) == 0  # nothing stored
 
 
-async def test_a_near_duplicate_is_shown_before_saving_then_posted_anyway(portal: Callable[..., Any]) -> None:
+async def test_a_near_duplicate_is_shown_before_saving_then_posted_anyway(
+    portal: Callable[..., Any],
+) -> None:
     client = portal()
     await sign_in(client, BART)
     fields = {
         "title": "Zoekverkeer naar parkeerplaatsen in de binnenstad",
         "problem": "Bezoekers zoeken lang naar een vrije parkeerplaats; het zoekverkeer zorgt voor file.",
-        "terms": ["domain:mobility.parking"], "budget_max": "60.000", "quantity": "300",
+        "terms": ["domain:mobility.parking"],
+        "budget_max": "60.000",
+        "quantity": "300",
         "unit": "parkeerplaatsen",
     }
     r = await post_form(client, "/challenges/new", "/challenges/new", fields)
@@ -219,11 +286,15 @@ async def test_a_near_duplicate_is_shown_before_saving_then_posted_anyway(portal
     assert "Zoekverkeer naar parkeerplaatsen in het centrum" in warning
     assert 'name="confirm" value="yes"' in r.text and "Toch plaatsen" in r.text
     assert 'value="60.000"' in r.text  # the input is kept
-    r = await client.post("/challenges/new", data={**fields, "confirm": "yes", "csrf_token": form_token(r.text)})
+    r = await client.post(
+        "/challenges/new", data={**fields, "confirm": "yes", "csrf_token": form_token(r.text)}
+    )
     assert r.status_code == 303
     location = r.headers["location"]
-    assert re.fullmatch(r"/challenges/zoekverkeer-naar-parkeerplaatsen-in-de-binnenstad-[0-9a-f]{6}\?done=posted",
-                        location)
+    assert re.fullmatch(
+        r"/challenges/zoekverkeer-naar-parkeerplaatsen-in-de-binnenstad-[0-9a-f]{6}\?done=posted",
+        location,
+    )
     page = await client.get(location.split("?")[0] + "?lang=en&done=posted")
     assert "Your challenge is posted." in page.text
     assert "Posted by Stad Gent" in text_of(page.text)
@@ -237,20 +308,33 @@ async def test_only_the_owners_editors_change_an_object(portal: Callable[..., An
     await sign_in(pieter, PIETER)
     await sign_in(bart, BART)
     assert (await pieter.get(f"{KORTRIJK}/edit")).status_code == 403
-    r = await post_form(pieter, KORTRIJK, f"{KORTRIJK}/edit", {"title": "taken over", "problem": "x"})
+    r = await post_form(
+        pieter, KORTRIJK, f"{KORTRIJK}/edit", {"title": "taken over", "problem": "x"}
+    )
     assert r.status_code == 403
     assert "Change this challenge" not in (await pieter.get(f"{KORTRIJK}?lang=en")).text
     assert (await bart.get("/solutions/parkwise-sensor/edit")).status_code == 403
     # the owner's editor changes it: the other language's text stays
     r = await pieter.get("/solutions/parkwise-sensor/edit?lang=en")
     assert r.status_code == 200 and 'value="Parkwise parking sensor"' in r.text
-    r = await pieter.post("/solutions/parkwise-sensor/edit", data={
-        "title": "Parkwise parking sensor 2", "summary": "A wireless ground sensor.",
-        "maturity": "scaled", "pricing_model": "subscription", "price_min": "8", "price_max": "15",
-        "terms": ["domain:mobility.parking"], "confirm": "yes", "csrf_token": form_token(r.text),
-    })
+    r = await pieter.post(
+        "/solutions/parkwise-sensor/edit",
+        data={
+            "title": "Parkwise parking sensor 2",
+            "summary": "A wireless ground sensor.",
+            "maturity": "scaled",
+            "pricing_model": "subscription",
+            "price_min": "8",
+            "price_max": "15",
+            "terms": ["domain:mobility.parking"],
+            "confirm": "yes",
+            "csrf_token": form_token(r.text),
+        },
+    )
     assert r.status_code == 303 and r.headers["location"] == "/solutions/parkwise-sensor?done=saved"
-    assert "Parkwise parking sensor 2" in (await pieter.get("/solutions/parkwise-sensor?lang=en")).text
+    assert (
+        "Parkwise parking sensor 2" in (await pieter.get("/solutions/parkwise-sensor?lang=en")).text
+    )
     nl = await pieter.get("/solutions/parkwise-sensor?lang=nl")
     assert "Parkwise parkeersensor" in nl.text and "Uw wijzigingen zijn bewaard" not in nl.text
 
@@ -258,14 +342,24 @@ async def test_only_the_owners_editors_change_an_object(portal: Callable[..., An
 async def test_a_supplier_publishes_a_solution(portal: Callable[..., Any]) -> None:
     client = portal()
     await sign_in(client, PIETER)
-    r = await post_form(client, "/solutions/new?lang=en", "/solutions/new", {
-        "title": "Bicycle counter", "summary": "Counts bicycles on cycle paths, every minute.",
-        "maturity": "implemented", "pricing_model": "one_off", "price_min": "1,500",
-        "terms": ["domain:mobility"],
-    })
+    r = await post_form(
+        client,
+        "/solutions/new?lang=en",
+        "/solutions/new",
+        {
+            "title": "Bicycle counter",
+            "summary": "Counts bicycles on cycle paths, every minute.",
+            "maturity": "implemented",
+            "pricing_model": "one_off",
+            "price_min": "1,500",
+            "terms": ["domain:mobility"],
+        },
+    )
     assert r.status_code == 303, text_of(r.text)[:500]
     page = await client.get(r.headers["location"].split("?")[0] + "?lang=en")
-    assert "Offered by Parkwise BV (demo)" in text_of(page.text) and "from € 1,500" in text_of(page.text)
+    assert "Offered by Parkwise BV (demo)" in text_of(page.text) and "from € 1,500" in text_of(
+        page.text
+    )
     assert "Publish a solution" in (await client.get("/solutions?lang=en")).text
 
 
@@ -298,7 +392,11 @@ async def test_joint_purchases_with_their_tender_outline(portal: Callable[..., A
 async def test_funding_finder_answers_with_rules_and_deadlines(portal: Callable[..., Any]) -> None:
     client = portal()
     r = await client.get("/funding?lang=en")
-    assert r.status_code == 200 and "1. Who are you?" in r.text and 'id="results-heading"' not in r.text
+    assert (
+        r.status_code == 200
+        and "1. Who are you?" in r.text
+        and 'id="results-heading"' not in r.text
+    )
     r = await client.get("/funding?lang=en&kind=municipality&domain=domain:mobility&amount=100000")
     page = text_of(r.text)
     assert "Smart Cities and Municipalities Call" in page
@@ -313,13 +411,18 @@ async def test_funding_finder_answers_with_rules_and_deadlines(portal: Callable[
     assert "No call open then: the last deadline has passed." in late and "Fits you" not in late
 
 
-@pytest.mark.parametrize(("query", "field", "message"), [
-    ("kind=alien", "kind", "Kies een van de mogelijkheden."),
-    ("kind=company&amount=veel", "amount", "Vul een bedrag in euro in, zoals 50000."),
-    ("kind=company&when=morgen", "when", "Vul een datum in, zoals 2027-03-01."),
-    ("kind=company&domain=nis:44021", "domain", "Kies een van de mogelijkheden."),
-])
-async def test_funding_finder_bad_answers(portal: Callable[..., Any], query: str, field: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("query", "field", "message"),
+    [
+        ("kind=alien", "kind", "Kies een van de mogelijkheden."),
+        ("kind=company&amount=veel", "amount", "Vul een bedrag in euro in, zoals 50000."),
+        ("kind=company&when=morgen", "when", "Vul een datum in, zoals 2027-03-01."),
+        ("kind=company&domain=nis:44021", "domain", "Kies een van de mogelijkheden."),
+    ],
+)
+async def test_funding_finder_bad_answers(
+    portal: Callable[..., Any], query: str, field: str, message: str
+) -> None:
     r = await portal().get(f"/funding?lang=nl&{query}")
     assert r.status_code == 400
     assert message in text_of(section(r.text, f'id="{field}-error"', "</p>"))
@@ -336,7 +439,9 @@ async def test_instrument_page_and_calendar(portal: Callable[..., Any]) -> None:
     assert cal.status_code == 200 and "April 2027" in cal.text
     grid = section(cal.text, '<table class="calendar">', "</table>")
     assert 'href="/funding/smart-cities-call"' in grid
-    assert "Smart Cities and Municipalities Call" in text_of(section(cal.text, "This month", "</ul>"))
+    assert "Smart Cities and Municipalities Call" in text_of(
+        section(cal.text, "This month", "</ul>")
+    )
     assert 'month=2027-03" rel="prev"' in cal.text and 'month=2027-05" rel="next"' in cal.text
     ics = await client.get("/api/v1/funding/deadlines.ics")
     assert ics.status_code == 200 and "BEGIN:VCALENDAR" in ics.text
@@ -352,52 +457,79 @@ async def test_follow_unfollow_and_digest_setting(portal: Callable[..., Any]) ->
     assert (await anonymous.get("/account/follows")).status_code == 303
     assert 'action="/follows"' not in (await anonymous.get(KORTRIJK)).text
     await sign_in(client, BART)
-    r = await post_form(client, KORTRIJK, "/follows", {"target": "parkeerzoekverkeer-kortrijk", "next": KORTRIJK})
+    r = await post_form(
+        client, KORTRIJK, "/follows", {"target": "parkeerzoekverkeer-kortrijk", "next": KORTRIJK}
+    )
     assert r.status_code == 303 and r.headers["location"] == KORTRIJK
-    r = await post_form(client, "/challenges", "/follows", {
-        "target": "domain:mobility.parking", "next": "/challenges?domain=domain:mobility.parking"})
+    r = await post_form(
+        client,
+        "/challenges",
+        "/follows",
+        {"target": "domain:mobility.parking", "next": "/challenges?domain=domain:mobility.parking"},
+    )
     assert r.status_code == 303
     page = await client.get("/account/follows?lang=en")
     rows = text_of(section(page.text, "<tbody>", "</tbody>"))
     assert "Traffic searching for parking in the centre" in rows and "Parking" in rows
     assert "Stop following" in (await client.get(f"{KORTRIJK}?lang=en")).text
-    r = await client.post("/account/digest", data={"frequency": "none", "csrf_token": form_token(page.text)})
+    r = await client.post(
+        "/account/digest", data={"frequency": "none", "csrf_token": form_token(page.text)}
+    )
     assert r.status_code == 303
     page = await client.get("/account/follows?lang=en&done=digest")
     assert 'value="none" checked' in page.text and "Your digest setting is saved." in page.text
     follow_id = re.search(r'action="/follows/(follow-[0-9a-f]{16})/delete"', page.text)
     assert follow_id
-    r = await client.post(f"/follows/{follow_id.group(1)}/delete", data={"csrf_token": form_token(page.text)})
+    r = await client.post(
+        f"/follows/{follow_id.group(1)}/delete", data={"csrf_token": form_token(page.text)}
+    )
     assert r.status_code == 303 and r.headers["location"] == "/account/follows?done=stopped"
     rows = text_of(section((await client.get("/account/follows")).text, "<tbody>", "</tbody>"))
     assert rows.count("Stop following") == 1  # the language chosen before is remembered
     # another organisation's member cannot stop it
     pieter = portal()
     await sign_in(pieter, PIETER)
-    other = re.search(r'action="/follows/(follow-[0-9a-f]{16})/delete"', (await client.get("/account/follows")).text)
+    other = re.search(
+        r'action="/follows/(follow-[0-9a-f]{16})/delete"',
+        (await client.get("/account/follows")).text,
+    )
     assert other
     r = await post_form(pieter, "/challenges", f"/follows/{other.group(1)}/delete", {})
     assert r.status_code == 403
 
 
-@pytest.mark.parametrize(("action", "data"), [
-    ("/follows", {"target": "no-such-object"}),
-    ("/follows", {"target": ""}),
-    ("/account/digest", {"frequency": "hourly"}),
-])
-async def test_follow_forms_bad_input(portal: Callable[..., Any], action: str, data: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("action", "data"),
+    [
+        ("/follows", {"target": "no-such-object"}),
+        ("/follows", {"target": ""}),
+        ("/account/digest", {"frequency": "hourly"}),
+    ],
+)
+async def test_follow_forms_bad_input(
+    portal: Callable[..., Any], action: str, data: dict[str, str]
+) -> None:
     client = portal()
     await sign_in(client, ANNA)
     r = await post_form(client, "/challenges", action, data)
     assert r.status_code == 400 and '<html lang="nl">' in r.text
-    assert "Something is not right in what was sent" in (await client.post(
-        action + "?lang=en", data={**data, "csrf_token": form_token(r.text)})).text
+    assert (
+        "Something is not right in what was sent"
+        in (
+            await client.post(action + "?lang=en", data={**data, "csrf_token": form_token(r.text)})
+        ).text
+    )
 
 
 async def test_hub_forms_need_the_csrf_token(portal: Callable[..., Any]) -> None:
     client = portal()
     await sign_in(client, BART)
-    for action in ("/challenges/new", "/follows", "/account/digest", f"{KORTRIJK}/matches/parkwise-sensor/not-relevant"):
+    for action in (
+        "/challenges/new",
+        "/follows",
+        "/account/digest",
+        f"{KORTRIJK}/matches/parkwise-sensor/not-relevant",
+    ):
         assert (await client.post(action, data={"title": "x"})).status_code == 403, action
 
 
@@ -412,11 +544,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     return url
 
 
-async def test_post_match_dismiss_and_follow_on_both_backends(database_url: str, tmp_path: Any) -> None:
+async def test_post_match_dismiss_and_follow_on_both_backends(
+    database_url: str, tmp_path: Any
+) -> None:
     s = secrets.token_hex(3)
     op = Principal.cli()
-    app = create_app(Settings(database_url=database_url, secret_key=SECRET,
-                              secret_key_file=str(tmp_path / "secret")))
+    app = create_app(
+        Settings(
+            database_url=database_url, secret_key=SECRET, secret_key_file=str(tmp_path / "secret")
+        )
+    )
     async with app.router.lifespan_context(app):
         gov: Governance = app.state.governance
         await gov.create_organisation(op, f"muni-{s}", f"Gemeente {s}", "municipality")
@@ -425,35 +562,75 @@ async def test_post_match_dismiss_and_follow_on_both_backends(database_url: str,
             await gov.create_person(op, person, f"{person}@example.org", person, "a long password!")
             await gov.set_membership(op, person, org, "editor")
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as muni, \
-                httpx.AsyncClient(transport=transport, base_url="http://t") as supplier:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://t") as muni,
+            httpx.AsyncClient(transport=transport, base_url="http://t") as supplier,
+        ):
             await sign_in(muni, (f"m{s}@example.org", "a long password!"))
             await sign_in(supplier, (f"p{s}@example.org", "a long password!"))
-            r = await post_form(supplier, "/solutions/new", "/solutions/new", {
-                "title": f"Bikeshedsensor{s} parking", "summary": f"Counts bikes in sheds, model {s}.",
-                "maturity": "implemented", "pricing_model": "subscription", "price_min": "5",
-                "terms": ["domain:mobility"], "confirm": "yes"})
+            r = await post_form(
+                supplier,
+                "/solutions/new",
+                "/solutions/new",
+                {
+                    "title": f"Bikeshedsensor{s} parking",
+                    "summary": f"Counts bikes in sheds, model {s}.",
+                    "maturity": "implemented",
+                    "pricing_model": "subscription",
+                    "price_min": "5",
+                    "terms": ["domain:mobility"],
+                    "confirm": "yes",
+                },
+            )
             assert r.status_code == 303, text_of(r.text)[:300]
             solution = r.headers["location"].split("?")[0]
-            r = await post_form(muni, "/challenges/new", "/challenges/new", {
-                "title": f"Full bike sheds {s}", "problem": f"Our bike sheds are full; Bikeshedsensor{s} wanted.",
-                "terms": ["domain:mobility"], "budget_max": "10000", "confirm": "yes"})
+            r = await post_form(
+                muni,
+                "/challenges/new",
+                "/challenges/new",
+                {
+                    "title": f"Full bike sheds {s}",
+                    "problem": f"Our bike sheds are full; Bikeshedsensor{s} wanted.",
+                    "terms": ["domain:mobility"],
+                    "budget_max": "10000",
+                    "confirm": "yes",
+                },
+            )
             assert r.status_code == 303, text_of(r.text)[:300]
             challenge = r.headers["location"].split("?")[0]
             page = await muni.get(challenge + "?lang=en")
             assert f'href="{solution}"' in section(page.text, 'id="matches"', "</section>")
-            r = await post_form(muni, challenge, f"{challenge}/matches/{solution.rsplit('/', 1)[1]}/not-relevant", {})
+            r = await post_form(
+                muni,
+                challenge,
+                f"{challenge}/matches/{solution.rsplit('/', 1)[1]}/not-relevant",
+                {},
+            )
             assert r.status_code == 303
             page = await muni.get(challenge + "?lang=en")
             assert f'href="{solution}"' not in section(page.text, 'id="matches"', "</section>")
-            assert f'href="{solution}"' in section((await supplier.get(challenge)).text, 'id="matches"', "</ol>")
-            r = await post_form(muni, challenge, "/follows", {"target": challenge.rsplit("/", 1)[1], "next": challenge})
+            assert f'href="{solution}"' in section(
+                (await supplier.get(challenge)).text, 'id="matches"', "</ol>"
+            )
+            r = await post_form(
+                muni,
+                challenge,
+                "/follows",
+                {"target": challenge.rsplit("/", 1)[1], "next": challenge},
+            )
             assert r.status_code == 303
             page = await muni.get("/account/follows?lang=en")
-            r = await muni.post("/account/digest", data={"frequency": "daily", "csrf_token": form_token(page.text)})
+            r = await muni.post(
+                "/account/digest", data={"frequency": "daily", "csrf_token": form_token(page.text)}
+            )
             assert r.status_code == 303
             page = await muni.get("/account/follows?lang=en")
             assert f"Full bike sheds {s}" in page.text and 'value="daily" checked' in page.text
             # a follow's "next" never leaves the site
-            r = await post_form(muni, challenge, "/follows", {"target": "domain:mobility", "next": "//evil.example/"})
+            r = await post_form(
+                muni,
+                challenge,
+                "/follows",
+                {"target": "domain:mobility", "next": "//evil.example/"},
+            )
             assert r.headers["location"] == "/account/follows"
