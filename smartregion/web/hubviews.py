@@ -12,7 +12,7 @@ from smartregion.hub.follows import Follows
 from smartregion.hub.matchmaking import Matchmaking
 from smartregion.hub.objects import Hub
 from smartregion.storage.hub import HubObject
-from smartregion.web.portal import Portal, Reader
+from smartregion.web.portal import Portal, Reader, hub_text
 
 __all__ = ["Facet", "HubPages", "text"]
 
@@ -20,14 +20,8 @@ __all__ = ["Facet", "HubPages", "text"]
 FACET_VALUES = 12
 
 
-def text(texts: Any, lang: str) -> str:
-    """A {nl, en} text in the reader's language, else the other one ("" when neither)."""
-    if not isinstance(texts, dict):
-        return ""
-    found = texts.get(lang) or next(
-        (t for t in texts.values() if isinstance(t, str) and t.strip()), ""
-    )
-    return str(found or "")
+#: a {nl, en} text in the reader's language, else the other one
+text = hub_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from smartregion.web import i18n
 from smartregion.web.sessions import COOKIE as SESSION_COOKIE
 from smartregion.web.sessions import Session, SessionCodec
 
-__all__ = ["Portal", "Reader"]
+__all__ = ["Portal", "Reader", "hub_text"]
 
 log = logging.getLogger("smartregion.web")
 
@@ -128,7 +128,7 @@ class Portal:
             env.filters["date"] = formats.date
             env.filters["number"] = formats.number
             env.filters["facet_label"] = _labeller(translations[lang])
-            env.filters["hubtext"] = _hub_text
+            env.filters["hubtext"] = hub_text
             env.globals["version"] = __version__
             self.envs[lang] = env
 
@@ -234,7 +234,7 @@ def _labeller(translations: Any) -> Callable[[str, str], str]:
     return label
 
 
-def _hub_text(texts: Any, lang: str) -> str:
+def hub_text(texts: Any, lang: str) -> str:
     """A hub text {nl, en} in the reader's language, else the other one."""
     if not isinstance(texts, dict):
         return ""
