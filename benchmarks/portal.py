@@ -50,8 +50,19 @@ PAGES = {
     "initiatives": "/initiatives",
     "portfolio report": "/initiatives/report",
     "actors": "/actors",
+    # the hub's pages (docs/portal.md): lists, a challenge with its matches, joint purchases,
+    # the funding finder answering, an instrument, the deadline calendar
+    "challenges": "/challenges",
+    "challenges (facet, search)": "/challenges?domain=domain:mobility&q=parkeer",
+    "challenge with matches": "/challenges/parkeerzoekverkeer-kortrijk",
+    "solution with matches": "/solutions/parkwise-sensor",
+    "joint purchases": "/joint-purchases",
+    "funding finder (answers)": "/funding?kind=municipality&domain=domain:mobility&amount=100000",
+    "funding instrument": "/funding/smart-cities-call",
+    "deadline calendar": "/funding/calendar?month=2027-04",
 }
-SIGNED_IN = {"organisation admin": "/admin"}
+SIGNED_IN = {"organisation admin": "/admin", "post a challenge": "/challenges/new",
+             "my follows": "/account/follows"}
 
 
 def assets_of(html: str) -> list[Path]:

@@ -37,6 +37,12 @@ PAGES = [
     ("initiatives", "/initiatives"),
     ("report", "/initiatives/report"),
     ("actors", "/actors"),
+    # the hub's pages: a challenge with its matches and why, the joint purchases, the funding
+    # finder with answers and the deadline calendar
+    ("challenge", "/challenges/parkeerzoekverkeer-kortrijk"),
+    ("joint-purchases", "/joint-purchases"),
+    ("funding", "/funding?kind=municipality&domain=domain:mobility&amount=100000"),
+    ("calendar", "/funding/calendar?month=2027-03"),
 ]
 
 
@@ -82,7 +88,7 @@ def shoot(base: str) -> None:
             context = browser.new_context(base_url=base, viewport={"width": 1280, "height": 1000})
             page = context.new_page()
             for name, path in PAGES:
-                page.goto(f"{path}?lang={lang}")
+                page.goto(f"{path}{'&' if '?' in path else '?'}lang={lang}")
                 page.wait_for_load_state("networkidle")
                 target = OUT / f"{name}-{lang}.png"
                 if name == "dataset":

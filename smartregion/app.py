@@ -269,7 +269,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     portal = Portal(
         broker, governance, sessions=sessions, csrf_token=portal_csrf_token,
-        map_tiles_url=settings.map_tiles_url, hub=hub,
+        map_tiles_url=settings.map_tiles_url, hub=hub, matchmaking=matchmaking,
     )
 
     @contextlib.asynccontextmanager
@@ -282,9 +282,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if app.state.governance is not None:
                 await publish_demo(app.state.governance, owner=settings.default_org)
             if hub is not None:
+                from smartregion.broker.demo import DEMO_PASSWORD
                 from smartregion.hub.demo import load_hub_demo
 
-                await load_hub_demo(hub, owner=settings.default_org)
+                await load_hub_demo(hub, owner=settings.default_org, password=DEMO_PASSWORD)
         # NGSI-LD 1.8 §5.11: deliver queued notifications while the app runs
         # notifications carry only what the subscription's owner may read (docs/security.md)
         readers = NotificationFilter(

@@ -17,7 +17,7 @@ from smartregion.hub.objects import Hub
 from smartregion.hub.usecases import UseCases
 from smartregion.storage.hub import HubQuery
 
-__all__ = ["DEMO_ORGANISATIONS", "load_hub_demo"]
+__all__ = ["DEMO_ORGANISATIONS", "DEMO_SUPPLIER", "load_hub_demo"]
 
 log = logging.getLogger("smartregion.hub")
 
@@ -35,6 +35,9 @@ DEMO_ORGANISATIONS = [
     ("kenniscentrum-stad", "Kenniscentrum Slimme Stad (demo)", "knowledge_institution", None),
     ("buurtnetwerk", "Buurtnetwerk Vlaanderen vzw (demo)", "citizens_organisation", None),
 ]
+#: a supplier's employee who can sign in to the portal (id, e-mail, name, organisation, role);
+#: the password is the demo people's (smartregion.broker.demo.DEMO_PASSWORD)
+DEMO_SUPPLIER = ("pieter", "pieter@demo.smartregion.be", "Pieter Janssens", "parkwise", "editor")
 
 
 def t(nl: str, en: str) -> dict[str, str]:
@@ -268,14 +271,15 @@ STORIES: list[tuple[str, str, dict[str, Any]]] = [
 ]
 
 
-async def load_hub_demo(hub: Hub, *, owner: str) -> int:
+async def load_hub_demo(hub: Hub, *, owner: str, password: str | None = None) -> int:
     """Load the demo content when the hub holds no objects yet; returns how many were created.
 
     The funding instruments are owned by `owner` (the platform's default organisation, registered
     as a region when absent); everything else by the demo organisations.
 
     Restarting with `--demo` never overwrites what users changed; a failure leaves what was
-    loaded and is logged (the rest of the platform runs without the demo).
+    loaded and is logged (the rest of the platform runs without the demo). With a `password`, the
+    supplier's employee `DEMO_SUPPLIER` can sign in to the portal with it.
     """
     store = hub.store
     for kind in ("actor", "usecase", "funding", "story"):
@@ -292,6 +296,11 @@ async def load_hub_demo(hub: Hub, *, owner: str) -> int:
                     await hub.governance.create_organisation(operator, org_id, name, kind, nis=nis)
                 except SmartRegionError:  # e.g. another organisation holds this NIS code
                     await hub.governance.create_organisation(operator, org_id, name, kind)
+        if password is not None:
+            person_id, email, name, org_id, role = DEMO_SUPPLIER
+            if await hub.governance.store.get_person(person_id) is None:
+                await hub.governance.create_person(operator, person_id, email, name, password)
+            await hub.governance.set_membership(operator, person_id, org_id, role)
         batches: list[tuple[str, list[tuple[str, str, dict[str, Any]]]]] = [
             ("actor", [(f"actor-{o}", o, f) for o, f in ACTORS]),
             ("funding", [(i, owner, f) for i, f in FUNDING]),

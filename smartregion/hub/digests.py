@@ -139,8 +139,11 @@ class SmtpMailer:
 
 
 def _due(follow: Follow, now: datetime) -> bool:
+    days = FREQUENCIES.get(follow.frequency)
+    if days is None:  # "none": followed on the portal, no e-mail
+        return False
     last = parse_time(follow.last_sent_at or follow.created_at)
-    return now - last >= timedelta(days=FREQUENCIES[follow.frequency])
+    return now - last >= timedelta(days=days)
 
 
 async def send_due(

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FREQUENCIES", "Follows", "Match"]
 
-#: digest frequency -> days between digests
-FREQUENCIES = {"daily": 1, "weekly": 7}
+#: digest frequency -> days between digests (None: no digest e-mail; the follow is only listed)
+FREQUENCIES: dict[str, int | None] = {"daily": 1, "weekly": 7, "none": None}
 _EMAIL = re.compile(r"[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{2,63}")
 #: the most objects one digest lists per kind
 _PER_KIND = 50
@@ -123,6 +123,17 @@ class Follows:
         audit = AuditEvent(principal.actor, "hub.follow.delete", follow.id, {})
         if not await self.hub.store.delete_follow(follow.id, audit=audit):
             raise ResourceNotFound(f"no follow {follow_id!r}")
+
+    async def set_frequency(self, principal: Principal, follow_id: str, frequency: str) -> Follow:
+        """Change how often a follow's digest is sent (daily, weekly or none)."""
+        if frequency not in FREQUENCIES:
+            raise BadRequestData(f"frequency must be one of {list(FREQUENCIES)}")
+        follow = await self.get(principal, follow_id)
+        follow.frequency = frequency
+        audit = AuditEvent(principal.actor, "hub.follow.update", follow.id, {"frequency": frequency})
+        if not await self.hub.store.replace_follow(follow, audit=audit):
+            raise ResourceNotFound(f"no follow {follow_id!r}")
+        return follow
 
     async def dismiss(self, principal: Principal, follow_id: str, object_id: str) -> bool:
         """Mark an object "not relevant" for a follow; False when it was already."""

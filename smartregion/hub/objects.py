@@ -35,9 +35,10 @@ __all__ = ["EXPORT_LIMIT", "Filters", "Hub", "title_of"]
 #: the most objects one export returns (a larger catalogue is exported by narrower filters)
 EXPORT_LIMIT = 10_000
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{1,99}")
-#: ids that name endpoints beside the objects' (`/initiatives/report`, `/funding/eligibility`,
-#: `/challenges/similar`)
-_RESERVED = frozenset({"report", "export", "eligibility", "similar"})
+#: ids that name endpoints or portal pages beside the objects' (`/initiatives/report`,
+#: `/funding/eligibility`, `/challenges/similar`, the portal's `/challenges/new` and
+#: `/funding/calendar`)
+_RESERVED = frozenset({"report", "export", "eligibility", "similar", "new", "calendar"})
 
 
 @dataclass(frozen=True, slots=True)

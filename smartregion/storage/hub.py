@@ -150,7 +150,7 @@ class Follow:
     email: str
     #: a taxonomy term (or kind key) or an object id
     target: str
-    #: "daily" | "weekly"
+    #: "daily" | "weekly" | "none" (kept, listed on the portal, never e-mailed)
     frequency: str
     lang: str
     created_at: str
@@ -599,6 +599,20 @@ class HubStore(abc.ABC):
             if result.rowcount <= 0:
                 return False
             yield Sql("DELETE FROM hub_dismissal WHERE follow_id = ?", (follow_id,))
+            yield from _append(audit)
+            return True
+
+        return await self._run_governance(run(), write=True)
+
+    async def replace_follow(self, follow: Follow, *, audit: AuditEvent) -> bool:
+        """Store a follow's changed settings (frequency, e-mail address, language, kinds); its
+        last digest time stays. False when it no longer exists."""
+
+        def run() -> Program[bool]:
+            doc = orjson.dumps({k: getattr(follow, k) for k in _FOLLOW_FIELDS}).decode()
+            result = yield Sql("UPDATE hub_follow SET doc = ? WHERE id = ?", (doc, follow.id))
+            if result.rowcount <= 0:
+                return False
             yield from _append(audit)
             return True
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from starlette.applications import Starlette
 
-from smartregion.web import account, actors, initiatives, pages, usecases
+from smartregion.web import (
+    account,
+    actors,
+    challenges,
+    follows,
+    funding,
+    initiatives,
+    pages,
+    purchases,
+    usecases,
+)  # fmt: skip
 from smartregion.web.portal import Portal, Reader
 from smartregion.web.sessions import SessionCodec
 
@@ -17,4 +27,6 @@ def portal_app(portal: Portal) -> Starlette:
         *pages.routes(portal), *account.routes(portal),
         # the hub's pages (docs/portal.md, "Hub pages")
         *usecases.routes(portal), *initiatives.routes(portal), *actors.routes(portal),
+        *challenges.routes(portal), *purchases.routes(portal), *funding.routes(portal),
+        *follows.routes(portal),
     ])

@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from smartregion import __version__, errors
 from smartregion.broker.service import Broker
 from smartregion.governance import Forbidden, Governance, Principal
+from smartregion.hub.matchmaking import Matchmaking
 from smartregion.hub.objects import Hub
 from smartregion.storage.base import Readable
 from smartregion.web import i18n
@@ -33,7 +34,7 @@ from smartregion.web.hubviews import HUB_LABELS
 from smartregion.web.sessions import COOKIE as SESSION_COOKIE
 from smartregion.web.sessions import Session, SessionCodec
 
-__all__ = ["Portal", "Reader"]
+__all__ = ["Portal", "Reader", "hub_text"]
 
 log = logging.getLogger("smartregion.web")
 
@@ -46,6 +47,7 @@ _STATUS: dict[type[errors.SmartRegionError], int] = {
     errors.Unauthenticated: 401,
     errors.ResourceNotFound: 404,
     errors.AlreadyExists: 409,
+    errors.Conflict: 409,
 }
 
 
@@ -103,11 +105,14 @@ class Portal:
         csrf_token: Callable[[Request], str],
         map_tiles_url: str = "",
         hub: Hub | None = None,
+        matchmaking: Matchmaking | None = None,
     ) -> None:
         self.broker = broker
-        #: the ecosystem hub (None: a store without hub records; its pages answer 404)
-        self.hub = hub
         self.governance = governance
+        #: the ecosystem hub and its matching (None: a store without hub records; the hub's
+        #: pages answer 404)
+        self.hub = hub
+        self.matchmaking = matchmaking
         self.sessions = sessions
         self.csrf_token = csrf_token
         self.map_tiles_url = map_tiles_url
@@ -128,6 +133,7 @@ class Portal:
             env.filters["date"] = formats.date
             env.filters["number"] = formats.number
             env.filters["facet_label"] = _labeller(translations[lang])
+            env.filters["hubtext"] = hub_text
             env.globals["version"] = __version__
             self.envs[lang] = env
 
@@ -242,6 +248,13 @@ def _labeller(translations: Any) -> Callable[[str, str], str]:
         return str(translations.gettext(text)) if text is not None else value
 
     return label
+
+
+def hub_text(texts: Any, lang: str) -> str:
+    """A hub text {nl, en} in the reader's language, else the other one."""
+    if not isinstance(texts, dict):
+        return ""
+    return str(texts.get(lang) or next((t for t in texts.values() if t), ""))
 
 
 def _with_query(request: Request, **changes: str | None) -> str:

@@ -17,6 +17,12 @@ PAGES = ["/", "/datasets", "/datasets/demo", "/datasets/demo-water", "/municipal
          "/actors/actor-gent"]
 #: pages whose map must be drawn before axe looks at them
 MAPS = {"/datasets/demo", "/use-cases/slim-parkeren-gent", "/actors", "/actors/actor-gent"}
+#: the hub's page types (docs/portal.md): lists, object pages with matches, joint purchases,
+#: the funding finder with answers, an instrument, the deadline calendar
+HUB_PAGES = ["/challenges", "/challenges?domain=domain:mobility", "/challenges/parkeerzoekverkeer-kortrijk",
+             "/solutions", "/solutions/parkwise-sensor", "/joint-purchases", "/funding",
+             "/funding?kind=municipality&domain=domain:mobility&amount=100000",
+             "/funding?kind=alien", "/funding/smart-cities-call", "/funding/calendar?month=2027-04"]
 #: WCAG 2.1 A and AA, plus axe's best practices
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 
@@ -37,8 +43,9 @@ def test_no_violations_on_any_page_type(browser: Any, base_url: str, lang: str) 
     context = browser.new_context(base_url=base_url)
     page = context.new_page()
     found = {}
-    for path in PAGES:
-        page.goto(f"{path}?lang={lang}")
+    bundle = page.request.get(f"{base_url}/api/v1/joint-purchases").json()[0]["id"]
+    for path in [*PAGES, *HUB_PAGES, f"/joint-purchases/{bundle}"]:
+        page.goto(f"{path}{'&' if '?' in path else '?'}lang={lang}")
         page.wait_for_load_state("networkidle")
         if path == "/datasets/demo":
             page.locator("#chart canvas").wait_for()
@@ -70,5 +77,26 @@ def test_no_violations_on_any_page_type(browser: Any, base_url: str, lang: str) 
     page.goto("/use-cases/digitale-tweeling-kortrijk")
     page.locator('form[action$="/endorse"]').wait_for()
     found["/use-cases/{id} (endorse form)"] = violations(page)
+    # the hub's forms, signed in: the post form, its errors, the near-duplicate warning, follows
+    page.goto("/challenges/new")
+    found["/challenges/new"] = violations(page)
+    page.locator("form.post-form button[type=submit]").click()
+    page.locator(".error-summary").wait_for()
+    found["/challenges/new (form errors)"] = violations(page)
+    page.fill("#title", "Zoekverkeer naar parkeerplaatsen in de binnenstad")
+    page.fill("#problem", "Bezoekers zoeken lang naar een vrije parkeerplaats in de binnenstad.")
+    page.locator("form.post-form button[type=submit]").click()
+    page.locator("#similar").wait_for()
+    found["/challenges/new (near-duplicate warning)"] = violations(page)
+    page.goto("/solutions/new")
+    found["/solutions/new"] = violations(page)
+    page.goto("/challenges/parkeerzoekverkeer-kortrijk")
+    follow = page.locator('form[action="/follows"] button')
+    if follow.count():  # not yet followed in the other language's run
+        follow.click()
+        page.wait_for_url("**/challenges/parkeerzoekverkeer-kortrijk")
+    page.goto("/account/follows")
+    assert page.locator("tbody tr form").count() >= 1
+    found["/account/follows"] = violations(page)
     context.close()
     assert {p: v for p, v in found.items() if v} == {}

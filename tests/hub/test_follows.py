@@ -18,7 +18,10 @@ from aiosmtpd.controller import Controller
 from hub_env import Env
 
 from smartregion.app import create_app
+from smartregion.errors import BadRequestData
+from smartregion.governance import Forbidden, Principal
 from smartregion.hub.digests import Digest, SmtpMailer, send_due
+from smartregion.hub.follows import Follows
 from smartregion.hub.matchmaking import Matchmaking
 from smartregion.settings import Settings
 
@@ -274,3 +277,31 @@ def anyio_backend() -> str:
 
 
 _ = UTC
+
+
+async def test_a_follow_set_to_no_digest_is_kept_but_never_mailed(env: Env) -> None:
+    class Never:
+        async def send(self, digest: Digest) -> None:
+            raise AssertionError("a follow without digest was mailed")
+
+    c = env.client
+    r = await c.post("/follows", json={"target": "domain:mobility", "email": "a@b.be", "frequency": "daily"},
+                     headers=env.auth("ghent"))
+    follow = r.json()
+    await c.post("/use-cases", json=uc("fiets", ["domain:mobility"]), headers=env.auth("leuven"))
+    ghent = Principal(org_id="ghent", role="editor", person_id="lies")
+    follows = Follows(env.hub)
+    changed = await follows.set_frequency(ghent, follow["id"], "none")
+    assert changed.frequency == "none"
+    stored = (await c.get(f"/follows/{follow['id']}", headers=env.auth("ghent"))).json()
+    assert stored["frequency"] == "none" and stored["email"] == "a@b.be" and stored["target"] == "domain:mobility"
+    later = datetime.now(UTC) + timedelta(days=30)
+    assert await send_due(env.hub, Never(), base_url="https://hub.test", now=later) == 0
+    # what it would report is still there, for the portal's list
+    assert [m.object.id for m in await follows.matches(changed)] == ["fiets"]
+    with pytest.raises(BadRequestData):
+        await follows.set_frequency(ghent, follow["id"], "hourly")
+    leuven = Principal(org_id="leuven", role="editor")
+    with pytest.raises(Forbidden):
+        await follows.set_frequency(leuven, follow["id"], "daily")
+    assert "hub.follow.update" in [r.action for r in await env.gov.store.audit_records()]
