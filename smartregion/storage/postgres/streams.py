@@ -26,7 +26,16 @@ _SERIES = (
     " AND EXISTS (SELECT 1 FROM entity_type r WHERE r.tenant_key = e.tenant_key"
     " AND r.entity_key = e.entity_key"
     " AND r.type_key IN (SELECT iri_key FROM iri WHERE iri = ANY(%s)))"
+    # a scoped data set: an entity scope within it (planning.Dialect.scope_within); NULL: any
+    " AND (%s::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN"
+    " jsonb_typeof(e.doc->'scope') = 'array' THEN e.doc->'scope' END) sc(v)"
+    " WHERE '/' || ltrim(sc.v, '/') = %s::text OR starts_with('/' || ltrim(sc.v, '/'), %s::text)))"
 )
+
+
+def _args(tenant: str, owner: str, types: Sequence[str], scope: str | None) -> tuple[Any, ...]:
+    """The parameters of `_SERIES`."""
+    return (tenant, owner, list(types), scope, scope, None if scope is None else scope + "/")
 
 _MEMBERS = (
     "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
@@ -73,7 +82,13 @@ class PostgresStreams(StreamStore):
         raise NotImplementedError  # provided by PostgresHistory
 
     async def stream_nonempty(
-        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        windows: Sequence[tuple[int, int]],
+        *,
+        scope: str | None = None,
     ) -> list[bool]:
         """See `StreamStore.stream_nonempty`."""
         if not types or not windows:
@@ -87,7 +102,7 @@ class PostgresStreams(StreamStore):
         )
         out: list[bool] = []
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            cur = await conn.execute(_SERIES, _args(tenant, owner, types, scope))
             keys = [int(r[0]) for r in await cur.fetchall()]
             if not keys:
                 return [False] * len(windows)
@@ -107,13 +122,14 @@ class PostgresStreams(StreamStore):
         *,
         after: str | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """See `StreamStore.stream_latest`."""
         if limit <= 0 or hi <= lo or not types:
             return []
         rows = []
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            cur = await conn.execute(_SERIES, _args(tenant, owner, types, scope))
             series = sorted(
                 (Series(int(k), e, a, d) for k, e, a, d in await cur.fetchall()),
                 key=lambda x: str(x.key),
@@ -140,7 +156,15 @@ class PostgresStreams(StreamStore):
         ]
 
     async def stream_member(
-        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        series_key: int,
+        t: int,
+        seq: int,
+        *,
+        scope: str | None = None,
     ) -> StreamMember | None:
         """See `StreamStore.stream_member`."""
         if not types:
@@ -148,7 +172,7 @@ class PostgresStreams(StreamStore):
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 f"SELECT * FROM ({_SERIES}) s WHERE series_key = %s",
-                (tenant, owner, list(types), series_key),
+                (*_args(tenant, owner, types, scope), series_key),
             )
             found = await cur.fetchone()
             if found is None:
@@ -167,7 +191,9 @@ class PostgresStreams(StreamStore):
         instance = stored_instance(series, t, seq, dm, dc, num, shapes.resolve(raw))
         return StreamMember(t + (dm or 0), series, instance)
 
-    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+    async def stream_start(
+        self, tenant: str, owner: str, types: Sequence[str], *, scope: str | None = None
+    ) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:
             return None
@@ -178,7 +204,7 @@ class PostgresStreams(StreamStore):
             f" WHERE i.series_key = s.series_key AND {_UNPROMPT})) FROM ({_SERIES}) s) b"
         )
         async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, (tenant, owner, list(types)) * 2)
+            cur = await conn.execute(sql, _args(tenant, owner, types, scope) * 2)
             row = await cur.fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
@@ -192,13 +218,14 @@ class PostgresStreams(StreamStore):
         *,
         after: StreamKey | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """See `StreamStore.stream_members`."""
         if limit <= 0 or hi <= lo or not types:
             return []
         start: StreamKey = after if after is not None else (lo, -(2**62), -(2**62), -1)
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            cur = await conn.execute(_SERIES, _args(tenant, owner, types, scope))
             series = {int(k): Series(int(k), e, a, d) for k, e, a, d in await cur.fetchall()}
             if not series:
                 return []
