@@ -419,14 +419,18 @@ class Governance:
             return WriteAccess(principal.org_id)
         blanket = frozenset(m.owner_org for m in mandates if m.dataset_id is None)
         named = {m.dataset_id for m in mandates if m.dataset_id is not None}
-        covered: list[tuple[str, str, frozenset[str]]] = []
+        covered: list[tuple[str, str, frozenset[str], str | None]] = []
         for owner in sorted({m.owner_org for m in mandates}):
             for dataset in await self.store.list_datasets(owner_org=owner):
                 if owner in blanket or dataset.id in named:
-                    covered.append((owner, dataset.id, frozenset(dataset.entity_types)))
-        covered.sort()
+                    covered.append(
+                        (owner, dataset.id, frozenset(dataset.entity_types), dataset.scope)
+                    )
+        covered.sort(key=lambda c: c[:2])
         return WriteAccess(
-            principal.org_id, blanket, tuple((owner, types) for owner, _, types in covered)
+            principal.org_id,
+            blanket,
+            tuple((owner, types, scope) for owner, _, types, scope in covered),
         )
 
     async def record_refused_authentication(
