@@ -118,6 +118,8 @@ class Stream:
     status: int = 0
     #: (event name, entity id, the round it was written in) in order of arrival
     events: list[tuple[str, str, int]] = field(default_factory=list)
+    #: ids of the entities shown with their sensitive attribute
+    sensitive: set[str] = field(default_factory=set)
 
     def saw_marker(self, round_: int) -> bool:
         return any(eid == MARKERS[self.label][0] and n == round_ for _, eid, n in self.events)
@@ -166,6 +168,8 @@ async def read_stream(client: httpx.AsyncClient, url: str, headers: dict[str, st
             elif line.startswith("data: ") and name is not None:
                 data = orjson.loads(line[len("data: "):])
                 stream.events.append((name, data["id"], int(data.get("n", -1))))
+                if "plate" in data:
+                    stream.sensitive.add(data["id"])
                 name = None
 
 
@@ -194,8 +198,11 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
             "scoped": ("Bench", "open", SCOPE, None),
         }
         for cat, (etype, policy, scope, permissions) in ds.items():
+            # the open data sets' readers do not see the sensitive attribute `plate`
+            privacy = {"sensitive": ["plate"]} if policy == "open" else None
             await gov.create_dataset(a_admin, f"{orgs['a']}-{cat}", orgs["a"], etype, [etype],
-                                     policy=policy, scope=scope, permissions=permissions)
+                                     policy=policy, scope=scope, permissions=permissions,
+                                     privacy=privacy)
         await gov.create_mandate(a_admin, orgs["a"], orgs["m"])
         now = datetime.now(UTC)
         grants = {}
@@ -226,7 +233,8 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
             async def change(entity: tuple[str, str, str | None, str], value: int) -> None:
                 entity_id, etype, scope, _ = entity
                 body: dict[str, Any] = {"id": entity_id, "type": etype,
-                                        "n": {"type": "Property", "value": value}}
+                                        "n": {"type": "Property", "value": value},
+                                        "plate": {"type": "Property", "value": "1-ABC-123"}}
                 if scope is not None:
                     body["scope"] = scope
                 r = await writer.post("/ngsi-ld/v1/entityOperations/upsert", json=[body],
@@ -284,6 +292,17 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
                     cases += check(stream, round_, revoked, failures)
             for stream, round_, revoked in pending:
                 cases += check(stream, round_, revoked, failures)
+            # privacy views: a sensitive attribute of open data only for the owner's side
+            for stream in live:
+                cases += 1
+                full = stream.who.org in ("a", "m")
+                open_ids = {eid for eid, _, _, cat in [*ENTITIES, *MARKERS.values()]
+                            if cat in ("open", "scoped")}
+                if not full and stream.sensitive & open_ids:
+                    failures.append(f"{stream.who.name} {stream.label}: sensitive attribute"
+                                    f" shown of {sorted(stream.sensitive & open_ids)}")
+                if full and stream.label != "restricted" and not stream.sensitive & open_ids:
+                    failures.append(f"{stream.who.name} {stream.label}: owner side lacks it")
             for task in tasks:
                 task.cancel()
             for task in tasks:
