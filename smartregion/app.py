@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route, request_response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartregion import __version__, errors
+from smartregion.api import accesslog
 from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
 from smartregion.api.catalog.routes import catalog
@@ -239,6 +240,7 @@ def matchmaking_of(hub: Hub | None, settings: Settings) -> Matchmaking | None:
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI application for the given settings."""
     settings = settings or Settings.load()
+    accesslog.install()  # no raw client addresses or query strings in the access log
     runtime = Runtime.build(settings)
     store, broker = runtime.store, runtime.broker
     if not isinstance(store, GovernanceStore):

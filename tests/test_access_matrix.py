@@ -44,8 +44,16 @@ CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"
 LINK = f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 OP = Principal.cli()
 
-#: categories of data: the policy of the data set holding it ("loose": in no data set)
-CATEGORIES = {"open": "Park", "restricted": "Building", "private": "Camera", "loose": "Lamp"}
+#: categories of data: the policy of the data set holding it ("loose": in no data set); the
+#: scoped ones are data sets with the scope SCOPE, holding an owner's entities of their type
+#: whose scope lies within it (copy 1) — the owner's others of that type (copy 0, in a scope
+#: that shares SCOPE's text but lies outside it) are in no data set
+CATEGORIES = {"open": "Park", "restricted": "Building", "private": "Camera", "loose": "Lamp",
+              "scoped-open": "Bench", "scoped-restricted": "Kiosk"}
+SCOPE = "/Zone/In"
+#: the scope of each copy of a scoped category's entity: outside SCOPE, within it (no leading
+#: `/`, which NGSI-LD §4.18 allows, and a level below)
+COPY_SCOPES = (["/Zone/Inside", "/Elsewhere"], ["Zone/In/Sub"])
 OWNERS = ("a", "b")
 COPIES = 2  # entities per owner and category
 T1, T2 = "2024-01-01T00:00:00Z", "2024-01-02T00:00:00Z"
@@ -87,8 +95,10 @@ PRINCIPALS = [
 
 #: (holder, owner, category) of the grants that are active; d's expired and e's were revoked
 #: (a private data set cannot be requested: its existence is not revealed to others)
-ACTIVE_GRANTS = {("c", "a", "restricted"), ("c", "b", "restricted")}
-REQUESTED = [("a", "restricted"), ("b", "restricted")]
+ACTIVE_GRANTS = {("c", "a", "restricted"), ("c", "b", "restricted"),
+                 ("c", "a", "scoped-restricted"), ("c", "b", "scoped-restricted")}
+REQUESTED = [("a", "restricted"), ("b", "restricted"),
+             ("a", "scoped-restricted"), ("b", "scoped-restricted")]
 #: A mandated m for all of its data; the restricted policies name p
 MANDATES = {("m", "a")}
 PARTNER = "p"
@@ -99,11 +109,14 @@ class Model:
 
     @staticmethod
     def reads(who: Who, owner: str, category: str) -> bool:
+        """`category`: the data set an entity is in (`Item.category`, "loose" for none)."""
         if who.org is None:
-            return category == "open"
-        if who.org == owner or (who.org, owner) in MANDATES or category == "open":
+            return category in ("open", "scoped-open")
+        if who.org == owner or (who.org, owner) in MANDATES:
             return True
-        if category == "restricted" and who.org == PARTNER:
+        if category in ("open", "scoped-open"):
+            return True
+        if category in ("restricted", "scoped-restricted") and who.org == PARTNER:
             return True
         return (who.org, owner, category) in ACTIVE_GRANTS
 
@@ -116,6 +129,11 @@ class Model:
     @staticmethod
     def writes_anything(who: Who) -> bool:
         return who.org is not None and who.role != "reader"
+
+    @staticmethod
+    def deletes_context(who: Who, owner: str) -> bool:
+        """A hosted @context: deleted by the editors and admins of the organisation hosting it."""
+        return Model.writes_anything(who) and who.org == owner
 
     @staticmethod
     def reads_subscription(who: Who, owner: str) -> bool:
@@ -135,15 +153,24 @@ class Item:
 
     id: str
     owner: str
-    category: str
+    kind: str  # its type's category
+    scope: tuple[str, ...] = ()
 
     @property
     def type(self) -> str:
-        return CATEGORIES[self.category]
+        return CATEGORIES[self.kind]
+
+    @property
+    def category(self) -> str:
+        """The data set it is in: a scoped one only when its scope lies within SCOPE."""
+        if self.kind.startswith("scoped") and self.scope != tuple(COPY_SCOPES[1]):
+            return "loose"
+        return self.kind
 
 
 ITEMS = [
-    Item(f"urn:ngsi-ld:{CATEGORIES[cat]}:{owner}{n}", owner, cat)
+    Item(f"urn:ngsi-ld:{CATEGORIES[cat]}:{owner}{n}", owner, cat,
+         tuple(COPY_SCOPES[n]) if cat.startswith("scoped") else ())
     for owner in OWNERS
     for cat in CATEGORIES
     for n in range(COPIES)
@@ -154,6 +181,7 @@ def temporal_payload(item: Item) -> dict[str, Any]:
     return {
         "id": item.id,
         "type": item.type,
+        **({"scope": list(item.scope)} if item.scope else {}),
         "temperature": [
             {"type": "Property", "value": 10, "observedAt": T1},
             {"type": "Property", "value": 11, "observedAt": T2},
@@ -174,6 +202,7 @@ class World:
     orgs: dict[str, str]  # short name -> organisation id
     keys: dict[str, str]  # principal name -> API key
     subs: dict[str, str] = field(default_factory=dict)  # owner short name -> subscription id
+    contexts: dict[str, str] = field(default_factory=dict)  # owner short name -> hosted @context
     instances: dict[str, str] = field(default_factory=dict)  # entity id -> a temperature instance
     failures: list[str] = field(default_factory=list)
     figures: Counter[str] = field(default_factory=Counter)
@@ -268,12 +297,14 @@ async def world(database_url: str) -> AsyncIterator[World]:
             for cat, etype in CATEGORIES.items():
                 if cat == "loose":
                     continue
+                policy = cat.removeprefix("scoped-")
                 permissions = (
-                    [{"action": "read", "assignee": orgs[PARTNER]}] if cat == "restricted" else None
+                    [{"action": "read", "assignee": orgs[PARTNER]}]
+                    if policy == "restricted" else None
                 )
                 await gov.create_dataset(
-                    admin, f"{orgs[owner]}-{cat}", orgs[owner], etype, [etype], policy=cat,
-                    permissions=permissions,
+                    admin, f"{orgs[owner]}-{cat}", orgs[owner], etype, [etype], policy=policy,
+                    permissions=permissions, scope=SCOPE if cat.startswith("scoped") else None,
                 )
         await gov.create_mandate(Principal(orgs["a"], "admin"), orgs["a"], orgs["m"])
         # grants: request, approve (valid, already expired), approve and revoke
@@ -303,6 +334,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
                 )
                 assert r.status_code == 201, r.text
                 w.subs[owner] = r.headers["Location"].rsplit("/", 1)[1]
+                await _host_context(w, owner)
             yield w
 
 
@@ -528,6 +560,17 @@ async def create_cases(w: World, who: Who, item: Item) -> None:
 
 async def list_cases(w: World, who: Who) -> None:
     """Lists, counts and discovery over all the fixture entities."""
+    for etype in ("Bench", "Kiosk", "Bench,Kiosk"):
+        # scopeQ over both sides of the scoped data sets' scope: the filter still decides
+        # (scopeQ, which copies it selects: 0 is outside SCOPE, 1 within it; NGSI-LD §4.19)
+        for scope_q, copies in (("/Zone/#", (0, 1)), ("/Zone/In/#", (1,)),
+                                ("/Zone/Inside", (0,))):
+            wanted = [i for i in ITEMS if i.type in etype.split(",")
+                      and int(i.id[-1]) in copies]
+            params = {"type": etype, "scopeQ": scope_q, "count": "true", "limit": "100"}
+            r = await w.call(who, "GET", f"{NGSI}/entities", params=params)
+            await read_list(w, who, matches(who, wanted), f"{who.name} list {params}", r,
+                            counted=True)
     for etype in [*CATEGORIES.values(), "Park,Camera", "Building|Lamp"]:
         wanted = [i for i in ITEMS if i.type in etype.replace("|", ",").split(",")]
         expected = matches(who, wanted)
@@ -730,6 +773,38 @@ async def create_and_context_cases(w: World, who: Who) -> None:
         w.fail(f"{who.name} GET contexts", f"answered {r.status_code}")
 
 
+async def _host_context(w: World, owner: str) -> None:
+    r = await w.client.post(
+        f"{NGSI}/jsonldContexts", json={"@context": {"x": "https://example.org/x"}},
+        headers={"Authorization": f"Bearer {w.keys[f'{owner}.editor']}",
+                 "NGSILD-Tenant": w.tenant, "Content-Type": "application/json"},
+    )
+    assert r.status_code == 201, r.text
+    w.contexts[owner] = r.headers["Location"].rsplit("/", 1)[1]
+
+
+async def context_delete_cases(w: World, who: Who) -> None:
+    """Deleting a hosted @context: only its hosting organisation's editors and admins."""
+    for owner in OWNERS:
+        r = await w.call(who, "DELETE", f"{NGSI}/jsonldContexts/{w.contexts[owner]}")
+        case = f"{who.name} DELETE context of {owner}"
+        w.figures["cases"] += 1
+        if who.revoked_key:
+            w.figures["cases"] -= 1
+            await expect_refused_auth(w, case, r)
+            continue
+        allowed = Model.deletes_context(who, owner)
+        if allowed != r.is_success or (not allowed and r.status_code not in (401, 403)):
+            w.figures["unauthorised 2xx"] += r.is_success and not allowed
+            w.fail(case, f"answered {r.status_code} {r.text[:200]}")
+        if r.is_success:
+            await _host_context(w, owner)
+        elif (await w.client.get(f"{NGSI}/jsonldContexts/{w.contexts[owner]}",
+                                 headers={"NGSILD-Tenant": w.tenant})).status_code != 200:
+            w.figures["unauthorised changes"] += 1
+            w.fail(case, "the hosted @context is gone")
+
+
 async def _owner(w: World, entity_id: str) -> str | None:
     for owner in w.orgs.values():
         found = await w.app.state.broker.store.query(
@@ -803,6 +878,7 @@ async def run_matrix(w: World, principals: list[Who], items: list[Item]) -> None
         await list_cases(w, who)
         await subscription_cases(w, who)
         await create_and_context_cases(w, who)
+        await context_delete_cases(w, who)
         await admin_cases(w, who)
 
 

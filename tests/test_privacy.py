@@ -149,15 +149,32 @@ def test_the_most_permissive_admitting_data_set_decides() -> None:
     strict = Privacy.parse({"sensitive": ["plate"]}, expand)
     cars = frozenset({NS + "Car"})
     only_open = Disclosure(views=(SliceView("open", "gent", cars, Access.OPEN, strict),))
-    assert only_open.view("gent", [NS + "Car"]).access is Access.OPEN
+    assert only_open.view("gent", [NS + "Car"], None).access is Access.OPEN
     both = Disclosure(views=(
         SliceView("open", "gent", cars, Access.OPEN, strict),
         SliceView("granted", "gent", cars, Access.GRANTED, strict),
     ))
-    view = both.view("gent", [NS + "Car"])
+    view = both.view("gent", [NS + "Car"], None)
     assert view.access is Access.GRANTED and view.audited == ("granted",)
-    assert both.view("other", [NS + "Car"]).access is Access.FULL  # the filter decided
-    assert Disclosure(owners=frozenset({"gent"}), views=both.views).view("gent", []).access is Access.FULL
+    assert both.view("other", [NS + "Car"], None).access is Access.FULL  # the filter decided
+    assert Disclosure(owners=frozenset({"gent"}), views=both.views).view("gent", [], None).access is Access.FULL
+
+
+def test_a_scoped_data_set_shows_only_the_entities_within_its_scope() -> None:
+    strict = Privacy.parse({"sensitive": ["plate"]}, expand)
+    cars = frozenset({NS + "Car"})
+    d = Disclosure(views=(
+        SliceView("centre", "gent", cars, Access.GRANTED, strict, "/Gent/Centrum"),
+        SliceView("all", "gent", cars, Access.OPEN, strict),
+    ))
+    # within the granted data set's scope (or below it, or without the optional leading /)
+    for scopes in (["/Gent/Centrum"], ["Gent/Centrum/Kouter"], ["/Elders", "/Gent/Centrum"]):
+        assert d.view("gent", [NS + "Car"], scopes).access is Access.GRANTED
+    # outside it only the open data set admits the entity
+    for scopes in (None, [], ["/Gent"], ["/Gent/CentrumNoord"]):
+        assert d.view("gent", [NS + "Car"], scopes).access is Access.OPEN
+    # what a query may not test is told per (owner, types, scope) slice
+    assert d.withheld(frozenset({NS + "plate"})) == [("gent", cars, None)]
 
 
 def test_queries_cannot_test_what_a_view_hides() -> None:
@@ -167,7 +184,7 @@ def test_queries_cannot_test_what_a_view_hides() -> None:
     d = Disclosure(views=(SliceView("open", "gent", cars, Access.OPEN, p),))
     assert d.needed
     assert d.withheld(frozenset({NS + "speed"})) == []
-    slice_ = [("gent", cars)]
+    slice_ = [("gent", cars, None)]
     assert d.withheld(frozenset({NS + "plate"})) == slice_
     assert d.withheld(frozenset({NS + "n"})) == slice_  # suppressed values
     assert d.withheld(frozenset(), present=frozenset({NS + "n"})) == []  # projecting counts is fine

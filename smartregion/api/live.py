@@ -2,7 +2,8 @@
 
     GET /live/entities?type=T            entities of a type (an NGSI-LD type expression)
     GET /live/entities?id=E1,E2          given entities
-    GET /live/entities?dataset=D         a data set's entities (its owner's, of its types)
+    GET /live/entities?dataset=D         a data set's entities (its owner's, of its types, in
+                                         its scope)
         [&idPattern=…][&q=…][&options=keyValues|concise]   (NGSILD-Tenant, Link as for NGSI-LD)
 
 Each committed write of a selected entity the caller may read sends `event: entity` with the
@@ -35,9 +36,10 @@ from smartregion.broker.live import LiveFeed
 from smartregion.core.entities import is_uri
 from smartregion.core.qlang import parse_q
 from smartregion.core.rendering import RenderOptions, render_entity
+from smartregion.core.scopes import scopes_within
 from smartregion.core.typeexpr import parse_type_expr
 from smartregion.errors import BadRequestData, ResourceNotFound
-from smartregion.storage.base import EntityQuery, Readable
+from smartregion.storage.base import EntityQuery, Readable, Slice
 
 __all__ = ["entity_stream"]
 
@@ -150,19 +152,35 @@ async def _dataset_scope(ex: Exchange, dataset_id: str) -> Readable:
         if found is None or found.policy_kind == "private":
             raise ResourceNotFound(f"no data set {dataset_id!r}")
         dataset = found
-    return Readable(slices=((dataset.owner_org, frozenset(dataset.entity_types)),))
+    return Readable(slices=(dataset.selection,))
 
 
 def _within(scope: Readable, decided: Readable | None) -> Readable:
-    """The part of a data set's slice (`scope`) that the caller may read (`decided`)."""
+    """The part of a data set's slice (`scope`) that the caller may read (`decided`), shown
+    through the caller's privacy views (`decided.disclosure`)."""
     if decided is None:
         return scope
-    slices = []
-    for owner, types in scope.slices:
-        if owner in decided.owners:
-            slices.append((owner, types))
+    slices: list[Slice] = []
+    for wanted in scope.slices:
+        if wanted.owner in decided.owners:
+            slices.append(wanted)
             continue
-        allowed = frozenset().union(*(t for o, t in decided.slices if o == owner)) & types
-        if allowed:
-            slices.append((owner, allowed))
-    return Readable(slices=tuple(slices))
+        for have in decided.slices:
+            if have.owner != wanted.owner or not (types := wanted.types & have.types):
+                continue
+            meet, narrower = _narrower(wanted.scope, have.scope)
+            if meet:
+                slices.append(Slice(wanted.owner, types, narrower))
+    return Readable(slices=tuple(slices), disclosure=decided.disclosure)
+
+
+def _narrower(a: str | None, b: str | None) -> tuple[bool, str | None]:
+    """(whether one scope holds what is within both `a` and `b`, that scope; None: any). Two
+    disjoint hierarchies have none: an entity with a scope in each is left out (fail closed)."""
+    if a is None or b is None:
+        return True, (b if a is None else a)
+    if scopes_within(a, [b]):
+        return True, b
+    if scopes_within(b, [a]):
+        return True, a
+    return False, None

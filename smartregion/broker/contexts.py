@@ -55,6 +55,7 @@ from smartregion.errors import (
     ResourceNotFound,
     SmartRegionError,
 )
+from smartregion.governance import Forbidden, WriteAccess
 from smartregion.storage.base import Store
 
 __all__ = [
@@ -102,6 +103,9 @@ class ContextEntry:
     #: wall-clock (epoch seconds) expiry of a Cached copy; None: never expires
     expires_at: float | None = None
     extra_info: dict[str, Any] | None = None
+    #: the organisation that hosted it (Hosted contexts; None: hosted before owners were
+    #: recorded, counted as the default organisation's); only its editors may delete it
+    owner: str | None = None
 
     def details(self) -> dict[str, Any]:
         """The detail object listed by `GET /jsonldContexts?details=true`."""
@@ -433,8 +437,15 @@ class ContextResolver:
             return [e.details() for e in entries]
         return [e.url for e in entries]
 
-    async def add(self, document: Any, *, tenant: str = "", base_url: str | None = None) -> str:
-        """Store a Hosted context (§5.13.2); returns the URL it is served at."""
+    async def add(
+        self,
+        document: Any,
+        *,
+        tenant: str = "",
+        base_url: str | None = None,
+        owner: str | None = None,
+    ) -> str:
+        """Store a Hosted context (§5.13.2), owned by `owner`; returns the URL it is served at."""
         if not isinstance(document, Mapping) or "@context" not in document:
             # NGSI-LD 1.8 §5.13.2.4; the conformance suite (050_02) expects InvalidRequest
             raise InvalidRequest("the payload must be a JSON object with an @context member")
@@ -452,6 +463,7 @@ class ContextResolver:
             kind="Hosted",
             document=copy.deepcopy(dict(document)),
             created_at=self._now(),
+            owner=owner,
         )
         await self._store(tenant, entry)
         if isinstance(context, str | list):
@@ -497,8 +509,21 @@ class ContextResolver:
         self._hit(entry)
         return result
 
-    async def delete(self, ident: str, reload: bool = False, *, tenant: str = "") -> None:
-        """Delete a context, or with `reload` re-fetch a Cached one (§5.13.5)."""
+    async def delete(
+        self,
+        ident: str,
+        reload: bool = False,
+        *,
+        tenant: str = "",
+        writer: WriteAccess | None = None,
+        unowned: str = "",
+    ) -> None:
+        """Delete a context, or with `reload` re-fetch a Cached one (§5.13.5).
+
+        A Hosted context is deleted only by a `writer` of the organisation that hosted it (one
+        hosted before owners were recorded counts as `unowned`'s); others get Forbidden. Cached
+        copies of remote contexts and implicitly created ones have no owner (None: internal).
+        """
         entry = self._find(ident, tenant)
         if entry is not None and entry.local_id == CORE_LOCAL_ID:
             if not reload:
@@ -516,6 +541,9 @@ class ContextResolver:
             # §5.13.5.4: a failed reload leaves the cached copy in place
             await self._refresh(entry, tenant)
             return
+        if entry.kind == "Hosted" and writer is not None and not writer.unrestricted \
+                and (entry.owner or unowned) != writer.org_id:
+            raise Forbidden(f"@context {ident!r} was hosted by another organisation")
         self._registry(tenant).drop(entry)
         self._generation += 1
         if self._persistence is not None:
@@ -647,6 +675,7 @@ class StoreContextPersistence:
             "document": entry.document,
             "createdAt": entry.created_at.isoformat(),
             "expiresAt": entry.expires_at,
+            "owner": entry.owner,
         }
         await self.store.put_context(self._key(tenant, entry), record, kind=entry.kind.lower())
 
@@ -668,6 +697,7 @@ class StoreContextPersistence:
                 document=record["document"],
                 created_at=datetime.fromisoformat(record["createdAt"]),
                 expires_at=record.get("expiresAt"),
+                owner=record.get("owner"),
             )
             resolver.restore(record["tenant"], entry)
             count += 1

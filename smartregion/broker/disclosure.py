@@ -103,7 +103,7 @@ class Discloser:
             owner = owners.get(doc["id"])
             if owner is None:  # deleted meanwhile: show nothing of it rather than guess
                 continue
-            view = disclosure.view(owner, doc.get("type") or [])
+            view = disclosure.view(owner, doc.get("type") or [], doc.get("scope"))
             if view.audited:
                 audited.update(view.audited)
                 count += 1

@@ -182,7 +182,7 @@ class RetentionService:
 
     async def _members(self, tenant: str, ids: list[str], ds: Dataset) -> set[str]:
         """Those of `ids` that belong to the data set (its owner's, with one of its types)."""
-        readable = Readable(slices=((ds.owner_org, frozenset(ds.entity_types)),))
+        readable = Readable(slices=(ds.selection,))
         found: set[str] = set()
         for k in range(0, len(ids), _CHUNK):
             chunk = tuple(ids[k : k + _CHUNK])

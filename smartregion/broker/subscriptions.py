@@ -449,11 +449,16 @@ class NotificationFilter:
         """
         if readable is None:
             return body
-        about = {str(e[0]): (str(e[1]), e[2]) for e in row.target.get("about", [])}
+        # [id, owner, types, scopes]; rows queued before scopes were recorded have no scopes,
+        # so scoped data sets admit nothing of them (fail closed)
+        about = {
+            str(e[0]): (str(e[1]), e[2], e[3] if len(e) > 3 else None)
+            for e in row.target.get("about", [])
+        }
         data = [
             item for item in body.get("data", [])
             if (found := about.get(item.get("id"))) is not None
-            and readable.admits(found[0], found[1])
+            and readable.admits(*found)
         ]
         disclosure = readable.disclosure
         if disclosure is not None and data:
@@ -463,8 +468,7 @@ class NotificationFilter:
             audited: set[str] = set()
             shown = []
             for item in data:
-                owner, types = about[item["id"]]
-                view = disclosure.view(owner, types)
+                view = disclosure.view(*about[item["id"]])
                 if view.privacy.transforms(view.access):
                     continue
                 audited.update(view.audited)
@@ -477,6 +481,11 @@ class NotificationFilter:
 
 def _types(doc: Doc) -> list[str]:
     value = doc.get("type", [])
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _scopes(doc: Doc) -> list[str]:
+    value = doc.get("scope", [])
     return [value] if isinstance(value, str) else list(value)
 
 
@@ -530,7 +539,9 @@ class _TenantMatcher:
             row = build_row(sub, data, fired[0][1])
             if owners is not None:
                 row.target["about"] = [
-                    [c.entity["id"], owners(c.entity["id"]), _types(c.entity)] for c, _ in fired
+                    [c.entity["id"], owners(c.entity["id"]), _types(c.entity),
+                     _scopes(c.entity)]
+                    for c, _ in fired
                 ]
             if sub.doc["notification"].get("join") in ("flat", "inline"):
                 # §4.5.23 in notifications: linked entities are read when the row is sent (the

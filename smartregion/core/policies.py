@@ -25,6 +25,7 @@ The module is pure: no I/O, no clock (the caller passes the instant to decide at
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,12 +41,16 @@ __all__ = [
     "evaluate",
     "open_policy",
     "parse_instant",
+    "parse_purpose",
     "private_policy",
     "restricted_policy",
     "validate_policy",
 ]
 
 ODRL_CONTEXT = "http://www.w3.org/ns/odrl.jsonld"
+
+#: a declared purpose: a word or an IRI (a purpose constraint's right operand compares equal)
+_PURPOSE = re.compile(r"[A-Za-z0-9._:/#-]{1,200}")
 
 #: the actions a permission may name (ODRL core `read`; `write` from our profile)
 ACTIONS = frozenset({"read", "write"})
@@ -257,3 +262,15 @@ def private_policy(uid: str) -> dict[str, Any]:
 def restricted_policy(uid: str, permissions: list[dict[str, Any]]) -> dict[str, Any]:
     """Only the given (validated) permissions."""
     return validate_policy(_policy(uid, permissions))
+
+
+def parse_purpose(text: str | None) -> str | None:
+    """A reader's declared purpose (None: none declared); BadRequestData when malformed."""
+    if text is None or not text.strip():
+        return None
+    purpose = text.strip()
+    if not _PURPOSE.fullmatch(purpose):
+        raise BadRequestData(
+            "a purpose is a word or an IRI of at most 200 letters, digits and . _ : / # -"
+        )
+    return purpose

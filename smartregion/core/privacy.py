@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from smartregion.core.scopes import scopes_within
 from smartregion.errors import BadRequestData
 
 __all__ = [
@@ -376,6 +377,16 @@ class SliceView:
     types: frozenset[str]
     access: Access
     privacy: Privacy = field(default_factory=Privacy)
+    #: the data set's scope: only entities with a scope within it (`core.scopes.scopes_within`)
+    scope: str | None = None
+
+    def admits(self, owner: str, types: Iterable[str], scopes: Iterable[str] | None) -> bool:
+        """Whether the data set holds an entity of `owner` with `types` and `scopes`."""
+        return (
+            owner == self.owner
+            and not self.types.isdisjoint(types)
+            and (self.scope is None or scopes_within(self.scope, scopes))
+        )
 
 
 #: records a read of non-open data: (data set ids, number of entities returned)
@@ -413,12 +424,13 @@ class Disclosure:
                                                     or v.privacy.transforms(v.access))
                    for v in self.views)
 
-    def view(self, owner: str, types: Iterable[str]) -> View:
-        """How an entity of `owner` with `types` is shown."""
+    def view(self, owner: str, types: Iterable[str], scopes: Iterable[str] | None) -> View:
+        """How an entity of `owner` with `types` and `scopes` (its `scope` member) is shown."""
         if owner in self.owners:
             return _FULL
-        have = set(types)
-        admitting = [v for v in self.views if v.owner == owner and not have.isdisjoint(v.types)]
+        have = frozenset(types)
+        found = list(scopes) if scopes is not None else None
+        admitting = [v for v in self.views if v.admits(owner, have, found)]
         if not admitting:
             return _FULL  # admitted by no view of ours: the filter decided; nothing to change
         best = max(admitting, key=lambda v: (v.access, not v.privacy.transforms(v.access)))
@@ -440,15 +452,15 @@ class Disclosure:
         bounds: Sequence[float] = (),
         geo: bool = False,
         aggregate: bool = False,
-    ) -> list[tuple[str, frozenset[str]]]:
-        """The (owner, types) slices a query may not select from, because it tests what the
+    ) -> list[tuple[str, frozenset[str], str | None]]:
+        """The (owner, types, scope) slices a query may not select from, because it tests what the
         reader does not see there: the value of an attribute in `tested` that is hidden or a
         count (suppressed values), the presence of a hidden attribute in `present`, a time
         (`times`: system or observation times, coarsened; `bounds`: a time window, epoch
         seconds, that does not fall on the view's time grid), a geometry (`geo`, coarsened) —
         or aggregates (`aggregate`) what the reader sees transformed."""
-        blocked: set[tuple[str, frozenset[str]]] = set()
-        free: set[tuple[str, frozenset[str]]] = set()
+        blocked: set[tuple[str, frozenset[str], str | None]] = set()
+        free: set[tuple[str, frozenset[str], str | None]] = set()
         for v in self.views:
             if v.owner in self.owners:
                 continue
@@ -467,6 +479,6 @@ class Disclosure:
                     or (grid is not None and (times or any(b % grid for b in bounds)))
                     or (geo and p.coarsen_place is not None)
                 )
-            (blocked if hit else free).add((v.owner, v.types))
+            (blocked if hit else free).add((v.owner, v.types, v.scope))
         # a slice another, unhindered data set also admits stays selectable (most permissive)
-        return sorted(blocked - free, key=lambda s: (s[0], sorted(s[1])))
+        return sorted(blocked - free, key=lambda s: (s[0], sorted(s[1]), s[2] or ""))

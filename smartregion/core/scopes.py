@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -24,16 +25,20 @@ from typing import Final
 from smartregion.errors import BadRequestData
 
 __all__ = [
+    "DATASET_SCOPE",
     "ScopeAnd",
     "ScopeExpr",
     "ScopeOr",
     "ScopePattern",
     "parse_scope_q",
     "scope_matches",
+    "scopes_within",
 ]
 
 MAX_DEPTH: Final = 32
 NULL_SCOPE: Final = "urn:ngsi-ld:null"  # NGSI-LD Null: a deleted scope, never matched
+#: a data set's scope: an NGSI-LD scope (§4.18, as entities' are validated) with its leading `/`
+DATASET_SCOPE: Final = re.compile(r"/[^\W\d_]\w*(?:/[^\W\d_]\w*)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,3 +200,10 @@ def scope_matches(expr: ScopeExpr, scopes: Iterable[str] | str | None) -> bool:
         scopes = [scopes]
     levels = [_levels(s) for s in scopes if isinstance(s, str) and s and s != NULL_SCOPE]
     return bool(levels) and _matches(expr, levels)
+
+
+def scopes_within(scope: str, scopes: Iterable[str] | str | None) -> bool:
+    """Whether an entity with these scopes lies within a data set's `scope`: one of them is the
+    scope itself or below it — the `scopeQ` `{scope}/#` (§4.19 EXAMPLE 2), which the read
+    filter's SQL (`storage.planning.Dialect.scope_within`) implements exactly."""
+    return scope_matches(ScopePattern(_levels(scope), subtree=True), scopes)

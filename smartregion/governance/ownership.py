@@ -2,9 +2,10 @@
 
 Every entity is owned by an organisation. A writer (an editor or admin of organisation B) may
 change an entity owned by A when A == B, or when A has mandated B — for all of A's data, or for
-a data set of A whose entity types include one of the entity's types. A new entity is owned by
-B, unless its types fall in a data set of an owner A that mandated B: then A owns it (the owner
-who commissioned the collection keeps the data). `WriteAccess` holds what this needs, loaded
+a data set of A whose entity types include one of the entity's types (and, for a data set with
+a scope, whose scope lies within it). A new entity is owned by B, unless it falls in such a data
+set of an owner A that mandated B: then A owns it (the owner who commissioned the collection
+keeps the data). `WriteAccess` holds what this needs, loaded
 once per request (`Governance.write_access`), so the check inside a write transaction is pure.
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from smartregion.core.scopes import scopes_within
 
 __all__ = ["WriteAccess"]
 
@@ -25,8 +28,9 @@ class WriteAccess:
     org_id: str
     #: owners that mandated `org_id` for all their data
     mandators: frozenset[str] = frozenset()
-    #: (owner, entity type IRIs) of each data set whose owner mandated `org_id`, in a stable order
-    datasets: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: (owner, entity type IRIs, scope or None) of each data set whose owner mandated `org_id`,
+    #: in a stable order
+    datasets: tuple[tuple[str, frozenset[str], str | None], ...] = ()
     #: a system writer (demo loader, MQTT bridge, operator): may change every entity
     unrestricted: bool = False
 
@@ -39,14 +43,12 @@ class WriteAccess:
         """Whether this writer may change (or delete) an entity owned by `owner`."""
         if self.unrestricted or owner == self.org_id or owner in self.mandators:
             return True
-        types = _types(doc)
-        return any(o == owner and types & t for o, t in self.datasets)
+        return any(o == owner and _holds(t, scope, doc) for o, t, scope in self.datasets)
 
     def owner_of_new(self, doc: dict[str, Any]) -> str:
         """The owner of a new entity this writer creates."""
-        types = _types(doc)
-        for owner, dataset_types in self.datasets:
-            if types & dataset_types:
+        for owner, dataset_types, scope in self.datasets:
+            if _holds(dataset_types, scope, doc):
                 return owner
         return self.org_id
 
@@ -63,3 +65,10 @@ def _types(doc: dict[str, Any] | None) -> frozenset[str]:
         return frozenset()
     value: Iterable[str] | str = doc.get("type", ())
     return frozenset([value] if isinstance(value, str) else value)
+
+
+def _holds(types: frozenset[str], scope: str | None, doc: dict[str, Any] | None) -> bool:
+    """Whether a data set (types, scope) holds the entity `doc` (as the read filter's slices)."""
+    if not types & _types(doc):
+        return False
+    return scope is None or (doc is not None and scopes_within(scope, doc.get("scope")))

@@ -34,13 +34,14 @@ from smartregion.core.policies import (
     restricted_policy,
 )
 from smartregion.core.privacy import Access, Disclosure, Privacy, SliceView
+from smartregion.core.scopes import DATASET_SCOPE
 from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, Unauthenticated
 from smartregion.governance.identifiers import normalise_kbo, normalise_nis
 from smartregion.governance.keys import hash_key, issue_key, key_matches, parse_key
 from smartregion.governance.ownership import WriteAccess
 from smartregion.governance.passwords import hash_password, verify_password
 from smartregion.governance.principals import ROLES, Forbidden, Principal
-from smartregion.storage.base import Readable
+from smartregion.storage.base import Readable, Slice
 from smartregion.storage.governance import (
     AccessRequest,
     Agreement,
@@ -418,14 +419,18 @@ class Governance:
             return WriteAccess(principal.org_id)
         blanket = frozenset(m.owner_org for m in mandates if m.dataset_id is None)
         named = {m.dataset_id for m in mandates if m.dataset_id is not None}
-        covered: list[tuple[str, str, frozenset[str]]] = []
+        covered: list[tuple[str, str, frozenset[str], str | None]] = []
         for owner in sorted({m.owner_org for m in mandates}):
             for dataset in await self.store.list_datasets(owner_org=owner):
                 if owner in blanket or dataset.id in named:
-                    covered.append((owner, dataset.id, frozenset(dataset.entity_types)))
-        covered.sort()
+                    covered.append(
+                        (owner, dataset.id, frozenset(dataset.entity_types), dataset.scope)
+                    )
+        covered.sort(key=lambda c: c[:2])
         return WriteAccess(
-            principal.org_id, blanket, tuple((owner, types) for owner, _, types in covered)
+            principal.org_id,
+            blanket,
+            tuple((owner, types, scope) for owner, _, types, scope in covered),
         )
 
     async def record_refused_authentication(
@@ -492,8 +497,11 @@ class Governance:
             raise BadRequestData("a data set selects at least one entity type")
         if theme is not None and theme not in THEMES:
             raise BadRequestData(f"theme must be one of {list(THEMES)}")
-        if scope is not None and not scope.startswith("/"):
-            raise BadRequestData("a scope starts with / (NGSI-LD 1.8 §4.18)")
+        if scope is not None and not DATASET_SCOPE.fullmatch(scope):
+            raise BadRequestData(
+                f"scope {scope!r} is not an NGSI-LD scope with a leading / (NGSI-LD 1.8 §4.18:"
+                " levels of letters, digits and _, each starting with a letter, e.g. /Gent/Centrum)"
+            )
         if policy == "open" and license is None:
             license = DEFAULT_OPEN_LICENSE
         if license is not None:
@@ -748,8 +756,7 @@ class Governance:
         of every other data set it `may_read` (open, the policy, an active grant, a mandate for
         that data set) the entities of the data set's owner having one of its entity types.
         Anonymous callers read the data sets whose policy lets anyone read (open ones).
-        A data set with a scope grants non-owners nothing yet (fail closed: its slice by types
-        alone would also include the owner's entities outside the scope).
+        Of a data set with a scope, only the entities with a scope within it (`Slice.scope`).
 
         The result carries the reader's `Disclosure` when it does not see everything it reads
         as stored (attribute classes, open views) or when its reads must be audited (non-open
@@ -774,10 +781,10 @@ class Governance:
                 else:
                     mandated.add((mandate.owner_org, mandate.dataset_id))
         reader = self._reader(org_id, records)
-        slices: list[tuple[str, frozenset[str]]] = []
+        slices: list[Slice] = []
         views: list[SliceView] = []
         for dataset in records.datasets:
-            if dataset.owner_org in owners or dataset.scope is not None:
+            if dataset.owner_org in owners:
                 continue
             types = frozenset(dataset.entity_types)
             if (dataset.owner_org, dataset.id) in mandated:
@@ -789,9 +796,9 @@ class Governance:
                 access = Access.GRANTED if granted else Access.OPEN
             else:
                 continue
-            slices.append((dataset.owner_org, types))
+            slices.append(Slice(dataset.owner_org, types, dataset.scope))
             views.append(SliceView(dataset.id, dataset.owner_org, types, access,
-                                   Privacy.from_json(dataset.privacy)))
+                                   Privacy.from_json(dataset.privacy), dataset.scope))
         disclosure = Disclosure(frozenset(owners), tuple(views),
                                 audit=self._read_audit(principal, purpose))
         return Readable(
@@ -872,8 +879,8 @@ class _Reader:
     held: list[tuple[Grant, Agreement]]
 
 
-def _slice_key(item: tuple[str, frozenset[str]]) -> tuple[str, list[str]]:
-    return item[0], sorted(item[1])
+def _slice_key(item: Slice) -> tuple[str, list[str], str]:
+    return item.owner, sorted(item.types), item.scope or ""
 
 
 def parse_time(text: str) -> datetime:

@@ -55,7 +55,7 @@ from smartregion.broker.service import Broker
 from smartregion.core.entities import Vocabulary
 from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, SmartRegionError
-from smartregion.governance import WriteAccess
+from smartregion.governance import Governance, GovernanceStore, Principal, WriteAccess
 from smartregion.ingestion.mapping import Mapping
 from smartregion.storage.ingestion import DeadLetter, DeadLetters, IngestionStore
 
@@ -181,9 +181,14 @@ class MqttBridge:
         self.connected = asyncio.Event()
         self.ingested = 0
         self.dead = 0
-        # the bridge writes as its organisation: it creates what that organisation owns and may
-        # change only that (an entity of another owner becomes a dead letter)
-        self._writer = WriteAccess(config.org)
+        # the bridge writes as an editor of its organisation, by the API's rules: it changes
+        # that organisation's entities and those of owners that mandated it (for all their data
+        # or for a data set holding the entity), and what it creates in a mandating owner's
+        # data set is that owner's; any other entity becomes a dead letter. The mandates are read
+        # for every transaction (`_write_access`), as the API reads them for every request, so
+        # a revoked mandate stops counting at once.
+        store = broker.store
+        self._governance = Governance(store) if isinstance(store, GovernanceStore) else None
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -271,7 +276,8 @@ class MqttBridge:
             return [DeadLetters(tuple(letters))] if letters else []
 
         results = await self.broker.batch.upsert_parts(
-            self.config.tenant, chunk.parsed, writer=self._writer, mode="update", extra=dead_letters
+            self.config.tenant, chunk.parsed, writer=await self._write_access(), mode="update",
+            extra=dead_letters,
         )
         # committed: count and report
         for letter in letters:
@@ -280,6 +286,13 @@ class MqttBridge:
         self.ingested += sum(len(r.success) for r in results)
         outcomes = iter(results)
         return [next(outcomes).success if p.entities is not None else [] for p in batch]
+
+    async def _write_access(self) -> WriteAccess:
+        """What the bridge's organisation may write now (`Governance.write_access`)."""
+        if self._governance is None:
+            return WriteAccess(self.config.org)
+        editor = Principal(org_id=self.config.org, role="editor")
+        return await self._governance.write_access(editor)
 
     async def _entities(
         self, topic: str, payload: bytes, received: str

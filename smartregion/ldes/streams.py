@@ -163,7 +163,7 @@ class EventStreams:
         readable = await self.governance.readable_for(principal)
         if readable is None or dataset.owner_org in readable.owners:
             return ReadableStream(dataset)
-        if (dataset.owner_org, frozenset(dataset.entity_types)) not in readable.slices:
+        if dataset.selection not in readable.slices:
             raise ResourceNotFound(f"no event stream {dataset_id!r}")
         disclosure = readable.disclosure
         view = next((v for v in disclosure.views if v.dataset_id == dataset.id), None) \
@@ -189,7 +189,7 @@ class EventStreams:
         for dataset in await self.governance.list_datasets():
             if readable is None or dataset.owner_org in readable.owners:
                 out.append((dataset, FULL_VIEW))
-            elif (dataset.owner_org, frozenset(dataset.entity_types)) in readable.slices:
+            elif dataset.selection in readable.slices:
                 view = next((v for v in disclosure.views if v.dataset_id == dataset.id), None) \
                     if disclosure is not None else None
                 out.append((dataset, FULL_VIEW if view is None else View(view.access, view.privacy)))
@@ -214,7 +214,7 @@ class EventStreams:
         """When the data set's published history begins (µs; None: nothing published yet):
         its first member, or the retention cutoff when that is later."""
         first = await self.store.stream_start(
-            self.config.tenant, dataset.owner_org, dataset.entity_types
+            self.config.tenant, dataset.owner_org, dataset.entity_types, scope=dataset.scope
         )
         if first is None:
             return None
@@ -229,7 +229,7 @@ class EventStreams:
         privacy = view.privacy
         extent = await self.store.stream_extent(
             self.config.tenant, dataset.owner_org, dataset.entity_types,
-            sorted(privacy.hidden(view.access)),
+            sorted(privacy.hidden(view.access)), scope=dataset.scope,
         )  # fmt: skip
         if extent is not None and view.access is Access.OPEN and privacy.coarsen_place:
             extent = coarsen_extent(extent, privacy.coarsen_place)
@@ -268,7 +268,7 @@ class EventStreams:
     async def _inner(self, dataset: Dataset, ref: PageRef, horizon: int, cutoff: int) -> Page:
         hi = window(ref)[1]
         first = await self.store.stream_start(
-            self.config.tenant, dataset.owner_org, dataset.entity_types
+            self.config.tenant, dataset.owner_org, dataset.entity_types, scope=dataset.scope
         )
         if first is None:
             return Page(ref, [], [], immutable=False)
@@ -276,7 +276,7 @@ class EventStreams:
         candidates = children(ref, max(cutoff, first), horizon)
         held = await self.store.stream_nonempty(
             self.config.tenant, dataset.owner_org, dataset.entity_types,
-            [window(c) for c in candidates],
+            [window(c) for c in candidates], scope=dataset.scope,
         )  # fmt: skip
         relations: list[Relation] = []
         for child, nonempty in zip(candidates, held, strict=True):
@@ -305,7 +305,7 @@ class EventStreams:
     async def _latest(self, dataset: Dataset, ref: PageRef, horizon: int, cutoff: int) -> Page:
         members = await self.store.stream_latest(
             self.config.tenant, dataset.owner_org, dataset.entity_types, cutoff, horizon,
-            after=ref.after_series, limit=self.config.page_size,
+            after=ref.after_series, limit=self.config.page_size, scope=dataset.scope,
         )  # fmt: skip
         page = Page(ref, members)
         if len(members) == self.config.page_size:
@@ -330,7 +330,7 @@ class EventStreams:
         width = _FIRST_WINDOW
         if after is None and seek:
             first = await self.store.stream_start(
-                self.config.tenant, dataset.owner_org, dataset.entity_types
+                self.config.tenant, dataset.owner_org, dataset.entity_types, scope=dataset.scope
             )
             if first is None:
                 return out
@@ -339,7 +339,7 @@ class EventStreams:
             hi = min(lo + width, horizon)
             found = await self.store.stream_members(
                 self.config.tenant, dataset.owner_org, dataset.entity_types, lo, hi,
-                after=after, limit=self.config.page_size - len(out),
+                after=after, limit=self.config.page_size - len(out), scope=dataset.scope,
             )  # fmt: skip
             out += found
             if found:
@@ -394,7 +394,7 @@ class EventStreams:
         """One published member on its own (`GET {stream}/members/{series}.{t}.{seq}`): the
         member extraction of TREE dereferences a member IRI whose triples a page lacks."""
         found = await self.store.stream_member(
-            self.config.tenant, dataset.owner_org, dataset.entity_types, *key
+            self.config.tenant, dataset.owner_org, dataset.entity_types, *key, scope=dataset.scope
         )
         now = self.clock()
         if found is not None and found.series.attr in withheld:

@@ -26,7 +26,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+
+from smartregion.core.scopes import scopes_within
 
 if TYPE_CHECKING:
     from smartregion.core.geo import GeoQuery
@@ -42,6 +44,7 @@ __all__ = [
     "Put",
     "QueryResult",
     "Readable",
+    "Slice",
     "Store",
     "StoredContext",
     "TypeInfo",
@@ -57,28 +60,50 @@ OwnersCheck = Callable[[Mapping[str, str]], None]
 DEFAULT_TENANT = ""
 
 
+class Slice(NamedTuple):
+    """One owner's entities having one of `types` and, with a `scope`, a scope within it."""
+
+    owner: str
+    #: expanded entity type IRIs
+    types: frozenset[str]
+    #: a data set's scope (`/Madrid`): only entities with a scope that is it or below it
+    #: (`/Madrid`, `/Madrid/Gardens`; `core.scopes.scopes_within`); None: any entity
+    scope: str | None = None
+
+    def admits(self, owner: str, types: Iterable[str], scopes: Iterable[str] | None) -> bool:
+        """Whether an entity of `owner` with `types` and `scopes` is in the slice."""
+        return (
+            owner == self.owner
+            and not self.types.isdisjoint(types)
+            and (self.scope is None or scopes_within(self.scope, scopes))
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Readable:
-    """The entities a caller may read: all of some owners', and typed slices of others'.
+    """The entities a caller may read: all of some owners', and slices of others'.
 
     An entity is readable when its owner is in `owners`, or when some slice names its owner and
-    at least one of its types. Organisations and types unknown to the store select nothing.
+    at least one of its types (and, for a scoped slice, has a scope within the slice's).
+    Organisations and types unknown to the store select nothing.
     """
 
     #: organisations (ids, as entities are owned in storage) whose entities are all readable
     owners: frozenset[str] = frozenset()
-    #: (owner organisation, expanded entity type IRIs): that owner's entities with one of them
-    slices: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: that owner's entities with one of the types (and within the scope, if any)
+    slices: tuple[Slice, ...] = ()
     #: what the reader sees of the entities it reads, when that is not everything stored
     #: (`core/privacy.py`: attribute classes, open views, read audit); not part of the filter
     disclosure: Disclosure | None = field(default=None, compare=False)
 
-    def admits(self, owner: str, types: Iterable[str]) -> bool:
-        """Whether an entity of `owner` with `types` is readable (the rule SQL implements)."""
+    def admits(self, owner: str, types: Iterable[str], scopes: Iterable[str] | None) -> bool:
+        """Whether an entity of `owner` with `types` and `scopes` (its `scope` member; None:
+        none) is readable — the rule SQL implements."""
         if owner in self.owners:
             return True
-        have = set(types)
-        return any(org == owner and not have.isdisjoint(wanted) for org, wanted in self.slices)
+        have = frozenset(types)
+        found = list(scopes) if scopes is not None else None
+        return any(s.admits(owner, have, found) for s in self.slices)
 
 
 @dataclass(slots=True)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import orjson
 
 from smartregion.core.audit import GENESIS, AuditEvent, AuditRecord, record_hash
+from smartregion.storage.base import Slice
 
 __all__ = [
     "AccessRequest",
@@ -147,6 +148,11 @@ class Dataset:
     rollup_retention_days: int | None = None
     #: attribute classes and open-view rules (`core.privacy.Privacy.to_json`); {}: none
     privacy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def selection(self) -> Slice:
+        """The entities the data set selects: its owner's, of its types, within its scope."""
+        return Slice(self.owner_org, frozenset(self.entity_types), self.scope)
 
 
 @dataclass(slots=True)

@@ -93,6 +93,26 @@ class Dialect:
         """
         return f"+{column}" if self.name == "sqlite" else column
 
+    def scope_within(self, scope: str, doc: str = "e.doc") -> tuple[str, list[Any]]:
+        """The entity document `doc` has a scope that is `scope` (`/A/B`) or below it: exactly
+        `core.scopes.scopes_within` (a stored scope's leading `/` is optional, §4.18; scopes
+        hold no `/` but as separators, so a text prefix ending in `/` is a level prefix)."""
+        below = scope + "/"
+        if self.name == "sqlite":
+            return (
+                f"EXISTS (SELECT 1 FROM json_each({doc}, '$.scope') sc WHERE sc.type = 'text'"
+                " AND ('/' || ltrim(sc.value, '/') = ?"
+                " OR substr('/' || ltrim(sc.value, '/'), 1, ?) = ?))",
+                [scope, len(below), below],
+            )
+        return (
+            "EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN"
+            f" jsonb_typeof({doc}->'scope') = 'array' THEN {doc}->'scope' END) sc(v)"
+            " WHERE '/' || ltrim(sc.v, '/') = ?::text"
+            " OR starts_with('/' || ltrim(sc.v, '/'), ?::text))",
+            [scope, below],
+        )
+
     def sql(self, text: str) -> str:
         """The statement with this dialect's placeholders."""
         # binary parameters: psycopg's text quoting of large arrays costs more than the query
@@ -207,13 +227,13 @@ def query_orgs(query: EntityQuery) -> set[str]:
     return (
         set()
         if query.readable is None
-        else set(query.readable.owners) | {org for org, _ in query.readable.slices}
+        else set(query.readable.owners) | {s.owner for s in query.readable.slices}
     )
 
 
 def readable_iris(readable: Readable) -> set[str]:
     """The entity type IRIs `readable_condition` needs keys for."""
-    return {t for _, types in readable.slices for t in types}
+    return {t for s in readable.slices for t in s.types}
 
 
 def readable_condition(
@@ -225,29 +245,40 @@ def readable_condition(
     """SQL over `entity e` true exactly for the readable entities; None when none can be.
 
     `keys` and `org_keys` map the known type IRIs and organisation names to their keys; an
-    unknown one selects nothing (fail closed), and so does an empty `Readable`.
+    unknown one selects nothing (fail closed), and so does an empty `Readable`. A scoped slice
+    also requires a scope of the entity within the slice's (`Dialect.scope_within`).
     """
     owners = {k for org in readable.owners if (k := org_keys.get(org)) is not None}
-    by_owner: dict[int, set[int]] = {}
-    for org, types in readable.slices:
+    by_slice: dict[tuple[int, str], set[int]] = {}  # (owner, scope or "") -> type keys
+    for org, types, scope in readable.slices:
         owner_key = org_keys.get(org)
         if owner_key is None or owner_key in owners:
             continue  # unknown: nothing to read; or already readable as a whole
         type_keys = {k for t in types if (k := keys.get(t)) is not None}
         if type_keys:
-            by_owner.setdefault(owner_key, set()).update(type_keys)
+            by_slice.setdefault((owner_key, scope or ""), set()).update(type_keys)
+    # an unscoped slice of an owner covers every scoped slice of it with a subset of its types
+    for (owner_key, scope), type_keys in list(by_slice.items()):
+        whole = by_slice.get((owner_key, ""))
+        if scope and whole is not None and type_keys <= whole:
+            del by_slice[(owner_key, scope)]
     parts: list[str] = []
     params: list[Any] = []
     if owners:
         sql, in_params = dialect.in_list("e.owner_key", sorted(owners))
         parts.append(sql)
         params += in_params
-    if by_owner:
+    if by_slice:
         alternatives = []
-        for owner_key in sorted(by_owner):
-            sql, in_params = dialect.in_list("r.type_key", sorted(by_owner[owner_key]))
-            alternatives.append(f"(e.owner_key = ? AND {sql})")
-            params += [owner_key, *in_params]
+        for owner_key, scope in sorted(by_slice):
+            sql, in_params = dialect.in_list("r.type_key", sorted(by_slice[(owner_key, scope)]))
+            if scope:
+                within, scope_params = dialect.scope_within(scope)
+                alternatives.append(f"(e.owner_key = ? AND {sql} AND {within})")
+                params += [owner_key, *in_params, *scope_params]
+            else:
+                alternatives.append(f"(e.owner_key = ? AND {sql})")
+                params += [owner_key, *in_params]
         parts.append(
             "EXISTS (SELECT 1 FROM entity_type r WHERE r.tenant_key = e.tenant_key"
             f" AND r.entity_key = e.entity_key AND ({' OR '.join(alternatives)}))"

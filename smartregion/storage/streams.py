@@ -4,7 +4,8 @@ Contract (every backend; `tests/storage/test_streams_contract.py`):
 
 - The members of a data set's stream are the attribute instances (history rows) of the series
   of the entities that the data set selects: the tenant's entities owned by `owner` that have
-  at least one of `types` (as the readable filter's slices, `storage.base.Readable`).
+  at least one of `types` and, with a `scope`, a scope within it (as the readable filter's
+  slices, `storage.base.Slice`).
 - A member's **publication time** `p` is the instant the platform recorded it: its modifiedAt
   (`t + dm`; `t` when the instance has no observedAt). Members are ordered by
   `(p, series_key, t, seq)` — a total order that never changes once the writes that may still
@@ -76,25 +77,41 @@ class StreamStore(abc.ABC):
         *,
         after: StreamKey | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """At most `limit` members of the data set (owner, types) with `lo ≤ p < hi`, after
         `after`, in stream order."""
 
     @abc.abstractmethod
-    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+    async def stream_start(
+        self, tenant: str, owner: str, types: Sequence[str], *, scope: str | None = None
+    ) -> int | None:
         """A lower bound of the data set's first publication time (None: no member yet)."""
 
     @abc.abstractmethod
     async def stream_extent(
-        self, tenant: str, owner: str, types: Sequence[str], without: Sequence[str] = ()
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        without: Sequence[str] = (),
+        *,
+        scope: str | None = None,
     ) -> tuple[float, float, float, float] | None:
         """The bounding box (west, south, east, north; WGS 84 degrees) of every geometry the
-        data set's current entities hold, leaving out the attributes (IRIs) in `without`;
-        None when they hold none (the catalogue's spatial coverage)."""
+        data set's current entities (within `scope`, when it has one) hold, leaving out the
+        attributes (IRIs) in `without`; None when they hold none (the catalogue's spatial
+        coverage)."""
 
     @abc.abstractmethod
     async def stream_nonempty(
-        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        windows: Sequence[tuple[int, int]],
+        *,
+        scope: str | None = None,
     ) -> list[bool]:
         """Per window `[lo, hi)` (in the order given), whether it holds a member."""
 
@@ -109,6 +126,7 @@ class StreamStore(abc.ABC):
         *,
         after: str | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """Each series' latest member with `lo ≤ p < hi`, series in the text order of their keys
         after `after` (a key as text), at most `limit` series (those without such a member are
@@ -116,6 +134,14 @@ class StreamStore(abc.ABC):
 
     @abc.abstractmethod
     async def stream_member(
-        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        series_key: int,
+        t: int,
+        seq: int,
+        *,
+        scope: str | None = None,
     ) -> StreamMember | None:
         """One member by its row key; None when there is none in the data set."""

@@ -161,7 +161,7 @@ class DatasetView:
             return None
         decided = await self.governance.readable_for(principal)
         return Readable(
-            slices=((self.dataset.owner_org, frozenset(self.dataset.entity_types)),),
+            slices=(self.dataset.selection,),
             disclosure=decided.disclosure if decided is not None else None,
         )
 

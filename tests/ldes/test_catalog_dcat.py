@@ -154,8 +154,12 @@ def bounds(wkt: str) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-async def place(w: World, entity: str, who: str, geometry: dict[str, Any], type_: str = "Sensor") -> None:
-    body = {"id": entity, "type": type_, "location": {"type": "GeoProperty", "value": geometry}}
+async def place(
+    w: World, entity: str, who: str, geometry: dict[str, Any], type_: str = "Sensor", scope: str | None = None
+) -> None:
+    body: dict[str, Any] = {"id": entity, "type": type_, "location": {"type": "GeoProperty", "value": geometry}}
+    if scope is not None:
+        body["scope"] = scope
     r = await w.client.post("/ngsi-ld/v1/entityOperations/upsert", json=[body], headers=w.auth(who))
     assert r.status_code in (201, 204), r.text
 
@@ -210,3 +214,15 @@ async def test_spatial_coverage_tells_no_more_than_the_privacy_view(world: World
     await w.gov.set_dataset_privacy(admin, w.ds("open"), {"personal": ["location"]})
     assert spatial(catalogue((await get(w, None)).content, "text/turtle"), w.ds("open")) is None
     assert spatial(catalogue((await get(w, "a.editor")).content, "text/turtle"), w.ds("open")) == exact
+
+
+async def test_a_scoped_data_sets_coverage_is_that_of_its_scope(world: World) -> None:
+    w = world
+    await w.gov.create_dataset(Principal(w.a, "admin"), f"{w.a}-gent", w.a, "Gent", ["Tree"],
+                               policy="open", scope="/Gent")
+    tree = f"urn:ngsi-ld:Tree:{w.suffix}"
+    await place(w, f"{tree}-1", "a.editor", {"type": "Point", "coordinates": [3.71, 51.05]}, "Tree", "/Gent")
+    await place(w, f"{tree}-2", "a.editor", {"type": "Point", "coordinates": [3.73, 51.06]}, "Tree", "/Gent/Muide")
+    await place(w, f"{tree}-3", "a.editor", {"type": "Point", "coordinates": [4.40, 51.22]}, "Tree", "/Antwerpen")
+    found = spatial(catalogue((await get(w, None)).content, "text/turtle"), f"{w.a}-gent")
+    assert found == ("POLYGON((3.71 51.05, 3.73 51.05, 3.73 51.06, 3.71 51.06, 3.71 51.05))", "POINT(3.72 51.055)")

@@ -110,3 +110,26 @@ async def test_streams_leave_out_what_a_readers_view_hides(world: World) -> None
     await w.gov.set_dataset_privacy(owner, w.ds("open"), {"coarsenTime": 3600})
     assert (await w.client.get(opened)).status_code == 404
     assert (await w.client.get(opened, headers=w.auth("a.editor"))).status_code == 200
+
+
+async def test_a_scoped_data_sets_stream_holds_only_its_scopes_entities(world: World) -> None:
+    w = world
+    owner = Principal(w.a, "admin")
+    await w.gov.create_dataset(owner, w.ds("benches"), w.a, "Banken", ["Bench"], policy="open",
+                               scope="/Zone/In")
+    scopes = {"in": "Zone/In/Sub", "at": "/Zone/In", "out": "/Zone/Inside", "top": "/Zone"}
+    entities = [
+        {"id": f"urn:ngsi-ld:Bench:{w.suffix}-{key}", "type": "Bench", "scope": scope,
+         "temperature": {"type": "Property", "value": 1.5, "unitCode": "CEL"}}
+        for key, scope in scopes.items()
+    ]
+    r = await w.client.post("/ngsi-ld/v1/entityOperations/upsert", json=entities,
+                            headers=w.auth("a.editor"))
+    assert r.status_code in (201, 204), r.text
+    w.at(now_micros() + 2 * HOUR)
+    for root in (f"{BASE}/ldes/{w.ds('benches')}/paged", f"{BASE}/ldes/{w.ds('benches')}/by-time"):
+        members, pages = await walk(w, root)
+        assert len(set(members)) == 2  # one temperature member of each entity within the scope
+        text = "".join(p.text for p in pages.values())
+        for key in scopes:
+            assert (f"urn:ngsi-ld:Bench:{w.suffix}-{key}" in text) == (key in ("in", "at")), key

@@ -437,3 +437,53 @@ async def test_notifications_carry_only_what_the_subscription_owner_may_read(
             # the dropped notifications were not counted either
             subs = await c.get("/subscriptions", headers={"Authorization": f"Bearer {keys['b']}"})
             assert subs.json()[0]["notification"]["timesSent"] == 3
+
+
+async def test_notifications_of_a_scoped_data_set_carry_only_entities_within_its_scope(
+    tmp_path: Any, receiver: Receiver
+) -> None:
+    """B may read A's benches of the open data set with the scope /Zone/In: B's subscription
+    is notified of A's benches within that scope (or below it), not of A's other benches."""
+    from smartregion.app import create_app
+    from smartregion.governance import Governance, Principal
+    from smartregion.settings import Settings
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/notify-scoped.db"))
+    async with app.router.lifespan_context(app):
+        gov: Governance = app.state.governance
+        op = Principal.cli()
+        for org in ("a", "b"):
+            await gov.create_organisation(op, org, org, "company")
+        await gov.create_dataset(Principal("a", "admin"), "a-benches", "a", "Benches", ["Bench"],
+                                 policy="open", scope="/Zone/In")
+        keys = {org: (await gov.create_api_key(op, org, role="editor")).key for org in ("a", "b")}
+        core = {"@context": "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.9.jsonld"}
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/ngsi-ld/v1") as c:
+
+            async def bench(org: str, key: str, value: int, scope: str | None = None) -> None:
+                body: dict[str, Any] = {"id": f"urn:ngsi-ld:Bench:{key}", "type": "Bench",
+                                        "v": {"type": "Property", "value": value}, **core}
+                if scope is not None:
+                    body["scope"] = scope
+                headers = {"Content-Type": "application/ld+json",
+                           "Authorization": f"Bearer {keys[org]}"}
+                r = await c.post("/entityOperations/upsert", json=[body], headers=headers)
+                assert r.is_success, r.text
+
+            await bench("b", "b1", 0)
+            r = await c.post("/subscriptions", json={
+                "type": "Subscription", "entities": [{"type": "Bench"}],
+                "notification": {"endpoint": {"uri": receiver.url}}, **core,
+            }, headers={**LD, "Authorization": f"Bearer {keys['b']}"})
+            assert r.status_code == 201, r.text
+            for n, (key, scope) in enumerate([("in", "Zone/In/Sub"), ("out", "/Zone/Inside"),
+                                              ("top", "/Zone"), ("at", "/Zone/In")], start=1):
+                await bench("a", key, n, scope)
+                await bench("b", "b1", n)  # B's own change: sent after A's was decided
+            received = await receiver.wait(6)
+            ids = [e["id"] for _, body in received for e in body["data"]]
+            assert sorted(set(ids) - {"urn:ngsi-ld:Bench:b1"}) == [
+                "urn:ngsi-ld:Bench:at", "urn:ngsi-ld:Bench:in"
+            ]
+            assert ids.count("urn:ngsi-ld:Bench:b1") == 4

@@ -18,7 +18,9 @@ from storage_docs import LOCATION, NS, entity
 
 from smartregion.core.geo import geo_matches, parse_geo_query
 from smartregion.core.qlang import matches, parse_q
+from smartregion.core.scopes import scopes_within
 from smartregion.storage import EntityQuery, Put, Readable, Store, open_store
+from smartregion.storage.base import Slice
 
 T = NS + "T"
 U = NS + "U"
@@ -83,12 +85,12 @@ async def test_owners_read_all_of_their_entities(loaded: tuple[Store, str]) -> N
 @pytest.mark.anyio
 async def test_slices_read_an_owners_entities_of_some_types(loaded: tuple[Store, str]) -> None:
     store, tenant = loaded
-    readable = Readable(owners=frozenset({"a"}), slices=(("b", frozenset({U})),))
+    readable = Readable(owners=frozenset({"a"}), slices=(Slice("b", frozenset({U})),))
     found, count = await ids(store, tenant, EntityQuery(readable=readable, count=True))
     assert found == ["urn:ngsi-ld:E:a1", "urn:ngsi-ld:E:a2", "urn:ngsi-ld:E:b2", "urn:ngsi-ld:E:b3"]
     assert count == 4
     # a slice is the owner's only: a's T entity is not in b's T slice and vice versa
-    t_of_b = Readable(slices=(("b", frozenset({T})),))
+    t_of_b = Readable(slices=(Slice("b", frozenset({T})),))
     assert (await ids(store, tenant, EntityQuery(readable=t_of_b)))[0] == [
         "urn:ngsi-ld:E:b1",
         "urn:ngsi-ld:E:b3",
@@ -108,22 +110,22 @@ async def test_unknown_organisations_and_types_select_nothing(loaded: tuple[Stor
     for readable in [
         Readable(),
         Readable(owners=frozenset({"nobody"})),
-        Readable(slices=(("nobody", frozenset({T})),)),
-        Readable(slices=(("b", frozenset({NS + "Unknown"})),)),
-        Readable(slices=(("b", frozenset()),)),
+        Readable(slices=(Slice("nobody", frozenset({T})),)),
+        Readable(slices=(Slice("b", frozenset({NS + "Unknown"})),)),
+        Readable(slices=(Slice("b", frozenset()),)),
     ]:
         assert await ids(store, tenant, EntityQuery(readable=readable, count=True)) == ([], 0)
         assert await store.entity_types(tenant, readable) == []
         assert await store.attribute_infos(tenant, readable) == []
     # an unknown type beside a known one still reads the known one
-    mixed = Readable(slices=(("b", frozenset({NS + "Unknown", V})),))
+    mixed = Readable(slices=(Slice("b", frozenset({NS + "Unknown", V})),))
     assert (await ids(store, tenant, EntityQuery(readable=mixed)))[0] == ["urn:ngsi-ld:E:b4"]
 
 
 @pytest.mark.anyio
 async def test_discovery_describes_readable_entities_only(loaded: tuple[Store, str]) -> None:
     store, tenant = loaded
-    readable = Readable(owners=frozenset({"a"}), slices=(("b", frozenset({T})),))
+    readable = Readable(owners=frozenset({"a"}), slices=(Slice("b", frozenset({T})),))
     types = {t.type_iri: t for t in await store.entity_types(tenant, readable)}
     # V (b4 only) is foreign: not listed; the counts cover readable entities only
     assert sorted(types) == [T, U]
@@ -165,17 +167,27 @@ def corpus() -> list[tuple[str, dict[str, Any]]]:
                 "type": "Point",
                 "coordinates": [3.7 + rng.uniform(-0.02, 0.02), 51.05 + rng.uniform(-0.02, 0.02)],
             }
-        out.append((rng.choice(ORGS), typed(str(i), *types, **attrs)))
+        doc = typed(str(i), *types, **attrs)
+        if rng.random() < 0.7:
+            doc["scope"] = rng.sample(SCOPES, rng.randint(1, 2))
+        out.append((rng.choice(ORGS), doc))
     return out
+
+
+#: entity scopes: levels, sub-levels, a leading `/` left out (§4.18 allows it), and names that
+#: share a text prefix with a scope without lying within it
+SCOPES = ["/G", "/G/C", "G/C/N", "/G/CN", "/GX", "/A/G", "C", "/G/C/N/M"]
 
 
 _readables = st.builds(
     lambda owners, slices: Readable(owners=frozenset(owners), slices=tuple(slices)),
     st.sets(st.sampled_from([*ORGS, "nobody"]), max_size=2),
     st.lists(
-        st.tuples(
+        st.builds(
+            Slice,
             st.sampled_from([*ORGS, "nobody"]),
             st.frozensets(st.sampled_from([NS + t for t in [*TYPES, "Z"]]), max_size=2),
+            st.sampled_from([None, None, "/G", "/G/C", "/C", "/Z"]),
         ),
         max_size=3,
     ),
@@ -208,7 +220,7 @@ def test_readable_filter_agrees_with_python(store_url: str) -> None:
         ),
     ]
 
-    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(readable=_readables, which=st.integers(0, len(filters) - 1), offset=st.integers(0, 3))
     def check(readable: Readable, which: int, offset: int) -> None:
         base = filters[which]
@@ -220,7 +232,7 @@ def test_readable_filter_agrees_with_python(store_url: str) -> None:
                 return False
             if base.geo is not None and not geo_matches(base.geo, doc):
                 return False
-            return readable.admits(owner_of[doc["id"]], doc["type"])
+            return readable.admits(owner_of[doc["id"]], doc["type"], doc.get("scope"))
 
         expected = [d["id"] for d in ordered if selected(d)]
 
@@ -253,7 +265,9 @@ def test_readable_filter_agrees_with_python(store_url: str) -> None:
             assert [d["id"] for d in page.docs] == expected[offset : offset + 2]
             assert page.count == len(expected)
             # discovery over the same readable entities
-            readable_docs = [d for d in ordered if readable.admits(owner_of[d["id"]], d["type"])]
+            readable_docs = [
+                d for d in ordered if readable.admits(owner_of[d["id"]], d["type"], d.get("scope"))
+            ]
             want_types: dict[str, int] = {}
             for d in readable_docs:
                 for t in d["type"]:
@@ -279,3 +293,69 @@ def test_readable_filter_agrees_with_python(store_url: str) -> None:
     finally:
         loop.run_until_complete(store.close())
         loop.close()
+
+
+# --- scoped slices (data sets with a scope) ------------------------------------------------
+
+
+def test_scopes_within_is_the_scope_hierarchy() -> None:
+    # NGSI-LD §4.19 EXAMPLE 2: /Madrid/# covers /Madrid and everything below it
+    assert scopes_within("/Madrid", ["/Madrid"])
+    assert scopes_within("/Madrid", ["/Madrid/Gardens", "/Other"])
+    assert scopes_within("/Madrid", ["Madrid/Gardens/Retiro"])  # leading / is optional
+    assert not scopes_within("/Madrid", ["/MadridNorth", "/Spain/Madrid"])
+    assert not scopes_within("/Madrid/Gardens", ["/Madrid"])
+    assert not scopes_within("/Madrid", [])
+    assert not scopes_within("/Madrid", None)
+    assert not scopes_within("/Madrid", ["urn:ngsi-ld:null"])
+
+
+@pytest.mark.anyio
+async def test_scoped_slices_read_entities_within_the_scope(store: Store) -> None:
+    tenant = fresh_tenant()
+    docs = {
+        "in": ["/Ghent/Centre"],
+        "below": ["/Ghent/Centre/Korenmarkt"],
+        "noslash": ["Ghent/Centre"],
+        "two": ["/Leuven", "/Ghent/Centre/Kouter"],
+        "prefix": ["/Ghent/CentreNorth"],
+        "above": ["/Ghent"],
+        "other": ["/Leuven"],
+        "none": None,
+    }
+    for key, scopes in docs.items():
+        doc = typed(key, "T", n=1, **{key: 1})
+        if scopes is not None:
+            doc["scope"] = scopes
+        await put(store, tenant, "b", doc)
+    await put(store, tenant, "b", typed("u", "U", n=1))  # right scope, wrong type
+    store_u = await store.get_entity(tenant, "urn:ngsi-ld:E:u")
+    assert store_u is not None
+    within = ["in", "below", "noslash", "two"]
+    readable = Readable(slices=(Slice("b", frozenset({T, U}), "/Ghent/Centre"),))
+    await put(store, tenant, "b", {**store_u, "scope": ["/Elsewhere"]})
+    found, count = await ids(store, tenant, EntityQuery(readable=readable, count=True))
+    assert found == [f"urn:ngsi-ld:E:{k}" for k in within] and count == len(within)
+    # retrieve: out of scope is as if absent
+    for key in docs:
+        one = EntityQuery(ids=(f"urn:ngsi-ld:E:{key}",), readable=readable)
+        assert (await ids(store, tenant, one))[0] == (
+            [f"urn:ngsi-ld:E:{key}"] if key in within else []
+        )
+    # counts on the attribute-value index path agree
+    q = parse_q("n==1", lambda t: NS + t)
+    counted = EntityQuery(types=[frozenset({T})], q=q, readable=readable, count=True, limit=0)
+    assert await ids(store, tenant, counted) == ([], len(within))
+    # discovery: only attributes of entities within the scope
+    attrs = {a.attr_iri for a in await store.attribute_infos(tenant, readable)}
+    assert attrs == {NS + "n", *(NS + k for k in within)}
+    types = {t.type_iri: t.entity_count for t in await store.entity_types(tenant, readable)}
+    assert types == {T: len(within)}
+    # an unscoped slice of the same owner and type reads them all (alternatives add up)
+    both = Readable(slices=(*readable.slices, Slice("b", frozenset({T}))))
+    assert (await ids(store, tenant, EntityQuery(readable=both, count=True)))[1] == len(docs)
+    # a deeper scope reads less; an owner in `owners` reads everything regardless
+    deeper = Readable(slices=(Slice("b", frozenset({T}), "/Ghent/Centre/Korenmarkt"),))
+    assert (await ids(store, tenant, EntityQuery(readable=deeper)))[0] == ["urn:ngsi-ld:E:below"]
+    owner = Readable(owners=frozenset({"b"}), slices=deeper.slices)
+    assert (await ids(store, tenant, EntityQuery(readable=owner, count=True)))[1] == len(docs) + 1

@@ -9,6 +9,7 @@ from storage_docs import NS
 
 from smartregion.governance import Governance, GovernanceStore, Principal
 from smartregion.storage import Readable, Store
+from smartregion.storage.base import Slice
 
 pytestmark = pytest.mark.anyio
 
@@ -54,15 +55,22 @@ async def governance(store: Store, clock: Clock) -> Governance:
     return gov
 
 
-def sliced(*pairs: tuple[str, list[str]]) -> tuple[tuple[str, frozenset[str]], ...]:
-    return tuple((org, frozenset(NS + t for t in types)) for org, types in pairs)
+def sliced(*pairs: tuple[str, list[str]] | tuple[str, list[str], str]) -> tuple[Slice, ...]:
+    return tuple(
+        Slice(p[0], frozenset(NS + t for t in p[1]), p[2] if len(p) > 2 else None)  # type: ignore[misc]
+        for p in pairs
+    )
+
+
+#: the open, scoped data set: only Ghent's benches within /Ghent/Centre
+BENCHES = ("ghent", ["Bench"], "/Ghent/Centre")
 
 
 async def test_operator_reads_everything_and_anonymous_open_data(store: Store) -> None:
     gov = await governance(store, Clock())
     assert await gov.readable_for(OP) is None
-    # open, unscoped data sets only; a scoped data set grants nothing yet (fail closed)
-    assert await gov.readable_for(None) == Readable(slices=sliced(("ghent", ["Air"])))
+    # open data sets; the scoped one as a slice with its scope
+    assert await gov.readable_for(None) == Readable(slices=sliced(("ghent", ["Air"]), BENCHES))
 
 
 async def test_members_read_their_own_and_what_policies_allow(store: Store) -> None:
@@ -75,15 +83,15 @@ async def test_members_read_their_own_and_what_policies_allow(store: Store) -> N
     # another municipality: open data and the restricted data set its kind may read
     assert await gov.readable_for(member("leuven")) == Readable(
         owners=frozenset({"leuven"}),
-        slices=sliced(("ghent", ["Air"]), ("ghent", ["Garage", "Parking"])),
+        slices=sliced(("ghent", ["Air"]), BENCHES, ("ghent", ["Garage", "Parking"])),
     )
     # a company: open data only
     assert await gov.readable_for(member("acme")) == Readable(
-        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]))
+        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]), BENCHES)
     )
     # an organisation unknown to governance (e.g. a trial's default organisation)
     assert await gov.readable_for(member("nobody")) == Readable(
-        owners=frozenset({"nobody"}), slices=sliced(("ghent", ["Air"]))
+        owners=frozenset({"nobody"}), slices=sliced(("ghent", ["Air"]), BENCHES)
     )
 
 
@@ -91,9 +99,9 @@ async def test_grants_count_while_active_and_stop_on_the_next_request(store: Sto
     clock = Clock()
     gov = await governance(store, clock)
     uni = member("uni", "editor")
-    open_only = Readable(owners=frozenset({"uni"}), slices=sliced(("ghent", ["Air"])))
+    open_only = Readable(owners=frozenset({"uni"}), slices=sliced(("ghent", ["Air"]), BENCHES))
     with_cams = Readable(
-        owners=frozenset({"uni"}), slices=sliced(("ghent", ["Air"]), ("ghent", ["Camera"]))
+        owners=frozenset({"uni"}), slices=sliced(("ghent", ["Air"]), BENCHES, ("ghent", ["Camera"]))
     )
     assert await gov.readable_for(uni) == open_only
     request = await gov.request_access(uni, "cams", "research", end=clock.now + timedelta(days=30))
@@ -102,7 +110,7 @@ async def test_grants_count_while_active_and_stop_on_the_next_request(store: Sto
     assert await gov.readable_for(uni) == with_cams
     assert await gov.readable_for(member("uni", "reader")) == with_cams  # any role reads
     assert await gov.readable_for(member("acme")) == Readable(
-        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]))
+        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]), BENCHES)
     )
     # expired
     clock.now += timedelta(days=31)
@@ -118,6 +126,8 @@ async def test_policy_changes_apply_at_once(store: Store) -> None:
     gov = await governance(store, Clock())
     ghent = member("ghent", "admin")
     await gov.set_dataset_policy(ghent, "air", "private")
+    assert await gov.readable_for(None) == Readable(slices=sliced(BENCHES))
+    await gov.set_dataset_policy(ghent, "scoped", "private")
     assert await gov.readable_for(None) == Readable()
     await gov.set_dataset_policy(ghent, "cams", "open")
     assert await gov.readable_for(None) == Readable(slices=sliced(("ghent", ["Camera"])))
@@ -129,7 +139,7 @@ async def test_mandates(store: Store) -> None:
     # a mandate for one data set reads that data set (also a private one)
     one = await gov.create_mandate(ghent, "ghent", "acme", dataset_id="secret")
     assert await gov.readable_for(member("acme")) == Readable(
-        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]), ("ghent", ["Secret"]))
+        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]), BENCHES, ("ghent", ["Secret"]))
     )
     await gov.revoke_mandate(ghent, one.id)
     # a mandate for all data sets reads everything the owner owns
@@ -137,7 +147,7 @@ async def test_mandates(store: Store) -> None:
     assert await gov.readable_for(member("acme")) == Readable(owners=frozenset({"acme", "ghent"}))
     await gov.revoke_mandate(ghent, everything.id)
     assert await gov.readable_for(member("acme")) == Readable(
-        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]))
+        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]), BENCHES)
     )
     # the mandating owner gains nothing of the mandated organisation's
     await gov.create_mandate(ghent, "ghent", "acme")

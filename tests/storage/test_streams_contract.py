@@ -163,3 +163,38 @@ async def test_latest_member_of_each_series(store: Store) -> None:
         # paging by series: after the first, the rest
         rest = await s.stream_latest(DEFAULT_TENANT, "org-a", SENSOR, lo, hi, after=keys[0], limit=1)
         assert [str(m.series.key) for m in rest] == keys[1:2]
+
+
+async def test_a_scoped_data_set_has_the_members_of_entities_within_its_scope(
+    store: Store,
+) -> None:
+    await _entities(store)
+    # Sensor:1 lies within /Ghent/Centre (below it), Sensor:2 in a scope with the same text
+    # prefix but outside it; Lamp:3 has no scope
+    for eid, scope in (("urn:ngsi-ld:Sensor:1", ["Ghent/Centre/Kouter"]),
+                       ("urn:ngsi-ld:Sensor:2", ["/Ghent/CentreNorth"])):
+        def mutate(current: dict[str, Any], eid: str = eid, scope: list[str] = scope) -> Any:
+            return [Put({**current[eid], "scope": scope})], None
+
+        await store.transact(DEFAULT_TENANT, [eid], mutate, owner="org-a")
+    written = await _write(store)
+    s = streams(store)
+    lo, hi = T0, T0 + 5 * HOUR
+    args = (DEFAULT_TENANT, "org-a", [NS + "Sensor", NS + "Lamp"])
+    got = await s.stream_members(*args, lo, hi, limit=1000, scope="/Ghent/Centre")
+    inside = sorted(v for _, e, _, v in written if e == "urn:ngsi-ld:Sensor:1")
+    assert sorted(m.instance.doc["value"] for m in got) == inside
+    assert {m.series.entity_id for m in got} == {"urn:ngsi-ld:Sensor:1"}
+    assert await s.stream_members(*args, lo, hi, scope="/Leuven") == []
+    assert {m.series.entity_id for m in await s.stream_latest(*args, lo, hi, scope="/Ghent")} == {
+        "urn:ngsi-ld:Sensor:1", "urn:ngsi-ld:Sensor:2"
+    }
+    start = await s.stream_start(*args, scope="/Ghent/Centre")
+    assert start is not None and await s.stream_start(*args, scope="/Leuven") is None
+    windows = [(lo, hi)]
+    assert await s.stream_nonempty(*args, windows, scope="/Ghent/Centre") == [True]
+    assert await s.stream_nonempty(*args, windows, scope="/Ghent/Centre/Other") == [False]
+    member = got[0]
+    key = (member.series.key, member.instance.t, member.instance.seq)
+    assert await s.stream_member(*args, *key, scope="/Ghent/Centre") is not None
+    assert await s.stream_member(*args, *key, scope="/Ghent/CentreNorth") is None

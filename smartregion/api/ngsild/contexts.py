@@ -26,9 +26,11 @@ async def add_context(request: Request) -> Response:
     """POST /jsonldContexts: host a context; 201 with the Location path of the hosted copy."""
     ex = Exchange(request)
     ex.allow()
-    await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
+    writer = await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     body = await ex.body((JSON, JSON_LD), take_context=False)
-    url = await ex.broker.contexts.add(body.data, tenant=ex.tenant, base_url=_base_url(ex))
+    url = await ex.broker.contexts.add(
+        body.data, tenant=ex.tenant, base_url=_base_url(ex), owner=writer.org_id
+    )
     return ex.empty(201, {"Location": hosted_location(url)})
 
 
@@ -46,9 +48,12 @@ async def delete_context(request: Request) -> Response:
     """DELETE /jsonldContexts/{contextId} (with reload=true for cached contexts)."""
     ex = Exchange(request)
     ex.allow("reload")
-    await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
+    writer = await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     reload = ex.bool_param("reload")
-    await ex.broker.contexts.delete(request.path_params["context_id"], reload=reload, tenant=ex.tenant)
+    await ex.broker.contexts.delete(
+        request.path_params["context_id"], reload=reload, tenant=ex.tenant, writer=writer,
+        unowned=ex.settings.default_org,
+    )
     return ex.empty()
 
 

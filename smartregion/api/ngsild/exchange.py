@@ -21,10 +21,14 @@ from smartregion.api.ngsild.negotiation import (
 )
 from smartregion.broker.service import Broker
 from smartregion.core.jsonld import CORE_CONTEXT_URL, TermMap
+from smartregion.core.policies import parse_purpose
 from smartregion.errors import BadRequestData, InvalidRequest, Unauthenticated
 from smartregion.governance import Governance, Principal, WriteAccess
 from smartregion.settings import Settings
 from smartregion.storage.base import DEFAULT_TENANT, Readable
+
+#: the request header in which a reader declares the purpose of its read
+PURPOSE_HEADER = "smartregion-purpose"
 
 TENANT_HEADER = "NGSILD-Tenant"
 
@@ -89,7 +93,10 @@ class Exchange:
             principal = self.principal
             if principal is None and self.settings.anonymous_writes:
                 principal = Principal(org_id=self.settings.default_org, role="reader")
-            self._readable = (await self.governance.readable_for(principal),)
+            # the purpose the reader declares (docs/security.md): what restricted policies with
+            # a purpose constraint test, recorded with the audited read
+            purpose = parse_purpose(self.request.headers.get(PURPOSE_HEADER))
+            self._readable = (await self.governance.readable_for(principal, purpose=purpose),)
         return self._readable[0]
 
     def subscription_owners(self) -> frozenset[str] | None:

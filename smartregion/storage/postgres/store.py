@@ -244,7 +244,7 @@ class PostgresStore(
             _DIALECT,
             readable,
             await self._iri_keys(conn, readable_iris(readable)),
-            await self._org_keys(conn, set(readable.owners) | {org for org, _ in readable.slices}),
+            await self._org_keys(conn, set(readable.owners) | {s.owner for s in readable.slices}),
         )
         return None if found is None else (_DIALECT.sql(f" AND ({found[0]})"), found[1])
 

@@ -17,6 +17,13 @@ _PROMPT = f"(i.dm IS NULL OR (i.dm <= {LATE} AND i.dm >= -{EARLY}))"
 # the partial index instance_unprompt's predicate, verbatim
 _UNPROMPT = f"(i.dm > {LATE} OR i.dm < -{EARLY})"
 
+# a scoped data set: an entity scope within it (planning.Dialect.scope_within); NULL: any
+_SCOPE = (
+    "(%s::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN"
+    " jsonb_typeof(e.doc->'scope') = 'array' THEN e.doc->'scope' END) sc(v)"
+    " WHERE '/' || ltrim(sc.v, '/') = %s::text OR starts_with('/' || ltrim(sc.v, '/'), %s::text)))"
+)
+
 _SERIES = (
     "SELECT s.series_key, s.entity_id, a.iri, s.dataset_id FROM series s"
     " JOIN iri a ON a.iri_key = s.attr_key"
@@ -26,7 +33,13 @@ _SERIES = (
     " AND EXISTS (SELECT 1 FROM entity_type r WHERE r.tenant_key = e.tenant_key"
     " AND r.entity_key = e.entity_key"
     " AND r.type_key IN (SELECT iri_key FROM iri WHERE iri = ANY(%s)))"
+    f" AND {_SCOPE}"
 )
+
+
+def _args(tenant: str, owner: str, types: Sequence[str], scope: str | None) -> tuple[Any, ...]:
+    """The parameters of `_SERIES`."""
+    return (tenant, owner, list(types), scope, scope, None if scope is None else scope + "/")
 
 _MEMBERS = (
     "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
@@ -73,7 +86,13 @@ class PostgresStreams(StreamStore):
         raise NotImplementedError  # provided by PostgresHistory
 
     async def stream_extent(
-        self, tenant: str, owner: str, types: Sequence[str], without: Sequence[str] = ()
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        without: Sequence[str] = (),
+        *,
+        scope: str | None = None,
     ) -> tuple[float, float, float, float] | None:
         """See `StreamStore.stream_extent`."""
         if not types:
@@ -87,17 +106,25 @@ class PostgresStreams(StreamStore):
             " AND EXISTS (SELECT 1 FROM entity_type t WHERE t.tenant_key = e.tenant_key"
             " AND t.entity_key = e.entity_key"
             " AND t.type_key IN (SELECT iri_key FROM iri WHERE iri = ANY(%s)))"
-            " AND g.attr_key NOT IN (SELECT iri_key FROM iri WHERE iri = ANY(%s))) b"
+            " AND g.attr_key NOT IN (SELECT iri_key FROM iri WHERE iri = ANY(%s))"
+            f" AND {_SCOPE}) b"
         )
+        tenant_, owner_, types_, *in_scope = _args(tenant, owner, types, scope)
         async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, (tenant, owner, list(types), list(without)))
+            cur = await conn.execute(sql, (tenant_, owner_, types_, list(without), *in_scope))
             row = await cur.fetchone()
         if row is None or row[0] is None:
             return None
         return float(row[0]), float(row[1]), float(row[2]), float(row[3])
 
     async def stream_nonempty(
-        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        windows: Sequence[tuple[int, int]],
+        *,
+        scope: str | None = None,
     ) -> list[bool]:
         """See `StreamStore.stream_nonempty`."""
         if not types or not windows:
@@ -111,7 +138,7 @@ class PostgresStreams(StreamStore):
         )
         out: list[bool] = []
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            cur = await conn.execute(_SERIES, _args(tenant, owner, types, scope))
             keys = [int(r[0]) for r in await cur.fetchall()]
             if not keys:
                 return [False] * len(windows)
@@ -131,13 +158,14 @@ class PostgresStreams(StreamStore):
         *,
         after: str | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """See `StreamStore.stream_latest`."""
         if limit <= 0 or hi <= lo or not types:
             return []
         rows = []
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            cur = await conn.execute(_SERIES, _args(tenant, owner, types, scope))
             series = sorted(
                 (Series(int(k), e, a, d) for k, e, a, d in await cur.fetchall()),
                 key=lambda x: str(x.key),
@@ -164,7 +192,15 @@ class PostgresStreams(StreamStore):
         ]
 
     async def stream_member(
-        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        series_key: int,
+        t: int,
+        seq: int,
+        *,
+        scope: str | None = None,
     ) -> StreamMember | None:
         """See `StreamStore.stream_member`."""
         if not types:
@@ -172,7 +208,7 @@ class PostgresStreams(StreamStore):
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 f"SELECT * FROM ({_SERIES}) s WHERE series_key = %s",
-                (tenant, owner, list(types), series_key),
+                (*_args(tenant, owner, types, scope), series_key),
             )
             found = await cur.fetchone()
             if found is None:
@@ -191,7 +227,9 @@ class PostgresStreams(StreamStore):
         instance = stored_instance(series, t, seq, dm, dc, num, shapes.resolve(raw))
         return StreamMember(t + (dm or 0), series, instance)
 
-    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+    async def stream_start(
+        self, tenant: str, owner: str, types: Sequence[str], *, scope: str | None = None
+    ) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:
             return None
@@ -202,7 +240,7 @@ class PostgresStreams(StreamStore):
             f" WHERE i.series_key = s.series_key AND {_UNPROMPT})) FROM ({_SERIES}) s) b"
         )
         async with self.pool.connection() as conn:
-            cur = await conn.execute(sql, (tenant, owner, list(types)) * 2)
+            cur = await conn.execute(sql, _args(tenant, owner, types, scope) * 2)
             row = await cur.fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
@@ -216,13 +254,14 @@ class PostgresStreams(StreamStore):
         *,
         after: StreamKey | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """See `StreamStore.stream_members`."""
         if limit <= 0 or hi <= lo or not types:
             return []
         start: StreamKey = after if after is not None else (lo, -(2**62), -(2**62), -1)
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(_SERIES, (tenant, owner, list(types)))
+            cur = await conn.execute(_SERIES, _args(tenant, owner, types, scope))
             series = {int(k): Series(int(k), e, a, d) for k, e, a, d in await cur.fetchall()}
             if not series:
                 return []

@@ -309,7 +309,7 @@ class SQLiteStore(
             _DIALECT,
             readable,
             self._iri_keys(conn, readable_iris(readable)),
-            self._org_keys(conn, set(readable.owners) | {org for org, _ in readable.slices}),
+            self._org_keys(conn, set(readable.owners) | {s.owner for s in readable.slices}),
         )
         return None if found is None else (f" AND ({found[0]})", found[1])
 

@@ -17,6 +17,13 @@ _PROMPT = f"(i.dm IS NULL OR (i.dm <= {LATE} AND i.dm >= -{EARLY}))"
 # the partial index instance_unprompt's predicate, verbatim (SQLite matches it by its terms)
 _UNPROMPT = f"(i.dm > {LATE} OR i.dm < -{EARLY})"
 
+# a scoped data set: an entity scope within it (planning.Dialect.scope_within); NULL: any
+_SCOPE = (
+    "(? IS NULL OR EXISTS (SELECT 1 FROM json_each(e.doc, '$.scope') sc"
+    " WHERE sc.type = 'text' AND ('/' || ltrim(sc.value, '/') = ?"
+    " OR substr('/' || ltrim(sc.value, '/'), 1, ?) = ?)))"
+)
+
 _SERIES = (
     "SELECT s.series_key, s.entity_id, a.iri, s.dataset_id FROM series s"
     " JOIN iri a ON a.iri_key = s.attr_key"
@@ -25,7 +32,15 @@ _SERIES = (
     " AND e.owner_key = (SELECT org_key FROM organisation WHERE name = ?)"
     " AND EXISTS (SELECT 1 FROM entity_type r WHERE r.entity_key = e.entity_key"
     " AND r.type_key IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))))"
+    f" AND {_SCOPE}"
 )
+
+
+def _args(tenant: str, owner: str, types: Sequence[str], scope: str | None) -> tuple[Any, ...]:
+    """The parameters of `_SERIES`."""
+    below = None if scope is None else scope + "/"
+    return (tenant, owner, orjson.dumps(list(types)).decode(), scope, scope,
+            None if below is None else len(below), below)  # fmt: skip
 
 
 # one series' latest member in [lo, hi): the prompt rows near its last prompt row by t (their p
@@ -67,6 +82,7 @@ class SQLiteStreams(StreamStore):
         *,
         after: StreamKey | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """See `StreamStore.stream_members`."""
         if limit <= 0 or hi <= lo or not types:
@@ -76,7 +92,7 @@ class SQLiteStreams(StreamStore):
         def run(conn: sqlite3.Connection) -> list[StreamMember]:
             series = {
                 int(k): Series(int(k), e, a, d)
-                for k, e, a, d in conn.execute(_SERIES, (tenant, owner, orjson.dumps(list(types)).decode()))
+                for k, e, a, d in conn.execute(_SERIES, _args(tenant, owner, types, scope))
             }
             if not series:
                 return []
@@ -108,7 +124,13 @@ class SQLiteStreams(StreamStore):
         return await self._read(run)
 
     async def stream_extent(
-        self, tenant: str, owner: str, types: Sequence[str], without: Sequence[str] = ()
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        without: Sequence[str] = (),
+        *,
+        scope: str | None = None,
     ) -> tuple[float, float, float, float] | None:
         """See `StreamStore.stream_extent`."""
         if not types:
@@ -125,9 +147,10 @@ class SQLiteStreams(StreamStore):
             " AND EXISTS (SELECT 1 FROM entity_type t WHERE t.entity_key = e.entity_key"
             " AND t.type_key IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?))))"
             " AND g.attr_key NOT IN (SELECT iri_key FROM iri WHERE iri IN (SELECT value FROM json_each(?)))"
+            f" AND {_SCOPE}"
         )
-        params = (tenant, owner, orjson.dumps(list(types)).decode(),
-                  orjson.dumps(list(without)).decode())  # fmt: skip
+        tenant_, owner_, types_, *in_scope = _args(tenant, owner, types, scope)
+        params = (tenant_, owner_, types_, orjson.dumps(list(without)).decode(), *in_scope)
 
         def run(conn: sqlite3.Connection) -> tuple[float, float, float, float] | None:
             row = conn.execute(sql, params).fetchone()
@@ -138,7 +161,13 @@ class SQLiteStreams(StreamStore):
         return await self._read(run)
 
     async def stream_nonempty(
-        self, tenant: str, owner: str, types: Sequence[str], windows: Sequence[tuple[int, int]]
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        windows: Sequence[tuple[int, int]],
+        *,
+        scope: str | None = None,
     ) -> list[bool]:
         """See `StreamStore.stream_nonempty`."""
         if not types or not windows:
@@ -146,7 +175,7 @@ class SQLiteStreams(StreamStore):
 
         def run(conn: sqlite3.Connection) -> list[bool]:
             keys = [int(r[0]) for r in conn.execute(
-                _SERIES, (tenant, owner, orjson.dumps(list(types)).decode())
+                _SERIES, _args(tenant, owner, types, scope)
             )]
             if not keys:
                 return [False] * len(windows)
@@ -174,6 +203,7 @@ class SQLiteStreams(StreamStore):
         *,
         after: str | None = None,
         limit: int = 1000,
+        scope: str | None = None,
     ) -> list[StreamMember]:
         """See `StreamStore.stream_latest`."""
         if limit <= 0 or hi <= lo or not types:
@@ -184,7 +214,7 @@ class SQLiteStreams(StreamStore):
                 (
                     Series(int(k), e, a, d)
                     for k, e, a, d in conn.execute(
-                        _SERIES, (tenant, owner, orjson.dumps(list(types)).decode())
+                        _SERIES, _args(tenant, owner, types, scope)
                     )
                 ),
                 key=lambda x: str(x.key),
@@ -210,7 +240,15 @@ class SQLiteStreams(StreamStore):
         return await self._read(run)
 
     async def stream_member(
-        self, tenant: str, owner: str, types: Sequence[str], series_key: int, t: int, seq: int
+        self,
+        tenant: str,
+        owner: str,
+        types: Sequence[str],
+        series_key: int,
+        t: int,
+        seq: int,
+        *,
+        scope: str | None = None,
     ) -> StreamMember | None:
         """See `StreamStore.stream_member`."""
         if not types:
@@ -219,7 +257,7 @@ class SQLiteStreams(StreamStore):
         def run(conn: sqlite3.Connection) -> StreamMember | None:
             found = conn.execute(
                 f"SELECT * FROM ({_SERIES}) WHERE series_key = ?",
-                (tenant, owner, orjson.dumps(list(types)).decode(), series_key),
+                (*_args(tenant, owner, types, scope), series_key),
             ).fetchone()
             if found is None:
                 return None
@@ -237,7 +275,9 @@ class SQLiteStreams(StreamStore):
 
         return await self._read(run)
 
-    async def stream_start(self, tenant: str, owner: str, types: Sequence[str]) -> int | None:
+    async def stream_start(
+        self, tenant: str, owner: str, types: Sequence[str], *, scope: str | None = None
+    ) -> int | None:
         """See `StreamStore.stream_start`."""
         if not types:
             return None
@@ -248,7 +288,7 @@ class SQLiteStreams(StreamStore):
                 f" WHERE series_key = s.series_key)) - {EARLY} AS m FROM ({_SERIES}) s"
                 f" UNION ALL SELECT min((SELECT min(i.t + i.dm) FROM instance i"
                 f" WHERE i.series_key = s.series_key AND {_UNPROMPT})) FROM ({_SERIES}) s)",
-                (tenant, owner, orjson.dumps(list(types)).decode()) * 2,
+                _args(tenant, owner, types, scope) * 2,
             ).fetchone()
             return None if row is None or row[0] is None else int(row[0])
 
