@@ -319,8 +319,13 @@ def broker(
     # The suite's temporal pagination tests (020_13, 020_14, 021_15, 021_16) need an instance
     # limit between 20 and 40 per answer (its README, "Specific test requirements"); the
     # shipped default (10,000) is for real clients.
-    env = {**env, "SMARTREGION_TEMPORAL_MAX_INSTANCES": env.get("SMARTREGION_TEMPORAL_MAX_INSTANCES", "30")}
-    log(f"starting broker: {' '.join(cmd)} (temporal_max_instances={env['SMARTREGION_TEMPORAL_MAX_INSTANCES']})")
+    env = {
+        **env,
+        "SMARTREGION_TEMPORAL_MAX_INSTANCES": env.get("SMARTREGION_TEMPORAL_MAX_INSTANCES", "30"),
+    }
+    log(
+        f"starting broker: {' '.join(cmd)} (temporal_max_instances={env['SMARTREGION_TEMPORAL_MAX_INSTANCES']})"
+    )
     with (results / "broker.log").open("wb") as out:
         # Own process group: stopping it stops uvicorn's workers too, and nothing else.
         proc = subprocess.Popen(
@@ -486,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         log("WARNING: mosquitto not installed; the MQTT notification tests (058_*) will fail")
     else:
         shim_bin = CONF / "work" / "bin"
-        mqtt.install(shim_bin, mqtt_state, work / MOSQUITTO_CONFIGS, mqtt_host, mqtt_port, mosquitto)
+        mqtt.install(
+            shim_bin, mqtt_state, work / MOSQUITTO_CONFIGS, mqtt_host, mqtt_port, mosquitto
+        )
         robot_env["PATH"] = f"{shim_bin}{os.pathsep}{robot_env.get('PATH', '')}"
         log(f"MQTT: Mosquitto stand-in on {mqtt_host}:{mqtt.DEFAULT_PORT} and :{mqtt_port}")
 
@@ -526,7 +533,11 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 with (results / "console.log").open("wb") as out:
                     rc = subprocess.run(
-                        cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=robot_env,
+                        cmd,
+                        cwd=work,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=robot_env,
                         check=False,
                     ).returncode
             finally:
