@@ -13,6 +13,7 @@ them). `smartregion.broker.notifier.Notifier` sends what is queued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -74,6 +75,8 @@ Doc = dict[str, Any]
 REFRESH_SECONDS = 1.0
 #: the most entities a purge re-reads to notify their deletion (beyond: no notifications)
 PURGE_NOTIFY_LIMIT = 100_000
+#: seconds a read of a subscription waits for this process's sends to be recorded
+RECORD_WAIT = 2.0
 
 
 def validate_subscription_id(value: str) -> str:
@@ -122,6 +125,46 @@ class SubscriptionService:
         self._lock = asyncio.Lock()
         #: set whenever notifications were queued; the notifier waits on it
         self.queued = asyncio.Event()
+        #: (tenant, subscription id) -> this process's sends whose outcome is not recorded yet
+        self._unrecorded: dict[tuple[str, str], int] = {}
+        #: set (and replaced) whenever outcomes were recorded
+        self._recorded = asyncio.Event()
+
+    # ------------------------------------------------------------------ delivery records
+
+    def outcome_pending(self, tenant: str, subscription_id: str) -> None:
+        """The notifier is sending a notification whose outcome is not recorded yet."""
+        key = (tenant, subscription_id)
+        self._unrecorded[key] = self._unrecorded.get(key, 0) + 1
+
+    def outcomes_recorded(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Those outcomes are committed (or given up on); wake the reads waiting for them."""
+        for key in keys:
+            left = self._unrecorded.get(key, 0) - 1
+            if left > 0:
+                self._unrecorded[key] = left
+            else:
+                self._unrecorded.pop(key, None)
+        self._recorded.set()
+        self._recorded = asyncio.Event()
+
+    async def _settled(self, pending: Callable[[tuple[str, str]], bool]) -> None:
+        """Wait (at most RECORD_WAIT seconds) until no outcome `pending` selects is unrecorded.
+
+        A client that was just notified and reads the subscription sees that notification in
+        timesSent, status, lastNotification and lastSuccess (§5.2.14), although the notifier
+        records a batch's outcomes in one transaction after the last send of the batch: a read
+        waits for this process's sends of the subscription in flight or not yet recorded (not
+        for another worker's), never longer than RECORD_WAIT.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_WAIT
+        while any(pending(key) for key in self._unrecorded):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recorded.wait(), remaining)
 
     # ------------------------------------------------------------------ the resource (§5.8)
 
@@ -163,6 +206,7 @@ class SubscriptionService:
         (None: every subscription), owned by an organisation not among them — exactly as if
         it did not exist (docs/security.md)."""
         validate_subscription_id(subscription_id)
+        await self._settled(lambda key: key == (tenant, subscription_id))
         found = await self.subs.get_subscription(tenant, subscription_id)
         if found is None or (
             owners is not None and subscription_owner(found.doc, unowned) not in owners
@@ -188,6 +232,7 @@ class SubscriptionService:
             from smartregion.errors import TooManyResults
 
             raise TooManyResults(f"limit must not exceed {self.max_limit}")
+        await self._settled(lambda key: key[0] == tenant)
         if owners is None:
             page, total = await self.subs.list_subscriptions(tenant, limit=limit, offset=offset)
             return page, total, limit
@@ -392,7 +437,16 @@ class PeriodicSender:
                 changes = [(EntityChange(e, e), "timeInterval") for e in entities]
                 data = notification_entities(sub, changes, now=format_datetime(wall))
                 if data:
-                    rows.append(build_row(sub, data, "timeInterval"))
+                    row = build_row(sub, data, "timeInterval")
+                    # whose entities these are, as for change notifications: the notifier
+                    # sends only what the subscription's owner may read, and drops a row that
+                    # does not say (fail closed) — without this, no periodic row was ever sent
+                    ids = [str(e["id"]) for e in entities]
+                    owners = await self.store.owners_of(tenant, ids)
+                    row.target["about"] = [
+                        [e["id"], owners.get(str(e["id"]), ""), _types(e)] for e in entities
+                    ]
+                    rows.append(row)
         for key in set(self._last) - seen:
             del self._last[key]
         if rows:
