@@ -33,6 +33,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,8 +72,12 @@ def install(
     """Write the `docker` stand-in into bin_dir (put it first on robot's PATH)."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     state_dir.mkdir(parents=True, exist_ok=True)
+    # Mosquitto started as root drops to its own user before it reads a password file, so the
+    # copies go to a directory that user can reach (the state directory may be private).
+    files = Path(tempfile.mkdtemp(prefix="smartregion-conformance-mosquitto-"))
+    files.chmod(0o755)
     state = {"host": host, "ports": [DEFAULT_PORT, port], "conf_dir": str(conf_dir)}
-    state["mosquitto"] = mosquitto
+    state.update(mosquitto=mosquitto, files=str(files))
     (state_dir / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     script = bin_dir / "docker"
     script.write_text(
@@ -97,7 +102,7 @@ def _config(state_dir: Path, state: dict[str, object], conf_name: str) -> Path:
             continue
         key, _, value = line.partition(" ")
         if key == "password_file" and value.startswith(CONTAINER_CONFIG_DIR):
-            local = state_dir / Path(value).name
+            local = Path(str(state["files"])) / Path(value).name
             shutil.copyfile(conf_dir / Path(value).name, local)
             local.chmod(0o644)  # readable after Mosquitto drops root privileges
             line = f"password_file {local}"
@@ -145,9 +150,13 @@ def stop(state_dir: Path, name: str) -> None:
 
 
 def stop_all(state_dir: Path) -> None:
-    """Stop every broker the stand-in started and that is still running."""
+    """Stop every broker the stand-in started and that is still running; remove its files."""
     for pid_file in state_dir.glob("*.pid"):
         stop(state_dir, pid_file.stem)
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        files = json.loads((state_dir / STATE_FILE).read_text())["files"]
+        if Path(files).name.startswith("smartregion-conformance-mosquitto-"):
+            shutil.rmtree(files, ignore_errors=True)
 
 
 def run(state_dir: Path, conf_name: str, name: str) -> None:
