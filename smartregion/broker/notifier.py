@@ -147,7 +147,7 @@ class Notifier:
             finally:
                 # reads of these subscriptions waited for this record (SubscriptionService)
                 self.subscriptions.outcomes_recorded(
-                    [(s.tenant, s.subscription_id) for s in settled if s.ok is not None]
+                    [(s.tenant, s.subscription_id, s.row_id) for s in settled if s.ok is not None]
                 )
         return len(rows)
 
@@ -183,15 +183,15 @@ class Notifier:
         at = format_datetime(datetime.now(UTC))
         # reads of the subscription wait for this send's outcome to be recorded with the batch
         # (SubscriptionService.outcome_pending); released at once when nothing is recorded
-        key = (row.tenant, row.subscription_id)
-        self.subscriptions.outcome_pending(*key)
+        pending = (row.tenant, row.subscription_id, row.id)
+        self.subscriptions.outcome_pending(*pending)
         try:
             ok = await self._send(row, at, readable)
         except BaseException:
-            self.subscriptions.outcomes_recorded([key])
+            self.subscriptions.outcomes_recorded([pending])
             raise
         if ok is None:
-            self.subscriptions.outcomes_recorded([key])
+            self.subscriptions.outcomes_recorded([pending])
             # nothing in it the subscriber may read: not sent, and not counted either (the
             # subscription's timesSent must not reveal changes to others' data)
             return Settled(row.id, row.tenant, row.subscription_id)

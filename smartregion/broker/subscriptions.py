@@ -125,41 +125,52 @@ class SubscriptionService:
         self._lock = asyncio.Lock()
         #: set whenever notifications were queued; the notifier waits on it
         self.queued = asyncio.Event()
-        #: (tenant, subscription id) -> this process's sends whose outcome is not recorded yet
-        self._unrecorded: dict[tuple[str, str], int] = {}
+        #: (tenant, subscription id) -> the outbox rows this process is sending, or has sent,
+        #: whose outcome is not recorded yet
+        self._unrecorded: dict[tuple[str, str], set[str]] = {}
         #: set (and replaced) whenever outcomes were recorded
         self._recorded = asyncio.Event()
 
     # ------------------------------------------------------------------ delivery records
 
-    def outcome_pending(self, tenant: str, subscription_id: str) -> None:
-        """The notifier is sending a notification whose outcome is not recorded yet."""
-        key = (tenant, subscription_id)
-        self._unrecorded[key] = self._unrecorded.get(key, 0) + 1
+    def outcome_pending(self, tenant: str, subscription_id: str, row_id: str) -> None:
+        """The notifier is sending outbox row `row_id`; its outcome is not recorded yet."""
+        self._unrecorded.setdefault((tenant, subscription_id), set()).add(row_id)
 
-    def outcomes_recorded(self, keys: Sequence[tuple[str, str]]) -> None:
-        """Those outcomes are committed (or given up on); wake the reads waiting for them."""
-        for key in keys:
-            left = self._unrecorded.get(key, 0) - 1
-            if left > 0:
-                self._unrecorded[key] = left
-            else:
-                self._unrecorded.pop(key, None)
+    def outcomes_recorded(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Those (tenant, subscription id, row id) are recorded (or were not sent after all);
+        wake the reads waiting for them."""
+        for tenant, subscription_id, row_id in rows:
+            key = (tenant, subscription_id)
+            pending = self._unrecorded.get(key)
+            if pending is not None:
+                pending.discard(row_id)
+                if not pending:
+                    del self._unrecorded[key]
         self._recorded.set()
         self._recorded = asyncio.Event()
 
-    async def _settled(self, pending: Callable[[tuple[str, str]], bool]) -> None:
-        """Wait (at most RECORD_WAIT seconds) until no outcome `pending` selects is unrecorded.
+    async def _settled(self, selects: Callable[[tuple[str, str]], bool]) -> None:
+        """Wait until the sends pending now of the subscriptions `selects` picks are recorded,
+        at most RECORD_WAIT seconds.
 
         A client that was just notified and reads the subscription sees that notification in
         timesSent, status, lastNotification and lastSuccess (§5.2.14), although the notifier
-        records a batch's outcomes in one transaction after the last send of the batch: a read
-        waits for this process's sends of the subscription in flight or not yet recorded (not
-        for another worker's), never longer than RECORD_WAIT.
+        records a batch's outcomes in one transaction after the last send of the batch. Only
+        the sends under way when the read starts are waited for (a busy subscription's later
+        ones do not prolong it), and only this process's (not another worker's).
         """
+        waited = {
+            (key, row_id)
+            for key, rows in self._unrecorded.items()
+            if selects(key)
+            for row_id in rows
+        }
+        if not waited:
+            return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + RECORD_WAIT
-        while any(pending(key) for key in self._unrecorded):
+        while any(row_id in self._unrecorded.get(key, ()) for key, row_id in waited):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
