@@ -218,6 +218,13 @@ class SubscriptionService:
         it did not exist (docs/security.md)."""
         validate_subscription_id(subscription_id)
         await self._settled(lambda key: key == (tenant, subscription_id))
+        return await self._stored(tenant, subscription_id, owners, unowned)
+
+    async def _stored(
+        self, tenant: str, subscription_id: str, owners: frozenset[str] | None, unowned: str
+    ) -> StoredSubscription:
+        # the stored subscription as it is now (update and delete do not wait for records)
+        validate_subscription_id(subscription_id)
         found = await self.subs.get_subscription(tenant, subscription_id)
         if found is None or (
             owners is not None and subscription_owner(found.doc, unowned) not in owners
@@ -267,7 +274,7 @@ class SubscriptionService:
         base_url: str | None = None,
     ) -> None:
         """Update a subscription with a fragment (§5.8.2); Forbidden unless `writer` owns it."""
-        stored = await self.retrieve(tenant, subscription_id)
+        stored = await self._stored(tenant, subscription_id, None, unowned)
         _require_owner(stored, writer, unowned)
         vocab = await self.contexts.term_map(context, tenant=tenant)
         doc = merge_subscription(
@@ -290,7 +297,7 @@ class SubscriptionService:
         self, tenant: str, subscription_id: str, *, writer: WriteAccess, unowned: str
     ) -> None:
         """Delete a subscription (§5.8.5); Forbidden unless `writer` owns it."""
-        _require_owner(await self.retrieve(tenant, subscription_id), writer, unowned)
+        _require_owner(await self._stored(tenant, subscription_id, None, unowned), writer, unowned)
         if not await self.subs.delete_subscription(tenant, subscription_id):
             raise ResourceNotFound(f"subscription {subscription_id} not found")
         self._changed(tenant)
