@@ -32,6 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import conformance_mqtt as mqtt
 import conformance_report as report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,8 @@ STANDIN_CONTEXTS = (
     "https://fiware.github.io/NGSI-LD_TestSuite/ldContext/testContext.jsonld",
 )
 STANDIN_DIR = "offline-standins"
+# The suite's Mosquitto configurations (for its docker image; see scripts/conformance_mqtt.py).
+MOSQUITTO_CONFIGS = "resources/mqttUtils/mosquitto"
 # Only what robot needs: TP (tests), resources (keywords, variables.py), libraries, data.
 COPIED_DIRS = ("TP", "resources", "libraries", "data")
 REWRITTEN_SUFFIXES = {".robot", ".resource", ".json", ".jsonld", ".geojson", ".py", ".txt"}
@@ -316,8 +319,13 @@ def broker(
     # The suite's temporal pagination tests (020_13, 020_14, 021_15, 021_16) need an instance
     # limit between 20 and 40 per answer (its README, "Specific test requirements"); the
     # shipped default (10,000) is for real clients.
-    env = {**env, "SMARTREGION_TEMPORAL_MAX_INSTANCES": env.get("SMARTREGION_TEMPORAL_MAX_INSTANCES", "30")}
-    log(f"starting broker: {' '.join(cmd)} (temporal_max_instances={env['SMARTREGION_TEMPORAL_MAX_INSTANCES']})")
+    env = {
+        **env,
+        "SMARTREGION_TEMPORAL_MAX_INSTANCES": env.get("SMARTREGION_TEMPORAL_MAX_INSTANCES", "30"),
+    }
+    log(
+        f"starting broker: {' '.join(cmd)} (temporal_max_instances={env['SMARTREGION_TEMPORAL_MAX_INSTANCES']})"
+    )
     with (results / "broker.log").open("wb") as out:
         # Own process group: stopping it stops uvicorn's workers too, and nothing else.
         proc = subprocess.Popen(
@@ -472,6 +480,23 @@ def main(argv: list[str] | None = None) -> int:
         def __init__(self, *a: object, **kw: object) -> None:
             super().__init__(*a, directory=ctx_dir, **kw)  # type: ignore[arg-type]
 
+    # The MQTT notification tests (058_*) start and stop their broker through docker; a
+    # stand-in `docker` first on robot's PATH runs a throwaway local Mosquitto instead.
+    mqtt_state = results / "mosquitto"
+    mqtt_host, mqtt_port = mqtt.pick_mqtt_host()
+    mosquitto = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
+    if mosquitto is None:
+        log("WARNING: mosquitto not installed; the MQTT notification tests (058_*) will fail")
+    else:
+        shim_bin = CONF / "work" / "bin"
+        mqtt.install(
+            shim_bin, mqtt_state, work / MOSQUITTO_CONFIGS, mqtt_host, mqtt_port, mosquitto
+        )
+        robot_env["PATH"] = f"{shim_bin}{os.pathsep}{robot_env.get('PATH', '')}"
+        log(f"MQTT: Mosquitto stand-in on {mqtt_host}:{mqtt.DEFAULT_PORT} and :{mqtt_port}")
+
     started = time.time()
     rc = 0
     with (
@@ -497,15 +522,27 @@ def main(argv: list[str] | None = None) -> int:
                 "context_source_port": str(free_port()),
                 "context_server_host": "127.0.0.1",
                 "context_server_port": str(free_port()),
-                "mqtt_broker_host": "127.0.0.1",
+                # The suite's MQTT broker (058_*): a loopback address of its own, because
+                # endpoints without a port mean 1883 there (see scripts/conformance_mqtt.py).
+                "mqtt_broker_host": mqtt_host,
+                "mqtt_broker_non_default_port": str(mqtt_port),
             }
             cmd = robot_command(robot, args, results, variables, targets)
             (results / "robot-command.txt").write_text(shlex.join(cmd) + "\n")
             log(f"running robot on {', '.join(targets)} (console: {results / 'console.log'})")
-            with (results / "console.log").open("wb") as out:
-                rc = subprocess.run(
-                    cmd, cwd=work, stdout=out, stderr=subprocess.STDOUT, env=robot_env, check=False
-                ).returncode
+            try:
+                with (results / "console.log").open("wb") as out:
+                    rc = subprocess.run(
+                        cmd,
+                        cwd=work,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        env=robot_env,
+                        check=False,
+                    ).returncode
+            finally:
+                if mqtt_state.exists():
+                    mqtt.stop_all(mqtt_state)
     elapsed = time.time() - started
 
     output_xml = results / "output.xml"

@@ -44,6 +44,9 @@ AREAS: tuple[tuple[str, str], ...] = (
         "TP/NGSI-LD/ContextInformation/Provision/TemporalEntityAttributes",
     ),
     ("Consumption/TemporalEntity", "TP/NGSI-LD/ContextInformation/Consumption/TemporalEntity"),
+    # create/update/retrieve/query/delete subscriptions and the notification behaviour tests
+    # (HTTP and, in SubscriptionNotificationBehaviour/MQTT, MQTT endpoints)
+    ("Subscription", "TP/NGSI-LD/ContextInformation/Subscription"),
 )
 
 RESULTS_BEGIN = "<!-- conformance-results:begin -->"

@@ -141,8 +141,14 @@ class Notifier:
         finally:
             # one transaction for the batch, also when stopped part-way: what was sent is
             # recorded, and a row cut off in mid-send is sent again after its lease
-            if settled:
-                await self.subscriptions.subs.settle(settled)
+            try:
+                if settled:
+                    await self.subscriptions.subs.settle(settled)
+            finally:
+                # reads of these subscriptions waited for this record (SubscriptionService)
+                self.subscriptions.outcomes_recorded(
+                    [(s.tenant, s.subscription_id, s.row_id) for s in settled if s.ok is not None]
+                )
         return len(rows)
 
     async def _deliver_in_order(
@@ -175,8 +181,17 @@ class Notifier:
 
     async def _deliver(self, row: OutboxRow, readable: Readable | None) -> Settled:
         at = format_datetime(datetime.now(UTC))
-        ok = await self._send(row, at, readable)
+        # reads of the subscription wait for this send's outcome to be recorded with the batch
+        # (SubscriptionService.outcome_pending); released at once when nothing is recorded
+        pending = (row.tenant, row.subscription_id, row.id)
+        self.subscriptions.outcome_pending(*pending)
+        try:
+            ok = await self._send(row, at, readable)
+        except BaseException:
+            self.subscriptions.outcomes_recorded([pending])
+            raise
         if ok is None:
+            self.subscriptions.outcomes_recorded([pending])
             # nothing in it the subscriber may read: not sent, and not counted either (the
             # subscription's timesSent must not reveal changes to others' data)
             return Settled(row.id, row.tenant, row.subscription_id)

@@ -13,6 +13,7 @@ them). `smartregion.broker.notifier.Notifier` sends what is queued.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -74,6 +75,8 @@ Doc = dict[str, Any]
 REFRESH_SECONDS = 1.0
 #: the most entities a purge re-reads to notify their deletion (beyond: no notifications)
 PURGE_NOTIFY_LIMIT = 100_000
+#: seconds a read of a subscription waits for this process's sends to be recorded
+RECORD_WAIT = 2.0
 
 
 def validate_subscription_id(value: str) -> str:
@@ -122,6 +125,57 @@ class SubscriptionService:
         self._lock = asyncio.Lock()
         #: set whenever notifications were queued; the notifier waits on it
         self.queued = asyncio.Event()
+        #: (tenant, subscription id) -> the outbox rows this process is sending, or has sent,
+        #: whose outcome is not recorded yet
+        self._unrecorded: dict[tuple[str, str], set[str]] = {}
+        #: set (and replaced) whenever outcomes were recorded
+        self._recorded = asyncio.Event()
+
+    # ------------------------------------------------------------------ delivery records
+
+    def outcome_pending(self, tenant: str, subscription_id: str, row_id: str) -> None:
+        """The notifier is sending outbox row `row_id`; its outcome is not recorded yet."""
+        self._unrecorded.setdefault((tenant, subscription_id), set()).add(row_id)
+
+    def outcomes_recorded(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Those (tenant, subscription id, row id) are recorded (or were not sent after all);
+        wake the reads waiting for them."""
+        for tenant, subscription_id, row_id in rows:
+            key = (tenant, subscription_id)
+            pending = self._unrecorded.get(key)
+            if pending is not None:
+                pending.discard(row_id)
+                if not pending:
+                    del self._unrecorded[key]
+        self._recorded.set()
+        self._recorded = asyncio.Event()
+
+    async def _settled(self, selects: Callable[[tuple[str, str]], bool]) -> None:
+        """Wait until the sends pending now of the subscriptions `selects` picks are recorded,
+        at most RECORD_WAIT seconds.
+
+        A client that was just notified and reads the subscription sees that notification in
+        timesSent, status, lastNotification and lastSuccess (§5.2.14), although the notifier
+        records a batch's outcomes in one transaction after the last send of the batch. Only
+        the sends under way when the read starts are waited for (a busy subscription's later
+        ones do not prolong it), and only this process's (not another worker's).
+        """
+        waited = {
+            (key, row_id)
+            for key, rows in self._unrecorded.items()
+            if selects(key)
+            for row_id in rows
+        }
+        if not waited:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RECORD_WAIT
+        while any(row_id in self._unrecorded.get(key, ()) for key, row_id in waited):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recorded.wait(), remaining)
 
     # ------------------------------------------------------------------ the resource (§5.8)
 
@@ -163,6 +217,14 @@ class SubscriptionService:
         (None: every subscription), owned by an organisation not among them — exactly as if
         it did not exist (docs/security.md)."""
         validate_subscription_id(subscription_id)
+        await self._settled(lambda key: key == (tenant, subscription_id))
+        return await self._stored(tenant, subscription_id, owners, unowned)
+
+    async def _stored(
+        self, tenant: str, subscription_id: str, owners: frozenset[str] | None, unowned: str
+    ) -> StoredSubscription:
+        # the stored subscription as it is now (update and delete do not wait for records)
+        validate_subscription_id(subscription_id)
         found = await self.subs.get_subscription(tenant, subscription_id)
         if found is None or (
             owners is not None and subscription_owner(found.doc, unowned) not in owners
@@ -188,6 +250,7 @@ class SubscriptionService:
             from smartregion.errors import TooManyResults
 
             raise TooManyResults(f"limit must not exceed {self.max_limit}")
+        await self._settled(lambda key: key[0] == tenant)
         if owners is None:
             page, total = await self.subs.list_subscriptions(tenant, limit=limit, offset=offset)
             return page, total, limit
@@ -211,7 +274,7 @@ class SubscriptionService:
         base_url: str | None = None,
     ) -> None:
         """Update a subscription with a fragment (§5.8.2); Forbidden unless `writer` owns it."""
-        stored = await self.retrieve(tenant, subscription_id)
+        stored = await self._stored(tenant, subscription_id, None, unowned)
         _require_owner(stored, writer, unowned)
         vocab = await self.contexts.term_map(context, tenant=tenant)
         doc = merge_subscription(
@@ -234,7 +297,7 @@ class SubscriptionService:
         self, tenant: str, subscription_id: str, *, writer: WriteAccess, unowned: str
     ) -> None:
         """Delete a subscription (§5.8.5); Forbidden unless `writer` owns it."""
-        _require_owner(await self.retrieve(tenant, subscription_id), writer, unowned)
+        _require_owner(await self._stored(tenant, subscription_id, None, unowned), writer, unowned)
         if not await self.subs.delete_subscription(tenant, subscription_id):
             raise ResourceNotFound(f"subscription {subscription_id} not found")
         self._changed(tenant)
@@ -392,7 +455,16 @@ class PeriodicSender:
                 changes = [(EntityChange(e, e), "timeInterval") for e in entities]
                 data = notification_entities(sub, changes, now=format_datetime(wall))
                 if data:
-                    rows.append(build_row(sub, data, "timeInterval"))
+                    row = build_row(sub, data, "timeInterval")
+                    # whose entities these are, as for change notifications: the notifier
+                    # sends only what the subscription's owner may read, and drops a row that
+                    # does not say (fail closed) — without this, no periodic row was ever sent
+                    ids = [str(e["id"]) for e in entities]
+                    owners = await self.store.owners_of(tenant, ids)
+                    row.target["about"] = [
+                        [e["id"], owners.get(str(e["id"]), ""), _types(e)] for e in entities
+                    ]
+                    rows.append(row)
         for key in set(self._last) - seen:
             del self._last[key]
         if rows:
