@@ -11,10 +11,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from smartregion.errors import BadRequestData, ResourceNotFound, Unauthenticated
+from smartregion.errors import AlreadyExists, BadRequestData, ResourceNotFound, Unauthenticated
 from smartregion.governance import POLICY_KINDS, ROLES, Forbidden, Principal
 from smartregion.web.datasets import text_in
-from smartregion.web.portal import Portal, Reader
+from smartregion.web.portal import LABELS, N_, Portal, Reader
 
 __all__ = ["routes"]
 
@@ -29,6 +29,27 @@ def _local(target: str) -> str:
 def _field(form: FormData, name: str) -> str:
     value = form.get(name, "")
     return value if isinstance(value, str) else ""
+
+
+#: the fields of the new-data-set form, with what it keeps when it is shown again
+DATASET_FIELDS = ("id", "title_nl", "title_en", "types", "policy", "theme", "license",
+                  "description_nl")  # fmt: skip
+
+
+def dataset_form_errors(values: dict[str, str]) -> dict[str, str]:
+    """The new-data-set form's own checks: field -> message (translated where shown)."""
+    errors = {}
+    if not values["id"]:
+        errors["id"] = N_("Give the data set an identifier.")
+    if not values["title_nl"] and not values["title_en"]:
+        errors["title_nl"] = N_("Give the data set a title.")
+    if not [t for t in values["types"].replace(",", " ").split() if t]:
+        errors["types"] = N_("Name at least one entity type.")
+    if values["policy"] not in POLICY_KINDS:
+        errors["policy"] = N_("Choose who may read it.")
+    if values["theme"] and values["theme"] not in LABELS["theme"]:
+        errors["theme"] = N_("Choose a theme from the list.")
+    return errors
 
 
 def routes(portal: Portal) -> list[BaseRoute]:
@@ -71,7 +92,14 @@ def routes(portal: Portal) -> list[BaseRoute]:
         response.headers.append("Set-Cookie", portal.sessions.cookie(session, secure=secure(request)))
         return response
 
-    async def admin_page(request: Request, *, issued: Any = None, notice: str = "") -> Response:
+    async def admin_page(
+        request: Request,
+        *,
+        issued: Any = None,
+        notice: str = "",
+        dataset_form: dict[str, Any] | None = None,
+        status: int = 200,
+    ) -> Response:
         reader = await _signed_in(portal, request)
         principal = reader.principal
         assert principal is not None
@@ -95,8 +123,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
             "made": [r for r in requests if r.requester_org == org_id and r.owner_org != org_id],
             "titles": titles, "datasets": owned, "policies": POLICY_KINDS, "roles": ROLES,
             "dead_letters": await governance.dead_letters(principal, org_id, limit=50),
-            "issued": issued, "notice": notice,
-        })
+            "issued": issued, "notice": notice, "themes": list(LABELS["theme"]),
+            "dataset_form": dataset_form or {"values": {"policy": "restricted"}, "errors": {}, "problem": ""},
+        }, status=status)
 
     async def admin(request: Request) -> Response:
         return await admin_page(request, notice=request.query_params.get("done", ""))
@@ -130,6 +159,34 @@ def routes(portal: Portal) -> list[BaseRoute]:
             done = "refused"
         return RedirectResponse(f"/admin?done={done}#requests", status_code=303)
 
+    async def create_dataset(request: Request) -> Response:
+        principal = await _principal(portal, request)
+        form = await request.form()
+        values = {name: _field(form, name).strip() for name in DATASET_FIELDS}
+        errors = dataset_form_errors(values)
+        problem, status = "", 400
+        if not errors:
+            try:
+                await governance.create_dataset(
+                    principal, values["id"], principal.org_id,
+                    {lang: values[f"title_{lang}"] for lang in ("nl", "en") if values[f"title_{lang}"]},
+                    [t for t in values["types"].replace(",", " ").split() if t],
+                    description={"nl": values["description_nl"]} if values["description_nl"] else None,
+                    theme=values["theme"] or None, license=values["license"] or None,
+                    policy=values["policy"],
+                )  # fmt: skip
+            except AlreadyExists:
+                errors["id"] = N_("A data set with this identifier already exists.")
+                status = 409
+            except BadRequestData as exc:
+                problem = exc.detail
+            else:
+                return RedirectResponse("/admin?done=dataset#datasets", status_code=303)
+        return await admin_page(
+            request, dataset_form={"values": values, "errors": errors, "problem": problem},
+            status=status,
+        )
+
     async def set_policy(request: Request) -> Response:
         principal = await _principal(portal, request)
         policy = _field(await request.form(), "policy")
@@ -161,6 +218,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
         Route("/admin/keys", create_key, methods=["POST"]),
         Route("/admin/keys/{key_id}/revoke", revoke_key, methods=["POST"]),
         Route("/admin/requests/{request_id}/{decision:str}", decide, methods=["POST"]),
+        Route("/admin/datasets", create_dataset, methods=["POST"]),
         Route("/admin/datasets/{dataset_id}/policy", set_policy, methods=["POST"]),
     ]
 

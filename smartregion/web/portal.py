@@ -72,6 +72,7 @@ LABELS: dict[str, dict[str, str]] = {
         "refused": N_("The request was refused."),
         "key-revoked": N_("The key was revoked."),
         "policy": N_("The access policy was changed."),
+        "dataset": N_("The data set was created. Its entities are those of its types that your organisation writes."),
         "member": N_("The member's role was changed."),
         "member-removed": N_("The member was removed from the organisation."),
     },

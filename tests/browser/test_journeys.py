@@ -139,3 +139,65 @@ def test_skip_link_is_the_first_stop(browser: Any, base_url: str) -> None:
     assert page.evaluate("document.activeElement.className") == "skip-link"
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
+
+
+def test_owner_creates_a_data_set_grants_access_and_the_other_organisation_sees_it(
+    browser: Any, base_url: str
+) -> None:
+    # the owner's sensors write noise levels (anonymous writes are the platform organisation's,
+    # whose admin Anna is)
+    noise = {"id": "urn:ngsi-ld:NoiseLevelObserved:ring-gent", "type": "NoiseLevelObserved",
+             "name": {"type": "Property", "value": "Geluidsmeter Ring Gent"},
+             "LAeq": {"type": "Property", "value": 61.5},
+             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72, 51.05]}}}
+    assert httpx.post(f"{base_url}/ngsi-ld/v1/entities", json=noise, timeout=30).status_code == 201
+
+    anna = new_page(browser, base_url)
+    anna.goto("/sign-in?lang=en")
+    tab_to(anna, "#email")
+    anna.keyboard.type(ANNA[0])
+    anna.keyboard.press("Tab")
+    anna.keyboard.type(ANNA[1])
+    anna.keyboard.press("Enter")
+    anna.wait_for_url("**/admin")
+    # the new data set, keyboard only
+    tab_to(anna, "#ds-id")
+    anna.keyboard.type("gent-geluid")
+    tab_to(anna, "#ds-title_nl")
+    anna.keyboard.type("Geluid langs de ring")
+    tab_to(anna, "#ds-types")
+    anna.keyboard.type("NoiseLevelObserved")
+    tab_to(anna, "#new-dataset button[type=submit]")
+    anna.keyboard.press("Enter")
+    anna.get_by_text("The data set was created.").wait_for()
+    assert anna.locator('#datasets ~ table a[href="/datasets/gent-geluid"]').count() == 1
+
+    bart = new_page(browser, base_url)
+    bart.goto("/datasets/gent-geluid?lang=en")
+    assert bart.locator("#map").count() == 0
+    tab_to(bart, '#access a[href^="/sign-in"]')
+    bart.keyboard.press("Enter")
+    bart.wait_for_url("**/sign-in?**")
+    bart.locator("#email").wait_for()
+    tab_to(bart, "#email")
+    bart.keyboard.type(BART[0])
+    bart.keyboard.press("Tab")
+    bart.keyboard.type(BART[1])
+    bart.keyboard.press("Enter")
+    bart.wait_for_url(f"{base_url}/datasets/gent-geluid")
+    tab_to(bart, "#purpose")
+    bart.keyboard.type("Noise action plan")
+    bart.keyboard.press("Tab")
+    bart.keyboard.press("Enter")
+    bart.get_by_text("Your request was sent.").wait_for()
+
+    anna.goto("/admin")
+    assert anna.locator("tr", has_text="Noise action plan").count() == 1
+    tab_to(anna, 'form[action$="/approve"] button')
+    anna.keyboard.press("Enter")
+    anna.get_by_text("The request was approved").wait_for()
+
+    bart.goto("/datasets/gent-geluid")
+    bart.locator(".leaflet-marker-icon").first.wait_for()
+    assert bart.locator("caption", has_text="Geluidsmeter Ring Gent").count() == 1
+    assert bart.errors == [] and anna.errors == []

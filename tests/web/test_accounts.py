@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from smartregion.governance import Principal
 from smartregion.web.sessions import COOKIE, SessionCodec
 from tests.web.conftest import ANNA, BART, form_token, sign_in
 
@@ -225,3 +226,71 @@ async def test_admins_change_roles_and_remove_members(portal: Callable[..., Any]
     page = await bart.get("/admin")
     r = await bart.post("/admin/members/bart/role", data={"role": "admin", "csrf_token": form_token(page.text)})
     assert r.status_code == 403
+
+
+async def test_owner_creates_a_data_set_in_the_admin_page(portal: Callable[..., Any]) -> None:
+    anna, bart = portal(), portal()
+    app = portal.app  # type: ignore[attr-defined]
+    owner = app.state.settings.default_org
+    # the owner's sensors already write noise levels (through an API key of the owner)
+    key = (await app.state.governance.create_api_key(Principal.cli(), owner, role="editor")).key
+    noise = {"id": "urn:ngsi-ld:NoiseLevelObserved:gent-1", "type": "NoiseLevelObserved",
+             "LAeq": {"type": "Property", "value": 61.5},
+             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72, 51.05]}}}
+    r = await anna.post("/ngsi-ld/v1/entities", json=noise, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 201, r.text
+
+    await sign_in(anna, ANNA)
+    page = await anna.get("/admin?lang=en")
+    assert 'action="/admin/datasets"' in page.text and "New data set" in page.text
+    token = form_token(page.text)
+    # the form's own checks: every missing field named, what was typed kept
+    r = await anna.post("/admin/datasets?lang=en", data={
+        "id": "", "title_nl": "", "title_en": "Noise in Ghent", "types": " , ", "policy": "restricted",
+        "csrf_token": token})
+    assert r.status_code == 400
+    text = text_of(r.text)
+    assert "Give the data set an identifier." in text and "Name at least one entity type." in text
+    assert "Give the data set a title." not in text  # an English title is enough
+    assert 'value="Noise in Ghent"' in r.text and r.text.count('aria-invalid="true"') == 2
+    # the service's checks: a bad identifier is a 400 that says why, and nothing is created
+    r = await anna.post("/admin/datasets?lang=en", data={
+        "id": "geluid gent!", "title_nl": "Geluid in Gent", "types": "NoiseLevelObserved",
+        "policy": "restricted", "csrf_token": token})
+    assert r.status_code == 400 and "The data set could not be created:" in text_of(r.text)
+    assert "geluid gent!" not in {d.id for d in await app.state.governance.list_datasets()}
+    r = await anna.post("/admin/datasets", data={
+        "id": "gent-geluid", "title_nl": "Geluid in Gent", "title_en": "Noise in Ghent",
+        "types": "NoiseLevelObserved", "policy": "restricted", "theme": "environment",
+        "description_nl": "Geluidsniveaus langs de ring", "csrf_token": token})
+    assert r.status_code == 303 and r.headers["location"] == "/admin?done=dataset#datasets"
+    page = await anna.get("/admin?lang=en&done=dataset")
+    assert "The data set was created." in text_of(page.text) and 'href="/datasets/gent-geluid"' in page.text
+    created = await app.state.governance.store.get_dataset("gent-geluid")
+    assert created is not None and created.owner_org == owner and created.policy_kind == "restricted"
+    assert created.theme == "environment" and created.title == {"nl": "Geluid in Gent", "en": "Noise in Ghent"}
+    # the same identifier again: a 409 next to the field
+    r = await anna.post("/admin/datasets?lang=en", data={
+        "id": "gent-geluid", "title_nl": "Nog eens", "types": "NoiseLevelObserved", "policy": "open",
+        "csrf_token": token})
+    assert r.status_code == 409 and "A data set with this identifier already exists." in text_of(r.text)
+
+    # another organisation's editor neither sees the form nor may post it
+    await sign_in(bart, BART)
+    page = await bart.get("/admin?lang=en")
+    assert 'action="/admin/datasets"' not in page.text
+    r = await bart.post("/admin/datasets", data={
+        "id": "x-y", "title_nl": "X", "types": "T", "policy": "open", "csrf_token": form_token(page.text)})
+    assert r.status_code == 403
+    # the new restricted data set: not readable by Bart until Anna grants his request
+    page = await bart.get("/datasets/gent-geluid?lang=en")
+    assert page.status_code == 200 and "Request access" in page.text and "LAeq" not in page.text
+    r = await bart.post("/datasets/gent-geluid/access", data={
+        "purpose": "Noise action plan", "csrf_token": form_token(page.text)})
+    assert r.status_code == 303
+    inbox = await anna.get("/admin?lang=en")
+    action = re.search(r'action="(/admin/requests/[^"]+/approve)"', inbox.text)
+    assert action and "Noise action plan" in inbox.text
+    assert (await anna.post(action.group(1), data={"csrf_token": form_token(inbox.text)})).status_code == 303
+    r = await bart.get("/datasets/gent-geluid/download.csv")
+    assert r.status_code == 200 and "urn:ngsi-ld:NoiseLevelObserved:gent-1" in r.text
