@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -29,6 +30,7 @@ from psycopg import sql
 
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
+    BulkColumns,
     BulkRow,
     CoverRow,
     DropHistory,
@@ -44,6 +46,7 @@ from smartregion.storage.history import (
     now_micros,
     page_plan,
     parse_instance_id,
+    plan_bulk,
     prepare_bulk,
     shared_docs,
     stored_instance,
@@ -476,46 +479,46 @@ class PostgresHistory(HistoryStore):
         async with self.pool.connection() as conn, conn.transaction():
             return await self._record(conn, tenant, rows, locked=False)
 
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
+    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow] | BulkColumns) -> int:
         """Load rows with COPY in one transaction, all or nothing."""
-        if not rows:
+        if not len(rows):
             return 0
         now = now_micros()
         prepared = prepare_bulk(rows, now)
-        await self._ensure_partitions({p[3] for p in prepared})
+        times = prepared.times
+        await self._ensure_partitions({t // DAY * DAY for t in times})
+        names = set(prepared.names)
         async with self.pool.connection() as conn, conn.transaction():
-            await self._lock(conn, tenant, {p[0] for p in prepared})
-            keys = await self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
-            refs = await self._shape_refs(conn, (p[5] for p in prepared))
-            seen: dict[tuple[int, int], int] = {}
-            values = []
-            points = []
-            for eid, attr, ds, t, num, doc in prepared:
-                key = keys[(eid, attr, ds)]
-                if doc is not None:
-                    doc = refs.get(doc, doc)
-                seq = seen.get((key, t), -1) + 1
-                seen[(key, t)] = seq
-                values.append((key, t, seq, now - t, None, num, doc))
-                if num is not None:
-                    points.append((key, t, num))
-            times = [v[1] for v in values]
+            await self._lock(conn, tenant, {n[0] for n in names})
+            keys = await self._series_keys(conn, tenant, names)
+            refs = await self._shape_refs(conn, set(prepared.docs))
+            plan = plan_bulk(prepared, keys, refs, now)
             cur = await conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"
                 " AND t BETWEEN %s AND %s)",
                 (sorted(set(keys.values())), min(times), max(times)),
             )
             taken = await cur.fetchone()
+            seqs = plan.seq_column()
             if taken and taken[0]:
                 # stored instances in the range: number new rows after those at the same time
-                await conn.execute(_INSERT, [list(c) for c in zip(*values, strict=True)])
+                nulls = [None] * len(times)
+                await conn.execute(
+                    _INSERT, [plan.keys, times, seqs, plan.dms, nulls, plan.nums, plan.docs]
+                )
             else:
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
-                    for value_row in values:
-                        await copy.write_row(value_row)
-            await self._fold(conn, points)
-        return len(values)
+                    # rows formatted by the copy's own (C) formatter; its buffer is sent as it
+                    # fills, without a coroutine per row
+                    format_row = copy.formatter.write_row
+                    for value_row in zip(
+                        plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs
+                    ):
+                        if data := format_row(value_row):
+                            await copy.write(data)
+            await self._fold(conn, plan.points())
+        return len(times)
 
     async def delete_history(
         self, tenant: str, entity_id: str, attr: str | None = None, dataset_id: str | None = None

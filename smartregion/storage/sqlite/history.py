@@ -11,12 +11,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from itertools import repeat
 from typing import Any, TypeVar
 
 import orjson
 
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
+    BulkColumns,
     BulkRow,
     CoverRow,
     DropHistory,
@@ -32,6 +34,7 @@ from smartregion.storage.history import (
     now_micros,
     page_plan,
     parse_instance_id,
+    plan_bulk,
     prepare_bulk,
     shared_docs,
     stored_instance,
@@ -303,29 +306,18 @@ class SQLiteHistory(HistoryStore):
             return 0
         return await self._history_tx(lambda conn: self._record(conn, tenant, rows))
 
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
+    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow] | BulkColumns) -> int:
         """Load rows with executemany in one transaction, all or nothing."""
-        if not rows:
+        if not len(rows):
             return 0
         now = now_micros()
         prepared = prepare_bulk(rows, now)
 
         def run(conn: sqlite3.Connection) -> int:
-            keys = self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
-            refs = self._shape_refs(conn, (p[5] for p in prepared))
-            seen: dict[tuple[int, int], int] = {}
-            values = []
-            points = []
-            for eid, attr, ds, t, num, doc in prepared:
-                key = keys[(eid, attr, ds)]
-                if doc is not None:
-                    doc = refs.get(doc, doc)
-                seq = seen.get((key, t), -1) + 1
-                seen[(key, t)] = seq
-                values.append((key, t, seq, now - t, None, num, doc))
-                if num is not None:
-                    points.append((key, t, num))
-            times = [v[1] for v in values]
+            keys = self._series_keys(conn, tenant, set(prepared.names))
+            refs = self._shape_refs(conn, set(prepared.docs))
+            plan = plan_bulk(prepared, keys, refs, now)
+            times = plan.times
             taken = conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
                 " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
@@ -334,12 +326,19 @@ class SQLiteHistory(HistoryStore):
             if taken:
                 # stored instances in the range: number new rows after those at the same time
                 conn.executemany(
-                    _INSERT, [(k, t, dm, dc, n, d) for k, t, _, dm, dc, n, d in values]
+                    _INSERT,
+                    zip(plan.keys, times, plan.dms, repeat(None), plan.nums, plan.docs),
                 )
             else:
-                conn.executemany(_INSERT_PLAIN, values)
-            self._fold(conn, points)
-            return len(values)
+                conn.executemany(
+                    _INSERT_PLAIN,
+                    zip(
+                        plan.keys, times, plan.seq_column(), plan.dms, repeat(None), plan.nums,
+                        plan.docs,
+                    ),
+                )
+            self._fold(conn, plan.points())
+            return len(times)
 
         return await self._history_tx(run)
 
