@@ -27,8 +27,9 @@ import asyncio
 import contextlib
 import csv
 import math
+import operator
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -40,14 +41,16 @@ from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, SmartRegionError
 from smartregion.governance import WriteAccess
 from smartregion.storage.base import Put, WriteOp
-from smartregion.storage.history import BulkRow, HistoryStore, RecordInstances
+from smartregion.storage.history import BulkColumns, BulkRow, HistoryStore, RecordInstances
 from smartregion.storage.rollups import format_observed, micros
 
 __all__ = [
     "FORMATS",
+    "Batch",
     "ImportReport",
     "ImportStopped",
     "RowError",
+    "RowReader",
     "SourceRow",
     "TimeseriesImporter",
     "read_rows",
@@ -135,6 +138,9 @@ class _Cells:
         self.ids: set[str] = set()
         self.datasets: set[str] = set()
         self.default_type = self.type_of(default_type, 0) if default_type else None
+        #: batches checked column-wise, and read again row by row (for tests and profiling)
+        self.fast = 0
+        self.exact = 0
 
     def type_of(self, name: str, line: int) -> str:
         found = self.types.get(name)
@@ -191,29 +197,178 @@ class _Cells:
         return SourceRow(line, type_iri, BulkRow(entity, attr, t, value, unit, dataset))
 
 
-def _ndjson(lines: _Lines, cells: _Cells) -> Iterator[SourceRow]:
+    # --- a batch at a time, column-wise ---------------------------------------------------
+
+    def fast_batch(
+        self,
+        lines: list[int],
+        entities: Sequence[Any],
+        attributes: Sequence[Any],
+        observed: Sequence[Any],
+        values: Sequence[Any],
+        units: Sequence[Any],
+        datasets: Sequence[Any],
+        kinds: Sequence[Any] | None,
+    ) -> Batch:
+        """The batch of these columns, checked column-wise (each distinct name, time, unit
+        once). Raises `_Unusual` at anything `row` would reject or treat with care: the exact
+        path then reads the batch again row by row and names the line."""
+        n = len(lines)
+        for eid in set(entities) - self.ids:
+            if not isinstance(eid, str) or not is_uri(eid):
+                raise _Unusual
+            self.ids.add(eid)
+        names = set(attributes)
+        iris: dict[str, str] = {}
+        for name in names:
+            iri = self.attrs.get(name) if isinstance(name, str) else None
+            if iri is None:
+                if not isinstance(name, str) or not name.strip():
+                    raise _Unusual
+                iri = self.attrs[name] = self.vocab.expand_term(name)
+            iris[name] = iri
+        attr_column = [iris[attributes[0]]] * n if len(names) == 1 else [iris[a] for a in attributes]
+        at: dict[str, int] = {}
+        for text in set(observed):
+            if not isinstance(text, str):
+                raise _Unusual
+            try:
+                at[text] = micros(text)
+            except (BadRequestData, ValueError, OverflowError):
+                raise _Unusual from None
+        times = list(map(at.__getitem__, observed))
+        value_kinds = set(map(type, values))
+        if _NONE in value_kinds:
+            raise _Unusual
+        if float in value_kinds and not all(
+            math.isfinite(v) for v in values if type(v) is float
+        ):
+            raise _Unusual
+        for unit in set(units):
+            if unit is not None and (not isinstance(unit, str) or not unit):
+                raise _Unusual
+        given = set(datasets)
+        for ds in given - self.datasets:
+            if ds is None or ds == "":
+                continue
+            if not isinstance(ds, str) or not is_uri(ds):
+                raise _Unusual
+            self.datasets.add(ds)
+        dataset_column = [""] * n if given <= {None, ""} else [d or "" for d in datasets]
+        types: list[str | None] | None = None
+        if kinds is not None and set(kinds) - {None, ""}:
+            expanded: dict[Any, str | None] = {None: self.default_type, "": self.default_type}
+            for kind in set(kinds) - {None, ""}:
+                if not isinstance(kind, str) or not kind.strip():
+                    raise _Unusual
+                expanded[kind] = self.type_of(kind, 0)
+            types = [expanded[k] for k in kinds]
+        self.fast += 1
+        return Batch(
+            lines,
+            BulkColumns(entities, attr_column, times, values, units, dataset_column),
+            types,
+            self.default_type,
+        )
+
+
+class _Unusual(Exception):
+    """A batch the column-wise check does not vouch for: read it again row by row."""
+
+
+_NONE = type(None)
+_MEMBERS = operator.itemgetter(*REQUIRED)
+
+
+@dataclass(slots=True)
+class Batch:
+    """Checked rows, as the columns of the bulk path, with their file lines and entity types."""
+
+    lines: list[int]
+    #: attributes expanded, times in µs, datasetId "" for the default instance
+    columns: BulkColumns
+    #: per row, the entity type it gives (expanded) or the default; None: no row gives one
+    types: list[str | None] | None
+    default_type: str | None
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[SourceRow]) -> Batch:
+        """The batch of rows read one at a time."""
+        bulk = [r.bulk for r in rows]
+        times = [b.observed_at if isinstance(b.observed_at, int) else micros(b.observed_at)
+                 for b in bulk]
+        columns = BulkColumns(
+            [b.entity_id for b in bulk], [b.attr for b in bulk], times, [b.value for b in bulk],
+            [b.unit for b in bulk], [b.dataset_id for b in bulk],
+        )
+        return cls([r.line for r in rows], columns, [r.type for r in rows], None)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+
+def _ndjson_row(number: int, raw: bytes, cells: _Cells) -> SourceRow:
+    try:
+        item = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RowError(number, f"not JSON ({exc})") from None
+    if not isinstance(item, dict):
+        raise RowError(number, "not a JSON object")
+    for name in REQUIRED:
+        if name not in item:
+            raise RowError(number, f"{name} is missing")
+    return cells.row(
+        number,
+        item["entity"],
+        item["attribute"],
+        item["observedAt"],
+        item["value"],
+        item.get("unit"),
+        item.get("datasetId"),
+        item.get("type"),
+    )
+
+
+def _ndjson_batch(lines: list[int], raws: list[bytes], cells: _Cells) -> Batch:
+    try:
+        items = list(map(orjson.loads, raws))
+        if set(map(type, items)) != {dict}:
+            raise _Unusual
+        entities, attributes, observed, values = map(list, zip(*map(_MEMBERS, items), strict=True))
+        return cells.fast_batch(
+            lines,
+            entities,
+            attributes,
+            observed,
+            values,
+            [i.get("unit") for i in items],
+            [i.get("datasetId") for i in items],
+            [i.get("type") for i in items],
+        )
+    except (_Unusual, orjson.JSONDecodeError, KeyError, TypeError):
+        pass
+    # the exact path: row by row, raising at the first bad one with its line
+    cells.exact += 1
+    return Batch.of_rows([_ndjson_row(n, raw, cells) for n, raw in zip(lines, raws, strict=True)])
+
+
+def _ndjson(lines: _Lines, cells: _Cells, size: int, skip: _Skip) -> Iterator[Batch]:
+    numbers: list[int] = []
+    raws: list[bytes] = []
     for number, raw in enumerate(lines.binary(), 1):
         if not raw.strip():
             continue
-        try:
-            item = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise RowError(number, f"not JSON ({exc})") from None
-        if not isinstance(item, dict):
-            raise RowError(number, "not a JSON object")
-        for name in REQUIRED:
-            if name not in item:
-                raise RowError(number, f"{name} is missing")
-        yield cells.row(
-            number,
-            item["entity"],
-            item["attribute"],
-            item["observedAt"],
-            item["value"],
-            item.get("unit"),
-            item.get("datasetId"),
-            item.get("type"),
-        )
+        if skip.rows < skip.wanted:
+            skip.rows += 1
+            skip.line = number
+            continue
+        numbers.append(number)
+        raws.append(raw)
+        if len(raws) == size:
+            yield _ndjson_batch(numbers, raws, cells)
+            numbers, raws = [], []
+    if raws:
+        yield _ndjson_batch(numbers, raws, cells)
 
 
 def _csv_value(text: str, line: int) -> Any:
@@ -232,7 +387,61 @@ def _csv_value(text: str, line: int) -> Any:
     return value
 
 
-def _csv(lines: _Lines, cells: _Cells) -> Iterator[SourceRow]:
+class _CsvColumns:
+    """Where the columns are in the header."""
+
+    def __init__(self, header: list[str]) -> None:
+        header = [h.strip() for h in header]
+        missing = [name for name in REQUIRED if name not in header]
+        if missing:
+            raise RowError(1, f"the header has no column {', '.join(missing)}")
+        at = {name: i for i, name in enumerate(header)}
+        self.e, self.a, self.o, self.v = (at[n] for n in REQUIRED)
+        self.u, self.d, self.k = at.get("unit"), at.get("datasetId"), at.get("type")
+        self.width = len(header)
+
+    def row(self, line: int, cells_row: list[str], cells: _Cells) -> SourceRow:
+        if len(cells_row) != self.width:
+            raise RowError(line, f"{len(cells_row)} columns where the header has {self.width}")
+        u, d, k = self.u, self.d, self.k
+        return cells.row(
+            line,
+            cells_row[self.e],
+            cells_row[self.a],
+            cells_row[self.o],
+            _csv_value(cells_row[self.v], line),
+            (cells_row[u] or None) if u is not None else None,
+            cells_row[d] if d is not None else None,
+            cells_row[k] if k is not None else None,
+        )
+
+    def batch(self, lines: list[int], records: list[list[str]], cells: _Cells) -> Batch:
+        try:
+            n = len(records)
+            if set(map(len, records)) != {self.width}:
+                raise _Unusual
+            columns = list(zip(*records, strict=True))
+            values = [_csv_value(v, 0) for v in columns[self.v]]
+            u, d, k = self.u, self.d, self.k
+            return cells.fast_batch(
+                lines,
+                columns[self.e],
+                columns[self.a],
+                columns[self.o],
+                values,
+                [c or None for c in columns[u]] if u is not None else [None] * n,
+                columns[d] if d is not None else [None] * n,
+                columns[k] if k is not None else None,
+            )
+        except (_Unusual, RowError):
+            pass
+        cells.exact += 1
+        return Batch.of_rows(
+            [self.row(n, r, cells) for n, r in zip(lines, records, strict=True)]
+        )
+
+
+def _csv(lines: _Lines, cells: _Cells, size: int, skip: _Skip) -> Iterator[Batch]:
     reader = csv.reader(lines.text(), strict=True)
     try:
         header = next(reader)
@@ -240,76 +449,144 @@ def _csv(lines: _Lines, cells: _Cells) -> Iterator[SourceRow]:
         return
     except csv.Error as exc:
         raise RowError(1, f"bad CSV ({exc})") from None
-    header = [h.strip() for h in header]
-    missing = [name for name in REQUIRED if name not in header]
-    if missing:
-        raise RowError(1, f"the header has no column {', '.join(missing)}")
-    at = {name: i for i, name in enumerate(header)}
-    e, a, o, v = (at[n] for n in REQUIRED)
-    u, d, k = at.get("unit"), at.get("datasetId"), at.get("type")
-    width = len(header)
+    layout = _CsvColumns(header)
+    numbers: list[int] = []
+    records: list[list[str]] = []
     while True:
         try:
-            cells_row = next(reader)
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise RowError(reader.line_num, f"bad CSV ({exc})") from None
+        if not record:
+            continue
+        if skip.rows < skip.wanted:
+            skip.rows += 1
+            skip.line = reader.line_num
+            continue
+        numbers.append(reader.line_num)
+        records.append(record)
+        if len(records) == size:
+            yield layout.batch(numbers, records, cells)
+            numbers, records = [], []
+    if records:
+        yield layout.batch(numbers, records, cells)
+
+
+@dataclass(slots=True)
+class _Skip:
+    """The data rows to skip (`--skip`), and how far skipping got."""
+
+    wanted: int
+    rows: int = 0
+    line: int = 0
+
+
+class RowReader:
+    """The rows of a file, read and checked a batch at a time (`TimeseriesImporter.run`)."""
+
+    def __init__(
+        self, stream: IO[bytes], fmt: str, vocab: Vocabulary, *, default_type: str | None = None
+    ) -> None:
+        if fmt not in FORMATS:
+            raise BadRequestData(f"format must be one of {', '.join(FORMATS)}")
+        self.fmt = fmt
+        self.lines = _Lines(stream)
+        self.cells = _Cells(vocab, default_type)
+
+    def position(self) -> int:
+        """How many bytes have been read."""
+        return self.lines.position
+
+    def batches(self, size: int, skip: _Skip) -> Iterator[Batch]:
+        """Checked batches of `size` rows after the first `skip.wanted` data rows (which are
+        counted, not checked); raises `RowError` at the first bad row, lazily."""
+        read = _ndjson if self.fmt == "ndjson" else _csv
+        return read(self.lines, self.cells, size, skip)
+
+    def rows(self) -> Iterator[SourceRow]:
+        """The checked rows one at a time (the exact path only)."""
+        if self.fmt == "ndjson":
+            for number, raw in enumerate(self.lines.binary(), 1):
+                if raw.strip():
+                    yield _ndjson_row(number, raw, self.cells)
+            return
+        reader = csv.reader(self.lines.text(), strict=True)
+        try:
+            layout = _CsvColumns(next(reader))
+            while True:
+                record = next(reader)
+                if record:
+                    yield layout.row(reader.line_num, record, self.cells)
         except StopIteration:
             return
         except csv.Error as exc:
             raise RowError(reader.line_num, f"bad CSV ({exc})") from None
-        line = reader.line_num
-        if not cells_row:
-            continue
-        if len(cells_row) != width:
-            raise RowError(line, f"{len(cells_row)} columns where the header has {width}")
-        yield cells.row(
-            line,
-            cells_row[e],
-            cells_row[a],
-            cells_row[o],
-            _csv_value(cells_row[v], line),
-            (cells_row[u] or None) if u is not None else None,
-            cells_row[d] if d is not None else None,
-            cells_row[k] if k is not None else None,
-        )
 
 
 def read_rows(
     stream: IO[bytes], fmt: str, vocab: Vocabulary, *, default_type: str | None = None
-) -> tuple[Iterator[SourceRow], Callable[[], int]]:
-    """The validated rows of a file (raising `RowError` at the first bad one, lazily), and a
-    function telling how many bytes have been read."""
-    if fmt not in FORMATS:
-        raise BadRequestData(f"format must be one of {', '.join(FORMATS)}")
-    lines = _Lines(stream)
-    cells = _Cells(vocab, default_type)
-    rows = _ndjson(lines, cells) if fmt == "ndjson" else _csv(lines, cells)
-    return rows, lambda: lines.position
+) -> tuple[RowReader, Callable[[], int]]:
+    """The rows of a file (checked as they are read, raising `RowError` at the first bad one)
+    for `TimeseriesImporter.run`, and a function telling how many bytes have been read."""
+    reader = RowReader(stream, fmt, vocab, default_type=default_type)
+    return reader, reader.position
 
 
 # --- writing -----------------------------------------------------------------------------------
 
 
-def _latest(rows: Iterable[SourceRow]) -> dict[str, dict[tuple[str, str], SourceRow]]:
+@dataclass(slots=True)
+class _Entities:
+    """What step (1) of a batch needs: per entity, its first line, its type, and per
+    (attribute, datasetId) the row of its latest instance."""
+
+    first_line: dict[str, int]
+    types: dict[str, str]
+    latest: dict[str, dict[tuple[str, str], int]]
+
+
+def _summary(batch: Batch) -> _Entities:
     """Per entity, per (attribute, datasetId): the row with the latest time (a later line wins
-    a tie)."""
-    out: dict[str, dict[tuple[str, str], SourceRow]] = {}
-    for row in rows:
-        b = row.bulk
-        per = out.setdefault(b.entity_id, {})
-        key = (b.attr, b.dataset_id)
-        old = per.get(key)
-        if old is None or int(b.observed_at) >= int(old.bulk.observed_at):
-            per[key] = row
-    return out
+    a tie); the first line and type (the first given, else the default) of each entity."""
+    cols = batch.columns
+    n = len(batch)
+    entities = cols.entity_ids
+    times = cols.times
+    # a stable sort by time: the last row of a key in this order is its latest, the later line
+    # on a tie (files mostly come in time order, which the sort passes through in one run)
+    order = sorted(range(n), key=times.__getitem__)
+    names = list(zip(entities, cols.attrs, cols.dataset_ids, strict=True))
+    last = dict(zip(map(names.__getitem__, order), order, strict=True))
+    latest: dict[str, dict[tuple[str, str], int]] = {}
+    for (eid, attr, ds), row in last.items():
+        latest.setdefault(eid, {})[(attr, ds)] = row
+    first = dict(zip(reversed(entities), range(n - 1, -1, -1), strict=True))
+    first_line = {eid: batch.lines[row] for eid, row in first.items()}
+    types: dict[str, str] = {}
+    if batch.types is None:
+        if batch.default_type is not None:
+            types = dict.fromkeys(first, batch.default_type)
+    else:
+        given = [(e, k) for e, k in zip(entities, batch.types, strict=True) if k is not None]
+        types = dict(reversed(given))
+    return _Entities(first_line, types, latest)
 
 
-def _instance(row: SourceRow, now: str) -> Doc:
+def _instance(batch: Batch, row: int, now: str) -> Doc:
     """The current-state attribute instance of an imported row."""
-    b = row.bulk
-    inst: Doc = {"type": "Property", "value": b.value, "observedAt": format_observed(int(b.observed_at))}
-    if b.unit:
-        inst["unitCode"] = b.unit
-    if b.dataset_id:
-        inst["datasetId"] = b.dataset_id
+    cols = batch.columns
+    inst: Doc = {
+        "type": "Property",
+        "value": cols.values[row],
+        "observedAt": format_observed(int(cols.times[row])),
+    }
+    unit = cols.units[row]
+    if unit:
+        inst["unitCode"] = unit
+    if cols.dataset_ids[row]:
+        inst["datasetId"] = cols.dataset_ids[row]
     inst["createdAt"] = now
     inst["modifiedAt"] = now
     return inst
@@ -335,8 +612,24 @@ def _with_instance(instances: list[Doc], inst: Doc) -> list[Doc]:
     return out
 
 
+def _batches(rows: Iterator[SourceRow], size: int, skip: _Skip) -> Iterator[Batch]:
+    """Rows read one at a time, skipped and grouped into batches."""
+    pending: list[SourceRow] = []
+    for row in rows:
+        if skip.rows < skip.wanted:
+            skip.rows += 1
+            skip.line = row.line
+            continue
+        pending.append(row)
+        if len(pending) == size:
+            yield Batch.of_rows(pending)
+            pending = []
+    if pending:
+        yield Batch.of_rows(pending)
+
+
 class TimeseriesImporter:
-    """Loads validated rows in batches: entities through the broker, instances in bulk."""
+    """Loads checked rows in batches: entities through the broker, instances in bulk."""
 
     def __init__(
         self,
@@ -358,7 +651,7 @@ class TimeseriesImporter:
 
     async def run(
         self,
-        rows: Iterator[SourceRow],
+        rows: RowReader | Iterator[SourceRow],
         *,
         skip: int = 0,
         dry_run: bool = False,
@@ -369,16 +662,25 @@ class TimeseriesImporter:
         Raises `ImportStopped` (with what was committed) at the first failing batch.
         """
         report = ImportReport()
-        pending: list[SourceRow] = []
+        skipping = _Skip(skip)
+        if isinstance(rows, RowReader):
+            batches = rows.batches(self.batch, skipping)
+        else:
+            batches = _batches(rows, self.batch, skipping)
         # one batch is written while the next one is read (the database works in its own
         # thread or server meanwhile); batches still commit one after the other, in file order
-        flight: tuple[asyncio.Task[int], list[SourceRow]] | None = None
+        flight: tuple[asyncio.Task[int], Batch] | None = None
 
-        async def write(batch: list[SourceRow]) -> int:
+        async def write(batch: Batch) -> int:
             created = await self._entities(batch, apply=not dry_run)
             if not dry_run:
-                await self.history.bulk_load(self.tenant, [r.bulk for r in batch])
+                await self.history.bulk_load(self.tenant, batch.columns)
             return created
+
+        def skipped() -> None:
+            report.skipped = skipping.rows
+            if not report.rows:
+                report.last_line = skipping.line
 
         async def settle() -> None:
             nonlocal flight
@@ -392,72 +694,52 @@ class TimeseriesImporter:
                 raise ImportStopped(exc, report.skipped + report.rows, report.last_line) from exc
             report.rows += len(batch)
             report.batches += 1
-            report.last_line = batch[-1].line
+            report.last_line = batch.lines[-1]
             if progress is not None:
                 progress(report)
 
         try:
             while True:
                 try:
-                    row = next(rows, None)
+                    # read and checked in a worker thread: the loop meanwhile drives the write
+                    # in flight (its round trips to PostgreSQL, SQLite's writer thread)
+                    batch = await asyncio.to_thread(next, batches, None)
                 except SmartRegionError as exc:
+                    skipped()
                     await settle()  # the batch before the bad row commits (or fails) first
                     raise ImportStopped(
                         exc, report.skipped + report.rows, report.last_line
                     ) from exc
-                if row is not None and report.skipped < skip:
-                    report.skipped += 1
-                    report.last_line = row.line
-                    continue
-                if row is not None:
-                    pending.append(row)
-                    if len(pending) % 2_000 == 0:
-                        await asyncio.sleep(0)  # let the batch in flight go on to its next step
-                    if len(pending) < self.batch:
-                        continue
-                if pending:
-                    await settle()
-                    flight = (asyncio.ensure_future(write(pending)), pending)
-                    pending = []
-                if row is None:
-                    await settle()
+                skipped()
+                await settle()
+                if batch is None:
                     return report
+                flight = (asyncio.ensure_future(write(batch)), batch)
         finally:
             if flight is not None:  # stopped by an error: do not leave the write behind
                 with contextlib.suppress(BaseException):
                     await flight[0]
 
-    async def _entities(self, rows: list[SourceRow], *, apply: bool) -> int:
+    async def _entities(self, batch: Batch, *, apply: bool) -> int:
         """Step (1) of a batch (see the module docstring); how many entities it created."""
-        latest = _latest(rows)
-        types: dict[str, str] = {}
-        first_line: dict[str, int] = {}
-        for row in rows:
-            eid = row.bulk.entity_id
-            first_line.setdefault(eid, row.line)
-            if row.type is not None:
-                types.setdefault(eid, row.type)
+        summary = _summary(batch)
         # new entities are owned as the writer's rules say for their type: one write per owner
         groups: dict[str, list[str]] = {}
-        for eid in sorted(latest):
-            kind = types.get(eid)
+        for eid in sorted(summary.latest):
+            kind = summary.types.get(eid)
             owner = self.writer.owner_of_new({"type": [kind]}) if kind else self.writer.org_id
             groups.setdefault(owner, []).append(eid)
         created = 0
         for owner, ids in groups.items():
-            created += await self._write(owner, ids, latest, types, first_line, apply)
+            created += await self._write(owner, ids, batch, summary, apply)
         return created
 
     async def _write(
-        self,
-        owner: str,
-        ids: list[str],
-        latest: dict[str, dict[tuple[str, str], SourceRow]],
-        types: dict[str, str],
-        first_line: dict[str, int],
-        apply: bool,
+        self, owner: str, ids: list[str], batch: Batch, summary: _Entities, apply: bool
     ) -> int:
         now = utc_now()
+        latest, types, first_line = summary.latest, summary.types, summary.first_line
+        times = batch.columns.times
 
         def mutate(current: dict[str, Doc | None]) -> tuple[list[WriteOp], int]:
             ops: list[WriteOp] = []
@@ -474,7 +756,7 @@ class TimeseriesImporter:
                         )
                     attrs: dict[str, list[Doc]] = {}
                     for (attr, _), row in latest[eid].items():
-                        attrs[attr] = _with_instance(attrs.get(attr, []), _instance(row, now))
+                        attrs[attr] = _with_instance(attrs.get(attr, []), _instance(batch, row, now))
                     doc: Doc = {"id": eid, "type": [kind], "createdAt": now, "modifiedAt": now}
                     doc["attrs"] = attrs
                     ops.append(Put(doc))
@@ -488,9 +770,11 @@ class TimeseriesImporter:
                     )
                     if stored is not None:
                         when = _time_of(stored)
-                        if when is not None and int(row.bulk.observed_at) <= when:
+                        if when is not None and int(times[row]) <= when:
                             continue
-                    new_attrs[attr] = _with_instance(new_attrs.get(attr, []), _instance(row, now))
+                    new_attrs[attr] = _with_instance(
+                        new_attrs.get(attr, []), _instance(batch, row, now)
+                    )
                     changed = True
                 if changed:
                     ops.append(Put({**existing, "attrs": new_attrs, "modifiedAt": now}))
