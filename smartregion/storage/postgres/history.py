@@ -25,12 +25,14 @@ from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
     BulkColumns,
+    BulkPlan,
     BulkRow,
     CoverRow,
     DropHistory,
@@ -62,6 +64,7 @@ from smartregion.storage.rollups import (
     encode_instance,
     merge_spans,
     micros,
+    partial_columns,
     shape_ref,
     split_window,
     summarise_points,
@@ -114,6 +117,65 @@ _TIME_EXPR = {
 }
 _COPY = "COPY instance (series_key, t, seq, dm, dc, num, doc) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ["int8", "int8", "int4", "int8", "int8", "float8", "bytea"]
+# binary COPY (PostgreSQL docs, "COPY", Binary Format): signature, flags, header extension
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+#: (field, big-endian type, constant) of an instance row in binary COPY up to its document:
+#: a field count, then each field's length (-1: NULL) and value; `dc` is always NULL here
+_COPY_ROW = [
+    ("fields", ">i2", 7),
+    ("l_key", ">i4", 8), ("key", ">i8", None),
+    ("l_t", ">i4", 8), ("t", ">i8", None),
+    ("l_seq", ">i4", 4), ("seq", ">i4", None),
+    ("l_dm", ">i4", 8), ("dm", ">i8", None),
+    ("l_dc", ">i4", -1),
+    ("l_num", ">i4", 8), ("num", ">f8", None),
+    ("l_doc", ">i4", None),
+]  # fmt: skip
+#: a batch with more distinct documents than this is formatted row by row
+_COPY_BLOCKS = 16
+
+
+def copy_data(plan: BulkPlan) -> bytes | None:
+    """The whole binary COPY data of a bulk plan's rows, formatted column-wise with numpy (one
+    block of fixed-size records per distinct document: the order of rows in a COPY does not
+    matter, their keys are set); None when a row has no number or the documents are many."""
+    if None in plan.nums:
+        return None
+    distinct = list(dict.fromkeys(plan.docs))
+    if len(distinct) > _COPY_BLOCKS:
+        return None
+    columns: dict[str, Any] = {
+        "key": np.asarray(plan.keys, dtype=np.int64),
+        "t": np.asarray(plan.times, dtype=np.int64),
+        "seq": np.asarray(plan.seq_column(), dtype=np.int32),
+        "dm": np.asarray(plan.dms, dtype=np.int64),
+        "num": np.asarray(plan.nums, dtype=np.float64),
+    }
+    codes = None
+    if len(distinct) > 1:
+        code_of = {doc: i for i, doc in enumerate(distinct)}
+        codes = np.asarray(list(map(code_of.__getitem__, plan.docs)), dtype=np.int32)
+    blocks = [_COPY_HEADER]
+    for code, doc in enumerate(distinct):
+        fields = [(name, kind) for name, kind, _ in _COPY_ROW]
+        if doc is not None:
+            fields.append(("doc", f"S{len(doc)}"))
+        chosen = None if codes is None else codes == code
+        count = len(plan.keys) if chosen is None else int(np.count_nonzero(chosen))
+        records = np.empty(count, dtype=np.dtype(fields))
+        for name, _, constant in _COPY_ROW:
+            if name == "l_doc":
+                records[name] = -1 if doc is None else len(doc)
+            elif constant is not None:
+                records[name] = constant
+            else:
+                records[name] = columns[name] if chosen is None else columns[name][chosen]
+        if doc is not None:
+            records["doc"] = doc
+        blocks.append(records.tobytes())
+    blocks.append(_COPY_TRAILER)
+    return b"".join(blocks)
 
 
 def month_of(t: int) -> tuple[int, int]:
@@ -506,6 +568,9 @@ class PostgresHistory(HistoryStore):
                 await conn.execute(
                     _INSERT, [plan.keys, times, seqs, plan.dms, nulls, plan.nums, plan.docs]
                 )
+            elif (data := copy_data(plan)) is not None:
+                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                    await copy.write(data)
             else:
                 async with conn.cursor() as cur, cur.copy(_COPY) as copy:
                     copy.set_types(_COPY_TYPES)
@@ -515,9 +580,11 @@ class PostgresHistory(HistoryStore):
                     for value_row in zip(
                         plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs
                     ):
-                        if data := format_row(value_row):
-                            await copy.write(data)
-            await self._fold(conn, plan.points())
+                        if chunk := format_row(value_row):
+                            await copy.write(chunk)
+            partials = partial_columns(plan.keys, times, plan.nums)
+            if partials[0]:
+                await conn.execute(_FOLD, partials)
         return len(times)
 
     async def delete_history(

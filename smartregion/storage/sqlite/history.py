@@ -49,6 +49,7 @@ from smartregion.storage.rollups import (
     bucket_partials,
     encode_instance,
     merge_spans,
+    partial_columns,
     shape_ref,
     split_window,
     summarise_points,
@@ -337,7 +338,8 @@ class SQLiteHistory(HistoryStore):
                         plan.docs,
                     ),
                 )
-            self._fold(conn, plan.points())
+            partials = partial_columns(plan.keys, times, plan.nums)
+            conn.executemany(_FOLD, zip(*partials, strict=True))
             return len(times)
 
         return await self._history_tx(run)
