@@ -41,7 +41,13 @@ from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, SmartRegionError
 from smartregion.governance import WriteAccess
 from smartregion.storage.base import Put, WriteOp
-from smartregion.storage.history import BulkColumns, BulkRow, HistoryStore, RecordInstances
+from smartregion.storage.history import (
+    BulkColumns,
+    BulkRow,
+    HistoryStore,
+    LoadInstances,
+    RecordInstances,
+)
 from smartregion.storage.rollups import format_observed, micros
 
 __all__ = [
@@ -672,10 +678,8 @@ class TimeseriesImporter:
         flight: tuple[asyncio.Task[int], Batch] | None = None
 
         async def write(batch: Batch) -> int:
-            created = await self._entities(batch, apply=not dry_run)
-            if not dry_run:
-                await self.history.bulk_load(self.tenant, batch.columns)
-            return created
+            load = None if dry_run else await self.history.prepare_load(batch.columns)
+            return await self._entities(batch, load)
 
         def skipped() -> None:
             report.skipped = skipping.rows
@@ -720,8 +724,9 @@ class TimeseriesImporter:
                 with contextlib.suppress(BaseException):
                     await flight[0]
 
-    async def _entities(self, batch: Batch, *, apply: bool) -> int:
-        """Step (1) of a batch (see the module docstring); how many entities it created."""
+    async def _entities(self, batch: Batch, load: LoadInstances | None) -> int:
+        """Write a batch (see the module docstring; `load` None: a dry run); how many entities
+        it created."""
         summary = _summary(batch)
         # new entities are owned as the writer's rules say for their type: one write per owner
         groups: dict[str, list[str]] = {}
@@ -730,12 +735,22 @@ class TimeseriesImporter:
             owner = self.writer.owner_of_new({"type": [kind]}) if kind else self.writer.org_id
             groups.setdefault(owner, []).append(eid)
         created = 0
+        # one owner (the common case): the instances load in the same transaction
+        together = load if len(groups) == 1 else None
         for owner, ids in groups.items():
-            created += await self._write(owner, ids, batch, summary, apply)
+            created += await self._write(owner, ids, batch, summary, load, together)
+        if load is not None and together is None:
+            await self.history.bulk_load(self.tenant, load)
         return created
 
     async def _write(
-        self, owner: str, ids: list[str], batch: Batch, summary: _Entities, apply: bool
+        self,
+        owner: str,
+        ids: list[str],
+        batch: Batch,
+        summary: _Entities,
+        load: LoadInstances | None,
+        together: LoadInstances | None,
     ) -> int:
         now = utc_now()
         latest, types, first_line = summary.latest, summary.types, summary.first_line
@@ -778,10 +793,13 @@ class TimeseriesImporter:
                     changed = True
                 if changed:
                     ops.append(Put({**existing, "attrs": new_attrs, "modifiedAt": now}))
-            if not apply:
+            if load is None:  # a dry run
                 ops = []
-            # the instances go to history in bulk (step 2): the entity write records none
-            return [*ops, RecordInstances(())], created  # type: ignore[list-item]
+            # the instances go to history in bulk, not one by one from the entity writes
+            extra: list[Any] = [RecordInstances(())]
+            if together is not None:
+                extra.append(together)
+            return [*ops, *extra], created
 
         owners: dict[str, str] = {}
 

@@ -61,6 +61,7 @@ __all__ = [
     "HistoryQuery",
     "HistoryStore",
     "InstanceRow",
+    "LoadInstances",
     "PreparedBulk",
     "RecordInstances",
     "Rollup",
@@ -117,6 +118,20 @@ class RecordInstances:
     """A write op: record these instances (in the transaction's tenant) with the entity writes."""
 
     rows: tuple[InstanceRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadInstances:
+    """Bulk rows checked and prepared (`HistoryStore.prepare_load`): as an argument of
+    `bulk_load`, or as a write op loading them in the same transaction as the entity writes
+    (`smartregion import timeseries`: a batch's current values and its history commit together).
+    The op does not lock the rows' entities: give it only to a transaction on all of them."""
+
+    prepared: PreparedBulk
+    now: int
+
+    def __len__(self) -> int:
+        return len(self.prepared.times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +254,18 @@ class HistoryStore(abc.ABC):
     async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
         """Record instances in their own transaction (temporal API POST); how many."""
 
+    async def prepare_load(self, rows: Sequence[BulkRow] | BulkColumns) -> LoadInstances:
+        """Check and prepare bulk rows for `bulk_load` or a `LoadInstances` op (raises
+        `BadRequestData` on a bad time or a non-finite number)."""
+        now = now_micros()
+        return LoadInstances(prepare_bulk(rows, now), now)
+
     @abc.abstractmethod
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow] | BulkColumns) -> int:
-        """Load historical rows (as rows or as columns) with the database's bulk path, all or
-        nothing; how many."""
+    async def bulk_load(
+        self, tenant: str, rows: Sequence[BulkRow] | BulkColumns | LoadInstances
+    ) -> int:
+        """Load historical rows (as rows, as columns or prepared) with the database's bulk
+        path, all or nothing, in a transaction of their own; how many."""
 
     @abc.abstractmethod
     async def find_series(
@@ -337,15 +360,20 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
-def take_history_rows(ops: list[Any]) -> tuple[list[InstanceRow], list[DropHistory], list[Any]]:
-    """The instances of a transaction's `RecordInstances` ops, its `DropHistory` ops, and the
-    other ops. A backend applies the drops first, then records the instances."""
-    if not any(isinstance(op, RecordInstances | DropHistory) for op in ops):
-        return [], [], ops
+def take_history_rows(
+    ops: list[Any],
+) -> tuple[list[InstanceRow], list[DropHistory], list[LoadInstances], list[Any]]:
+    """The instances of a transaction's `RecordInstances` ops, its `DropHistory` ops, its
+    `LoadInstances` ops, and the other ops. A backend applies the drops first, then records the
+    instances, then loads the bulk rows."""
+    kinds = RecordInstances | DropHistory | LoadInstances
+    if not any(isinstance(op, kinds) for op in ops):
+        return [], [], [], ops
     # an empty record (a write that records nothing of its own) is taken out too
     rows = [row for op in ops if isinstance(op, RecordInstances) for row in op.rows]
     drops = [op for op in ops if isinstance(op, DropHistory)]
-    return rows, drops, [op for op in ops if not isinstance(op, RecordInstances | DropHistory)]
+    loads = [op for op in ops if isinstance(op, LoadInstances)]
+    return rows, drops, loads, [op for op in ops if not isinstance(op, kinds)]
 
 
 def page_plan(query: HistoryQuery) -> tuple[int, int, bool]:

@@ -39,6 +39,7 @@ from smartregion.storage.history import (
     HistoryQuery,
     HistoryStore,
     InstanceRow,
+    LoadInstances,
     Rollup,
     Series,
     SeriesHistory,
@@ -49,7 +50,6 @@ from smartregion.storage.history import (
     page_plan,
     parse_instance_id,
     plan_bulk,
-    prepare_bulk,
     shared_docs,
     stored_instance,
     take_history_rows,
@@ -428,11 +428,13 @@ class PostgresHistory(HistoryStore):
     async def _take_history(self, conn: Conn, tenant: str, ops: list[Any]) -> list[Any]:
         """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
         the other ops."""
-        rows, drops, rest = take_history_rows(ops)
+        rows, drops, loads, rest = take_history_rows(ops)
         for drop in drops:
             await self._drop(conn, tenant, drop)
         if rows:
             await self._record(conn, tenant, rows, locked=True)
+        for load in loads:
+            await self._load(conn, tenant, load)
         return rest
 
     async def _record(
@@ -541,50 +543,61 @@ class PostgresHistory(HistoryStore):
         async with self.pool.connection() as conn, conn.transaction():
             return await self._record(conn, tenant, rows, locked=False)
 
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow] | BulkColumns) -> int:
+    async def prepare_load(self, rows: Sequence[BulkRow] | BulkColumns) -> LoadInstances:
+        """Check and prepare bulk rows; the monthly partitions they need are made now, before
+        the transaction that loads them touches `instance` (module docstring)."""
+        load = await super().prepare_load(rows)
+        await self._ensure_partitions({t // DAY * DAY for t in load.prepared.times})
+        return load
+
+    async def bulk_load(
+        self, tenant: str, rows: Sequence[BulkRow] | BulkColumns | LoadInstances
+    ) -> int:
         """Load rows with COPY in one transaction, all or nothing."""
         if not len(rows):
             return 0
-        now = now_micros()
-        prepared = prepare_bulk(rows, now)
-        times = prepared.times
-        await self._ensure_partitions({t // DAY * DAY for t in times})
-        names = set(prepared.names)
+        load = rows if isinstance(rows, LoadInstances) else await self.prepare_load(rows)
         async with self.pool.connection() as conn, conn.transaction():
-            await self._lock(conn, tenant, {n[0] for n in names})
-            keys = await self._series_keys(conn, tenant, names)
-            refs = await self._shape_refs(conn, set(prepared.docs))
-            plan = plan_bulk(prepared, keys, refs, now)
-            cur = await conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"
-                " AND t BETWEEN %s AND %s)",
-                (sorted(set(keys.values())), min(times), max(times)),
+            await self._lock(conn, tenant, {n[0] for n in set(load.prepared.names)})
+            return await self._load(conn, tenant, load)
+
+    async def _load(self, conn: Conn, tenant: str, load: LoadInstances) -> int:
+        """Load prepared rows in the transaction of `conn` (their entities locked by it)."""
+        prepared, now = load.prepared, load.now
+        times = prepared.times
+        keys = await self._series_keys(conn, tenant, set(prepared.names))
+        refs = await self._shape_refs(conn, set(prepared.docs))
+        plan = plan_bulk(prepared, keys, refs, now)
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"
+            " AND t BETWEEN %s AND %s)",
+            (sorted(set(keys.values())), min(times), max(times)),
+        )
+        taken = await cur.fetchone()
+        seqs = plan.seq_column()
+        if taken and taken[0]:
+            # stored instances in the range: number new rows after those at the same time
+            nulls = [None] * len(times)
+            await conn.execute(
+                _INSERT, [plan.keys, times, seqs, plan.dms, nulls, plan.nums, plan.docs]
             )
-            taken = await cur.fetchone()
-            seqs = plan.seq_column()
-            if taken and taken[0]:
-                # stored instances in the range: number new rows after those at the same time
-                nulls = [None] * len(times)
-                await conn.execute(
-                    _INSERT, [plan.keys, times, seqs, plan.dms, nulls, plan.nums, plan.docs]
-                )
-            elif (data := copy_data(plan)) is not None:
-                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
-                    await copy.write(data)
-            else:
-                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    # rows formatted by the copy's own (C) formatter; its buffer is sent as it
-                    # fills, without a coroutine per row
-                    format_row = copy.formatter.write_row
-                    for value_row in zip(
-                        plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs
-                    ):
-                        if chunk := format_row(value_row):
-                            await copy.write(chunk)
-            partials = partial_columns(plan.keys, times, plan.nums)
-            if partials[0]:
-                await conn.execute(_FOLD, partials)
+        elif (data := copy_data(plan)) is not None:
+            async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                await copy.write(data)
+        else:
+            async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                # rows formatted by the copy's own (C) formatter; its buffer is sent as it
+                # fills, without a coroutine per row
+                format_row = copy.formatter.write_row
+                for value_row in zip(
+                    plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs
+                ):
+                    if chunk := format_row(value_row):
+                        await copy.write(chunk)
+        partials = partial_columns(plan.keys, times, plan.nums)
+        if partials[0]:
+            await conn.execute(_FOLD, partials)
         return len(times)
 
     async def delete_history(

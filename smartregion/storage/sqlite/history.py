@@ -25,6 +25,7 @@ from smartregion.storage.history import (
     HistoryQuery,
     HistoryStore,
     InstanceRow,
+    LoadInstances,
     Rollup,
     Series,
     SeriesHistory,
@@ -35,7 +36,6 @@ from smartregion.storage.history import (
     page_plan,
     parse_instance_id,
     plan_bulk,
-    prepare_bulk,
     shared_docs,
     stored_instance,
     take_history_rows,
@@ -205,11 +205,13 @@ class SQLiteHistory(HistoryStore):
     def _take_history(self, conn: sqlite3.Connection, tenant: str, ops: list[Any]) -> list[Any]:
         """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
         the other ops."""
-        rows, drops, rest = take_history_rows(ops)
+        rows, drops, loads, rest = take_history_rows(ops)
         for drop in drops:
             self._drop(conn, tenant, drop)
         if rows:
             self._record(conn, tenant, rows)
+        for load in loads:
+            self._load(conn, tenant, load)
         return rest
 
     def _record(self, conn: sqlite3.Connection, tenant: str, rows: Sequence[InstanceRow]) -> int:
@@ -307,42 +309,41 @@ class SQLiteHistory(HistoryStore):
             return 0
         return await self._history_tx(lambda conn: self._record(conn, tenant, rows))
 
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow] | BulkColumns) -> int:
+    async def bulk_load(
+        self, tenant: str, rows: Sequence[BulkRow] | BulkColumns | LoadInstances
+    ) -> int:
         """Load rows with executemany in one transaction, all or nothing."""
         if not len(rows):
             return 0
-        now = now_micros()
-        prepared = prepare_bulk(rows, now)
+        load = rows if isinstance(rows, LoadInstances) else await self.prepare_load(rows)
+        return await self._history_tx(lambda conn: self._load(conn, tenant, load))
 
-        def run(conn: sqlite3.Connection) -> int:
-            keys = self._series_keys(conn, tenant, set(prepared.names))
-            refs = self._shape_refs(conn, set(prepared.docs))
-            plan = plan_bulk(prepared, keys, refs, now)
-            times = plan.times
-            taken = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
-                " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
-                (_json(set(keys.values())), min(times), max(times)),
-            ).fetchone()[0]
-            if taken:
-                # stored instances in the range: number new rows after those at the same time
-                conn.executemany(
-                    _INSERT,
-                    zip(plan.keys, times, plan.dms, repeat(None), plan.nums, plan.docs),
-                )
-            else:
-                conn.executemany(
-                    _INSERT_PLAIN,
-                    zip(
-                        plan.keys, times, plan.seq_column(), plan.dms, repeat(None), plan.nums,
-                        plan.docs,
-                    ),
-                )
-            partials = partial_columns(plan.keys, times, plan.nums)
-            conn.executemany(_FOLD, zip(*partials, strict=True))
-            return len(times)
-
-        return await self._history_tx(run)
+    def _load(self, conn: sqlite3.Connection, tenant: str, load: LoadInstances) -> int:
+        """Load prepared rows in the transaction of `conn` (on the writer thread)."""
+        prepared, now = load.prepared, load.now
+        keys = self._series_keys(conn, tenant, set(prepared.names))
+        refs = self._shape_refs(conn, set(prepared.docs))
+        plan = plan_bulk(prepared, keys, refs, now)
+        times = plan.times
+        taken = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
+            " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
+            (_json(set(keys.values())), min(times), max(times)),
+        ).fetchone()[0]
+        if taken:
+            # stored instances in the range: number new rows after those at the same time
+            conn.executemany(
+                _INSERT, zip(plan.keys, times, plan.dms, repeat(None), plan.nums, plan.docs)
+            )
+        else:
+            seqs = plan.seq_column()
+            conn.executemany(
+                _INSERT_PLAIN,
+                zip(plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs),
+            )
+        partials = partial_columns(plan.keys, times, plan.nums)
+        conn.executemany(_FOLD, zip(*partials, strict=True))
+        return len(times)
 
     async def delete_history(
         self, tenant: str, entity_id: str, attr: str | None = None, dataset_id: str | None = None
