@@ -202,7 +202,6 @@ class _Cells:
             raise RowError(line, f"type {kind!r} is not a name")
         return SourceRow(line, type_iri, BulkRow(entity, attr, t, value, unit, dataset))
 
-
     # --- a batch at a time, column-wise ---------------------------------------------------
 
     def fast_batch(
@@ -233,7 +232,9 @@ class _Cells:
                     raise _Unusual
                 iri = self.attrs[name] = self.vocab.expand_term(name)
             iris[name] = iri
-        attr_column = [iris[attributes[0]]] * n if len(names) == 1 else [iris[a] for a in attributes]
+        attr_column = (
+            [iris[attributes[0]]] * n if len(names) == 1 else [iris[a] for a in attributes]
+        )
         at: dict[str, int] = {}
         for text in set(observed):
             if not isinstance(text, str):
@@ -246,9 +247,7 @@ class _Cells:
         value_kinds = set(map(type, values))
         if _NONE in value_kinds:
             raise _Unusual
-        if float in value_kinds and not all(
-            math.isfinite(v) for v in values if type(v) is float
-        ):
+        if float in value_kinds and not all(math.isfinite(v) for v in values if type(v) is float):
             raise _Unusual
         for unit in set(units):
             if unit is not None and (not isinstance(unit, str) or not unit):
@@ -301,11 +300,16 @@ class Batch:
     def of_rows(cls, rows: Sequence[SourceRow]) -> Batch:
         """The batch of rows read one at a time."""
         bulk = [r.bulk for r in rows]
-        times = [b.observed_at if isinstance(b.observed_at, int) else micros(b.observed_at)
-                 for b in bulk]
+        times = [
+            b.observed_at if isinstance(b.observed_at, int) else micros(b.observed_at) for b in bulk
+        ]
         columns = BulkColumns(
-            [b.entity_id for b in bulk], [b.attr for b in bulk], times, [b.value for b in bulk],
-            [b.unit for b in bulk], [b.dataset_id for b in bulk],
+            [b.entity_id for b in bulk],
+            [b.attr for b in bulk],
+            times,
+            [b.value for b in bulk],
+            [b.unit for b in bulk],
+            [b.dataset_id for b in bulk],
         )
         return cls([r.line for r in rows], columns, [r.type for r in rows], None)
 
@@ -442,9 +446,7 @@ class _CsvColumns:
         except (_Unusual, RowError):
             pass
         cells.exact += 1
-        return Batch.of_rows(
-            [self.row(n, r, cells) for n, r in zip(lines, records, strict=True)]
-        )
+        return Batch.of_rows([self.row(n, r, cells) for n, r in zip(lines, records, strict=True)])
 
 
 def _csv(lines: _Lines, cells: _Cells, size: int, skip: _Skip) -> Iterator[Batch]:
@@ -771,7 +773,9 @@ class TimeseriesImporter:
                         )
                     attrs: dict[str, list[Doc]] = {}
                     for (attr, _), row in latest[eid].items():
-                        attrs[attr] = _with_instance(attrs.get(attr, []), _instance(batch, row, now))
+                        attrs[attr] = _with_instance(
+                            attrs.get(attr, []), _instance(batch, row, now)
+                        )
                     doc: Doc = {"id": eid, "type": [kind], "createdAt": now, "modifiedAt": now}
                     doc["attrs"] = attrs
                     ops.append(Put(doc))
