@@ -6,19 +6,28 @@ Contract:
   `unit`, `datasetId`, `type`) or CSV (a header naming those columns; `unit`, `datasetId` and
   `type` optional). Attribute names and types are expanded with the core @context or the one
   given. CSV values that parse as numbers are stored as numbers.
-- Rows are loaded in batches of `batch` rows. Each batch is all or nothing as far as its
-  validation goes: a bad row (missing member, unparseable time, bad number, entity the writer
-  may not change, missing entity without a type) fails the import with its file line number
-  before anything of its batch is written. Batches before it stay committed.
-- A batch is written in two transactions, in this order: (1) the entities, through the
-  broker's normal write path (ownership is checked there, with the entities locked): missing
-  entities are created with their type, owned as `WriteAccess.owner_of_new` says, and each
-  imported attribute's current value becomes its latest imported instance when that is
-  strictly newer than the current one; (2) the instances, with `HistoryStore.bulk_load` (COPY
-  on PostgreSQL, executemany on SQLite). A database failure between the two leaves the entity
-  state updated and the batch's history absent; re-running that batch (`skip` = the committed
-  rows the failure reports) completes it, as step (1) is idempotent. Step (2) of a batch that
-  committed must not run again: it would record its instances twice.
+- Rows are read, checked and loaded in batches of `batch` data rows. A batch is checked
+  column-wise (one `orjson.loads` a line; each distinct entity id, attribute, time, unit,
+  datasetId and type checked once). Anything that check does not vouch for sends the batch
+  through the exact path instead — the same rows read again one at a time, as `_Cells.row` always
+  did — which either finds the first bad row and names its file line, or yields the batch; so
+  both paths accept the same files and store the same rows (tests/ingestion). Skipped rows
+  (`skip`) are counted, not read.
+- Each batch is all or nothing as far as its validation goes: a bad row (missing member,
+  unparseable time, bad number, entity the writer may not change, missing entity without a
+  type) fails the import with its file line number before anything of its batch is written.
+  Batches before it stay committed.
+- A batch is written through the broker's normal write path (ownership is checked there, with
+  the entities locked): missing entities are created with their type, owned as
+  `WriteAccess.owner_of_new` says, and each imported attribute's current value becomes its
+  latest imported instance when that is strictly newer than the current one. Its instances go in
+  the same transaction (a `LoadInstances` op: COPY on PostgreSQL, executemany on SQLite), so a
+  batch commits whole or not at all. When its new entities fall to several owners (one write
+  per owner), the instances follow in a transaction of their own after those writes: a failure
+  in between leaves the current values updated and the batch's history absent; re-running that
+  batch (`skip` = the committed rows the failure reports) completes it, as the entity writes are
+  idempotent. Instances of a batch that committed must not be loaded again: they would be
+  recorded twice.
 """
 
 from __future__ import annotations

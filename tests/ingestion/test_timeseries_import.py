@@ -376,3 +376,33 @@ def test_skipped_rows_are_counted_not_read(db: str, tenant: str, tmp_path: Path)
     assert code == 0, err
     assert "imported 3 rows in 1 batches" in out and "skipped 1" in out
     assert [v for _, v, _, _ in history(db, tenant, e)] == [1.0, 2.0, 3.0]
+
+
+def test_a_batch_of_new_entities_of_two_owners_loads_in_two_steps(
+    db: str, tenant: str, tmp_path: Path
+) -> None:
+    # Door entities fall in a data set whose owner mandated "org": created as that owner's
+    f = ndjson(tmp_path / "two.ndjson", [
+        row("urn:ngsi-ld:Sensor:own1", 1, 1.5, type="Sensor"),
+        row("urn:ngsi-ld:Door:own2", 1, "open", type="Door"),
+        row("urn:ngsi-ld:Sensor:own1", 2, 2.5, type="Sensor"),
+    ])
+    writer = WriteAccess("org", datasets=(("owner2", frozenset({CORE + "Door"})),))
+
+    async def go(rt: Runtime) -> None:
+        vocab = await rt.broker.contexts.term_map(None, tenant=tenant)
+        with f.open("rb") as stream:
+            reader, _ = read_rows(stream, "ndjson", vocab)
+            report = await TimeseriesImporter(rt.broker, writer, tenant=tenant).run(reader)
+        assert (report.rows, report.batches, report.created) == (3, 1, 2)
+        assert await rt.store.owners_of(
+            tenant, ["urn:ngsi-ld:Sensor:own1", "urn:ngsi-ld:Door:own2"]
+        ) == {"urn:ngsi-ld:Sensor:own1": "org", "urn:ngsi-ld:Door:own2": "owner2"}
+
+    with_runtime(db, go)
+    assert history(db, tenant, "urn:ngsi-ld:Sensor:own1") == [
+        (TEMP, 1.5, None, None), (TEMP, 2.5, None, None)
+    ]
+    assert history(db, tenant, "urn:ngsi-ld:Door:own2") == [(TEMP, "open", None, None)]
+    door = entity(db, tenant, "urn:ngsi-ld:Door:own2")
+    assert door is not None and door["attrs"][TEMP][0]["value"] == "open"
