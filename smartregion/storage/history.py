@@ -460,11 +460,33 @@ class BulkColumns:
 class PreparedBulk:
     """Bulk rows as their instance rows' columns, before series keys and shapes are known."""
 
-    #: per row: (entity id, attribute IRI, datasetId) of its series
-    names: list[tuple[str, str, str]]
+    #: per row: the entity id, attribute IRI and datasetId of its series
+    entity_ids: Sequence[str]
+    attrs: Sequence[str]
+    dataset_ids: Sequence[str]
     times: list[int]
     nums: list[float | None]
     docs: list[bytes | None]
+
+    def series(self) -> set[tuple[str, str, str]]:
+        """The distinct (entity id, attribute IRI, datasetId) of the rows."""
+        if self._one_attribute():
+            attr, ds = self.attrs[0], self.dataset_ids[0]
+            return {(eid, attr, ds) for eid in set(self.entity_ids)}
+        return set(zip(self.entity_ids, self.attrs, self.dataset_ids, strict=True))
+
+    def _one_attribute(self) -> bool:
+        return len(set(self.attrs)) == 1 and len(set(self.dataset_ids)) == 1
+
+    def keys_of(self, keys: dict[tuple[str, str, str], int]) -> list[int]:
+        """Each row's series key (`keys`: by `series()` name); by entity id alone when the rows
+        share one attribute and datasetId (the usual load: no tuple a row)."""
+        if self._one_attribute():
+            attr, ds = self.attrs[0], self.dataset_ids[0]
+            by_entity = {eid: keys[(eid, attr, ds)] for eid in set(self.entity_ids)}
+            return list(map(by_entity.__getitem__, self.entity_ids))
+        names = zip(self.entity_ids, self.attrs, self.dataset_ids, strict=True)
+        return list(map(keys.__getitem__, names))
 
 
 def _unit_doc(unit: str | None, integral_float: bool, now: int) -> bytes | None:
@@ -535,8 +557,7 @@ def prepare_bulk(rows: Sequence[BulkRow] | BulkColumns, now: int) -> PreparedBul
             e = encode_instance(instance, now)
             nums.append(e.num)
             docs.append(e.doc)
-    names = list(zip(cols.entity_ids, cols.attrs, cols.dataset_ids, strict=True))
-    return PreparedBulk(names, times, nums, docs)
+    return PreparedBulk(cols.entity_ids, cols.attrs, cols.dataset_ids, times, nums, docs)
 
 
 @dataclass(slots=True)
@@ -572,7 +593,7 @@ def plan_bulk(
     now: int,
 ) -> BulkPlan:
     """Key, number and shape-reference prepared rows (column-wise)."""
-    row_keys = list(map(keys.__getitem__, prepared.names))
+    row_keys = prepared.keys_of(keys)
     times = prepared.times
     docs = prepared.docs
     if refs:

@@ -558,14 +558,14 @@ class PostgresHistory(HistoryStore):
             return 0
         load = rows if isinstance(rows, LoadInstances) else await self.prepare_load(rows)
         async with self.pool.connection() as conn, conn.transaction():
-            await self._lock(conn, tenant, {n[0] for n in set(load.prepared.names)})
+            await self._lock(conn, tenant, set(load.prepared.entity_ids))
             return await self._load(conn, tenant, load)
 
     async def _load(self, conn: Conn, tenant: str, load: LoadInstances) -> int:
         """Load prepared rows in the transaction of `conn` (their entities locked by it)."""
         prepared, now = load.prepared, load.now
         times = prepared.times
-        keys = await self._series_keys(conn, tenant, set(prepared.names))
+        keys = await self._series_keys(conn, tenant, prepared.series())
         refs = await self._shape_refs(conn, set(prepared.docs))
         plan = plan_bulk(prepared, keys, refs, now)
         cur = await conn.execute(

@@ -321,7 +321,7 @@ class SQLiteHistory(HistoryStore):
     def _load(self, conn: sqlite3.Connection, tenant: str, load: LoadInstances) -> int:
         """Load prepared rows in the transaction of `conn` (on the writer thread)."""
         prepared, now = load.prepared, load.now
-        keys = self._series_keys(conn, tenant, set(prepared.names))
+        keys = self._series_keys(conn, tenant, prepared.series())
         refs = self._shape_refs(conn, set(prepared.docs))
         plan = plan_bulk(prepared, keys, refs, now)
         times = plan.times
