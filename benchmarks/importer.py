@@ -4,9 +4,9 @@
 
 On each backend, in fresh databases and the same run: an NDJSON file of `rows` one-a-minute
 values of `series` sensors is imported with the `smartregion import timeseries` command (in
-process: parsing, term expansion, validation, the entity writes through the broker and
-`bulk_load`, in batches of `batch` rows; the entities exist beforehand, as in a back-fill of
-running sensors). The raw ceiling is the same rows as `(series, t, value)` into a plain narrow
+process: parsing, term expansion, validation, the entity writes through the broker and the
+bulk load of the instances with roll-ups — one transaction per batch of `batch` rows; the
+entities exist beforehand, as in a back-fill of running sensors). The raw ceiling is the same rows as `(series, t, value)` into a plain narrow
 table with a `(series, t)` primary key, one transaction per batch: COPY on PostgreSQL,
 executemany on SQLite (`benchmarks.history`). Rows per second and the ratio.
 """

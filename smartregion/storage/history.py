@@ -40,8 +40,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from smartregion.errors import BadRequestData
 from smartregion.storage.rollups import (
     WIDTHS,
@@ -55,12 +53,16 @@ from smartregion.storage.rollups import (
 
 __all__ = [
     "TIME_PROPERTIES",
+    "BulkColumns",
+    "BulkPlan",
     "BulkRow",
     "CoverRow",
     "DropHistory",
     "HistoryQuery",
     "HistoryStore",
     "InstanceRow",
+    "LoadInstances",
+    "PreparedBulk",
     "RecordInstances",
     "Rollup",
     "Series",
@@ -72,6 +74,7 @@ __all__ = [
     "now_micros",
     "page_plan",
     "parse_instance_id",
+    "plan_bulk",
     "prepare_bulk",
     "shared_docs",
     "stored_instance",
@@ -115,6 +118,20 @@ class RecordInstances:
     """A write op: record these instances (in the transaction's tenant) with the entity writes."""
 
     rows: tuple[InstanceRow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadInstances:
+    """Bulk rows checked and prepared (`HistoryStore.prepare_load`): as an argument of
+    `bulk_load`, or as a write op loading them in the same transaction as the entity writes
+    (`smartregion import timeseries`: a batch's current values and its history commit together).
+    The op does not lock the rows' entities: give it only to a transaction on all of them."""
+
+    prepared: PreparedBulk
+    now: int
+
+    def __len__(self) -> int:
+        return len(self.prepared.times)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,9 +254,18 @@ class HistoryStore(abc.ABC):
     async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
         """Record instances in their own transaction (temporal API POST); how many."""
 
+    async def prepare_load(self, rows: Sequence[BulkRow] | BulkColumns) -> LoadInstances:
+        """Check and prepare bulk rows for `bulk_load` or a `LoadInstances` op (raises
+        `BadRequestData` on a bad time or a non-finite number)."""
+        now = now_micros()
+        return LoadInstances(prepare_bulk(rows, now), now)
+
     @abc.abstractmethod
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
-        """Load historical rows with the database's bulk path, all or nothing; how many."""
+    async def bulk_load(
+        self, tenant: str, rows: Sequence[BulkRow] | BulkColumns | LoadInstances
+    ) -> int:
+        """Load historical rows (as rows, as columns or prepared) with the database's bulk
+        path, all or nothing, in a transaction of their own; how many."""
 
     @abc.abstractmethod
     async def find_series(
@@ -334,15 +360,20 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
-def take_history_rows(ops: list[Any]) -> tuple[list[InstanceRow], list[DropHistory], list[Any]]:
-    """The instances of a transaction's `RecordInstances` ops, its `DropHistory` ops, and the
-    other ops. A backend applies the drops first, then records the instances."""
-    if not any(isinstance(op, RecordInstances | DropHistory) for op in ops):
-        return [], [], ops
+def take_history_rows(
+    ops: list[Any],
+) -> tuple[list[InstanceRow], list[DropHistory], list[LoadInstances], list[Any]]:
+    """The instances of a transaction's `RecordInstances` ops, its `DropHistory` ops, its
+    `LoadInstances` ops, and the other ops. A backend applies the drops first, then records the
+    instances, then loads the bulk rows."""
+    kinds = RecordInstances | DropHistory | LoadInstances
+    if not any(isinstance(op, kinds) for op in ops):
+        return [], [], [], ops
     # an empty record (a write that records nothing of its own) is taken out too
     rows = [row for op in ops if isinstance(op, RecordInstances) for row in op.rows]
     drops = [op for op in ops if isinstance(op, DropHistory)]
-    return rows, drops, [op for op in ops if not isinstance(op, RecordInstances | DropHistory)]
+    loads = [op for op in ops if isinstance(op, LoadInstances)]
+    return rows, drops, loads, [op for op in ops if not isinstance(op, kinds)]
 
 
 def page_plan(query: HistoryQuery) -> tuple[int, int, bool]:
@@ -396,31 +427,185 @@ def stored_instance(
     return stored
 
 
-def prepare_bulk(
-    rows: Sequence[BulkRow], now: int
-) -> list[tuple[str, str, str, int, float | None, bytes | None]]:
-    """(entity, attribute, datasetId, t, num, doc) of bulk rows; raises `BadRequestData` on a
-    bad time or a non-finite number, before anything is written."""
-    units: dict[str | None, bytes | None] = {}
-    out: list[tuple[str, str, str, int, float | None, bytes | None]] = []
-    for row in rows:
-        t = row.observed_at if isinstance(row.observed_at, int) else micros(row.observed_at)
-        value = row.value
-        kind = type(value)
-        if (kind is int and -_EXACT <= value <= _EXACT) or (
-            kind is float and math.isfinite(value) and not value.is_integer()
-        ):
-            # the common case, without building an instance document
-            doc = units.get(row.unit, b"")
-            if doc == b"":
-                doc = units[row.unit] = orjson.dumps({"unitCode": row.unit}) if row.unit else None
-            out.append((row.entity_id, row.attr, row.dataset_id, t, float(value), doc))
-            continue
-        if kind is float and not math.isfinite(value):
-            raise BadRequestData(f"value {value!r} at {row.observed_at!r} is not a finite number")
-        instance: dict[str, Any] = {"type": "Property", "value": value}
-        if row.unit:
-            instance["unitCode"] = row.unit
-        e = encode_instance(instance, now)
-        out.append((row.entity_id, row.attr, row.dataset_id, t, e.num, e.doc))
-    return out
+@dataclass(frozen=True, slots=True)
+class BulkColumns:
+    """The rows of a bulk historical load as columns of equal length — what a list of
+    `BulkRow`s says, without an object per row (`smartregion import timeseries` builds these)."""
+
+    entity_ids: Sequence[str]
+    attrs: Sequence[str]
+    #: NGSI-LD DateTimes or µs since the epoch
+    times: Sequence[str | int]
+    values: Sequence[Any]
+    units: Sequence[str | None]
+    dataset_ids: Sequence[str]
+
+    @classmethod
+    def of(cls, rows: Sequence[BulkRow]) -> BulkColumns:
+        """The columns of these rows."""
+        return cls(
+            [r.entity_id for r in rows],
+            [r.attr for r in rows],
+            [r.observed_at for r in rows],
+            [r.value for r in rows],
+            [r.unit for r in rows],
+            [r.dataset_id for r in rows],
+        )
+
+    def __len__(self) -> int:
+        return len(self.entity_ids)
+
+
+@dataclass(slots=True)
+class PreparedBulk:
+    """Bulk rows as their instance rows' columns, before series keys and shapes are known."""
+
+    #: per row: the entity id, attribute IRI and datasetId of its series
+    entity_ids: Sequence[str]
+    attrs: Sequence[str]
+    dataset_ids: Sequence[str]
+    times: list[int]
+    nums: list[float | None]
+    docs: list[bytes | None]
+
+    def series(self) -> set[tuple[str, str, str]]:
+        """The distinct (entity id, attribute IRI, datasetId) of the rows."""
+        if self._one_attribute():
+            attr, ds = self.attrs[0], self.dataset_ids[0]
+            return {(eid, attr, ds) for eid in set(self.entity_ids)}
+        return set(zip(self.entity_ids, self.attrs, self.dataset_ids, strict=True))
+
+    def _one_attribute(self) -> bool:
+        return len(set(self.attrs)) == 1 and len(set(self.dataset_ids)) == 1
+
+    def keys_of(self, keys: dict[tuple[str, str, str], int]) -> list[int]:
+        """Each row's series key (`keys`: by `series()` name); by entity id alone when the rows
+        share one attribute and datasetId (the usual load: no tuple a row)."""
+        if self._one_attribute():
+            attr, ds = self.attrs[0], self.dataset_ids[0]
+            by_entity = {eid: keys[(eid, attr, ds)] for eid in set(self.entity_ids)}
+            return list(map(by_entity.__getitem__, self.entity_ids))
+        names = zip(self.entity_ids, self.attrs, self.dataset_ids, strict=True)
+        return list(map(keys.__getitem__, names))
+
+
+def _unit_doc(unit: str | None, integral_float: bool, now: int) -> bytes | None:
+    """The row document of a plain number with this unit (`encode_instance`'s)."""
+    value = 1.0 if integral_float else 1.5
+    instance: dict[str, Any] = {"type": "Property", "value": value}
+    if unit:
+        instance["unitCode"] = unit
+    return encode_instance(instance, now).doc
+
+
+def prepare_bulk(rows: Sequence[BulkRow] | BulkColumns, now: int) -> PreparedBulk:
+    """The instance row columns of bulk rows; raises `BadRequestData` on a bad time or a
+    non-finite number, before anything is written. Column-wise: one pass of C-level maps for a
+    batch of plain numbers (the common load), a row at a time only for other values."""
+    cols = rows if isinstance(rows, BulkColumns) else BulkColumns.of(rows)
+    times: list[int]
+    if set(map(type, cols.times)) == {int}:
+        times = list(cols.times)  # type: ignore[arg-type]
+    else:
+        times = [t if isinstance(t, int) else micros(t) for t in cols.times]
+    values = cols.values
+    units = cols.units
+    kinds = set(map(type, values))
+    docs: list[bytes | None]
+    nums: list[float | None]
+    unit_docs: dict[tuple[str | None, bool], bytes | None] = {}
+
+    def doc_of(unit: str | None, integral: bool) -> bytes | None:
+        key = (unit, integral)
+        if key not in unit_docs:
+            unit_docs[key] = _unit_doc(unit, integral, now)
+        return unit_docs[key]
+
+    plain = False
+    if kinds == {float} and all(map(math.isfinite, values)):
+        integral = list(map(float.is_integer, values))
+        nums = list(values)
+        plain = True
+    elif kinds == {int} and min(values) >= -_EXACT and max(values) <= _EXACT:
+        integral = []
+        nums = list(map(float, values))
+        plain = True
+    if plain:
+        distinct_units = set(units)
+        if len(distinct_units) == 1 and not any(integral):
+            docs = [doc_of(units[0], False)] * len(values)
+        elif integral:
+            docs = [doc_of(u, i) for u, i in zip(units, integral, strict=True)]
+        else:
+            docs = [doc_of(u, False) for u in units]
+    else:
+        nums, docs = [], []
+        for value, unit, when in zip(values, units, cols.times, strict=True):
+            kind = type(value)
+            if (kind is int and -_EXACT <= value <= _EXACT) or (
+                kind is float and math.isfinite(value) and not value.is_integer()
+            ):
+                # the common case, without building an instance document
+                nums.append(float(value))
+                docs.append(doc_of(unit, False))
+                continue
+            if kind is float and not math.isfinite(value):
+                raise BadRequestData(f"value {value!r} at {when!r} is not a finite number")
+            instance: dict[str, Any] = {"type": "Property", "value": value}
+            if unit:
+                instance["unitCode"] = unit
+            e = encode_instance(instance, now)
+            nums.append(e.num)
+            docs.append(e.doc)
+    return PreparedBulk(cols.entity_ids, cols.attrs, cols.dataset_ids, times, nums, docs)
+
+
+@dataclass(slots=True)
+class BulkPlan:
+    """The instance rows of a bulk load as columns, keyed and numbered, and their numeric
+    points (in recording order) for the roll-up fold."""
+
+    keys: list[int]
+    times: list[int]
+    #: sequence numbers from the batch alone; None when no two rows share a (series, time)
+    seqs: list[int] | None
+    dms: list[int]
+    nums: list[float | None]
+    docs: list[bytes | None]
+
+    def seq_column(self) -> list[int]:
+        """The sequence numbers (0 for every row without a twin in the batch)."""
+        return self.seqs if self.seqs is not None else [0] * len(self.keys)
+
+    def points(self) -> Iterable[tuple[int, int, float]]:
+        """`(series, t, value)` of the numeric rows, in recording order."""
+        return (
+            (k, t, n)
+            for k, t, n in zip(self.keys, self.times, self.nums, strict=True)
+            if n is not None
+        )
+
+
+def plan_bulk(
+    prepared: PreparedBulk,
+    keys: dict[tuple[str, str, str], int],
+    refs: dict[bytes, bytes],
+    now: int,
+) -> BulkPlan:
+    """Key, number and shape-reference prepared rows (column-wise)."""
+    row_keys = prepared.keys_of(keys)
+    times = prepared.times
+    docs = prepared.docs
+    if refs:
+        swap = {d: refs.get(d, d) if d is not None else None for d in set(docs)}
+        docs = list(map(swap.__getitem__, docs))
+    seqs: list[int] | None = None
+    if len(set(zip(row_keys, times, strict=True))) != len(times):
+        seen: dict[tuple[int, int], int] = {}
+        seqs = []
+        for pair in zip(row_keys, times, strict=True):
+            seq = seen.get(pair, -1) + 1
+            seen[pair] = seq
+            seqs.append(seq)
+    dms = [now - t for t in times]
+    return BulkPlan(row_keys, times, seqs, dms, prepared.nums, docs)

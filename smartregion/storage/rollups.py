@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import orjson
 
 from smartregion.core.times import parse_datetime
@@ -386,4 +387,46 @@ def assemble(
             out = Summary(*part.astuple())
         else:
             out.merge(part)
+    return out
+
+
+def partial_columns(
+    keys: Sequence[int], times: Sequence[int], nums: Sequence[float | None]
+) -> list[list[Any]]:
+    """`bucket_partials` of the points `(keys[i], times[i], nums[i])` (rows without a number are
+    left out; given in recording order), column-wise with numpy for a bulk load: the twelve
+    roll-up columns (series, level, bucket, count, sum, sum of squares, min, max, first_t,
+    first_v, last_t, last_v), rows sorted by (series, level, bucket). Sums may differ from a
+    row-at-a-time fold in the last bits (the order of the additions)."""
+    if None in nums:
+        chosen = [i for i, n in enumerate(nums) if n is not None]
+        keys = [keys[i] for i in chosen]
+        times = [times[i] for i in chosen]
+        nums = [nums[i] for i in chosen]
+    out: list[list[Any]] = [[] for _ in range(12)]
+    if not nums:
+        return out
+    k = np.asarray(keys, dtype=np.int64)
+    t = np.asarray(times, dtype=np.int64)
+    v = np.asarray(nums, dtype=np.float64)
+    recorded = np.arange(len(v))
+    parts: list[list[Any]] = []
+    for level, width in LEVELS:
+        bucket = t // width  # floors, as Python's // does
+        # by (series, bucket, t, recording order): a group's first row is its first value,
+        # its last row its last (ties in time: the later recorded)
+        order = np.lexsort((recorded, t, bucket, k))
+        ks, bs, ts, vs = k[order], bucket[order], t[order], v[order]
+        starts = np.flatnonzero(np.r_[True, (ks[1:] != ks[:-1]) | (bs[1:] != bs[:-1])])
+        ends = np.r_[starts[1:], len(vs)] - 1
+        parts.append([
+            ks[starts], np.full(len(starts), level, dtype=np.int64), bs[starts],
+            np.diff(np.r_[starts, len(vs)]), np.add.reduceat(vs, starts),
+            np.add.reduceat(vs * vs, starts), np.minimum.reduceat(vs, starts),
+            np.maximum.reduceat(vs, starts), ts[starts], vs[starts], ts[ends], vs[ends],
+        ])  # fmt: skip
+    merged = [np.concatenate([p[c] for p in parts]) for c in range(12)]
+    order = np.lexsort((merged[2], merged[1], merged[0]))
+    for column, values in zip(out, merged, strict=True):
+        column.extend(values[order].tolist())
     return out

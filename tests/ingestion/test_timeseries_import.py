@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 
 from smartregion.app import Runtime
 from smartregion.cli.main import app
+from smartregion.governance import WriteAccess
+from smartregion.ingestion.timeseries import TimeseriesImporter, read_rows
 from smartregion.settings import Settings
 from smartregion.storage.history import HistoryQuery, HistoryStore
 
@@ -210,3 +212,197 @@ def test_rows_only_go_into_entities_the_org_may_write(db: str, tenant: str, tmp_
     assert [v for _, v, _, _ in history(db, tenant, e)] == [1.0]
     assert history(db, tenant, "urn:ngsi-ld:Sensor:mine") == []
     assert entity(db, tenant, "urn:ngsi-ld:Sensor:mine") is None
+
+
+# --- the column-wise batches and the exact path -----------------------------------------------
+
+
+def load(db: str, tenant: str, path: Path, fmt: str, *, exact: bool, batch: int) -> dict[str, int]:
+    """Import a file in process, column-wise (or only row by row); the batch counts."""
+
+    async def go(rt: Runtime) -> dict[str, int]:
+        vocab = await rt.broker.contexts.term_map(None, tenant=tenant)
+        importer = TimeseriesImporter(rt.broker, WriteAccess("org"), tenant=tenant, batch=batch)
+        with path.open("rb") as stream:
+            reader, _ = read_rows(stream, fmt, vocab, default_type="Sensor")
+            await importer.run(reader.rows() if exact else reader)
+        return {"fast": reader.cells.fast, "exact": reader.cells.exact}
+
+    return with_runtime(db, go)
+
+
+def stored(db: str, tenant: str, entity_ids: list[str]) -> dict[str, Any]:
+    """Everything an import leaves: instances (in (t, seq) order), roll-up summaries by hour and
+    by day, current attributes (system times aside)."""
+
+    async def read(rt: Runtime) -> dict[str, Any]:
+        assert isinstance(rt.store, HistoryStore)
+        out: dict[str, Any] = {}
+        for h in await rt.store.query_instances(tenant, HistoryQuery(entity_ids=tuple(entity_ids))):
+            name = f"{h.series.entity_id} {h.series.attr} {h.series.dataset_id}"
+            out[name] = [
+                (i.seq, {k: v for k, v in i.doc.items() if k not in SYSTEM}) for i in h.instances
+            ]
+            day = 24 * 3600 * 10**6
+            windows = [(d * day + h0 * day // 24, d * day + (h0 + 1) * day // 24)
+                       for d in range(20148, 20150) for h0 in range(24)]
+            windows += [(d * day, (d + 1) * day) for d in range(20148, 20150)]
+            sums = await rt.store.summarise(h.series.key, windows)
+            out[name + " rollups"] = [
+                None if s is None else (s.count, round(s.total, 6), s.vmin, s.vmax, s.first_t,
+                                        s.first_v, s.last_t, s.last_v)
+                for s in sums
+            ]
+        for eid in entity_ids:
+            doc = await rt.store.get_entity(tenant, eid)
+            out[eid] = None if doc is None else {
+                a: [{k: v for k, v in i.items() if k not in SYSTEM} for i in insts]
+                for a, insts in doc["attrs"].items()
+            }
+        return out
+
+    return with_runtime(db, read)
+
+
+SYSTEM = {"instanceId", "createdAt", "modifiedAt"}
+MIXED = [
+    row("urn:ngsi-ld:Sensor:m1", 5, 20.5, unit="CEL"),
+    row("urn:ngsi-ld:Sensor:m1", 5, 20.5, unit="CEL"),  # the same line twice: two instances
+    row("urn:ngsi-ld:Sensor:m1", 2, 20.0, unit="CEL"),  # integral float, out of order
+    row("urn:ngsi-ld:Sensor:m1", 7, 2**60),  # an integer not exact as a double
+    row("urn:ngsi-ld:Sensor:m2", 1, "open", type="Door"),  # text, a type of its own
+    row("urn:ngsi-ld:Sensor:m2", 1, True),
+    row("urn:ngsi-ld:Sensor:m2", 3, {"a": [1, 2]}, datasetId="urn:ngsi-ld:Dataset:x"),
+    row("urn:ngsi-ld:Sensor:m1", 5, 19, unit="FAH"),  # the same time, another value and unit
+    row("urn:ngsi-ld:Sensor:m3", 9, -0.125, unit="CEL", datasetId=""),
+    {**row("urn:ngsi-ld:Sensor:m3", 8, 3), "observedAt": "2025-03-01T10:08:00.250+02:00"},
+]
+MIXED_IDS = ["urn:ngsi-ld:Sensor:m1", "urn:ngsi-ld:Sensor:m2", "urn:ngsi-ld:Sensor:m3"]
+
+
+def test_column_wise_batches_store_what_the_exact_path_stores(db: str, tmp_path: Path) -> None:
+    f = ndjson(tmp_path / "mixed.ndjson", MIXED)
+    fast, exact = f"f{uuid.uuid4().hex[:8]}", f"e{uuid.uuid4().hex[:8]}"
+    # twice each: the second load lands on stored instances and roll-ups (late, duplicate rows)
+    for _ in range(2):
+        assert load(db, fast, f, "ndjson", exact=False, batch=4) == {"fast": 3, "exact": 0}
+        load(db, exact, f, "ndjson", exact=True, batch=4)
+    got, want = stored(db, fast, MIXED_IDS), stored(db, exact, MIXED_IDS)
+    assert got == want
+    m1 = got["urn:ngsi-ld:Sensor:m1 " + TEMP + " "]
+    assert [(seq, i["value"]) for seq, i in m1] == [
+        (0, 20.0), (1, 20.0), (0, 20.5), (1, 20.5), (2, 19), (3, 20.5), (4, 20.5), (5, 19),
+        (0, 2**60), (1, 2**60),
+    ]
+    assert isinstance(m1[0][1]["value"], float) and m1[4][1]["unitCode"] == "FAH"
+    assert got["urn:ngsi-ld:Sensor:m1"] is not None
+    assert got["urn:ngsi-ld:Sensor:m1"][TEMP][0]["value"] == 2**60  # the latest (10:07)
+
+
+def test_csv_column_wise_batches_store_what_the_exact_path_stores(db: str, tmp_path: Path) -> None:
+    f = tmp_path / "t.csv"
+    f.write_text(
+        "type,entity,attribute,observedAt,value,unit,datasetId\n"
+        ",urn:ngsi-ld:Sensor:c1,temperature,2025-03-01T10:00:00Z,12,CEL,\n"
+        ",urn:ngsi-ld:Sensor:c1,temperature,2025-03-01T10:01:00Z,12.50,CEL,\n"
+        'Door,urn:ngsi-ld:Sensor:c2,condition,2025-03-01T10:01:00Z,"closed, locked",,\n'
+        ",urn:ngsi-ld:Sensor:c1,temperature,2025-03-01T10:00:30Z,9007199254740993,,\n"
+        ",urn:ngsi-ld:Sensor:c1,temperature,2025-03-01T10:02:00Z,-1e3,CEL,urn:ngsi-ld:Dataset:b\n"
+    )
+    fast, exact = f"f{uuid.uuid4().hex[:8]}", f"e{uuid.uuid4().hex[:8]}"
+    assert load(db, fast, f, "csv", exact=False, batch=2) == {"fast": 3, "exact": 0}
+    load(db, exact, f, "csv", exact=True, batch=2)
+    ids = ["urn:ngsi-ld:Sensor:c1", "urn:ngsi-ld:Sensor:c2"]
+    got = stored(db, fast, ids)
+    assert got == stored(db, exact, ids)
+    values = [i["value"] for _, i in got["urn:ngsi-ld:Sensor:c1 " + TEMP + " "]]
+    assert values == [12, "9007199254740993", 12.5]  # past 2**53: kept as text
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (b"{not json", "line 7: not JSON"),
+        (b"[1, 2]", "line 7: not a JSON object"),
+        (orjson.dumps({"entity": "urn:x:1", "attribute": "temperature", "value": 1}),
+         "line 7: observedAt is missing"),
+        (orjson.dumps(row("urn:x:1", 1, 1.0) | {"observedAt": "2025-13-01T00:00:00Z"}),
+         "line 7: observedAt '2025-13-01T00:00:00Z' is not a DateTime"),
+        (orjson.dumps(row("not a uri", 1, 1.0)), "line 7: entity 'not a uri' is not a URI"),
+        (orjson.dumps(row("urn:x:1", 1, None)), "line 7: value is missing"),
+        (orjson.dumps(row("urn:x:1", 1, 1.0, unit="")), "line 7: unit '' is not a unit code"),
+        (orjson.dumps(row("urn:x:1", 1, 1.0, datasetId="x")), "line 7: datasetId 'x' is not a URI"),
+        (orjson.dumps(row("urn:x:1", 1, 1.0, type=5)), "line 7: type 5 is not a name"),
+        (orjson.dumps(row("urn:x:1", 1, 1.0) | {"attribute": 5}), "line 7: attribute 5 is not a name"),
+        (b'{"entity": "urn:x:1", "attribute": "t", "observedAt": "2025-01-01T00:00:00Z", "value": 1e999}',
+         "line 7: not JSON (number"),  # orjson: out of range
+    ],
+)
+def test_a_bad_line_in_the_middle_of_a_batch_names_its_line(
+    db: str, tenant: str, tmp_path: Path, bad: bytes, message: str
+) -> None:
+    e = "urn:ngsi-ld:Sensor:mid"
+    lines = [orjson.dumps(row(e, m, float(m), unit="CEL")) for m in range(10)]
+    lines.insert(2, b"   ")  # a blank line: counted as a line, not as a data row
+    lines[6] = bad  # line 7: the third row of the second batch of 4
+    (tmp_path / "bad.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    code, _, err = cli(str(tmp_path / "bad.ndjson"), "--database", db, "--tenant", tenant,
+                       "--type", "Sensor", "--batch", "4")
+    assert code == 1
+    assert message in err
+    assert "first 4 data rows (up to line 5)" in err and "--skip 4" in err
+    assert [v for _, v, _, _ in history(db, tenant, e)] == [0.0, 1.0, 2.0, 3.0]
+    doc = entity(db, tenant, e)
+    assert doc is not None and doc["attrs"][TEMP][0]["value"] == 3.0
+
+
+def test_a_bad_csv_value_in_the_middle_of_a_batch_names_its_line(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'bad.db'}"
+    rows = [f"urn:x:1,temperature,2025-01-01T00:0{m}:00Z,{m}" for m in range(6)]
+    rows[4] = "urn:x:1,temperature,2025-01-01T00:04:00Z,-inf"
+    f = tmp_path / "bad.csv"
+    f.write_text("entity,attribute,observedAt,value\n" + "\n".join(rows) + "\n")
+    code, _, err = cli(str(f), "--database", db, "--type", "T", "--batch", "3")
+    assert code == 1 and "line 6: value '-inf' is not a finite number" in err
+    assert "first 3 data rows (up to line 4)" in err
+
+
+def test_skipped_rows_are_counted_not_read(db: str, tenant: str, tmp_path: Path) -> None:
+    e = "urn:ngsi-ld:Sensor:skip"
+    lines = [b"{broken", b"", *(orjson.dumps(row(e, m, float(m))) for m in range(1, 4))]
+    (tmp_path / "s.ndjson").write_bytes(b"\n".join(lines) + b"\n")
+    code, out, err = cli(str(tmp_path / "s.ndjson"), "--database", db, "--tenant", tenant,
+                         "--type", "Sensor", "--skip", "1")
+    assert code == 0, err
+    assert "imported 3 rows in 1 batches" in out and "skipped 1" in out
+    assert [v for _, v, _, _ in history(db, tenant, e)] == [1.0, 2.0, 3.0]
+
+
+def test_a_batch_of_new_entities_of_two_owners_loads_in_two_steps(
+    db: str, tenant: str, tmp_path: Path
+) -> None:
+    # Door entities fall in a data set whose owner mandated "org": created as that owner's
+    f = ndjson(tmp_path / "two.ndjson", [
+        row("urn:ngsi-ld:Sensor:own1", 1, 1.5, type="Sensor"),
+        row("urn:ngsi-ld:Door:own2", 1, "open", type="Door"),
+        row("urn:ngsi-ld:Sensor:own1", 2, 2.5, type="Sensor"),
+    ])
+    writer = WriteAccess("org", datasets=(("owner2", frozenset({CORE + "Door"})),))
+
+    async def go(rt: Runtime) -> None:
+        vocab = await rt.broker.contexts.term_map(None, tenant=tenant)
+        with f.open("rb") as stream:
+            reader, _ = read_rows(stream, "ndjson", vocab)
+            report = await TimeseriesImporter(rt.broker, writer, tenant=tenant).run(reader)
+        assert (report.rows, report.batches, report.created) == (3, 1, 2)
+        assert await rt.store.owners_of(
+            tenant, ["urn:ngsi-ld:Sensor:own1", "urn:ngsi-ld:Door:own2"]
+        ) == {"urn:ngsi-ld:Sensor:own1": "org", "urn:ngsi-ld:Door:own2": "owner2"}
+
+    with_runtime(db, go)
+    assert history(db, tenant, "urn:ngsi-ld:Sensor:own1") == [
+        (TEMP, 1.5, None, None), (TEMP, 2.5, None, None)
+    ]
+    assert history(db, tenant, "urn:ngsi-ld:Door:own2") == [(TEMP, "open", None, None)]
+    door = entity(db, tenant, "urn:ngsi-ld:Door:own2")
+    assert door is not None and door["attrs"][TEMP][0]["value"] == "open"

@@ -496,3 +496,23 @@ def test_rollups_equal_a_recomputation_from_raw(store_url: str) -> None:
         asyncio.run(run())
 
     check()
+
+
+async def test_prepared_bulk_rows_load_with_the_entity_write(store: Store) -> None:
+    h = hist(store)
+    load = await h.prepare_load([BulkRow(E1, A, T0 + i * MINUTE, float(i) + 0.5, "CEL") for i in range(5)])
+    doc = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {A: [{"type": "Property", "value": 4.5}]}}
+    # a write op of the entity transaction (RecordInstances(()): the write records nothing else)
+    await store.transact(
+        "", [E1], lambda current: ([Put(doc), RecordInstances(()), load], None), owner="org"
+    )
+    assert await store.get_entity("", E1) is not None
+    (got,) = await h.query_instances("", HistoryQuery((E1,)))
+    assert values(got) == [0.5, 1.5, 2.5, 3.5, 4.5]
+    assert got.instances[0].doc["unitCode"] == "CEL"
+    await check_rollups(h, got.series.key)
+    # the same prepared rows on their own: a transaction of their own, after the stored ones
+    assert await h.bulk_load("", load) == 5
+    (got,) = await h.query_instances("", HistoryQuery((E1,)))
+    assert [i.seq for i in got.instances] == [0, 1] * 5
+    await check_rollups(h, got.series.key)

@@ -22,19 +22,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
+    BulkColumns,
+    BulkPlan,
     BulkRow,
     CoverRow,
     DropHistory,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
+    LoadInstances,
     Rollup,
     Series,
     SeriesHistory,
@@ -44,7 +49,7 @@ from smartregion.storage.history import (
     now_micros,
     page_plan,
     parse_instance_id,
-    prepare_bulk,
+    plan_bulk,
     shared_docs,
     stored_instance,
     take_history_rows,
@@ -59,6 +64,7 @@ from smartregion.storage.rollups import (
     encode_instance,
     merge_spans,
     micros,
+    partial_columns,
     shape_ref,
     split_window,
     summarise_points,
@@ -111,6 +117,65 @@ _TIME_EXPR = {
 }
 _COPY = "COPY instance (series_key, t, seq, dm, dc, num, doc) FROM STDIN (FORMAT BINARY)"
 _COPY_TYPES = ["int8", "int8", "int4", "int8", "int8", "float8", "bytea"]
+# binary COPY (PostgreSQL docs, "COPY", Binary Format): signature, flags, header extension
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+#: (field, big-endian type, constant) of an instance row in binary COPY up to its document:
+#: a field count, then each field's length (-1: NULL) and value; `dc` is always NULL here
+_COPY_ROW = [
+    ("fields", ">i2", 7),
+    ("l_key", ">i4", 8), ("key", ">i8", None),
+    ("l_t", ">i4", 8), ("t", ">i8", None),
+    ("l_seq", ">i4", 4), ("seq", ">i4", None),
+    ("l_dm", ">i4", 8), ("dm", ">i8", None),
+    ("l_dc", ">i4", -1),
+    ("l_num", ">i4", 8), ("num", ">f8", None),
+    ("l_doc", ">i4", None),
+]  # fmt: skip
+#: a batch with more distinct documents than this is formatted row by row
+_COPY_BLOCKS = 16
+
+
+def copy_data(plan: BulkPlan) -> bytes | None:
+    """The whole binary COPY data of a bulk plan's rows, formatted column-wise with numpy (one
+    block of fixed-size records per distinct document: the order of rows in a COPY does not
+    matter, their keys are set); None when a row has no number or the documents are many."""
+    if None in plan.nums:
+        return None
+    distinct = list(dict.fromkeys(plan.docs))
+    if len(distinct) > _COPY_BLOCKS:
+        return None
+    columns: dict[str, Any] = {
+        "key": np.asarray(plan.keys, dtype=np.int64),
+        "t": np.asarray(plan.times, dtype=np.int64),
+        "seq": np.asarray(plan.seq_column(), dtype=np.int32),
+        "dm": np.asarray(plan.dms, dtype=np.int64),
+        "num": np.asarray(plan.nums, dtype=np.float64),
+    }
+    codes = None
+    if len(distinct) > 1:
+        code_of = {doc: i for i, doc in enumerate(distinct)}
+        codes = np.asarray(list(map(code_of.__getitem__, plan.docs)), dtype=np.int32)
+    blocks = [_COPY_HEADER]
+    for code, doc in enumerate(distinct):
+        fields = [(name, kind) for name, kind, _ in _COPY_ROW]
+        if doc is not None:
+            fields.append(("doc", f"S{len(doc)}"))
+        chosen = None if codes is None else codes == code
+        count = len(plan.keys) if chosen is None else int(np.count_nonzero(chosen))
+        records = np.empty(count, dtype=np.dtype(fields))
+        for name, _, constant in _COPY_ROW:
+            if name == "l_doc":
+                records[name] = -1 if doc is None else len(doc)
+            elif constant is not None:
+                records[name] = constant
+            else:
+                records[name] = columns[name] if chosen is None else columns[name][chosen]
+        if doc is not None:
+            records["doc"] = doc
+        blocks.append(records.tobytes())
+    blocks.append(_COPY_TRAILER)
+    return b"".join(blocks)
 
 
 def month_of(t: int) -> tuple[int, int]:
@@ -363,11 +428,13 @@ class PostgresHistory(HistoryStore):
     async def _take_history(self, conn: Conn, tenant: str, ops: list[Any]) -> list[Any]:
         """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
         the other ops."""
-        rows, drops, rest = take_history_rows(ops)
+        rows, drops, loads, rest = take_history_rows(ops)
         for drop in drops:
             await self._drop(conn, tenant, drop)
         if rows:
             await self._record(conn, tenant, rows, locked=True)
+        for load in loads:
+            await self._load(conn, tenant, load)
         return rest
 
     async def _record(
@@ -476,46 +543,62 @@ class PostgresHistory(HistoryStore):
         async with self.pool.connection() as conn, conn.transaction():
             return await self._record(conn, tenant, rows, locked=False)
 
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
+    async def prepare_load(self, rows: Sequence[BulkRow] | BulkColumns) -> LoadInstances:
+        """Check and prepare bulk rows; the monthly partitions they need are made now, before
+        the transaction that loads them touches `instance` (module docstring)."""
+        load = await super().prepare_load(rows)
+        await self._ensure_partitions({t // DAY * DAY for t in load.prepared.times})
+        return load
+
+    async def bulk_load(
+        self, tenant: str, rows: Sequence[BulkRow] | BulkColumns | LoadInstances
+    ) -> int:
         """Load rows with COPY in one transaction, all or nothing."""
-        if not rows:
+        if not len(rows):
             return 0
-        now = now_micros()
-        prepared = prepare_bulk(rows, now)
-        await self._ensure_partitions({p[3] for p in prepared})
+        load = rows if isinstance(rows, LoadInstances) else await self.prepare_load(rows)
         async with self.pool.connection() as conn, conn.transaction():
-            await self._lock(conn, tenant, {p[0] for p in prepared})
-            keys = await self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
-            refs = await self._shape_refs(conn, (p[5] for p in prepared))
-            seen: dict[tuple[int, int], int] = {}
-            values = []
-            points = []
-            for eid, attr, ds, t, num, doc in prepared:
-                key = keys[(eid, attr, ds)]
-                if doc is not None:
-                    doc = refs.get(doc, doc)
-                seq = seen.get((key, t), -1) + 1
-                seen[(key, t)] = seq
-                values.append((key, t, seq, now - t, None, num, doc))
-                if num is not None:
-                    points.append((key, t, num))
-            times = [v[1] for v in values]
-            cur = await conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"
-                " AND t BETWEEN %s AND %s)",
-                (sorted(set(keys.values())), min(times), max(times)),
+            await self._lock(conn, tenant, set(load.prepared.entity_ids))
+            return await self._load(conn, tenant, load)
+
+    async def _load(self, conn: Conn, tenant: str, load: LoadInstances) -> int:
+        """Load prepared rows in the transaction of `conn` (their entities locked by it)."""
+        prepared, now = load.prepared, load.now
+        times = prepared.times
+        keys = await self._series_keys(conn, tenant, prepared.series())
+        refs = await self._shape_refs(conn, set(prepared.docs))
+        plan = plan_bulk(prepared, keys, refs, now)
+        cur = await conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"
+            " AND t BETWEEN %s AND %s)",
+            (sorted(set(keys.values())), min(times), max(times)),
+        )
+        taken = await cur.fetchone()
+        seqs = plan.seq_column()
+        if taken and taken[0]:
+            # stored instances in the range: number new rows after those at the same time
+            nulls = [None] * len(times)
+            await conn.execute(
+                _INSERT, [plan.keys, times, seqs, plan.dms, nulls, plan.nums, plan.docs]
             )
-            taken = await cur.fetchone()
-            if taken and taken[0]:
-                # stored instances in the range: number new rows after those at the same time
-                await conn.execute(_INSERT, [list(c) for c in zip(*values, strict=True)])
-            else:
-                async with conn.cursor() as cur, cur.copy(_COPY) as copy:
-                    copy.set_types(_COPY_TYPES)
-                    for value_row in values:
-                        await copy.write_row(value_row)
-            await self._fold(conn, points)
-        return len(values)
+        elif (data := copy_data(plan)) is not None:
+            async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                await copy.write(data)
+        else:
+            async with conn.cursor() as cur, cur.copy(_COPY) as copy:
+                copy.set_types(_COPY_TYPES)
+                # rows formatted by the copy's own (C) formatter; its buffer is sent as it
+                # fills, without a coroutine per row
+                format_row = copy.formatter.write_row
+                for value_row in zip(
+                    plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs
+                ):
+                    if chunk := format_row(value_row):
+                        await copy.write(chunk)
+        partials = partial_columns(plan.keys, times, plan.nums)
+        if partials[0]:
+            await conn.execute(_FOLD, partials)
+        return len(times)
 
     async def delete_history(
         self, tenant: str, entity_id: str, attr: str | None = None, dataset_id: str | None = None

@@ -11,18 +11,21 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from itertools import compress, repeat
 from typing import Any, TypeVar
 
 import orjson
 
 from smartregion.errors import BadRequestData
 from smartregion.storage.history import (
+    BulkColumns,
     BulkRow,
     CoverRow,
     DropHistory,
     HistoryQuery,
     HistoryStore,
     InstanceRow,
+    LoadInstances,
     Rollup,
     Series,
     SeriesHistory,
@@ -32,7 +35,7 @@ from smartregion.storage.history import (
     now_micros,
     page_plan,
     parse_instance_id,
-    prepare_bulk,
+    plan_bulk,
     shared_docs,
     stored_instance,
     take_history_rows,
@@ -46,6 +49,7 @@ from smartregion.storage.rollups import (
     bucket_partials,
     encode_instance,
     merge_spans,
+    partial_columns,
     shape_ref,
     split_window,
     summarise_points,
@@ -201,11 +205,13 @@ class SQLiteHistory(HistoryStore):
     def _take_history(self, conn: sqlite3.Connection, tenant: str, ops: list[Any]) -> list[Any]:
         """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
         the other ops."""
-        rows, drops, rest = take_history_rows(ops)
+        rows, drops, loads, rest = take_history_rows(ops)
         for drop in drops:
             self._drop(conn, tenant, drop)
         if rows:
             self._record(conn, tenant, rows)
+        for load in loads:
+            self._load(conn, tenant, load)
         return rest
 
     def _record(self, conn: sqlite3.Connection, tenant: str, rows: Sequence[InstanceRow]) -> int:
@@ -303,45 +309,56 @@ class SQLiteHistory(HistoryStore):
             return 0
         return await self._history_tx(lambda conn: self._record(conn, tenant, rows))
 
-    async def bulk_load(self, tenant: str, rows: Sequence[BulkRow]) -> int:
+    async def bulk_load(
+        self, tenant: str, rows: Sequence[BulkRow] | BulkColumns | LoadInstances
+    ) -> int:
         """Load rows with executemany in one transaction, all or nothing."""
-        if not rows:
+        if not len(rows):
             return 0
-        now = now_micros()
-        prepared = prepare_bulk(rows, now)
+        load = rows if isinstance(rows, LoadInstances) else await self.prepare_load(rows)
+        return await self._history_tx(lambda conn: self._load(conn, tenant, load))
 
-        def run(conn: sqlite3.Connection) -> int:
-            keys = self._series_keys(conn, tenant, {(p[0], p[1], p[2]) for p in prepared})
-            refs = self._shape_refs(conn, (p[5] for p in prepared))
-            seen: dict[tuple[int, int], int] = {}
-            values = []
-            points = []
-            for eid, attr, ds, t, num, doc in prepared:
-                key = keys[(eid, attr, ds)]
-                if doc is not None:
-                    doc = refs.get(doc, doc)
-                seq = seen.get((key, t), -1) + 1
-                seen[(key, t)] = seq
-                values.append((key, t, seq, now - t, None, num, doc))
-                if num is not None:
-                    points.append((key, t, num))
-            times = [v[1] for v in values]
-            taken = conn.execute(
-                "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
-                " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
-                (_json(set(keys.values())), min(times), max(times)),
-            ).fetchone()[0]
-            if taken:
-                # stored instances in the range: number new rows after those at the same time
+    def _load(self, conn: sqlite3.Connection, tenant: str, load: LoadInstances) -> int:
+        """Load prepared rows in the transaction of `conn` (on the writer thread)."""
+        prepared, now = load.prepared, load.now
+        keys = self._series_keys(conn, tenant, prepared.series())
+        refs = self._shape_refs(conn, set(prepared.docs))
+        plan = plan_bulk(prepared, keys, refs, now)
+        times = plan.times
+        taken = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key IN"
+            " (SELECT value FROM json_each(?)) AND t BETWEEN ? AND ?)",
+            (_json(set(keys.values())), min(times), max(times)),
+        ).fetchone()[0]
+        if taken:
+            # stored instances in the range: number new rows after those at the same time
+            conn.executemany(
+                _INSERT, zip(plan.keys, times, plan.dms, repeat(None), plan.nums, plan.docs)
+            )
+        elif plan.seqs is None and None not in plan.nums and len(docs := set(plan.docs)) <= 4:
+            # the usual batch (numbers, a few documents, no two rows at one time of a series):
+            # only what varies is bound, as in a raw three-column insert; `dm` is computed and
+            # the document is a literal, one statement per document (row order does not matter)
+            for doc in docs:
+                literal = "NULL" if doc is None else f"X'{doc.hex()}'"
+                rows: Iterable[tuple[int, int, float | None]]
+                rows = zip(plan.keys, times, plan.nums, strict=True)
+                if len(docs) > 1:
+                    rows = compress(rows, [d == doc for d in plan.docs])
                 conn.executemany(
-                    _INSERT, [(k, t, dm, dc, n, d) for k, t, _, dm, dc, n, d in values]
+                    "INSERT INTO instance (series_key, t, seq, dm, num, doc)"
+                    f" VALUES (?1, ?2, 0, {int(now)} - ?2, ?3, {literal})",
+                    rows,
                 )
-            else:
-                conn.executemany(_INSERT_PLAIN, values)
-            self._fold(conn, points)
-            return len(values)
-
-        return await self._history_tx(run)
+        else:
+            seqs = plan.seq_column()
+            conn.executemany(
+                _INSERT_PLAIN,
+                zip(plan.keys, times, seqs, plan.dms, repeat(None), plan.nums, plan.docs),
+            )
+        partials = partial_columns(plan.keys, times, plan.nums)
+        conn.executemany(_FOLD, zip(*partials, strict=True))
+        return len(times)
 
     async def delete_history(
         self, tenant: str, entity_id: str, attr: str | None = None, dataset_id: str | None = None
