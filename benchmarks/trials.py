@@ -429,12 +429,13 @@ async def run_trial(
     workdir: Path,
     *,
     sensors: int = 500,
+    tenant: str | None = None,
 ) -> Outcome:
-    """One trial on a migrated store (see the module docstring)."""
+    """One trial on a migrated store (see the module docstring), in its own tenant."""
     rng = random.Random(seed)
     kill_at = rng.randint(messages * 5 // 100, max(1, messages * 95 // 100))
     pause = rng.uniform(0.0, 1.0)
-    tenant = f"trial{trial}"
+    tenant = tenant or f"trial{trial}"
     outcome = Outcome(trial, seed, target, backend, kill_at)
     progress = _Progress(messages)
     history = History(database_url, tenant)
