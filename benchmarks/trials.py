@@ -112,6 +112,8 @@ class Outcome:
     duplicates: int = 0
     #: server: messages sent again because their batch got no answer (bridge: not known)
     resent: int = 0
+    #: server: messages committed but not answered when the server died (bridge: not known)
+    unanswered: int = 0
     dead_letters: int = 0
     finished: bool = False
     note: str = ""
@@ -499,6 +501,10 @@ async def _watch(
         if not killed and reached >= kill_at:
             await asyncio.to_thread(process.kill)
             killed = True
+            if target == "server":
+                await asyncio.sleep(0.1)  # answers read before the kill are counted by now
+                at_kill = await asyncio.to_thread(history.count)
+                outcome.unanswered = max(0, at_kill - len(progress.acknowledged))
             await asyncio.sleep(pause)
             await asyncio.to_thread(process.start)
             last_change = time.monotonic()
@@ -547,7 +553,10 @@ def _migrate(url: str) -> None:
     asyncio.run(run())
 
 
-HEADER = "| trial | seed | kill point | published | acknowledged | re-sent | stored | lost | duplicates |"
+HEADER = (
+    "| trial | seed | kill point | published | acknowledged | re-sent | committed, unanswered"
+    " at the kill | stored | lost | duplicates |"
+)
 
 
 def table_row(o: Outcome) -> str:
@@ -557,6 +566,7 @@ def table_row(o: Outcome) -> str:
     row = (
         f"| {o.trial} | {o.seed} | {point} | {o.published:,} | {o.acknowledged:,} | "
         f"{f'{o.resent:,}' if o.target == 'server' else '—'} | "
+        f"{f'{o.unanswered:,}' if o.target == 'server' else '—'} | "
         f"{o.stored:,} | {o.lost:,} | {o.duplicates:,} |"
     )
     if not o.finished or o.note or o.dead_letters:
@@ -618,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     print(HEADER)
-    print("| --- " * 9 + "|", flush=True)
+    print("| --- " * 10 + "|", flush=True)
     outcomes = run_trials(
         args.target,
         args.trials,

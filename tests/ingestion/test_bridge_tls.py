@@ -65,15 +65,25 @@ async def test_bridge_over_tls_with_a_password(tls_mosquitto: TlsBroker, sqlite_
         tls=TlsFiles(ca_file=str(tls_mosquitto.ca_file)),
     )  # fmt: skip
     async with opened(sqlite_url) as store, running(store, config):
-        await _publish(tls_mosquitto, f"{prefix}/entities", {"id": "urn:ngsi-ld:Room:t1", "type": "Room", "n": 1})
+        await _publish(
+            tls_mosquitto,
+            f"{prefix}/entities",
+            {"id": "urn:ngsi-ld:Room:t1", "type": "Room", "n": 1},
+        )
         doc = await eventually(lambda: store.get_entity("", "urn:ngsi-ld:Room:t1"))
         assert doc["attrs"]["https://uri.etsi.org/ngsi-ld/default-context/n"][0]["value"] == 1
 
 
-async def test_bridge_over_tls_with_a_client_certificate(tls_mosquitto: TlsBroker, sqlite_url: str) -> None:
+async def test_bridge_over_tls_with_a_client_certificate(
+    tls_mosquitto: TlsBroker, sqlite_url: str
+) -> None:
     prefix, org = unique("sr"), unique("org")
-    tls = TlsFiles(str(tls_mosquitto.ca_file), str(tls_mosquitto.client_cert), str(tls_mosquitto.client_key))
-    config = BridgeConfig(tls_mosquitto.certificate_url, org, prefix=prefix, client_id=unique("c"), tls=tls)
+    tls = TlsFiles(
+        str(tls_mosquitto.ca_file), str(tls_mosquitto.client_cert), str(tls_mosquitto.client_key)
+    )
+    config = BridgeConfig(
+        tls_mosquitto.certificate_url, org, prefix=prefix, client_id=unique("c"), tls=tls
+    )
     async with opened(sqlite_url) as store, running(store, config):
         async with _client(tls_mosquitto.certificate_url, tls) as client:
             entity = {"id": "urn:ngsi-ld:Room:t2", "type": "Room", "n": 2}
@@ -130,11 +140,16 @@ def test_the_cli_takes_the_password_from_a_file_or_the_environment(
         "--username", tls_mosquitto.username, "--ca-file", str(tls_mosquitto.ca_file),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTREGION_MQTT")}
-    by_file = subprocess.run([*base, "--password-file", str(wrong)], env=env, capture_output=True, timeout=120)
+    by_file = subprocess.run(
+        [*base, "--password-file", str(wrong)], env=env, capture_output=True, timeout=120
+    )
     assert by_file.returncode == 1
     assert b"error: the MQTT broker refused the credentials" in by_file.stderr
     by_env = subprocess.run(
-        base, env={**env, "SMARTREGION_MQTT_PASSWORD": "also wrong"}, capture_output=True, timeout=120
+        base,
+        env={**env, "SMARTREGION_MQTT_PASSWORD": "also wrong"},
+        capture_output=True,
+        timeout=120,
     )
     assert by_env.returncode == 1
     assert b"refused the credentials" in by_env.stderr
@@ -147,7 +162,9 @@ def test_the_cli_takes_the_password_from_a_file_or_the_environment(
     assert b"secret" not in refused.stderr
 
 
-def test_configuration_errors_are_refused_up_front(tls_mosquitto: TlsBroker, tmp_path: Path) -> None:
+def test_configuration_errors_are_refused_up_front(
+    tls_mosquitto: TlsBroker, tmp_path: Path
+) -> None:
     ca = TlsFiles(ca_file=str(tls_mosquitto.ca_file))
     with pytest.raises(BadRequestData, match="must not be part of the broker URL"):
         BridgeConfig("mqtts://u:p@localhost", "o", tls=ca)
@@ -194,5 +211,7 @@ async def test_mqtts_notification_endpoint_with_credentials(tls_mosquitto: TlsBr
     # a wrong password, an untrusted broker: not delivered (retried later by the notifier)
     wrong = uri.replace("battery", "batter")
     assert not await publish_mqtt(wrong, body, {}, [], 10, trusted)
-    assert not await publish_mqtt(uri, body, {}, [], 10, TlsFiles(ca_file=str(tls_mosquitto.other_ca_file)))
+    assert not await publish_mqtt(
+        uri, body, {}, [], 10, TlsFiles(ca_file=str(tls_mosquitto.other_ca_file))
+    )
     gc.collect()
