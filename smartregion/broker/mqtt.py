@@ -138,6 +138,7 @@ def tls_context(files: TlsFiles) -> ssl.SSLContext:
         raise BadRequestData("a client key file needs its certificate file")
     try:
         context = ssl.create_default_context(cafile=files.ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
         if files.cert_file:
             context.load_cert_chain(files.cert_file, files.key_file)
     except FileNotFoundError as exc:
