@@ -25,11 +25,15 @@ The two targets, and what "acknowledged" means for each:
 - `server` — `smartregion serve`. The server does not host the bridge, so "the server during an
   ingest" is HTTP ingestion, as `smartregion simulate --target http://…` does it: batch upserts
   (`POST /ngsi-ld/v1/entityOperations/upsert`, 100 entities each, 4 clients in parallel). A
-  message is acknowledged when its batch got a 2xx answer with no error for it. A batch that got
+  message is acknowledged when its batch got 201 or 204 (every entity written; a 207 or a 4xx
+  for these valid batches is reported in the trial's note). A batch that got
   no answer (connection refused or cut by the kill, a 5xx) is sent again, as any client retries,
   until it is acknowledged — so a batch that committed just before the kill, whose answer was
   lost, comes twice, and must not be recorded twice. The server is killed once `k` messages
   are acknowledged (k as above) and restarted on the same port.
+  The table's "re-sent" counts the messages sent more than once; "committed, unanswered at
+  the kill" the instances committed beyond those acknowledged when the server died (the batches
+  whose answer the kill swallowed).
 
 The process exits 1 when any trial lost or duplicated anything (or did not finish).
 """
