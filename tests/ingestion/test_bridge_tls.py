@@ -1,7 +1,7 @@
 """The bridge and MQTT notifications over TLS with authentication, against a real Mosquitto.
 
-The broker is `tls_mosquitto` (tests/conftest.py): a throwaway CA, a password listener and a
-client-certificate listener.
+The broker is `tls_mosquitto` (tests/ingestion/mqtt_tls.py): a throwaway CA, a password listener
+and a client-certificate listener.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiomqtt
 import orjson
 import pytest
-from conftest import TlsBroker
+from mqtt_tls import TlsBroker, tls_broker
 from test_bridge import eventually, opened, running, unique
 
 from smartregion.broker.contexts import ContextResolver
@@ -42,6 +43,12 @@ PAHO_HANDSHAKE_LEAK = pytest.mark.filterwarnings(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def tls_mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
+    with tls_broker(tmp_path_factory.mktemp("mosquitto-tls")) as broker:
+        yield broker
 
 
 @pytest.fixture
