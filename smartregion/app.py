@@ -36,6 +36,7 @@ from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
 from smartregion.api.security import SWAGGER_UI_CSP, SecurityMiddleware
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.live import LiveFeed
+from smartregion.broker.mqtt import TlsFiles
 from smartregion.broker.notifier import Notifier
 from smartregion.broker.retention import PurgeJob, RetentionService
 from smartregion.broker.service import Broker
@@ -298,6 +299,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             broker.subscriptions, store=store, readers=readers,
             max_attempts=settings.notification_max_attempts,
             max_delay=settings.notification_retry_max_delay,
+            mqtt_tls=TlsFiles.of(settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file),
         )
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database

@@ -96,6 +96,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_starttls", bool, False, "Upgrade the SMTP connection with STARTTLS (certificate verified)."),
     Setting("smtp_username", str, "", "SMTP login name; empty: no login."),
     Setting("smtp_password", str, "", "SMTP login password."),
+    Setting("mqtt_username", str, "", "User name the MQTT bridge logs in to its broker with; empty: no login."),
+    Setting("mqtt_password", str, "", "Password of mqtt_username (environment or config file only, never a command-line flag)."),
+    Setting("mqtt_password_file", str, "", "File whose first line is the MQTT bridge's password (used when mqtt_password is empty)."),
+    Setting("mqtt_ca_file", str, "", "PEM file of the CAs trusted for mqtts:// (the bridge's broker, MQTT notification endpoints); empty: the system's."),
+    Setting("mqtt_cert_file", str, "", "PEM client certificate presented to mqtts:// brokers (the bridge's, MQTT notification endpoints); empty: none."),
+    Setting("mqtt_key_file", str, "", "PEM private key of mqtt_cert_file; empty: in the certificate file."),
     Setting("digest_interval", float, 900.0, "Seconds between runs of the digest job (sends the follows that are due); 0: no job."),
     Setting("hub_embeddings", bool, True, "Rank hub matches with multilingual sentence embeddings too when the `embeddings` extra is installed; off: BM25 alone."),
     Setting("hub_ocid_prefix", str, "ocds-smartregion", "OCDS prefix of the ids of joint-purchase tender outlines (register your own with the OCDS Data Support team)."),
@@ -168,6 +174,12 @@ class Settings:
     smtp_starttls: bool = False
     smtp_username: str = ""
     smtp_password: str = field(default="", repr=False)  # never in logs or tracebacks
+    mqtt_username: str = ""
+    mqtt_password: str = field(default="", repr=False)  # never in logs or tracebacks
+    mqtt_password_file: str = ""
+    mqtt_ca_file: str = ""
+    mqtt_cert_file: str = ""
+    mqtt_key_file: str = ""
     digest_interval: float = 900.0
     hub_embeddings: bool = True
     hub_ocid_prefix: str = "ocds-smartregion"

@@ -18,7 +18,9 @@ still holds and no other deliverer can have claimed them meanwhile.
 A failed attempt (a non-2xx answer, a refused connection, a timeout) is retried with exponential
 back-off (1 s doubling, at most `max_delay` between attempts) up to `max_attempts`; rows survive
 a restart. `mqtt://`/`mqtts://` endpoints are published to with aiomqtt (NGSI-LD 1.8 §7.3 MQTT
-binding: a JSON message {"metadata": headers, "body": notification}).
+binding: a JSON message {"metadata": headers, "body": notification}); the endpoint URI carries
+the user name and password (§7.3.1), `mqtts://` verifies the broker against `mqtt_tls` (the
+settings mqtt_ca_file, mqtt_cert_file, mqtt_key_file; broker/mqtt.py).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+import aiomqtt
 import httpx
 import orjson
 
+from smartregion.broker.mqtt import TlsFiles, close_socket, parse_mqtt_url, refusal
 from smartregion.broker.subscriptions import (
     NotificationFilter,
     PeriodicSender,
@@ -43,6 +47,7 @@ from smartregion.broker.subscriptions import (
     subscription_owner,
 )
 from smartregion.core.times import format_datetime
+from smartregion.errors import BadRequestData
 from smartregion.storage.base import Readable, Store
 from smartregion.storage.subscriptions import OutboxRow, Settled, epoch_now
 
@@ -71,8 +76,11 @@ class Notifier:
         transport: httpx.AsyncBaseTransport | None = None,
         store: Store | None = None,
         readers: NotificationFilter | None = None,
+        mqtt_tls: TlsFiles | None = None,
     ) -> None:
         self.subscriptions = subscriptions
+        #: CA and client certificate for mqtts:// endpoints (None: the system's CAs, no certificate)
+        self.mqtt_tls = mqtt_tls
         #: timeInterval subscriptions need the entity store to query what they report
         self.store = store
         #: what each subscription's owner may read, decided when a notification is sent
@@ -228,7 +236,9 @@ class Notifier:
         headers = dict(row.target.get("headers", {}))
         timeout = float(row.target.get("timeout", self.timeout))
         if uri.startswith(("mqtt://", "mqtts://")):
-            return await publish_mqtt(uri, body, headers, row.target.get("notifierInfo", []), timeout)
+            return await publish_mqtt(
+                uri, body, headers, row.target.get("notifierInfo", []), timeout, self.mqtt_tls
+            )
         try:
             response = await self._client.post(
                 uri, content=orjson.dumps(body), headers=headers, timeout=timeout
@@ -242,12 +252,9 @@ class Notifier:
 
 async def publish_mqtt(
     uri: str, body: dict[str, Any], headers: dict[str, str], notifier_info: list[dict[str, str]],
-    timeout: float,
+    timeout: float, tls: TlsFiles | None = None,
 ) -> bool:
     """Publish a notification to an MQTT topic (§7.3); whether the broker accepted it."""
-    import aiomqtt  # imported here: only deployments with MQTT endpoints need the client
-
-    parts = urlsplit(uri)
     info = {pair["key"]: pair["value"] for pair in notifier_info}
     # §7.3.2: notifierInfo MQTT-QoS (0, 1, 2) and MQTT-Version (mqtt3.1.1, mqtt5.0)
     qos = int(info.get("MQTT-QoS", "0")) if info.get("MQTT-QoS", "0") in ("0", "1", "2") else 0
@@ -256,20 +263,26 @@ async def publish_mqtt(
         if info.get("MQTT-Version") == "mqtt5.0"
         else aiomqtt.ProtocolVersion.V311
     )
-    secure = parts.scheme == "mqtts"
     message = orjson.dumps({"metadata": headers, "body": body})
     try:
-        async with aiomqtt.Client(
-            parts.hostname or "localhost",
-            port=parts.port or (8883 if secure else 1883),
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            protocol=version,
-            timeout=timeout,
-            tls_params=aiomqtt.TLSParameters() if secure else None,
-        ) as client:
-            await client.publish(parts.path.lstrip("/"), message, qos=qos)
+        # §7.3.1: mqtt[s]://[user[:password]@]host[:port]/topic
+        address = parse_mqtt_url(
+            uri, tls=tls if uri.startswith("mqtts://") else None, password_in_url=True
+        )
+        options = address.client_options()
+    except BadRequestData as exc:  # unreadable TLS files, a bad URI: said at every attempt
+        log.error("MQTT notification to %s not sent: %s", urlsplit(uri).hostname, exc.detail)
+        return False
+    client = aiomqtt.Client(**options, protocol=version, timeout=timeout)
+    try:
+        async with client:
+            await client.publish(urlsplit(uri).path.lstrip("/"), message, qos=qos)
     except (aiomqtt.MqttError, OSError) as exc:
-        log.info("MQTT notification to %s failed: %s", uri, exc)
+        close_socket(client)
+        reason = refusal(exc)
+        if reason is not None:
+            log.warning("MQTT notification to %s refused: %s", address.host, reason)
+        else:
+            log.info("MQTT notification to %s failed: %s", address.host, exc)
         return False
     return True

@@ -41,7 +41,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -51,6 +51,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from smartregion.broker.batch import BatchResult, ParsedParts, Vocabularies
+from smartregion.broker.mqtt import (
+    MqttAddress,
+    MqttRefused,
+    TlsFiles,
+    close_socket,
+    parse_mqtt_url,
+    refusal,
+)
 from smartregion.broker.service import Broker
 from smartregion.core.entities import Vocabulary
 from smartregion.core.times import utc_now
@@ -103,14 +111,26 @@ class BridgeConfig:
     batch_wait: float = 0.005
     #: MQTT protocol version: "5" (Receive Maximum lets batches fill) or "3.1.1"
     protocol: str = "5"
+    #: login to the MQTT broker (the password never in the URL: docs/ingestion.md)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    #: CA and client certificate files for an mqtts:// broker
+    tls: TlsFiles = field(default_factory=TlsFiles)
 
     def __post_init__(self) -> None:
+        self.address()  # a bad URL, a password in it, unreadable TLS files: refused now
         if self.protocol not in PROTOCOLS:
             raise BadRequestData(f"MQTT protocol must be one of {', '.join(PROTOCOLS)}")
         if not 1 <= self.batch_size <= 10000:
             raise BadRequestData("the batch size must be between 1 and 10000 messages")
         if not 0 <= self.batch_wait <= 1:
             raise BadRequestData("the batch wait must be between 0 and 1 second")
+
+    def address(self) -> MqttAddress:
+        """The broker's address, TLS files and credentials."""
+        return parse_mqtt_url(
+            self.broker_url, tls=self.tls, username=self.username, password=self.password
+        )
 
     def filters(self) -> list[str]:
         """The topic filters to subscribe to (`$share/{group}/…` with a shared group)."""
@@ -332,14 +352,21 @@ class MqttBridge:
     # ------------------------------------------------------------------ the connection
 
     async def run(self) -> None:
-        """Consume until `stop`; reconnect with exponential back-off when anything fails."""
-        host, port = parse_broker_url(self.config.broker_url)
+        """Consume until `stop`; reconnect with exponential back-off when anything fails.
+
+        Raises `MqttRefused` when the very first connection is refused for good (wrong
+        credentials, an untrusted certificate): a misconfigured bridge stops and says why. Once
+        it has been connected, such refusals are logged as errors and retried (a broker being
+        reconfigured), like any other failure.
+        """
+        address = self.config.address()
         delay = self.config.backoff_initial
+        ever_connected = False
         while not self._stopping.is_set():
+            client: aiomqtt.Client | None = None
             try:
                 client = aiomqtt.Client(
-                    host,
-                    port,
+                    **address.client_options(),
                     identifier=self.config.identifier(),
                     keepalive=self.config.keepalive,
                     **self.config.session_options(),
@@ -353,10 +380,19 @@ class MqttBridge:
                         await client.subscribe(topic_filter, qos=1)
                     log.info("connected to %s as %s", self.config.broker_url, self.config.identifier())
                     self.connected.set()
+                    ever_connected = True
                     delay = self.config.backoff_initial
                     await self._consume(client)
             except aiomqtt.MqttError as exc:
-                log.warning("MQTT connection lost or refused: %s", exc)
+                if client is not None and not self.connected.is_set():
+                    close_socket(client)  # refused before it was connected
+                reason = refusal(exc)
+                if reason is not None and not ever_connected:
+                    raise MqttRefused(f"{reason}: {self.config.broker_url}") from None
+                if reason is not None:
+                    log.error("%s; retrying", reason)
+                else:
+                    log.warning("MQTT connection lost or refused: %s", exc)
             except Exception:
                 # the store failed: the batch in hand stays unacknowledged and comes again
                 log.exception("write failed; reconnecting so the MQTT broker redelivers")
