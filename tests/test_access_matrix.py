@@ -4,17 +4,20 @@ Principals (anonymous; reader, editor and admin of the owners A and B; organisat
 valid, an expired and a revoked grant; an organisation A mandated; one a restricted policy
 names; a revoked key) × every NGSI-LD endpoint and method (entities, attributes, batch
 operations and their results, queries and counts, discovery, the temporal API, subscriptions,
-purge, @context documents) and the admin API × open, restricted and private data sets, plus
-data in no data set. Every request is real HTTP through the ASGI app with a real API key made
-by the governance service (grants through an access request and its approval).
+purge, @context documents), the admin API and every later interface (the event streams, the
+DCAT catalogue, the portal's pages, downloads and chart series, the hub API) × open,
+restricted and private data sets, plus data in no data set. The same roles again as OIDC
+bearer tokens of a local issuer; in the portal, as signed-in people. Every request is real
+HTTP through the ASGI app with a real API key made by the governance service (grants through
+an access request and its approval). The same cases run on both backends.
 
 The expected outcome of every case comes from `Model`, a reference written here from the rules
 in docs/security.md — never from the code under test. Each case checks the status AND the body:
 an entity read is the entity or a 404, a list holds exactly the readable matches, a count
 (`NGSILD-Results-Count`, `entityCount`, `attributeCount`) counts exactly those, a batch result
 lists a refused entity among its errors, and a refused write leaves the stored entity as it
-was. Failures are collected and reported together; the figures of a run are printed (`-s`)
-and quoted in docs/security.md ("matrix figures").
+was. Failures are collected and reported together with the figures per interface; the figures
+of a run are printed (`-s`) and quoted in docs/security.md ("matrix figures").
 """
 
 from __future__ import annotations
