@@ -154,12 +154,15 @@ class DatasetView:
         self.dataset = dataset
 
     async def readable(self, principal: Principal | None) -> Readable | None:
-        """The data set's entities the reader may read, as a read filter; None: none of them."""
-        org = principal.org_id if principal is not None else None
-        operator = principal is not None and principal.operator
-        if not operator and not await self.governance.may_read(org, self.dataset):
-            return None
+        """The data set's entities the reader may read, as a read filter; None: none of them.
+
+        The platform's one read rule (`Governance.readable_for`), as the NGSI-LD API and the
+        event streams apply it: the owner's side (its members and the organisations it mandates
+        for all its data), else a data set the reader may read."""
         decided = await self.governance.readable_for(principal)
+        if decided is not None and self.dataset.owner_org not in decided.owners \
+                and self.dataset.selection not in decided.slices:
+            return None
         return Readable(
             slices=(self.dataset.selection,),
             disclosure=decided.disclosure if decided is not None else None,
