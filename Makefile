@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# test worker processes (pytest-xdist); every test makes its own databases, brokers and ports
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck clean conformance bench
 
@@ -21,7 +23,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check smartregion tests benchmarks scripts
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check smartregion tests benchmarks scripts

@@ -387,7 +387,7 @@ def test_a_batch_of_new_entities_of_two_owners_loads_in_two_steps(
         row("urn:ngsi-ld:Door:own2", 1, "open", type="Door"),
         row("urn:ngsi-ld:Sensor:own1", 2, 2.5, type="Sensor"),
     ])
-    writer = WriteAccess("org", datasets=(("owner2", frozenset({CORE + "Door"})),))
+    writer = WriteAccess("org", datasets=(("owner2", frozenset({CORE + "Door"}), None),))
 
     async def go(rt: Runtime) -> None:
         vocab = await rt.broker.contexts.term_map(None, tenant=tenant)
