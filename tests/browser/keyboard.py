@@ -19,3 +19,18 @@ def tab_to(page: Any, selector: str) -> None:
 def focused_outline(page: Any) -> str:
     """The computed outline of the focused element: focus must be visible (WCAG 2.4.7)."""
     return str(page.evaluate("getComputedStyle(document.activeElement).outlineStyle"))
+
+
+def sign_in_by_keyboard(page: Any, who: tuple[str, str], link: str | None = None) -> None:
+    """Sign in with the keyboard: follow the sign-in link the selector `link` names (None: on
+    the sign-in page already), then type the e-mail address and password and press Enter."""
+    if link is not None:
+        tab_to(page, link)
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/sign-in?**")
+    page.locator("#email").wait_for()
+    tab_to(page, "#email")
+    page.keyboard.type(who[0])
+    page.keyboard.press("Tab")
+    page.keyboard.type(who[1])
+    page.keyboard.press("Enter")

@@ -5,22 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.browser.keyboard import focused_outline, tab_to
+from tests.browser.keyboard import focused_outline, sign_in_by_keyboard, tab_to
 from tests.browser.test_journeys import new_page
 from tests.web.conftest import BART
 
 PIETER = ("pieter@demo.smartregion.be", "demo-wachtwoord")  # editor of the company parkwise
-
-
-def sign_in_by_keyboard(page: Any, who: tuple[str, str], link: str) -> None:
-    tab_to(page, f'a[href="{link}"]')
-    page.keyboard.press("Enter")
-    page.wait_for_url("**/sign-in?**")
-    tab_to(page, "#email")
-    page.keyboard.type(who[0])
-    page.keyboard.press("Tab")
-    page.keyboard.type(who[1])
-    page.keyboard.press("Enter")
 
 
 def type_into(page: Any, selector: str, text: str) -> None:
@@ -33,7 +22,7 @@ def test_a_municipality_employee_posts_a_challenge_and_sees_matches(
 ) -> None:
     page = new_page(browser, base_url)
     page.goto("/challenges?lang=en")
-    sign_in_by_keyboard(page, BART, "/sign-in?next=/challenges/new")
+    sign_in_by_keyboard(page, BART, 'a[href="/sign-in?next=/challenges/new"]')
     page.wait_for_url(f"{base_url}/challenges/new")
     type_into(page, "#title", "Parking search traffic in the old town")
     type_into(
@@ -69,7 +58,7 @@ def test_a_municipality_employee_posts_a_challenge_and_sees_matches(
 def test_a_supplier_publishes_a_solution(browser: Any, base_url: str) -> None:
     page = new_page(browser, base_url)
     page.goto("/solutions?lang=en")
-    sign_in_by_keyboard(page, PIETER, "/sign-in?next=/solutions/new")
+    sign_in_by_keyboard(page, PIETER, 'a[href="/sign-in?next=/solutions/new"]')
     page.wait_for_url(f"{base_url}/solutions/new")
     type_into(page, "#title", "Classroom climate sensor")
     type_into(

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.browser.keyboard import focused_outline, tab_to
+from tests.browser.keyboard import focused_outline, sign_in_by_keyboard, tab_to
 from tests.web.conftest import ANNA, BART
 
 
@@ -62,15 +62,7 @@ def test_owner_grants_access_and_the_other_organisation_sees_the_data(browser: A
     bart = new_page(browser, base_url)
     bart.goto("/datasets/demo-water?lang=en")
     assert bart.locator("#map").count() == 0
-    tab_to(bart, '#access a[href^="/sign-in"]')
-    bart.keyboard.press("Enter")
-    bart.wait_for_url("**/sign-in?**")
-    bart.locator("#email").wait_for()
-    tab_to(bart, "#email")
-    bart.keyboard.type(BART[0])
-    bart.keyboard.press("Tab")
-    bart.keyboard.type(BART[1])
-    bart.keyboard.press("Enter")
+    sign_in_by_keyboard(bart, BART, '#access a[href^="/sign-in"]')
     bart.wait_for_url(f"{base_url}/datasets/demo-water")
     tab_to(bart, "#purpose")
     bart.keyboard.type("Flood warnings for the council")
@@ -80,11 +72,7 @@ def test_owner_grants_access_and_the_other_organisation_sees_the_data(browser: A
 
     anna = new_page(browser, base_url)
     anna.goto("/sign-in?lang=en")
-    tab_to(anna, "#email")
-    anna.keyboard.type(ANNA[0])
-    anna.keyboard.press("Tab")
-    anna.keyboard.type(ANNA[1])
-    anna.keyboard.press("Enter")
+    sign_in_by_keyboard(anna, ANNA)
     anna.wait_for_url("**/admin")
     row = anna.locator("tr", has_text="Flood warnings for the council")
     assert row.count() == 1
@@ -154,11 +142,7 @@ def test_owner_creates_a_data_set_grants_access_and_the_other_organisation_sees_
 
     anna = new_page(browser, base_url)
     anna.goto("/sign-in?lang=en")
-    tab_to(anna, "#email")
-    anna.keyboard.type(ANNA[0])
-    anna.keyboard.press("Tab")
-    anna.keyboard.type(ANNA[1])
-    anna.keyboard.press("Enter")
+    sign_in_by_keyboard(anna, ANNA)
     anna.wait_for_url("**/admin")
     # the new data set, keyboard only
     tab_to(anna, "#ds-id")
@@ -175,15 +159,7 @@ def test_owner_creates_a_data_set_grants_access_and_the_other_organisation_sees_
     bart = new_page(browser, base_url)
     bart.goto("/datasets/gent-geluid?lang=en")
     assert bart.locator("#map").count() == 0
-    tab_to(bart, '#access a[href^="/sign-in"]')
-    bart.keyboard.press("Enter")
-    bart.wait_for_url("**/sign-in?**")
-    bart.locator("#email").wait_for()
-    tab_to(bart, "#email")
-    bart.keyboard.type(BART[0])
-    bart.keyboard.press("Tab")
-    bart.keyboard.type(BART[1])
-    bart.keyboard.press("Enter")
+    sign_in_by_keyboard(bart, BART, '#access a[href^="/sign-in"]')
     bart.wait_for_url(f"{base_url}/datasets/gent-geluid")
     tab_to(bart, "#purpose")
     bart.keyboard.type("Noise action plan")
