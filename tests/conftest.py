@@ -20,6 +20,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -71,19 +72,28 @@ def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     config = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    with running_mosquitto(binary, config, [port]):
+        yield f"mqtt://127.0.0.1:{port}"
+
+
+@contextmanager
+def running_mosquitto(binary: str, config: Path, ports: list[int]) -> Iterator[subprocess.Popen[bytes]]:
+    """Mosquitto started with `config`, once every port in `ports` accepts connections (fails
+    the test with Mosquitto's own message otherwise); stopped on leaving."""
     proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    err = proc.stderr.read().decode() if proc.stderr else ""
-                    pytest.fail(f"Mosquitto did not start: {err}")
-                time.sleep(0.05)
-        yield f"mqtt://127.0.0.1:{port}"
+        for port in ports:
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                        break
+                except OSError:
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+                        pytest.fail(f"Mosquitto did not start: {err}")
+                    time.sleep(0.05)
+        yield proc
     finally:
         proc.terminate()
         try:

@@ -14,13 +14,14 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import running_mosquitto
 
 
 def _free_port() -> int:
@@ -156,35 +157,8 @@ def tls_broker(directory: Path) -> Iterator[TlsBroker]:
         f"listener {by_certificate} 127.0.0.1\n{tls}require_certificate true\n"
         "use_identity_as_username true\nallow_anonymous false\n"
     )
-    proc = subprocess.Popen(
-        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        deadline = time.monotonic() + 10
-        for port in (by_password, by_certificate):
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        err = (
-                            proc.stderr.read().decode()
-                            if proc.stderr and proc.poll() is not None
-                            else ""
-                        )
-                        pytest.fail(f"Mosquitto with TLS did not start: {err}")
-                    time.sleep(0.05)
+    with running_mosquitto(binary, config, [by_password, by_certificate]):
         yield TlsBroker(
             f"mqtts://localhost:{by_password}", f"mqtts://localhost:{by_certificate}",
             files["ca"], files["client_cert"], files["client_key"], files["other_ca"],
         )  # fmt: skip
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
