@@ -4,10 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# test worker processes (pytest-xdist; 0: one process, the default): `make test PYTEST_WORKERS=2`
-# halves the wall time on two cores; CI runs one process until a rare hang seen once with two
-# workers is understood (CHANGELOG)
-PYTEST_WORKERS ?= 0
+# test worker processes (pytest-xdist): two, one per core of the CI machine; 0 runs the suite in
+# one process. A test that hangs fails after 10 minutes with every thread's stack
+# (pytest-timeout, pyproject.toml) instead of stalling the run.
+PYTEST_WORKERS ?= 2
 
 .PHONY: run test lint typecheck clean conformance bench
 
