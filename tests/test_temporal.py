@@ -625,3 +625,31 @@ def test_aggregation_of_ineligible_values_is_invalid_request() -> None:  # §5.7
         render(doc, {"options": "aggregatedValues", "aggrMethods": "sum"})
     body = render(doc, {"options": "aggregatedValues", "aggrMethods": "max"})
     assert body["brand"]["max"][0][0] == "Volvo"
+
+
+def test_scope_changes_are_history_instances() -> None:  # broker/history.py, suite 020_19
+    from smartregion.broker.history import instance_rows
+    from smartregion.core.subscriptions import EntityChange
+    from smartregion.core.temporal import SCOPE_HISTORY
+
+    now = "2026-11-27T10:00:00.000000Z"
+
+    def doc(scope: Any = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": EID, "type": [D + "Vehicle"], "attrs": {}}
+        if scope is not None:
+            out["scope"] = scope
+        return out
+
+    def scope_rows(old: Any, new: Any) -> list[dict[str, Any]]:
+        rows = instance_rows([EntityChange(old, new)], now)
+        assert all(r.attr == SCOPE_HISTORY and r.entity_id == EID for r in rows)
+        return [r.instance for r in rows]
+
+    changed = {"type": "Property", "createdAt": now, "modifiedAt": now}
+    assert scope_rows(None, doc(["/a"])) == [{**changed, "value": ["/a"]}]
+    assert scope_rows(doc(["/a"]), doc(["/a", "/b"])) == [{**changed, "value": ["/a", "/b"]}]
+    assert scope_rows(doc(["/a"]), doc(["/a"])) == []  # unchanged: nothing recorded
+    assert scope_rows(None, doc()) == []  # never had one
+    removed = {**changed, "value": [], "deletedAt": now}
+    assert scope_rows(doc(["/a"]), doc()) == [removed]
+    assert scope_rows(doc(["/a"]), None) == [removed]  # the entity deleted with its scope

@@ -8,6 +8,11 @@ documents and the write's ops. A deletion (of an attribute instance, or of the w
 is recorded as an instance with `deletedAt` and the NGSI-LD Null as its value, which the
 temporal API shows with `timeproperty=deletedAt` (§4.5.7, suite TP 020_17–020_20).
 
+The entity's scope (§4.18) has a history too, as Stellio keeps one: each change of the scope
+becomes an instance of the pseudo-attribute `SCOPE_HISTORY` (a Property whose value is the list
+of scopes, with createdAt and modifiedAt of the change), and its removal — by deleting `scope`
+or the entity — an instance with `[]` and `deletedAt` (suite TP 020_19, 020_20).
+
 What counts as a change: `core.mutations` keeps the stored instance object (timestamps and
 all) when a write leaves its content unchanged, so an instance that is (or equals) the one before
 was not touched and is not recorded again. (Not `modifiedAt` alone: the entries of one batch
@@ -21,9 +26,10 @@ from typing import Any
 
 from smartregion.core.entities import NULL, VALUE_MEMBER
 from smartregion.core.subscriptions import EntityChange
+from smartregion.core.temporal import SCOPE_HISTORY
 from smartregion.storage.history import InstanceRow
 
-__all__ = ["deletion_instance", "instance_rows"]
+__all__ = ["deletion_instance", "instance_rows", "scope_instance"]
 
 Doc = dict[str, Any]
 
@@ -48,6 +54,24 @@ def deletion_instance(previous: Doc, now: str) -> Doc:
     return out
 
 
+def scope_instance(before: Any, after: Any, now: str) -> Doc | None:
+    """The history instance of a change of the entity's scope from `before` to `after` (None
+    or a list of scopes each); None when the scope did not change."""
+    before, after = _scopes(before), _scopes(after)
+    if before == after:
+        return None
+    out: Doc = {"type": "Property", "value": after, "createdAt": now, "modifiedAt": now}
+    if not after:
+        out["deletedAt"] = now
+    return out
+
+
+def _scopes(scope: Any) -> list[str]:
+    if not scope:
+        return []
+    return [scope] if isinstance(scope, str) else list(scope)
+
+
 def _by_dataset(instances: Any) -> dict[Any, Doc]:
     if not isinstance(instances, list):
         return {}
@@ -61,6 +85,11 @@ def instance_rows(changes: Iterable[EntityChange], now: str) -> list[InstanceRow
         old_attrs: dict[str, Any] = (change.old or {}).get("attrs") or {}
         new_attrs: dict[str, Any] = (change.new or {}).get("attrs") or {}
         eid = change.entity["id"]
+        scope = scope_instance(
+            (change.old or {}).get("scope"), (change.new or {}).get("scope"), now
+        )
+        if scope is not None:
+            rows.append(InstanceRow(eid, SCOPE_HISTORY, scope))
         for attr, instances in new_attrs.items():
             before = old_attrs.get(attr)
             if before is instances:

@@ -23,7 +23,7 @@ from typing import Any
 
 from smartregion.core.entities import Vocabulary, parse_temporal_entity, validate_entity_id
 from smartregion.core.ordering import OrderKey, sort_documents
-from smartregion.core.temporal import ContentRange, TemporalQuery, limit_instances
+from smartregion.core.temporal import SCOPE_HISTORY, ContentRange, TemporalQuery, limit_instances
 from smartregion.core.temporal_rendering import select_entity
 from smartregion.core.times import utc_now
 from smartregion.errors import BadRequestData, ResourceNotFound
@@ -44,6 +44,7 @@ from smartregion.storage.rollups import micros
 from .aggregates import Aggregates, aggregate_from_rollups, from_rollups
 from .disclosure import Discloser, narrowed, narrowed_query
 from .entities import guarded
+from .history import scope_instance
 
 __all__ = ["TemporalPage", "TemporalService"]
 
@@ -74,6 +75,17 @@ def _recording(ops: list[WriteOp], record: RecordInstances) -> list[WriteOp]:
     """`ops` with the history record the stores take out of them in the same transaction
     (storage/history.py; like the subscriptions' `Notify`, not an entity write op)."""
     return [*ops, record]  # type: ignore[list-item]
+
+
+def _with_scope(
+    rows: tuple[InstanceRow, ...], before: Doc | None, after: Doc, now: str
+) -> RecordInstances:
+    """The history a temporal write records: its instances, and a change of the entity's
+    scope as an ordinary write records it (broker/history.py)."""
+    scope = scope_instance((before or {}).get("scope"), after.get("scope"), now)
+    if scope is None:
+        return RecordInstances(rows)
+    return RecordInstances((*rows, InstanceRow(after["id"], SCOPE_HISTORY, scope)))
 
 
 def _latest(instances: list[Doc]) -> Doc:
@@ -173,7 +185,7 @@ class TemporalService:
                 if "scope" in temporal:
                     doc["scope"] = temporal["scope"]
                 doc.update(createdAt=now, modifiedAt=now, attrs=current_attrs)
-                return _recording([Put(doc)], RecordInstances(rows)), True
+                return _recording([Put(doc)], _with_scope(rows, None, doc, now)), True
             doc = {**existing, "attrs": dict(existing.get("attrs") or {}), "modifiedAt": now}
             if "type" in temporal:
                 types = list(existing.get("type") or [])
@@ -189,7 +201,7 @@ class TemporalService:
                 merged = list(stored.values())
                 merged.sort(key=lambda i: i.get("datasetId") is not None)
                 doc["attrs"][attr] = merged
-            return _recording([Put(doc)], RecordInstances(rows)), False
+            return _recording([Put(doc)], _with_scope(rows, existing, doc, now)), False
 
         run, check = guarded(writer, mutate)
         owner = writer.owner_of_new(temporal) if "type" in temporal else writer.org_id
@@ -459,12 +471,14 @@ class TemporalService:
     ) -> tuple[dict[str, Aggregates], dict[str, list[str]]]:
         """The aggregates of the entities whose kept series are plain in the window (by id),
         and per entity the attributes having instances there."""
-        series = await self.history.find_series(
+        found_series = await self.history.find_series(
             tenant,
             ids,
             sorted(attrs) if attrs is not None else None,
             sorted(dataset_ids) if dataset_ids is not None else None,
         )
+        # the scope's history is not aggregated (core.temporal_rendering)
+        series = [s for s in found_series if s.attr != SCOPE_HISTORY]
         lower, upper = query.lower, query.upper
         spans = await self.history.series_spans(
             [s.key for s in series],

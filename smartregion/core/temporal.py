@@ -40,6 +40,7 @@ from smartregion.errors import BadRequestData, InvalidRequest
 
 __all__ = [
     "AGGREGATION_METHODS",
+    "SCOPE_HISTORY",
     "TEMPORAL_FORMATS",
     "TIME_PROPERTIES",
     "ContentRange",
@@ -54,6 +55,10 @@ Timerel = Literal["before", "after", "between"]
 TemporalFormat = Literal["normalized", "temporalValues", "aggregatedValues"]
 
 TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
+#: the pseudo-attribute under which history keeps an entity's scope (§4.18): instances of type
+#: Property whose value is the list of scopes, `[]` with `deletedAt` when the scope was removed
+#: (suite 020_19/020_20). Not an IRI, so no attribute can share its series.
+SCOPE_HISTORY = "scope"
 #: §4.5.19.1, in the order the spec lists them
 AGGREGATION_METHODS = (
     "totalCount",

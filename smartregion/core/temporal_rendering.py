@@ -5,7 +5,8 @@ Input is a **temporal document**: an internal entity document (`docs/architectur
 `instanceId`, `createdAt`, `modifiedAt`, maybe `observedAt`/`deletedAt` (a deletion is an
 instance whose value is the NGSI-LD Null with `deletedAt`, §4.5.7). The entity's scope history,
 when a store keeps one, is the pseudo-attribute `"scope"` (instances of type Property whose
-value is the list of scopes; suite 020_19/020_20).
+value is the list of scopes; suite 020_19/020_20; `core.temporal.SCOPE_HISTORY`). The scope is
+not aggregated: the aggregated representation leaves it out.
 
 Three representations, compacted with the request's `Vocabulary` like `core.rendering`:
 
@@ -35,7 +36,12 @@ from smartregion.core.aggregation import AggregateRows, PeriodGrid, Sample, aggr
 from smartregion.core.durations import format_instant
 from smartregion.core.entities import NULL, VALUE_MEMBER, Vocabulary
 from smartregion.core.rendering import RenderOptions, choose_language, render_attribute
-from smartregion.core.temporal import TemporalQuery, instance_time, select_instances
+from smartregion.core.temporal import (
+    SCOPE_HISTORY,
+    TemporalQuery,
+    instance_time,
+    select_instances,
+)
 
 __all__ = [
     "SIMPLIFIED_MEMBERS",
@@ -56,12 +62,11 @@ SIMPLIFIED_MEMBERS = {
     "ListProperty": "valueLists",
     "ListRelationship": "objectLists",
 }
-_SCOPE = "scope"
 _DEFAULT_OPTIONS = RenderOptions()
 
 
 def _name(iri: str, vocab: Vocabulary) -> str:
-    return iri if iri == _SCOPE else vocab.compact_iri(iri)
+    return iri if iri == SCOPE_HISTORY else vocab.compact_iri(iri)
 
 
 def _head(doc: Mapping[str, Any], vocab: Vocabulary, opts: RenderOptions) -> dict[str, Any]:
@@ -242,7 +247,7 @@ def aggregate_entity(
     entity's kept attributes (suite 020_11), so every attribute of an entity shares one grid.
     """
     opts = opts or _DEFAULT_OPTIONS
-    kept = _kept(doc, opts)
+    kept = [(iri, instances) for iri, instances in _kept(doc, opts) if iri != SCOPE_HISTORY]
     times = [
         t
         for _, instances in kept

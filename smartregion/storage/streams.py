@@ -5,7 +5,8 @@ Contract (every backend; `tests/storage/test_streams_contract.py`):
 - The members of a data set's stream are the attribute instances (history rows) of the series
   of the entities that the data set selects: the tenant's entities owned by `owner` that have
   at least one of `types` and, with a `scope`, a scope within it (as the readable filter's
-  slices, `storage.base.Slice`).
+  slices, `storage.base.Slice`). An entity's scope history (`core.temporal.SCOPE_HISTORY`) is no
+  attribute and is not published.
 - A member's **publication time** `p` is the instant the platform recorded it: its modifiedAt
   (`t + dm`; `t` when the instance has no observedAt). Members are ordered by
   `(p, series_key, t, seq)` — a total order that never changes once the writes that may still

@@ -41,11 +41,13 @@ def node() -> str:
 
 def published(db: Path, stream: str) -> set[str]:
     """Every member the stream holds: one per attribute instance of the demo data set's
-    entities (its owner's entities of its types; other data sets' are not in this stream)."""
+    entities (its owner's entities of its types; other data sets' are not in this stream) — the
+    history of their scopes is not published."""
     with sqlite3.connect(db) as conn:
         rows = conn.execute(
             "SELECT i.series_key, i.t, i.seq FROM instance i"
             " JOIN series s ON s.series_key = i.series_key"
+            " JOIN iri a ON a.iri_key = s.attr_key AND a.iri <> 'scope'"
             " JOIN entity e ON e.tenant_key = s.tenant_key AND e.entity_id = s.entity_id"
             " JOIN organisation o ON o.org_key = e.owner_key"
             " JOIN gov_dataset d ON d.id = 'demo'"

@@ -92,6 +92,43 @@ async def test_ordinary_entity_writes_are_recorded_with_deletions(client: httpx.
     assert "deletedAt" in deleted
 
 
+async def test_the_scope_has_a_history(client: httpx.AsyncClient) -> None:  # suite 020_19/20
+    entity = {"id": E, "type": "Vehicle", "scope": ["/Gent/Centrum"],
+              "speed": {"type": "Property", "value": 1, "observedAt": "2020-08-01T12:00:00Z"}}
+    assert (await client.post("/entities", json=entity)).status_code == 201
+    r = await client.patch(f"/entities/{E}", json={"scope": ["/Gent/Zuid", "/Gent/Centrum"]})
+    assert r.status_code == 204, r.text
+    # a write that leaves the scope as it was adds nothing to its history
+    speed = {"type": "Property", "value": 2, "observedAt": "2020-08-01T13:00:00Z"}
+    r = await client.patch(f"/entities/{E}/attrs", json={"speed": speed})
+    assert r.status_code == 204, r.text
+    assert (await client.delete(f"/entities/{E}/attrs/scope")).status_code == 204
+    r = await client.get(f"/temporal/entities/{E}", params={"timeproperty": "modifiedAt"})
+    assert r.status_code == 200, r.text
+    history = r.json()["scope"]
+    assert [i["value"] for i in history] == [["/Gent/Centrum"], ["/Gent/Zuid", "/Gent/Centrum"], []]
+    assert [("deletedAt" in i) for i in history] == [False, False, True]
+    r = await client.get(f"/temporal/entities/{E}", params={"timeproperty": "deletedAt"})
+    (removed,) = r.json()["scope"]
+    assert removed["value"] == [] and removed["deletedAt"] == history[2]["modifiedAt"]
+    r = await client.get(f"/temporal/entities/{E}",
+                         params={"timeproperty": "deletedAt", "options": "temporalValues"})
+    assert r.json()["scope"] == {"type": "Property", "values": [[[], removed["deletedAt"]]]}
+    # by observation time (the default), attributes only: the scope has no observedAt
+    r = await client.get(f"/temporal/entities/{E}")
+    assert "scope" not in r.json() and len(r.json()["speed"]) == 2
+    # deleting the scope again changes nothing: no second deletion
+    assert (await client.delete(f"/entities/{E}/attrs/scope")).status_code == 404
+    r = await client.get(f"/temporal/entities/{E}", params={"timeproperty": "deletedAt"})
+    assert len(r.json()["scope"]) == 1
+    # a temporal representation's scope is recorded as well
+    other = {"id": E + "b", "type": "Vehicle", "scope": "/Brugge",
+             "speed": [_speed(3, "2020-08-01T12:00:00Z")]}
+    assert (await client.post("/temporal/entities", json=other)).status_code == 201
+    r = await client.get(f"/temporal/entities/{E}b", params={"timeproperty": "createdAt"})
+    assert [i["value"] for i in r.json()["scope"]] == [["/Brugge"]]
+
+
 async def test_redelivered_upserts_add_no_duplicate_instances(client: httpx.AsyncClient) -> None:
     """The MQTT bridge's at-least-once delivery: unacknowledged messages come again, in their
     old order, after newer ones were written; each observation stays one instance."""

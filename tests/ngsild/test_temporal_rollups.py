@@ -220,6 +220,42 @@ async def test_the_query_list_answers_from_rollups_too(
     assert len(rollup_calls) == 3
 
 
+async def test_a_scoped_entity_is_aggregated_from_rollups_without_its_scope(
+    client: httpx.AsyncClient, rollup_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entity = "urn:ngsi-ld:Sensor:Scoped"
+    values = [
+        {"type": "Property", "value": v, "observedAt": f"2025-04-01T0{h}:10:00Z"}
+        for h, v in enumerate((10, 12, 14, 16))
+    ]
+    body = {"id": entity, "type": "Sensor", "scope": "/Gent", "temperature": values}
+    assert (await client.post("/temporal/entities", json=body)).status_code == 201
+    r = await client.patch(f"/entities/{entity}", json={"scope": ["/Gent", "/Leie"]})
+    assert r.status_code == 204, r.text
+    # the scope's history (not numbers, no observedAt) leaves the series plain: roll-ups answer
+    params = {
+        "options": "aggregatedValues", "aggrMethods": "totalCount,max",
+        "aggrPeriodDuration": "PT2H", "timerel": "between",
+        "timeAt": "2025-04-01T00:00:00Z", "endTimeAt": "2025-04-02T00:00:00Z",
+    }  # fmt: skip
+    fast, raw = await _both(client, entity, params, monkeypatch)
+    assert fast.status_code == raw.status_code == 200, fast.text
+    assert fast.json() == raw.json()
+    assert "scope" not in fast.json()
+    assert fast.json()["temperature"]["max"] == [
+        [12, "2025-04-01T00:00:00Z", "2025-04-01T02:00:00Z"],
+        [16, "2025-04-01T02:00:00Z", "2025-04-01T04:00:00Z"],
+    ]
+    assert len(rollup_calls) == 1
+    # by modification time the raw path sees the scope's instances: still not aggregated
+    by_modification = {**params, "timeproperty": "modifiedAt", "timerel": "after"}
+    del by_modification["endTimeAt"]
+    fast, raw = await _both(client, entity, by_modification, monkeypatch)
+    assert fast.status_code == 200, fast.text
+    assert fast.json() == raw.json()
+    assert "scope" not in fast.json()
+
+
 async def test_series_that_are_not_plain_take_the_raw_path(
     client: httpx.AsyncClient, rollup_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

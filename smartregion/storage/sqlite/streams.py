@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from smartregion.core.temporal import SCOPE_HISTORY
 from smartregion.storage.history import Series, Shapes, stored_instance
 from smartregion.storage.streams import EARLY, LATE, StreamKey, StreamMember, StreamStore
 
@@ -27,6 +28,8 @@ _SCOPE = (
 _SERIES = (
     "SELECT s.series_key, s.entity_id, a.iri, s.dataset_id FROM series s"
     " JOIN iri a ON a.iri_key = s.attr_key"
+    # an entity's scope history is no attribute: not published (core.temporal.SCOPE_HISTORY)
+    f" AND a.iri <> '{SCOPE_HISTORY}'"
     " JOIN entity e ON e.tenant_key = s.tenant_key AND e.entity_id = s.entity_id"
     " WHERE s.tenant_key = (SELECT tenant_key FROM tenant WHERE name = ?)"
     " AND e.owner_key = (SELECT org_key FROM organisation WHERE name = ?)"
