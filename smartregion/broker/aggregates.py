@@ -30,20 +30,17 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from smartregion.core.aggregation import (
-    BUCKET_METHODS,
-    AggregateRows,
-    PeriodGrid,
-    aggregate_periods,
-)
+from smartregion.core.aggregation import BUCKET_METHODS, PeriodGrid, aggregate_periods
+from smartregion.core.durations import format_instant, format_instant_micros
 from smartregion.core.temporal import TemporalQuery
+from smartregion.core.temporal_rendering import EntityAggregates
 from smartregion.storage.history import HistoryStore, Series, SeriesSpan
 from smartregion.storage.rollups import LEVELS, WIDTHS, micros
 
 __all__ = ["Aggregates", "aggregate_from_rollups", "cover", "from_rollups"]
 
 #: attribute IRI -> [(attribute kind, datasetId, rows)], as `aggregate_entity` returns them
-Aggregates = dict[str, list[tuple[str, str | None, AggregateRows]]]
+Aggregates = EntityAggregates
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -144,19 +141,27 @@ class _Periods:
             end = found[k + 1] = grid.duration.shift(grid.origin, k + 1)
         return start, end
 
-    def all_bounds(self, ks: Sequence[int]) -> list[tuple[datetime, datetime]]:
-        """`bounds(k)` of every k (ascending) — for fixed-length periods by one timedelta step
-        per period instead of a calendar shift each (a year per hour: 8,760 of them)."""
-        if not ks or not self.step or self.grid.duration.is_zero:
-            return [self.bounds(k) for k in ks]
+    def written_bounds(self, ks: Sequence[int]) -> tuple[list[str], list[str]]:
+        """The written start and end (`format_instant`) of every period k (ascending): each
+        bound written once — for fixed-length periods from its µs, without a datetime (a year
+        per hour: 8,761 bounds)."""
+        if not ks:
+            return [], []
+        if self.grid.duration.is_zero:  # one period
+            start, end = self.bounds(0)
+            return [format_instant(start)] * len(ks), [format_instant(end)] * len(ks)
+        bound: Callable[[int], str]
+        if self.step:
+            origin, step = self.origin, self.step
+            bound = lambda k: format_instant_micros(origin + k * step)  # noqa: E731
+        else:
+            bound = lambda k: format_instant(self.bounds(k)[0])  # noqa: E731
         first, last = ks[0], ks[-1]
-        step = timedelta(microseconds=self.step)
-        moment = self.grid.duration.shift(self.grid.origin, first)
-        instants = []
-        for _ in range(first, last + 2):
-            instants.append(moment)
-            moment = moment + step
-        return [(instants[k - first], instants[k - first + 1]) for k in ks]
+        if last - first + 2 > 2 * len(ks):
+            # sparse periods over a long window: only the bounds they have
+            return [bound(k) for k in ks], [bound(k + 1) for k in ks]
+        texts = [bound(k) for k in range(first, last + 2)]
+        return [texts[k - first] for k in ks], [texts[k - first + 1] for k in ks]
 
     def window(self, k: int, lo: int, hi: int) -> tuple[int, int]:
         """Period `k` cut to `[lo, hi)`, in µs."""
@@ -264,8 +269,9 @@ async def aggregate_from_rollups(
         assert span.first is not None and span.last is not None
         pieces = await _series_pieces(history, s.key, periods, span.first, span.last + 1)
         ks, counts, sums, squares, lows, highs = _columns(pieces)
+        starts, ends = periods.written_bounds(ks)
         rows = aggregate_periods(
-            periods.all_bounds(ks), counts, sums, squares, lows, highs, query.aggr_methods
+            starts, ends, counts, sums, squares, lows, highs, query.aggr_methods
         )
         out.setdefault(s.attr, []).append(("Property", s.dataset_id or None, rows))
     return out

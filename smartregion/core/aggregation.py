@@ -2,12 +2,13 @@
 
 Two entry points compute the same `AggregateRows` (`method -> [(value, start, end), …]`, one
 row per period that holds at least one value, in time order — the spec's own example C.5.14
-lists only periods with data):
+lists only periods with data), and a third the same rows already written (`WrittenRows`):
 
 * `aggregate_samples` from raw values (every method);
 * `aggregate_buckets` from pre-aggregated roll-up `Bucket`s plus the raw values at the edges,
   so a year at `P1D` reads a few hundred buckets, not half a million instances.
-  `raw_ranges` tells the store which time ranges it still has to read raw.
+  `raw_ranges` tells the store which time ranges it still has to read raw;
+* `aggregate_periods` from merged columns per period (the roll-up path of broker/aggregates.py).
 
 Periods (`PeriodGrid`): period k is `[origin + k×D, origin + (k+1)×D)` in calendar arithmetic
 (`core.durations`). The origin is `timeAt` when the query has one (C.5.14: periods start at
@@ -59,6 +60,7 @@ __all__ = [
     "Bucket",
     "PeriodGrid",
     "Sample",
+    "WrittenRows",
     "aggregate_buckets",
     "aggregate_periods",
     "aggregate_samples",
@@ -71,6 +73,10 @@ _TEMPORAL_TYPES = frozenset({"DateTime", "Date", "Time"})
 
 #: method -> [(value, period start, period end), …]
 AggregateRows = dict[str, list[tuple[Any, datetime, datetime]]]
+#: method -> [(value, "start", "end"), …]: rows with their bounds written as the aggregated
+#: representation shows them (§4.5.19, `format_instant`), built from columns by
+#: `aggregate_periods` (orjson writes a tuple as an array)
+WrittenRows = dict[str, list[tuple[Any, str, str]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,20 +381,22 @@ def _stddev(n: int, total: float, squares: float) -> float:
 
 
 def aggregate_periods(
-    periods: Sequence[tuple[datetime, datetime]],
+    starts: Sequence[str],
+    ends: Sequence[str],
     counts: Sequence[int],
     sums: Sequence[float],
     sumsqs: Sequence[float],
     lows: Sequence[float],
     highs: Sequence[float],
     methods: Sequence[str],
-) -> AggregateRows:
+) -> WrittenRows:
     """The rows of periods whose buckets are already merged: per period (in time order, each
-    holding at least one value) its count, sum (of its buckets' sums, with `fsum`), sum of
-    squares, min and max. The same values `aggregate_buckets` gives, column by column — for
-    aggregations over thousands of periods (broker/aggregates.py)."""
+    holding at least one value) its written bounds, count, sum (of its buckets' sums, with
+    `fsum`), sum of squares, min and max. The same values `aggregate_buckets` gives, column by
+    column and already in their JSON form — for aggregations over thousands of periods
+    (broker/aggregates.py)."""
     _check_methods(methods)
-    rows: AggregateRows = {}
+    rows: WrittenRows = {}
     for method in methods:
         if method == "totalCount":
             column: Sequence[Any] = counts
@@ -406,7 +414,7 @@ def aggregate_periods(
             column = [_stddev(*c) for c in zip(counts, sums, sumsqs, strict=True)]
         else:
             raise ValueError(f"{method} cannot be computed from buckets; aggregate raw samples")
-        rows[method] = [(v, p[0], p[1]) for v, p in zip(column, periods, strict=True)]
+        rows[method] = list(zip(column, starts, ends, strict=True))
     return rows
 
 

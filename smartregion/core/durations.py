@@ -16,12 +16,12 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from smartregion.errors import BadRequestData
 
-__all__ = ["Duration", "add_months", "format_instant", "parse_duration"]
+__all__ = ["Duration", "add_months", "format_instant", "format_instant_micros", "parse_duration"]
 
 _DURATION = re.compile(
     r"P(?:(?P<weeks>\d+(?:[.,]\d+)?)W"
@@ -137,6 +137,32 @@ def parse_duration(text: str, *, what: str = "aggrPeriodDuration") -> Duration:
 _DAY_TEXTS: dict[int, str] = {}
 _CLOCK_TEXTS: dict[int, str] = {}
 _MAX_DAY_TEXTS = 50_000
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_DAY_MICROS = 86_400_000_000
+
+
+def format_instant_micros(value: int) -> str:
+    """`format_instant` of an instant given in µs since the epoch (UTC): the bounds of a year of
+    fixed-length periods, written without a datetime each."""
+    days, rest = divmod(value, _DAY_MICROS)
+    second, microsecond = divmod(rest, 1_000_000)
+    ordinal = _EPOCH_ORDINAL + days
+    day = _DAY_TEXTS.get(ordinal)
+    if day is None:
+        if len(_DAY_TEXTS) >= _MAX_DAY_TEXTS:
+            _DAY_TEXTS.clear()
+        on = date.fromordinal(ordinal)
+        day = _DAY_TEXTS[ordinal] = f"{on.year:04d}-{on.month:02d}-{on.day:02d}T"
+    clock = _CLOCK_TEXTS.get(second)
+    if clock is None:
+        hours, minutes = divmod(second // 60, 60)
+        clock = _CLOCK_TEXTS[second] = f"{hours:02d}:{minutes:02d}:{second % 60:02d}"
+    if microsecond:
+        fraction = f"{microsecond:06d}"
+        return f"{day}{clock}.{fraction[:3] if fraction.endswith('000') else fraction}Z"
+    return day + clock + "Z"
 
 
 def format_instant(value: datetime) -> str:

@@ -30,9 +30,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from smartregion.core.aggregation import AggregateRows, PeriodGrid, Sample, aggregate_samples
+from smartregion.core.aggregation import (
+    AggregateRows,
+    PeriodGrid,
+    Sample,
+    WrittenRows,
+    aggregate_samples,
+)
 from smartregion.core.durations import format_instant
 from smartregion.core.entities import NULL, VALUE_MEMBER, Vocabulary
 from smartregion.core.rendering import RenderOptions, choose_language, render_attribute
@@ -45,11 +51,16 @@ from smartregion.core.temporal import (
 
 __all__ = [
     "SIMPLIFIED_MEMBERS",
+    "EntityAggregates",
     "aggregate_entity",
     "render_aggregated_entity",
     "render_temporal_entity",
     "select_entity",
 ]
+
+#: attribute IRI -> [(attribute kind, datasetId, rows)]: one entity's aggregates, computed from
+#: its instances (`aggregate_entity`) or read from roll-ups already written (broker/aggregates.py)
+EntityAggregates = dict[str, list[tuple[str, str | None, AggregateRows | WrittenRows]]]
 
 #: attribute kind -> the member of the simplified temporal representation (§4.5.9)
 SIMPLIFIED_MEMBERS = {
@@ -239,7 +250,7 @@ def aggregate_entity(
     vocab: Vocabulary,
     query: TemporalQuery,
     opts: RenderOptions | None = None,
-) -> dict[str, list[tuple[str, str | None, AggregateRows]]]:
+) -> EntityAggregates:
     """Aggregate a temporal document's selected instances from raw values (§4.5.19).
 
     Returns `attribute IRI -> [(kind, datasetId, rows)]`. Deletions are not values and are
@@ -254,7 +265,7 @@ def aggregate_entity(
         for inst in instances
         if (t := instance_time(inst, query.timeproperty)) is not None
     ]
-    result: dict[str, list[tuple[str, str | None, AggregateRows]]] = {}
+    result: EntityAggregates = {}
     if not times:
         return result
     grid = PeriodGrid.for_window(
@@ -266,7 +277,7 @@ def aggregate_entity(
         last=max(times),
     )
     for iri, instances in kept:
-        entries = []
+        entries: list[tuple[str, str | None, AggregateRows | WrittenRows]] = []
         for group in _by_dataset(instances):
             samples = []
             for inst in group:
@@ -290,8 +301,12 @@ def aggregate_entity(
 
 
 def _rows_json(
-    rows: list[tuple[Any, datetime, datetime]], texts: dict[int, str]
-) -> list[list[Any]]:
+    rows: list[tuple[Any, datetime, datetime]] | list[tuple[Any, str, str]], texts: dict[int, str]
+) -> list[list[Any]] | list[tuple[Any, str, str]]:
+    """The JSON form of one method's rows: bounds written (roll-up rows come written)."""
+    if rows and isinstance(rows[0][1], str):
+        return rows  # written already (`WrittenRows`): orjson writes each tuple as an array
+    timed = cast(list[tuple[Any, datetime, datetime]], rows)
     # every bound is written once: periods share the bound objects, and so do the methods —
     # keyed by identity (an aware datetime's hash asks its tzinfo for the offset every time);
     # the rows keep every bound alive while `texts` is in use, so no id is reused meanwhile
@@ -301,12 +316,12 @@ def _rows_json(
         written = texts[id(moment)] = format_instant(moment)
         return written
 
-    return [[v, get(id(s)) or text(s), get(id(e)) or text(e)] for v, s, e in rows]
+    return [[v, get(id(s)) or text(s), get(id(e)) or text(e)] for v, s, e in timed]
 
 
 def render_aggregated_entity(
     doc: Mapping[str, Any],
-    aggregates: Mapping[str, list[tuple[str, str | None, AggregateRows]]],
+    aggregates: EntityAggregates,
     vocab: Vocabulary,
     opts: RenderOptions | None = None,
 ) -> dict[str, Any]:
