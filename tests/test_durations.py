@@ -8,7 +8,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smartregion.core.durations import Duration, add_months, format_instant, parse_duration
+from smartregion.core.durations import (
+    Duration,
+    add_months,
+    format_instant,
+    format_instant_micros,
+    parse_duration,
+)
 from smartregion.errors import BadRequestData
 
 HOUR = 3_600_000_000
@@ -139,3 +145,15 @@ def test_format_instant_writes_the_utc_instant_whatever_was_written_before(value
     assert datetime.fromisoformat(text[:-1] + "+00:00") == value
     fraction = text[20:-1] if len(text) > 20 else ""
     assert fraction in ("", f"{value.microsecond:06d}"[:3] if value.microsecond % 1000 == 0 else f"{value.microsecond:06d}")
+
+
+@given(
+    st.integers(min_value=-62_135_596_800_000_000, max_value=253_402_300_799_999_999),
+    st.sampled_from([1, 1_000, 1_000_000, 3_600_000_000]),
+)
+def test_an_instant_in_micros_is_written_as_its_datetime(us: int, grain: int) -> None:
+    """The roll-up path writes period bounds from µs (broker/aggregates.py): the same text as
+    the datetime path, whole seconds, milliseconds and microseconds alike, BCE excluded."""
+    us -= us % grain
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
+    assert format_instant_micros(us) == format_instant(moment)
