@@ -346,6 +346,25 @@ async def test_bulk_load_is_all_or_nothing(store: Store) -> None:
     await check_rollups(h, got.series.key)
 
 
+@pytest.mark.parametrize("units", [["CEL", None], ["CEL", None, "FAH"]])
+async def test_a_bulk_load_mixing_documents_keeps_each_rows_own(
+    store: Store, units: list[str | None]
+) -> None:
+    """Whole and fractional readings and units interleaved in one batch (each combination
+    stores its own document: four of them take the bulk paths for a few documents, six the
+    general one): every row reads back with its value and unit, in time order."""
+    h = hist(store)
+    rows = [
+        BulkRow(E1, A, T0 + i * MINUTE, float(i) if i % 7 else i + 0.25, units[i % len(units)])
+        for i in range(500)
+    ]
+    assert await h.bulk_load("", rows) == 500
+    (got,) = await h.query_instances("", HistoryQuery((E1,)))
+    assert values(got) == [row.value for row in rows]
+    assert [i.doc.get("unitCode") for i in got.instances] == [row.unit for row in rows]
+    await check_rollups(h, got.series.key)
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgresql"])
 async def test_partitions_are_made_and_dropped(store: Store) -> None:

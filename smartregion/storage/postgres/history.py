@@ -133,49 +133,47 @@ _COPY_ROW = [
     ("l_doc", ">i4", None),
 ]  # fmt: skip
 #: a batch with more distinct documents than this is formatted row by row
-_COPY_BLOCKS = 16
+_COPY_DOCS = 16
 
 
 def copy_data(plan: BulkPlan) -> bytes | None:
-    """The whole binary COPY data of a bulk plan's rows, formatted column-wise with numpy (one
-    block of fixed-size records per distinct document: the order of rows in a COPY does not
-    matter, their keys are set); None when a row has no number or the documents are many."""
+    """The whole binary COPY data of a bulk plan's rows, formatted column-wise with numpy, in
+    the plan's row order (the time order of each series: the history stays clustered and its
+    key index grows by appending); None when a row has no number or the documents are many.
+
+    Every row is laid out in a fixed-size record with room for the longest document; the
+    records are then cut to each row's own length (a byte mask), which keeps their order."""
     if None in plan.nums:
         return None
     distinct = list(dict.fromkeys(plan.docs))
-    if len(distinct) > _COPY_BLOCKS:
+    if len(distinct) > _COPY_DOCS:
         return None
+    n = len(plan.keys)
+    widest = max((len(doc) for doc in distinct if doc is not None), default=0)
+    fields = [(name, kind) for name, kind, _ in _COPY_ROW]
+    if widest:
+        fields.append(("doc", f"S{widest}"))
+    records = np.empty(n, dtype=np.dtype(fields))
     columns: dict[str, Any] = {
-        "key": np.asarray(plan.keys, dtype=np.int64),
-        "t": np.asarray(plan.times, dtype=np.int64),
-        "seq": np.asarray(plan.seq_column(), dtype=np.int32),
-        "dm": np.asarray(plan.dms, dtype=np.int64),
-        "num": np.asarray(plan.nums, dtype=np.float64),
-    }
-    codes = None
-    if len(distinct) > 1:
-        code_of = {doc: i for i, doc in enumerate(distinct)}
-        codes = np.asarray(list(map(code_of.__getitem__, plan.docs)), dtype=np.int32)
-    blocks = [_COPY_HEADER]
-    for code, doc in enumerate(distinct):
-        fields = [(name, kind) for name, kind, _ in _COPY_ROW]
-        if doc is not None:
-            fields.append(("doc", f"S{len(doc)}"))
-        chosen = None if codes is None else codes == code
-        count = len(plan.keys) if chosen is None else int(np.count_nonzero(chosen))
-        records = np.empty(count, dtype=np.dtype(fields))
-        for name, _, constant in _COPY_ROW:
-            if name == "l_doc":
-                records[name] = -1 if doc is None else len(doc)
-            elif constant is not None:
-                records[name] = constant
-            else:
-                records[name] = columns[name] if chosen is None else columns[name][chosen]
+        "key": plan.keys, "t": plan.times, "seq": plan.seq_column(), "dm": plan.dms,
+        "num": plan.nums,
+    }  # fmt: skip
+    for name, _, constant in _COPY_ROW:
+        if name != "l_doc":
+            records[name] = constant if constant is not None else columns[name]
+    if len(distinct) == 1:
+        doc = distinct[0]
+        records["l_doc"] = -1 if doc is None else len(doc)
         if doc is not None:
             records["doc"] = doc
-        blocks.append(records.tobytes())
-    blocks.append(_COPY_TRAILER)
-    return b"".join(blocks)
+        return b"".join((_COPY_HEADER, records.tobytes(), _COPY_TRAILER))
+    lengths = np.asarray([-1 if doc is None else len(doc) for doc in plan.docs], dtype=np.int32)
+    records["l_doc"] = lengths
+    records["doc"] = [b"" if doc is None else doc for doc in plan.docs]
+    fixed = records.dtype.itemsize - widest
+    keep = np.arange(records.dtype.itemsize) < (fixed + np.maximum(lengths, 0))[:, None]
+    body = records.view(np.uint8).reshape(n, records.dtype.itemsize)[keep]
+    return b"".join((_COPY_HEADER, body.tobytes(), _COPY_TRAILER))
 
 
 def month_of(t: int) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from itertools import compress, repeat
+from itertools import repeat
 from typing import Any, TypeVar
 
 import orjson
@@ -335,21 +335,30 @@ class SQLiteHistory(HistoryStore):
             conn.executemany(
                 _INSERT, zip(plan.keys, times, plan.dms, repeat(None), plan.nums, plan.docs)
             )
-        elif plan.seqs is None and None not in plan.nums and len(docs := set(plan.docs)) <= 4:
+        elif (
+            plan.seqs is None
+            and None not in plan.nums
+            and len(docs := list(dict.fromkeys(plan.docs))) <= 4
+        ):
             # the usual batch (numbers, a few documents, no two rows at one time of a series):
             # only what varies is bound, as in a raw three-column insert; `dm` is computed and
-            # the document is a literal, one statement per document (row order does not matter)
-            for doc in docs:
-                literal = "NULL" if doc is None else f"X'{doc.hex()}'"
-                rows: Iterable[tuple[int, int, float | None]]
-                rows = zip(plan.keys, times, plan.nums, strict=True)
-                if len(docs) > 1:
-                    rows = compress(rows, [d == doc for d in plan.docs])
-                conn.executemany(
-                    "INSERT INTO instance (series_key, t, seq, dm, num, doc)"
-                    f" VALUES (?1, ?2, 0, {int(now)} - ?2, ?3, {literal})",
-                    rows,
-                )
+            # the document a literal — picked by its number when there are several, so that
+            # the rows go in in their (time) order: the key's B-tree grows at its end
+            literals = ["NULL" if doc is None else f"X'{doc.hex()}'" for doc in docs]
+            rows: Iterable[tuple[Any, ...]] = zip(plan.keys, times, plan.nums, strict=True)
+            doc_sql = literals[0]
+            if len(docs) > 1:
+                number = {doc: i for i, doc in enumerate(docs)}
+                numbers = map(number.__getitem__, plan.docs)
+                rows = zip(plan.keys, times, plan.nums, numbers, strict=True)
+                doc_sql = "CASE ?4 " + " ".join(
+                    f"WHEN {i} THEN {literal}" for i, literal in enumerate(literals)
+                ) + " END"
+            conn.executemany(
+                "INSERT INTO instance (series_key, t, seq, dm, num, doc)"
+                f" VALUES (?1, ?2, 0, {int(now)} - ?2, ?3, {doc_sql})",
+                rows,
+            )
         else:
             seqs = plan.seq_column()
             conn.executemany(
