@@ -220,24 +220,34 @@ async def test_the_query_list_answers_from_rollups_too(
     assert len(rollup_calls) == 3
 
 
+async def _four_hours(client: httpx.AsyncClient, entity: str, **members: Any) -> None:
+    """A Sensor whose temperature was observed at 00:10, 01:10, 02:10 and 03:10 (10 to 16)."""
+    plain = [
+        {"type": "Property", "value": v, "observedAt": f"2025-04-01T0{h}:10:00Z"}
+        for h, v in enumerate((10, 12, 14, 16))
+    ]
+    body = {"id": entity, "type": "Sensor", "temperature": plain, **members}
+    assert (await client.post("/temporal/entities", json=body)).status_code == 201
+
+
+def _two_hourly(methods: str) -> dict[str, str]:
+    """The aggregation of `methods` over 1 April 2025 in periods of two hours."""
+    return {
+        "options": "aggregatedValues", "aggrMethods": methods, "aggrPeriodDuration": "PT2H",
+        "timerel": "between", "timeAt": "2025-04-01T00:00:00Z",
+        "endTimeAt": "2025-04-02T00:00:00Z",
+    }  # fmt: skip
+
+
 async def test_a_scoped_entity_is_aggregated_from_rollups_without_its_scope(
     client: httpx.AsyncClient, rollup_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entity = "urn:ngsi-ld:Sensor:Scoped"
-    values = [
-        {"type": "Property", "value": v, "observedAt": f"2025-04-01T0{h}:10:00Z"}
-        for h, v in enumerate((10, 12, 14, 16))
-    ]
-    body = {"id": entity, "type": "Sensor", "scope": "/Gent", "temperature": values}
-    assert (await client.post("/temporal/entities", json=body)).status_code == 201
+    await _four_hours(client, entity, scope="/Gent")
     r = await client.patch(f"/entities/{entity}", json={"scope": ["/Gent", "/Leie"]})
     assert r.status_code == 204, r.text
     # the scope's history (not numbers, no observedAt) leaves the series plain: roll-ups answer
-    params = {
-        "options": "aggregatedValues", "aggrMethods": "totalCount,max",
-        "aggrPeriodDuration": "PT2H", "timerel": "between",
-        "timeAt": "2025-04-01T00:00:00Z", "endTimeAt": "2025-04-02T00:00:00Z",
-    }  # fmt: skip
+    params = _two_hourly("totalCount,max")
     fast, raw = await _both(client, entity, params, monkeypatch)
     assert fast.status_code == raw.status_code == 200, fast.text
     assert fast.json() == raw.json()
@@ -260,17 +270,8 @@ async def test_series_that_are_not_plain_take_the_raw_path(
     client: httpx.AsyncClient, rollup_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entity = "urn:ngsi-ld:Sensor:Mixed"
-    plain = [
-        {"type": "Property", "value": v, "observedAt": f"2025-04-01T0{h}:10:00Z"}
-        for h, v in enumerate((10, 12, 14, 16))
-    ]
-    body = {"id": entity, "type": "Sensor", "temperature": plain}
-    assert (await client.post("/temporal/entities", json=body)).status_code == 201
-    params = {
-        "options": "aggregatedValues", "aggrMethods": "totalCount,avg,max",
-        "aggrPeriodDuration": "PT2H", "timerel": "between",
-        "timeAt": "2025-04-01T00:00:00Z", "endTimeAt": "2025-04-02T00:00:00Z",
-    }  # fmt: skip
+    await _four_hours(client, entity)
+    params = _two_hourly("totalCount,avg,max")
     fast, raw = await _both(client, entity, params, monkeypatch)
     assert fast.json() == raw.json()
     assert fast.json()["temperature"]["totalCount"] == [
