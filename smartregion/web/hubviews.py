@@ -149,6 +149,11 @@ class ListQuery:
     q: str = ""
     page: int = 1
 
+    @property
+    def offset(self) -> int:
+        """The first row of the page (pages of `PAGE_SIZE`)."""
+        return (self.page - 1) * PAGE_SIZE
+
     def filters(self) -> Filters:
         """The hub service's filters."""
         return Filters(

@@ -96,7 +96,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
             query.filters(),
             sort="title",
             limit=PAGE_SIZE,
-            offset=(query.page - 1) * PAGE_SIZE,
+            offset=query.offset,
         )
         label = portal.envs[reader.lang].filters["facet_label"]
         funders = _funders(selected)

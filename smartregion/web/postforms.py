@@ -179,28 +179,20 @@ def read_form(
             errors[name] = (BAD_CHOICE, {})
         else:
             fields[name] = raw
-    for name in spec.amounts:
-        raw = str(form.get(name, "")).strip()
-        values[name] = raw
-        if not raw:
-            fields.pop(name, None)
-            continue
-        amount = parse_amount(raw, lang)
-        if amount is None:
-            errors[name] = (BAD_AMOUNT, {})
-        else:
-            fields[name] = amount
-    for name in spec.numbers:
-        raw = str(form.get(name, "")).strip()
-        values[name] = raw
-        if not raw:
-            fields.pop(name, None)
-            continue
-        number = parse_amount(raw, lang)
-        if number is None or number > 1e9:
-            errors[name] = (BAD_NUMBER, {})
-        else:
-            fields[name] = number
+    # amounts in euro and plain numbers, both written as the reader's language writes them
+    numeric = ((spec.amounts, BAD_AMOUNT, math.inf), (spec.numbers, BAD_NUMBER, 1e9))
+    for names, message, most in numeric:
+        for name in names:
+            raw = str(form.get(name, "")).strip()
+            values[name] = raw
+            if not raw:
+                fields.pop(name, None)
+                continue
+            number = parse_amount(raw, lang)
+            if number is None or number > most:
+                errors[name] = (message, {})
+            else:
+                fields[name] = number
     for name in spec.dates:
         raw = str(form.get(name, "")).strip()
         values[name] = raw

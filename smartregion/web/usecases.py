@@ -64,7 +64,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
             query.filters(),
             sort="-endorsements",
             limit=PAGE_SIZE,
-            offset=(query.page - 1) * PAGE_SIZE,
+            offset=query.offset,
         )
         env = portal.envs[reader.lang]
         label = env.filters["facet_label"]
@@ -223,7 +223,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
         query = list_query(request, hub.taxonomy, ("published",))
         filters = Filters(terms=query.terms, q=query.q, statuses=["published"])
         found = await hub.search(
-            "story", filters, limit=PAGE_SIZE, offset=(query.page - 1) * PAGE_SIZE
+            "story", filters, limit=PAGE_SIZE, offset=query.offset
         )
         facets = facet_groups(
             request, found, hub.taxonomy, reader.lang, query, schemes=("domain", "region")
