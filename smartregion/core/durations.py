@@ -148,7 +148,12 @@ def format_instant_micros(value: int) -> str:
     fixed-length periods, written without a datetime each."""
     days, rest = divmod(value, _DAY_MICROS)
     second, microsecond = divmod(rest, 1_000_000)
-    ordinal = _EPOCH_ORDINAL + days
+    return _written(_EPOCH_ORDINAL + days, second, microsecond)
+
+
+def _written(ordinal: int, second: int, microsecond: int) -> str:
+    """An instant by its day (proleptic ordinal), second of the day and microsecond, as short
+    as exact; each day's and clock time's text is made once."""
     day = _DAY_TEXTS.get(ordinal)
     if day is None:
         if len(_DAY_TEXTS) >= _MAX_DAY_TEXTS:
@@ -174,17 +179,5 @@ def format_instant(value: datetime) -> str:
     """
     if value.tzinfo is not None and value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    ordinal = value.toordinal()
-    day = _DAY_TEXTS.get(ordinal)
-    if day is None:
-        if len(_DAY_TEXTS) >= _MAX_DAY_TEXTS:
-            _DAY_TEXTS.clear()
-        day = _DAY_TEXTS[ordinal] = f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
     second = value.hour * 3600 + value.minute * 60 + value.second
-    clock = _CLOCK_TEXTS.get(second)
-    if clock is None:
-        clock = _CLOCK_TEXTS[second] = f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    if value.microsecond:
-        fraction = f"{value.microsecond:06d}"
-        return f"{day}{clock}.{fraction[:3] if fraction.endswith('000') else fraction}Z"
-    return day + clock + "Z"
+    return _written(value.toordinal(), second, value.microsecond)
