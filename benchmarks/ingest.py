@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -116,15 +115,7 @@ def mosquitto(workdir: Path) -> Iterator[int]:
     log = (workdir / "mosquitto.log").open("wb")
     proc = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("Mosquitto did not start") from None
-                time.sleep(0.05)
+        servers.wait_port(port, proc, "Mosquitto", timeout=10)
         yield port
     finally:
         _stop(proc)

@@ -28,6 +28,19 @@ def free_port() -> int:
         return port
 
 
+def wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+    """Wait until 127.0.0.1:`port` accepts connections; raise if `proc` dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
 def wait_healthy(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     """Poll GET /healthz until it answers 200; raise if the process dies or time runs out."""
     deadline = time.monotonic() + timeout

@@ -47,7 +47,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -202,18 +201,6 @@ def free_port() -> int:
     return servers.free_port()
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start") from None
-            time.sleep(0.05)
-
-
 @contextmanager
 def mosquitto(workdir: Path) -> Iterator[int]:
     """A Mosquitto of the trial's own: persistence on, no limit on queued messages."""
@@ -233,7 +220,7 @@ def mosquitto(workdir: Path) -> Iterator[int]:
             [MOSQUITTO, "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        _wait_port(port, proc, "Mosquitto")
+        servers.wait_port(port, proc, "Mosquitto")
         yield port
     finally:
         _terminate(proc)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +24,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+
+from benchmarks.servers import free_port, wait_port
 
 _SERVER = os.environ.get("SMARTREGION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -55,12 +55,6 @@ def postgres_url() -> Iterator[str]:
             )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """mqtt://127.0.0.1:PORT of a Mosquitto broker of this test session's own."""
@@ -69,7 +63,7 @@ def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail("Mosquitto is required in CI but not installed")
         pytest.skip("Mosquitto is not installed")
-    port = _free_port()
+    port = free_port()
     config = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     with running_mosquitto(binary, config, [port]):
@@ -82,17 +76,12 @@ def running_mosquitto(binary: str, config: Path, ports: list[int]) -> Iterator[s
     the test with Mosquitto's own message otherwise); stopped on leaving."""
     proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
         for port in ports:
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
-                        pytest.fail(f"Mosquitto did not start: {err}")
-                    time.sleep(0.05)
+            try:
+                wait_port(port, proc, "Mosquitto", timeout=10)
+            except RuntimeError:
+                err = proc.stderr.read().decode() if proc.stderr and proc.poll() is not None else ""
+                pytest.fail(f"Mosquitto did not start: {err}")
         yield proc
     finally:
         proc.terminate()

@@ -12,7 +12,6 @@ import datetime
 import ipaddress
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,13 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.servers import free_port
 from tests.conftest import running_mosquitto
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +140,7 @@ def tls_broker(directory: Path) -> Iterator[TlsBroker]:
     passwords = directory / "passwords"
     subprocess.run([passwd, "-b", "-c", str(passwords), broker.username, broker.password], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    by_password, by_certificate = _free_port(), _free_port()
+    by_password, by_certificate = free_port(), free_port()
     # started as root, Mosquitto drops to its own user, which may not read this private directory
     as_root = "user root\n" if os.geteuid() == 0 else ""
     tls = f"cafile {files['ca']}\ncertfile {files['server_cert']}\nkeyfile {files['server_key']}\n"

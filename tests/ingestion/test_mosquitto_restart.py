@@ -7,7 +7,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,14 +19,9 @@ import orjson
 import pytest
 from test_bridge import eventually, opened, running, unique
 
+from benchmarks.servers import free_port, wait_port
 from smartregion.ingestion.bridge import BridgeConfig
 from smartregion.storage.history import HistoryQuery, HistoryStore
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -48,15 +42,7 @@ def mosquitto(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
         f"{as_root}"
     )
     proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("Mosquitto did not start") from None
-            time.sleep(0.05)
+    wait_port(port, proc, "Mosquitto", timeout=10)
     try:
         yield proc
     finally:
@@ -90,7 +76,7 @@ def test_the_bridge_rides_out_a_mosquitto_restart(tmp_path: Path) -> None:
 
 
 async def _restart_during_ingest(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     url = f"mqtt://127.0.0.1:{port}"
     prefix, org, client_id = unique("sr"), unique("org"), unique("c")
     topic = f"{prefix}/entities"
