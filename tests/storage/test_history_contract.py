@@ -184,6 +184,36 @@ async def test_instances_commit_with_the_entity_write(store: Store) -> None:
     assert values(got) == [5]
 
 
+async def test_a_shape_made_by_a_failed_write_is_not_remembered(store: Store) -> None:
+    h = hist(store)
+
+    def write(fail: bool) -> Any:
+        def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
+            doc: dict[str, Any] = {
+                "id": E1,
+                "type": ["https://example.org/Sensor"],
+                "attrs": {A: [{"type": "Property", "value": 5}]},
+            }
+            if fail:  # the entity cannot be written, after its instances were
+                doc["unwritable"] = {1, 2}
+            # a unit no write has used yet: its document becomes a new shape
+            row = InstanceRow(E1, A, inst(T0, 5, unitCode="XQZ"))
+            return [Put(doc), RecordInstances((row,))], None
+
+        return mutate
+
+    with pytest.raises(TypeError):
+        await store.transact("", [E1], write(fail=True), owner="org")
+    await store.transact("", [E1], write(fail=False), owner="org")
+    # another new shape: a key remembered from the failed write could be given to this one
+    await h.append_instances("", [InstanceRow(E2, A, inst(T0, 1, unitCode="OTHER"))])
+    await store.transact("", [E1], write(fail=False), owner="org")  # the shape known now
+    (got,) = await h.query_instances("", HistoryQuery((E1,)))
+    assert [i.doc.get("unitCode") for i in got.instances] == ["XQZ"]
+    (other,) = await h.query_instances("", HistoryQuery((E2,)))
+    assert [i.doc.get("unitCode") for i in other.instances] == ["OTHER"]
+
+
 async def test_history_is_dropped_with_the_entity_write_or_not_at_all(store: Store) -> None:
     h = hist(store)
     doc = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {A: [{"type": "Property", "value": 5}]}}

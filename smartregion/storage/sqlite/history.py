@@ -148,24 +148,43 @@ class SQLiteHistory(HistoryStore):
             found[name] = int(cur.lastrowid or 0)
         return found
 
-    @staticmethod
-    def _shape_refs(conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> dict[bytes, bytes]:
-        """References to the shared documents among `docs` (shapes made when missing)."""
+    def _shape_refs(
+        self,
+        conn: sqlite3.Connection,
+        docs: Iterable[bytes | None],
+        new_shapes: dict[int, bytes] | None = None,
+    ) -> dict[bytes, bytes]:
+        """References to the shared documents among `docs` (shapes made when missing).
+
+        Committed shapes come from the cache; those looked up or made here go into
+        `new_shapes`, which the caller publishes to the cache once its transaction commits.
+        """
+        wanted = sorted(shared_docs(docs))
+        if not wanted:
+            return {}
+        known = {d: k for k, d in self._shape_cache_of().docs.items()}
         refs: dict[bytes, bytes] = {}
-        for doc in sorted(shared_docs(docs)):
-            row = conn.execute("SELECT shape_key FROM shape WHERE doc = ?", (doc,)).fetchone()
-            if row is None:
-                key = conn.execute("INSERT INTO shape (doc) VALUES (?)", (doc,)).lastrowid
-            else:
-                key = row[0]
-            refs[doc] = shape_ref(int(key or 0))
+        for doc in wanted:
+            key = known.get(doc)
+            if key is None:
+                row = conn.execute("SELECT shape_key FROM shape WHERE doc = ?", (doc,)).fetchone()
+                if row is None:
+                    row = (conn.execute("INSERT INTO shape (doc) VALUES (?)", (doc,)).lastrowid,)
+                key = int(row[0] or 0)
+                if new_shapes is not None:
+                    new_shapes[key] = doc
+            refs[doc] = shape_ref(key)
         return refs
 
-    def _shapes(self, conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> Shapes:
-        """The shape cache, holding every shape these (committed) row docs refer to."""
+    def _shape_cache_of(self) -> Shapes:
         shapes: Shapes | None = getattr(self, "_shape_cache", None)
         if shapes is None:
             shapes = self._shape_cache = Shapes()
+        return shapes
+
+    def _shapes(self, conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> Shapes:
+        """The shape cache, holding every shape these (committed) row docs refer to."""
+        shapes = self._shape_cache_of()
         missing = shapes.missing(docs)
         if missing:
             for key, doc in conn.execute(
@@ -202,25 +221,37 @@ class SQLiteHistory(HistoryStore):
 
     # --- writes --------------------------------------------------------------------------
 
-    def _take_history(self, conn: sqlite3.Connection, tenant: str, ops: list[Any]) -> list[Any]:
+    def _take_history(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        ops: list[Any],
+        new_shapes: dict[int, bytes] | None = None,
+    ) -> list[Any]:
         """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
-        the other ops."""
+        the other ops. Shapes it makes or looks up go into `new_shapes` (`_shape_refs`)."""
         rows, drops, loads, rest = take_history_rows(ops)
         for drop in drops:
             self._drop(conn, tenant, drop)
         if rows:
-            self._record(conn, tenant, rows)
+            self._record(conn, tenant, rows, new_shapes)
         for load in loads:
             self._load(conn, tenant, load)
         return rest
 
-    def _record(self, conn: sqlite3.Connection, tenant: str, rows: Sequence[InstanceRow]) -> int:
+    def _record(
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        rows: Sequence[InstanceRow],
+        new_shapes: dict[int, bytes] | None = None,
+    ) -> int:
         now = now_micros()
         encoded = [(row, encode_instance(row.instance, now)) for row in rows]
         keys = self._series_keys(
             conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
         )
-        refs = self._shape_refs(conn, (e.doc for _, e in encoded))
+        refs = self._shape_refs(conn, (e.doc for _, e in encoded), new_shapes)
         seen = self._observations(conn, [
             (keys[(r.entity_id, r.attr, e.dataset_id)], e.t) for r, e in encoded if e.dm is not None
         ])

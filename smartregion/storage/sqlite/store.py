@@ -336,7 +336,7 @@ class SQLiteStore(
             tenant_key = self._tenant_key(conn, tenant)
             if tenant_key is None:
                 return {}
-            return {eid: _loads(doc) for _, eid, doc in self._select_docs(conn, tenant_key, ids)}
+            return {eid: _loads(doc) for _, eid, doc, _ in self._select_docs(conn, tenant_key, ids)}
 
         return await self._read(run)
 
@@ -362,18 +362,19 @@ class SQLiteStore(
     @staticmethod
     def _select_docs(
         conn: sqlite3.Connection, tenant_key: int, ids: Iterable[str]
-    ) -> list[tuple[int, str, str]]:
+    ) -> list[tuple[int, str, str, str | None]]:
+        """(key, id, document, owner organisation) of those ids that exist."""
         unique = list(dict.fromkeys(ids))
+        # the owner comes with the row (one B-tree probe): a write checks it without a second query
+        select = (
+            "SELECT e.entity_key, e.entity_id, e.doc, o.name FROM entity e"
+            " LEFT JOIN organisation o ON o.org_key = e.owner_key WHERE e.tenant_key = ?"
+        )
         if len(unique) == 1:
             # single-entity writes and reads: a plain key lookup, no JSON array to build and scan
-            return conn.execute(
-                "SELECT entity_key, entity_id, doc FROM entity WHERE tenant_key = ?"
-                " AND entity_id = ?",
-                (tenant_key, unique[0]),
-            ).fetchall()
+            return conn.execute(select + " AND e.entity_id = ?", (tenant_key, unique[0])).fetchall()
         return conn.execute(
-            "SELECT entity_key, entity_id, doc FROM entity WHERE tenant_key = ?"
-            " AND entity_id IN (SELECT value FROM json_each(?))",
+            select + " AND e.entity_id IN (SELECT value FROM json_each(?))",
             (tenant_key, _json_list(unique)),
         ).fetchall()
 
@@ -501,35 +502,26 @@ class SQLiteStore(
         keys: dict[str, int] = {}
         # the stored text, parsed again for the index diff: `mutate` may alter what it got
         olds: dict[str, str] = {}
+        owners: dict[str, str] = {}
         if tenant_key is not None and current:
-            for key, eid, doc in self._select_docs(conn, tenant_key, current):
+            for key, eid, doc, owned_by in self._select_docs(conn, tenant_key, current):
                 current[eid] = _loads(doc)
                 keys[eid] = key
                 olds[eid] = doc
+                if owned_by is not None:
+                    owners[eid] = owned_by
         if check_owners is not None:
-            check_owners(self._owners(conn, keys))
+            check_owners(owners)
         ops, result = mutate(current)
         # subscriptions: notifications queued by this write commit with it (§5.11)
         ops = take_notifications(conn, ops)
-        ops = self._take_history(conn, tenant, ops)  # attribute history commits with it too
+        # attribute history commits with it too
+        ops = self._take_history(conn, tenant, ops, pending.shapes)
         ops = self._take_replication(conn, ops)  # LDES members seen, with their writes
         ops = self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
         if ops:
             self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         return result, pending
-
-    @staticmethod
-    def _owners(conn: sqlite3.Connection, keys: dict[str, int]) -> dict[str, str]:
-        """The owner organisation of each entity key (by entity id); for `check_owners`."""
-        if not keys:
-            return {}
-        by_key = {key: eid for eid, key in keys.items()}
-        rows = conn.execute(
-            "SELECT e.entity_key, o.name FROM entity e JOIN organisation o ON o.org_key = e.owner_key"
-            " WHERE e.entity_key IN (SELECT value FROM json_each(?))",
-            (_json_list(list(by_key)),),
-        ).fetchall()
-        return {by_key[key]: name for key, name in rows}
 
     def _intern(
         self,
@@ -578,7 +570,7 @@ class SQLiteStore(
             )
         unknown = [eid for eid in final if eid not in keys]
         if unknown:
-            for key, eid, _ in self._select_docs(conn, tenant_key, unknown):
+            for key, eid, _, _ in self._select_docs(conn, tenant_key, unknown):
                 keys[eid] = key
         # an entity replaced without its old text at hand (not among entity_ids) is re-indexed
         # from scratch; one whose old document we read gets only its changed rows rewritten
@@ -1094,9 +1086,10 @@ def _resolve(outcomes: list[tuple[_Job, Any, BaseException | None]]) -> None:
 class _Pending:
     """Dictionary keys created in the running transaction: cached only once it commits."""
 
-    __slots__ = ("iris", "orgs", "tenants", "typesets")
+    __slots__ = ("iris", "orgs", "shapes", "tenants", "typesets")
 
     def __init__(self) -> None:
+        self.shapes: dict[int, bytes] = {}
         self.iris: dict[str, int] = {}
         self.tenants: dict[str, int] = {}
         self.orgs: dict[str, int] = {}
@@ -1107,3 +1100,5 @@ class _Pending:
         store._iris.update(self.iris)
         store._tenants.update(self.tenants)
         store._orgs.update(self.orgs)
+        if self.shapes:
+            store._shape_cache_of().docs.update(self.shapes)
