@@ -1,4 +1,5 @@
-"""`rollups.partial_columns` (the bulk path's roll-up fold, with numpy) against `bucket_partials`."""
+"""`rollups.partial_columns` (the bulk path's roll-up fold, with numpy) and `partial_rows` (the
+writes' fold) against `bucket_partials`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartregion.storage.rollups import HOUR, MINUTE, bucket_partials, partial_columns
+from smartregion.storage.rollups import HOUR, MINUTE, bucket_partials, partial_columns, partial_rows
 
 points = st.lists(
     st.tuples(
@@ -50,3 +51,25 @@ def test_ties_in_time_keep_the_first_and_last_recorded() -> None:
     keys, times, nums = [1, 1, 1, 1], [5, 5, 9, 9], [1.0, 2.0, 3.0, 4.0]
     rows = list(zip(*partial_columns(keys, times, nums), strict=True))
     assert [r[8:] for r in rows] == [(5, 1.0, 9, 4.0)] * 2  # hour and day buckets
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(1, 6),
+            st.integers(-3 * 24 * 60, 3 * 24 * 60).map(lambda m: m * MINUTE),
+            st.floats(-1e6, 1e6),
+        ),
+        max_size=12,
+    ),
+    st.booleans(),
+)
+def test_partial_rows_equal_the_row_at_a_time_fold(
+    points: list[tuple[int, int, float]], one_per_series: bool
+) -> None:
+    if one_per_series:  # the usual write: each series brings one point (the direct path)
+        points = list({series: (series, t, v) for series, t, v in points}.values())
+    want = bucket_partials(points)
+    # the same numbers exactly (no other order of additions), in key order
+    assert partial_rows(points) == [(*key, *want[key].astuple()) for key in sorted(want)]

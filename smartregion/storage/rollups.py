@@ -304,6 +304,24 @@ def bucket_partials(
     return out
 
 
+def partial_rows(points: Sequence[tuple[int, int, float]]) -> list[tuple[Any, ...]]:
+    """The roll-up rows `(series, level, bucket, *Summary.astuple())` of `bucket_partials`,
+    sorted by key (the order concurrent writers upsert them in).
+
+    A write usually brings one point per series (a batch of entities, a PATCH): then each
+    bucket holds that point alone, and its rows are written out directly — the same numbers,
+    without a `Summary` per bucket and level (a fifth of the history's Python time in a
+    1,000-entity batch)."""
+    if len({p[0] for p in points}) == len(points):
+        return [
+            (series, level, t // width, 1, v, v * v, v, v, t, v, t, v)
+            for series, t, v in sorted(points)
+            for level, width in LEVELS
+        ]
+    partials = bucket_partials(points)
+    return [(*key, *partials[key].astuple()) for key in sorted(partials)]
+
+
 def split_window(start: int, end: int) -> tuple[list[tuple[int, int]], list[tuple[int, int, int]]]:
     """Cover `[start, end)` with the fewest whole buckets, coarsest first.
 

@@ -60,11 +60,11 @@ from smartregion.storage.rollups import (
     LEVELS,
     Summary,
     assemble,
-    bucket_partials,
     encode_instance,
     merge_spans,
     micros,
     partial_columns,
+    partial_rows,
     shape_ref,
     split_window,
     summarise_points,
@@ -201,14 +201,6 @@ def _entity_lock(tenant: str, entity_id: str) -> int:
     from smartregion.storage.postgres.store import _lock_key
 
     return _lock_key(tenant, entity_id)
-
-
-def _rollup_arrays(partials: dict[tuple[int, int, int], Summary]) -> list[list[Any]]:
-    columns: list[list[Any]] = [[] for _ in range(12)]
-    for key in sorted(partials):
-        for column, value in zip(columns, (*key, *partials[key].astuple()), strict=True):
-            column.append(value)
-    return columns
 
 
 class PostgresHistory(HistoryStore):
@@ -489,10 +481,10 @@ class PostgresHistory(HistoryStore):
                 for s, t, num, doc in await cur.fetchall()}
 
     @staticmethod
-    async def _fold(conn: Conn, points: Iterable[tuple[int, int, float]]) -> None:
-        partials = bucket_partials(points)
-        if partials:
-            await conn.execute(_FOLD, _rollup_arrays(partials))
+    async def _fold(conn: Conn, points: Sequence[tuple[int, int, float]]) -> None:
+        rows = partial_rows(points)
+        if rows:
+            await conn.execute(_FOLD, [list(column) for column in zip(*rows, strict=True)])
 
     @staticmethod
     async def _recompute(conn: Conn, buckets: set[tuple[int, int]]) -> None:

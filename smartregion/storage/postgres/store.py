@@ -66,6 +66,7 @@ from smartregion.storage.planning import (
     readable_condition,
     readable_iris,
 )
+from smartregion.storage.postgres.arrays import FastListDumper
 from smartregion.storage.postgres.governance import PostgresGovernance
 from smartregion.storage.postgres.history import PostgresHistory
 from smartregion.storage.postgres.ingestion import PostgresIngestion
@@ -131,6 +132,8 @@ class PostgresStore(
     async def _configure(conn: Conn) -> None:
         set_json_loads(orjson.loads, conn)
         set_json_dumps(_dumps, conn)
+        # the columns of set-based writes, encoded in bulk (storage/postgres/arrays.py)
+        conn.adapters.register_dumper(list, FastListDumper)
 
     async def open(self) -> None:
         """Open the connection pool (waiting for its first connections)."""

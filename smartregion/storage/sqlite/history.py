@@ -46,10 +46,10 @@ from smartregion.storage.rollups import (
     LEVELS,
     Summary,
     assemble,
-    bucket_partials,
     encode_instance,
     merge_spans,
     partial_columns,
+    partial_rows,
     shape_ref,
     split_window,
     summarise_points,
@@ -288,11 +288,11 @@ class SQLiteHistory(HistoryStore):
         return {(s, t, num, doc) for s, t, num, doc in rows}
 
     @staticmethod
-    def _fold(conn: sqlite3.Connection, points: Iterable[tuple[int, int, float]]) -> None:
+    def _fold(conn: sqlite3.Connection, points: Sequence[tuple[int, int, float]]) -> None:
         """Fold new points (of rows just inserted, in recording order) into the roll-ups."""
-        partials = bucket_partials(points)
-        if partials:
-            conn.executemany(_FOLD, [(*k, *s.astuple()) for k, s in partials.items()])
+        rows = partial_rows(points)
+        if rows:
+            conn.executemany(_FOLD, rows)
 
     @staticmethod
     def _recompute(conn: sqlite3.Connection, buckets: set[tuple[int, int]]) -> None:
