@@ -71,6 +71,11 @@ def test_special_floats_and_narrower_casts(conn: psycopg.Connection[Any]) -> Non
     assert round_trip(conn, [2**31 - 1], "int[]") == [2**31 - 1]
     with pytest.raises(psycopg.errors.NumericValueOutOfRange):
         round_trip(conn, [2**31], "int[]")
+    # long arrays (encoded with numpy, short ones element by element), NULLs among them
+    ints = [None if i % 7 == 0 else i * 1_000_003 - 2**40 for i in range(100)]
+    assert round_trip(conn, ints, "bigint[]") == ints
+    floats = [None if i % 5 == 0 else i / 3 for i in range(100)]
+    assert round_trip(conn, floats, "float8[]") == floats
     # in a set-based statement, as the stores use them
     rows = conn.execute(
         "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::float8[])", ([1, 2], ["a", None], [0.5, None])

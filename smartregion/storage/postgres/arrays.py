@@ -38,6 +38,9 @@ _EMPTY = struct.Struct(">iii")  # dimensions (0), has nulls, element oid
 _LENGTH = struct.Struct(">i").pack
 _NULL = b"\xff\xff\xff\xff"  # an element's length -1: NULL, no data
 _INT8_RANGE = (-(2**63), 2**63 - 1)
+#: arrays up to this length are packed element by element, longer ones with numpy
+_SMALL = 32
+_ELEMENT = {">i8": struct.Struct(">iq").pack, ">f8": struct.Struct(">id").pack}
 
 #: the kinds of flat list encoded here: (element oid, array oid)
 _KINDS: dict[str, tuple[int, int]] = {
@@ -94,6 +97,10 @@ def encode_array(values: list[Any], kind: str) -> bytes:
 
 def _fixed(values: list[Any], n: int, oid: int, dtype: str) -> bytes:
     """An array of 8-byte elements: each a length (8, or -1 for NULL) and its big-endian value."""
+    if n <= _SMALL:  # a single-entity write's few values: struct is cheaper than numpy
+        pack = _ELEMENT[dtype]
+        packed = b"".join(_NULL if v is None else pack(8, v) for v in values)
+        return _HEAD.pack(1, int(None in values), oid, n, 1) + packed
     records = np.empty(n, dtype=[("length", ">i4"), ("value", dtype)])
     if None not in values:
         records["length"] = 8
