@@ -330,6 +330,20 @@ async def test_a_redelivered_observation_is_recorded_once(store: Store) -> None:
     assert summary is not None and summary.count == 4 and summary.total == 1.5 + 1.75 + 2.5 + 2.5
 
 
+@pytest.mark.parametrize("count", [1, 8, 9, 40])
+async def test_redelivered_observations_are_found_however_many(store: Store, count: int) -> None:
+    """The probe for recorded observations looks a few up by their keys and many through one
+    array (SQLite): either way a redelivered write records nothing again."""
+    h = hist(store)
+    rows = [InstanceRow(E1, A, inst(T0 + i * MINUTE, float(i))) for i in range(count)]
+    assert await h.append_instances("", rows) == count
+    assert await h.append_instances("", rows[::-1]) == 0
+    changed = [InstanceRow(E1, A, inst(T0 + i * MINUTE, i + 0.5)) for i in range(count)]
+    assert await h.append_instances("", changed) == count
+    (got,) = await h.query_instances("", HistoryQuery((E1,)))
+    assert len(got.instances) == 2 * count
+
+
 async def test_summarise_reads_rollups_and_raw_edges(store: Store) -> None:
     h = hist(store)
     # two days of one value a minute, plus two values in a minute

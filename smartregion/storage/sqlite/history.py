@@ -67,6 +67,8 @@ _INSERT = (
 _INSERT_PLAIN = (
     "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+#: probes of up to this many (series, time) pairs bind them as parameters, more as one JSON array
+_PROBE_PAIRS = 8
 _ROLLUP_COLUMNS = "n, total, sumsq, vmin, vmax, first_t, first_v, last_t, last_v"
 _FOLD = (
     f"INSERT INTO rollup (series_key, level, bucket, {_ROLLUP_COLUMNS})"
@@ -131,11 +133,16 @@ class SQLiteHistory(HistoryStore):
         }
         by_attr_key = {v: k for k, v in attrs.items()}
         found: dict[tuple[str, str, str], int] = {}
-        for key, eid, attr_key, ds in conn.execute(
-            "SELECT series_key, entity_id, attr_key, dataset_id FROM series WHERE tenant_key = ?"
-            " AND entity_id IN (SELECT value FROM json_each(?))",
-            (tenant_key, _json({w[0] for w in wanted})),
-        ):
+        entity_ids = {w[0] for w in wanted}
+        select = "SELECT series_key, entity_id, attr_key, dataset_id FROM series WHERE tenant_key = ?"
+        if len(entity_ids) == 1:  # a single-entity write: a key lookup, no JSON array to scan
+            rows = conn.execute(select + " AND entity_id = ?", (tenant_key, *entity_ids))
+        else:
+            rows = conn.execute(
+                select + " AND entity_id IN (SELECT value FROM json_each(?))",
+                (tenant_key, _json(entity_ids)),
+            )
+        for key, eid, attr_key, ds in rows:
             name = (eid, by_attr_key.get(attr_key, ""), ds)
             if name in wanted:
                 found[name] = int(key)
@@ -283,12 +290,23 @@ class SQLiteHistory(HistoryStore):
         recorded at those (series, t): one statement, a key lookup each."""
         if not at:
             return set()
-        rows = conn.execute(
-            "SELECT i.series_key, i.t, i.num, i.doc FROM json_each(?) j JOIN instance i"
-            " ON i.series_key = json_extract(j.value, '$[0]')"
-            " AND i.t = json_extract(j.value, '$[1]') WHERE i.dm IS NOT NULL",
-            (_json(list(dict.fromkeys(at))),),
-        ).fetchall()
+        unique = list(dict.fromkeys(at))
+        if len(unique) <= _PROBE_PAIRS:
+            # a single-entity write's few points: (series, t) pairs as parameters, no JSON (an
+            # OR of key lookups: SQLite 3.40 scans the table for a row-value IN (VALUES …))
+            pairs = " OR ".join(["(i.series_key = ? AND i.t = ?)"] * len(unique))
+            rows = conn.execute(
+                "SELECT i.series_key, i.t, i.num, i.doc FROM instance i"
+                f" WHERE ({pairs}) AND i.dm IS NOT NULL",
+                [x for pair in unique for x in pair],
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                "SELECT i.series_key, i.t, i.num, i.doc FROM json_each(?) j JOIN instance i"
+                " ON i.series_key = json_extract(j.value, '$[0]')"
+                " AND i.t = json_extract(j.value, '$[1]') WHERE i.dm IS NOT NULL",
+                (_json(unique),),
+            ).fetchall()
         return {(s, t, num, doc) for s, t, num, doc in rows}
 
     @staticmethod
