@@ -3,8 +3,9 @@
 Every set-based write passes its rows as columns (`unnest(%b::bigint[], …)`), so a 1,000-entity
 batch sends about 100,000 array elements. psycopg's own binary list dumper handles them in
 Python one by one (a type scan for the element type, then a dumper call, a length and two
-appends per element): about a fifth of the event loop's time in a PostgreSQL batch upsert
-(py-spy, docs/benchmarks.md). `FastListDumper` takes over for the flat lists these
+appends per element): py-spy put about a fifth of the event loop's GIL samples of a PostgreSQL
+batch upsert in parameter conversion, and encoding in bulk cut the loop's CPU per batch by
+about a tenth (docs/benchmarks.md). `FastListDumper` takes over for the flat lists these
 statements send — all elements `int` (int8[]), `float` or `int` and `float` (float8[]), `str`
 (text[]) or `bytes` (bytea[]), with or without `None` — and writes PostgreSQL's binary array
 format (`array_send`) with numpy for the fixed-size types and one join for the others. Any
