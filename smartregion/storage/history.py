@@ -250,6 +250,13 @@ class HistoryStore(abc.ABC):
     #: entity transactions take `RecordInstances` ops
     supports_history = True
 
+    def shape_cache(self) -> Shapes:
+        """This store's cache of committed shapes (made on first use)."""
+        shapes: Shapes | None = getattr(self, "_shape_dictionary", None)
+        if shapes is None:
+            shapes = self._shape_dictionary = Shapes()
+        return shapes
+
     @abc.abstractmethod
     async def append_instances(self, tenant: str, rows: Sequence[InstanceRow]) -> int:
         """Record instances in their own transaction (temporal API POST); how many."""
@@ -393,6 +400,10 @@ class Shapes:
 
     def __init__(self) -> None:
         self.docs: dict[int, bytes] = {}
+
+    def keys_by_doc(self) -> dict[bytes, int]:
+        """The cached shapes' keys by their documents (a writer's look-up)."""
+        return {doc: key for key, doc in self.docs.items()}
 
     def missing(self, docs: Iterable[bytes | None]) -> set[int]:
         """The shape keys referred to by these row docs that are not cached yet."""

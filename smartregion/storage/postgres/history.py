@@ -274,8 +274,8 @@ class PostgresHistory(HistoryStore):
         wanted = sorted(shared_docs(docs))
         if not wanted:
             return {}
-        shapes = self._shape_cache()
-        known = {d: k for k, d in shapes.docs.items()}
+        shapes = self.shape_cache()
+        known = shapes.keys_by_doc()
         refs = {d: shape_ref(known[d]) for d in wanted if d in known}
         unknown = [d for d in wanted if d not in refs]
         if unknown:
@@ -296,15 +296,9 @@ class PostgresHistory(HistoryStore):
                     refs[bytes(doc)] = shape_ref(int(key))
         return refs
 
-    def _shape_cache(self) -> Shapes:
-        shapes: Shapes | None = getattr(self, "_shapes_seen", None)
-        if shapes is None:
-            shapes = self._shapes_seen = Shapes()
-        return shapes
-
     async def _shapes(self, conn: Conn, docs: Iterable[bytes | None]) -> Shapes:
         """The shape cache, holding every shape these (committed) row docs refer to."""
-        shapes = self._shape_cache()
+        shapes = self.shape_cache()
         missing = shapes.missing(docs)
         if missing:
             cur = await conn.execute(

@@ -173,7 +173,7 @@ class SQLiteHistory(HistoryStore):
         wanted = sorted(shared_docs(docs))
         if not wanted:
             return {}
-        known = {d: k for k, d in self._shape_cache_of().docs.items()}
+        known = self.shape_cache().keys_by_doc()
         refs: dict[bytes, bytes] = {}
         for doc in wanted:
             key = known.get(doc)
@@ -187,15 +187,9 @@ class SQLiteHistory(HistoryStore):
             refs[doc] = shape_ref(key)
         return refs
 
-    def _shape_cache_of(self) -> Shapes:
-        shapes: Shapes | None = getattr(self, "_shape_cache", None)
-        if shapes is None:
-            shapes = self._shape_cache = Shapes()
-        return shapes
-
     def _shapes(self, conn: sqlite3.Connection, docs: Iterable[bytes | None]) -> Shapes:
         """The shape cache, holding every shape these (committed) row docs refer to."""
-        shapes = self._shape_cache_of()
+        shapes = self.shape_cache()
         missing = shapes.missing(docs)
         if missing:
             for key, doc in conn.execute(

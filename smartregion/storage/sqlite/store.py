@@ -1101,4 +1101,4 @@ class _Pending:
         store._tenants.update(self.tenants)
         store._orgs.update(self.orgs)
         if self.shapes:
-            store._shape_cache_of().docs.update(self.shapes)
+            store.shape_cache().docs.update(self.shapes)
