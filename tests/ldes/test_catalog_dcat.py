@@ -120,7 +120,10 @@ async def test_only_readable_data_sets_are_listed(world: World) -> None:
     assert restricted in datasets(catalogue((await get(w, "c.editor")).content, "text/turtle"))
     # restricted data sets conform too, but for the keyword list's statuut, which has no value
     # for data shared under conditions (docs/ldes.md)
-    found = violations(owner)
+    # this world's data sets only: the PostgreSQL test database is shared by a worker's tests,
+    # and what others left readable there is listed too (tests/storage/test_readable_for.py's
+    # "parking", with its own statuut violation, when both ran on one worker)
+    found = [v for v in violations(owner) if f"/{w.a}-" in v[0]]
     assert found and all(path == MDCAT + "statuut" for _, path, _ in found)
     assert {focus for focus, _, _ in found} == {restricted, f"{BASE}/ldes/{w.ds('restricted')}#service"}
 
