@@ -152,6 +152,110 @@ async def test_group_commit_isolates_a_failing_transaction(tmp_path: Path) -> No
         await s.close()
 
 
+async def test_queued_writes_run_together_as_if_one_after_another(tmp_path: Path) -> None:
+    # Jobs of one group commit run together (one read, one set of writes) where that gives
+    # what running them one by one would: each job must still see every earlier job's writes.
+    s = open_store(f"sqlite:///{tmp_path / 'together.db'}")
+    assert isinstance(s, SQLiteStore)
+    await s.open()
+    await s.migrate()
+    try:
+        await s.transact(
+            "", [], lambda _: ([Put(entity(k, n=0)) for k in range(1, 6)], None), owner="o"
+        )
+        statements: list[str] = []
+        assert s._writer_conn is not None
+        s._writer_conn.set_trace_callback(statements.append)
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(s._write(lambda _: gate.wait(10)))
+        await asyncio.sleep(0.05)
+
+        def bump(k: int, *, also: int | None = None, fail: bool = False) -> Any:
+            """Read entity k, write it with n+1 (and entity `also`, unread, with n=100)."""
+
+            def mutate(current: dict[str, Any]) -> tuple[list[WriteOp], Any]:
+                seen = current[f"urn:ngsi-ld:T:{k}"]
+                if fail:
+                    raise ValueError("refused")
+                n = 0 if seen is None else seen["attrs"][NS + "n"][0]["value"]
+                ops: list[WriteOp] = [Put(entity(k, n=n + 1))]
+                if also is not None:
+                    ops.append(Put(entity(also, n=100)))
+                return ops, n
+
+            return mutate
+
+        def call(k: int, tenant: str = "", **kw: Any) -> Any:
+            return s.transact(tenant, [f"urn:ngsi-ld:T:{k}"], bump(k, **kw), owner="o")
+
+        tasks = [
+            asyncio.ensure_future(c)
+            for c in (
+                call(1, also=50),  # writes entity 50 without reading it
+                call(2),
+                call(50),  # must see the 50 just written: starts a new run
+                call(1),  # must see the first job's write
+                call(3, fail=True),  # fails alone
+                call(4, tenant="other"),  # another tenant: a run of its own
+                call(4),
+                call(2),  # the second write of entity 2 in this group
+            )
+        ]
+        await asyncio.sleep(0.05)
+        statements.clear()
+        gate.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await blocker
+        assert outcomes[:4] == [0, 0, 100, 1]
+        assert isinstance(outcomes[4], ValueError)
+        assert outcomes[5:] == [0, 0, 1]
+        stored = await s.get_entities("", [f"urn:ngsi-ld:T:{k}" for k in (1, 2, 3, 4, 50)])
+        assert {eid: doc["attrs"][NS + "n"][0]["value"] for eid, doc in stored.items()} == {
+            "urn:ngsi-ld:T:1": 2, "urn:ngsi-ld:T:2": 2, "urn:ngsi-ld:T:3": 0,
+            "urn:ngsi-ld:T:4": 1, "urn:ngsi-ld:T:50": 101,
+        }
+        other = await s.get_entity("other", "urn:ngsi-ld:T:4")
+        assert other is not None and other["attrs"][NS + "n"][0]["value"] == 1
+        # seven writes in four runs: [1 (and 50), 2] · [50, 1, 3 failing] · [4 other] · [4, 2]
+        # (one change-feed row per run's write, where one per job was written before)
+        assert statements.count("BEGIN IMMEDIATE") == 1
+        assert statements.count("SAVEPOINT run") == 3 and statements.count("SAVEPOINT job") == 1
+        feed = [q for q in statements if q.startswith("INSERT INTO change_feed")]
+        assert len(feed) == 4
+    finally:
+        await s.close()
+
+
+async def test_a_joint_write_that_fails_is_retried_job_by_job(tmp_path: Path) -> None:
+    # When the writes of a run fail together, each job's are applied on its own: only the job
+    # at fault fails, with its own error, and the others commit.
+    s = open_store(f"sqlite:///{tmp_path / 'retry.db'}")
+    assert isinstance(s, SQLiteStore)
+    await s.open()
+    await s.migrate()
+    try:
+        gate = threading.Event()
+        blocker = asyncio.ensure_future(s._write(lambda _: gate.wait(10)))
+        await asyncio.sleep(0.05)
+        bad = entity(2)
+        bad["self"] = {1, 2}  # not JSON-serialisable: fails while the run is being written
+
+        def put(doc: dict[str, Any]) -> Any:
+            return s.transact("", [doc["id"]], lambda _: ([Put(doc)], doc["id"]), owner="o")
+
+        tasks = [asyncio.ensure_future(put(doc)) for doc in (entity(1), bad, entity(3))]
+        await asyncio.sleep(0.05)
+        gate.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        await blocker
+        assert outcomes[0] == "urn:ngsi-ld:T:1" and outcomes[2] == "urn:ngsi-ld:T:3"
+        assert isinstance(outcomes[1], TypeError)
+        ids = ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:2", "urn:ngsi-ld:T:3"]
+        assert sorted(await s.get_entities("", ids)) == ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:3"]
+    finally:
+        await s.close()
+
+
 async def test_group_committed_writes_survive_a_hard_exit(tmp_path: Path) -> None:
     db = tmp_path / "group-durable.db"
     # 200 concurrent writers; the process dies (no close) right after the 120th acknowledgement,
