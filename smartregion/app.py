@@ -33,6 +33,7 @@ from smartregion.api.ngsild.problems import (
     unexpected_error_handler,
 )
 from smartregion.api.ngsild.routes import ROUTES as NGSILD_ROUTES
+from smartregion.api.routing import IndexedRouter
 from smartregion.api.security import SWAGGER_UI_CSP, SecurityMiddleware
 from smartregion.broker.contexts import ContextResolver, StoreContextPersistence
 from smartregion.broker.live import LiveFeed
@@ -334,7 +335,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz, methods=["GET"]),
             Mount(
                 "/ngsi-ld/v1",
-                routes=NGSILD_ROUTES,
+                app=IndexedRouter(NGSILD_ROUTES),
                 middleware=[
                     Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
                 ],
