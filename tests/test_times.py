@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smartregion.core import times
 from smartregion.core.times import format_datetime, parse_datetime, utc_now
 
 _FORMAT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -17,6 +19,18 @@ def test_utc_now_has_the_exact_format() -> None:
     stamp = utc_now()
     assert _FORMAT.fullmatch(stamp), stamp
     assert abs(parse_datetime(stamp) - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+@given(st.lists(st.integers(0, 253_402_300_799_999_999_999), min_size=1, max_size=20))
+def test_utc_now_renders_the_clock_it_reads(readings: list[int]) -> None:
+    # the date and time of day are formatted once per second and reused: across seconds, back
+    # and forth, every reading must still come out as its own instant, truncated to microseconds
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    with pytest.MonkeyPatch.context() as patch:
+        for ns in sorted(readings) + readings + [readings[0] + 1]:
+            patch.setattr(times.time, "time_ns", lambda ns=ns: ns)
+            expected = format_datetime(epoch + timedelta(microseconds=ns // 1000))
+            assert utc_now() == expected
 
 
 def test_whole_seconds_keep_their_microseconds() -> None:
