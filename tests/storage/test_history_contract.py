@@ -214,6 +214,36 @@ async def test_a_shape_made_by_a_failed_write_is_not_remembered(store: Store) ->
     assert [i.doc.get("unitCode") for i in other.instances] == ["OTHER"]
 
 
+async def test_a_shape_seen_twice_by_a_failed_write_is_not_remembered(store: Store) -> None:
+    # Two bulk loads in one transaction: the first makes a new shape (a unit no row has used),
+    # the second finds it — made by this very transaction, not committed. The transaction then
+    # fails: nothing of it may be remembered, or a later load refers to a shape that is not.
+    h = hist(store)
+
+    def write(first: Any, second: Any, *, fail: bool) -> Any:
+        def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
+            doc: dict[str, Any] = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {}}
+            if fail:  # the entity cannot be written, after both loads were
+                doc["unwritable"] = {1, 2}
+            return [first, second, Put(doc)], None
+
+        return mutate
+
+    def load(entity: str, start: int) -> Any:
+        return h.prepare_load([BulkRow(entity, A, T0 + (start + i) * MINUTE, i, "XQY") for i in range(3)])
+
+    with pytest.raises(TypeError):
+        await store.transact("", [E1], write(await load(E1, 0), await load(E2, 0), fail=True), owner="org")
+    assert await h.find_series("", [E1, E2]) == []
+    # other shapes made meanwhile take the keys a remembered one would point to
+    await h.bulk_load("", [BulkRow(E2, B, T0, 1, "OTHER"), BulkRow(E2, B, T0 + MINUTE, 2, "MORE")])
+    await store.transact("", [E1], write(await load(E1, 10), await load(E2, 10), fail=False), owner="org")
+    h.shape_cache().docs.clear()  # read as another process would: every shape from the database
+    for entity in (E1, E2):
+        (got,) = await h.query_instances("", HistoryQuery((entity,), attrs=frozenset({A})))
+        assert [i.doc.get("unitCode") for i in got.instances] == ["XQY"] * 3
+
+
 async def test_history_is_dropped_with_the_entity_write_or_not_at_all(store: Store) -> None:
     h = hist(store)
     doc = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {A: [{"type": "Property", "value": 5}]}}

@@ -269,22 +269,28 @@ class PostgresHistory(HistoryStore):
             self._history_names = cache
         return cache
 
-    async def _shape_refs(self, conn: Conn, docs: Iterable[bytes | None]) -> dict[bytes, bytes]:
-        """References to the shared documents among `docs` (shapes made when missing)."""
+    async def _shape_refs(
+        self, conn: Conn, docs: Iterable[bytes | None], new_shapes: dict[int, bytes] | None = None
+    ) -> dict[bytes, bytes]:
+        """References to the shared documents among `docs` (shapes made when missing).
+
+        Committed shapes come from the cache; those looked up or made here go into
+        `new_shapes`, which the caller publishes to the cache once its transaction commits: a
+        look-up also finds the shapes an earlier statement of the same transaction made, and
+        those are not there if the transaction fails.
+        """
         wanted = sorted(shared_docs(docs))
         if not wanted:
             return {}
-        shapes = self.shape_cache()
-        known = shapes.keys_by_doc()
+        known = self.shape_cache().keys_by_doc()
         refs = {d: shape_ref(known[d]) for d in wanted if d in known}
         unknown = [d for d in wanted if d not in refs]
         if unknown:
             query = "SELECT doc, shape_key FROM shape WHERE doc = ANY(%b)"
+            found: list[tuple[bytes, int]] = []
             cur = await conn.execute(query, (unknown,))
-            for doc, key in await cur.fetchall():
-                shapes.docs[int(key)] = bytes(doc)  # committed: cached
-                refs[bytes(doc)] = shape_ref(int(key))
-            missing = [d for d in unknown if d not in refs]
+            found.extend((bytes(doc), int(key)) for doc, key in await cur.fetchall())
+            missing = sorted(set(unknown) - {doc for doc, _ in found})
             if missing:
                 await conn.execute(
                     "INSERT INTO shape (doc) SELECT d FROM unnest(%b::bytea[]) AS d"
@@ -292,8 +298,11 @@ class PostgresHistory(HistoryStore):
                     (missing,),
                 )
                 cur = await conn.execute(query, (missing,))
-                for doc, key in await cur.fetchall():
-                    refs[bytes(doc)] = shape_ref(int(key))
+                found.extend((bytes(doc), int(key)) for doc, key in await cur.fetchall())
+            for doc, key in found:
+                refs[doc] = shape_ref(key)
+                if new_shapes is not None:
+                    new_shapes[key] = doc
         return refs
 
     async def _shapes(self, conn: Conn, docs: Iterable[bytes | None]) -> Shapes:
@@ -409,16 +418,19 @@ class PostgresHistory(HistoryStore):
 
     # --- writes --------------------------------------------------------------------------
 
-    async def _take_history(self, conn: Conn, tenant: str, ops: list[Any]) -> list[Any]:
-        """Apply the `DropHistory` and `RecordInstances` ops of an entity transaction; return
-        the other ops."""
+    async def _take_history(
+        self, conn: Conn, tenant: str, ops: list[Any], new_shapes: dict[int, bytes] | None = None
+    ) -> list[Any]:
+        """Apply the `DropHistory`, `RecordInstances` and `LoadInstances` ops of an entity
+        transaction; return the other ops. The shapes it looks up or makes go into
+        `new_shapes`, for the caller to cache once the transaction commits."""
         rows, drops, loads, rest = take_history_rows(ops)
         for drop in drops:
             await self._drop(conn, tenant, drop)
         if rows:
             await self._record(conn, tenant, rows, locked=True)
         for load in loads:
-            await self._load(conn, tenant, load)
+            await self._load(conn, tenant, load, new_shapes)
         return rest
 
     async def _record(
@@ -541,16 +553,21 @@ class PostgresHistory(HistoryStore):
         if not len(rows):
             return 0
         load = rows if isinstance(rows, LoadInstances) else await self.prepare_load(rows)
+        new_shapes: dict[int, bytes] = {}
         async with self.pool.connection() as conn, conn.transaction():
             await self._lock(conn, tenant, set(load.prepared.entity_ids))
-            return await self._load(conn, tenant, load)
+            loaded = await self._load(conn, tenant, load, new_shapes)
+        self.shape_cache().docs.update(new_shapes)  # committed now
+        return loaded
 
-    async def _load(self, conn: Conn, tenant: str, load: LoadInstances) -> int:
+    async def _load(
+        self, conn: Conn, tenant: str, load: LoadInstances, new_shapes: dict[int, bytes] | None
+    ) -> int:
         """Load prepared rows in the transaction of `conn` (their entities locked by it)."""
         prepared, now = load.prepared, load.now
         times = prepared.times
         keys = await self._series_keys(conn, tenant, prepared.series())
-        refs = await self._shape_refs(conn, set(prepared.docs))
+        refs = await self._shape_refs(conn, set(prepared.docs), new_shapes)
         plan = plan_bulk(prepared, keys, refs, now)
         cur = await conn.execute(
             "SELECT EXISTS (SELECT 1 FROM instance WHERE series_key = ANY(%b)"

@@ -436,7 +436,7 @@ class PostgresStore(
                     done.append((job, result))
                 # subscriptions: notifications queued by these writes commit with them (§5.11)
                 ops = await take_notifications(conn, ops)
-                ops = await self._take_history(conn, tenant, ops)  # history commits with them
+                ops = await self._take_history(conn, tenant, ops, pending.shapes)  # history too
                 ops = await self._take_replication(conn, ops)  # LDES members seen
                 ops = await self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
                 if ops:
@@ -987,9 +987,10 @@ class _Job:
 class _Pending:
     """Dictionary keys written by the running transaction: cached once it commits."""
 
-    __slots__ = ("iris", "orgs", "tenants", "typesets")
+    __slots__ = ("iris", "orgs", "shapes", "tenants", "typesets")
 
     def __init__(self) -> None:
+        self.shapes: dict[int, bytes] = {}
         self.iris: dict[str, int] = {}
         self.tenants: dict[str, int] = {}
         self.orgs: dict[str, int] = {}
@@ -1000,3 +1001,5 @@ class _Pending:
         store._iris.update(self.iris)
         store._tenants.update(self.tenants)
         store._orgs.update(self.orgs)
+        if self.shapes:
+            store.shape_cache().docs.update(self.shapes)
