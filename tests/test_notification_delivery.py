@@ -85,7 +85,11 @@ async def update_all(bases: list[str], tenant: str, entity_type: str, entities: 
                      rounds: int) -> int:
     """`rounds` PATCHes of each entity's counter, spread over the servers, 16 at a time."""
     headers = {"NGSILD-Tenant": tenant}
-    async with httpx.AsyncClient(timeout=30) as client:
+    # idle connections are dropped by the client before uvicorn closes them (after 5 s idle):
+    # otherwise a request sent on a connection the server is closing fails with ReadError (seen
+    # on a loaded machine, three test workers on two cores), which is no fault of the server
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         for e in range(entities):
             r = await client.post(
                 f"{bases[0]}/ngsi-ld/v1/entities",

@@ -287,7 +287,7 @@ async def test_small_groups_are_written_on_the_event_loop_and_batches_on_the_wri
         for k in range(64):
             await put([f"urn:ngsi-ld:T:{k + 2}"])
         assert where.count(here) == 1 and where[-1] == here
-        assert 1.0 < s._commit_seconds < 10.0  # the probe's fast COMMIT moved the average
+        assert 5.0 < s._commit_seconds < 10.0  # the probe's fast COMMIT moved the average
         assert len(await s.get_entities("", [f"urn:ngsi-ld:T:{k}" for k in range(1, 300)])) == 265
     finally:
         await s.close()

@@ -87,9 +87,11 @@ _BATCH = 500
 #: most transactions committed together by one group commit
 _GROUP_MAX = 256
 #: a group of at most this many entities is written on the event loop's own thread (see
-#: `SQLiteStore._drain_here`), while its COMMITs take less than `_HERE_COMMIT` seconds
+#: `SQLiteStore._drain_here`), while its COMMITs take less than `_HERE_COMMIT` seconds on
+#: average: about what handing the GIL over costs a group of 16 PATCHes (16 × ~270 µs of CPU,
+#: docs/benchmarks.md); a WAL checkpoint's COMMIT (~5 ms, one in a hundred) does not tip it
 _HERE_IDS = 64
-_HERE_COMMIT = 0.002
+_HERE_COMMIT = 0.004
 #: with slow COMMITs, every this many groups one is written on the loop again, to measure
 _HERE_PROBE = 64
 #: how long a write waits for another process's write lock (SQLite's busy timeout), in ms
@@ -550,7 +552,7 @@ class SQLiteStore(
             conn.execute("COMMIT")
             if here:  # (on the writer thread the time would include waits for the GIL)
                 took = time.perf_counter() - started
-                self._commit_seconds += (took - self._commit_seconds) / 8
+                self._commit_seconds += (took - self._commit_seconds) / 32
         except _Busy:
             raise  # nothing begun, nothing settled: the caller hands the jobs on
         except BaseException as exc:
