@@ -13,7 +13,7 @@ class IndexedRouter(Router):
     """`Router`, with its routes indexed by method and first path segment.
 
     Starlette's router tries every route in order, each with a regular expression; the
-    NGSI-LD table has 44 routes, and `PATCH /entities/{id}/attrs` is the ninth. Here a request
+    NGSI-LD table has 42 routes, and `PATCH /entities/{id}/attrs` is the ninth. Here a request
     tries only the routes of its method whose path starts with its first segment — the only
     ones that can match it fully —, in table order, so the route chosen is the same. Anything
     else (no full match: 405 and 404 answers, redirects; lifespan) goes to `Router.app` as it
