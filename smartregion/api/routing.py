@@ -23,12 +23,12 @@ class IndexedRouter(Router):
 
     def __init__(self, routes: Sequence[BaseRoute]) -> None:
         super().__init__(routes=list(routes))
-        index: dict[tuple[str, str], list[Route]] | None = {}
+        self._index: dict[tuple[str, str], list[Route]] | None = None
+        index: dict[tuple[str, str], list[Route]] = {}
         for route in self.routes:
             head = _first_segment(getattr(route, "path", "{"))
-            if index is None or not isinstance(route, Route) or not route.methods or "{" in head:
-                index = None
-                break
+            if not isinstance(route, Route) or not route.methods or "{" in head:
+                return  # not indexed: every request goes to `Router.app`
             for method in route.methods:
                 index.setdefault((method, head), []).append(route)
         self._index = index

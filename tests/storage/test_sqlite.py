@@ -22,6 +22,15 @@ from smartregion.storage.sqlite import SQLiteStore
 pytestmark = pytest.mark.anyio
 
 
+async def migrated(path: Path) -> SQLiteStore:
+    """An open SQLite store in the file `path`, its migrations applied."""
+    s = open_store(f"sqlite:///{path}")
+    assert isinstance(s, SQLiteStore)
+    await s.open()
+    await s.migrate()
+    return s
+
+
 async def test_acknowledged_writes_survive_a_crash(tmp_path: Path) -> None:
     db = tmp_path / "durable.db"
     # The writer process exits hard (no close, no checkpoint) right after the acknowledgement.
@@ -97,10 +106,7 @@ def test_database_urls(tmp_path: Path) -> None:
 
 async def test_group_commit_isolates_a_failing_transaction(tmp_path: Path) -> None:
     # Hold the writer thread so that every transaction below queues for ONE group commit.
-    s = open_store(f"sqlite:///{tmp_path / 'group.db'}")
-    assert isinstance(s, SQLiteStore)
-    await s.open()
-    await s.migrate()
+    s = await migrated(tmp_path / "group.db")
     groups: list[int] = []
     commit_group = s._commit_group
 
@@ -156,10 +162,7 @@ async def test_group_commit_isolates_a_failing_transaction(tmp_path: Path) -> No
 async def test_queued_writes_run_together_as_if_one_after_another(tmp_path: Path) -> None:
     # Jobs of one group commit run together (one read, one set of writes) where that gives
     # what running them one by one would: each job must still see every earlier job's writes.
-    s = open_store(f"sqlite:///{tmp_path / 'together.db'}")
-    assert isinstance(s, SQLiteStore)
-    await s.open()
-    await s.migrate()
+    s = await migrated(tmp_path / "together.db")
     try:
         await s.transact(
             "", [], lambda _: ([Put(entity(k, n=0)) for k in range(1, 6)], None), owner="o"
@@ -230,10 +233,7 @@ async def test_queued_writes_run_together_as_if_one_after_another(tmp_path: Path
 async def test_a_joint_write_that_fails_is_retried_job_by_job(tmp_path: Path) -> None:
     # When the writes of a run fail together, each job's are applied on its own: only the job
     # at fault fails, with its own error, and the others commit.
-    s = open_store(f"sqlite:///{tmp_path / 'retry.db'}")
-    assert isinstance(s, SQLiteStore)
-    await s.open()
-    await s.migrate()
+    s = await migrated(tmp_path / "retry.db")
     try:
         gate = threading.Event()
         blocker = asyncio.ensure_future(s._write(lambda _: gate.wait(10)))
@@ -262,10 +262,7 @@ async def test_small_groups_are_written_on_the_event_loop_and_batches_on_the_wri
 ) -> None:
     # A few entities are written on the loop's own thread (no GIL hand-over per statement);
     # a batch goes to the writer thread, so that the loop serves other requests meanwhile.
-    s = open_store(f"sqlite:///{tmp_path / 'where.db'}")
-    assert isinstance(s, SQLiteStore)
-    await s.open()
-    await s.migrate()
+    s = await migrated(tmp_path / "where.db")
     try:
         where: list[str] = []
 
@@ -299,10 +296,7 @@ async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_event_loop(
     # Another process (a second worker, an import) holds the database's write lock: a small
     # write must not stop the event loop while it waits; the writer thread waits instead.
     db = tmp_path / "locked.db"
-    s = open_store(f"sqlite:///{db}")
-    assert isinstance(s, SQLiteStore)
-    await s.open()
-    await s.migrate()
+    s = await migrated(db)
     other = sqlite3.connect(db, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")

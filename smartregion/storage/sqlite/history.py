@@ -2,7 +2,7 @@
 
 Mixed into `SQLiteStore`: every write runs on its single writer thread, so the roll-up
 maintenance (read a bucket, write it back) can never interleave with another write. Instances
-recorded by an entity write arrive through `_take_history`, which `SQLiteStore._write_ops` calls
+recorded by an entity write arrive through `_take_history`, which `SQLiteStore._apply` calls
 inside the entity write's SAVEPOINT: they commit (or roll back) with it.
 """
 

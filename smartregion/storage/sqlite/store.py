@@ -665,7 +665,7 @@ class SQLiteStore(
                 ops.extend(part.ops)
             conn.execute("SAVEPOINT run")
             try:
-                self._write_ops(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
+                self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
             except Exception:
                 if not conn.in_transaction:
                     raise  # SQLite rolled the whole transaction back: the group fails
@@ -679,7 +679,7 @@ class SQLiteStore(
             pending = _Pending()
             conn.execute("SAVEPOINT job")
             try:
-                self._write_ops(
+                self._apply(
                     conn, tenant, tenant_key, part.keys, part.olds, part.ops, owner, pending
                 )
             except Exception as exc:
@@ -693,27 +693,6 @@ class SQLiteStore(
                 done.append((part.job, part.result, pending))
             if tenant_key is None:  # the first write of a new tenant creates it
                 tenant_key = self._tenant_key(conn, tenant)
-
-    def _write_ops(
-        self,
-        conn: sqlite3.Connection,
-        tenant: str,
-        tenant_key: int | None,
-        keys: dict[str, int],
-        olds: dict[str, str],
-        ops: list[WriteOp],
-        owner: str,
-        pending: _Pending,
-    ) -> None:
-        """Write a transaction's ops: its entities, and what commits with them."""
-        # subscriptions: notifications queued by this write commit with it (§5.11)
-        ops = take_notifications(conn, ops)
-        # attribute history commits with it too
-        ops = self._take_history(conn, tenant, ops, pending.shapes)
-        ops = self._take_replication(conn, ops)  # LDES members seen, with their writes
-        ops = self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
-        if ops:
-            self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
 
     def _intern(
         self,
@@ -752,6 +731,15 @@ class SQLiteStore(
         owner: str,
         pending: _Pending,
     ) -> None:
+        """Write a transaction's ops: what commits with its entities, then the entities."""
+        # subscriptions: notifications queued by this write commit with it (§5.11)
+        ops = take_notifications(conn, ops)
+        # attribute history commits with it too
+        ops = self._take_history(conn, tenant, ops, pending.shapes)
+        ops = self._take_replication(conn, ops)  # LDES members seen, with their writes
+        ops = self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
+        if not ops:
+            return
         final = last_op_per_entity(ops)
         puts = any(isinstance(op, Put) for op in final.values())
         if tenant_key is None:
