@@ -1,14 +1,27 @@
 """`rollups.partial_columns` (the bulk path's roll-up fold, with numpy) and `partial_rows` (the
-writes' fold) against `bucket_partials`."""
+writes' fold) against `bucket_partials`; `encode_instance` against `numeric_value` and
+`decode_instance`."""
 
 from __future__ import annotations
 
 import math
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smartregion.storage.rollups import HOUR, MINUTE, bucket_partials, partial_columns, partial_rows
+from smartregion.storage.rollups import (
+    HOUR,
+    MINUTE,
+    bucket_partials,
+    decode_instance,
+    encode_instance,
+    format_micros,
+    format_observed,
+    numeric_value,
+    partial_columns,
+    partial_rows,
+)
 
 points = st.lists(
     st.tuples(
@@ -73,3 +86,45 @@ def test_partial_rows_equal_the_row_at_a_time_fold(
     want = bucket_partials(points)
     # the same numbers exactly (no other order of additions), in key order
     assert partial_rows(points) == [(*key, *want[key].astuple()) for key in sorted(want)]
+
+
+_times = st.integers(0, 4_000_000_000_000_000)
+instances = st.fixed_dictionaries(
+    {
+        "value": st.one_of(
+            st.integers(-(2**63), 2**64 - 1),  # what JSON parsing (orjson) admits
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-3, 3).map(float),
+            st.booleans(),
+            st.text(max_size=3),
+            st.dictionaries(st.text(max_size=2), st.integers(-5, 5), max_size=2),
+        ),
+        "createdAt": _times.map(format_micros),
+        "modifiedAt": _times.map(format_micros),
+    },
+    optional={
+        "type": st.sampled_from(["Property", "GeoProperty", "Relationship"]),
+        "unitCode": st.sampled_from(["CEL", "P1"]),
+        "observedAt": _times.map(format_observed),
+        "datasetId": st.sampled_from(["urn:ds:1", "urn:ds:2"]),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(instances)
+def test_an_encoded_instance_decodes_to_itself_with_the_number_numeric_value_picks(
+    instance: dict[str, object],
+) -> None:
+    e = encode_instance(instance, now=0)
+    assert e.num == numeric_value(instance)
+    back = decode_instance(e.t, e.dm, e.dc, e.num, e.doc, e.dataset_id)
+    # as JSON text: 2 and 2.0 are equal in Python, not to a client
+    sort = orjson.OPT_SORT_KEYS
+    assert orjson.dumps(back, option=sort) == orjson.dumps({"type": "Property", **instance}, option=sort)
+
+
+@given(st.sampled_from([math.inf, -math.inf, math.nan]))
+def test_a_non_finite_number_is_no_number_to_aggregate(value: float) -> None:
+    instance = {"type": "Property", "value": value}
+    assert encode_instance(instance, now=0).num is None is numeric_value(instance)

@@ -166,3 +166,26 @@ def test_a_credential_in_the_query_string_is_refused_and_kept_out_of_the_access_
     log = output[0]
     assert "/ngsi-ld/v1/entities" in log and "400" in log  # the requests were logged …
     assert "s" * 43 not in log  # … without the credential
+
+
+@pytest.mark.parametrize(
+    ("level", "asked", "logged"),
+    [
+        ("info", True, True),
+        ("debug", True, True),
+        ("trace", True, True),
+        ("INFO", True, True),
+        ("warning", True, False),
+        ("error", True, False),
+        ("info", False, False),
+        ("no-such-level", True, True),  # uvicorn decides what an unknown level means
+    ],
+)
+def test_access_log_lines_are_made_only_where_the_level_shows_them(
+    level: str, asked: bool, logged: bool
+) -> None:
+    from smartregion.cli.main import logs_access
+    from smartregion.settings import Settings
+
+    assert logs_access(Settings(log_level=level, access_log=asked)) is logged
+

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -121,9 +121,11 @@ def numeric_value(instance: dict[str, Any]) -> float | None:
     return number if math.isfinite(number) else None
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedInstance:
-    """An instance document as the columns of its row (see the module docstring)."""
+class EncodedInstance(NamedTuple):
+    """An instance document as the columns of its row (see the module docstring).
+
+    A named tuple, not a frozen dataclass: a batch encodes thousands of these, and a tuple is
+    made in a third of the time."""
 
     t: int
     dm: int | None
@@ -134,10 +136,16 @@ class EncodedInstance:
 
 
 def encode_instance(instance: dict[str, Any], now: int) -> EncodedInstance:
-    """Split an internal attribute instance into its row's columns (`now` for missing times)."""
-    modified = micros(instance["modifiedAt"]) if "modifiedAt" in instance else now
-    created = micros(instance["createdAt"]) if "createdAt" in instance else modified
-    observed = instance.get("observedAt")
+    """Split an internal attribute instance into its row's columns (`now` for missing times).
+
+    The hottest function of history recording (every attribute instance of every write): the
+    number is picked out here as `numeric_value` picks it, without calling it."""
+    get = instance.get
+    text = get("modifiedAt")
+    modified = now if text is None else micros(text)
+    text = get("createdAt")
+    created = modified if text is None else micros(text)
+    observed = get("observedAt")
     if observed is not None:
         t = micros(observed)
         dm: int | None = modified - t
@@ -146,22 +154,29 @@ def encode_instance(instance: dict[str, Any], now: int) -> EncodedInstance:
     rest = dict(instance)
     for member in _IN_COLUMNS:
         rest.pop(member, None)
-    if rest.get("type") == "Property":
-        del rest["type"]
-    num = numeric_value(instance)
-    if num is not None:
-        value = rest.pop("value")
-        if isinstance(value, float) and value.is_integer():
-            rest[_FLOAT_MARK] = 1
-        elif isinstance(value, int) and abs(value) > _EXACT:
-            rest["value"] = value  # not exact as a double: kept verbatim as well
+    num: float | None = None
+    if rest.get("type", "Property") == "Property":
+        rest.pop("type", None)
+        value: Any = rest.get("value")
+        kind = type(value)
+        if kind is float:
+            if math.isfinite(value):
+                num = value
+                del rest["value"]
+                if value.is_integer():
+                    rest[_FLOAT_MARK] = 1
+        elif kind is int:
+            num = float(value)
+            del rest["value"]
+            if abs(value) > _EXACT:
+                rest["value"] = value  # not exact as a double: kept verbatim as well
     return EncodedInstance(
-        t=t,
-        dm=dm,
-        dc=None if created == modified else created - modified,
-        num=num,
-        doc=orjson.dumps(rest) if rest else None,
-        dataset_id=instance.get("datasetId") or "",
+        t,
+        dm,
+        None if created == modified else created - modified,
+        num,
+        orjson.dumps(rest) if rest else None,
+        get("datasetId") or "",
     )
 
 

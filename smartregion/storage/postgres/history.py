@@ -20,7 +20,6 @@ retention never deletes row by row what it can unlink.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -673,7 +672,7 @@ class PostgresHistory(HistoryStore):
             if found is None:
                 return None
             series, t, seq, num = found
-            e = replace(e, doc=(await self._shape_refs(conn, [e.doc])).get(e.doc or b"", e.doc))
+            e = e._replace(doc=(await self._shape_refs(conn, [e.doc])).get(e.doc or b"", e.doc))
             if e.t == t:
                 await conn.execute(
                     "UPDATE instance SET dm = %s, dc = %s, num = %s, doc = %s"

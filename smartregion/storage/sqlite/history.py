@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
 from itertools import repeat
 from typing import Any, TypeVar
 
@@ -488,7 +487,7 @@ class SQLiteHistory(HistoryStore):
             doc = dict(instance)
             doc.pop("datasetId", None)
             e = encode_instance(doc, now_micros())
-            e = replace(e, doc=self._shape_refs(conn, [e.doc]).get(e.doc or b"", e.doc))
+            e = e._replace(doc=self._shape_refs(conn, [e.doc]).get(e.doc or b"", e.doc))
             if e.t == t:
                 conn.execute(
                     "UPDATE instance SET dm = ?, dc = ?, num = ?, doc = ? WHERE series_key = ?"
