@@ -38,7 +38,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from smartregion.errors import BadRequestData
 from smartregion.storage.rollups import (
@@ -102,10 +102,10 @@ def parse_instance_id(instance_id: str) -> tuple[int, int, int] | None:
     return int(found[1]), int(found[2]), int(found[3])
 
 
-@dataclass(frozen=True, slots=True)
-class InstanceRow:
+class InstanceRow(NamedTuple):
     """One attribute instance to record: the internal instance document (`docs/architecture.md`)
-    with its observedAt/createdAt/modifiedAt/datasetId members, under an entity and attribute."""
+    with its observedAt/createdAt/modifiedAt/datasetId members, under an entity and attribute.
+    (A named tuple: every attribute instance a write changes makes one.)"""
 
     entity_id: str
     #: the expanded attribute IRI
