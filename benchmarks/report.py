@@ -77,6 +77,9 @@ class BackendResult:
     bare_patch_rps: float = math.nan
     bare_patch_p50_ms: float = math.nan
     bare_patch_p95_ms: float = math.nan
+    #: the bare handler's PATCH rates just before and just after ours (their mean is the
+    #: baseline above); empty when the baseline is the run's single bare measurement
+    bare_patch_brackets: list[float] = field(default_factory=list)
     wrk_seconds: int = 0
     # benchmark 3
     queries: list[QueryFigure] = field(default_factory=list)
@@ -89,6 +92,13 @@ def _n(value: float, digits: int = 0) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "—"
     return f"{value:,.{digits}f}"
+
+
+def _brackets(r: BackendResult) -> str:
+    if len(r.bare_patch_brackets) != 2:
+        return ""
+    before, after = r.bare_patch_brackets
+    return f", just before and after ours (mean of {_n(before)} and {_n(after)})"
 
 
 def _ms(value: float) -> str:
@@ -226,7 +236,7 @@ def render_backend(r: BackendResult) -> str:
         "| | requests/s | p50 | p95 | p99 | errors |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
         f"| **ours** | **{_n(r.patch_rps)}** | {_ms(r.patch_p50_ms)} | {_ms(r.patch_p95_ms)} | {_ms(r.patch_p99_ms)} | {r.patch_errors} |",
-        f"| HTTP ceiling: bare handler, same body and wrk settings | {_n(r.bare_patch_rps)} | {_ms(r.bare_patch_p50_ms)} | {_ms(r.bare_patch_p95_ms)} | | |",
+        f"| HTTP ceiling: bare handler, same body and wrk settings{_brackets(r)} | {_n(r.bare_patch_rps)} | {_ms(r.bare_patch_p50_ms)} | {_ms(r.bare_patch_p95_ms)} | | |",
         f"| storage ceiling: one-row durable transactions, 1 client | {_n(single)} | | | | |",
     ]
     if concurrent:

@@ -294,7 +294,7 @@ def measure_backend(
             with servers.Server(
                 servers.broker_argv(url, port), port, workdir / f"broker-{backend}.log"
             ) as server:
-                _run_broker_benchmarks(result, server, plan, data, url)
+                _run_broker_benchmarks(result, server, plan, data, url, workdir, log_level)
         say(f"{backend}: 1b. batch upsert without history (the issue 4 baseline)")
         (workdir / "nohist").mkdir(exist_ok=True)
         with database(backend, workdir / "nohist") as url:
@@ -327,8 +327,27 @@ def measure_backend(
     return result
 
 
+def measure_bare_patch(plan: Plan, workdir: Path, log_level: str, ids: int) -> loadgen.WrkRun:
+    """Benchmark 2 against the bare handler alone, as a bracket around a broker's own run."""
+    port = servers.free_port()
+    argv = [*servers.bare_argv(port), "--log-level", log_level]
+    with servers.Server(argv, port, workdir / "bare-patch.log"):
+        loadgen.run_wrk_patch(
+            port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
+        )
+        return loadgen.run_wrk_patch(
+            port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
+        )
+
+
 def _run_broker_benchmarks(
-    result: BackendResult, server: servers.Server, plan: Plan, data: Data, url: str
+    result: BackendResult,
+    server: servers.Server,
+    plan: Plan,
+    data: Data,
+    url: str,
+    workdir: Path,
+    log_level: str,
 ) -> None:
     backend = result.backend
     port = server.port
@@ -375,12 +394,20 @@ def _run_broker_benchmarks(
     if status != 204:
         raise loadgen.RequestFailed(f"PATCH answered {status}: {body[:500]!r}")
     ids = result.total_entities
+    # the ratio's baseline is measured just before and just after ours, on the same ids: this
+    # machine's rates drift by tens of per cent within minutes (docs/benchmarks.md, Caveats)
+    before = measure_bare_patch(plan, workdir, log_level, ids)
     loadgen.run_wrk_patch(
         port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
     )
     patch = loadgen.run_wrk_patch(
         port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
     )
+    after = measure_bare_patch(plan, workdir, log_level, ids)
+    result.bare_patch_brackets = [before.rps, after.rps]
+    result.bare_patch_rps = (before.rps + after.rps) / 2
+    result.bare_patch_p50_ms = (before.p50_ms + after.p50_ms) / 2
+    result.bare_patch_p95_ms = (before.p95_ms + after.p95_ms) / 2
     result.patch_rps = patch.rps
     result.patch_p50_ms = patch.p50_ms
     result.patch_p95_ms = patch.p95_ms
