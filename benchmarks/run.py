@@ -395,7 +395,7 @@ def _run_broker_benchmarks(
         raise loadgen.RequestFailed(f"PATCH answered {status}: {body[:500]!r}")
     ids = result.total_entities
     # the ratio's baseline is measured just before and just after ours, on the same ids: this
-    # machine's rates drift by tens of per cent within minutes (docs/benchmarks.md, Caveats)
+    # machine's rates drift by tens of per cent within minutes (docs/benchmarks.md, Baselines)
     before = measure_bare_patch(plan, workdir, log_level, ids)
     loadgen.run_wrk_patch(
         port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
