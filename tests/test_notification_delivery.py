@@ -132,12 +132,26 @@ def wait_for(receiver: Receiver, expected: int, timeout: float) -> Counter[tuple
         time.sleep(0.5)
 
 
+@contextmanager
+def shown_on_failure(logs: list[str]) -> Iterator[None]:
+    """On failure, print what the servers logged (pytest shows it), but the access-log lines."""
+    try:
+        yield
+    except BaseException:
+        for number, log in enumerate(logs, 1):
+            lines = [ln for ln in log.splitlines() if '" 20' not in ln]  # not `"PATCH …" 204`
+            print(f"--- server {number} (without its 2xx access-log lines) ---")
+            print("\n".join(lines[-200:]))
+        raise
+
+
 def test_two_servers_deliver_each_notification_exactly_once(postgres_url: str) -> None:
     tenant = f"x{secrets.token_hex(4)}"
     entities, rounds = 50, 200  # 10,000 updates, each its own notification
-    with receiving() as receiver, \
-            server("--database", postgres_url, "--anonymous-writes") as one, \
-            server("--database", postgres_url, "--anonymous-writes") as two:
+    logs: list[str] = []
+    with shown_on_failure(logs), receiving() as receiver, \
+            server("--database", postgres_url, "--anonymous-writes", output=logs) as one, \
+            server("--database", postgres_url, "--anonymous-writes", output=logs) as two:
         subscribe(one, tenant, receiver, "Meter")
         sent = asyncio.run(update_all([one, two], tenant, "Meter", entities, rounds))
         got = wait_for(receiver, sent + entities, timeout=180)
