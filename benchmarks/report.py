@@ -78,7 +78,7 @@ class BackendResult:
     bare_patch_p50_ms: float = math.nan
     bare_patch_p95_ms: float = math.nan
     #: the bare handler's PATCH rates just before and just after ours (their mean is the
-    #: baseline above); empty when the baseline is the run's single bare measurement
+    #: baseline above); empty when benchmark 2 did not run
     bare_patch_brackets: list[float] = field(default_factory=list)
     wrk_seconds: int = 0
     # benchmark 3

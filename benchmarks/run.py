@@ -183,12 +183,12 @@ def make_data(plan: Plan) -> Data:
 
 @dataclass(slots=True)
 class BareFigures:
-    """The bare handler's figures, measured once per run."""
+    """The bare handler's batch figures, measured once per run (its PATCH rate is measured
+    around each backend's own, `measure_bare_patch`)."""
 
     create_attrs_per_s: float
     update_attrs_per_s: float
     batch_p50_ms: float
-    patch: loadgen.WrkRun
 
 
 def measure_bare(plan: Plan, data: Data, workdir: Path, log_level: str) -> BareFigures:
@@ -199,25 +199,10 @@ def measure_bare(plan: Plan, data: Data, workdir: Path, log_level: str) -> BareF
         loadgen.post_batches(port, data.warmup)
         creates = loadgen.post_batches(port, data.creates)
         updates = loadgen.post_batches(port, data.updates)
-        loadgen.run_wrk_patch(
-            port,
-            workload.PATCH_BODY,
-            workload.ID_PREFIX,
-            plan.total_entities,
-            seconds=plan.wrk_warmup_seconds,
-        )
-        patch = loadgen.run_wrk_patch(
-            port,
-            workload.PATCH_BODY,
-            workload.ID_PREFIX,
-            plan.total_entities,
-            seconds=plan.wrk_seconds,
-        )
     return BareFigures(
         creates.attrs_per_s,
         updates.attrs_per_s,
         loadgen.percentile(creates.latencies + updates.latencies, 50) * 1000,
-        patch,
     )
 
 
@@ -263,9 +248,6 @@ def measure_backend(
         bare_create_attrs_per_s=bare.create_attrs_per_s,
         bare_update_attrs_per_s=bare.update_attrs_per_s,
         bare_batch_p50_ms=bare.batch_p50_ms,
-        bare_patch_rps=bare.patch.rps,
-        bare_patch_p50_ms=bare.patch.p50_ms,
-        bare_patch_p95_ms=bare.patch.p95_ms,
         wrk_seconds=plan.wrk_seconds,
         query_samples_max=plan.query_samples,
         batch_requests=len(data.creates),
@@ -332,12 +314,17 @@ def measure_bare_patch(plan: Plan, workdir: Path, log_level: str, ids: int) -> l
     port = servers.free_port()
     argv = [*servers.bare_argv(port), "--log-level", log_level]
     with servers.Server(argv, port, workdir / "bare-patch.log"):
-        loadgen.run_wrk_patch(
-            port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
-        )
-        return loadgen.run_wrk_patch(
-            port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
-        )
+        return _patch_run(port, plan, ids)
+
+
+def _patch_run(port: int, plan: Plan, ids: int) -> loadgen.WrkRun:
+    """Benchmark 2's wrk run against the server on `port`, after its warm-up."""
+    loadgen.run_wrk_patch(
+        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
+    )
+    return loadgen.run_wrk_patch(
+        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
+    )
 
 
 def _run_broker_benchmarks(
@@ -397,12 +384,7 @@ def _run_broker_benchmarks(
     # the ratio's baseline is measured just before and just after ours, on the same ids: this
     # machine's rates drift by tens of per cent within minutes (docs/benchmarks.md, Baselines)
     before = measure_bare_patch(plan, workdir, log_level, ids)
-    loadgen.run_wrk_patch(
-        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_warmup_seconds
-    )
-    patch = loadgen.run_wrk_patch(
-        port, workload.PATCH_BODY, workload.ID_PREFIX, ids, seconds=plan.wrk_seconds
-    )
+    patch = _patch_run(port, plan, ids)
     after = measure_bare_patch(plan, workdir, log_level, ids)
     result.bare_patch_brackets = [before.rps, after.rps]
     result.bare_patch_rps = (before.rps + after.rps) / 2
@@ -517,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         bare = measure_bare(plan, data, workdir, args.log_level)
         say(
             f"  bare: creates {bare.create_attrs_per_s:,.0f} attr/s, updates {bare.update_attrs_per_s:,.0f} "
-            f"attr/s, PATCH {bare.patch.rps:,.0f} req/s"
+            "attr/s"
         )
         for backend in backends:
             results.append(
