@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
 import pytest
@@ -194,6 +195,46 @@ async def test_concurrent_writers_commit_alone_or_together_but_a_failure_stays_i
     assert len(stored) == 30
     n_five = parse_q("n==5", _expand)
     assert await ids(store, EntityQuery(q=n_five)) == ["urn:ngsi-ld:T:5"]
+
+
+def group_sizes(store: Store) -> list[int]:
+    """Spy on the store's group commits: the sizes of the groups it commits, in order."""
+    sizes: list[int] = []
+    commit_group = store._commit_group  # type: ignore[attr-defined]
+    if inspect.iscoroutinefunction(commit_group):
+
+        async def spy_async(group: list[Any], **how: Any) -> None:
+            sizes.append(len(group))
+            await commit_group(group, **how)
+
+        store._commit_group = spy_async  # type: ignore[attr-defined]
+    else:
+
+        def spy(group: list[Any], **how: Any) -> None:
+            sizes.append(len(group))
+            commit_group(group, **how)
+
+        store._commit_group = spy  # type: ignore[attr-defined]
+    return sizes
+
+
+async def test_writes_queued_in_the_next_turns_of_the_loop_share_one_group(store: Store) -> None:
+    # Requests read from their sockets a turn or two of the event loop after the first (16
+    # clients PATCHing) join its group and share its COMMIT, instead of each group taking only
+    # the few queued in the same turn (docs/benchmarks.md, ninth session).
+    sizes = group_sizes(store)
+
+    async def write(k: int, turns: int) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        await store.transact("", [f"urn:ngsi-ld:T:{k}"], lambda _: ([Put(entity(k))], k), owner="o")
+
+    await asyncio.gather(write(1, 0), write(2, 1), write(3, 1))
+    assert sizes == [3]
+    sizes.clear()
+    await write(4, 0)  # alone: written after those turns, not held back any longer
+    assert sizes == [1]
+    assert len(await store.get_entities("", [f"urn:ngsi-ld:T:{k}" for k in range(1, 5)])) == 4
 
 
 async def test_batch_of_a_thousand_in_one_transaction(store: Store) -> None:
