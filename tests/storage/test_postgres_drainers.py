@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from storage_docs import entity
 
-from smartregion.storage import Put
+from smartregion.storage import Put, Store
 from smartregion.storage.postgres.store import _DRAINERS, PostgresStore
 
-# `store_url` (conftest) on PostgreSQL only: an emptied throwaway database
+# the `store` fixture (conftest) on PostgreSQL only: an emptied throwaway database
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.anyio,
@@ -19,23 +18,7 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[PostgresStore]:
-    s = PostgresStore(store_url)
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
-
-
-async def test_a_call_queued_as_the_drainers_finish_is_still_written(store: PostgresStore) -> None:
+async def test_a_call_queued_as_the_drainers_finish_is_still_written(store: Store) -> None:
     # A drainer that found the queue empty has returned, but it leaves the set of drainers only
     # when its done-callback runs, a turn of the event loop later. A call queued in between,
     # with every drainer in that state, must start a new one: counted as busy, they left the
@@ -43,6 +26,7 @@ async def test_a_call_queued_as_the_drainers_finish_is_still_written(store: Post
     async def finished() -> None:
         return None
 
+    assert isinstance(store, PostgresStore)  # `store` (conftest) on PostgreSQL only
     gone: list[asyncio.Task[None]] = []
     for _ in range(_DRAINERS):
         task = asyncio.get_running_loop().create_task(finished())
