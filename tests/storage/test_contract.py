@@ -232,7 +232,7 @@ async def test_writes_queued_in_the_next_turns_of_the_loop_share_one_group(store
     await asyncio.gather(write(1, 0), write(2, 1), write(3, 1))
     assert sizes == [3]
     sizes.clear()
-    await write(4, 0)  # alone: written after those turns, not held back any longer
+    await write(4, 0)  # a write alone is written too, in a group of its own
     assert sizes == [1]
     assert len(await store.get_entities("", [f"urn:ngsi-ld:T:{k}" for k in range(1, 5)])) == 4
 

@@ -439,7 +439,7 @@ class SQLiteStore(
 
         A turn polls the sockets: requests whose bytes arrived meanwhile are read, parsed and
         queue their transactions too, so the group (and its one COMMIT) is shared by more of
-        them. With 16 clients PATCHing, groups grew from 5–8 transactions to 14–16, and the
+        them. With 16 clients PATCHing, groups grew from 4–10 transactions to 14–16, and the
         PATCHes per second by 15 % (docs/benchmarks.md, ninth session); a turn with nothing to
         do costs microseconds. A group of a batch's size is written at once.
         """
