@@ -7,9 +7,10 @@ Durability and isolation (the `Store` contract):
   thread (a single-worker executor fed by a queue), or, for a small group of `transact` calls,
   on the event loop's own thread (`_drain_here` says when and why);
 - `transact` calls are GROUP-COMMITTED: the writer takes every transaction queued while it was
-  busy (up to `_GROUP_MAX`) and runs them in order, several together where that is the same as
-  one after the other (`_run_together`); one that raises is left out — its writes rolled back
-  to a SAVEPOINT — and gets its exception; then it COMMITs once and only then resolves the
+  busy, or within the event loop's next two turns (`_drain_soon`), up to `_GROUP_MAX`, and
+  runs them in order, several together where that is the same as one after the other
+  (`_run_together`); one that raises is left out — its writes rolled back to a SAVEPOINT — and
+  gets its exception; then it COMMITs once and only then resolves the
   callers' futures. Durability per call is unchanged (nobody is acknowledged before the fsync'd
   COMMIT), isolation too (each transaction sees what the earlier ones wrote), and the fsyncs are
   divided by the queue length. If the COMMIT itself fails (or SQLite aborts the whole
