@@ -444,13 +444,15 @@ class SQLiteStore(
         PATCHes per second by 15 % (docs/benchmarks.md, ninth session); a turn with nothing to
         do costs microseconds. A group of a batch's size is written at once.
         """
-        if turns > 0:
-            with self._group_lock:
-                size = sum(len(job.entity_ids) for job in self._group[:_GROUP_MAX])
-            if size < _HERE_IDS:
-                loop.call_soon(self._drain_soon, loop, turns - 1)
-                return
+        if turns > 0 and self._next_group_ids() < _HERE_IDS:
+            loop.call_soon(self._drain_soon, loop, turns - 1)
+            return
         self._drain_here(loop)
+
+    def _next_group_ids(self) -> int:
+        """How many entity ids the next group commit would write."""
+        with self._group_lock:
+            return sum(len(job.entity_ids) for job in self._group[:_GROUP_MAX])
 
     def _drain_here(self, loop: asyncio.AbstractEventLoop) -> None:
         """Group-commit the queued transactions on the event loop's thread, if they are few.
@@ -466,8 +468,7 @@ class SQLiteStore(
         database's write lock only if no other process holds it (`_Busy`): the loop never
         waits for a lock.
         """
-        with self._group_lock:
-            size = sum(len(job.entity_ids) for job in self._group[:_GROUP_MAX])
+        size = self._next_group_ids()
         slow = self._commit_seconds >= _HERE_COMMIT
         if slow:
             self._since_probe += 1
