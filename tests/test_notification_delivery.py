@@ -32,15 +32,19 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            # keeps connections open, as receivers in production do: with HTTP/1.0 every
+            # notification paid a new connection and a thread (the exactly-once test took 90 s
+            # instead of 66 s alone)
+            protocol_version = "HTTP/1.1"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if not receiver.up:
-                    self.send_response(503)
-                    self.end_headers()
-                    return
-                with receiver.lock:
-                    receiver.bodies.append(orjson.loads(body))
-                self.send_response(200)
+                up = receiver.up
+                if up:
+                    with receiver.lock:
+                        receiver.bodies.append(orjson.loads(body))
+                self.send_response(200 if up else 503)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
 
             def log_message(self, *args: Any) -> None:
