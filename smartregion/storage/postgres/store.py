@@ -453,7 +453,13 @@ class PostgresStore(
                 ops = await self._take_replication(conn, ops)  # LDES members seen
                 ops = await self._take_dead_letters(conn, ops)  # the MQTT bridge's, with its batch
                 if ops:
-                    await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
+                    # in pipeline mode: the entity rows, the attribute index and the change feed
+                    # go to the server together instead of one round trip each (only statements
+                    # whose answers it needs wait: new entities' keys, new IRIs and type sets);
+                    # an error fails the group as before, when the pipeline syncs
+                    # (docs/architecture.md, "Storage")
+                    async with conn.pipeline():
+                        await self._apply(conn, tenant, tenant_key, keys, olds, ops, owner, pending)
         except BaseException as exc:
             for job in live:
                 if not job.future.done():
