@@ -51,8 +51,8 @@ async def test_a_statement_failing_in_the_pipelined_writes_fails_the_group_and_w
     # The entity rows, the attribute index and the change feed of a group are sent in pipeline
     # mode: a statement's error only surfaces when the pipeline syncs, after the statements
     # queued behind it. The group must still fail as a whole, roll back everything (the entity
-    # rows written before the failing statement too), and leave its connection fit for the
-    # next write.
+    # rows written before the failing statement too), and not keep later writes from being
+    # written.
     assert isinstance(store, PostgresStore)
     await store.transact(
         "", ["urn:ngsi-ld:T:1"], lambda _: ([Put(entity(1, n=1))], None), owner="o"
@@ -75,7 +75,7 @@ async def test_a_statement_failing_in_the_pipelined_writes_fails_the_group_and_w
     assert await store.get_entity("", "urn:ngsi-ld:T:2") is None
     typed = EntityQuery(types=[frozenset({NS + "T"})], count=True)
     assert (await store.query("", typed)).count == 1  # nothing of the group in the index
-    # every pooled connection writes again
+    # the next writes, through whichever pooled connections, are written
     for n in range(3, 3 + 2 * _DRAINERS):
         eid = f"urn:ngsi-ld:T:{n}"
         assert await store.transact("", [eid], lambda _, n=n: ([Put(entity(n))], n), owner="o") == n
