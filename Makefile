@@ -26,6 +26,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check smartregion tests benchmarks scripts
+	$(BIN)/ruff format --check smartregion tests benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist worksteal)
 

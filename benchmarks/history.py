@@ -196,7 +196,9 @@ async def bulk(store: Store, data: list[list[tuple[int, int, float]]]) -> float:
     return n / (time.perf_counter() - t0)
 
 
-async def aggregation(store: Store, days: int, samples: int) -> tuple[int, list[float], list[float]]:
+async def aggregation(
+    store: Store, days: int, samples: int
+) -> tuple[int, list[float], list[float]]:
     """Load one series of `days` days of one-minute values; time hourly and daily summaries."""
     assert isinstance(store, HistoryStore)
     total = days * 24 * 60
@@ -373,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         print(describe(figures), flush=True)
         print()
     if args.json:
-        args.json.write_bytes(orjson.dumps([asdict(r) for r in results], option=orjson.OPT_INDENT_2))
+        args.json.write_bytes(
+            orjson.dumps([asdict(r) for r in results], option=orjson.OPT_INDENT_2)
+        )
     return 0
 
 

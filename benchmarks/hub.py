@@ -26,10 +26,37 @@ from smartregion.storage import open_store
 from smartregion.storage.hub import HubStore
 
 WORDS = [
-    "slimme", "parkeersensoren", "luchtkwaliteit", "fietstellers", "hittestress", "digitale",
-    "tweeling", "mobiliteit", "burgers", "meetnet", "energie", "water", "droogte", "afval",
-    "zorg", "onderwijs", "participatie", "data", "platform", "smart", "parking", "air",
-    "quality", "bike", "counters", "heat", "stress", "digital", "twin", "citizens", "sensors",
+    "slimme",
+    "parkeersensoren",
+    "luchtkwaliteit",
+    "fietstellers",
+    "hittestress",
+    "digitale",
+    "tweeling",
+    "mobiliteit",
+    "burgers",
+    "meetnet",
+    "energie",
+    "water",
+    "droogte",
+    "afval",
+    "zorg",
+    "onderwijs",
+    "participatie",
+    "data",
+    "platform",
+    "smart",
+    "parking",
+    "air",
+    "quality",
+    "bike",
+    "counters",
+    "heat",
+    "stress",
+    "digital",
+    "twin",
+    "citizens",
+    "sensors",
     "network",
 ]
 
@@ -39,7 +66,11 @@ async def _load(hub: Hub, objects: int, seed: int) -> None:
     tax = hub.taxonomy
     domains = [t.id for t in tax.in_scheme("domain")]
     targets = [t.id for t in tax.in_scheme("sdg") if t.parent]
-    places = [t.id for t in tax.in_scheme("region") if t.parent not in (None, "nis:02000") and not t.replaced_by]
+    places = [
+        t.id
+        for t in tax.in_scheme("region")
+        if t.parent not in (None, "nis:02000") and not t.replaced_by
+    ]
     op = Principal.cli()
     await hub.governance.create_organisation(op, "bench", "Bench", "municipality")
     for i in range(objects):
@@ -48,7 +79,9 @@ async def _load(hub: Hub, objects: int, seed: int) -> None:
             "title": {"nl": f"Use case {i} {rng.choice(WORDS)}", "en": f"Use case {i}"},
             "summary": {"nl": words, "en": words},
             "maturity": rng.choice(["idea", "pilot", "implemented"]),
-            "terms": sorted({rng.choice(domains), rng.choice(targets), *rng.sample(places, rng.randint(1, 4))}),
+            "terms": sorted(
+                {rng.choice(domains), rng.choice(targets), *rng.sample(places, rng.randint(1, 4))}
+            ),
         }
         await hub.create(op, "usecase", fields, owner="bench")
 
@@ -76,7 +109,9 @@ async def run(url: str, objects: int, rounds: int) -> None:
             "all, facets": Filters(),
             "term (province)": Filters(terms=["nis:40000"]),
             "word prefix": Filters(q="parkeer"),
-            "term + word + status": Filters(terms=["domain:mobility"], q="sensor", statuses=["pilot"]),
+            "term + word + status": Filters(
+                terms=["domain:mobility"], q="sensor", statuses=["pilot"]
+            ),
         }
         for name, filters in queries.items():
             p50, p95 = await _time(hub, filters, rounds)
@@ -86,7 +121,9 @@ async def run(url: str, objects: int, rounds: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--objects", type=int, default=20_000)
     parser.add_argument("--requests", type=int, default=100)
@@ -98,7 +135,9 @@ def main() -> None:
     else:
         url = os.environ.get("SMARTREGION_BENCH_PG", "")
         if not url:
-            raise SystemExit("set SMARTREGION_BENCH_PG to a PostgreSQL database the benchmark may fill")
+            raise SystemExit(
+                "set SMARTREGION_BENCH_PG to a PostgreSQL database the benchmark may fill"
+            )
     asyncio.run(run(url, objects, rounds))
 
 

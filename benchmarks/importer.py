@@ -89,8 +89,15 @@ def run_importer(backend: str, *, quick: bool = False) -> ImportFigures:
         console = Console(file=open("/dev/null", "w"))  # noqa: SIM115 - the bar is not measured
         with _database(backend, tmp, "iimp_") as url:
             settings = Settings(database_url=url)
-            common = dict(tenant="", org="bench", skip=0, dry_run=False, context=None,
-                          default_type="Sensor", console=console)
+            common = dict(
+                tenant="",
+                org="bench",
+                skip=0,
+                dry_run=False,
+                context=None,
+                default_type="Sensor",
+                console=console,
+            )
             asyncio.run(run_import(settings, warm, "ndjson", batch=batch, **common))  # type: ignore[arg-type]
             t0 = time.perf_counter()
             report = asyncio.run(run_import(settings, file, "ndjson", batch=batch, **common))  # type: ignore[arg-type]

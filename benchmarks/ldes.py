@@ -80,12 +80,21 @@ async def prepare(url: str, sensors: int, per_sensor: int) -> None:
         await gov.create_organisation(op, OWNER, "Smartregion", "region")
         await gov.create_dataset(op, DATASET, OWNER, "Sensoren", ["Sensor"], policy="open")
         docs = [
-            {"id": f"urn:ngsi-ld:Sensor:{k}", "type": [NS + "Sensor"], "createdAt": format_micros(0),
-             "modifiedAt": format_micros(0), "attrs": {}}
+            {
+                "id": f"urn:ngsi-ld:Sensor:{k}",
+                "type": [NS + "Sensor"],
+                "createdAt": format_micros(0),
+                "modifiedAt": format_micros(0),
+                "attrs": {},
+            }
             for k in range(sensors)
         ]
-        await store.transact(DEFAULT_TENANT, [d["id"] for d in docs],
-                             lambda _: ([Put(d) for d in docs], None), owner=OWNER)
+        await store.transact(
+            DEFAULT_TENANT,
+            [d["id"] for d in docs],
+            lambda _: ([Put(d) for d in docs], None),
+            owner=OWNER,
+        )
         assert isinstance(store, HistoryStore)
         start = now_micros() - DAY
         rows = []
@@ -93,10 +102,19 @@ async def prepare(url: str, sensors: int, per_sensor: int) -> None:
         for i in range(per_sensor):
             for k in range(sensors):
                 at = start + i * 60_000_000 + k * (60_000_000 // sensors)
-                rows.append(InstanceRow(docs[k]["id"], NS + "temperature", {
-                    "type": "Property", "value": 15 + (i % 100) / 10, "unitCode": "CEL",
-                    "observedAt": format_observed(at), "modifiedAt": format_micros(at + 500),
-                }))
+                rows.append(
+                    InstanceRow(
+                        docs[k]["id"],
+                        NS + "temperature",
+                        {
+                            "type": "Property",
+                            "value": 15 + (i % 100) / 10,
+                            "unitCode": "CEL",
+                            "observedAt": format_observed(at),
+                            "modifiedAt": format_micros(at + 500),
+                        },
+                    )
+                )
         for k in range(0, len(rows), 10_000):
             await store.append_instances(DEFAULT_TENANT, rows[k : k + 10_000])
     finally:
@@ -134,8 +152,15 @@ async def generation(url: str, sizes: tuple[int, ...], samples: int) -> dict[str
 
 def wrk_get(port: int, path: str, seconds: int) -> float:
     """Requests per second of GET `path` (Accept: text/turtle) with 16 connections."""
-    argv = [WRK, "-t2", "-c16", f"-d{seconds}s", "-H", "Accept: text/turtle",
-            f"http://127.0.0.1:{port}{path}"]
+    argv = [
+        WRK,
+        "-t2",
+        "-c16",
+        f"-d{seconds}s",
+        "-H",
+        "Accept: text/turtle",
+        f"http://127.0.0.1:{port}{path}",
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 60)
     found = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
     if found is None or "Non-2xx" in out.stdout:
@@ -143,7 +168,9 @@ def wrk_get(port: int, path: str, seconds: int) -> float:
     return float(found[1])
 
 
-def fetch(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+def fetch(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", path, headers=headers or {"Accept": "text/turtle"})
     r = conn.getresponse()
@@ -161,8 +188,11 @@ def next_page(body: bytes) -> str | None:
 @contextmanager
 def server(url: str, log: Path, settle: float) -> Any:
     port = servers.free_port()
-    env = {"SMARTREGION_LDES_SETTLE_SECONDS": str(settle), "SMARTREGION_ACCESS_LOG": "false",
-           "SMARTREGION_HISTORY_PURGE_INTERVAL": "0"}
+    env = {
+        "SMARTREGION_LDES_SETTLE_SECONDS": str(settle),
+        "SMARTREGION_ACCESS_LOG": "false",
+        "SMARTREGION_HISTORY_PURGE_INTERVAL": "0",
+    }
     os.environ.update(env)
     with servers.Server(servers.broker_argv(url, port), port, log) as s:
         yield s
@@ -190,14 +220,27 @@ def ingest(port: int, sensors: int, rounds: int) -> tuple[int, float]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     t0 = time.perf_counter()
     for r in range(rounds):
-        body = orjson.dumps([
-            {"id": f"urn:ngsi-ld:Sensor:ingest-{k}", "type": "Sensor",
-             "temperature": {"type": "Property", "value": r + k / 1000, "unitCode": "CEL",
-                             "observedAt": format_observed(now_micros() // 1000 * 1000)}}
-            for k in range(sensors)
-        ])
-        conn.request("POST", "/ngsi-ld/v1/entityOperations/upsert", body=body,
-                     headers={"Content-Type": "application/json"})
+        body = orjson.dumps(
+            [
+                {
+                    "id": f"urn:ngsi-ld:Sensor:ingest-{k}",
+                    "type": "Sensor",
+                    "temperature": {
+                        "type": "Property",
+                        "value": r + k / 1000,
+                        "unitCode": "CEL",
+                        "observedAt": format_observed(now_micros() // 1000 * 1000),
+                    },
+                }
+                for k in range(sensors)
+            ]
+        )
+        conn.request(
+            "POST",
+            "/ngsi-ld/v1/entityOperations/upsert",
+            body=body,
+            headers={"Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         resp.read()
         assert resp.status in (201, 204), resp.status
@@ -234,8 +277,9 @@ def serve_static(path: Path, port: int) -> None:
         return JSONResponse({"status": "ok"})
 
     app = Starlette(routes=[Route("/healthz", healthz), Route("/{rest:path}", page)])
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                proxy_headers=False)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, proxy_headers=False
+    )
 
 
 def run(backend: str, *, quick: bool) -> LdesFigures:
@@ -262,7 +306,15 @@ def run(backend: str, *, quick: bool) -> LdesFigures:
         static = Path(tmp) / "page.ttl"
         static.write_bytes(body)
         port = servers.free_port()
-        argv = [sys.executable, "-m", "benchmarks.ldes", "--serve-static", str(static), "--port", str(port)]
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.ldes",
+            "--serve-static",
+            str(static),
+            "--port",
+            str(port),
+        ]
         with servers.Server(argv, port, Path(tmp) / "static.log"):
             figures.static_rps = wrk_get(port, "/page.ttl", seconds)
     return figures
@@ -281,15 +333,21 @@ def describe(f: LdesFigures) -> str:
     lines = [f"LDES benchmark ({f.backend}, {f.members:,} members)"]
     for key, v in f.generation_ms.items():
         lines.append(f"  page of {key}: median {v['median_ms']:.1f} ms, p95 {v['p95_ms']:.1f} ms")
-    lines.append(f"  immutable page ({f.page_bytes:,} bytes): {f.page_rps:,.0f} req/s; static file"
-                 f" {f.static_rps:,.0f} req/s; ratio {f.ratio:.0%}")
-    lines.append(f"  ingestion to readable page: {f.ingest_members:,} members in {f.ingest_seconds:.1f} s"
-                 f" = {f.ingest_members / f.ingest_seconds:,.0f} members/s (settle {f.settle_seconds:g} s)")
+    lines.append(
+        f"  immutable page ({f.page_bytes:,} bytes): {f.page_rps:,.0f} req/s; static file"
+        f" {f.static_rps:,.0f} req/s; ratio {f.ratio:.0%}"
+    )
+    lines.append(
+        f"  ingestion to readable page: {f.ingest_members:,} members in {f.ingest_seconds:.1f} s"
+        f" = {f.ingest_members / f.ingest_seconds:,.0f} members/s (settle {f.settle_seconds:g} s)"
+    )
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--quick", action="store_true", help="small sizes, to check it runs")
     parser.add_argument("--json", help="write the figures to this file")
@@ -302,7 +360,9 @@ def main() -> None:
     figures = run(args.backend, quick=args.quick)
     print(describe(figures))
     if args.json:
-        Path(args.json).write_text(json.dumps({**asdict(figures), "ratio": figures.ratio}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({**asdict(figures), "ratio": figures.ratio}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -79,12 +79,19 @@ def _observation(base: str, n: int, sensors: int) -> tuple[str, str, str]:
     return m, "\n".join(lines), at
 
 
-def write_stream(directory: Path, base: str, members: int, page_size: int, fmt: str, sensors: int) -> int:
+def write_stream(
+    directory: Path, base: str, members: int, page_size: int, fmt: str, sensors: int
+) -> int:
     """The pages as files `page-<i>.<fmt>`; the number of pages."""
     import pyoxigraph as ox
 
-    formats = {"nt": ox.RdfFormat.N_TRIPLES, "nq": ox.RdfFormat.N_QUADS, "ttl": ox.RdfFormat.TURTLE,
-               "trig": ox.RdfFormat.TRIG, "jsonld": ox.RdfFormat.JSON_LD}
+    formats = {
+        "nt": ox.RdfFormat.N_TRIPLES,
+        "nq": ox.RdfFormat.N_QUADS,
+        "ttl": ox.RdfFormat.TURTLE,
+        "trig": ox.RdfFormat.TRIG,
+        "jsonld": ox.RdfFormat.JSON_LD,
+    }
     stream = f"<{base}/stream>"
     pages = (members + page_size - 1) // page_size
     for p in range(pages):
@@ -161,7 +168,8 @@ def run_benchmark(
         pages = write_stream(site, base, members, page_size, fmt, sensors)
         proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.ldes_replication", "--serve", str(site), str(port)],
-            cwd=Path(__file__).parent.parent, env=os.environ.copy(),
+            cwd=Path(__file__).parent.parent,
+            env=os.environ.copy(),
         )
         try:
             deadline = time.monotonic() + 20
@@ -181,8 +189,14 @@ def run_benchmark(
                 t0 = time.perf_counter()
                 report = asyncio.run(
                     run_replication(
-                        settings, f"{base}/page-0.{fmt}", dataset_id=dataset, tenant="",
-                        follow=False, since=None, entity_type=None, poll_interval=60.0,
+                        settings,
+                        f"{base}/page-0.{fmt}",
+                        dataset_id=dataset,
+                        tenant="",
+                        follow=False,
+                        since=None,
+                        entity_type=None,
+                        poll_interval=60.0,
                         console=Console(file=null),
                     )
                 )

@@ -61,8 +61,11 @@ PAGES = {
     "funding instrument": "/funding/smart-cities-call",
     "deadline calendar": "/funding/calendar?month=2027-04",
 }
-SIGNED_IN = {"organisation admin": "/admin", "post a challenge": "/challenges/new",
-             "my follows": "/account/follows"}
+SIGNED_IN = {
+    "organisation admin": "/admin",
+    "post a challenge": "/challenges/new",
+    "my follows": "/account/follows",
+}
 
 
 def assets_of(html: str) -> list[Path]:
@@ -70,8 +73,10 @@ def assets_of(html: str) -> list[Path]:
     paths = re.findall(r'(?:href|src)="/static/([^"?#]+)"', html)
     files = [STATIC / p for p in paths]
     if "leaflet.js" in html:
-        files += [STATIC / "vendor/leaflet/images/marker-icon.png",
-                  STATIC / "vendor/leaflet/images/marker-shadow.png"]
+        files += [
+            STATIC / "vendor/leaflet/images/marker-icon.png",
+            STATIC / "vendor/leaflet/images/marker-shadow.png",
+        ]
     return files
 
 
@@ -90,35 +95,60 @@ async def measure(client: httpx.AsyncClient, path: str, requests: int) -> tuple[
 
 
 async def run(database_url: str, requests: int) -> None:
-    settings = Settings(database_url=database_url, demo=True, secret_key="benchmark-secret-" + "x" * 32,
-                        access_log=False, rate_limit_address_rate=0, rate_limit_address_burst=0)
+    settings = Settings(
+        database_url=database_url,
+        demo=True,
+        secret_key="benchmark-secret-" + "x" * 32,
+        access_log=False,
+        rate_limit_address_rate=0,
+        rate_limit_address_burst=0,
+    )
     app = create_app(settings)
     week_ago = time.strftime("%Y-%m-%dT%H:00:00Z", time.gmtime(time.time() - 7 * 86400))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://bench") as anonymous, \
-                httpx.AsyncClient(transport=transport, base_url="http://bench") as admin:
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://bench") as anonymous,
+            httpx.AsyncClient(transport=transport, base_url="http://bench") as admin,
+        ):
             page = await admin.get("/sign-in")
             token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
             assert token is not None
             _, email, *_ = DEMO_PEOPLE[0]
-            r = await admin.post("/sign-in", data={"email": email, "password": DEMO_PASSWORD,
-                                                   "next": "/admin", "csrf_token": token.group(1)})
+            r = await admin.post(
+                "/sign-in",
+                data={
+                    "email": email,
+                    "password": DEMO_PASSWORD,
+                    "next": "/admin",
+                    "csrf_token": token.group(1),
+                },
+            )
             assert r.status_code == 303, r.text
-            print(f"{'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'HTML B':>9} {'first visit B':>14} {'gzip B':>9}")
-            targets = [(name, path.format(week_ago=week_ago), anonymous) for name, path in PAGES.items()]
+            print(
+                f"{'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'HTML B':>9} {'first visit B':>14} {'gzip B':>9}"
+            )
+            targets = [
+                (name, path.format(week_ago=week_ago), anonymous) for name, path in PAGES.items()
+            ]
             targets += [(name, path, admin) for name, path in SIGNED_IN.items()]
             for name, path, client in targets:
                 samples, body = await measure(client, path, requests)
                 assets = assets_of(body.decode("utf-8", "replace"))
                 raw = len(body) + sum(f.stat().st_size for f in assets)
-                packed = len(gzip.compress(body)) + sum(len(gzip.compress(f.read_bytes())) for f in assets)
-                print(f"{name:<26} {percentile(samples, 50):8.1f} {percentile(samples, 95):8.1f} "
-                      f"{len(body):9,d} {raw:14,d} {packed:9,d}")
+                packed = len(gzip.compress(body)) + sum(
+                    len(gzip.compress(f.read_bytes())) for f in assets
+                )
+                print(
+                    f"{name:<26} {percentile(samples, 50):8.1f} {percentile(samples, 95):8.1f} "
+                    f"{len(body):9,d} {raw:14,d} {packed:9,d}"
+                )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page")
     parser.add_argument("--database", help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args()

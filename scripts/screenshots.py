@@ -23,8 +23,13 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 PAGES = [
     ("home", "/"),
     ("catalogue", "/datasets"),
@@ -59,9 +64,21 @@ def main() -> None:
         env = {**os.environ, "SMARTREGION_SECRET_KEY": "screenshots-secret-0123456789abcdef"}
         with open(Path(directory) / "server.log", "wb") as log:
             server = subprocess.Popen(
-                [sys.executable, "-m", "smartregion", "serve", "--demo", "--port", str(port),
-                 "--database", f"sqlite:///{directory}/demo.db", "--no-access-log"],
-                stdout=log, stderr=subprocess.STDOUT, env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "smartregion",
+                    "serve",
+                    "--demo",
+                    "--port",
+                    str(port),
+                    "--database",
+                    f"sqlite:///{directory}/demo.db",
+                    "--no-access-log",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
             base = f"http://127.0.0.1:{port}"
             try:

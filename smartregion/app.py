@@ -76,7 +76,9 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         allow = (exc.headers or {}).get("Allow", "")
         return problem_response(
-            errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow=allow)
+            errors.MethodNotAllowed(
+                f"{request.method} is not allowed on {request.url.path}", allow=allow
+            )
         )
     if exc.status_code == 404:
         return problem_response(errors.ResourceNotFound(f"no resource at {request.url.path}"))
@@ -135,7 +137,9 @@ class Runtime:
         store = open_store(settings.database_url)
         persistence = StoreContextPersistence(store)
         resolver = ContextResolver(
-            preload_dir=Path(settings.context_preload_dir) if settings.context_preload_dir else None,
+            preload_dir=Path(settings.context_preload_dir)
+            if settings.context_preload_dir
+            else None,
             fetch_timeout=settings.context_fetch_timeout,
             max_bytes=settings.context_max_bytes,
             allow_remote=settings.allow_remote_contexts,
@@ -202,8 +206,12 @@ def digests(
     if hub is None or not settings.smtp_host:
         return None
     mailer = SmtpMailer(
-        settings.smtp_host, settings.smtp_port, settings.smtp_sender, settings.smtp_starttls,
-        settings.smtp_username, settings.smtp_password,
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_sender,
+        settings.smtp_starttls,
+        settings.smtp_username,
+        settings.smtp_password,
     )
     base_url = settings.public_base_url or f"http://{settings.host}:{settings.port}"
     return DigestJob(
@@ -232,7 +240,9 @@ def matchmaking_of(hub: Hub | None, settings: Settings) -> Matchmaking | None:
     if hub is None:
         return None
     return Matchmaking(
-        hub, embeddings=settings.hub_embeddings, ocid_prefix=settings.hub_ocid_prefix,
+        hub,
+        embeddings=settings.hub_embeddings,
+        ocid_prefix=settings.hub_ocid_prefix,
         purchasing_body=settings.default_org,
         uid_domain=urlsplit(settings.public_base_url).hostname or "",
         public_base_url=settings.public_base_url,
@@ -272,8 +282,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return csrf_token(request)
 
     portal = Portal(
-        broker, governance, sessions=sessions, csrf_token=portal_csrf_token,
-        map_tiles_url=settings.map_tiles_url, hub=hub, matchmaking=matchmaking,
+        broker,
+        governance,
+        sessions=sessions,
+        csrf_token=portal_csrf_token,
+        map_tiles_url=settings.map_tiles_url,
+        hub=hub,
+        matchmaking=matchmaking,
     )
 
     @contextlib.asynccontextmanager
@@ -297,10 +312,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             unowned=settings.default_org,
         )
         notifier = Notifier(
-            broker.subscriptions, store=store, readers=readers,
+            broker.subscriptions,
+            store=store,
+            readers=readers,
             max_attempts=settings.notification_max_attempts,
             max_delay=settings.notification_retry_max_delay,
-            mqtt_tls=TlsFiles.of(settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file),
+            mqtt_tls=TlsFiles.of(
+                settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file
+            ),
         )
         await notifier.start()
         # retention (docs/operations.md): one purging process at a time per database
@@ -344,17 +363,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount(
                 "/ldes",
                 routes=LDES_ROUTES,
-                middleware=[Middleware(Authenticate, authenticator=authenticator, interface="ldes")],
+                middleware=[
+                    Middleware(Authenticate, authenticator=authenticator, interface="ldes")
+                ],
             ),
             Route(
                 "/catalog",
-                Authenticate(request_response(catalog), authenticator=authenticator, interface="catalog"),
+                Authenticate(
+                    request_response(catalog), authenticator=authenticator, interface="catalog"
+                ),
                 methods=["GET"],
             ),
             Mount(
                 "/live",
                 routes=[Route("/entities", entity_stream, methods=["GET"])],
-                middleware=[Middleware(Authenticate, authenticator=authenticator, interface="live")],
+                middleware=[
+                    Middleware(Authenticate, authenticator=authenticator, interface="live")
+                ],
             ),
             # last: every path no interface above claims is the portal's (HTML error pages)
             Mount("", app=portal_app(portal)),
@@ -368,7 +393,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[
             # outermost: its refusals and every response get the security headers
             Middleware(
-                SecurityMiddleware, settings=settings, page_csp=page_csp(settings),
+                SecurityMiddleware,
+                settings=settings,
+                page_csp=page_csp(settings),
                 binding=session_binding,
                 csp_by_path={"/api/v1/docs": SWAGGER_UI_CSP},
             ),

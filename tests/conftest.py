@@ -58,7 +58,9 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """mqtt://127.0.0.1:PORT of a Mosquitto broker of this test session's own."""
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    binary = shutil.which("mosquitto") or (
+        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+    )
     if binary is None:
         if os.environ.get("CI") == "true":
             pytest.fail("Mosquitto is required in CI but not installed")
@@ -71,10 +73,14 @@ def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
-def running_mosquitto(binary: str, config: Path, ports: list[int]) -> Iterator[subprocess.Popen[bytes]]:
+def running_mosquitto(
+    binary: str, config: Path, ports: list[int]
+) -> Iterator[subprocess.Popen[bytes]]:
     """Mosquitto started with `config`, once every port in `ports` accepts connections (fails
     the test with Mosquitto's own message otherwise); stopped on leaving."""
-    proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         for port in ports:
             try:

@@ -63,8 +63,14 @@ OP = Principal.cli()
 #: scoped ones are data sets with the scope SCOPE, holding an owner's entities of their type
 #: whose scope lies within it (copy 1) — the owner's others of that type (copy 0, in a scope
 #: that shares SCOPE's text but lies outside it) are in no data set
-CATEGORIES = {"open": "Park", "restricted": "Building", "private": "Camera", "loose": "Lamp",
-              "scoped-open": "Bench", "scoped-restricted": "Kiosk"}
+CATEGORIES = {
+    "open": "Park",
+    "restricted": "Building",
+    "private": "Camera",
+    "loose": "Lamp",
+    "scoped-open": "Bench",
+    "scoped-restricted": "Kiosk",
+}
 SCOPE = "/Zone/In"
 #: the scope of each copy of a scoped category's entity: outside SCOPE, within it (no leading
 #: `/`, which NGSI-LD §4.18 allows, and a level below)
@@ -110,17 +116,30 @@ PRINCIPALS = [
 #: the same roles as OIDC bearer tokens (a local issuer's JWTs naming organisation and role);
 #: an expired token stands for the revoked key
 OIDC_PRINCIPALS = [
-    Who(f"oidc:{p.name}" if not p.revoked_key else "oidc:token.expired", p.org, p.role,
-        p.revoked_key)
-    for p in PRINCIPALS if p.org is not None
+    Who(
+        f"oidc:{p.name}" if not p.revoked_key else "oidc:token.expired",
+        p.org,
+        p.role,
+        p.revoked_key,
+    )
+    for p in PRINCIPALS
+    if p.org is not None
 ]
 
 #: (holder, owner, category) of the grants that are active; d's expired and e's were revoked
 #: (a private data set cannot be requested: its existence is not revealed to others)
-ACTIVE_GRANTS = {("c", "a", "restricted"), ("c", "b", "restricted"),
-                 ("c", "a", "scoped-restricted"), ("c", "b", "scoped-restricted")}
-REQUESTED = [("a", "restricted"), ("b", "restricted"),
-             ("a", "scoped-restricted"), ("b", "scoped-restricted")]
+ACTIVE_GRANTS = {
+    ("c", "a", "restricted"),
+    ("c", "b", "restricted"),
+    ("c", "a", "scoped-restricted"),
+    ("c", "b", "scoped-restricted"),
+}
+REQUESTED = [
+    ("a", "restricted"),
+    ("b", "restricted"),
+    ("a", "scoped-restricted"),
+    ("b", "scoped-restricted"),
+]
 #: A mandated m for all of its data; the restricted policies name p
 MANDATES = {("m", "a")}
 PARTNER = "p"
@@ -191,8 +210,12 @@ class Item:
 
 
 ITEMS = [
-    Item(f"urn:ngsi-ld:{CATEGORIES[cat]}:{owner}{n}", owner, cat,
-         tuple(COPY_SCOPES[n]) if cat.startswith("scoped") else ())
+    Item(
+        f"urn:ngsi-ld:{CATEGORIES[cat]}:{owner}{n}",
+        owner,
+        cat,
+        tuple(COPY_SCOPES[n]) if cat.startswith("scoped") else (),
+    )
     for owner in OWNERS
     for cat in CATEGORIES
     for n in range(COPIES)
@@ -254,8 +277,14 @@ class World:
         return {**h, **extra}
 
     async def call(
-        self, who: Who | None, method: str, path: str, *, json: Any = None,
-        params: dict[str, str] | None = None, **headers: str,
+        self,
+        who: Who | None,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, str] | None = None,
+        **headers: str,
     ) -> httpx.Response:
         h = self.headers(who, **headers)
         if isinstance(json, list) and not all(isinstance(e, dict) for e in json):
@@ -325,9 +354,15 @@ class Issuer:
 
     def token(self, org: str, role: str, *, expired: bool = False) -> str:
         now = int(time.time())
-        claims = {"iss": self.base, "aud": AUDIENCE, "sub": f"matrix-{org}-{role}",
-                  "iat": now - 120, "exp": now - 60 if expired else now + 3600,
-                  "smartregion_org": org, "smartregion_role": role}
+        claims = {
+            "iss": self.base,
+            "aud": AUDIENCE,
+            "sub": f"matrix-{org}-{role}",
+            "iat": now - 120,
+            "exp": now - 60 if expired else now + 3600,
+            "smartregion_org": org,
+            "smartregion_role": role,
+        }
         return jwt.encode(claims, self.key, algorithm="RS256", headers={"kid": "m1"})
 
 
@@ -363,8 +398,11 @@ async def world(database_url: str, issuer: Issuer) -> AsyncIterator[World]:
     suffix = secrets.token_hex(3)
     orgs = {short: f"{short}-{suffix}" for short in ("a", "b", "c", "d", "e", "m", "p")}
     settings = Settings(
-        database_url=database_url, default_org=f"trial-{suffix}",
-        secret_key=secrets.token_hex(32), oidc_issuer=issuer.base, oidc_audience=AUDIENCE,
+        database_url=database_url,
+        default_org=f"trial-{suffix}",
+        secret_key=secrets.token_hex(32),
+        oidc_issuer=issuer.base,
+        oidc_audience=AUDIENCE,
         oidc_jwks_url=f"{issuer.base}/jwks",
         ldes_settle_seconds=0,  # the streams publish the fixture's members at once
     )
@@ -384,8 +422,9 @@ async def world(database_url: str, issuer: Issuer) -> AsyncIterator[World]:
         await gov.revoke_api_key(Principal(orgs["a"], "admin"), revoked.record.id)
         keys["key.revoked"] = revoked.key
         for who in OIDC_PRINCIPALS:
-            keys[who.name] = issuer.token(orgs[who.org or ""], who.role or "reader",
-                                          expired=who.revoked_key)
+            keys[who.name] = issuer.token(
+                orgs[who.org or ""], who.role or "reader", expired=who.revoked_key
+            )
         # portal sessions: a person in each principal's role; the revoked key's person has left
         codec = SessionCodec(SecretKey(settings.secret_key, settings.secret_key_file).get)
         cookies: dict[str, str] = {}
@@ -408,17 +447,27 @@ async def world(database_url: str, issuer: Issuer) -> AsyncIterator[World]:
                 policy = cat.removeprefix("scoped-")
                 permissions = (
                     [{"action": "read", "assignee": orgs[PARTNER]}]
-                    if policy == "restricted" else None
+                    if policy == "restricted"
+                    else None
                 )
                 await gov.create_dataset(
-                    admin, f"{orgs[owner]}-{cat}", orgs[owner], etype, [etype], policy=policy,
-                    permissions=permissions, scope=SCOPE if cat.startswith("scoped") else None,
+                    admin,
+                    f"{orgs[owner]}-{cat}",
+                    orgs[owner],
+                    etype,
+                    [etype],
+                    policy=policy,
+                    permissions=permissions,
+                    scope=SCOPE if cat.startswith("scoped") else None,
                 )
         await gov.create_mandate(Principal(orgs["a"], "admin"), orgs["a"], orgs["m"])
         # grants: request, approve (valid, already expired), approve and revoke
         now = datetime.now(UTC)
-        for holder, expires in (("c", now + timedelta(days=1)), ("d", now - timedelta(minutes=1)),
-                                ("e", now + timedelta(days=1))):
+        for holder, expires in (
+            ("c", now + timedelta(days=1)),
+            ("d", now - timedelta(minutes=1)),
+            ("e", now + timedelta(days=1)),
+        ):
             for owner, cat in REQUESTED:
                 req = await gov.request_access(
                     Principal(orgs[holder], "editor"), f"{orgs[owner]}-{cat}", "research"
@@ -439,9 +488,13 @@ async def world(database_url: str, issuer: Issuer) -> AsyncIterator[World]:
             for owner in OWNERS:
                 r = await w.call(
                     PRINCIPALS[[p.name for p in PRINCIPALS].index(f"{owner}.admin")],
-                    "POST", "/ngsi-ld/v1/subscriptions",
-                    json={"type": "Subscription", "entities": [{"type": "Camera"}],
-                          "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}}},
+                    "POST",
+                    "/ngsi-ld/v1/subscriptions",
+                    json={
+                        "type": "Subscription",
+                        "entities": [{"type": "Camera"}],
+                        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+                    },
                 )
                 assert r.status_code == 201, r.text
                 w.subs[owner] = r.headers["Location"].rsplit("/", 1)[1]
@@ -457,14 +510,18 @@ async def _publish(w: World, suffix: str) -> None:
     for item in ITEMS:
         w.public[item.id] = f"{item.id}-{suffix}"
         await temporal.upsert(
-            "", {**temporal_payload(item), "id": w.public[item.id]}, vocab,
+            "",
+            {**temporal_payload(item), "id": w.public[item.id]},
+            vocab,
             writer=WriteAccess(w.orgs[item.owner]),
         )
     for owner in OWNERS:
         for cat in DATASET_CATEGORIES:
             ds = f"{w.orgs[owner]}-{cat}"
-            r = await w.client.get(f"/ldes/{ds}/paged", headers={
-                **w.bearer(by_name(f"{owner}.admin")), "Accept": "application/n-triples"})
+            r = await w.client.get(
+                f"/ldes/{ds}/paged",
+                headers={**w.bearer(by_name(f"{owner}.admin")), "Accept": "application/n-triples"},
+            )
             found = re.search(rf"/ldes/{re.escape(ds)}/members/[0-9.-]+", r.text)
             assert r.status_code == 200 and found, r.text[:500]
             w.members[ds] = found[0]
@@ -541,16 +598,27 @@ def matches(who: Who, items: list[Item]) -> set[str]:
 
 async def entity_reads(w: World, who: Who, item: Item) -> None:
     base = f"{NGSI}/entities/{item.id}"
-    for variant in ({}, {"options": "keyValues"}, {"format": "concise"}, {"attrs": "temperature"},
-                    {"options": "sysAttrs"}, {"pick": "id,type,name"}):
+    for variant in (
+        {},
+        {"options": "keyValues"},
+        {"format": "concise"},
+        {"attrs": "temperature"},
+        {"options": "sysAttrs"},
+        {"pick": "id,type,name"},
+    ):
         r = await w.call(who, "GET", base, params=variant)
         await read_one(w, who, item, f"{who.name} GET entity {item.id} {variant}", r)
     r = await w.call(who, "GET", base, Accept="application/geo+json")
     await read_one(w, who, item, f"{who.name} GET entity geojson {item.id}", r)
     temporal = f"{NGSI}/temporal/entities/{item.id}"
-    for variant in ({}, {"lastN": "1"}, {"options": "temporalValues"},
-                    {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z"}, {"attrs": "temperature"},
-                    {"aggrMethods": "max", "aggrPeriodDuration": "P1D", "format": "aggregatedValues"}):
+    for variant in (
+        {},
+        {"lastN": "1"},
+        {"options": "temporalValues"},
+        {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z"},
+        {"attrs": "temperature"},
+        {"aggrMethods": "max", "aggrPeriodDuration": "P1D", "format": "aggregatedValues"},
+    ):
         r = await w.call(who, "GET", temporal, params=variant)
         await read_one(w, who, item, f"{who.name} GET temporal {item.id} {variant}", r)
     expected = matches(who, [item])
@@ -558,29 +626,46 @@ async def entity_reads(w: World, who: Who, item: Item) -> None:
         {"id": item.id, "type": item.type, "count": "true"},
         {"id": item.id, "type": item.type, "count": "true", "options": "keyValues"},
         {"idPattern": f"^{item.id}$", "type": item.type, "count": "true"},
-        {"type": item.type, "q": f'name=="{item.owner}-{item.category}"', "count": "true",
-         "id": item.id},
+        {
+            "type": item.type,
+            "q": f'name=="{item.owner}-{item.category}"',
+            "count": "true",
+            "id": item.id,
+        },
         {"id": item.id, "attrs": "temperature", "count": "true"},
-        {"id": item.id, "georel": "near;maxDistance==100", "geometry": "Point",
-         "coordinates": "[3.72,51.05]", "count": "true"},
+        {
+            "id": item.id,
+            "georel": "near;maxDistance==100",
+            "geometry": "Point",
+            "coordinates": "[3.72,51.05]",
+            "count": "true",
+        },
     ]
     for params in queries:
         r = await w.call(who, "GET", f"{NGSI}/entities", params=params)
         await read_list(w, who, expected, f"{who.name} GET /entities {params}", r, counted=True)
         tparams = {**params, "timerel": "after", "timeAt": "2000-01-01T00:00:00Z"}
         tparams.pop("options", None)
-        if "attrs" not in tparams and "type" not in tparams and "q" not in tparams \
-                and "georel" not in tparams:
+        if (
+            "attrs" not in tparams
+            and "type" not in tparams
+            and "q" not in tparams
+            and "georel" not in tparams
+        ):
             tparams["type"] = item.type
         r = await w.call(who, "GET", f"{NGSI}/temporal/entities", params=tparams)
-        await read_list(w, who, expected, f"{who.name} GET temporal list {tparams}", r, counted=True)
+        await read_list(
+            w, who, expected, f"{who.name} GET temporal list {tparams}", r, counted=True
+        )
     body = {"type": "Query", "entities": [{"id": item.id, "type": item.type}]}
-    r = await w.call(who, "POST", f"{NGSI}/entityOperations/query", json=body,
-                     params={"count": "true"})
+    r = await w.call(
+        who, "POST", f"{NGSI}/entityOperations/query", json=body, params={"count": "true"}
+    )
     await read_list(w, who, expected, f"{who.name} POST query {item.id}", r, counted=True)
     tbody = {**body, "temporalQ": {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z"}}
-    r = await w.call(who, "POST", f"{NGSI}/temporal/entityOperations/query", json=tbody,
-                     params={"count": "true"})
+    r = await w.call(
+        who, "POST", f"{NGSI}/temporal/entityOperations/query", json=tbody, params={"count": "true"}
+    )
     await read_list(w, who, expected, f"{who.name} POST temporal query {item.id}", r, counted=True)
 
 
@@ -593,7 +678,13 @@ def write_requests(item: Item) -> list[tuple[str, str, str, Any, dict[str, str]]
     return [
         ("PATCH attrs", "PATCH", f"{e}/attrs", {"temperature": prop}, {}),
         ("POST attrs", "POST", f"{e}/attrs", {"extra": prop}, {}),
-        ("POST attrs noOverwrite", "POST", f"{e}/attrs", {"extra": prop}, {"options": "noOverwrite"}),
+        (
+            "POST attrs noOverwrite",
+            "POST",
+            f"{e}/attrs",
+            {"extra": prop},
+            {"options": "noOverwrite"},
+        ),
         ("PATCH attr", "PATCH", f"{e}/attrs/temperature", {"value": 98}, {}),
         ("PUT attr", "PUT", f"{e}/attrs/temperature", prop, {}),
         ("DELETE attr", "DELETE", f"{e}/attrs/name", None, {}),
@@ -601,24 +692,56 @@ def write_requests(item: Item) -> list[tuple[str, str, str, Any, dict[str, str]]
         ("PATCH entity", "PATCH", e, {"temperature": prop}, {}),
         ("DELETE entity", "DELETE", e, None, {}),
         ("batch upsert", "POST", f"{NGSI}/entityOperations/upsert", [whole], {}),
-        ("batch upsert update", "POST", f"{NGSI}/entityOperations/upsert", [whole],
-         {"options": "update"}),
+        (
+            "batch upsert update",
+            "POST",
+            f"{NGSI}/entityOperations/upsert",
+            [whole],
+            {"options": "update"},
+        ),
         ("batch update", "POST", f"{NGSI}/entityOperations/update", [whole], {}),
         ("batch merge", "POST", f"{NGSI}/entityOperations/merge", [whole], {}),
         ("batch delete", "POST", f"{NGSI}/entityOperations/delete", [item.id], {}),
         ("purge", "DELETE", f"{NGSI}/entities", None, {"id": item.id, "type": item.type}),
-        ("purge drop", "DELETE", f"{NGSI}/entities", None,
-         {"id": item.id, "type": item.type, "drop": "name"}),
-        ("temporal upsert", "POST", f"{NGSI}/temporal/entities",
-         {"id": item.id, "type": item.type,
-          "temperature": [{"type": "Property", "value": 5, "observedAt": "2024-01-03T00:00:00Z"}]},
-         {}),
-        ("temporal add attrs", "POST", f"{t}/attrs",
-         {"temperature": [{"type": "Property", "value": 6, "observedAt": "2024-01-04T00:00:00Z"}]},
-         {}),
+        (
+            "purge drop",
+            "DELETE",
+            f"{NGSI}/entities",
+            None,
+            {"id": item.id, "type": item.type, "drop": "name"},
+        ),
+        (
+            "temporal upsert",
+            "POST",
+            f"{NGSI}/temporal/entities",
+            {
+                "id": item.id,
+                "type": item.type,
+                "temperature": [
+                    {"type": "Property", "value": 5, "observedAt": "2024-01-03T00:00:00Z"}
+                ],
+            },
+            {},
+        ),
+        (
+            "temporal add attrs",
+            "POST",
+            f"{t}/attrs",
+            {
+                "temperature": [
+                    {"type": "Property", "value": 6, "observedAt": "2024-01-04T00:00:00Z"}
+                ]
+            },
+            {},
+        ),
         ("temporal delete attr", "DELETE", f"{t}/attrs/temperature", None, {"deleteAll": "true"}),
-        ("temporal PATCH instance", "PATCH", f"{t}/attrs/temperature/{{instance}}",
-         {"type": "Property", "value": 7, "observedAt": T1}, {}),
+        (
+            "temporal PATCH instance",
+            "PATCH",
+            f"{t}/attrs/temperature/{{instance}}",
+            {"type": "Property", "value": 7, "observedAt": T1},
+            {},
+        ),
         ("temporal DELETE instance", "DELETE", f"{t}/attrs/temperature/{{instance}}", None, {}),
         ("temporal delete", "DELETE", t, None, {}),
     ]
@@ -626,8 +749,13 @@ def write_requests(item: Item) -> list[tuple[str, str, str, Any, dict[str, str]]
 
 #: the authorised writes after which the next ones would find nothing to change: the entity
 #: is restored after them (and once after the last write of a principal that changed it)
-RESTORE_AFTER = {"DELETE entity", "batch delete", "purge", "temporal delete attr",
-                 "temporal delete"}
+RESTORE_AFTER = {
+    "DELETE entity",
+    "batch delete",
+    "purge",
+    "temporal delete attr",
+    "temporal delete",
+}
 
 
 async def entity_writes(w: World, who: Who, item: Item) -> None:
@@ -684,8 +812,10 @@ async def create_cases(w: World, who: Who, item: Item) -> None:
     """Creating an entity whose id exists never succeeds, and never replaces it."""
     before = w.snapshots[item.id]
     body = {"id": item.id, "type": item.type, "temperature": {"type": "Property", "value": 1}}
-    for label, path, payload in (("create", f"{NGSI}/entities", body),
-                                 ("batch create", f"{NGSI}/entityOperations/create", [body])):
+    for label, path, payload in (
+        ("create", f"{NGSI}/entities", body),
+        ("batch create", f"{NGSI}/entityOperations/create", [body]),
+    ):
         r = await w.call(who, "POST", path, json=payload)
         case = f"{who.name} {label} {item.id}"
         w.figures["cases"] += 1
@@ -706,42 +836,68 @@ async def list_cases(w: World, who: Who) -> None:
     for etype in ("Bench", "Kiosk", "Bench,Kiosk"):
         # scopeQ over both sides of the scoped data sets' scope: the filter still decides
         # (scopeQ, which copies it selects: 0 is outside SCOPE, 1 within it; NGSI-LD §4.19)
-        for scope_q, copies in (("/Zone/#", (0, 1)), ("/Zone/In/#", (1,)),
-                                ("/Zone/Inside", (0,))):
-            wanted = [i for i in ITEMS if i.type in etype.split(",")
-                      and int(i.id[-1]) in copies]
+        for scope_q, copies in (("/Zone/#", (0, 1)), ("/Zone/In/#", (1,)), ("/Zone/Inside", (0,))):
+            wanted = [i for i in ITEMS if i.type in etype.split(",") and int(i.id[-1]) in copies]
             params = {"type": etype, "scopeQ": scope_q, "count": "true", "limit": "100"}
             r = await w.call(who, "GET", f"{NGSI}/entities", params=params)
-            await read_list(w, who, matches(who, wanted), f"{who.name} list {params}", r,
-                            counted=True)
+            await read_list(
+                w, who, matches(who, wanted), f"{who.name} list {params}", r, counted=True
+            )
     for etype in [*CATEGORIES.values(), "Park,Camera", "Building|Lamp"]:
         wanted = [i for i in ITEMS if i.type in etype.replace("|", ",").split(",")]
         expected = matches(who, wanted)
-        for extra in ({}, {"options": "keyValues"}, {"limit": "100"}, {"q": "temperature>0"},
-                      {"attrs": "name"}, {"orderBy": "id"}):
+        for extra in (
+            {},
+            {"options": "keyValues"},
+            {"limit": "100"},
+            {"q": "temperature>0"},
+            {"attrs": "name"},
+            {"orderBy": "id"},
+        ):
             params = {"type": etype, "count": "true", "limit": "100", **extra}
             r = await w.call(who, "GET", f"{NGSI}/entities", params=params)
             await read_list(w, who, expected, f"{who.name} list {params}", r, counted=True)
-        r = await w.call(who, "GET", f"{NGSI}/entities", params={"type": etype, "limit": "100"},
-                         Accept="application/geo+json")
+        r = await w.call(
+            who,
+            "GET",
+            f"{NGSI}/entities",
+            params={"type": etype, "limit": "100"},
+            Accept="application/geo+json",
+        )
         await read_list(w, who, expected, f"{who.name} list geojson {etype}", r, counted=False)
-        r = await w.call(who, "GET", f"{NGSI}/entities",
-                         params={"type": etype, "count": "true", "limit": "0"})
+        r = await w.call(
+            who, "GET", f"{NGSI}/entities", params={"type": etype, "count": "true", "limit": "0"}
+        )
         await read_list(w, who, set(), f"{who.name} count only {etype}", r, counted=False)
         if not who.revoked_key and r.headers.get("NGSILD-Results-Count") != str(len(expected)):
             w.figures["foreign rows"] += 1
             w.fail(f"{who.name} count only {etype}", "count differs")
         body = {"type": "Query", "entities": [{"type": t} for t in etype.split(",")]}
-        r = await w.call(who, "POST", f"{NGSI}/entityOperations/query", json=body,
-                         params={"count": "true", "limit": "100"})
+        r = await w.call(
+            who,
+            "POST",
+            f"{NGSI}/entityOperations/query",
+            json=body,
+            params={"count": "true", "limit": "100"},
+        )
         await read_list(w, who, expected, f"{who.name} POST query {etype}", r, counted=True)
-        tparams = {"type": etype, "timerel": "after", "timeAt": "2000-01-01T00:00:00Z",
-                   "count": "true", "limit": "100"}
+        tparams = {
+            "type": etype,
+            "timerel": "after",
+            "timeAt": "2000-01-01T00:00:00Z",
+            "count": "true",
+            "limit": "100",
+        }
         r = await w.call(who, "GET", f"{NGSI}/temporal/entities", params=tparams)
         await read_list(w, who, expected, f"{who.name} temporal list {etype}", r, counted=True)
         tbody = {**body, "temporalQ": {"timerel": "after", "timeAt": "2000-01-01T00:00:00Z"}}
-        r = await w.call(who, "POST", f"{NGSI}/temporal/entityOperations/query", json=tbody,
-                         params={"count": "true", "limit": "100"})
+        r = await w.call(
+            who,
+            "POST",
+            f"{NGSI}/temporal/entityOperations/query",
+            json=tbody,
+            params={"count": "true", "limit": "100"},
+        )
         await read_list(w, who, expected, f"{who.name} temporal POST {etype}", r, counted=True)
     await discovery_cases(w, who)
 
@@ -790,8 +946,11 @@ async def discovery_cases(w: World, who: Who) -> None:
             w.fail(case, f"answered {r.status_code}")
         else:
             body = r.json()
-            got = (set(body["attributeList"]) if isinstance(body, dict)
-                   else {a["attributeName"] for a in body})
+            got = (
+                set(body["attributeList"])
+                if isinstance(body, dict)
+                else {a["attributeName"] for a in body}
+            )
             if got != attrs:
                 w.figures["foreign rows"] += len(got - attrs)
                 w.fail(case, f"attributes {sorted(got)} != {sorted(attrs)}")
@@ -807,8 +966,11 @@ async def discovery_cases(w: World, who: Who) -> None:
             w.fail(case, f"answered {r.status_code}")
     else:
         body = r.json()
-        if r.status_code != 200 or body.get("attributeCount") != len(readable) or \
-                set(body.get("typeNames", [])) != set(types):
+        if (
+            r.status_code != 200
+            or body.get("attributeCount") != len(readable)
+            or set(body.get("typeNames", [])) != set(types)
+        ):
             w.figures["foreign rows"] += 1
             w.fail(case, f"answered {r.status_code} {r.text[:300]}, expected {len(readable)}")
 
@@ -858,9 +1020,14 @@ async def subscription_cases(w: World, who: Who) -> None:
 
 async def _recreate_subscription(w: World, owner: str) -> None:
     r = await w.call(
-        by_name(f"{owner}.admin"), "POST", f"{NGSI}/subscriptions",
-        json={"type": "Subscription", "entities": [{"type": "Camera"}],
-              "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}}},
+        by_name(f"{owner}.admin"),
+        "POST",
+        f"{NGSI}/subscriptions",
+        json={
+            "type": "Subscription",
+            "entities": [{"type": "Camera"}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+        },
     )
     assert r.status_code == 201, r.text
     w.subs[owner] = r.headers["Location"].rsplit("/", 1)[1]
@@ -870,20 +1037,38 @@ async def create_and_context_cases(w: World, who: Who) -> None:
     """Creating subscriptions, entities and @context documents: editors and admins only."""
     new_id = f"urn:ngsi-ld:Lamp:new-{secrets.token_hex(4)}"
     requests: list[tuple[str, str, str, Any]] = [
-        ("create subscription", "POST", f"{NGSI}/subscriptions",
-         {"type": "Subscription", "entities": [{"type": "Park"}],
-          "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}}}),
-        ("create entity", "POST", f"{NGSI}/entities",
-         {"id": new_id, "type": "Lamp", "name": {"type": "Property", "value": "x"}}),
-        ("create context", "POST", f"{NGSI}/jsonldContexts",
-         {"@context": {"x": "https://example.org/x"}}),
+        (
+            "create subscription",
+            "POST",
+            f"{NGSI}/subscriptions",
+            {
+                "type": "Subscription",
+                "entities": [{"type": "Park"}],
+                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+            },
+        ),
+        (
+            "create entity",
+            "POST",
+            f"{NGSI}/entities",
+            {"id": new_id, "type": "Lamp", "name": {"type": "Property", "value": "x"}},
+        ),
+        (
+            "create context",
+            "POST",
+            f"{NGSI}/jsonldContexts",
+            {"@context": {"x": "https://example.org/x"}},
+        ),
     ]
     for label, method, path, body in requests:
         h = {"Content-Type": "application/json"} if label == "create context" else {}
         if label == "create context":
-            r = await w.client.request(method, path, json=body,
-                                       headers={k: v for k, v in w.headers(who, **h).items()
-                                                if k != "Link"})
+            r = await w.client.request(
+                method,
+                path,
+                json=body,
+                headers={k: v for k, v in w.headers(who, **h).items() if k != "Link"},
+            )
         else:
             r = await w.call(who, method, path, json=body)
         case = f"{who.name} {label}"
@@ -906,7 +1091,8 @@ async def create_and_context_cases(w: World, who: Who) -> None:
             if doc is None or owner != w.orgs[who.org or ""]:
                 w.fail(case, f"created entity owned by {owner}")
             await w.app.state.broker.entities.delete(
-                w.tenant, new_id, writer=WriteAccess.system("x"))
+                w.tenant, new_id, writer=WriteAccess.system("x")
+            )
     r = await w.call(who, "GET", f"{NGSI}/jsonldContexts")
     w.figures["cases"] += 1
     if who.revoked_key:
@@ -918,9 +1104,13 @@ async def create_and_context_cases(w: World, who: Who) -> None:
 
 async def _host_context(w: World, owner: str) -> None:
     r = await w.client.post(
-        f"{NGSI}/jsonldContexts", json={"@context": {"x": "https://example.org/x"}},
-        headers={"Authorization": f"Bearer {w.keys[f'{owner}.editor']}",
-                 "NGSILD-Tenant": w.tenant, "Content-Type": "application/json"},
+        f"{NGSI}/jsonldContexts",
+        json={"@context": {"x": "https://example.org/x"}},
+        headers={
+            "Authorization": f"Bearer {w.keys[f'{owner}.editor']}",
+            "NGSILD-Tenant": w.tenant,
+            "Content-Type": "application/json",
+        },
     )
     assert r.status_code == 201, r.text
     w.contexts[owner] = r.headers["Location"].rsplit("/", 1)[1]
@@ -942,8 +1132,11 @@ async def context_delete_cases(w: World, who: Who) -> None:
             w.fail(case, f"answered {r.status_code} {r.text[:200]}")
         if r.is_success:
             await _host_context(w, owner)
-        elif (await w.client.get(f"{NGSI}/jsonldContexts/{w.contexts[owner]}",
-                                 headers={"NGSILD-Tenant": w.tenant})).status_code != 200:
+        elif (
+            await w.client.get(
+                f"{NGSI}/jsonldContexts/{w.contexts[owner]}", headers={"NGSILD-Tenant": w.tenant}
+            )
+        ).status_code != 200:
             w.figures["unauthorised changes"] += 1
             w.fail(case, "the hosted @context is gone")
 
@@ -978,8 +1171,12 @@ async def admin_cases(w: World, who: Who) -> None:
             w.fail(case, f"answered {r.status_code} {r.text[:200]}")
 
     r = await get("/datasets")
-    expected = {f"{w.orgs[o]}-{c}" for o in OWNERS for c in CATEGORIES
-                if c != "loose" and Model.sees_dataset(who, o, c)}
+    expected = {
+        f"{w.orgs[o]}-{c}"
+        for o in OWNERS
+        for c in CATEGORIES
+        if c != "loose" and Model.sees_dataset(who, o, c)
+    }
     tally(f"{who.name} GET datasets", r, True)
     if r.status_code == 200:
         got = {d["id"] for d in r.json()} & {f"{w.orgs[o]}-{c}" for o in OWNERS for c in CATEGORIES}
@@ -1000,8 +1197,11 @@ async def admin_cases(w: World, who: Who) -> None:
         allowed = who.org == owner and who.role == "admin"
         tally(f"{who.name} PUT policy of {owner}-private", r, allowed)
         if r.is_success:
-            await w.client.put(f"{api}/datasets/{w.orgs[owner]}-private/policy",
-                               json={"policy": "private"}, headers=h)
+            await w.client.put(
+                f"{api}/datasets/{w.orgs[owner]}-private/policy",
+                json={"policy": "private"},
+                headers=h,
+            )
     r = await get("/grants")
     tally(f"{who.name} GET grants", r, True)
     if r.status_code == 200:
@@ -1027,9 +1227,17 @@ def in_dataset(item: Item, owner: str, category: str) -> bool:
 
 
 def tally(
-    w: World, iface: str, who: Who, case: str, r: httpx.Response, allowed: bool, *,
-    refused: tuple[int, ...] = (404,), got: set[str] | None = None,
-    expected: set[str] | None = None, exact: bool = True,
+    w: World,
+    iface: str,
+    who: Who,
+    case: str,
+    r: httpx.Response,
+    allowed: bool,
+    *,
+    refused: tuple[int, ...] = (404,),
+    got: set[str] | None = None,
+    expected: set[str] | None = None,
+    exact: bool = True,
 ) -> None:
     """One case of a later interface: its status, and the rows it shows against the readable
     ones (`got` ⊆ `expected`; equal when `exact`)."""
@@ -1067,9 +1275,14 @@ async def ldes_cases(w: World, who: Who) -> None:
             allowed = Model.reads(who, owner, cat)
             mine = {w.public[i.id] for i in ITEMS if in_dataset(i, owner, cat)}
             stream = f"/ldes/{ds}"
-            for path, holds in ((stream, False), (f"{stream}/paged", True),
-                                (f"{stream}/by-time", False), (f"{stream}/by-time{hour}", False),
-                                (f"{stream}/latest", True), (w.members[ds], False)):
+            for path, holds in (
+                (stream, False),
+                (f"{stream}/paged", True),
+                (f"{stream}/by-time", False),
+                (f"{stream}/by-time{hour}", False),
+                (f"{stream}/latest", True),
+                (w.members[ds], False),
+            ):
                 # every page as N-Triples; the paged view's also as Turtle (another renderer)
                 accepts = ["application/n-triples"]
                 if path.endswith("/paged"):
@@ -1077,18 +1290,29 @@ async def ldes_cases(w: World, who: Who) -> None:
                 for accept in accepts:
                     r = await w.client.get(path, headers={**w.bearer(who), "Accept": accept})
                     got = set(URN.findall(r.text)) if r.is_success else None
-                    tally(w, "ldes", who, f"{path} {accept}", r, allowed, got=got,
-                          expected=mine, exact=holds)
+                    tally(
+                        w,
+                        "ldes",
+                        who,
+                        f"{path} {accept}",
+                        r,
+                        allowed,
+                        got=got,
+                        expected=mine,
+                        exact=holds,
+                    )
     r = await w.client.get(f"/ldes/{w.orgs['a']}-none/paged", headers=w.bearer(who))
     tally(w, "ldes", who, "absent data set", r, False)
 
 
 async def catalogue_cases(w: World, who: Who) -> None:
     """The DCAT catalogue lists exactly the data sets the caller may read."""
-    ours = re.compile("|".join(rf"{re.escape(w.orgs[o])}-(?:{'|'.join(DATASET_CATEGORIES)})"
-                               for o in OWNERS))
-    expected = {f"{w.orgs[o]}-{c}" for o in OWNERS for c in DATASET_CATEGORIES
-                if Model.reads(who, o, c)}
+    ours = re.compile(
+        "|".join(rf"{re.escape(w.orgs[o])}-(?:{'|'.join(DATASET_CATEGORIES)})" for o in OWNERS)
+    )
+    expected = {
+        f"{w.orgs[o]}-{c}" for o in OWNERS for c in DATASET_CATEGORIES if Model.reads(who, o, c)
+    }
     for accept in ("text/turtle", "application/ld+json"):
         r = await w.client.get("/catalog", headers={**w.bearer(who), "Accept": accept})
         got = set(ours.findall(r.text)) if r.is_success else None
@@ -1110,11 +1334,14 @@ async def portal_cases(w: World, who: Who) -> None:
     session of a person with the principal's role (404 for what the reader may not read)."""
     seen = portal_principal(who)
     h = w.session(who)
-    ours = re.compile(rf"/datasets/((?:{'|'.join(re.escape(w.orgs[o]) for o in OWNERS)})"
-                      rf"-(?:scoped-)?[a-z]+)\"")
+    ours = re.compile(
+        rf"/datasets/((?:{'|'.join(re.escape(w.orgs[o]) for o in OWNERS)})"
+        rf"-(?:scoped-)?[a-z]+)\""
+    )
     r = await w.client.get("/datasets", headers=h)
-    visible = {f"{w.orgs[o]}-{c}" for o in OWNERS for c in DATASET_CATEGORIES
-               if sees_in_portal(seen, o, c)}
+    visible = {
+        f"{w.orgs[o]}-{c}" for o in OWNERS for c in DATASET_CATEGORIES if sees_in_portal(seen, o, c)
+    }
     got = set(ours.findall(r.text)) if r.is_success else None
     tally(w, "portal", seen, "catalogue page", r, True, got=got, expected=visible)
     for owner in OWNERS:
@@ -1125,8 +1352,17 @@ async def portal_cases(w: World, who: Who) -> None:
             mine = {w.public[i.id] for i in ITEMS if in_dataset(i, owner, cat)}
             r = await w.client.get(f"/datasets/{ds}", headers=h)
             got = set(URN.findall(r.text)) if r.is_success else None
-            tally(w, "portal", seen, f"page {ds}", r, sees_in_portal(seen, owner, cat), got=got,
-                  expected=mine if readable else set(), exact=False)
+            tally(
+                w,
+                "portal",
+                seen,
+                f"page {ds}",
+                r,
+                sees_in_portal(seen, owner, cat),
+                got=got,
+                expected=mine if readable else set(),
+                exact=False,
+            )
             r = await w.client.get(f"/datasets/{ds}/download.csv", headers=h)
             got = set(URN.findall(r.text)) if r.is_success else None
             tally(w, "portal", seen, f"csv {ds}", r, readable, got=got, expected=mine)
@@ -1136,17 +1372,36 @@ async def portal_cases(w: World, who: Who) -> None:
             # the chart's series: of the data set's entities, and of the same owner's private
             # and loose ones through this data set (never answered from another data set)
             for item in ITEMS:
-                if item.owner != owner or not (in_dataset(item, owner, cat) or (
-                        item.kind in ("private", "loose") and item.id[-1] == "0")):
+                if item.owner != owner or not (
+                    in_dataset(item, owner, cat)
+                    or (item.kind in ("private", "loose") and item.id[-1] == "0")
+                ):
                     continue
                 public = w.public[item.id]
-                r = await w.client.get(f"/datasets/{ds}/series", headers=h, params={
-                    "id": public, "attrs": "temperature", "options": "aggregatedValues",
-                    "aggrMethods": "max", "aggrPeriodDuration": "P1D", "timerel": "after",
-                    "timeAt": "2000-01-01T00:00:00Z"})
+                r = await w.client.get(
+                    f"/datasets/{ds}/series",
+                    headers=h,
+                    params={
+                        "id": public,
+                        "attrs": "temperature",
+                        "options": "aggregatedValues",
+                        "aggrMethods": "max",
+                        "aggrPeriodDuration": "P1D",
+                        "timerel": "after",
+                        "timeAt": "2000-01-01T00:00:00Z",
+                    },
+                )
                 got = {r.json().get("id")} if r.is_success else None
-                tally(w, "portal", seen, f"series {ds} {item.id}", r,
-                      readable and in_dataset(item, owner, cat), got=got, expected={public})
+                tally(
+                    w,
+                    "portal",
+                    seen,
+                    f"series {ds} {item.id}",
+                    r,
+                    readable and in_dataset(item, owner, cat),
+                    got=got,
+                    expected={public},
+                )
 
 
 def hub_writes(who: Who, owner: str) -> bool:
@@ -1185,19 +1440,24 @@ async def hub_cases(w: World, who: Who) -> None:
         r = await w.client.put(f"{api}/{obj}", headers=h, json=actor_body(f"changed by {who.name}"))
         tally(w, "hub", who, f"PUT {obj}", r, allowed, refused=refused)
         if r.is_success:
-            await w.client.put(f"{api}/{obj}", headers=w.bearer(by_name(f"{owner}.editor")),
-                               json=actor_body(before["title"]["en"]))
+            await w.client.put(
+                f"{api}/{obj}",
+                headers=w.bearer(by_name(f"{owner}.editor")),
+                json=actor_body(before["title"]["en"]),
+            )
         r = await w.client.delete(f"{api}/{obj}", headers=h)
         tally(w, "hub", who, f"DELETE {obj}", r, allowed, refused=refused)
         if r.is_success:
             await _create_actor(w, owner)
         new_id = f"x{secrets.token_hex(4)}"
-        r = await w.client.post(api, headers=h,
-                                json={**actor_body("new"), "id": new_id, "owner": org})
+        r = await w.client.post(
+            api, headers=h, json={**actor_body("new"), "id": new_id, "owner": org}
+        )
         tally(w, "hub", who, f"create for {owner}", r, allowed, refused=refused)
         if r.is_success:
-            gone = await w.client.delete(f"{api}/{new_id}",
-                                         headers=w.bearer(by_name(f"{owner}.editor")))
+            gone = await w.client.delete(
+                f"{api}/{new_id}", headers=w.bearer(by_name(f"{owner}.editor"))
+            )
             assert gone.status_code == 204, gone.text
         after = (await w.client.get(f"{api}/{w.hub_objects[owner]}")).json()
         if not allowed and after != before:
@@ -1206,8 +1466,11 @@ async def hub_cases(w: World, who: Who) -> None:
 
 
 async def _create_actor(w: World, owner: str) -> None:
-    r = await w.client.post("/api/v1/actors", headers=w.bearer(by_name(f"{owner}.editor")),
-                            json=actor_body(f"actor of {owner}"))
+    r = await w.client.post(
+        "/api/v1/actors",
+        headers=w.bearer(by_name(f"{owner}.editor")),
+        json=actor_body(f"actor of {owner}"),
+    )
     assert r.status_code == 201, r.text
     w.hub_objects[owner] = r.json()["id"]
 
@@ -1254,12 +1517,17 @@ async def run_matrix(
 
 def report(w: World, backend: str, elapsed: float) -> str:
     """The figures of a run, in total and per interface (printed, and shown on failure)."""
-    lines = [f"matrix [{backend}]: " + ", ".join(f"{w.figures[k]} {k}" for k in FIGURES)
-             + f", {len(w.failures)} failures, {elapsed:.1f} s"]
+    lines = [
+        f"matrix [{backend}]: "
+        + ", ".join(f"{w.figures[k]} {k}" for k in FIGURES)
+        + f", {len(w.failures)} failures, {elapsed:.1f} s"
+    ]
     for interface in INTERFACES:
-        lines.append(f"  {interface:10} " + ", ".join(
-            f"{w.figures[f'{interface}: {k}']} {k}" for k in FIGURES)
-            + f", {w.seconds[interface]:.1f} s")
+        lines.append(
+            f"  {interface:10} "
+            + ", ".join(f"{w.figures[f'{interface}: {k}']} {k}" for k in FIGURES)
+            + f", {w.seconds[interface]:.1f} s"
+        )
     return "\n".join(lines)
 
 
@@ -1267,8 +1535,11 @@ def report(w: World, backend: str, elapsed: float) -> str:
 #: sets' scope (the others of a scoped type are in no data set, like the loose ones)
 READ_ITEMS = [i for i in ITEMS if i.id[-1] == "0" or i.category.startswith("scoped")]
 #: the entities written: one of each owner and data-set policy, and one in no data set
-WRITE_ITEMS = [i for i in ITEMS if (i.id[-1] == "0" and not i.kind.startswith("scoped"))
-               or i.category == "scoped-restricted"]
+WRITE_ITEMS = [
+    i
+    for i in ITEMS
+    if (i.id[-1] == "0" and not i.kind.startswith("scoped")) or i.category == "scoped-restricted"
+]
 #: the OIDC principals: their reads on the entities that are not open, writes on open ones
 OIDC_READ_ITEMS = [i for i in ITEMS if i.id[-1] == "0" and i.kind in ("restricted", "private")]
 OIDC_WRITE_ITEMS = [i for i in ITEMS if i.id[-1] == "0" and i.kind == "open"]
@@ -1283,16 +1554,20 @@ async def test_cross_organisation_matrix(world: World, database_url: str) -> Non
     elapsed = time.perf_counter() - started
     backend = database_url.split(":", 1)[0]
     print("\n" + report(world, backend, elapsed))  # the figures quoted in docs/security.md
-    assert world.failures == [], report(world, backend, elapsed) + "\n" + "\n".join(
-        world.failures[:40])
+    assert world.failures == [], (
+        report(world, backend, elapsed) + "\n" + "\n".join(world.failures[:40])
+    )
     assert world.figures["cases"] >= 10_000
     assert all(world.figures[f"{i}: cases"] > 0 for i in INTERFACES)
     # refused authorisations are in the audit log (route templates, never concrete URLs), and
     # the hash chain still verifies
     count, problems = await world.gov.verify_audit()
     assert problems == [] and count > 0
-    refused = [r for r in await world.gov.store.audit_records(after=0, limit=1_000_000)
-               if r.action == "authz.refused" and r.actor.startswith("key:")]
+    refused = [
+        r
+        for r in await world.gov.store.audit_records(after=0, limit=1_000_000)
+        if r.action == "authz.refused" and r.actor.startswith("key:")
+    ]
     assert {r.detail["interface"] for r in refused} == {"ngsi-ld", "admin"}
     assert all("urn:" not in str(r.detail) for r in refused)
     # every fixture entity is still there, as it was made
@@ -1307,6 +1582,7 @@ async def test_the_matrix_catches_a_leaky_read_path(
     """The matrix can fail: with the one read rule broken (everyone reads everything) and the
     hub's write rule broken (everyone edits), every interface counts unauthorised 2xx or
     foreign rows, and the report names them per interface."""
+
     async def everything(self: Governance, *args: Any, **kwargs: Any) -> None:
         return None
 
@@ -1326,8 +1602,10 @@ async def test_the_matrix_catches_a_leaky_read_path(
     await counted(world, "hub", hub_cases(world, who))
     text = report(world, "sqlite", 0.0)
     for interface in ("ngsi-ld", "ldes", "catalogue", "portal", "hub"):
-        caught = (world.figures[f"{interface}: unauthorised 2xx"]
-                  + world.figures[f"{interface}: foreign rows"])
+        caught = (
+            world.figures[f"{interface}: unauthorised 2xx"]
+            + world.figures[f"{interface}: foreign rows"]
+        )
         assert caught > 0, f"{interface} leak not caught\n{text}"
         assert f"  {interface} " in text
     assert world.failures

@@ -12,7 +12,9 @@ from smartregion.settings import Settings
 
 def test_addresses_are_cut_to_their_network() -> None:
     assert pseudonymise_address("203.0.113.7:51234") == "203.0.113.0/24"
-    assert pseudonymise_address("[2001:db8:85a3:8d3:1319:8a2e:370:7348]:443") == "2001:db8:85a3::/48"
+    assert (
+        pseudonymise_address("[2001:db8:85a3:8d3:1319:8a2e:370:7348]:443") == "2001:db8:85a3::/48"
+    )
     assert pseudonymise_address("2001:db8::1") == "2001:db8::/48"
     assert pseudonymise_address("") == "-"
     assert pseudonymise_address("unix-socket") == "-"
@@ -24,7 +26,11 @@ def test_uvicorns_access_records_are_rewritten(tmp_path: Path) -> None:
     assert sum(isinstance(f, AccessLogPrivacy) for f in logger.filters) == 1
     # uvicorn's call: '%s - "%s %s HTTP/%s" %d' with these five arguments
     record = logger.makeRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
         ("198.51.100.23:40000", "GET", '/ngsi-ld/v1/entities?q=name=="Jan Peeters"', "1.1", 200),
         None,
     )

@@ -14,7 +14,9 @@ def chain(n: int) -> list[AuditRecord]:
         detail = {"n": seq}
         at = f"2026-11-27T08:00:0{seq % 10}.000000Z"
         digest = record_hash(prev, seq, at, "operator", "key.create", f"k{seq}", detail)
-        records.append(AuditRecord(seq, at, "operator", "key.create", f"k{seq}", detail, prev, digest))
+        records.append(
+            AuditRecord(seq, at, "operator", "key.create", f"k{seq}", detail, prev, digest)
+        )
         prev = digest
     return records
 
@@ -70,7 +72,17 @@ def test_a_rehashed_row_still_breaks_the_link_to_its_successor() -> None:
     records = chain(4)
     r = records[1]
     forged = dataclasses.replace(r, subject="forged")
-    forged = dataclasses.replace(forged, hash=record_hash(
-        forged.prev_hash, forged.seq, forged.at, forged.actor, forged.action, forged.subject, forged.detail))
+    forged = dataclasses.replace(
+        forged,
+        hash=record_hash(
+            forged.prev_hash,
+            forged.seq,
+            forged.at,
+            forged.actor,
+            forged.action,
+            forged.subject,
+            forged.detail,
+        ),
+    )
     records[1] = forged
     assert any("row 3" in p and "link" in p for p in verify_chain(records, head(records)))

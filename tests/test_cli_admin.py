@@ -43,23 +43,73 @@ def authenticate(db: str, key: str) -> object:
 
 
 def test_bootstrap_keys_datasets_and_audit(db: str, tmp_path: Path) -> None:
-    code, out, _ = run("admin", "create-org", "--id", "smartregion", "--name", "Platform",
-                       "--kind", "region", "--database", db)
+    code, out, _ = run(
+        "admin",
+        "create-org",
+        "--id",
+        "smartregion",
+        "--name",
+        "Platform",
+        "--kind",
+        "region",
+        "--database",
+        db,
+    )
     assert code == 0 and "created organisation smartregion" in out
-    code, out, _ = run("admin", "create-org", "--id", "ghent", "--name", "Stad Gent", "--kind",
-                       "municipality", "--kbo", "0207.451.227", "--nis", "44021", "--database", db)
+    code, out, _ = run(
+        "admin",
+        "create-org",
+        "--id",
+        "ghent",
+        "--name",
+        "Stad Gent",
+        "--kind",
+        "municipality",
+        "--kbo",
+        "0207.451.227",
+        "--nis",
+        "44021",
+        "--database",
+        db,
+    )
     assert code == 0
-    code, out, err = run("admin", "create-key", "--org", "ghent", "--role", "admin",
-                         "--expires", "2090-01-01T00:00:00Z", "--database", db)
+    code, out, err = run(
+        "admin",
+        "create-key",
+        "--org",
+        "ghent",
+        "--role",
+        "admin",
+        "--expires",
+        "2090-01-01T00:00:00Z",
+        "--database",
+        db,
+    )
     assert code == 0
     key = out.strip()  # stdout is the key alone (scriptable); the key id goes to stderr
     assert key.startswith("srk_") and "\n" not in key
     principal = authenticate(db, key)
-    assert getattr(principal, "org_id", None) == "ghent" and getattr(principal, "role", None) == "admin"
+    assert (
+        getattr(principal, "org_id", None) == "ghent"
+        and getattr(principal, "role", None) == "admin"
+    )
     key_id = err.split("key id: ")[1].split()[0]
-    code, out, _ = run("admin", "create-dataset", "--id", "ghent-air", "--owner", "ghent",
-                       "--title", "Luchtkwaliteit", "--entity-types", "AirQualityObserved,Device",
-                       "--policy", "open", "--database", db)
+    code, out, _ = run(
+        "admin",
+        "create-dataset",
+        "--id",
+        "ghent-air",
+        "--owner",
+        "ghent",
+        "--title",
+        "Luchtkwaliteit",
+        "--entity-types",
+        "AirQualityObserved,Device",
+        "--policy",
+        "open",
+        "--database",
+        db,
+    )
     assert code == 0 and "(open)" in out
     code, out, _ = run("admin", "revoke-key", key_id, "--database", db)
     assert code == 0 and f"revoked key {key_id}" in out
@@ -75,15 +125,30 @@ def test_bootstrap_keys_datasets_and_audit(db: str, tmp_path: Path) -> None:
 
 
 def test_domain_errors_are_messages_and_exit_1(db: str) -> None:
-    code, _, err = run("admin", "create-org", "--id", "x", "--name", "X", "--kind", "alien",
-                       "--database", db)
+    code, _, err = run(
+        "admin", "create-org", "--id", "x", "--name", "X", "--kind", "alien", "--database", db
+    )
     assert code == 1 and "kind must be one of" in err
-    code, _, err = run("admin", "create-org", "--id", "x", "--name", "X", "--kind", "company",
-                       "--kbo", "0207451228", "--database", db)
+    code, _, err = run(
+        "admin",
+        "create-org",
+        "--id",
+        "x",
+        "--name",
+        "X",
+        "--kind",
+        "company",
+        "--kbo",
+        "0207451228",
+        "--database",
+        db,
+    )
     assert code == 1 and "check digits" in err
     code, _, err = run("admin", "create-key", "--org", "nope", "--database", db)
     assert code == 1 and "no organisation" in err
-    code, _, err = run("admin", "create-key", "--org", "nope", "--expires", "tomorrow", "--database", db)
+    code, _, err = run(
+        "admin", "create-key", "--org", "nope", "--expires", "tomorrow", "--database", db
+    )
     assert code == 1 and "ISO 8601" in err
     code, _, err = run("admin", "revoke-key", "0123456789abcdef", "--database", db)
     assert code == 1 and "no key" in err
@@ -91,10 +156,17 @@ def test_domain_errors_are_messages_and_exit_1(db: str) -> None:
 
 def test_the_console_script_prints_the_key_once(db: str) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "smartregion", *args, "--database", db],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "smartregion", *args, "--database", db],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
-    assert cli("admin", "create-org", "--id", "p", "--name", "P", "--kind", "region").returncode == 0
+    assert (
+        cli("admin", "create-org", "--id", "p", "--name", "P", "--kind", "region").returncode == 0
+    )
     result = cli("admin", "create-key", "--org", "p", "--role", "admin")
     assert result.returncode == 0 and result.stdout.startswith("srk_")
     assert result.stdout.strip() not in result.stderr

@@ -134,8 +134,11 @@ def test_format_instant_is_as_short_as_exact(value: datetime, text: str) -> None
 
 @given(
     st.datetimes(
-        min_value=datetime(2, 1, 1), max_value=datetime(9998, 12, 31),
-        timezones=st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]),
+        min_value=datetime(2, 1, 1),
+        max_value=datetime(9998, 12, 31),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=2)), timezone(-timedelta(hours=5, minutes=30))]
+        ),
     )
 )
 def test_format_instant_writes_the_utc_instant_whatever_was_written_before(value: datetime) -> None:
@@ -144,7 +147,12 @@ def test_format_instant_writes_the_utc_instant_whatever_was_written_before(value
     assert text.endswith("Z")
     assert datetime.fromisoformat(text[:-1] + "+00:00") == value
     fraction = text[20:-1] if len(text) > 20 else ""
-    assert fraction in ("", f"{value.microsecond:06d}"[:3] if value.microsecond % 1000 == 0 else f"{value.microsecond:06d}")
+    assert fraction in (
+        "",
+        f"{value.microsecond:06d}"[:3]
+        if value.microsecond % 1000 == 0
+        else f"{value.microsecond:06d}",
+    )
 
 
 @given(

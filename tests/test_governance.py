@@ -46,7 +46,9 @@ async def gov(tmp_path: Path, clock: Clock) -> AsyncIterator[Governance]:
     try:
         g = Governance(store, clock=clock)
         await g.create_organisation(OP, "platform", "Platform", "region")
-        await g.create_organisation(OP, "ghent", "Stad Gent", "municipality", kbo="0207.451.227", nis="44021")
+        await g.create_organisation(
+            OP, "ghent", "Stad Gent", "municipality", kbo="0207.451.227", nis="44021"
+        )
         await g.create_organisation(OP, "uni", "Universiteit", "knowledge_institution")
         await g.create_organisation(OP, "acme", "Acme", "company")
         yield g
@@ -89,8 +91,9 @@ async def test_only_platform_admins_register_organisations(gov: Governance) -> N
 
 async def test_keys_expire_and_revoke(gov: Governance, clock: Clock) -> None:
     ghent = await admin(gov, "ghent")
-    issued = await gov.create_api_key(ghent, "ghent", role="reader",
-                                      expires_at=clock.now + timedelta(hours=1))
+    issued = await gov.create_api_key(
+        ghent, "ghent", role="reader", expires_at=clock.now + timedelta(hours=1)
+    )
     principal = await gov.authenticate_key(issued.key)
     assert principal == Principal("ghent", "reader", key_id=issued.record.id)
     clock.now += timedelta(hours=2)
@@ -128,7 +131,9 @@ async def test_keys_are_managed_by_their_organisations_admins(gov: Governance) -
 
 
 async def test_people_and_memberships(gov: Governance) -> None:
-    person = await gov.create_person(OP, "alice", "Alice@Example.org", "Alice", "correct horse battery")
+    person = await gov.create_person(
+        OP, "alice", "Alice@Example.org", "Alice", "correct horse battery"
+    )
     assert person.email == "alice@example.org" and person.password_hash.startswith("$argon2id$")
     ghent = await admin(gov, "ghent")
     await gov.set_membership(ghent, "alice", "ghent", "editor")
@@ -145,8 +150,15 @@ async def test_people_and_memberships(gov: Governance) -> None:
 
 async def test_datasets_and_policies(gov: Governance) -> None:
     ghent = await admin(gov, "ghent")
-    ds = await gov.create_dataset(ghent, "ghent-air", "ghent", {"nl": "Lucht", "en": "Air"},
-                                  ["AirQualityObserved"], theme="environment", policy="open")
+    ds = await gov.create_dataset(
+        ghent,
+        "ghent-air",
+        "ghent",
+        {"nl": "Lucht", "en": "Air"},
+        ["AirQualityObserved"],
+        theme="environment",
+        policy="open",
+    )
     assert ds.license == DEFAULT_OPEN_LICENSE
     assert ds.entity_types == ["https://uri.etsi.org/ngsi-ld/default-context/AirQualityObserved"]
     assert await gov.may_read(None, ds)
@@ -155,7 +167,12 @@ async def test_datasets_and_policies(gov: Governance) -> None:
     assert await gov.may_read("ghent", private)
     assert not await gov.may_read("uni", private)
     restricted = await gov.create_dataset(
-        ghent, "ghent-parking", "ghent", "Parkeren", ["ParkingSpot"], policy="restricted",
+        ghent,
+        "ghent-parking",
+        "ghent",
+        "Parkeren",
+        ["ParkingSpot"],
+        policy="restricted",
         permissions=[{"action": "read", "assignee": {"kind": "municipality"}}],
     )
     await gov.create_organisation(OP, "leuven", "Leuven", "municipality")
@@ -163,9 +180,14 @@ async def test_datasets_and_policies(gov: Governance) -> None:
     assert not await gov.may_read("uni", restricted)
     changed = await gov.set_dataset_policy(ghent, "ghent-parking", "private")
     assert not await gov.may_read("leuven", changed)
-    for kwargs in [{"theme": "sports"}, {"license": "not a uri"}, {"scope": "Ghent"},
-                   {"policy": "secret"}, {"permissions": [{"action": "read"}]},
-                   {"policy": "restricted", "permissions": [{"action": "use"}]}]:
+    for kwargs in [
+        {"theme": "sports"},
+        {"license": "not a uri"},
+        {"scope": "Ghent"},
+        {"policy": "secret"},
+        {"permissions": [{"action": "read"}]},
+        {"policy": "restricted", "permissions": [{"action": "use"}]},
+    ]:
         with pytest.raises(BadRequestData):
             await gov.create_dataset(ghent, "x", "ghent", "X", ["T"], **kwargs)  # type: ignore[arg-type]
     with pytest.raises(Forbidden):
@@ -177,8 +199,9 @@ async def test_datasets_and_policies(gov: Governance) -> None:
 async def test_access_request_approval_grant_and_revocation(gov: Governance, clock: Clock) -> None:
     ghent = await admin(gov, "ghent")
     uni = await admin(gov, "uni", "editor")
-    ds = await gov.create_dataset(ghent, "ghent-cams", "ghent", "Camera's", ["Camera"],
-                                  policy="restricted")
+    ds = await gov.create_dataset(
+        ghent, "ghent-cams", "ghent", "Camera's", ["Camera"], policy="restricted"
+    )
     assert not await gov.may_read("uni", ds, purpose="research")
     request = await gov.request_access(uni, ds.id, "research", end=clock.now + timedelta(days=30))
     assert request.status == "pending" and request.requester_org == "uni"
@@ -197,7 +220,9 @@ async def test_access_request_approval_grant_and_revocation(gov: Governance, clo
     assert not await gov.may_read("uni", ds, purpose="marketing")
     assert not await gov.may_read("acme", ds)
     # the agreement is frozen: a later policy change does not alter it
-    await gov.set_dataset_policy(ghent, ds.id, "restricted", [{"action": "read", "assignee": "acme"}])
+    await gov.set_dataset_policy(
+        ghent, ds.id, "restricted", [{"action": "read", "assignee": "acme"}]
+    )
     assert (await gov.get_agreement(uni, agreement.id)).policy == agreement.policy
     # expiry
     clock.now += timedelta(days=31)
@@ -232,7 +257,9 @@ async def test_access_request_rules(gov: Governance, clock: Clock) -> None:
     with pytest.raises(BadRequestData):
         await gov.request_access(uni, "closed", "  ")
     with pytest.raises(BadRequestData):
-        await gov.request_access(uni, "closed", "r", start=clock.now, end=clock.now - timedelta(days=1))
+        await gov.request_access(
+            uni, "closed", "r", start=clock.now, end=clock.now - timedelta(days=1)
+        )
     with pytest.raises(Forbidden):
         await gov.request_access(await admin(gov, "uni", "reader"), "closed", "research")
     request = await gov.request_access(uni, "closed", "research")
@@ -246,7 +273,9 @@ async def test_mandates(gov: Governance) -> None:
     ghent = await admin(gov, "ghent")
     mandate = await gov.create_mandate(ghent, "ghent", "acme")
     assert await gov.mandated_owners("acme") == ["ghent"]
-    assert [m.id for m in await gov.list_mandates(await admin(gov, "acme", "reader"), "acme")] == [mandate.id]
+    assert [m.id for m in await gov.list_mandates(await admin(gov, "acme", "reader"), "acme")] == [
+        mandate.id
+    ]
     with pytest.raises(Forbidden):
         await gov.create_mandate(await admin(gov, "acme"), "ghent", "acme")
     with pytest.raises(BadRequestData):
@@ -257,7 +286,9 @@ async def test_mandates(gov: Governance) -> None:
         await gov.revoke_mandate(ghent, mandate.id)
 
 
-async def test_changes_are_audited_and_tampering_is_detected(gov: Governance, tmp_path: Path) -> None:
+async def test_changes_are_audited_and_tampering_is_detected(
+    gov: Governance, tmp_path: Path
+) -> None:
     ghent = await admin(gov, "ghent")
     issued = await gov.create_api_key(ghent, "ghent")
     await gov.revoke_api_key(ghent, issued.record.id)

@@ -12,8 +12,9 @@ def kbo_with_check(first8: str) -> str:
     return first8 + f"{97 - int(first8) % 97:02d}"
 
 
-@pytest.mark.parametrize("text", ["0207451227", "0207.451.227", "BE 0207.451.227", "be0207451227",
-                                  "207451227"])
+@pytest.mark.parametrize(
+    "text", ["0207451227", "0207.451.227", "BE 0207.451.227", "be0207451227", "207451227"]
+)
 def test_valid_kbo_numbers_normalise_to_ten_digits(text: str) -> None:
     assert normalise_kbo(text) == "0207451227"
 
@@ -24,8 +25,19 @@ def test_the_check_digits_are_97_minus_the_remainder() -> None:
         assert normalise_kbo(number) == number
 
 
-@pytest.mark.parametrize("text", ["0207451228", "0207.451.226", "2207451227", "02074512", "abc",
-                                  "", "０２０７４５１２２７", "02074512271"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0207451228",
+        "0207.451.226",
+        "2207451227",
+        "02074512",
+        "abc",
+        "",
+        "０２０７４５１２２７",
+        "02074512271",
+    ],
+)
 def test_invalid_kbo_numbers_are_refused(text: str) -> None:
     with pytest.raises(BadRequestData):
         normalise_kbo(text)

@@ -27,6 +27,12 @@ def test_the_stored_form_is_sha256_and_matches_only_the_key() -> None:
 
 
 def test_malformed_keys_have_no_id() -> None:
-    for bad in ["", "srk_", "srk_0123456789abcdef_short", "xyz_0123456789abcdef_" + "a" * 43,
-                "srk_0123456789ABCDEF_" + "a" * 43, "Bearer srk_0123456789abcdef_" + "a" * 43]:
+    for bad in [
+        "",
+        "srk_",
+        "srk_0123456789abcdef_short",
+        "xyz_0123456789abcdef_" + "a" * 43,
+        "srk_0123456789ABCDEF_" + "a" * 43,
+        "Bearer srk_0123456789abcdef_" + "a" * 43,
+    ]:
         assert parse_key(bad) is None

@@ -18,10 +18,53 @@ ALLOWED: dict[str, set[str]] = {
     "ldes": {"broker", "governance", "core", "storage", "errors"},
     "ingestion": {"broker", "governance", "core", "storage", "errors"},
     "hub": {"governance", "core", "storage", "errors"},
-    "api": {"broker", "ldes", "ingestion", "hub", "governance", "core", "storage", "errors", "settings"},
-    "web": {"broker", "ldes", "ingestion", "hub", "governance", "core", "storage", "errors", "settings"},
-    "cli": {"app", "broker", "ldes", "ingestion", "hub", "governance", "core", "storage", "errors", "settings"},
-    "app": {"api", "web", "broker", "ldes", "ingestion", "hub", "governance", "core", "storage", "errors", "settings"},
+    "api": {
+        "broker",
+        "ldes",
+        "ingestion",
+        "hub",
+        "governance",
+        "core",
+        "storage",
+        "errors",
+        "settings",
+    },
+    "web": {
+        "broker",
+        "ldes",
+        "ingestion",
+        "hub",
+        "governance",
+        "core",
+        "storage",
+        "errors",
+        "settings",
+    },
+    "cli": {
+        "app",
+        "broker",
+        "ldes",
+        "ingestion",
+        "hub",
+        "governance",
+        "core",
+        "storage",
+        "errors",
+        "settings",
+    },
+    "app": {
+        "api",
+        "web",
+        "broker",
+        "ldes",
+        "ingestion",
+        "hub",
+        "governance",
+        "core",
+        "storage",
+        "errors",
+        "settings",
+    },
     "__init__": set(),
     "__main__": {"cli"},
 }
@@ -41,7 +84,9 @@ def imported_layers(path: Path) -> set[str]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module == "smartregion" and node.level == 0:
             # `from smartregion import errors, __version__`: each name is a layer or the package root
-            names = [f"smartregion.{a.name}" if a.name in ALLOWED else "smartregion" for a in node.names]
+            names = [
+                f"smartregion.{a.name}" if a.name in ALLOWED else "smartregion" for a in node.names
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module]
         for name in names:

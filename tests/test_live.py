@@ -56,28 +56,35 @@ def test_a_write_by_another_process_reaches_the_stream(
         url = request.getfixturevalue("postgres_url")
     tenant = f"live{secrets.token_hex(3)}"
     headers = {"NGSILD-Tenant": tenant}
-    with server("--database", url, "--anonymous-writes") as a, server(
-        "--database", url, "--anonymous-writes"
-    ) as b:
+    with (
+        server("--database", url, "--anonymous-writes") as a,
+        server("--database", url, "--anonymous-writes") as b,
+    ):
         # a first entity, so the tenant exists
         first = {"id": "urn:ngsi-ld:Sensor:other", "type": "Other"}
-        assert httpx.post(f"{b}/ngsi-ld/v1/entities", json=first, headers=headers).status_code == 201
+        assert (
+            httpx.post(f"{b}/ngsi-ld/v1/entities", json=first, headers=headers).status_code == 201
+        )
 
         def write() -> None:
-            entity = {"id": SENSOR, "type": "Sensor", "temperature": {"type": "Property", "value": 21}}
+            entity = {
+                "id": SENSOR,
+                "type": "Sensor",
+                "temperature": {"type": "Property", "value": 21},
+            }
             r = httpx.post(f"{b}/ngsi-ld/v1/entities", json=entity, headers=headers)
             assert r.status_code == 201
             # not of the streamed type: not sent
-            r = httpx.post(f"{b}/ngsi-ld/v1/entities", json={"id": "urn:x:2", "type": "Other"}, headers=headers)
+            r = httpx.post(
+                f"{b}/ngsi-ld/v1/entities", json={"id": "urn:x:2", "type": "Other"}, headers=headers
+            )
             assert r.status_code == 201
             # a stream sends an entity as it is when it reads the change: let it read this one
             time.sleep(1.0)
             r = httpx.delete(f"{b}/ngsi-ld/v1/entities/{SENSOR}", headers=headers)
             assert r.status_code == 204
 
-        seen = _stream_while(
-            f"{a}/live/entities?type=Sensor&options=keyValues", headers, 2, write
-        )
+        seen = _stream_while(f"{a}/live/entities?type=Sensor&options=keyValues", headers, 2, write)
     assert seen[0] == ("entity", {"id": SENSOR, "type": "Sensor", "temperature": 21})
     assert seen[1] == ("gone", {"id": SENSOR})
 
@@ -93,7 +100,9 @@ def test_a_stream_shows_only_what_its_caller_may_read(tmp_path: Path) -> None:
         def admin(*args: str) -> str:
             out = subprocess.run(
                 [sys.executable, "-m", "smartregion", "admin", *args, "--database", url],
-                capture_output=True, text=True, check=True,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             return out.stdout.strip()
 
@@ -107,8 +116,12 @@ def test_a_stream_shows_only_what_its_caller_may_read(tmp_path: Path) -> None:
         def write() -> None:
             mine = {"id": "urn:x:b1", "type": "Sensor", "n": {"type": "Property", "value": 1}}
             theirs = {"id": "urn:x:a1", "type": "Sensor", "n": {"type": "Property", "value": 2}}
-            assert httpx.post(f"{base}/ngsi-ld/v1/entities", json=theirs, headers=a).status_code == 201
-            assert httpx.post(f"{base}/ngsi-ld/v1/entities", json=mine, headers=b).status_code == 201
+            assert (
+                httpx.post(f"{base}/ngsi-ld/v1/entities", json=theirs, headers=a).status_code == 201
+            )
+            assert (
+                httpx.post(f"{base}/ngsi-ld/v1/entities", json=mine, headers=b).status_code == 201
+            )
 
         seen = _stream_while(f"{base}/live/entities?type=Sensor&options=keyValues", b, 1, write)
         assert seen == [("entity", {"id": "urn:x:b1", "type": "Sensor", "n": 1})]

@@ -89,8 +89,11 @@ MARKERS = {
 MARKER_IDS = {m[0] for m in MARKERS.values()}
 TYPES = "Park,Building,Camera,Lamp,Bench"
 #: the streams each principal opens: (label, query); the data set ids get A's suffix
-STREAMS = [("types", {"type": TYPES}), ("restricted", {"dataset": "restricted"}),
-           ("scoped", {"dataset": "scoped"})]
+STREAMS = [
+    ("types", {"type": TYPES}),
+    ("restricted", {"dataset": "restricted"}),
+    ("scoped", {"dataset": "scoped"}),
+]
 
 
 class Model:
@@ -125,8 +128,11 @@ class Stream:
         return any(eid == MARKERS[self.label][0] and n == round_ for _, eid, n in self.events)
 
     def got(self, round_: int) -> set[str]:
-        return {eid for name, eid, n in self.events
-                if name == "entity" and n == round_ and eid not in MARKER_IDS}
+        return {
+            eid
+            for name, eid, n in self.events
+            if name == "entity" and n == round_ and eid not in MARKER_IDS
+        }
 
 
 def free_port() -> int:
@@ -139,8 +145,16 @@ def free_port() -> int:
 async def serving(database_url: str) -> AsyncIterator[tuple[Any, str]]:
     app = create_app(Settings(database_url=database_url))
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", timeout_graceful_shutdown=2))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+        )
+    )
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -153,8 +167,13 @@ async def serving(database_url: str) -> AsyncIterator[tuple[Any, str]]:
         await asyncio.wait_for(task, 20)
 
 
-async def read_stream(client: httpx.AsyncClient, url: str, headers: dict[str, str],
-                      stream: Stream, opened: asyncio.Event) -> None:
+async def read_stream(
+    client: httpx.AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    stream: Stream,
+    opened: asyncio.Event,
+) -> None:
     async with client.stream("GET", url, headers=headers) as response:
         stream.status = response.status_code
         opened.set()
@@ -164,9 +183,9 @@ async def read_stream(client: httpx.AsyncClient, url: str, headers: dict[str, st
         name = None
         async for line in response.aiter_lines():
             if line.startswith("event: "):
-                name = line[len("event: "):]
+                name = line[len("event: ") :]
             elif line.startswith("data: ") and name is not None:
-                data = orjson.loads(line[len("data: "):])
+                data = orjson.loads(line[len("data: ") :])
                 stream.events.append((name, data["id"], int(data.get("n", -1))))
                 if "plate" in data:
                     stream.sensitive.add(data["id"])
@@ -192,26 +211,43 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
         a_admin = Principal(orgs["a"], "admin")
         ds = {
             "open": ("Park", "open", None, None),
-            "restricted": ("Building", "restricted", None,
-                           [{"action": "read", "assignee": orgs["p"]}]),
+            "restricted": (
+                "Building",
+                "restricted",
+                None,
+                [{"action": "read", "assignee": orgs["p"]}],
+            ),
             "private": ("Camera", "private", None, None),
             "scoped": ("Bench", "open", SCOPE, None),
         }
         for cat, (etype, policy, scope, permissions) in ds.items():
             # the open data sets' readers do not see the sensitive attribute `plate`
             privacy = {"sensitive": ["plate"]} if policy == "open" else None
-            await gov.create_dataset(a_admin, f"{orgs['a']}-{cat}", orgs["a"], etype, [etype],
-                                     policy=policy, scope=scope, permissions=permissions,
-                                     privacy=privacy)
+            await gov.create_dataset(
+                a_admin,
+                f"{orgs['a']}-{cat}",
+                orgs["a"],
+                etype,
+                [etype],
+                policy=policy,
+                scope=scope,
+                permissions=permissions,
+                privacy=privacy,
+            )
         await gov.create_mandate(a_admin, orgs["a"], orgs["m"])
         now = datetime.now(UTC)
         grants = {}
-        for holder, expires in (("c", now + timedelta(days=1)), ("d", now - timedelta(minutes=1)),
-                                ("e", now + timedelta(days=1))):
-            req = await gov.request_access(Principal(orgs[holder], "editor"),
-                                           f"{orgs['a']}-restricted", "research")
-            _, grants[holder] = await gov.approve_access_request(a_admin, req.id,
-                                                                 expires_at=expires)
+        for holder, expires in (
+            ("c", now + timedelta(days=1)),
+            ("d", now - timedelta(minutes=1)),
+            ("e", now + timedelta(days=1)),
+        ):
+            req = await gov.request_access(
+                Principal(orgs[holder], "editor"), f"{orgs['a']}-restricted", "research"
+            )
+            _, grants[holder] = await gov.approve_access_request(
+                a_admin, req.id, expires_at=expires
+            )
         keys = {"a.admin": (await gov.create_api_key(OP, orgs["a"], role="admin")).key}
         for who in PRINCIPALS:
             if who.org is not None:
@@ -221,25 +257,35 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
         keys["key.revoked"] = revoked.key
 
         def headers(name: str | None) -> dict[str, str]:
-            h = {"NGSILD-Tenant": tenant, "Link": f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"'}
+            h = {
+                "NGSILD-Tenant": tenant,
+                "Link": f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"',
+            }
             if name is not None and name in keys:
                 h["Authorization"] = f"Bearer {keys[name]}"
             return h
 
         timeout = httpx.Timeout(30.0)
-        async with httpx.AsyncClient(base_url=base, timeout=timeout) as writer, \
-                httpx.AsyncClient(base_url=base, timeout=timeout) as reader:
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=timeout) as writer,
+            httpx.AsyncClient(base_url=base, timeout=timeout) as reader,
+        ):
 
             async def change(entity: tuple[str, str, str | None, str], value: int) -> None:
                 entity_id, etype, scope, _ = entity
-                body: dict[str, Any] = {"id": entity_id, "type": etype,
-                                        "n": {"type": "Property", "value": value},
-                                        "plate": {"type": "Property", "value": "1-ABC-123"}}
+                body: dict[str, Any] = {
+                    "id": entity_id,
+                    "type": etype,
+                    "n": {"type": "Property", "value": value},
+                    "plate": {"type": "Property", "value": "1-ABC-123"},
+                }
                 if scope is not None:
                     body["scope"] = scope
-                r = await writer.post("/ngsi-ld/v1/entityOperations/upsert", json=[body],
-                                      headers={**headers("a.admin"),
-                                               "Content-Type": "application/json"})
+                r = await writer.post(
+                    "/ngsi-ld/v1/entityOperations/upsert",
+                    json=[body],
+                    headers={**headers("a.admin"), "Content-Type": "application/json"},
+                )
                 assert r.status_code in (201, 204), r.text
 
             for entity in [*ENTITIES, *MARKERS.values()]:
@@ -255,8 +301,13 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
                     stream = Stream(who, label)
                     opened = asyncio.Event()
                     url = "/live/entities?" + "&".join(f"{k}={v}" for k, v in query.items())
-                    tasks.append(asyncio.create_task(read_stream(
-                        reader, url, headers(who.name if who.org else None), stream, opened)))
+                    tasks.append(
+                        asyncio.create_task(
+                            read_stream(
+                                reader, url, headers(who.name if who.org else None), stream, opened
+                            )
+                        )
+                    )
                     await asyncio.wait_for(opened.wait(), 30)
                     streams.append(stream)
             failures: list[str] = []
@@ -287,8 +338,9 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
                             break
                         await asyncio.sleep(0.02)
                     else:
-                        failures.append(f"round {round_} {stream.who.name} {stream.label}:"
-                                        " no marker")
+                        failures.append(
+                            f"round {round_} {stream.who.name} {stream.label}: no marker"
+                        )
                     cases += check(stream, round_, revoked, failures)
             for stream, round_, revoked in pending:
                 cases += check(stream, round_, revoked, failures)
@@ -296,11 +348,16 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
             for stream in live:
                 cases += 1
                 full = stream.who.org in ("a", "m")
-                open_ids = {eid for eid, _, _, cat in [*ENTITIES, *MARKERS.values()]
-                            if cat in ("open", "scoped")}
+                open_ids = {
+                    eid
+                    for eid, _, _, cat in [*ENTITIES, *MARKERS.values()]
+                    if cat in ("open", "scoped")
+                }
                 if not full and stream.sensitive & open_ids:
-                    failures.append(f"{stream.who.name} {stream.label}: sensitive attribute"
-                                    f" shown of {sorted(stream.sensitive & open_ids)}")
+                    failures.append(
+                        f"{stream.who.name} {stream.label}: sensitive attribute"
+                        f" shown of {sorted(stream.sensitive & open_ids)}"
+                    )
                 if full and stream.label != "restricted" and not stream.sensitive & open_ids:
                     failures.append(f"{stream.who.name} {stream.label}: owner side lacks it")
             for task in tasks:
@@ -308,8 +365,10 @@ async def test_live_streams_deliver_exactly_what_each_caller_may_read(database_u
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        print(f"\nlive matrix [{database_url.split(':', 1)[0]}]: {cases} cases,"
-              f" {len(failures)} failures")
+        print(
+            f"\nlive matrix [{database_url.split(':', 1)[0]}]: {cases} cases,"
+            f" {len(failures)} failures"
+        )
         assert failures == [], "\n".join(failures)
         assert cases >= 100
 
@@ -324,6 +383,8 @@ def check(stream: Stream, round_: int, revoked: bool, failures: list[str]) -> in
         cases += 1
         want = Model.reads(stream.who, cat, revoked=revoked)
         if (eid in got) != want:
-            failures.append(f"round {round_} {stream.who.name} {stream.label}:"
-                            f" {eid} {'missing' if want else 'foreign'}")
+            failures.append(
+                f"round {round_} {stream.who.name} {stream.label}:"
+                f" {eid} {'missing' if want else 'foreign'}"
+            )
     return cases

@@ -56,9 +56,7 @@ class Receiver:
     def values(self) -> Counter[tuple[str, Any]]:
         """(entity id, counter value) of every entity in every notification received."""
         with self.lock:
-            return Counter(
-                (item["id"], item["n"]) for body in self.bodies for item in body["data"]
-            )
+            return Counter((item["id"], item["n"]) for body in self.bodies for item in body["data"])
 
 
 @contextmanager
@@ -78,15 +76,19 @@ def subscribe(base: str, tenant: str, receiver: Receiver, entity_type: str) -> N
         "id": f"urn:ngsi-ld:Subscription:{secrets.token_hex(6)}",
         "type": "Subscription",
         "entities": [{"type": entity_type}],
-        "notification": {"format": "keyValues", "attributes": ["n"],
-                         "endpoint": {"uri": receiver.url, "accept": "application/json"}},
+        "notification": {
+            "format": "keyValues",
+            "attributes": ["n"],
+            "endpoint": {"uri": receiver.url, "accept": "application/json"},
+        },
     }
     r = httpx.post(f"{base}/ngsi-ld/v1/subscriptions", json=sub, headers={"NGSILD-Tenant": tenant})
     assert r.status_code == 201, r.text
 
 
-async def update_all(bases: list[str], tenant: str, entity_type: str, entities: int,
-                     rounds: int) -> int:
+async def update_all(
+    bases: list[str], tenant: str, entity_type: str, entities: int, rounds: int
+) -> int:
     """`rounds` PATCHes of each entity's counter, spread over the servers, 16 at a time."""
     headers = {"NGSILD-Tenant": tenant}
     # idle connections are dropped by the client before uvicorn closes them (after 5 s idle):
@@ -97,8 +99,11 @@ async def update_all(bases: list[str], tenant: str, entity_type: str, entities: 
         for e in range(entities):
             r = await client.post(
                 f"{bases[0]}/ngsi-ld/v1/entities",
-                json={"id": f"urn:ngsi-ld:{entity_type}:{e}", "type": entity_type,
-                      "n": {"type": "Property", "value": 0}},
+                json={
+                    "id": f"urn:ngsi-ld:{entity_type}:{e}",
+                    "type": entity_type,
+                    "n": {"type": "Property", "value": 0},
+                },
                 headers=headers,
             )
             assert r.status_code == 201, r.text
@@ -153,9 +158,12 @@ def test_two_servers_deliver_each_notification_exactly_once(postgres_url: str) -
     tenant = f"x{secrets.token_hex(4)}"
     entities, rounds = 50, 200  # 10,000 updates, each its own notification
     logs: list[str] = []
-    with shown_on_failure(logs), receiving() as receiver, \
-            server("--database", postgres_url, "--anonymous-writes", output=logs) as one, \
-            server("--database", postgres_url, "--anonymous-writes", output=logs) as two:
+    with (
+        shown_on_failure(logs),
+        receiving() as receiver,
+        server("--database", postgres_url, "--anonymous-writes", output=logs) as one,
+        server("--database", postgres_url, "--anonymous-writes", output=logs) as two,
+    ):
         subscribe(one, tenant, receiver, "Meter")
         sent = asyncio.run(update_all([one, two], tenant, "Meter", entities, rounds))
         got = wait_for(receiver, sent + entities, timeout=180)
@@ -169,9 +177,11 @@ def test_two_servers_deliver_each_notification_exactly_once(postgres_url: str) -
 
 def test_a_receiver_down_for_a_minute_gets_everything_after_it_returns(postgres_url: str) -> None:
     tenant = f"y{secrets.token_hex(4)}"
-    with receiving() as receiver, \
-            server("--database", postgres_url, "--anonymous-writes") as one, \
-            server("--database", postgres_url, "--anonymous-writes") as two:
+    with (
+        receiving() as receiver,
+        server("--database", postgres_url, "--anonymous-writes") as one,
+        server("--database", postgres_url, "--anonymous-writes") as two,
+    ):
         subscribe(one, tenant, receiver, "Gauge")
         receiver.up = False
         down_since = time.monotonic()

@@ -101,9 +101,13 @@ async def queue(store: Store, receiver: Receiver, tenant: str, rows: dict[str, i
     for sub, count in rows.items():
         await store.create_subscription(tenant, {"id": sub, "type": "Subscription"})
         queued += [
-            OutboxRow(id=f"{tenant}-{sub}-{n}", tenant=tenant, subscription_id=sub,
-                      body={"type": "Notification", "subscriptionId": sub, "n": n},
-                      target={"uri": receiver.url, "headers": {}})
+            OutboxRow(
+                id=f"{tenant}-{sub}-{n}",
+                tenant=tenant,
+                subscription_id=sub,
+                body={"type": "Notification", "subscriptionId": sub, "n": n},
+                target={"uri": receiver.url, "headers": {}},
+            )
             for n in range(count)
         ]
     await store.enqueue(queued)
@@ -177,7 +181,10 @@ async def test_failed_sends_are_counted_and_rescheduled_in_the_same_transaction(
     assert len(settles) == 1
     assert await counters(store, tenant, A) == (2, 2)
     assert await due(store, tenant, epoch_now() + 1) == []  # back-off
-    assert await due(store, tenant, epoch_now() + 61) == [(f"{tenant}-{A}-0", 1), (f"{tenant}-{A}-1", 1)]
+    assert await due(store, tenant, epoch_now() + 61) == [
+        (f"{tenant}-{A}-0", 1),
+        (f"{tenant}-{A}-1", 1),
+    ]
 
 
 async def test_dying_before_the_bookkeeping_commits_sends_again_after_the_lease(

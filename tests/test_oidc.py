@@ -75,7 +75,8 @@ def issuer() -> Iterator[Issuer]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.base = f"http://127.0.0.1:{server.server_address[1]}"
     state.documents["/.well-known/openid-configuration"] = {
-        "issuer": state.base, "jwks_uri": f"{state.base}/jwks"
+        "issuer": state.base,
+        "jwks_uri": f"{state.base}/jwks",
     }
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -96,7 +97,9 @@ def other_rsa_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def public_jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str, **extra: Any) -> dict[str, Any]:
+def public_jwk(
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str, **extra: Any
+) -> dict[str, Any]:
     if isinstance(key, rsa.RSAPrivateKey):
         data = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     else:
@@ -107,8 +110,13 @@ def public_jwk(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, kid: str, **
 def claims(issuer: str, **overrides: Any) -> dict[str, Any]:
     now = int(time.time())
     base = {
-        "iss": issuer, "aud": AUDIENCE, "sub": "user-42", "iat": now, "exp": now + 300,
-        "smartregion_org": "ghent", "smartregion_role": "editor",
+        "iss": issuer,
+        "aud": AUDIENCE,
+        "sub": "user-42",
+        "iat": now,
+        "exp": now + 300,
+        "smartregion_org": "ghent",
+        "smartregion_role": "editor",
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -155,7 +163,9 @@ async def test_es256_and_a_configured_jwks_url(issuer: Issuer) -> None:
     issuer.publish(public_jwk(key, "e1", alg="ES256"))
     v = verifier(issuer, jwks_url=f"{issuer.base}/jwks")
     try:
-        identity = await v.verify(sign(claims(issuer.base, smartregion_role="admin"), key, "ES256", "e1"))
+        identity = await v.verify(
+            sign(claims(issuer.base, smartregion_role="admin"), key, "ES256", "e1")
+        )
     finally:
         await v.aclose()
     assert identity.role == "admin"
@@ -183,11 +193,17 @@ def _negative_cases(
         "expired": (sign(claims(iss, exp=int(time.time()) - 3600), key), "expired"),
         "not yet valid": (sign(claims(iss, nbf=int(time.time()) + 3600), key), "not-yet-valid"),
         "signed by another key with the same kid": (sign(claims(iss), other), "signature"),
-        "payload changed after signing": (f"{head}.{forged_body}.{valid.split('.')[2]}", "signature"),
+        "payload changed after signing": (
+            f"{head}.{forged_body}.{valid.split('.')[2]}",
+            "signature",
+        ),
         "unknown kid": (sign(claims(iss), other, kid="k9"), "unknown-key"),
         "no expiry": (sign(claims(iss, exp=None), key), "claims"),
         "no organisation claim": (sign(claims(iss, smartregion_org=None), key), "claims"),
-        "role outside reader/editor/admin": (sign(claims(iss, smartregion_role="root"), key), "claims"),
+        "role outside reader/editor/admin": (
+            sign(claims(iss, smartregion_role="root"), key),
+            "claims",
+        ),
         "not a JWT": ("a.b.c", "malformed"),
     }
 
@@ -269,7 +285,9 @@ class Env:
 async def env(tmp_path: Path, issuer: Issuer, rsa_key: rsa.RSAPrivateKey) -> AsyncIterator[Env]:
     issuer.publish(public_jwk(rsa_key, "k1"))
     settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/oidc.db", oidc_issuer=issuer.base, oidc_audience=AUDIENCE
+        database_url=f"sqlite:///{tmp_path}/oidc.db",
+        oidc_issuer=issuer.base,
+        oidc_audience=AUDIENCE,
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -287,14 +305,16 @@ def bearer(token: str) -> dict[str, str]:
 async def test_a_token_writes_for_its_organisation(env: Env, rsa_key: rsa.RSAPrivateKey) -> None:
     token = sign(claims(env.issuer.base), rsa_key)
     r = await env.client.post(
-        "/ngsi-ld/v1/entities", headers=bearer(token),
+        "/ngsi-ld/v1/entities",
+        headers=bearer(token),
         json={"id": "urn:ngsi-ld:Sensor:oidc", "type": "Sensor"},
     )
     assert r.status_code == 201, r.text
     # the organisation owns it: its API key may change it
     key = (await env.gov.create_api_key(Principal.cli(), "ghent", role="editor")).key
     r = await env.client.patch(
-        "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:oidc/attrs", headers=bearer(key),
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:oidc/attrs",
+        headers=bearer(key),
         json={"t": {"type": "Property", "value": 1}},
     )
     assert r.status_code == 204, r.text
@@ -313,14 +333,18 @@ async def test_refused_tokens_are_401_problems_and_audited(
         assert r.headers["www-authenticate"].startswith("Bearer"), name
         assert r.headers["content-type"] == "application/problem+json", name
     records = [r for r in await env.gov.store.audit_records() if r.action == "auth.refused"]
-    assert [r.detail["reason"] for r in records] == [f"token-{reason}" for _, reason in cases.values()]
+    assert [r.detail["reason"] for r in records] == [
+        f"token-{reason}" for _, reason in cases.values()
+    ]
     assert all(r.detail["interface"] == "ngsi-ld" for r in records)
     # ids and reason codes only: no token, no subject
     text = json.dumps([r.detail for r in records]) + "".join(r.subject for r in records)
     assert "user-42" not in text and "eyJ" not in text
 
 
-async def test_a_token_of_an_unregistered_organisation_is_403(env: Env, rsa_key: rsa.RSAPrivateKey) -> None:
+async def test_a_token_of_an_unregistered_organisation_is_403(
+    env: Env, rsa_key: rsa.RSAPrivateKey
+) -> None:
     token = sign(claims(env.issuer.base, smartregion_org="nowhere"), rsa_key)
     r = await env.client.get("/ngsi-ld/v1/types", headers=bearer(token))
     assert r.status_code == 403

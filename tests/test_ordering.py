@@ -21,7 +21,12 @@ def building(n: str, name: str | None, created: str, sub: int | None = None) -> 
         if sub is not None:
             inst[V + "subProperty"] = {"type": "Property", "value": sub}
         attrs[V + "name"] = [inst]
-    return {"id": f"urn:ngsi-ld:Building:{n}", "type": [V + "Building"], "createdAt": created, "attrs": attrs}
+    return {
+        "id": f"urn:ngsi-ld:Building:{n}",
+        "type": [V + "Building"],
+        "createdAt": created,
+        "attrs": attrs,
+    }
 
 
 DOCS = [

@@ -23,14 +23,24 @@ from smartregion.errors import BadRequestData
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def ctx(action: str = "read", org: str | None = "uni", kind: str | None = "knowledge_institution",
-        purpose: str | None = None, at: datetime = NOW) -> AccessContext:
+def ctx(
+    action: str = "read",
+    org: str | None = "uni",
+    kind: str | None = "knowledge_institution",
+    purpose: str | None = None,
+    at: datetime = NOW,
+) -> AccessContext:
     return AccessContext(action=action, at=at, org_id=org, org_kind=kind, purpose=purpose)
 
 
 def policy(*permissions: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"@context": "http://www.w3.org/ns/odrl.jsonld", "@type": "Set", "uid": "p",
-            "permission": list(permissions), **extra}
+    return {
+        "@context": "http://www.w3.org/ns/odrl.jsonld",
+        "@type": "Set",
+        "uid": "p",
+        "permission": list(permissions),
+        **extra,
+    }
 
 
 def test_open_policy_lets_anyone_read_but_not_write() -> None:
@@ -50,17 +60,37 @@ def test_assignee_by_org_and_by_kind() -> None:
     assert not evaluate(by_org, ctx(org="other"))
     assert not evaluate(by_org, ctx(org=None, kind=None))
     assert evaluate(policy({"action": "read", "assignee": {"uid": "uni"}}), ctx())
-    by_kind = policy({"action": ["read", "write"], "assignee": {"kind": ["municipality", "province"]}})
+    by_kind = policy(
+        {"action": ["read", "write"], "assignee": {"kind": ["municipality", "province"]}}
+    )
     assert evaluate(by_kind, ctx(org="ghent", kind="municipality", action="write"))
     assert not evaluate(by_kind, ctx())
 
 
 def test_purpose_and_date_constraints() -> None:
-    p = policy({"action": "read", "assignee": "uni", "constraint": [
-        {"leftOperand": "purpose", "operator": "isAnyOf", "rightOperand": ["research", "teaching"]},
-        {"leftOperand": "dateTime", "operator": "gteq", "rightOperand": "2026-01-01T00:00:00Z"},
-        {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2027-01-01T00:00:00+01:00"},
-    ]})
+    p = policy(
+        {
+            "action": "read",
+            "assignee": "uni",
+            "constraint": [
+                {
+                    "leftOperand": "purpose",
+                    "operator": "isAnyOf",
+                    "rightOperand": ["research", "teaching"],
+                },
+                {
+                    "leftOperand": "dateTime",
+                    "operator": "gteq",
+                    "rightOperand": "2026-01-01T00:00:00Z",
+                },
+                {
+                    "leftOperand": "dateTime",
+                    "operator": "lt",
+                    "rightOperand": "2027-01-01T00:00:00+01:00",
+                },
+            ],
+        }
+    )
     assert evaluate(p, ctx(purpose="research"))
     assert not evaluate(p, ctx(purpose="marketing"))
     assert not evaluate(p, ctx(purpose=None))
@@ -68,24 +98,57 @@ def test_purpose_and_date_constraints() -> None:
     assert not evaluate(p, ctx(purpose="research", at=datetime(2025, 12, 31, tzinfo=UTC)))
 
 
-@pytest.mark.parametrize("bad", [
-    policy({"action": "read"}, prohibition=[{"action": "read"}]),          # unknown member
-    policy({"action": "read", "duty": [{"action": "attribute"}]}),         # a duty
-    policy({"action": "use"}),                                             # unknown action
-    policy({"action": ["read", "distribute"]}),                            # one unknown action
-    policy({"action": "read", "assignee": {"group": "x"}}),                # unknown assignee form
-    policy({"action": "read", "assignee": {"kind": "alien"}}),             # unknown kind
-    policy({"action": "read", "constraint": [
-        {"leftOperand": "spatial", "operator": "eq", "rightOperand": "BE"}]}),  # unknown operand
-    policy({"action": "read", "constraint": [
-        {"leftOperand": "dateTime", "operator": "neq", "rightOperand": "2026-01-01T00:00:00Z"}]}),
-    policy({"action": "read", "constraint": [
-        {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "2030-01-01T00:00:00"}]}),  # naive
-    policy({"action": "read", "constraint": [
-        {"leftOperand": "purpose", "operator": "eq", "rightOperand": "x", "unit": "y"}]}),
-    {**policy({"action": "read"}), "@type": "Prohibition"},
-    policy({"action": "read", "constraint": {"leftOperand": "purpose"}}),
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        policy({"action": "read"}, prohibition=[{"action": "read"}]),  # unknown member
+        policy({"action": "read", "duty": [{"action": "attribute"}]}),  # a duty
+        policy({"action": "use"}),  # unknown action
+        policy({"action": ["read", "distribute"]}),  # one unknown action
+        policy({"action": "read", "assignee": {"group": "x"}}),  # unknown assignee form
+        policy({"action": "read", "assignee": {"kind": "alien"}}),  # unknown kind
+        policy(
+            {
+                "action": "read",
+                "constraint": [{"leftOperand": "spatial", "operator": "eq", "rightOperand": "BE"}],
+            }
+        ),  # unknown operand
+        policy(
+            {
+                "action": "read",
+                "constraint": [
+                    {
+                        "leftOperand": "dateTime",
+                        "operator": "neq",
+                        "rightOperand": "2026-01-01T00:00:00Z",
+                    }
+                ],
+            }
+        ),
+        policy(
+            {
+                "action": "read",
+                "constraint": [
+                    {
+                        "leftOperand": "dateTime",
+                        "operator": "lt",
+                        "rightOperand": "2030-01-01T00:00:00",
+                    }
+                ],
+            }
+        ),  # naive
+        policy(
+            {
+                "action": "read",
+                "constraint": [
+                    {"leftOperand": "purpose", "operator": "eq", "rightOperand": "x", "unit": "y"}
+                ],
+            }
+        ),
+        {**policy({"action": "read"}), "@type": "Prohibition"},
+        policy({"action": "read", "constraint": {"leftOperand": "purpose"}}),
+    ],
+)
 def test_anything_not_understood_denies_and_is_refused(bad: dict[str, Any]) -> None:
     assert not evaluate(bad, ctx(purpose="x"))
     with pytest.raises(BadRequestData):
@@ -107,8 +170,13 @@ def test_restricted_policy_validates() -> None:
 
 ORGS = ["uni", "ghent", "acme"]
 PURPOSES = ["research", "traffic", "marketing"]
-TIMES = ["2026-01-01T00:00:00Z", "2026-11-27T12:00:00Z", "2027-06-01T00:00:00+02:00",
-         "2026-11-27T12:00:00", "not a time"]
+TIMES = [
+    "2026-01-01T00:00:00Z",
+    "2026-11-27T12:00:00Z",
+    "2027-06-01T00:00:00+02:00",
+    "2026-11-27T12:00:00",
+    "not a time",
+]
 
 assignees = st.one_of(
     st.sampled_from(ORGS),
@@ -119,15 +187,34 @@ assignees = st.one_of(
     st.just(7),
 )
 constraints = st.one_of(
-    st.fixed_dictionaries({"leftOperand": st.just("purpose"), "operator": st.sampled_from(["eq", "neq"]),
-                           "rightOperand": st.sampled_from(PURPOSES)}),
-    st.fixed_dictionaries({"leftOperand": st.just("purpose"), "operator": st.just("isAnyOf"),
-                           "rightOperand": st.lists(st.sampled_from(PURPOSES), max_size=2)}),
-    st.fixed_dictionaries({"leftOperand": st.just("dateTime"),
-                           "operator": st.sampled_from(["lt", "lteq", "gt", "gteq", "eq"]),
-                           "rightOperand": st.sampled_from(TIMES)}),
-    st.fixed_dictionaries({"leftOperand": st.sampled_from(["spatial", "count"]),
-                           "operator": st.just("eq"), "rightOperand": st.just("x")}),
+    st.fixed_dictionaries(
+        {
+            "leftOperand": st.just("purpose"),
+            "operator": st.sampled_from(["eq", "neq"]),
+            "rightOperand": st.sampled_from(PURPOSES),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "leftOperand": st.just("purpose"),
+            "operator": st.just("isAnyOf"),
+            "rightOperand": st.lists(st.sampled_from(PURPOSES), max_size=2),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "leftOperand": st.just("dateTime"),
+            "operator": st.sampled_from(["lt", "lteq", "gt", "gteq", "eq"]),
+            "rightOperand": st.sampled_from(TIMES),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "leftOperand": st.sampled_from(["spatial", "count"]),
+            "operator": st.just("eq"),
+            "rightOperand": st.just("x"),
+        }
+    ),
 )
 permissions = st.builds(
     lambda action, assignee, cons, duty: {
@@ -136,15 +223,21 @@ permissions = st.builds(
         **({"constraint": cons} if cons is not None else {}),
         **({"duty": [{"action": "attribute"}]} if duty else {}),
     },
-    st.one_of(st.sampled_from(["read", "write", "use"]),
-              st.lists(st.sampled_from(["read", "write", "use"]), max_size=2)),
+    st.one_of(
+        st.sampled_from(["read", "write", "use"]),
+        st.lists(st.sampled_from(["read", "write", "use"]), max_size=2),
+    ),
     st.one_of(st.none(), assignees),
     st.one_of(st.none(), st.lists(constraints, max_size=3)),
     st.booleans(),
 )
 policies = st.builds(
-    lambda perms, extra: {"@type": "Set", "uid": "p", "permission": perms,
-                          **({"prohibition": []} if extra else {})},
+    lambda perms, extra: {
+        "@type": "Set",
+        "uid": "p",
+        "permission": perms,
+        **({"prohibition": []} if extra else {}),
+    },
     st.lists(permissions, max_size=3),
     st.booleans(),
 )
@@ -166,7 +259,11 @@ def reference(pol: dict[str, Any], c: AccessContext) -> bool:
         if "duty" in perm:
             continue
         actions = perm["action"] if isinstance(perm["action"], list) else [perm["action"]]
-        if not actions or any(a not in ("read", "write") for a in actions) or c.action not in actions:
+        if (
+            not actions
+            or any(a not in ("read", "write") for a in actions)
+            or c.action not in actions
+        ):
             continue
         if "assignee" in perm:
             a = perm["assignee"]
@@ -180,7 +277,11 @@ def reference(pol: dict[str, Any], c: AccessContext) -> bool:
                     continue
             elif isinstance(a, dict) and list(a) == ["kind"]:
                 kinds = a["kind"] if isinstance(a["kind"], list) else [a["kind"]]
-                if not kinds or any(k not in ORGANISATION_KINDS for k in kinds) or c.org_kind not in kinds:
+                if (
+                    not kinds
+                    or any(k not in ORGANISATION_KINDS for k in kinds)
+                    or c.org_kind not in kinds
+                ):
                     continue
             else:
                 continue
@@ -200,8 +301,15 @@ def reference(pol: dict[str, Any], c: AccessContext) -> bool:
                 if bound.tzinfo is None:
                     ok = False
                     continue
-                ok = ok and {"lt": c.at < bound, "lteq": c.at <= bound,
-                             "gt": c.at > bound, "gteq": c.at >= bound}[op]
+                ok = (
+                    ok
+                    and {
+                        "lt": c.at < bound,
+                        "lteq": c.at <= bound,
+                        "gt": c.at > bound,
+                        "gteq": c.at >= bound,
+                    }[op]
+                )
             else:
                 ok = False
         if ok:
@@ -216,11 +324,17 @@ def test_evaluator_agrees_with_the_reference(pol: dict[str, Any], c: AccessConte
 
 
 @settings(max_examples=500, deadline=None)
-@given(policies, contexts, st.sampled_from([
-    {"leftOperand": "spatial", "operator": "eq", "rightOperand": "BE"},
-    {"leftOperand": "purpose", "operator": "startsWith", "rightOperand": "r"},
-    {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "soon"},
-]))
+@given(
+    policies,
+    contexts,
+    st.sampled_from(
+        [
+            {"leftOperand": "spatial", "operator": "eq", "rightOperand": "BE"},
+            {"leftOperand": "purpose", "operator": "startsWith", "rightOperand": "r"},
+            {"leftOperand": "dateTime", "operator": "lt", "rightOperand": "soon"},
+        ]
+    ),
+)
 def test_an_unknown_constraint_never_grants(
     pol: dict[str, Any], c: AccessContext, unknown: dict[str, Any]
 ) -> None:

@@ -34,8 +34,14 @@ def prop(value: object, **extra: object) -> list[dict[str, object]]:
 
 def test_parse_expands_names_and_round_trips() -> None:
     p = Privacy.parse(
-        {"personal": ["owner"], "sensitive": ["plate"], "counts": ["people", "total"], "k": 10,
-         "coarsenTime": 3600, "coarsenPlace": 500},
+        {
+            "personal": ["owner"],
+            "sensitive": ["plate"],
+            "counts": ["people", "total"],
+            "k": 10,
+            "coarsenTime": 3600,
+            "coarsenPlace": 500,
+        },
         expand,
     )
     assert p.personal == {NS + "owner"} and p.counts == {NS + "people", NS + "total"}
@@ -66,9 +72,15 @@ def test_parse_refuses_what_it_does_not_understand(raw: object) -> None:
 
 def test_who_sees_which_classes() -> None:
     p = Privacy.parse({"personal": ["owner"], "sensitive": ["plate"]}, expand)
-    doc = {"id": "urn:x:1", "type": [NS + "Car"],
-           "attrs": {NS + "owner": prop("Jan"), NS + "plate": prop("1-ABC-123"),
-                     NS + "speed": prop(50)}}
+    doc = {
+        "id": "urn:x:1",
+        "type": [NS + "Car"],
+        "attrs": {
+            NS + "owner": prop("Jan"),
+            NS + "plate": prop("1-ABC-123"),
+            NS + "speed": prop(50),
+        },
+    }
     assert disclose_document(doc, Access.FULL, p) == doc
     assert set(disclose_document(doc, Access.GRANTED, p)["attrs"]) == {NS + "plate", NS + "speed"}
     assert set(disclose_document(doc, Access.OPEN, p)["attrs"]) == {NS + "speed"}
@@ -78,9 +90,15 @@ def test_who_sees_which_classes() -> None:
 def test_times_and_places_are_coarsened_in_open_views_only() -> None:
     p = Privacy.parse({"coarsenTime": 3600, "coarsenPlace": 1000}, expand)
     point = {"type": "Point", "coordinates": [3.72451, 51.05432]}
-    doc = {"id": "urn:x:1", "type": [NS + "Counter"], "modifiedAt": "2026-11-27T10:42:13.123456Z",
-           "attrs": {NS + "location": [{"type": "GeoProperty", "value": point}],
-                     NS + "n": prop(12, observedAt="2026-11-27T10:42:13.000Z")}}
+    doc = {
+        "id": "urn:x:1",
+        "type": [NS + "Counter"],
+        "modifiedAt": "2026-11-27T10:42:13.123456Z",
+        "attrs": {
+            NS + "location": [{"type": "GeoProperty", "value": point}],
+            NS + "n": prop(12, observedAt="2026-11-27T10:42:13.000Z"),
+        },
+    }
     seen = disclose_document(doc, Access.OPEN, p)
     assert seen["modifiedAt"] == "2026-11-27T10:00:00Z"
     assert seen["attrs"][NS + "n"][0]["observedAt"] == "2026-11-27T10:00:00Z"
@@ -121,8 +139,9 @@ def test_suppressed_cells_whose_sum_is_small_take_another_cell() -> None:
     assert suppress_counts({"a": 1, "b": 2, "c": 40, "d": 50}, 5) == {"a", "b", "c"}
 
 
-@given(st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 30), min_size=1),
-       st.integers(2, 10))
+@given(
+    st.dictionaries(st.sampled_from("abcdef"), st.integers(0, 30), min_size=1), st.integers(2, 10)
+)
 def test_no_suppressed_count_can_be_recovered_from_a_total(cells: dict[str, int], k: int) -> None:
     """With the total of the cells published (or among them), every suppressed cell stays
     unknown: at least two are suppressed, and their sum is not a small count itself."""
@@ -137,8 +156,10 @@ def test_no_suppressed_count_can_be_recovered_from_a_total(cells: dict[str, int]
 
 def test_count_instances_below_k_are_left_out_of_open_histories() -> None:
     p = Privacy.parse({"counts": ["n"], "coarsenTime": 60}, expand)
-    history = [{"type": "Property", "value": v, "observedAt": f"2026-11-27T10:0{i}:30Z"}
-               for i, v in enumerate([2, 8, 0, 4])]
+    history = [
+        {"type": "Property", "value": v, "observedAt": f"2026-11-27T10:0{i}:30Z"}
+        for i, v in enumerate([2, 8, 0, 4])
+    ]
     seen = disclose_instances(NS + "n", history, Access.OPEN, p)
     assert [i["value"] for i in seen] == [8, 0]
     assert [i["observedAt"] for i in seen] == ["2026-11-27T10:01:00Z", "2026-11-27T10:02:00Z"]
@@ -150,23 +171,30 @@ def test_the_most_permissive_admitting_data_set_decides() -> None:
     cars = frozenset({NS + "Car"})
     only_open = Disclosure(views=(SliceView("open", "gent", cars, Access.OPEN, strict),))
     assert only_open.view("gent", [NS + "Car"], None).access is Access.OPEN
-    both = Disclosure(views=(
-        SliceView("open", "gent", cars, Access.OPEN, strict),
-        SliceView("granted", "gent", cars, Access.GRANTED, strict),
-    ))
+    both = Disclosure(
+        views=(
+            SliceView("open", "gent", cars, Access.OPEN, strict),
+            SliceView("granted", "gent", cars, Access.GRANTED, strict),
+        )
+    )
     view = both.view("gent", [NS + "Car"], None)
     assert view.access is Access.GRANTED and view.audited == ("granted",)
     assert both.view("other", [NS + "Car"], None).access is Access.FULL  # the filter decided
-    assert Disclosure(owners=frozenset({"gent"}), views=both.views).view("gent", [], None).access is Access.FULL
+    assert (
+        Disclosure(owners=frozenset({"gent"}), views=both.views).view("gent", [], None).access
+        is Access.FULL
+    )
 
 
 def test_a_scoped_data_set_shows_only_the_entities_within_its_scope() -> None:
     strict = Privacy.parse({"sensitive": ["plate"]}, expand)
     cars = frozenset({NS + "Car"})
-    d = Disclosure(views=(
-        SliceView("centre", "gent", cars, Access.GRANTED, strict, "/Gent/Centrum"),
-        SliceView("all", "gent", cars, Access.OPEN, strict),
-    ))
+    d = Disclosure(
+        views=(
+            SliceView("centre", "gent", cars, Access.GRANTED, strict, "/Gent/Centrum"),
+            SliceView("all", "gent", cars, Access.OPEN, strict),
+        )
+    )
     # within the granted data set's scope (or below it, or without the optional leading /)
     for scopes in (["/Gent/Centrum"], ["Gent/Centrum/Kouter"], ["/Elders", "/Gent/Centrum"]):
         assert d.view("gent", [NS + "Car"], scopes).access is Access.GRANTED
@@ -178,8 +206,9 @@ def test_a_scoped_data_set_shows_only_the_entities_within_its_scope() -> None:
 
 
 def test_queries_cannot_test_what_a_view_hides() -> None:
-    p = Privacy.parse({"sensitive": ["plate"], "counts": ["n"], "coarsenTime": 3600,
-                       "coarsenPlace": 100}, expand)
+    p = Privacy.parse(
+        {"sensitive": ["plate"], "counts": ["n"], "coarsenTime": 3600, "coarsenPlace": 100}, expand
+    )
     cars = frozenset({NS + "Car"})
     d = Disclosure(views=(SliceView("open", "gent", cars, Access.OPEN, p),))
     assert d.needed

@@ -35,7 +35,9 @@ def db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-async def load(rt: Runtime, tenant: str, org: str, kind: str, eid: str, days_ago: list[int]) -> None:
+async def load(
+    rt: Runtime, tenant: str, org: str, kind: str, eid: str, days_ago: list[int]
+) -> None:
     """Import one value per age (at 12:00 UTC that many days ago) as `org`."""
     now = now_micros() // DAY * DAY + 12 * 60 * MINUTE
     rows = [
@@ -71,10 +73,18 @@ async def test_default_and_data_set_limits_with_rollups_kept(db: str) -> None:
     try:
         gov = Governance(rt.store)  # type: ignore[arg-type]
         await gov.create_organisation(Principal.cli(), org, "Test", "company")
-        await gov.create_dataset(Principal.cli(), f"{org}-air", org, "Lucht", ["AirSensor"],
-                                 retention_days=30, rollup_retention_days=400)
-        await gov.create_dataset(Principal.cli(), f"{org}-keep", org, "Alles", ["Archive"],
-                                 retention_days=0)
+        await gov.create_dataset(
+            Principal.cli(),
+            f"{org}-air",
+            org,
+            "Lucht",
+            ["AirSensor"],
+            retention_days=30,
+            rollup_retention_days=400,
+        )
+        await gov.create_dataset(
+            Principal.cli(), f"{org}-keep", org, "Alles", ["Archive"], retention_days=0
+        )
         air, other, archive = (f"urn:ngsi-ld:{k}:{tenant}" for k in ("Air", "Other", "Arch"))
         await load(rt, tenant, org, "AirSensor", air, [500, 100, 45, 10])
         await load(rt, tenant, org, "Counter", other, [100, 45, 10])
@@ -112,8 +122,15 @@ async def test_data_set_retention_is_checked(tmp_path: Path) -> None:
         from smartregion.errors import BadRequestData
 
         with pytest.raises(BadRequestData, match="at least retention_days"):
-            await gov.create_dataset(Principal.cli(), "d1", "acme", "T", ["T"],
-                                     retention_days=30, rollup_retention_days=10)
+            await gov.create_dataset(
+                Principal.cli(),
+                "d1",
+                "acme",
+                "T",
+                ["T"],
+                retention_days=30,
+                rollup_retention_days=10,
+            )
         with pytest.raises(BadRequestData, match="0 or more"):
             await gov.create_dataset(Principal.cli(), "d2", "acme", "T", ["T"], retention_days=-1)
     finally:
@@ -146,8 +163,13 @@ async def test_served_job_purges_while_writes_go_on(tmp_path: Path) -> None:
     await load(rt, "", "smartregion", "Sensor", eid, [20, 19, 18, 3])
     await rt.stop()
 
-    settings = Settings(database_url=db, anonymous_writes=True, history_retention_days=7,
-                        history_purge_interval=0.05, history_purge_batch=1)
+    settings = Settings(
+        database_url=db,
+        anonymous_writes=True,
+        history_retention_days=7,
+        history_purge_interval=0.05,
+        history_purge_batch=1,
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
@@ -160,13 +182,19 @@ async def test_served_job_purges_while_writes_go_on(tmp_path: Path) -> None:
                     writes += 1
                     r = await client.patch(
                         f"/ngsi-ld/v1/entities/{eid}/attrs",
-                        json={"temperature": {"type": "Property", "value": 100 + writes,
-                                              "observedAt": format_observed(now_micros())}},
+                        json={
+                            "temperature": {
+                                "type": "Property",
+                                "value": 100 + writes,
+                                "observedAt": format_observed(now_micros()),
+                            }
+                        },
                     )
                     assert r.status_code == 204, r.text
                     await asyncio.sleep(0.01)
-            r = await client.get(f"/ngsi-ld/v1/temporal/entities/{eid}",
-                                 params={"options": "temporalValues"})
+            r = await client.get(
+                f"/ngsi-ld/v1/temporal/entities/{eid}", params={"options": "temporalValues"}
+            )
             assert r.status_code == 200
             values = [v for v, _ in r.json()["temperature"]["values"]]
             assert values[0] == 3.0 and 20.0 not in values and 18.0 not in values

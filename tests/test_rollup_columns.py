@@ -121,7 +121,9 @@ def test_an_encoded_instance_decodes_to_itself_with_the_number_numeric_value_pic
     back = decode_instance(e.t, e.dm, e.dc, e.num, e.doc, e.dataset_id)
     # as JSON text: 2 and 2.0 are equal in Python, not to a client
     sort = orjson.OPT_SORT_KEYS
-    assert orjson.dumps(back, option=sort) == orjson.dumps({"type": "Property", **instance}, option=sort)
+    assert orjson.dumps(back, option=sort) == orjson.dumps(
+        {"type": "Property", **instance}, option=sort
+    )
 
 
 @given(st.sampled_from([math.inf, -math.inf, math.nan]))

@@ -18,9 +18,21 @@ from smartregion.api.routing import IndexedRouter
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 SEGMENTS = [
-    "entities", "attrs", "temporal", "entityOperations", "upsert", "query", "types",
-    "attributes", "jsonldContexts", "subscriptions", "urn:ngsi-ld:T:1", "temperature",
-    "x", "", "2026-01-01T00:00:00Z",
+    "entities",
+    "attrs",
+    "temporal",
+    "entityOperations",
+    "upsert",
+    "query",
+    "types",
+    "attributes",
+    "jsonldContexts",
+    "subscriptions",
+    "urn:ngsi-ld:T:1",
+    "temperature",
+    "x",
+    "",
+    "2026-01-01T00:00:00Z",
 ]
 
 

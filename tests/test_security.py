@@ -41,7 +41,13 @@ async def page(request: Request) -> Response:
 
 
 async def framed(request: Request) -> Response:
-    return HTMLResponse("<p>embeddable</p>", headers={"X-Frame-Options": "SAMEORIGIN", "Content-Security-Policy": "frame-ancestors https://partner.example"})
+    return HTMLResponse(
+        "<p>embeddable</p>",
+        headers={
+            "X-Frame-Options": "SAMEORIGIN",
+            "Content-Security-Policy": "frame-ancestors https://partner.example",
+        },
+    )
 
 
 async def submit(request: Request) -> Response:
@@ -73,7 +79,9 @@ async def clients(tmp_path: Path) -> AsyncIterator[Any]:
             app = with_test_routes(create_app(Settings(**values)))
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app)
-            return await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url=base_url))
+            return await stack.enter_async_context(
+                httpx.AsyncClient(transport=transport, base_url=base_url)
+            )
 
         yield make
 
@@ -87,23 +95,32 @@ async def test_every_response_carries_the_security_headers(clients: Any) -> None
         await client.get("/healthz"),
         await client.get("/ngsi-ld/v1/entities", params={"type": "Sensor"}),
         await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:missing"),  # a problem document
-        await client.post("/ngsi-ld/v1/entities", content=b"{", headers={"Content-Type": "application/json"}),
+        await client.post(
+            "/ngsi-ld/v1/entities", content=b"{", headers={"Content-Type": "application/json"}
+        ),
     ):
         assert response.headers["X-Content-Type-Options"] == "nosniff"
         assert response.headers["X-Frame-Options"] == "DENY"
         assert response.headers["Referrer-Policy"] == "same-origin"
-        assert response.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+        assert (
+            response.headers["Content-Security-Policy"]
+            == "default-src 'none'; frame-ancestors 'none'"
+        )
         assert "Strict-Transport-Security" not in response.headers  # plain HTTP: RFC 6797 §7.2
 
 
-async def test_html_gets_the_strict_policy_and_handlers_keep_their_own_headers(clients: Any) -> None:
+async def test_html_gets_the_strict_policy_and_handlers_keep_their_own_headers(
+    clients: Any,
+) -> None:
     client = await clients()
     r = await client.get("/test/page")
     assert r.headers["Content-Security-Policy"] == HTML_CSP
     assert "'unsafe-inline'" not in HTML_CSP and "frame-ancestors 'none'" in HTML_CSP
     r = await client.get("/test/framed")
     assert r.headers["X-Frame-Options"] == "SAMEORIGIN"
-    assert r.headers.get_list("Content-Security-Policy") == ["frame-ancestors https://partner.example"]
+    assert r.headers.get_list("Content-Security-Policy") == [
+        "frame-ancestors https://partner.example"
+    ]
     assert r.headers["X-Content-Type-Options"] == "nosniff"
     # the admin API's Swagger UI page needs its CDN and inline start-up script
     r = await client.get("/api/v1/docs")
@@ -116,9 +133,13 @@ async def test_hsts_only_over_https(clients: Any) -> None:
     r = await client.get("/healthz")
     assert r.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
     # behind a TLS-terminating proxy the app sees http; public_base_url tells it otherwise
-    client = await clients(public_base_url="https://data.example.org", strict_transport_security="max-age=600")
+    client = await clients(
+        public_base_url="https://data.example.org", strict_transport_security="max-age=600"
+    )
     assert (await client.get("/healthz")).headers["Strict-Transport-Security"] == "max-age=600"
-    client = await clients("https://testserver", strict_transport_security="", content_security_policy="")
+    client = await clients(
+        "https://testserver", strict_transport_security="", content_security_policy=""
+    )
     r = await client.get("/test/page")
     assert "Strict-Transport-Security" not in r.headers
     assert "Content-Security-Policy" not in r.headers
@@ -130,8 +151,15 @@ async def test_hsts_only_over_https(clients: Any) -> None:
 async def test_a_declared_body_over_the_limit_is_refused_on_every_route(clients: Any) -> None:
     client = await clients(max_body_bytes=1000)
     big = b'{"padding": "' + b"x" * 2000 + b'"}'
-    for method, path in (("POST", "/ngsi-ld/v1/entities"), ("POST", "/api/v1/organisations"), ("PUT", "/test/submit"), ("POST", "/nowhere")):
-        r = await client.request(method, path, content=big, headers={"Content-Type": "application/json"})
+    for method, path in (
+        ("POST", "/ngsi-ld/v1/entities"),
+        ("POST", "/api/v1/organisations"),
+        ("PUT", "/test/submit"),
+        ("POST", "/nowhere"),
+    ):
+        r = await client.request(
+            method, path, content=big, headers={"Content-Type": "application/json"}
+        )
         assert r.status_code == 413, (path, r.text)
         assert r.headers["content-type"].startswith("application/problem+json")
         assert r.json()["title"] == "PayloadTooLarge" and "1000 bytes" in r.json()["detail"]
@@ -143,7 +171,11 @@ async def test_a_chunked_body_is_cut_off_at_the_limit(clients: Any) -> None:
     client = await clients(max_body_bytes=1000)
 
     async def chunks(total: int) -> AsyncIterator[bytes]:
-        body = b'{"id": "urn:ngsi-ld:Sensor:chunked", "type": "Sensor", "p": {"type": "Property", "value": "' + b"x" * total + b'"}}'
+        body = (
+            b'{"id": "urn:ngsi-ld:Sensor:chunked", "type": "Sensor", "p": {"type": "Property", "value": "'
+            + b"x" * total
+            + b'"}}'
+        )
         for i in range(0, len(body), 100):
             yield body[i : i + 100]
 
@@ -151,7 +183,9 @@ async def test_a_chunked_body_is_cut_off_at_the_limit(clients: Any) -> None:
     r = await client.post("/ngsi-ld/v1/entities", content=chunks(5000), headers=headers)
     assert r.status_code == 413, r.text
     assert r.json()["title"] == "PayloadTooLarge"
-    r = await client.put("/test/submit", content=chunks(5000), headers=headers)  # a handler of no interface
+    r = await client.put(
+        "/test/submit", content=chunks(5000), headers=headers
+    )  # a handler of no interface
     assert r.status_code == 413, r.text
     assert (await client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Sensor:chunked")).status_code == 404
     r = await client.post("/ngsi-ld/v1/entities", content=chunks(100), headers=headers)
@@ -178,7 +212,9 @@ async def test_each_credential_has_its_own_bucket_and_is_never_logged(
     clients: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    client = await clients(rate_limit_address_rate=0, rate_limit_key_rate=0.01, rate_limit_key_burst=2)
+    client = await clients(
+        rate_limit_address_rate=0, rate_limit_key_rate=0.01, rate_limit_key_burst=2
+    )
     first = {"Authorization": "Bearer srk_aaaa_first-secret-token"}
     second = {"Authorization": "Bearer srk_bbbb_second-secret-token"}
     # the keys are unknown: past the limiter, authentication refuses them (401); the limiter
@@ -187,7 +223,9 @@ async def test_each_credential_has_its_own_bucket_and_is_never_logged(
     assert (await client.get("/ngsi-ld/v1/types", headers=first)).status_code == 401
     assert (await client.get("/ngsi-ld/v1/types", headers=first)).status_code == 429
     assert (await client.get("/ngsi-ld/v1/types", headers=second)).status_code == 401
-    assert (await client.get("/ngsi-ld/v1/types")).status_code == 200  # anonymous: address limit only (off)
+    assert (
+        await client.get("/ngsi-ld/v1/types")
+    ).status_code == 200  # anonymous: address limit only (off)
     assert "secret-token" not in caplog.text
 
 
@@ -195,19 +233,33 @@ async def test_forwarded_addresses_count_only_from_trusted_proxies(clients: Any)
     # httpx's ASGI transport connects from 127.0.0.1
     limits = {"rate_limit_address_rate": 0.01, "rate_limit_address_burst": 1}
     spoofed = await clients(**limits)
-    assert (await spoofed.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.1"})).status_code == 200
-    assert (await spoofed.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.2"})).status_code == 429
+    assert (
+        await spoofed.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.1"})
+    ).status_code == 200
+    assert (
+        await spoofed.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.2"})
+    ).status_code == 429
     proxied = await clients(trusted_proxies="127.0.0.1", **limits)
-    assert (await proxied.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.1"})).status_code == 200
-    assert (await proxied.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.2"})).status_code == 200
-    assert (await proxied.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.1"})).status_code == 429
+    assert (
+        await proxied.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.1"})
+    ).status_code == 200
+    assert (
+        await proxied.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.2"})
+    ).status_code == 200
+    assert (
+        await proxied.get("/ngsi-ld/v1/types", headers={"X-Forwarded-For": "198.51.100.1"})
+    ).status_code == 429
 
 
 async def test_zero_disables_the_limits(clients: Any) -> None:
-    client = await clients(rate_limit_address_rate=0, rate_limit_address_burst=1, rate_limit_key_burst=0)
+    client = await clients(
+        rate_limit_address_rate=0, rate_limit_address_burst=1, rate_limit_key_burst=0
+    )
     for _ in range(20):
         # an unknown key: authentication's 401, never the limiter's 429
-        assert (await client.get("/ngsi-ld/v1/types", headers={"Authorization": "Bearer k"})).status_code == 401
+        assert (
+            await client.get("/ngsi-ld/v1/types", headers={"Authorization": "Bearer k"})
+        ).status_code == 401
 
 
 # -- CSRF --------------------------------------------------------------------------------------
@@ -231,10 +283,16 @@ async def test_a_form_post_needs_the_cookie_and_the_same_token(clients: Any) -> 
     assert r.status_code == 200, r.text
     # the body the middleware read reaches the handler intact
     assert dict(parse_qsl(r.json()["body"])) == form
-    r = await client.post("/test/submit", files={"upload": ("a.txt", b"file-data")}, data={"csrf_token": token})
+    r = await client.post(
+        "/test/submit", files={"upload": ("a.txt", b"file-data")}, data={"csrf_token": token}
+    )
     assert r.status_code == 200, r.text
     assert token in r.json()["body"] and "file-data" in r.json()["body"]
-    r = await client.post("/test/submit", content=b"hello", headers={"Content-Type": "text/plain", "X-CSRF-Token": token})
+    r = await client.post(
+        "/test/submit",
+        content=b"hello",
+        headers={"Content-Type": "text/plain", "X-CSRF-Token": token},
+    )
     assert r.json() == {"body": "hello"}
     assert (await client.delete("/test/submit", headers={"X-CSRF-Token": token})).status_code == 200
 
@@ -268,17 +326,25 @@ async def test_cross_origin_form_posts_are_refused(clients: Any) -> None:
     client = await clients()
     token = await _token(client)
     form = {"csrf_token": token}
-    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Referer": "https://evil.example/x"}):
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Referer": "https://evil.example/x"},
+    ):
         assert (await client.post("/test/submit", data=form, headers=headers)).status_code == 403
     for headers in ({"Origin": "http://testserver"}, {"Referer": "http://testserver/test/page"}):
         assert (await client.post("/test/submit", data=form, headers=headers)).status_code == 200
     # login CSRF: a cross-site form without any cookie is stopped by its Origin
     fresh = await clients()
-    r = await fresh.post("/test/submit", data={"name": "x"}, headers={"Origin": "https://evil.example"})
+    r = await fresh.post(
+        "/test/submit", data={"name": "x"}, headers={"Origin": "https://evil.example"}
+    )
     assert r.status_code == 403
     # behind a proxy the public origin counts, not the Host the app sees
     proxied = await clients(public_base_url="https://data.example.org")
-    r = await proxied.post("/test/submit", data={"a": "b"}, headers={"Origin": "https://data.example.org"})
+    r = await proxied.post(
+        "/test/submit", data={"a": "b"}, headers={"Origin": "https://data.example.org"}
+    )
     assert r.status_code == 200
     r = await proxied.post("/test/submit", data={"a": "b"}, headers={"Origin": "http://testserver"})
     assert r.status_code == 403
@@ -289,11 +355,15 @@ async def test_api_clients_are_not_subject_to_csrf(clients: Any) -> None:
     await _token(client)  # the client now holds cookies, like a browser would
     bearer = {"Authorization": "Bearer srk_x_y", "Origin": "https://elsewhere.example"}
     assert (await client.post("/test/submit", data={"a": "b"}, headers=bearer)).status_code == 200
-    r = await client.post("/ngsi-ld/v1/entities", content=ENTITY, headers={"Content-Type": "application/json"})
+    r = await client.post(
+        "/ngsi-ld/v1/entities", content=ENTITY, headers={"Content-Type": "application/json"}
+    )
     assert r.status_code == 201, r.text
     # without cookies, a wrong media type keeps its precise 415
     bare = await clients()
-    r = await bare.post("/ngsi-ld/v1/entities", content=ENTITY, headers={"Content-Type": "text/plain"})
+    r = await bare.post(
+        "/ngsi-ld/v1/entities", content=ENTITY, headers={"Content-Type": "text/plain"}
+    )
     assert r.status_code == 415
 
 

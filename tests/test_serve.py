@@ -69,7 +69,11 @@ def server(*args: str, output: list[str] | None = None) -> Iterator[str]:
 
 def test_acknowledged_writes_survive_a_restart(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/serve.db"
-    entity = {"id": "urn:ngsi-ld:Sensor:durable", "type": "Sensor", "temperature": {"type": "Property", "value": 12.5}}
+    entity = {
+        "id": "urn:ngsi-ld:Sensor:durable",
+        "type": "Sensor",
+        "temperature": {"type": "Property", "value": 12.5},
+    }
     with server("--database", db, "--anonymous-writes") as base:
         r = httpx.post(base + "/ngsi-ld/v1/entities", json=entity)
         assert r.status_code == 201, r.text
@@ -89,23 +93,37 @@ def test_acknowledged_writes_survive_a_restart(tmp_path: Path) -> None:
 
 def test_demo_content_is_served(tmp_path: Path) -> None:
     with server("--database", f"sqlite:///{tmp_path}/demo.db", "--demo") as base:
-        r = httpx.get(base + "/ngsi-ld/v1/entities", params={"type": "AirQualityObserved", "count": "true"})
+        r = httpx.get(
+            base + "/ngsi-ld/v1/entities", params={"type": "AirQualityObserved", "count": "true"}
+        )
         assert r.status_code == 200
         assert int(r.headers["NGSILD-Results-Count"]) == 8
 
 
 def test_db_migrate_is_idempotent(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/migrate.db"
-    first = subprocess.run([*SMARTREGION, "db", "migrate", "--database", url], capture_output=True, text=True, check=True)
+    first = subprocess.run(
+        [*SMARTREGION, "db", "migrate", "--database", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "applied" in first.stdout
-    second = subprocess.run([*SMARTREGION, "db", "migrate", "--database", url], capture_output=True, text=True, check=True)
+    second = subprocess.run(
+        [*SMARTREGION, "db", "migrate", "--database", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "up to date" in second.stdout
 
 
 def test_database_url_from_environment(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/env.db"
     env = {**os.environ, "SMARTREGION_DATABASE_URL": url}
-    subprocess.run([*SMARTREGION, "db", "migrate"], capture_output=True, text=True, check=True, env=env)
+    subprocess.run(
+        [*SMARTREGION, "db", "migrate"], capture_output=True, text=True, check=True, env=env
+    )
     assert (tmp_path / "env.db").exists()
 
 
@@ -113,7 +131,9 @@ def test_demo_does_not_overwrite_changes_on_restart(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/demo2.db"
     station = "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:44021-001"
     with server("--database", db, "--demo", "--anonymous-writes") as base:
-        r = httpx.patch(base + station + "/attrs", json={"no2": {"type": "Property", "value": 99.0}})
+        r = httpx.patch(
+            base + station + "/attrs", json={"no2": {"type": "Property", "value": 99.0}}
+        )
         assert r.status_code == 204, r.text
     with server("--database", db, "--demo") as base:
         assert httpx.get(base + station).json()["no2"]["value"] == 99.0
@@ -124,10 +144,16 @@ def test_several_workers_share_one_database(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path}/workers.db"
     with server("--database", db, "--anonymous-writes", "--workers", "2") as base:
         for i in range(20):
-            entity = {"id": f"urn:ngsi-ld:Sensor:w{i}", "type": "Sensor", "n": {"type": "Property", "value": i}}
+            entity = {
+                "id": f"urn:ngsi-ld:Sensor:w{i}",
+                "type": "Sensor",
+                "n": {"type": "Property", "value": i},
+            }
             with httpx.Client() as client:  # a new connection each time: spread over the workers
                 assert client.post(base + "/ngsi-ld/v1/entities", json=entity).status_code == 201
-        r = httpx.get(base + "/ngsi-ld/v1/entities", params={"type": "Sensor", "count": "true", "limit": "0"})
+        r = httpx.get(
+            base + "/ngsi-ld/v1/entities", params={"type": "Sensor", "count": "true", "limit": "0"}
+        )
         assert r.headers["NGSILD-Results-Count"] == "20"
 
 
@@ -141,8 +167,11 @@ def test_security_basics_across_a_socket(tmp_path: Path, monkeypatch: pytest.Mon
         health = httpx.get(base + "/healthz")  # exempt from the rate limit, polled above too
         assert health.headers["X-Content-Type-Options"] == "nosniff"
         assert health.headers["X-Frame-Options"] == "DENY"
-        big = httpx.post(base + "/ngsi-ld/v1/entities", content=b"{" + b" " * 5000 + b"}",
-                         headers={"Content-Type": "application/json"})
+        big = httpx.post(
+            base + "/ngsi-ld/v1/entities",
+            content=b"{" + b" " * 5000 + b"}",
+            headers={"Content-Type": "application/json"},
+        )
         assert big.status_code == 413
         assert big.headers["content-type"].startswith("application/problem+json")
         statuses = [httpx.get(base + "/ngsi-ld/v1/types").status_code for _ in range(3)]
@@ -158,9 +187,11 @@ def test_a_credential_in_the_query_string_is_refused_and_kept_out_of_the_access_
     secret = "srk_0123456789abcdef_" + "s" * 43
     output: list[str] = []
     with server("--database", f"sqlite:///{tmp_path}/log.db", output=output) as base:
-        for url in [f"/ngsi-ld/v1/entities?type=T&access_token={secret}",
-                    f"/ngsi-ld/v1/entities/?type=T&x={secret}",
-                    f"/api/v1/organisations?api_key={secret}"]:
+        for url in [
+            f"/ngsi-ld/v1/entities?type=T&access_token={secret}",
+            f"/ngsi-ld/v1/entities/?type=T&x={secret}",
+            f"/api/v1/organisations?api_key={secret}",
+        ]:
             r = httpx.get(base + url)
             assert r.status_code == 400, url
     log = output[0]
@@ -188,4 +219,3 @@ def test_access_log_lines_are_made_only_where_the_level_shows_them(
     from smartregion.settings import Settings
 
     assert logs_access(Settings(log_level=level, access_log=asked)) is logged
-

@@ -22,8 +22,16 @@ from smartregion.core.subscriptions import (
 from smartregion.errors import BadRequestData
 
 NS = "https://ex.org/"
-VOCAB = TermMap([{"Building": NS + "Building", "Tower": NS + "Tower", "name": NS + "name",
-                  "height": NS + "height"}])
+VOCAB = TermMap(
+    [
+        {
+            "Building": NS + "Building",
+            "Tower": NS + "Tower",
+            "name": NS + "name",
+            "height": NS + "height",
+        }
+    ]
+)
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -47,8 +55,10 @@ def entity(n: int = 1, types: tuple[str, ...] = ("Building",), **attrs: Any) -> 
 
 
 def test_names_are_expanded_and_compacted_back() -> None:
-    doc = sub(watchedAttributes=["name"], notification={
-        "attributes": ["height"], "endpoint": {"uri": "http://x.org/n"}})
+    doc = sub(
+        watchedAttributes=["name"],
+        notification={"attributes": ["height"], "endpoint": {"uri": "http://x.org/n"}},
+    )
     assert doc["entities"] == [{"type": NS + "Building"}]
     assert doc["watchedAttributes"] == [NS + "name"]
     out = render_subscription(doc, VOCAB, now=NOW)
@@ -93,11 +103,20 @@ def test_invalid_members(members: dict[str, Any]) -> None:
 
 def test_entities_or_watched_attributes_needed() -> None:
     with pytest.raises(BadRequestData):
-        parse_subscription({"type": "Subscription", "notification": {"endpoint": {"uri": "http://x.org/n"}}},
-                           VOCAB, context=None)
-    doc = parse_subscription({"type": "Subscription", "watchedAttributes": ["name"],
-                              "notification": {"endpoint": {"uri": "http://x.org/n"}}},
-                             VOCAB, context=None)
+        parse_subscription(
+            {"type": "Subscription", "notification": {"endpoint": {"uri": "http://x.org/n"}}},
+            VOCAB,
+            context=None,
+        )
+    doc = parse_subscription(
+        {
+            "type": "Subscription",
+            "watchedAttributes": ["name"],
+            "notification": {"endpoint": {"uri": "http://x.org/n"}},
+        },
+        VOCAB,
+        context=None,
+    )
     assert doc["watchedAttributes"] == [NS + "name"]
 
 
@@ -120,8 +139,13 @@ def test_status() -> None:
 
 def test_delivery_state_members() -> None:
     assert DeliveryState().as_members() == {}
-    state = DeliveryState(times_sent=2, times_failed=1, last_notification="2026-01-02T00:00:00Z",
-                          last_success="2026-01-01T00:00:00Z", last_failure="2026-01-02T00:00:00Z")
+    state = DeliveryState(
+        times_sent=2,
+        times_failed=1,
+        last_notification="2026-01-02T00:00:00Z",
+        last_success="2026-01-01T00:00:00Z",
+        last_failure="2026-01-02T00:00:00Z",
+    )
     assert state.as_members()["status"] == "failed"
 
 
@@ -145,7 +169,9 @@ def test_fires_honours_watched_attributes_q_and_selectors() -> None:
     before = entity(name="a", height=1)
     assert compiled.fires(EntityChange(before, entity(name="b", height=1)), NOW) is None
     assert compiled.fires(EntityChange(before, entity(name="a", height=3)), NOW) is None  # q
-    assert compiled.fires(EntityChange(before, entity(name="a", height=9)), NOW) == "attributeUpdated"
+    assert (
+        compiled.fires(EntityChange(before, entity(name="a", height=9)), NOW) == "attributeUpdated"
+    )
     other = compile_subscription("", sub(entities=[{"type": "Tower"}]), VOCAB)
     assert other.fires(EntityChange(before, entity(name="a", height=9)), NOW) is None
     paused = compile_subscription("", sub(isActive=False), VOCAB)
@@ -153,13 +179,16 @@ def test_fires_honours_watched_attributes_q_and_selectors() -> None:
 
 
 def test_fires_with_id_pattern_geo_and_scope() -> None:
-    doc = sub(entities=[{"type": "Building", "idPattern": ":2$"}],
-              geoQ={"georel": "near;maxDistance==1000", "geometry": "Point", "coordinates": [4.0, 51.0]},
-              scopeQ="/Ghent/#")
+    doc = sub(
+        entities=[{"type": "Building", "idPattern": ":2$"}],
+        geoQ={"georel": "near;maxDistance==1000", "geometry": "Point", "coordinates": [4.0, 51.0]},
+        scopeQ="/Ghent/#",
+    )
     compiled = compile_subscription("", doc, VOCAB)
     near = entity(2, name="x")
     near["attrs"]["https://uri.etsi.org/ngsi-ld/location"] = [
-        {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [4.0, 51.001]}}]
+        {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [4.0, 51.001]}}
+    ]
     near["scope"] = ["/Ghent/Centre"]
     assert compiled.fires(EntityChange(None, near), NOW) == "attributeCreated"
     far = {**near, "id": "urn:ngsi-ld:Building:3"}
@@ -167,13 +196,20 @@ def test_fires_with_id_pattern_geo_and_scope() -> None:
 
 
 def test_notification_data_shows_deletions_and_previous_values() -> None:
-    compiled = compile_subscription("", sub(notification={
-        "showChanges": True, "endpoint": {"uri": "http://x.org/n"}}), VOCAB)
+    compiled = compile_subscription(
+        "", sub(notification={"showChanges": True, "endpoint": {"uri": "http://x.org/n"}}), VOCAB
+    )
     now = "2026-01-01T00:00:00.000000Z"
     old = entity(name="a", height=1)
-    data = notification_entities(compiled, [(EntityChange(old, entity(name="b")), "attributeUpdated")], now=now)
+    data = notification_entities(
+        compiled, [(EntityChange(old, entity(name="b")), "attributeUpdated")], now=now
+    )
     assert data[0]["name"] == {"type": "Property", "value": "b", "previousValue": "a"}
-    assert data[0]["height"] == {"type": "Property", "value": "urn:ngsi-ld:null", "previousValue": 1}
+    assert data[0]["height"] == {
+        "type": "Property",
+        "value": "urn:ngsi-ld:null",
+        "previousValue": 1,
+    }
     gone = notification_entities(compiled, [(EntityChange(old, None), "entityDeleted")], now=now)
     assert gone[0]["deletedAt"] == now
     assert gone[0]["name"]["value"] == "urn:ngsi-ld:null"
@@ -181,16 +217,33 @@ def test_notification_data_shows_deletions_and_previous_values() -> None:
 
 def test_entity_deleted_without_show_changes_is_id_type_deleted_at() -> None:
     compiled = compile_subscription("", sub(notificationTrigger=["entityDeleted"]), VOCAB)
-    data = notification_entities(compiled, [(EntityChange(entity(name="a"), None), "entityDeleted")],
-                                 now="2026-01-01T00:00:00Z")
-    assert data == [{"id": "urn:ngsi-ld:Building:1", "type": "Building", "deletedAt": "2026-01-01T00:00:00Z"}]
+    data = notification_entities(
+        compiled,
+        [(EntityChange(entity(name="a"), None), "entityDeleted")],
+        now="2026-01-01T00:00:00Z",
+    )
+    assert data == [
+        {"id": "urn:ngsi-ld:Building:1", "type": "Building", "deletedAt": "2026-01-01T00:00:00Z"}
+    ]
 
 
 def test_key_values_and_attributes_projection() -> None:
-    compiled = compile_subscription("", sub(notification={
-        "format": "keyValues", "attributes": ["name"], "endpoint": {"uri": "http://x.org/n"}}), VOCAB)
-    data = notification_entities(compiled, [(EntityChange(None, entity(name="a", height=2)), "attributeCreated")],
-                                 now="2026-01-01T00:00:00Z")
+    compiled = compile_subscription(
+        "",
+        sub(
+            notification={
+                "format": "keyValues",
+                "attributes": ["name"],
+                "endpoint": {"uri": "http://x.org/n"},
+            }
+        ),
+        VOCAB,
+    )
+    data = notification_entities(
+        compiled,
+        [(EntityChange(None, entity(name="a", height=2)), "attributeCreated")],
+        now="2026-01-01T00:00:00Z",
+    )
     assert data == [{"id": "urn:ngsi-ld:Building:1", "type": "Building", "name": "a"}]
 
 

@@ -35,7 +35,10 @@ def test_utc_now_renders_the_clock_it_reads(readings: list[int]) -> None:
 
 def test_whole_seconds_keep_their_microseconds() -> None:
     # isoformat() would drop ".000000" without timespec: the format is fixed-width
-    assert format_datetime(datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)) == "2024-02-29T23:59:59.000000Z"
+    assert (
+        format_datetime(datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC))
+        == "2024-02-29T23:59:59.000000Z"
+    )
 
 
 @given(

@@ -43,8 +43,13 @@ class AccessLogPrivacy(logging.Filter):
         if isinstance(args, tuple) and len(args) == 5:
             client, method, path, version, status = args
             if isinstance(client, str) and isinstance(path, str):
-                record.args = (pseudonymise_address(client), method, path.split("?", 1)[0],
-                               version, status)
+                record.args = (
+                    pseudonymise_address(client),
+                    method,
+                    path.split("?", 1)[0],
+                    version,
+                    status,
+                )
         return True
 
 

@@ -42,8 +42,18 @@ log = logging.getLogger("smartregion.api.auth")
 
 #: query parameters that carry credentials in other APIs
 CREDENTIAL_PARAMETERS = frozenset(
-    {"api_key", "apikey", "api-key", "key", "token", "access_token", "id_token", "authorization",
-     "bearer", "jwt"}
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "token",
+        "access_token",
+        "id_token",
+        "authorization",
+        "bearer",
+        "jwt",
+    }
 )
 #: longer Authorization headers are refused unread (a JWT of a few claims is under 2 kB)
 MAX_CREDENTIAL_LENGTH = 8192
@@ -97,9 +107,7 @@ class Authenticator:
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(header) > MAX_CREDENTIAL_LENGTH:
             await self._audit("malformed-header", interface)
-            raise Unauthenticated(
-                "the Authorization header must be `Bearer <api key or token>`"
-            )
+            raise Unauthenticated("the Authorization header must be `Bearer <api key or token>`")
         if looks_like_jwt(token):
             return await self._from_token(token, interface)
         key_id = parse_key(token)
@@ -165,7 +173,9 @@ async def audit_refusal(conn: HTTPConnection, exc: Exception, *, interface: str)
     route = getattr(conn.scope.get("route"), "path", None) or "?"
     try:
         await governance.record_refused_authorisation(
-            principal_of(conn.scope), interface=interface, method=conn.scope.get("method", ""),
+            principal_of(conn.scope),
+            interface=interface,
+            method=conn.scope.get("method", ""),
             route=route,
         )
     except Exception:  # the refusal stands even when the audit log cannot be written

@@ -115,7 +115,9 @@ class SecretKey:
     def _read(self) -> bytes:
         value = self.path.read_text().strip()
         if len(value) < MIN_SECRET_LENGTH:
-            raise ValueError(f"{self.path}: a secret key must be at least {MIN_SECRET_LENGTH} characters")
+            raise ValueError(
+                f"{self.path}: a secret key must be at least {MIN_SECRET_LENGTH} characters"
+            )
         return value.encode()
 
 
@@ -211,7 +213,9 @@ def origin_of(url: str) -> str | None:
     return f"{scheme}://{host}:{port}"
 
 
-def request_origin(scope: Any, headers: Mapping[bytes, bytes], public_origin: str | None) -> str | None:
+def request_origin(
+    scope: Any, headers: Mapping[bytes, bytes], public_origin: str | None
+) -> str | None:
     """The origin this request was addressed to: `public_base_url`'s, else scheme and Host."""
     if public_origin is not None:
         return public_origin

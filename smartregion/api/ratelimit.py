@@ -177,4 +177,3 @@ class RateLimits:
             if key is not None:
                 return self.by_key.take(key, now)
         return 0.0
-

@@ -68,15 +68,17 @@ EXEMPT_FROM_RATE_LIMITS = frozenset({"/healthz", "/healthz/"})
 
 _CSP = b"content-security-policy"
 _HSTS = b"strict-transport-security"
-_OURS = frozenset(
-    {b"x-content-type-options", b"x-frame-options", b"referrer-policy", _CSP, _HSTS}
-)
+_OURS = frozenset({b"x-content-type-options", b"x-frame-options", b"referrer-policy", _CSP, _HSTS})
 
 
-def _problem(status: int, title: str, detail: str, headers: Mapping[str, str] | None = None) -> Response:
+def _problem(
+    status: int, title: str, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
     """A problem document in the shape of `problems.problem_body` for non-NGSI errors."""
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 def too_many_requests(wait: float) -> Response:
@@ -163,7 +165,9 @@ class SecurityMiddleware:
         # pages: the setting's policy, or the one the wiring derived from it (the portal's maps)
         #: the CSRF binding of a request (the portal's session id), from its headers
         self.binding = binding
-        self.page_csp = (settings.content_security_policy if page_csp is None else page_csp).encode()
+        self.page_csp = (
+            settings.content_security_policy if page_csp is None else page_csp
+        ).encode()
         self.api_csp = API_CSP.encode()
         self.csp_by_path = {path: policy.encode() for path, policy in (csp_by_path or {}).items()}
         self.common = (
@@ -230,7 +234,9 @@ class SecurityMiddleware:
             return None, receive
         expected = cookie_token(headers)
         if expected is None:
-            return forbidden("the CSRF cookie is missing; reload the form and submit it again"), receive
+            return forbidden(
+                "the CSRF cookie is missing; reload the form and submit it again"
+            ), receive
         raw = headers.get(HEADER)
         submitted = raw.decode("latin-1") if raw is not None else None
         content_type = headers.get(b"content-type")

@@ -264,7 +264,9 @@ class BatchService:
             result.created.extend(outcome.created)
         return result
 
-    async def create(self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess) -> BatchResult:
+    async def create(
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess
+    ) -> BatchResult:
         """Batch create (§5.6.7): existing ids fail with AlreadyExists."""
 
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
@@ -275,7 +277,13 @@ class BatchService:
         return await self._pipelined(tenant, payload, vocab, utc_now(), step, writer=writer)
 
     async def upsert(
-        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, mode: str = "replace"
+        self,
+        tenant: str,
+        payload: Any,
+        vocab: Vocabularies,
+        *,
+        writer: WriteAccess,
+        mode: str = "replace",
     ) -> BatchResult:
         """Batch upsert (§5.6.8): create or replace/update each entity."""
         now = utc_now()
@@ -324,12 +332,24 @@ class BatchService:
         if not parsed.results and extra is None:
             return []
         return await self._run_group(
-            tenant, parsed.docs, step, owner=owners.pop(), writer=writer, parts=parsed.tags,
-            results=parsed.results, extra=extra,
+            tenant,
+            parsed.docs,
+            step,
+            owner=owners.pop(),
+            writer=writer,
+            parts=parsed.tags,
+            results=parsed.results,
+            extra=extra,
         )
 
     async def update(
-        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess, no_overwrite: bool = False
+        self,
+        tenant: str,
+        payload: Any,
+        vocab: Vocabularies,
+        *,
+        writer: WriteAccess,
+        no_overwrite: bool = False,
     ) -> BatchResult:
         """Batch update (§5.6.9): only existing entities, only existing attributes unless appended."""
         now = utc_now()
@@ -337,7 +357,9 @@ class BatchService:
         def step(existing: Doc | None, new: Doc) -> tuple[Doc | None, bool]:
             if existing is None:
                 raise ResourceNotFound(f"entity {new['id']} not found")
-            outcome = mutations.batch_update_entity(existing, new, now=now, no_overwrite=no_overwrite)
+            outcome = mutations.batch_update_entity(
+                existing, new, now=now, no_overwrite=no_overwrite
+            )
             if outcome.not_updated:
                 # §5.6.9: attributes kept because of noOverwrite are reported for the entity
                 # (a 207), while what could be appended is stored
@@ -350,7 +372,9 @@ class BatchService:
 
         return await self._pipelined(tenant, payload, vocab, now, step, writer=writer)
 
-    async def merge(self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess) -> BatchResult:
+    async def merge(
+        self, tenant: str, payload: Any, vocab: Vocabularies, *, writer: WriteAccess
+    ) -> BatchResult:
         """Batch merge (§5.6.20): merge-patch semantics per entity."""
         now = utc_now()
 
@@ -375,8 +399,10 @@ class BatchService:
         for item in payload:
             if not isinstance(item, str) or not is_uri(item):
                 result.errors.append(
-                    BatchError(item if isinstance(item, str) else None,
-                               BadRequestData(f"{item!r} is not a valid entity id"))
+                    BatchError(
+                        item if isinstance(item, str) else None,
+                        BadRequestData(f"{item!r} is not a valid entity id"),
+                    )
                 )
             else:
                 ids.append(item)
@@ -395,7 +421,9 @@ class BatchService:
                     outcome.errors.append(BatchError(eid, _not_yours(eid)))
                     continue
                 if current.get(eid) is None or eid in gone:
-                    outcome.errors.append(BatchError(eid, ResourceNotFound(f"entity {eid} not found")))
+                    outcome.errors.append(
+                        BatchError(eid, ResourceNotFound(f"entity {eid} not found"))
+                    )
                     continue
                 gone.add(eid)
                 ops.append(Delete(eid))

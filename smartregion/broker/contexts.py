@@ -541,8 +541,12 @@ class ContextResolver:
             # §5.13.5.4: a failed reload leaves the cached copy in place
             await self._refresh(entry, tenant)
             return
-        if entry.kind == "Hosted" and writer is not None and not writer.unrestricted \
-                and (entry.owner or unowned) != writer.org_id:
+        if (
+            entry.kind == "Hosted"
+            and writer is not None
+            and not writer.unrestricted
+            and (entry.owner or unowned) != writer.org_id
+        ):
             raise Forbidden(f"@context {ident!r} was hosted by another organisation")
         self._registry(tenant).drop(entry)
         self._generation += 1

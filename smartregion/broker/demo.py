@@ -56,9 +56,24 @@ def demo_entities() -> list[dict[str, Any]]:
                 "scope": scope,
                 "name": {"type": "Property", "value": f"Luchtmeetstation {name}"},
                 "municipality": {"type": "Property", "value": name},
-                "no2": {"type": "Property", "value": 18.0 + 3.5 * i, "unitCode": "GQ", "observedAt": observed},
-                "pm10": {"type": "Property", "value": 14.0 + 2.0 * i, "unitCode": "GQ", "observedAt": observed},
-                "pm25": {"type": "Property", "value": 7.5 + 1.2 * i, "unitCode": "GQ", "observedAt": observed},
+                "no2": {
+                    "type": "Property",
+                    "value": 18.0 + 3.5 * i,
+                    "unitCode": "GQ",
+                    "observedAt": observed,
+                },
+                "pm10": {
+                    "type": "Property",
+                    "value": 14.0 + 2.0 * i,
+                    "unitCode": "GQ",
+                    "observedAt": observed,
+                },
+                "pm25": {
+                    "type": "Property",
+                    "value": 7.5 + 1.2 * i,
+                    "unitCode": "GQ",
+                    "observedAt": observed,
+                },
                 "location": {"type": "GeoProperty", "value": point},
             }
         )
@@ -69,7 +84,11 @@ def demo_entities() -> list[dict[str, Any]]:
                 "scope": scope,
                 "name": {"type": "Property", "value": f"Parking Centrum {name}"},
                 "totalSpotNumber": {"type": "Property", "value": 200 + 50 * i},
-                "availableSpotNumber": {"type": "Property", "value": 40 + 17 * i, "observedAt": observed},
+                "availableSpotNumber": {
+                    "type": "Property",
+                    "value": 40 + 17 * i,
+                    "observedAt": observed,
+                },
                 "location": {
                     "type": "GeoProperty",
                     "value": {"type": "Point", "coordinates": [lon + 0.004, lat - 0.002]},
@@ -103,9 +122,17 @@ def demo_entities() -> list[dict[str, Any]]:
                 "type": "WaterLevelObserved",
                 "scope": scope,
                 "name": {"type": "Property", "value": f"Peilmeter {name}"},
-                "waterLevel": {"type": "Property", "value": 1.2 + 0.1 * i, "unitCode": "MTR", "observedAt": observed},
+                "waterLevel": {
+                    "type": "Property",
+                    "value": 1.2 + 0.1 * i,
+                    "unitCode": "MTR",
+                    "observedAt": observed,
+                },
                 "alertThreshold": {"type": "Property", "value": 2.5, "unitCode": "MTR"},
-                "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon - 0.003, lat + 0.003]}},
+                "location": {
+                    "type": "GeoProperty",
+                    "value": {"type": "Point", "coordinates": [lon - 0.003, lat + 0.003]},
+                },
             }
         )
     return out
@@ -139,15 +166,61 @@ def demo_history(now: datetime) -> list[dict[str, Any]]:
             at = (end - timedelta(hours=hours - h)).strftime("%Y-%m-%dT%H:%M:%SZ")
             w = _wave(i, h, 24 * 9, 0.0)
             smog = 32.0 if (h // 24 + i) % 11 in (3, 4) else 0.0  # a two-day episode now and then
-            pm10.append({"type": "Property", "value": round(26 + 9 * w + smog + 2 * i, 1), "observedAt": at, "unitCode": "GQ"})
-            no2.append({"type": "Property", "value": round(24 + 10 * _wave(i, h, 24 * 5, 1.3) + 3 * i, 1), "observedAt": at, "unitCode": "GQ"})
+            pm10.append(
+                {
+                    "type": "Property",
+                    "value": round(26 + 9 * w + smog + 2 * i, 1),
+                    "observedAt": at,
+                    "unitCode": "GQ",
+                }
+            )
+            no2.append(
+                {
+                    "type": "Property",
+                    "value": round(24 + 10 * _wave(i, h, 24 * 5, 1.3) + 3 * i, 1),
+                    "observedAt": at,
+                    "unitCode": "GQ",
+                }
+            )
             growth = 1.0 + 0.08 * max(0, h - (hours - 7 * 24)) / (7 * 24)
             rush = 1.0 + 0.8 * max(0.0, math.sin(math.pi * ((h % 24) - 6) / 12))
-            intensity.append({"type": "Property", "value": round((180 + 30 * i) * rush * growth + 15 * w), "observedAt": at})
-            level.append({"type": "Property", "value": round(1.3 + 0.1 * i + 0.5 * max(0.0, _wave(i, h, 24 * 13, 2.0)), 2), "observedAt": at, "unitCode": "MTR"})
-        out.append({"id": f"urn:ngsi-ld:AirQualityObserved:{nis}-001", "type": "AirQualityObserved", "pm10": pm10, "no2": no2})
-        out.append({"id": f"urn:ngsi-ld:TrafficFlowObserved:{nis}-ring", "type": "TrafficFlowObserved", "intensity": intensity})
-        out.append({"id": f"urn:ngsi-ld:WaterLevelObserved:{nis}-brug", "type": "WaterLevelObserved", "waterLevel": level})
+            intensity.append(
+                {
+                    "type": "Property",
+                    "value": round((180 + 30 * i) * rush * growth + 15 * w),
+                    "observedAt": at,
+                }
+            )
+            level.append(
+                {
+                    "type": "Property",
+                    "value": round(1.3 + 0.1 * i + 0.5 * max(0.0, _wave(i, h, 24 * 13, 2.0)), 2),
+                    "observedAt": at,
+                    "unitCode": "MTR",
+                }
+            )
+        out.append(
+            {
+                "id": f"urn:ngsi-ld:AirQualityObserved:{nis}-001",
+                "type": "AirQualityObserved",
+                "pm10": pm10,
+                "no2": no2,
+            }
+        )
+        out.append(
+            {
+                "id": f"urn:ngsi-ld:TrafficFlowObserved:{nis}-ring",
+                "type": "TrafficFlowObserved",
+                "intensity": intensity,
+            }
+        )
+        out.append(
+            {
+                "id": f"urn:ngsi-ld:WaterLevelObserved:{nis}-brug",
+                "type": "WaterLevelObserved",
+                "waterLevel": level,
+            }
+        )
     return out
 
 
@@ -162,7 +235,9 @@ async def load_demo(broker: Broker, *, owner: str) -> int:
     vocab = await broker.contexts.term_map(CONTEXT)
     entities = demo_entities()
     writer = WriteAccess(owner)
-    result = await broker.batch.upsert(DEFAULT_TENANT, entities, vocab, writer=writer, mode="update")
+    result = await broker.batch.upsert(
+        DEFAULT_TENANT, entities, vocab, writer=writer, mode="update"
+    )
     for temporal in demo_history(datetime.now(UTC)):
         await broker.temporal.upsert(DEFAULT_TENANT, temporal, vocab, writer=writer)
     return len(result.success)
@@ -218,7 +293,9 @@ async def _demo_people(governance: Governance, owner: str) -> None:
     """A municipality and the demo's people, so that the portal's sign-in can be tried."""
     operator = Principal.cli()
     if await governance.store.get_organisation("gent") is None:
-        await governance.create_organisation(operator, "gent", "Stad Gent", "municipality", nis="44021")
+        await governance.create_organisation(
+            operator, "gent", "Stad Gent", "municipality", nis="44021"
+        )
     for person_id, email, name, org, role in DEMO_PEOPLE:
         if await governance.store.get_person(person_id) is None:
             await governance.create_person(operator, person_id, email, name, DEMO_PASSWORD)

@@ -67,7 +67,9 @@ class EntityService:
         if tenant != DEFAULT_TENANT and not await self.store.tenant_exists(tenant):
             raise NonExistingTenant(f"tenant {tenant!r} does not exist")
 
-    async def create(self, tenant: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess) -> str:
+    async def create(
+        self, tenant: str, payload: Any, vocab: Vocabulary, *, writer: WriteAccess
+    ) -> str:
         """Create an entity (§5.6.1); AlreadyExists if its id is taken."""
         doc = parse_entity(payload, vocab, now=utc_now())
         entity_id: str = doc["id"]
@@ -199,7 +201,9 @@ class EntityService:
             existing = current.get(entity_id)
             if existing is None:
                 raise ResourceNotFound(f"entity {entity_id} not found")
-            outcome = mutations.update_attributes(existing, attrs, now=now, types=types, scope=scope)
+            outcome = mutations.update_attributes(
+                existing, attrs, now=now, types=types, scope=scope
+            )
             return _put_if_changed(outcome), outcome
 
         return await self._transact(tenant, [entity_id], mutate, writer)
@@ -302,7 +306,9 @@ class EntityService:
     def _check_same_id(fragment: dict[str, Any], entity_id: str) -> None:
         body_id = fragment.pop("id", None)
         if body_id is not None and body_id != entity_id:
-            raise BadRequestData(f"entity id {body_id} in the body differs from {entity_id} in the URL")
+            raise BadRequestData(
+                f"entity id {body_id} in the body differs from {entity_id} in the URL"
+            )
 
 
 def _put_if_changed(outcome: UpdateOutcome) -> list[WriteOp]:
@@ -376,7 +382,6 @@ class PurgeService:
                 return done  # keep/drop: one bounded page, as before
             skipped += refused  # deleted entities leave the result; refused ones stay in it
 
-
     async def _purge_page(
         self,
         tenant: str,
@@ -390,8 +395,10 @@ class PurgeService:
         def mutate(current: Current) -> tuple[list[WriteOp], tuple[int, int]]:
             denied = writer.denied(owners, current)
             ops = [
-                op for eid in ids
-                if (doc := current.get(eid)) is not None and eid not in denied
+                op
+                for eid in ids
+                if (doc := current.get(eid)) is not None
+                and eid not in denied
                 and (op := purge(doc)) is not None
             ]
             return ops, (len(ops), len(denied))

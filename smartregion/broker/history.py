@@ -101,7 +101,9 @@ def instance_rows(changes: Iterable[EntityChange], now: str) -> list[InstanceRow
                     continue
                 rows.append(InstanceRow(eid, attr, inst))
             # datasetIds the write removed from this attribute
-            rows.extend(InstanceRow(eid, attr, deletion_instance(o, now)) for o in previous.values())
+            rows.extend(
+                InstanceRow(eid, attr, deletion_instance(o, now)) for o in previous.values()
+            )
         for attr, instances in old_attrs.items():
             if attr not in new_attrs:
                 rows.extend(

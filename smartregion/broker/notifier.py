@@ -85,9 +85,7 @@ class Notifier:
         self.store = store
         #: what each subscription's owner may read, decided when a notification is sent
         self.readers = readers
-        self.periodic = (
-            PeriodicSender(subscriptions, store, readers) if store is not None else None
-        )
+        self.periodic = PeriodicSender(subscriptions, store, readers) if store is not None else None
         self.timeout = timeout
         self.max_attempts = max_attempts
         self.base_delay = base_delay
@@ -169,22 +167,33 @@ class Notifier:
         for row in rows:
             if time.monotonic() > deadline:
                 settled.append(
-                    Settled(row.id, row.tenant, row.subscription_id, retry_at=epoch_now(),
-                            attempts=row.attempts)
+                    Settled(
+                        row.id,
+                        row.tenant,
+                        row.subscription_id,
+                        retry_at=epoch_now(),
+                        attempts=row.attempts,
+                    )
                 )
                 continue
             try:
                 readable: Readable | None = None
                 if self.readers is not None:
                     owner = subscription_owner(row.target, self.readers.unowned)
-                    if known is None or known[0] != owner or time.monotonic() - known[1] > READABLE_FOR:
+                    if (
+                        known is None
+                        or known[0] != owner
+                        or time.monotonic() - known[1] > READABLE_FOR
+                    ):
                         known = (owner, time.monotonic(), await self.readers.readable(row.target))
                     readable = known[2]
                 settled.append(await self._deliver(row, readable))
             except Exception:
                 # not sent (reading what it reports failed): this row and the later ones stay
                 # leased and are sent, in order, after the lease
-                log.exception("notification %s of %s could not be sent", row.id, row.subscription_id)
+                log.exception(
+                    "notification %s of %s could not be sent", row.id, row.subscription_id
+                )
                 return
 
     async def _deliver(self, row: OutboxRow, readable: Readable | None) -> Settled:
@@ -208,12 +217,19 @@ class Notifier:
             if not ok:
                 log.warning(
                     "giving up notification %s of %s after %d attempts",
-                    row.id, row.subscription_id, attempts,
+                    row.id,
+                    row.subscription_id,
+                    attempts,
                 )
             return Settled(row.id, row.tenant, row.subscription_id, ok, at)
         delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
         return Settled(
-            row.id, row.tenant, row.subscription_id, ok, at, retry_at=epoch_now() + delay,
+            row.id,
+            row.tenant,
+            row.subscription_id,
+            ok,
+            at,
+            retry_at=epoch_now() + delay,
             attempts=attempts,
         )
 
@@ -251,8 +267,12 @@ class Notifier:
 
 
 async def publish_mqtt(
-    uri: str, body: dict[str, Any], headers: dict[str, str], notifier_info: list[dict[str, str]],
-    timeout: float, tls: TlsFiles | None = None,
+    uri: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    notifier_info: list[dict[str, str]],
+    timeout: float,
+    tls: TlsFiles | None = None,
 ) -> bool:
     """Publish a notification to an MQTT topic (§7.3); whether the broker accepted it."""
     info = {pair["key"]: pair["value"] for pair in notifier_info}

@@ -89,7 +89,9 @@ class QueryService:
             try:
                 re.compile(req.id_pattern)
             except re.error as exc:
-                raise BadRequestData(f"idPattern {req.id_pattern!r} is not a regular expression: {exc}") from exc
+                raise BadRequestData(
+                    f"idPattern {req.id_pattern!r} is not a regular expression: {exc}"
+                ) from exc
         expand = vocab.expand_term
         return EntityQuery(
             ids=ids,
@@ -124,7 +126,9 @@ class QueryService:
         everything = replace(query, limit=MAX_ORDERED + 1, offset=0, count=False)
         result = await self.store.query(tenant, everything)
         if len(result.docs) > MAX_ORDERED:
-            raise TooManyResults(f"orderBy sorts at most {MAX_ORDERED} matching entities; narrow the query")
+            raise TooManyResults(
+                f"orderBy sorts at most {MAX_ORDERED} matching entities; narrow the query"
+            )
         shown = await self.discloser.shown(tenant, result.docs, readable)
         ordered = sort_documents(shown.docs, order)
         page = ordered[query.offset : query.offset + query.limit]

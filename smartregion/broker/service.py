@@ -44,7 +44,9 @@ class Broker:
     ) -> Broker:
         """Wire the services onto a store."""
         # subscriptions (§5.8): entity writes go through a store that queues notifications
-        subscription_store = store if isinstance(store, SubscriptionStore) else MemorySubscriptionStore()
+        subscription_store = (
+            store if isinstance(store, SubscriptionStore) else MemorySubscriptionStore()
+        )
         subscriptions = SubscriptionService(
             subscription_store, contexts, default_limit=default_limit, max_limit=max_limit
         )
@@ -60,7 +62,5 @@ class Broker:
             discovery=DiscoveryService(store),
             purge=PurgeService(writer),
             subscriptions=subscriptions,
-            temporal=TemporalService(
-                writer, store, store, max_instances=temporal_max_instances
-            ),
+            temporal=TemporalService(writer, store, store, max_instances=temporal_max_instances),
         )

@@ -257,7 +257,8 @@ class SubscriptionService:
         # a tenant holds few subscriptions: filter them all, then take the page (the total
         # counts only the caller's)
         mine = [
-            s for s in await self.subs.tenant_subscriptions(tenant)
+            s
+            for s in await self.subs.tenant_subscriptions(tenant)
             if subscription_owner(s.doc, unowned) in owners
         ]
         return mine[offset : offset + limit], len(mine), limit
@@ -318,7 +319,9 @@ class SubscriptionService:
             return
         if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
             return
-        doc["jsonldContext"] = await self.contexts.implicit(context, tenant=tenant, base_url=base_url)
+        doc["jsonldContext"] = await self.contexts.implicit(
+            context, tenant=tenant, base_url=base_url
+        )
         doc["implicitContext"] = True
 
     # ------------------------------------------------------------------ matching (§5.11)
@@ -351,7 +354,9 @@ class SubscriptionService:
                 compiled.append(await self.compile(tenant, stored.doc))
             except SmartRegionError as exc:
                 # a context that became unavailable must not block entity writes
-                log.warning("subscription %s cannot be matched: %s", stored.doc.get("id"), exc.detail)
+                log.warning(
+                    "subscription %s cannot be matched: %s", stored.doc.get("id"), exc.detail
+                )
         return _TenantMatcher(tenant, compiled)
 
     async def compile(self, tenant: str, doc: Doc) -> CompiledSubscription:
@@ -401,7 +406,9 @@ async def join_linked(
     data: list[Doc] = list(row.body.get("data", []))
     if opts.join == "inline":
         rendered = {d["id"]: render_entity(d, sub.vocab, opts, linked.docs()) for d in docs}
-        data = [finish(rendered[item["id"]]) if item.get("id") in rendered else item for item in data]
+        data = [
+            finish(rendered[item["id"]]) if item.get("id") in rendered else item for item in data
+        ]
     else:
         data += [finish(render_entity(d, sub.vocab, state)) for d, state in linked.found.values()]
     return {**row.body, "data": data}
@@ -528,9 +535,9 @@ class NotificationFilter:
             for e in row.target.get("about", [])
         }
         data = [
-            item for item in body.get("data", [])
-            if (found := about.get(item.get("id"))) is not None
-            and readable.admits(*found)
+            item
+            for item in body.get("data", [])
+            if (found := about.get(item.get("id"))) is not None and readable.admits(*found)
         ]
         disclosure = readable.disclosure
         if disclosure is not None and data:
@@ -611,8 +618,7 @@ class _TenantMatcher:
             row = build_row(sub, data, fired[0][1])
             if owners is not None:
                 row.target["about"] = [
-                    [c.entity["id"], owners(c.entity["id"]), _types(c.entity),
-                     _scopes(c.entity)]
+                    [c.entity["id"], owners(c.entity["id"]), _types(c.entity), _scopes(c.entity)]
                     for c, _ in fired
                 ]
             if sub.doc["notification"].get("join") in ("flat", "inline"):
@@ -833,9 +839,7 @@ class NotifyingStore(Store):
         """Delegated."""
         return await self.inner.tenants()
 
-    async def entity_types(
-        self, tenant: str, readable: Readable | None = None
-    ) -> list[TypeInfo]:
+    async def entity_types(self, tenant: str, readable: Readable | None = None) -> list[TypeInfo]:
         """Delegated."""
         return await self.inner.entity_types(tenant, readable)
 

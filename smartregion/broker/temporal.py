@@ -250,11 +250,7 @@ class TemporalService:
             instances = (existing.get("attrs") or {}).get(attr)
             if instances is None:
                 raise ResourceNotFound(f"entity {entity_id} has no attribute {attr}")
-            kept = (
-                []
-                if delete_all
-                else [i for i in instances if i.get("datasetId") != dataset_id]
-            )
+            kept = [] if delete_all else [i for i in instances if i.get("datasetId") != dataset_id]
             if len(kept) == len(instances):
                 which = "default instance" if dataset_id is None else f"datasetId {dataset_id}"
                 raise ResourceNotFound(f"attribute {attr} has no {which}")
@@ -282,7 +278,9 @@ class TemporalService:
             return [], None
 
         run, check = guarded(writer, mutate)
-        await self.writer.transact(tenant, [entity_id], run, owner=writer.org_id, check_owners=check)
+        await self.writer.transact(
+            tenant, [entity_id], run, owner=writer.org_id, check_owners=check
+        )
 
     async def delete_instance(
         self, tenant: str, entity_id: str, attr: str, instance_id: str, *, writer: WriteAccess
@@ -397,12 +395,18 @@ class TemporalService:
         selection = replace(selection, readable=_narrowed(selection.readable, query))
         if order:
             # sorting shows the order of stored values: not by what the reader does not see
-            selection = replace(selection, readable=narrowed(
-                selection.readable,
-                tested=frozenset(k.attr for k in order if k.attr is not None),
-                times=any(k.member in ("createdAt", "modifiedAt")
-                          or k.sub in ("createdAt", "modifiedAt", "observedAt") for k in order),
-            ))
+            selection = replace(
+                selection,
+                readable=narrowed(
+                    selection.readable,
+                    tested=frozenset(k.attr for k in order if k.attr is not None),
+                    times=any(
+                        k.member in ("createdAt", "modifiedAt")
+                        or k.sub in ("createdAt", "modifiedAt", "observedAt")
+                        for k in order
+                    ),
+                ),
+            )
             everything = await self.reader.query(
                 tenant, replace(selection, limit=_MAX_ORDERED, offset=0, count=False)
             )
@@ -412,9 +416,7 @@ class TemporalService:
         else:
             result = await self.reader.query(tenant, selection)
             entities, count = result.docs, result.count
-        docs, aggregates = await self._documents(
-            tenant, entities, query, attrs, dataset_ids, keeps
-        )
+        docs, aggregates = await self._documents(tenant, entities, query, attrs, dataset_ids, keeps)
         docs = await self.discloser.documents(tenant, docs, selection.readable, temporal=True)
         # an entity none of whose requested attributes has an instance in the window is left
         # out of the answer (suite TP 020_04)
@@ -515,4 +517,3 @@ def _narrowed(readable: Readable | None, query: TemporalQuery) -> Readable | Non
 def _collect(by_entity: dict[str, dict[str, list[Doc]]], h: SeriesHistory) -> None:
     attrs = by_entity.setdefault(h.series.entity_id, {})
     attrs.setdefault(h.series.attr, []).extend(i.doc for i in h.instances)
-

@@ -25,7 +25,10 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+    typer.Option(
+        "--database",
+        help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL).",
+    ),
 ]
 
 
@@ -55,15 +58,25 @@ def _run(database: str | None, action: Callable[[Governance], Awaitable[T]]) -> 
 
 @admin_app.command("create-org")
 def create_org(
-    org_id: Annotated[str, typer.Option("--id", help="Organisation id (lower-case, digits, . _ -).")],
+    org_id: Annotated[
+        str, typer.Option("--id", help="Organisation id (lower-case, digits, . _ -).")
+    ],
     name: Annotated[str, typer.Option(help="Display name.")],
-    kind: Annotated[str, typer.Option(help="municipality, province, region, company, knowledge_institution or citizens_organisation.")],
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="municipality, province, region, company, knowledge_institution or citizens_organisation."
+        ),
+    ],
     kbo: Annotated[str | None, typer.Option(help="KBO enterprise number (checked).")] = None,
     nis: Annotated[str | None, typer.Option(help="NIS code (municipalities, provinces).")] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Register an organisation (the first one becomes the platform organisation)."""
-    org = _run(database, lambda g: g.create_organisation(Principal.cli(), org_id, name, kind, kbo=kbo, nis=nis))
+    org = _run(
+        database,
+        lambda g: g.create_organisation(Principal.cli(), org_id, name, kind, kbo=kbo, nis=nis),
+    )
     typer.echo(f"created organisation {org.id} ({org.kind})")
 
 
@@ -71,7 +84,10 @@ def create_org(
 def create_key(
     org: Annotated[str, typer.Option(help="Organisation the key acts for.")],
     role: Annotated[str, typer.Option(help="reader, editor or admin.")] = "editor",
-    expires: Annotated[str | None, typer.Option(help="Expiry, ISO 8601 with an offset (e.g. 2027-01-01T00:00:00Z).")] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Expiry, ISO 8601 with an offset (e.g. 2027-01-01T00:00:00Z)."),
+    ] = None,
     label: Annotated[str, typer.Option(help="What the key is for.")] = "",
     database: DatabaseOpt = None,
 ) -> None:
@@ -79,7 +95,9 @@ def create_key(
 
     async def action(g: Governance) -> IssuedApiKey:
         expires_at = parse_time(expires) if expires else None
-        return await g.create_api_key(Principal.cli(), org, role=role, expires_at=expires_at, label=label)
+        return await g.create_api_key(
+            Principal.cli(), org, role=role, expires_at=expires_at, label=label
+        )
 
     issued = _run(database, action)
     typer.echo(f"key id: {issued.record.id} (organisation {org}, role {role})", err=True)
@@ -103,13 +121,37 @@ def create_dataset(
     title: Annotated[str, typer.Option(help="Title (Dutch).")],
     entity_types: Annotated[str, typer.Option(help="Comma-separated entity types (T1,T2).")],
     policy: Annotated[str, typer.Option(help="open, restricted or private.")] = "private",
-    license: Annotated[str | None, typer.Option(help="Licence URI (open default: CC BY 4.0).")] = None,
-    theme: Annotated[str | None, typer.Option(help="mobility, environment, living, people, government or economy.")] = None,
+    license: Annotated[
+        str | None, typer.Option(help="Licence URI (open default: CC BY 4.0).")
+    ] = None,
+    theme: Annotated[
+        str | None,
+        typer.Option(help="mobility, environment, living, people, government or economy."),
+    ] = None,
     description: Annotated[str | None, typer.Option(help="Description (Dutch).")] = None,
     scope: Annotated[str | None, typer.Option(help="NGSI-LD scope, e.g. /Flanders/Ghent.")] = None,
-    retention_days: Annotated[int | None, typer.Option("--retention-days", min=0, help="Days of attribute history kept (default: setting history_retention_days; 0: forever).")] = None,
-    rollup_retention_days: Annotated[int | None, typer.Option("--rollup-retention-days", min=0, help="Days roll-ups are kept, at least --retention-days (0: as long as the raw history).")] = None,
-    privacy: Annotated[str | None, typer.Option(help='Attribute classes and open-view rules as JSON, e.g. \'{"personal": ["ownerName"], "counts": ["peopleCount"], "k": 5, "coarsenTime": 3600, "coarsenPlace": 500}\'.')] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retention-days",
+            min=0,
+            help="Days of attribute history kept (default: setting history_retention_days; 0: forever).",
+        ),
+    ] = None,
+    rollup_retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--rollup-retention-days",
+            min=0,
+            help="Days roll-ups are kept, at least --retention-days (0: as long as the raw history).",
+        ),
+    ] = None,
+    privacy: Annotated[
+        str | None,
+        typer.Option(
+            help='Attribute classes and open-view rules as JSON, e.g. \'{"personal": ["ownerName"], "counts": ["peopleCount"], "k": 5, "coarsenTime": 3600, "coarsenPlace": 500}\'.'
+        ),
+    ] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Describe a data set of an organisation, with its access policy."""
@@ -118,11 +160,24 @@ def create_dataset(
         rules = orjson.loads(privacy) if privacy is not None else None
     except orjson.JSONDecodeError as exc:
         raise typer.BadParameter(f"--privacy is not JSON: {exc}") from None
-    dataset = _run(database, lambda g: g.create_dataset(
-        Principal.cli(), dataset_id, owner, title, types, description=description, scope=scope,
-        theme=theme, license=license, policy=policy, retention_days=retention_days,
-        rollup_retention_days=rollup_retention_days, privacy=rules,
-    ))
+    dataset = _run(
+        database,
+        lambda g: g.create_dataset(
+            Principal.cli(),
+            dataset_id,
+            owner,
+            title,
+            types,
+            description=description,
+            scope=scope,
+            theme=theme,
+            license=license,
+            policy=policy,
+            retention_days=retention_days,
+            rollup_retention_days=rollup_retention_days,
+            privacy=rules,
+        ),
+    )
     typer.echo(f"created data set {dataset.id} ({dataset.policy_kind}) of {dataset.owner_org}")
 
 

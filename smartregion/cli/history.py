@@ -30,10 +30,14 @@ async def run_purge(settings: Settings, *, tenants: list[str] | None, dry_run: b
 def purge(
     database: Annotated[
         str | None,
-        typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+        typer.Option(
+            "--database",
+            help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL).",
+        ),
     ] = None,
     tenant: Annotated[
-        list[str] | None, typer.Option("--tenant", help="Only this tenant's series (repeatable; default: all).")
+        list[str] | None,
+        typer.Option("--tenant", help="Only this tenant's series (repeatable; default: all)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be purged.")] = False,
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,

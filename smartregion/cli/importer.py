@@ -77,15 +77,18 @@ async def run_import(
         writer = await _writer(runtime, org)
         importer = TimeseriesImporter(runtime.broker, writer, tenant=tenant, batch=batch)
         size = path.stat().st_size
-        with path.open("rb") as stream, Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
+        with (
+            path.open("rb") as stream,
+            Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rows]:,} rows · {task.fields[rate]:,.0f} rows/s"),
+                TimeElapsedColumn(),
+                console=console,
+                transient=False,
+            ) as bar,
+        ):
             rows, position = read_rows(stream, fmt, vocab, default_type=default_type)
             task = bar.add_task("checking" if dry_run else "importing", total=size, rows=0, rate=0)
             started = time.perf_counter()
@@ -105,28 +108,48 @@ async def run_import(
 
 @import_app.command("timeseries")
 def timeseries(
-    file: Annotated[Path, typer.Argument(help="NDJSON or CSV file of attribute instances.", exists=True, dir_okay=False)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="NDJSON or CSV file of attribute instances.", exists=True, dir_okay=False
+        ),
+    ],
     database: Annotated[
         str | None,
-        typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+        typer.Option(
+            "--database",
+            help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL).",
+        ),
     ] = None,
     tenant: Annotated[str, typer.Option("--tenant", help="NGSI-LD tenant to write to.")] = "",
     org: Annotated[
-        str | None, typer.Option("--org", help="Organisation writing (default: setting default_org).")
+        str | None,
+        typer.Option("--org", help="Organisation writing (default: setting default_org)."),
     ] = None,
     fmt: Annotated[
         str | None, typer.Option("--format", help="ndjson or csv (default: from the extension).")
     ] = None,
-    batch: Annotated[int, typer.Option("--batch", min=1, help="Rows per batch (each all or nothing).")] = 10_000,
-    skip: Annotated[int, typer.Option("--skip", min=0, help="Skip the first N data rows (resume).")] = 0,
+    batch: Annotated[
+        int, typer.Option("--batch", min=1, help="Rows per batch (each all or nothing).")
+    ] = 10_000,
+    skip: Annotated[
+        int, typer.Option("--skip", min=0, help="Skip the first N data rows (resume).")
+    ] = 0,
     entity_type: Annotated[
-        str | None, typer.Option("--type", help="Type of entities to create when missing (else a type column).")
+        str | None,
+        typer.Option(
+            "--type", help="Type of entities to create when missing (else a type column)."
+        ),
     ] = None,
     context: Annotated[
-        str | None, typer.Option("--context", help="@context URL expanding attribute and type names (default: core).")
+        str | None,
+        typer.Option(
+            "--context", help="@context URL expanding attribute and type names (default: core)."
+        ),
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Check the whole file and the entities; write nothing.")
+        bool,
+        typer.Option("--dry-run", help="Check the whole file and the entities; write nothing."),
     ] = False,
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
 ) -> None:
@@ -137,9 +160,17 @@ def timeseries(
     try:
         report = asyncio.run(
             run_import(
-                settings, file, chosen, tenant=tenant, org=org or settings.default_org,
-                batch=batch, skip=skip, dry_run=dry_run, context=context,
-                default_type=entity_type, console=console,
+                settings,
+                file,
+                chosen,
+                tenant=tenant,
+                org=org or settings.default_org,
+                batch=batch,
+                skip=skip,
+                dry_run=dry_run,
+                context=context,
+                default_type=entity_type,
+                console=console,
             )
         )
     except ImportStopped as exc:

@@ -24,7 +24,10 @@ ldes_app = typer.Typer(help="Linked Data Event Streams.", no_args_is_help=True)
 
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+    typer.Option(
+        "--database",
+        help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL).",
+    ),
 ]
 
 
@@ -80,8 +83,11 @@ async def run_replication(
 
             def progress(report: ReplicationReport) -> None:
                 bar.update(
-                    task, pages=report.pages + report.not_modified, written=report.written,
-                    duplicates=report.duplicates, rate=report.rate,
+                    task,
+                    pages=report.pages + report.not_modified,
+                    written=report.written,
+                    duplicates=report.duplicates,
+                    rate=report.rate,
                 )
 
             replicator = Replicator(
@@ -107,25 +113,46 @@ async def run_replication(
 @ldes_app.command("replicate")
 def replicate(
     url: Annotated[str, typer.Argument(help="The event stream, a view or a page (http(s) URL).")],
-    dataset: Annotated[str, typer.Option("--dataset", help="Data set to write into (its owner writes).")],
+    dataset: Annotated[
+        str, typer.Option("--dataset", help="Data set to write into (its owner writes).")
+    ],
     follow: Annotated[
-        bool, typer.Option("--follow", help="Keep polling mutable pages for new members (Ctrl-C stops).")
+        bool,
+        typer.Option("--follow", help="Keep polling mutable pages for new members (Ctrl-C stops)."),
     ] = False,
     since: Annotated[
         str | None, typer.Option("--since", help="Only members from this time on (ISO 8601).")
     ] = None,
     entity_type: Annotated[
-        str | None, typer.Option("--type", help="Type of new entities whose member states none (default: the data set's type, if it has one only).")
+        str | None,
+        typer.Option(
+            "--type",
+            help="Type of new entities whose member states none (default: the data set's type, if it has one only).",
+        ),
     ] = None,
     poll_interval: Annotated[
-        float, typer.Option("--poll-interval", min=0.1, help="Seconds between polls of a mutable page without max-age.")
+        float,
+        typer.Option(
+            "--poll-interval",
+            min=0.1,
+            help="Seconds between polls of a mutable page without max-age.",
+        ),
     ] = 60.0,
     tenant: Annotated[str, typer.Option("--tenant", help="NGSI-LD tenant to write to.")] = "",
     take_over: Annotated[
-        bool, typer.Option("--take-over", help="Take over from a replicating client that died (its lease still runs).")
+        bool,
+        typer.Option(
+            "--take-over",
+            help="Take over from a replicating client that died (its lease still runs).",
+        ),
     ] = False,
     lease_seconds: Annotated[
-        float, typer.Option("--lease", min=1.0, help="Seconds a client's claim on the replication lasts unless renewed.")
+        float,
+        typer.Option(
+            "--lease",
+            min=1.0,
+            help="Seconds a client's claim on the replication lasts unless renewed.",
+        ),
     ] = 60.0,
     database: DatabaseOpt = None,
     config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
@@ -150,9 +177,18 @@ def replicate(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         return await run_replication(
-            settings, url, dataset_id=dataset, tenant=tenant, follow=follow, since=since,
-            entity_type=entity_type, poll_interval=poll_interval, console=console, stop=stop,
-            take_over=take_over, lease_seconds=lease_seconds,
+            settings,
+            url,
+            dataset_id=dataset,
+            tenant=tenant,
+            follow=follow,
+            since=since,
+            entity_type=entity_type,
+            poll_interval=poll_interval,
+            console=console,
+            stop=stop,
+            take_over=take_over,
+            lease_seconds=lease_seconds,
         )
 
     try:
@@ -169,7 +205,10 @@ def replicate(
 
 
 @ldes_app.command("replications")
-def replications(database: DatabaseOpt = None, config: Annotated[str | None, typer.Option(help="TOML config file.")] = None) -> None:
+def replications(
+    database: DatabaseOpt = None,
+    config: Annotated[str | None, typer.Option(help="TOML config file.")] = None,
+) -> None:
     """List the replications of this database and how far each has come."""
     settings = Settings.load({"database_url": database}, config_file=config)
 

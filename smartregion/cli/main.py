@@ -30,7 +30,10 @@ app.command("simulate")(simulate)
 
 DatabaseOpt = Annotated[
     str | None,
-    typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+    typer.Option(
+        "--database",
+        help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL).",
+    ),
 ]
 
 

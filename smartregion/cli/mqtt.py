@@ -36,8 +36,13 @@ async def run_bridge(settings: Settings, config: BridgeConfig) -> None:
 
 @mqtt_app.command("bridge")
 def bridge(
-    broker: Annotated[str, typer.Option("--broker", help="MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT].")],
-    org: Annotated[str, typer.Option("--org", help="Organisation that owns what the bridge writes.")],
+    broker: Annotated[
+        str,
+        typer.Option("--broker", help="MQTT broker, mqtt://HOST[:PORT] or mqtts://HOST[:PORT]."),
+    ],
+    org: Annotated[
+        str, typer.Option("--org", help="Organisation that owns what the bridge writes.")
+    ],
     mapping: Annotated[
         Path | None, typer.Option("--mapping", help="Mapping file (YAML, or TOML when *.toml).")
     ] = None,
@@ -47,7 +52,10 @@ def bridge(
     ] = "smartregion",
     database: Annotated[
         str | None,
-        typer.Option("--database", help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL)."),
+        typer.Option(
+            "--database",
+            help="Database URL (default sqlite:///./smartregion.db; env SMARTREGION_DATABASE_URL).",
+        ),
     ] = None,
     client_id: Annotated[
         str | None,
@@ -64,14 +72,19 @@ def bridge(
         str, typer.Option("--protocol", help="MQTT protocol version: 5 or 3.1.1.")
     ] = "5",
     username: Annotated[
-        str | None, typer.Option("--username", help="MQTT user name (env SMARTREGION_MQTT_USERNAME).")
+        str | None,
+        typer.Option("--username", help="MQTT user name (env SMARTREGION_MQTT_USERNAME)."),
     ] = None,
     password_file: Annotated[
         str | None,
-        typer.Option("--password-file", help="File whose first line is the MQTT password (or env SMARTREGION_MQTT_PASSWORD; never on the command line)."),
+        typer.Option(
+            "--password-file",
+            help="File whose first line is the MQTT password (or env SMARTREGION_MQTT_PASSWORD; never on the command line).",
+        ),
     ] = None,
     ca_file: Annotated[
-        str | None, typer.Option("--ca-file", help="PEM CAs to trust for mqtts:// (default: the system's).")
+        str | None,
+        typer.Option("--ca-file", help="PEM CAs to trust for mqtts:// (default: the system's)."),
     ] = None,
     cert_file: Annotated[
         str | None, typer.Option("--cert-file", help="PEM client certificate for mqtts://.")
@@ -84,8 +97,12 @@ def bridge(
     """Ingest MQTT messages as NGSI-LD entities (QoS 1, acknowledged after commit)."""
     settings = Settings.load(
         {
-            "database_url": database, "mqtt_username": username, "mqtt_password_file": password_file,
-            "mqtt_ca_file": ca_file, "mqtt_cert_file": cert_file, "mqtt_key_file": key_file,
+            "database_url": database,
+            "mqtt_username": username,
+            "mqtt_password_file": password_file,
+            "mqtt_ca_file": ca_file,
+            "mqtt_cert_file": cert_file,
+            "mqtt_key_file": key_file,
         },
         config_file=config,
     )
@@ -95,9 +112,16 @@ def bridge(
     try:
         rules = load_mapping(mapping) if mapping is not None else None
         bridge_config = BridgeConfig(
-            broker_url=broker, org=org, tenant=tenant, prefix=prefix, mapping=rules,
-            client_id=client_id, shared_group=shared_group, batch_size=batch_size,
-            protocol=protocol, username=settings.mqtt_username or None,
+            broker_url=broker,
+            org=org,
+            tenant=tenant,
+            prefix=prefix,
+            mapping=rules,
+            client_id=client_id,
+            shared_group=shared_group,
+            batch_size=batch_size,
+            protocol=protocol,
+            username=settings.mqtt_username or None,
             password=mqtt_password(settings),
             tls=TlsFiles.of(settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file),
         )

@@ -76,7 +76,9 @@ async def post_http(
         while sent < count:
             body = [next(readings) for _ in range(min(batch, count - sent))]
             r = await client.post(
-                UPSERT, content=orjson.dumps(body), headers={**headers, "Content-Type": "application/json"}
+                UPSERT,
+                content=orjson.dumps(body),
+                headers={**headers, "Content-Type": "application/json"},
             )
             if r.status_code >= 400 and r.status_code != 207:
                 raise RuntimeError(f"the broker answered {r.status_code}: {r.text[:300]}")
@@ -88,17 +90,28 @@ async def post_http(
 
 def simulate(
     target: Annotated[
-        str, typer.Option("--target", help="mqtt://HOST:PORT (the bridge's topic) or http://HOST:PORT.")
+        str,
+        typer.Option("--target", help="mqtt://HOST:PORT (the bridge's topic) or http://HOST:PORT."),
     ] = "mqtt://127.0.0.1:1883",
     sensors: Annotated[int, typer.Option(help="Number of simulated stations.")] = 100,
-    kinds: Annotated[str, typer.Option(help="Comma-separated: air, traffic, water.")] = ",".join(KINDS),
-    rate: Annotated[float, typer.Option(help="Readings per second of wall time (0: as fast as possible).")] = 10.0,
+    kinds: Annotated[str, typer.Option(help="Comma-separated: air, traffic, water.")] = ",".join(
+        KINDS
+    ),
+    rate: Annotated[
+        float, typer.Option(help="Readings per second of wall time (0: as fast as possible).")
+    ] = 10.0,
     count: Annotated[int | None, typer.Option(help="Stop after this many readings.")] = None,
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
-    step: Annotated[float, typer.Option(help="Simulated seconds between a station's readings.")] = 60.0,
-    start: Annotated[str | None, typer.Option(help="Simulated start time (ISO 8601, UTC); default now.")] = None,
+    step: Annotated[
+        float, typer.Option(help="Simulated seconds between a station's readings.")
+    ] = 60.0,
+    start: Annotated[
+        str | None, typer.Option(help="Simulated start time (ISO 8601, UTC); default now.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same readings.")] = 1,
-    prefix: Annotated[str, typer.Option(help="MQTT topic prefix (the bridge's --prefix).")] = "smartregion",
+    prefix: Annotated[
+        str, typer.Option(help="MQTT topic prefix (the bridge's --prefix).")
+    ] = "smartregion",
     batch: Annotated[int, typer.Option(help="Entities per HTTP batch upsert.")] = 100,
     tenant: Annotated[str | None, typer.Option(help="NGSILD-Tenant (HTTP).")] = None,
     api_key: Annotated[
@@ -107,7 +120,9 @@ def simulate(
 ) -> None:
     """Publish realistic synthetic sensor streams (air quality, traffic counts, water levels)."""
     try:
-        fleet = SensorFleet(sensors, tuple(k.strip() for k in kinds.split(",") if k.strip()), seed=seed)
+        fleet = SensorFleet(
+            sensors, tuple(k.strip() for k in kinds.split(",") if k.strip()), seed=seed
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     if count is None and duration is None:

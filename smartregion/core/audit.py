@@ -53,8 +53,15 @@ def record_hash(
 ) -> str:
     """SHA-256 over a canonical (sorted-key) JSON of the record's content and its predecessor."""
     content = orjson.dumps(
-        {"prev": prev_hash, "seq": seq, "at": at, "actor": actor, "action": action,
-         "subject": subject, "detail": detail},
+        {
+            "prev": prev_hash,
+            "seq": seq,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "detail": detail,
+        },
         option=orjson.OPT_SORT_KEYS,
     )
     return hashlib.sha256(content).hexdigest()
@@ -66,7 +73,9 @@ def verify_chain(records: Iterable[AuditRecord], head: tuple[int, str] | None) -
     expected_seq, prev = 1, GENESIS
     for rec in records:
         if rec.seq != expected_seq:
-            problems.append(f"row {rec.seq}: expected sequence number {expected_seq} (rows deleted?)")
+            problems.append(
+                f"row {rec.seq}: expected sequence number {expected_seq} (rows deleted?)"
+            )
         if rec.prev_hash != prev:
             problems.append(f"row {rec.seq}: previous-hash link broken")
         actual = record_hash(

@@ -149,7 +149,7 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 # RFC 3986/3987: characters never allowed unencoded in a URI/IRI
 _URI_FORBIDDEN = frozenset('<>"{}|\\^`')
 # the common case, checked in one regex call: printable ASCII without the forbidden characters
-_ASCII_URI_CHARS = re.compile(r'[!#-;=?-\[\]_a-z~]*')
+_ASCII_URI_CHARS = re.compile(r"[!#-;=?-\[\]_a-z~]*")
 # §4.6.2: short names are a Unicode letter followed by letters, digits or "_"
 _NAME = re.compile(r"[^\W\d_]\w*")
 # §4.18: ScopeLevel = unicodeLetter *(unicodeLetter / digit / "_")

@@ -75,7 +75,11 @@ def _instance_value(instance: dict[str, Any]) -> Any:
             return instance[member]
     if "languageMap" in instance:
         lang_map = instance["languageMap"]
-        return next(iter(sorted(lang_map.values(), key=str)), None) if isinstance(lang_map, dict) else None
+        return (
+            next(iter(sorted(lang_map.values(), key=str)), None)
+            if isinstance(lang_map, dict)
+            else None
+        )
     return None
 
 
@@ -98,7 +102,9 @@ def key_value(doc: dict[str, Any], key: OrderKey) -> tuple[int, Any] | None:
     return _sortable(sub)
 
 
-def sort_documents(docs: Sequence[dict[str, Any]], keys: Sequence[OrderKey]) -> list[dict[str, Any]]:
+def sort_documents(
+    docs: Sequence[dict[str, Any]], keys: Sequence[OrderKey]
+) -> list[dict[str, Any]]:
     """Stable multi-key sort; missing values last in either direction."""
     result = list(docs)
     for key in reversed(keys):

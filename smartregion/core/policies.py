@@ -128,7 +128,11 @@ def _constraint_holds(constraint: Any, ctx: AccessContext) -> bool:
         if op == "eq":
             return isinstance(right, str) and ctx.purpose is not None and ctx.purpose == right
         if op == "isAnyOf":
-            if not isinstance(right, list) or not right or not all(isinstance(r, str) for r in right):
+            if (
+                not isinstance(right, list)
+                or not right
+                or not all(isinstance(r, str) for r in right)
+            ):
                 return False
             return ctx.purpose is not None and ctx.purpose in right
         return False
@@ -233,7 +237,12 @@ def _validate_constraint(constraint: Any) -> None:
     if left == "purpose":
         if op == "eq" and isinstance(right, str):
             return
-        if op == "isAnyOf" and isinstance(right, list) and right and all(isinstance(r, str) for r in right):
+        if (
+            op == "isAnyOf"
+            and isinstance(right, list)
+            and right
+            and all(isinstance(r, str) for r in right)
+        ):
             return
         raise BadRequestData("a purpose constraint is `eq` a string or `isAnyOf` a list of strings")
     if left == "dateTime":

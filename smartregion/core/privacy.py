@@ -79,8 +79,13 @@ class Privacy:
     @property
     def empty(self) -> bool:
         """Whether this changes nothing for any reader."""
-        return not (self.personal or self.sensitive or self.counts or self.coarsen_time
-                    or self.coarsen_place)
+        return not (
+            self.personal
+            or self.sensitive
+            or self.counts
+            or self.coarsen_time
+            or self.coarsen_place
+        )
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any] | None, expand: Callable[[str], str]) -> Privacy:
@@ -110,13 +115,17 @@ class Privacy:
             raise BadRequestData("privacy.k must be an integer from 2 to 1000")
         coarsen_time = raw.get("coarsenTime")
         if coarsen_time is not None and (
-            isinstance(coarsen_time, bool) or not isinstance(coarsen_time, int)
+            isinstance(coarsen_time, bool)
+            or not isinstance(coarsen_time, int)
             or not 1 <= coarsen_time <= 366 * 86_400
         ):
-            raise BadRequestData("privacy.coarsenTime must be a whole number of seconds (1 to a year)")
+            raise BadRequestData(
+                "privacy.coarsenTime must be a whole number of seconds (1 to a year)"
+            )
         coarsen_place = raw.get("coarsenPlace")
         if coarsen_place is not None and (
-            isinstance(coarsen_place, bool) or not isinstance(coarsen_place, int | float)
+            isinstance(coarsen_place, bool)
+            or not isinstance(coarsen_place, int | float)
             or not 1 <= coarsen_place <= 100_000
         ):
             raise BadRequestData("privacy.coarsenPlace must be a number of metres (1 to 100,000)")
@@ -140,8 +149,11 @@ class Privacy:
     def to_json(self) -> dict[str, Any]:
         """The stored form (expanded names, sorted)."""
         out: dict[str, Any] = {}
-        for member, names in (("personal", self.personal), ("sensitive", self.sensitive),
-                              ("counts", self.counts)):
+        for member, names in (
+            ("personal", self.personal),
+            ("sensitive", self.sensitive),
+            ("counts", self.counts),
+        ):
             if names:
                 out[member] = sorted(names)
         if self.counts:
@@ -203,7 +215,12 @@ def _cell_edges(lon: float, lat: float, metres: float) -> tuple[float, float, fl
     lat_centre = (lat_cell + 0.5) * lat_step
     lon_step = metres / (_METRES_PER_DEGREE * max(math.cos(math.radians(lat_centre)), 0.01))
     lon_cell = math.floor(lon / lon_step)
-    return lon_cell * lon_step, lat_cell * lat_step, (lon_cell + 1) * lon_step, (lat_cell + 1) * lat_step
+    return (
+        lon_cell * lon_step,
+        lat_cell * lat_step,
+        (lon_cell + 1) * lon_step,
+        (lat_cell + 1) * lat_step,
+    )
 
 
 def coarsen_extent(
@@ -308,8 +325,10 @@ def disclose_document(doc: Mapping[str, Any], access: Access, privacy: Privacy) 
     if access is Access.OPEN:
         if privacy.coarsen_time:
             _coarsen_times(out, privacy.coarsen_time)
-        kept = {name: [_open_instance(i, privacy) for i in instances]
-                for name, instances in kept.items()}
+        kept = {
+            name: [_open_instance(i, privacy) for i in instances]
+            for name, instances in kept.items()
+        }
         cells: dict[str, float] = {}
         for name in privacy.counts & kept.keys():
             for index, instance in enumerate(kept[name]):
@@ -358,10 +377,14 @@ def disclose_temporal(doc: Mapping[str, Any], access: Access, privacy: Privacy) 
     if access is Access.OPEN and privacy.coarsen_time:
         _coarsen_times(out, privacy.coarsen_time)
     attrs: dict[str, Any] = doc.get("attrs") or {}
-    shown = {name: disclose_instances(name, instances, access, privacy)
-             for name, instances in attrs.items() if name not in privacy.hidden(access)}
-    out["attrs"] = {name: instances for name, instances in shown.items()
-                    if instances or not attrs[name]}
+    shown = {
+        name: disclose_instances(name, instances, access, privacy)
+        for name, instances in attrs.items()
+        if name not in privacy.hidden(access)
+    }
+    out["attrs"] = {
+        name: instances for name, instances in shown.items() if instances or not attrs[name]
+    }
     return out
 
 
@@ -420,9 +443,11 @@ class Disclosure:
     @property
     def needed(self) -> bool:
         """Whether any read needs the owners of its entities (to transform or to audit)."""
-        return any(v.access is not Access.FULL and (v.access is Access.GRANTED
-                                                    or v.privacy.transforms(v.access))
-                   for v in self.views)
+        return any(
+            v.access is not Access.FULL
+            and (v.access is Access.GRANTED or v.privacy.transforms(v.access))
+            for v in self.views
+        )
 
     def view(self, owner: str, types: Iterable[str], scopes: Iterable[str] | None) -> View:
         """How an entity of `owner` with `types` and `scopes` (its `scope` member) is shown."""
@@ -437,8 +462,7 @@ class Disclosure:
         if best.access is Access.OPEN:
             # open data: not audited; several open views: the least transforming
             return View(Access.OPEN, best.privacy)
-        audited = tuple(sorted({v.dataset_id for v in admitting
-                                if v.access is Access.GRANTED}))
+        audited = tuple(sorted({v.dataset_id for v in admitting if v.access is Access.GRANTED}))
         if best.access is Access.FULL:
             return _FULL
         return View(Access.GRANTED, best.privacy, audited)

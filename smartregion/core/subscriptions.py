@@ -147,10 +147,14 @@ def _entities(value: Any, vocab: Vocabulary) -> list[Doc]:
             try:
                 re.compile(pattern)
             except re.error as exc:
-                raise _bad(f"idPattern {pattern!r} is not a valid regular expression: {exc}") from None
+                raise _bad(
+                    f"idPattern {pattern!r} is not a valid regular expression: {exc}"
+                ) from None
             selector["idPattern"] = pattern
         if not isinstance(item["type"], str) or not item["type"].strip():
-            raise _bad(f"entity selector type must be a type name or expression, got {item['type']!r}")
+            raise _bad(
+                f"entity selector type must be a type name or expression, got {item['type']!r}"
+            )
         # NGSI-LD 1.8 §4.17: the selector's type may be a type expression, e.g. (Building|Tower)
         selector["type"] = type_selection(parse_type_ast(item["type"], vocab.expand_term), str)
         out.append(selector)
@@ -224,7 +228,7 @@ def _key_values(value: Any, what: str) -> list[Doc]:
             or not isinstance(item["value"], str)
             or not item["key"]
         ):
-            raise _bad(f"each {what} entry must be {{\"key\": string, \"value\": string}}")
+            raise _bad(f'each {what} entry must be {{"key": string, "value": string}}')
     return [dict(item) for item in value]
 
 
@@ -285,7 +289,9 @@ def _notification(value: Any, vocab: Vocabulary) -> Doc:
             if "attributes" in value:
                 raise _bad(f"notification.{member} cannot be combined with notification.attributes")
             projections.append(_projection_list(value[member], member))
-            out[member] = list(value[member]) if isinstance(value[member], list) else value[member].split(",")
+            out[member] = (
+                list(value[member]) if isinstance(value[member], list) else value[member].split(",")
+            )
     if len(projections) == 2:
         projections[0].merge(projections[1])  # BadRequestData when a member is in both
     if "join" in value:
@@ -482,13 +488,25 @@ def status_of(doc: Doc, now: datetime | None = None) -> str:
 
 
 def render_subscription(
-    doc: Doc, vocab: Vocabulary, state: DeliveryState | None = None, *, now: datetime | None = None,
+    doc: Doc,
+    vocab: Vocabulary,
+    state: DeliveryState | None = None,
+    *,
+    now: datetime | None = None,
     sys_attrs: bool = False,
 ) -> Doc:
     """The Subscription as returned by retrieve/query (§5.8.3), names compacted with `vocab`."""
     out: Doc = {"id": doc["id"], "type": "Subscription"}
     for name, value in doc.items():
-        if name in ("id", "type", "@context", "createdAt", "modifiedAt", "implicitContext", "owner"):
+        if name in (
+            "id",
+            "type",
+            "@context",
+            "createdAt",
+            "modifiedAt",
+            "implicitContext",
+            "owner",
+        ):
             # implicitContext: jsonldContext was made by the broker (internal flag); owner: the
             # owning organisation (internal, see broker/subscriptions.py)
             continue
@@ -507,7 +525,9 @@ def render_subscription(
         elif name == "notification":
             notification = dict(value)
             if "attributes" in notification:
-                notification["attributes"] = [vocab.compact_iri(a) for a in notification["attributes"]]
+                notification["attributes"] = [
+                    vocab.compact_iri(a) for a in notification["attributes"]
+                ]
             if state is not None:
                 notification.update(state.as_members())
             out[name] = notification
@@ -582,10 +602,18 @@ def triggers_of(change: EntityChange) -> dict[str, set[str]]:
     if old is None:
         assert new is not None
         attrs = set(new.get("attrs", {}))
-        return {"entityCreated": attrs, "attributeCreated": attrs} if attrs else {"entityCreated": set()}
+        return (
+            {"entityCreated": attrs, "attributeCreated": attrs}
+            if attrs
+            else {"entityCreated": set()}
+        )
     if new is None:
         attrs = set(old.get("attrs", {}))
-        return {"entityDeleted": attrs, "attributeDeleted": attrs} if attrs else {"entityDeleted": set()}
+        return (
+            {"entityDeleted": attrs, "attributeDeleted": attrs}
+            if attrs
+            else {"entityDeleted": set()}
+        )
     before: Mapping[str, Any] = old.get("attrs", {})
     after: Mapping[str, Any] = new.get("attrs", {})
     created: set[str] = set()
@@ -870,7 +898,9 @@ class _View:
             was = old.get(item.get("datasetId"))
             if was is None:
                 continue
-            member, previous = _VALUE_MEMBER.get(was.get("type", "Property"), ("value", "previousValue"))
+            member, previous = _VALUE_MEMBER.get(
+                was.get("type", "Property"), ("value", "previousValue")
+            )
             value = self.previous_value(was)
             if value != item.get(member):
                 item[previous] = value

@@ -61,9 +61,7 @@ def parse_terms(scheme: str, text: str) -> list[Term]:
         replaced = rest[0].strip() if rest else ""
         if scheme_of(term_id) != scheme:
             raise ValueError(f"term {term_id!r} is not in scheme {scheme!r}")
-        terms.append(
-            Term(term_id, scheme, {"nl": nl, "en": en}, parent or None, replaced or None)
-        )
+        terms.append(Term(term_id, scheme, {"nl": nl, "en": en}, parent or None, replaced or None))
     return terms
 
 
@@ -114,7 +112,9 @@ class Taxonomy:
 
     def roots(self, scheme: str) -> list[Term]:
         """The top terms of a scheme, in file order."""
-        return [self.terms[t] for t in self.children.get(None, ()) if self.terms[t].scheme == scheme]
+        return [
+            self.terms[t] for t in self.children.get(None, ()) if self.terms[t].scheme == scheme
+        ]
 
     def in_scheme(self, scheme: str) -> list[Term]:
         """Every term of a scheme, in file order."""

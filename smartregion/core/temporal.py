@@ -271,7 +271,6 @@ def select_instances(
     return [inst for _, _, inst in timed]
 
 
-
 @dataclass(frozen=True, slots=True)
 class ContentRange:
     """The part of a temporal answer a server cut short (NGSI-LD 1.8 §6.3.10, 206)."""

@@ -55,7 +55,8 @@ class WriteAccess:
     def denied(self, owners: dict[str, str], current: dict[str, Any]) -> set[str]:
         """The ids among `current` (id -> document or None) this writer may not change."""
         return {
-            eid for eid, doc in current.items()
+            eid
+            for eid, doc in current.items()
             if doc is not None and not self.may_write(owners.get(eid, ""), doc)
         }
 

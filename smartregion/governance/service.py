@@ -127,7 +127,9 @@ def _texts(value: str | dict[str, str] | None, what: str) -> dict[str, str]:
     if value is None:
         return {}
     texts = {"nl": value} if isinstance(value, str) else dict(value)
-    if not all(lang in ("nl", "en") and isinstance(t, str) and t.strip() for lang, t in texts.items()):
+    if not all(
+        lang in ("nl", "en") and isinstance(t, str) and t.strip() for lang, t in texts.items()
+    ):
         raise BadRequestData(f"{what} is text in nl and/or en")
     return texts
 
@@ -183,8 +185,11 @@ class Governance:
         if nis is not None and kind not in _NIS_KINDS:
             raise BadRequestData("only municipalities and provinces have a NIS code")
         org = Organisation(
-            id=org_id, name=name.strip(), kind=kind,
-            kbo=normalise_kbo(kbo) if kbo else None, nis=normalise_nis(nis) if nis else None,
+            id=org_id,
+            name=name.strip(),
+            kind=kind,
+            kbo=normalise_kbo(kbo) if kbo else None,
+            nis=normalise_nis(nis) if nis else None,
             created_at=self._now(),
         )
         if await self.store.get_organisation(org_id) is not None:
@@ -215,7 +220,9 @@ class Governance:
             raise Forbidden("only the platform organisation's admins create accounts")
         _check(_ORG_ID, person_id, "person id")
         _check(_EMAIL, email, "e-mail address")
-        person = Person(person_id, email.lower(), name.strip(), hash_password(password), self._now())
+        person = Person(
+            person_id, email.lower(), name.strip(), hash_password(password), self._now()
+        )
         # the audit record names the id only: no e-mail address or name (personal data)
         audit = AuditEvent(principal.actor, "person.create", person_id)
         if not await self.store.create_person(person, audit=audit):
@@ -233,7 +240,9 @@ class Governance:
         if await self.store.get_person(person_id) is None:
             raise ResourceNotFound(f"no person {person_id!r}")
         membership = Membership(person_id, org_id, role)
-        audit = AuditEvent(principal.actor, "membership.set", org_id, {"person": person_id, "role": role})
+        audit = AuditEvent(
+            principal.actor, "membership.set", org_id, {"person": person_id, "role": role}
+        )
         await self.store.put_membership(membership, audit=audit)
         return membership
 
@@ -261,11 +270,14 @@ class Governance:
         matches = verify_password(encoded, password)
         memberships = (
             await self.store.list_memberships(person_id=person.id)
-            if person is not None and matches else []
+            if person is not None and matches
+            else []
         )
         if person is None or not matches or not memberships:
             await self.store.append_audit(
-                AuditEvent("anonymous", "auth.refused", "-", {"reason": "password", "interface": "portal"})
+                AuditEvent(
+                    "anonymous", "auth.refused", "-", {"reason": "password", "interface": "portal"}
+                )
             )
             raise Unauthenticated("the e-mail address or the password is not right")
         await self.store.append_audit(AuditEvent(f"person:{person.id}", "auth.sign_in", person.id))
@@ -294,12 +306,18 @@ class Governance:
                 raise BadRequestData("the expiry is in the past")
         issued = issue_key()
         record = ApiKey(
-            id=issued.key_id, org_id=org_id, role=role, secret_hash=hash_key(issued.key),
-            label=label[:200], created_at=self._now(),
+            id=issued.key_id,
+            org_id=org_id,
+            role=role,
+            secret_hash=hash_key(issued.key),
+            label=label[:200],
+            created_at=self._now(),
             expires_at=iso(expires_at) if expires_at else None,
         )
         audit = AuditEvent(
-            principal.actor, "key.create", issued.key_id,
+            principal.actor,
+            "key.create",
+            issued.key_id,
             {"org": org_id, "role": role, "expires": record.expires_at},
         )
         if not await self.store.create_api_key(record, audit=audit):
@@ -345,7 +363,12 @@ class Governance:
     # --- mandates --------------------------------------------------------------------------
 
     async def create_mandate(
-        self, principal: Principal, owner_org: str, mandated_org: str, *, dataset_id: str | None = None
+        self,
+        principal: Principal,
+        owner_org: str,
+        mandated_org: str,
+        *,
+        dataset_id: str | None = None,
     ) -> Mandate:
         """Let `mandated_org` write into `owner_org`'s data sets (one, or all)."""
         await self.get_organisation(owner_org)
@@ -357,10 +380,19 @@ class Governance:
             dataset = await self.get_dataset(dataset_id)
             if dataset.owner_org != owner_org:
                 raise BadRequestData(f"data set {dataset_id!r} is not {owner_org!r}'s")
-        mandate = Mandate(f"urn:smartregion:Mandate:{uuid.uuid4()}", owner_org, mandated_org,
-                          dataset_id, self._now())
-        audit = AuditEvent(principal.actor, "mandate.create", mandate.id,
-                           {"owner": owner_org, "mandated": mandated_org, "dataset": dataset_id})
+        mandate = Mandate(
+            f"urn:smartregion:Mandate:{uuid.uuid4()}",
+            owner_org,
+            mandated_org,
+            dataset_id,
+            self._now(),
+        )
+        audit = AuditEvent(
+            principal.actor,
+            "mandate.create",
+            mandate.id,
+            {"owner": owner_org, "mandated": mandated_org, "dataset": dataset_id},
+        )
         await self.store.create_mandate(mandate, audit=audit)
         return mandate
 
@@ -370,7 +402,9 @@ class Governance:
         if mandate is None:
             raise ResourceNotFound(f"no mandate {mandate_id!r}")
         await self._require(principal, mandate.owner_org, "admin")
-        audit = AuditEvent(principal.actor, "mandate.revoke", mandate_id, {"owner": mandate.owner_org})
+        audit = AuditEvent(
+            principal.actor, "mandate.revoke", mandate_id, {"owner": mandate.owner_org}
+        )
         if not await self.store.revoke_mandate(mandate_id, self._now(), audit=audit):
             raise AlreadyExists(f"mandate {mandate_id!r} is already revoked")
         revoked = await self.store.get_mandate(mandate_id)
@@ -396,11 +430,15 @@ class Governance:
 
     async def mandated_owners(self, org_id: str, dataset_id: str | None = None) -> list[str]:
         """The owners that currently mandate `org_id` (for all data sets, or this one)."""
-        return sorted({
-            m.owner_org for m in await self.store.list_mandates(org_id)
-            if m.mandated_org == org_id and m.revoked_at is None
-            and (m.dataset_id is None or m.dataset_id == dataset_id)
-        })
+        return sorted(
+            {
+                m.owner_org
+                for m in await self.store.list_mandates(org_id)
+                if m.mandated_org == org_id
+                and m.revoked_at is None
+                and (m.dataset_id is None or m.dataset_id == dataset_id)
+            }
+        )
 
     async def write_access(self, principal: Principal) -> WriteAccess:
         """What `principal` may write into (its own data and its mandators'); Forbidden for readers.
@@ -412,7 +450,8 @@ class Governance:
         if not principal.has_role("editor"):
             raise Forbidden("the reader role may not write")
         mandates = [
-            m for m in await self.store.list_mandates(principal.org_id)
+            m
+            for m in await self.store.list_mandates(principal.org_id)
             if m.mandated_org == principal.org_id and m.revoked_at is None
         ]
         if not mandates:
@@ -513,17 +552,28 @@ class Governance:
         rules = Privacy.parse(privacy, term_map.expand_term)
         now = self._now()
         dataset = Dataset(
-            id=dataset_id, owner_org=owner_org, title=titles,
+            id=dataset_id,
+            owner_org=owner_org,
+            title=titles,
             description=_texts(description, "a description"),
             entity_types=sorted({term_map.expand_term(t) for t in types}),
-            scope=scope, theme=theme, license=license, policy_kind=policy,
+            scope=scope,
+            theme=theme,
+            license=license,
+            policy_kind=policy,
             policy=self._policy_for(dataset_id, policy, permissions),
-            created_at=now, modified_at=now,
-            retention_days=retention_days, rollup_retention_days=rollup_retention_days,
+            created_at=now,
+            modified_at=now,
+            retention_days=retention_days,
+            rollup_retention_days=rollup_retention_days,
             privacy=rules.to_json(),
         )
-        audit = AuditEvent(principal.actor, "dataset.create", dataset_id,
-                           {"owner": owner_org, "policy": dataset.policy})
+        audit = AuditEvent(
+            principal.actor,
+            "dataset.create",
+            dataset_id,
+            {"owner": owner_org, "policy": dataset.policy},
+        )
         if not await self.store.create_dataset(dataset, audit=audit):
             raise AlreadyExists(f"data set {dataset_id!r} exists")
         return dataset
@@ -545,7 +595,9 @@ class Governance:
         if policy == "open" and dataset.license is None:
             dataset.license = DEFAULT_OPEN_LICENSE
         dataset.modified_at = self._now()
-        audit = AuditEvent(principal.actor, "dataset.policy", dataset_id, {"policy": dataset.policy})
+        audit = AuditEvent(
+            principal.actor, "dataset.policy", dataset_id, {"policy": dataset.policy}
+        )
         await self.store.replace_dataset(dataset, audit=audit)
         return dataset
 
@@ -558,7 +610,9 @@ class Governance:
         await self._require(principal, dataset.owner_org, "admin")
         dataset.privacy = Privacy.parse(privacy, core_term_map().expand_term).to_json()
         dataset.modified_at = self._now()
-        audit = AuditEvent(principal.actor, "dataset.privacy", dataset_id, {"privacy": dataset.privacy})
+        audit = AuditEvent(
+            principal.actor, "dataset.privacy", dataset_id, {"privacy": dataset.privacy}
+        )
         await self.store.replace_dataset(dataset, audit=audit)
         return dataset
 
@@ -593,7 +647,8 @@ class Governance:
     ) -> list[Dataset]:
         """The data sets the principal may know of (private ones only for their owner)."""
         return [
-            d for d in await self.store.list_datasets(owner_org=owner_org)
+            d
+            for d in await self.store.list_datasets(owner_org=owner_org)
             if await self._sees(principal, d)
         ]
 
@@ -623,13 +678,21 @@ class Governance:
         if start and end and end <= start:
             raise BadRequestData("the end of the period is before its start")
         request = AccessRequest(
-            id=f"urn:smartregion:AccessRequest:{uuid.uuid4()}", dataset_id=dataset_id,
-            owner_org=dataset.owner_org, requester_org=principal.org_id, purpose=purpose.strip(),
-            start=iso(start) if start else None, end=iso(end) if end else None,
+            id=f"urn:smartregion:AccessRequest:{uuid.uuid4()}",
+            dataset_id=dataset_id,
+            owner_org=dataset.owner_org,
+            requester_org=principal.org_id,
+            purpose=purpose.strip(),
+            start=iso(start) if start else None,
+            end=iso(end) if end else None,
             created_at=self._now(),
         )
-        audit = AuditEvent(principal.actor, "access.request", request.id,
-                           {"dataset": dataset_id, "requester": principal.org_id})
+        audit = AuditEvent(
+            principal.actor,
+            "access.request",
+            request.id,
+            {"dataset": dataset_id, "requester": principal.org_id},
+        )
         await self.store.create_access_request(request, audit=audit)
         return request
 
@@ -659,37 +722,62 @@ class Governance:
             {"leftOperand": "purpose", "operator": "eq", "rightOperand": request.purpose}
         ]
         if request.start:
-            constraints.append({"leftOperand": "dateTime", "operator": "gteq", "rightOperand": request.start})
+            constraints.append(
+                {"leftOperand": "dateTime", "operator": "gteq", "rightOperand": request.start}
+            )
         if expiry:
-            constraints.append({"leftOperand": "dateTime", "operator": "lt", "rightOperand": expiry})
+            constraints.append(
+                {"leftOperand": "dateTime", "operator": "lt", "rightOperand": expiry}
+            )
         now = self._now()
         agreement = Agreement(
-            id=f"urn:smartregion:Agreement:{uuid.uuid4()}", request_id=request.id,
-            dataset_id=dataset.id, provider_org=dataset.owner_org,
-            consumer_org=request.requester_org, purpose=request.purpose,
+            id=f"urn:smartregion:Agreement:{uuid.uuid4()}",
+            request_id=request.id,
+            dataset_id=dataset.id,
+            provider_org=dataset.owner_org,
+            consumer_org=request.requester_org,
+            purpose=request.purpose,
             # ODRL §2.1 Agreement: the data set's policy as it stands now, plus the granted
             # permission; later policy changes do not alter it
             policy={
-                **dataset.policy, "@type": "Agreement",
+                **dataset.policy,
+                "@type": "Agreement",
                 "uid": f"urn:smartregion:Policy:{dataset.id}:agreement:{uuid.uuid4()}",
                 "permission": [
                     *dataset.policy.get("permission", []),
-                    {"target": dataset.id, "action": "read", "assignee": request.requester_org,
-                     "constraint": constraints},
+                    {
+                        "target": dataset.id,
+                        "action": "read",
+                        "assignee": request.requester_org,
+                        "constraint": constraints,
+                    },
                 ],
             },
             created_at=now,
         )
         grant = Grant(
-            id=f"urn:smartregion:Grant:{uuid.uuid4()}", agreement_id=agreement.id,
-            dataset_id=dataset.id, owner_org=dataset.owner_org, org_id=request.requester_org,
-            purpose=request.purpose, created_at=now, expires_at=expiry,
+            id=f"urn:smartregion:Grant:{uuid.uuid4()}",
+            agreement_id=agreement.id,
+            dataset_id=dataset.id,
+            owner_org=dataset.owner_org,
+            org_id=request.requester_org,
+            purpose=request.purpose,
+            created_at=now,
+            expires_at=expiry,
         )
-        audit = AuditEvent(principal.actor, "access.approve", request.id,
-                           {"grant": grant.id, "agreement": agreement.id, "expires": expiry})
+        audit = AuditEvent(
+            principal.actor,
+            "access.approve",
+            request.id,
+            {"grant": grant.id, "agreement": agreement.id, "expires": expiry},
+        )
         if not await self.store.approve_access_request(
-            request.id, decided_at=now, decided_by=principal.actor, agreement=agreement,
-            grant=grant, audit=audit,
+            request.id,
+            decided_at=now,
+            decided_by=principal.actor,
+            agreement=agreement,
+            grant=grant,
+            audit=audit,
         ):
             raise AlreadyExists(f"access request {request_id!r} was already decided")
         return agreement, grant
@@ -737,7 +825,9 @@ class Governance:
 
     def grant_is_active(self, grant: Grant) -> bool:
         """Whether a grant is neither revoked nor expired now."""
-        return grant.revoked_at is None and (grant.expires_at is None or grant.expires_at > self._now())
+        return grant.revoked_at is None and (
+            grant.expires_at is None or grant.expires_at > self._now()
+        )
 
     async def may_read(
         self, org_id: str | None, dataset: Dataset, *, purpose: str | None = None
@@ -797,10 +887,19 @@ class Governance:
             else:
                 continue
             slices.append(Slice(dataset.owner_org, types, dataset.scope))
-            views.append(SliceView(dataset.id, dataset.owner_org, types, access,
-                                   Privacy.from_json(dataset.privacy), dataset.scope))
-        disclosure = Disclosure(frozenset(owners), tuple(views),
-                                audit=self._read_audit(principal, purpose))
+            views.append(
+                SliceView(
+                    dataset.id,
+                    dataset.owner_org,
+                    types,
+                    access,
+                    Privacy.from_json(dataset.privacy),
+                    dataset.scope,
+                )
+            )
+        disclosure = Disclosure(
+            frozenset(owners), tuple(views), audit=self._read_audit(principal, purpose)
+        )
         return Readable(
             owners=frozenset(owners),
             slices=tuple(sorted(slices, key=_slice_key)),
@@ -839,8 +938,13 @@ class Governance:
         if reader.org_id is not None and reader.org_id == dataset.owner_org:
             return True
         org = reader.org
-        ctx = AccessContext(action="read", at=self.clock(), org_id=org.id if org else None,
-                            org_kind=org.kind if org else None, purpose=purpose)
+        ctx = AccessContext(
+            action="read",
+            at=self.clock(),
+            org_id=org.id if org else None,
+            org_kind=org.kind if org else None,
+            purpose=purpose,
+        )
         if evaluate(dataset.policy, ctx):
             return True
         if org is None:
@@ -848,8 +952,13 @@ class Governance:
         for grant, agreement in reader.held:
             if grant.dataset_id != dataset.id:
                 continue
-            grant_ctx = AccessContext(action="read", at=self.clock(), org_id=org.id,
-                                      org_kind=org.kind, purpose=purpose or grant.purpose)
+            grant_ctx = AccessContext(
+                action="read",
+                at=self.clock(),
+                org_id=org.id,
+                org_kind=org.kind,
+                purpose=purpose or grant.purpose,
+            )
             if evaluate(agreement.policy, grant_ctx):
                 return True
         return False

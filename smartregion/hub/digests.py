@@ -33,12 +33,24 @@ __all__ = ["Digest", "DigestJob", "Mailer", "SmtpMailer", "compose", "send_due"]
 log = logging.getLogger("smartregion.hub")
 
 _KIND_NAMES = {
-    "nl": {"actor": "Actoren", "initiative": "Initiatieven", "usecase": "Use cases",
-           "challenge": "Uitdagingen", "solution": "Oplossingen", "funding": "Financiering",
-           "story": "Verhalen"},
-    "en": {"actor": "Actors", "initiative": "Initiatives", "usecase": "Use cases",
-           "challenge": "Challenges", "solution": "Solutions", "funding": "Funding",
-           "story": "Stories"},
+    "nl": {
+        "actor": "Actoren",
+        "initiative": "Initiatieven",
+        "usecase": "Use cases",
+        "challenge": "Uitdagingen",
+        "solution": "Oplossingen",
+        "funding": "Financiering",
+        "story": "Verhalen",
+    },
+    "en": {
+        "actor": "Actors",
+        "initiative": "Initiatives",
+        "usecase": "Use cases",
+        "challenge": "Challenges",
+        "solution": "Solutions",
+        "funding": "Funding",
+        "story": "Stories",
+    },
 }
 
 
@@ -73,13 +85,23 @@ def compose(follow: Follow, matches: list[Match], hub: Hub, base_url: str) -> Di
     """The plain-text digest of `matches` in the follow's language, grouped by kind."""
     nl = follow.lang == "nl"
     taxonomy = hub.taxonomy
-    target = taxonomy.label(follow.target, follow.lang) if follow.target in taxonomy.terms else follow.target
+    target = (
+        taxonomy.label(follow.target, follow.lang)
+        if follow.target in taxonomy.terms
+        else follow.target
+    )
     about = _shorten(target)
-    subject = (f"Nieuw over {about}: {len(matches)} item(s)" if nl
-               else f"New about {about}: {len(matches)} item(s)")
+    subject = (
+        f"Nieuw over {about}: {len(matches)} item(s)"
+        if nl
+        else f"New about {about}: {len(matches)} item(s)"
+    )
     lines = [
-        (f"Wat is er nieuw of gewijzigd over {target}:" if nl
-         else f"What is new or changed about {target}:"),
+        (
+            f"Wat is er nieuw of gewijzigd over {target}:"
+            if nl
+            else f"What is new or changed about {target}:"
+        ),
         "",
     ]
     for kind in KINDS.values():
@@ -96,8 +118,11 @@ def compose(follow: Follow, matches: list[Match], hub: Hub, base_url: str) -> Di
             lines.append(f"  {base_url.rstrip('/')}/api/v1/{kind.path}/{match.object.id}")
         lines.append("")
     lines += [
-        ("Niet relevant? Markeer het, dan verschijnt het niet meer in deze opvolging:" if nl
-         else "Not relevant? Mark it and it will not appear in this follow again:"),
+        (
+            "Niet relevant? Markeer het, dan verschijnt het niet meer in deze opvolging:"
+            if nl
+            else "Not relevant? Mark it and it will not appear in this follow again:"
+        ),
         f"POST {base_url.rstrip('/')}/api/v1/follows/{follow.id}/dismissals",
         ("Stoppen met opvolgen:" if nl else "Stop following:")
         + f" DELETE {base_url.rstrip('/')}/api/v1/follows/{follow.id}",

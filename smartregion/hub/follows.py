@@ -57,7 +57,9 @@ class Follows:
         self.matchmaking = matchmaking
 
     async def _member(self, principal: Principal, org_id: str) -> None:
-        if principal.org_id != org_id and not await self.hub.governance.is_platform_admin(principal):
+        if principal.org_id != org_id and not await self.hub.governance.is_platform_admin(
+            principal
+        ):
             raise Forbidden(f"only members of {org_id!r} (or platform admins) manage its follows")
 
     async def _target_keys(self, target: str) -> list[str]:
@@ -96,8 +98,14 @@ class Follows:
             raise BadRequestData(f"unknown kinds {unknown}; kinds are {list(KINDS)}")
         await self._target_keys(target)
         follow = Follow(
-            id=f"follow-{secrets.token_hex(8)}", org_id=principal.org_id, email=email, target=target,
-            frequency=frequency, lang=lang, created_at=self.hub.now(), created_by=principal.actor,
+            id=f"follow-{secrets.token_hex(8)}",
+            org_id=principal.org_id,
+            email=email,
+            target=target,
+            frequency=frequency,
+            lang=lang,
+            created_at=self.hub.now(),
+            created_by=principal.actor,
             kinds=sorted(set(kinds or [])),
         )
         audit = AuditEvent(principal.actor, "hub.follow.create", follow.id, {"target": target})
@@ -130,7 +138,9 @@ class Follows:
             raise BadRequestData(f"frequency must be one of {list(FREQUENCIES)}")
         follow = await self.get(principal, follow_id)
         follow.frequency = frequency
-        audit = AuditEvent(principal.actor, "hub.follow.update", follow.id, {"frequency": frequency})
+        audit = AuditEvent(
+            principal.actor, "hub.follow.update", follow.id, {"frequency": frequency}
+        )
         if not await self.hub.store.replace_follow(follow, audit=audit):
             raise ResourceNotFound(f"no follow {follow_id!r}")
         return follow

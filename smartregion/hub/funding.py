@@ -21,7 +21,9 @@ class Deadline:
     note: dict[str, str]
 
 
-def upcoming_deadlines(instruments: list[HubObject], today: date, *, limit: int = 100) -> list[Deadline]:
+def upcoming_deadlines(
+    instruments: list[HubObject], today: date, *, limit: int = 100
+) -> list[Deadline]:
     """The deadlines on or after `today` of `instruments`' calls, nearest first."""
     found = []
     for obj in instruments:

@@ -69,8 +69,17 @@ def portfolio_report(initiatives: list[HubObject]) -> PortfolioReport:
         report.budget += budget
         report.funded += funded
         report.lines.append(
-            PortfolioLine(obj.id, doc.get("title", {}), obj.owner, obj.status, doc.get("start"),
-                          doc.get("end"), budget, funded, open_milestones[0] if open_milestones else None)
+            PortfolioLine(
+                obj.id,
+                doc.get("title", {}),
+                obj.owner,
+                obj.status,
+                doc.get("start"),
+                doc.get("end"),
+                budget,
+                funded,
+                open_milestones[0] if open_milestones else None,
+            )
         )
     report.by_status = dict(statuses.most_common())
     report.by_term = dict(terms.most_common())

@@ -81,7 +81,8 @@ class Snapshot:
         the lock held)."""
         if self._matcher is None:
             candidates = [
-                r for r in self.of_kind("challenge")
+                r
+                for r in self.of_kind("challenge")
                 if self.objects[r.id].status in CANDIDATE_STATUSES
             ]
             self._matcher = Matcher(candidates, self.of_kind("solution"), embedder=self.embedder)
@@ -91,7 +92,8 @@ class Snapshot:
         """Joint-purchase proposals over the candidate challenges of local governments."""
         if self._bundles is None:
             challenges = [
-                r for r in self.of_kind("challenge")
+                r
+                for r in self.of_kind("challenge")
                 if self.objects[r.id].status in CANDIDATE_STATUSES
                 and self.objects[r.id].owner_kind in LOCAL_GOVERNMENTS
             ]
@@ -192,7 +194,9 @@ class Matchmaking:
         return await self._hidden_for(principal.org_id)
 
     async def _hidden_for(self, org_id: str) -> set[tuple[str, str]]:
-        return {(d.challenge_id, d.solution_id) for d in await self.feedback.match_dismissals(org_id)}
+        return {
+            (d.challenge_id, d.solution_id) for d in await self.feedback.match_dismissals(org_id)
+        }
 
     async def counterparts(self, object_id: str, *, org_id: str, limit: int = 5) -> list[HubObject]:
         """The best-ranked solutions for a challenge, or challenges for a solution, without the
@@ -250,17 +254,26 @@ class Matchmaking:
     async def dismiss(self, principal: Principal, challenge_id: str, solution_id: str) -> bool:
         """Mark a match "not relevant" for the caller's organisation; False when it was already."""
         org_id = await self._pair(principal, challenge_id, solution_id)
-        dismissal = MatchDismissal(org_id, challenge_id, solution_id, self.hub.now(),
-                                   principal.actor)
-        audit = AuditEvent(principal.actor, "hub.match.dismiss", challenge_id,
-                           {"solution": solution_id, "org": org_id})
+        dismissal = MatchDismissal(
+            org_id, challenge_id, solution_id, self.hub.now(), principal.actor
+        )
+        audit = AuditEvent(
+            principal.actor,
+            "hub.match.dismiss",
+            challenge_id,
+            {"solution": solution_id, "org": org_id},
+        )
         return await self.feedback.dismiss_match(dismissal, audit=audit)
 
     async def undismiss(self, principal: Principal, challenge_id: str, solution_id: str) -> bool:
         """Show a dismissed match to the caller's organisation again; False when it was not."""
         org_id = await self._pair(principal, challenge_id, solution_id)
-        audit = AuditEvent(principal.actor, "hub.match.undismiss", challenge_id,
-                           {"solution": solution_id, "org": org_id})
+        audit = AuditEvent(
+            principal.actor,
+            "hub.match.undismiss",
+            challenge_id,
+            {"solution": solution_id, "org": org_id},
+        )
         return await self.feedback.withdraw_match_dismissal(
             org_id, challenge_id, solution_id, audit=audit
         )
@@ -294,11 +307,17 @@ class Matchmaking:
         # OCDS `date`: when the information was recorded, i.e. the members' last change (so
         # a release reads the same until a member changes)
         return [
-            Bundle(p, p.tender_outline(
-                ocid_prefix=self.ocid_prefix, procuring_entity=entity,
-                date=max(dt.datetime.fromisoformat(snapshot.objects[c.id].updated_at)
-                         for c in p.challenges),
-            ))
+            Bundle(
+                p,
+                p.tender_outline(
+                    ocid_prefix=self.ocid_prefix,
+                    procuring_entity=entity,
+                    date=max(
+                        dt.datetime.fromisoformat(snapshot.objects[c.id].updated_at)
+                        for c in p.challenges
+                    ),
+                ),
+            )
             for p in proposals
         ]
 
@@ -329,15 +348,19 @@ class Matchmaking:
         applicant = await self.applicant(kind, applicant_id)
         objects = {o.id: o for o in await self.hub.export("funding", Filters())}
         instruments = [funding_instrument(o, lang) for o in objects.values()]
-        results = eligible_instruments(applicant, instruments, now=self.hub.clock(),
-                                       include_not_eligible=include_not_eligible)
+        results = eligible_instruments(
+            applicant, instruments, now=self.hub.clock(), include_not_eligible=include_not_eligible
+        )
         return applicant, [(objects[r.instrument.id], r) for r in results]
 
     async def deadlines_ics(self, filters: Filters, *, uid_domain: str, lang: str = "nl") -> str:
         """An iCalendar feed (RFC 5545) of the selected instruments' call deadlines."""
-        instruments = [funding_instrument(o, lang) for o in await self.hub.export("funding", filters)]
+        instruments = [
+            funding_instrument(o, lang) for o in await self.hub.export("funding", filters)
+        ]
         name = "Deadlines van financieringsoproepen" if lang == "nl" else "Funding call deadlines"
         if not uid_domain or any(c in uid_domain for c in "\r\n@"):
             raise BadRequestData("no host name for the calendar's event ids")
-        return deadline_calendar(instruments, now=self.hub.clock(), uid_domain=uid_domain,
-                                 name=name)
+        return deadline_calendar(
+            instruments, now=self.hub.clock(), uid_domain=uid_domain, name=name
+        )

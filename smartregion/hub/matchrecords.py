@@ -99,9 +99,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def match_doc(
-    obj: HubObject, taxonomy: Taxonomy, orgs: Mapping[str, Organisation]
-) -> MatchDoc:
+def match_doc(obj: HubObject, taxonomy: Taxonomy, orgs: Mapping[str, Organisation]) -> MatchDoc:
     """A challenge, solution or use case as the matcher's record.
 
     Regions: a challenge lies in its region terms, its owner's and its co-owners' municipality or
@@ -118,8 +116,12 @@ def match_doc(
     topical = frozenset(taxonomy.expand(t for t in tags if scheme_of(t) != "region"))
     owner = orgs.get(obj.owner)
     common: dict[str, Any] = {
-        "id": obj.id, "kind": kind, "title": title_of(f), "texts": texts_of(obj.kind, f),
-        "owner_org": obj.owner, "owner_name": owner.name if owner else obj.owner,
+        "id": obj.id,
+        "kind": kind,
+        "title": title_of(f),
+        "texts": texts_of(obj.kind, f),
+        "owner_org": obj.owner,
+        "owner_name": owner.name if owner else obj.owner,
         "terms": topical,
     }
     if kind == "challenge":
@@ -128,19 +130,25 @@ def match_doc(
             places += _nis(taxonomy, orgs.get(co_owner))
         level = f.get("min_maturity")
         return MatchDoc(
-            **common, regions=frozenset(taxonomy.expand(places)),
-            budget_min=_number(f.get("budget_min")), budget_max=_number(f.get("budget_max")),
+            **common,
+            regions=frozenset(taxonomy.expand(places)),
+            budget_min=_number(f.get("budget_min")),
+            budget_max=_number(f.get("budget_max")),
             maturity=MATURITY_TRL.get(level) if isinstance(level, str) else None,
-            quantity=_number(f.get("quantity")), unit=f.get("unit"),
+            quantity=_number(f.get("quantity")),
+            unit=f.get("unit"),
         )
     if kind == "solution":
         return MatchDoc(
-            **common, regions=frozenset(_successors(taxonomy, regions)),
-            budget_min=_number(f.get("price_min")), budget_max=_number(f.get("price_max")),
+            **common,
+            regions=frozenset(_successors(taxonomy, regions)),
+            budget_min=_number(f.get("price_min")),
+            budget_max=_number(f.get("price_max")),
             maturity=MATURITY_TRL.get(str(f.get("maturity"))),
         )
     return MatchDoc(
-        **common, regions=frozenset(taxonomy.expand(regions or _nis(taxonomy, owner))),
+        **common,
+        regions=frozenset(taxonomy.expand(regions or _nis(taxonomy, owner))),
         maturity=MATURITY_TRL.get(str(f.get("maturity"))),
     )
 
@@ -165,8 +173,9 @@ def funding_instrument(obj: HubObject, lang: str = "nl") -> FundingInstrument:
     f = obj.doc
     rules: list[FundingRule] = []
     if f.get("eligible_applicants"):
-        rules.append(FundingRule("org_type", "in", frozenset(f["eligible_applicants"]),
-                                 "Applicant type"))
+        rules.append(
+            FundingRule("org_type", "in", frozenset(f["eligible_applicants"]), "Applicant type")
+        )
     if f.get("eligible_partners"):
         others = frozenset(ORGANISATION_KINDS) - set(f["eligible_partners"])
         if others:
@@ -175,11 +184,17 @@ def funding_instrument(obj: HubObject, lang: str = "nl") -> FundingInstrument:
     if regions:
         rules.append(FundingRule("regions", "intersects", frozenset(regions), "Region"))
     if f.get("min_own_contribution") is not None:
-        rules.append(FundingRule("own_contribution", "ge", float(f["min_own_contribution"]),
-                                 "Own contribution"))
+        rules.append(
+            FundingRule(
+                "own_contribution", "ge", float(f["min_own_contribution"]), "Own contribution"
+            )
+        )
     if f.get("duration_months") is not None:
-        rules.append(FundingRule("duration_months", "le", int(f["duration_months"]),
-                                 "Project duration in months"))
+        rules.append(
+            FundingRule(
+                "duration_months", "le", int(f["duration_months"]), "Project duration in months"
+            )
+        )
     title = f.get("title") or {}
     return FundingInstrument(
         id=obj.id,
@@ -200,7 +215,10 @@ def applicant_of_organisation(
     tags = list(profile.doc.get("terms", [])) if profile is not None else []
     regions = _nis(taxonomy, org) or _regions(tags)
     return Applicant(
-        id=org.id, kind="organisation", name=org.name, org_type=org.kind,
+        id=org.id,
+        kind="organisation",
+        name=org.name,
+        org_type=org.kind,
         regions=frozenset(taxonomy.expand(regions)),
         terms=frozenset(taxonomy.expand(t for t in tags if scheme_of(t) != "region")),
     )
@@ -241,8 +259,13 @@ def applicant_of_object(
         if months is not None:
             facts["duration_months"] = months
     return Applicant(
-        id=obj.id, kind="initiative" if obj.kind == "initiative" else "usecase",
-        name=title_of(f), org_type=obj.owner_kind, regions=frozenset(taxonomy.expand(regions)),
+        id=obj.id,
+        kind="initiative" if obj.kind == "initiative" else "usecase",
+        name=title_of(f),
+        org_type=obj.owner_kind,
+        regions=frozenset(taxonomy.expand(regions)),
         terms=frozenset(taxonomy.expand(t for t in tags if scheme_of(t) != "region")),
-        budget=budget, partners=partners, facts=facts,
+        budget=budget,
+        partners=partners,
+        facts=facts,
     )

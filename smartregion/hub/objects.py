@@ -153,13 +153,24 @@ class Hub:
             # one profile per organisation, found at a predictable id
             object_id = object_id or f"actor-{slug(owner)}"
         elif object_id is None:
-            object_id = f"{slug(title_of(fields))[:60].strip('-') or kind.name}-{secrets.token_hex(3)}"
+            object_id = (
+                f"{slug(title_of(fields))[:60].strip('-') or kind.name}-{secrets.token_hex(3)}"
+            )
         if not _ID.fullmatch(object_id) or object_id in _RESERVED:
             raise BadRequestData(f"{object_id!r} is not a valid id (a-z, 0-9, -; 2 to 100 long)")
         keys, found_words = await self._prepare(kind, fields)
         at = self.now()
-        obj = HubObject(object_id, kind.name, owner, org.kind, fields[kind.status_field],
-                        title_of(fields), at, at, fields)
+        obj = HubObject(
+            object_id,
+            kind.name,
+            owner,
+            org.kind,
+            fields[kind.status_field],
+            title_of(fields),
+            at,
+            at,
+            fields,
+        )
         audit = AuditEvent(principal.actor, f"hub.{kind.name}.create", object_id, {"owner": owner})
         if not await self.store.create_hub_object(obj, keys, found_words, audit=audit):
             raise AlreadyExists(f"an object with id {object_id!r} exists")
@@ -175,11 +186,20 @@ class Hub:
         keys, found_words = await self._prepare(kind, fields)
         org = await self.governance.store.get_organisation(current.owner)
         obj = HubObject(
-            object_id, kind.name, current.owner, org.kind if org else current.owner_kind,
-            fields[kind.status_field], title_of(fields), current.created_at,
-            max(self.now(), current.updated_at), fields, current.endorsements,
+            object_id,
+            kind.name,
+            current.owner,
+            org.kind if org else current.owner_kind,
+            fields[kind.status_field],
+            title_of(fields),
+            current.created_at,
+            max(self.now(), current.updated_at),
+            fields,
+            current.endorsements,
         )
-        audit = AuditEvent(principal.actor, f"hub.{kind.name}.update", object_id, {"owner": current.owner})
+        audit = AuditEvent(
+            principal.actor, f"hub.{kind.name}.update", object_id, {"owner": current.owner}
+        )
         if not await self.store.replace_hub_object(
             obj, keys, found_words, expected_updated_at=current.updated_at, audit=audit
         ):
@@ -190,7 +210,9 @@ class Hub:
         """Delete an object with its endorsements and adoptions."""
         current = await self.get(kind_name, object_id)
         await self._require_edit(principal, current.owner)
-        audit = AuditEvent(principal.actor, f"hub.{kind_name}.delete", object_id, {"owner": current.owner})
+        audit = AuditEvent(
+            principal.actor, f"hub.{kind_name}.delete", object_id, {"owner": current.owner}
+        )
         if not await self.store.delete_hub_object(object_id, audit=audit):
             raise ResourceNotFound(f"no {kind_name} {object_id!r}")
 
@@ -214,9 +236,13 @@ class Hub:
         if rest.get("sort", "-updated") not in SORTS:
             raise BadRequestData(f"sort must be one of {list(SORTS)}")
         return HubQuery(
-            kind.name, keys=tuple(dict.fromkeys(filters.terms)), words=words([filters.q])[:20],
-            statuses=tuple(filters.statuses), owners=tuple(filters.owners),
-            owner_kinds=tuple(filters.owner_kinds), **rest,
+            kind.name,
+            keys=tuple(dict.fromkeys(filters.terms)),
+            words=words([filters.q])[:20],
+            statuses=tuple(filters.statuses),
+            owners=tuple(filters.owners),
+            owner_kinds=tuple(filters.owner_kinds),
+            **rest,
         )
 
     async def search(
@@ -230,11 +256,14 @@ class Hub:
         facets: bool = True,
     ) -> HubPage:
         """A page of the matching objects, their count and their facets."""
-        query = self._query(self.kind(kind_name), filters, sort=sort, limit=limit, offset=offset,
-                            facets=facets)
+        query = self._query(
+            self.kind(kind_name), filters, sort=sort, limit=limit, offset=offset, facets=facets
+        )
         return await self.store.query_hub_objects(query)
 
-    async def export(self, kind_name: str, filters: Filters, *, sort: str = "-updated") -> list[HubObject]:
+    async def export(
+        self, kind_name: str, filters: Filters, *, sort: str = "-updated"
+    ) -> list[HubObject]:
         """Every matching object (at most EXPORT_LIMIT), for CSV/JSON export and reports."""
         query = self._query(self.kind(kind_name), filters, sort=sort, limit=EXPORT_LIMIT)
         return (await self.store.query_hub_objects(query)).items

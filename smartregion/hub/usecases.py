@@ -97,9 +97,15 @@ class UseCases:
                 raise Forbidden(
                     "the use case's owner, the municipality itself or a platform admin records adoptions"
                 )
-        event = AdoptionEvent(0, usecase_id, municipality, stage, self.hub.now(), principal.actor, note)
-        audit = AuditEvent(principal.actor, "hub.usecase.adoption", usecase_id,
-                           {"municipality": municipality, "stage": stage})
+        event = AdoptionEvent(
+            0, usecase_id, municipality, stage, self.hub.now(), principal.actor, note
+        )
+        audit = AuditEvent(
+            principal.actor,
+            "hub.usecase.adoption",
+            usecase_id,
+            {"municipality": municipality, "stage": stage},
+        )
         return await self.hub.store.set_adoption(event, audit=audit)
 
     async def adoptions(self, usecase_id: str) -> AdoptionRecord:

@@ -215,7 +215,9 @@ class MqttBridge:
         """Ask `run` to finish after the message in hand (safe from a signal handler)."""
         self._stopping.set()
 
-    async def ingest(self, topic: str, payload: bytes, *, received_at: str | None = None) -> list[str]:
+    async def ingest(
+        self, topic: str, payload: bytes, *, received_at: str | None = None
+    ) -> list[str]:
         """Write one message's entities (or its dead letter); the ids written, committed on return.
 
         Storage failures propagate: the caller must then not acknowledge the message.
@@ -258,11 +260,13 @@ class MqttBridge:
                 size += len(part) if part is not None else 0
                 end += 1
             chunk = prepared[start:end]
-            parsed = self.broker.batch.parse_parts([
-                (p.entities, p.vocabs)
-                for p in chunk
-                if p.entities is not None and p.vocabs is not None
-            ])
+            parsed = self.broker.batch.parse_parts(
+                [
+                    (p.entities, p.vocabs)
+                    for p in chunk
+                    if p.entities is not None and p.vocabs is not None
+                ]
+            )
             chunks.append(_Chunk(start, chunk, parsed))
             start = end
         return chunks
@@ -290,13 +294,18 @@ class MqttBridge:
                 if p.entities is not None:
                     errors = next(outcomes).errors
                     if errors:
-                        reason = "; ".join(f"{e.entity_id or '?'}: {e.error.detail}" for e in errors)
+                        reason = "; ".join(
+                            f"{e.entity_id or '?'}: {e.error.detail}" for e in errors
+                        )
                 if reason is not None:
                     letters.append(self._letter(p.message, reason))
             return [DeadLetters(tuple(letters))] if letters else []
 
         results = await self.broker.batch.upsert_parts(
-            self.config.tenant, chunk.parsed, writer=await self._write_access(), mode="update",
+            self.config.tenant,
+            chunk.parsed,
+            writer=await self._write_access(),
+            mode="update",
             extra=dead_letters,
         )
         # committed: count and report
@@ -345,8 +354,12 @@ class MqttBridge:
         if len(text) > PAYLOAD_LIMIT:
             text = text[:PAYLOAD_LIMIT] + "…"
         return DeadLetter(
-            tenant=self.config.tenant, org=self.config.org, topic=message.topic, payload=text,
-            reason=reason[:2000], received_at=message.received_at,
+            tenant=self.config.tenant,
+            org=self.config.org,
+            topic=message.topic,
+            payload=text,
+            reason=reason[:2000],
+            received_at=message.received_at,
         )
 
     # ------------------------------------------------------------------ the connection
@@ -378,7 +391,9 @@ class MqttBridge:
                 async with client:
                     for topic_filter in self.config.filters():
                         await client.subscribe(topic_filter, qos=1)
-                    log.info("connected to %s as %s", self.config.broker_url, self.config.identifier())
+                    log.info(
+                        "connected to %s as %s", self.config.broker_url, self.config.identifier()
+                    )
                     self.connected.set()
                     ever_connected = True
                     delay = self.config.backoff_initial
@@ -419,10 +434,12 @@ class MqttBridge:
                 if batch is None:
                     return
                 received = utc_now()
-                chunks = await self._prepare([
-                    Incoming(str(m.topic), bytes(m.payload), received)  # type: ignore[arg-type]
-                    for m in batch
-                ])
+                chunks = await self._prepare(
+                    [
+                        Incoming(str(m.topic), bytes(m.payload), received)  # type: ignore[arg-type]
+                        for m in batch
+                    ]
+                )
                 if writing is not None:
                     await writing  # the batch before has committed (a failure raises here)
 

@@ -114,9 +114,13 @@ def _fill(template: str, captures: dict[str, str], payload: Any) -> str:
             try:
                 item = read_path(payload, key[2:])
             except KeyError:
-                raise BadRequestData(f"the payload has no {key[2:]} (needed by {template!r})") from None
+                raise BadRequestData(
+                    f"the payload has no {key[2:]} (needed by {template!r})"
+                ) from None
             if isinstance(item, dict | list) or item is None:
-                raise BadRequestData(f"payload value {key[2:]} is not a scalar (needed by {template!r})")
+                raise BadRequestData(
+                    f"payload value {key[2:]} is not a scalar (needed by {template!r})"
+                )
             return str(item)
         if key not in captures:
             raise BadRequestData(f"template {template!r} names unknown capture {{{key}}}")
@@ -168,8 +172,12 @@ class AttributeRule:
                 attr["object"] = _fill(self.object, captures, payload)
             elif self.lat is not None and self.lon is not None:
                 lat, lon = read_path(payload, self.lat), read_path(payload, self.lon)
-                if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in (lat, lon)):
-                    raise BadRequestData(f"attribute {self.name}: latitude/longitude must be numbers")
+                if not all(
+                    isinstance(c, int | float) and not isinstance(c, bool) for c in (lat, lon)
+                ):
+                    raise BadRequestData(
+                        f"attribute {self.name}: latitude/longitude must be numbers"
+                    )
                 # GeoJSON orders coordinates longitude first (RFC 7946 §3.1.1)
                 attr["value"] = {"type": "Point", "coordinates": [lon, lat]}
             else:
@@ -221,7 +229,9 @@ class MappingRule:
                 entity[rule.name] = attr
                 read += rule.kind != "Relationship"
         # relationships are mostly built from the topic alone: they do not make a payload mappable
-        if read == 0 and (len(entity) == 2 or any(r.kind != "Relationship" for r in self.attributes)):
+        if read == 0 and (
+            len(entity) == 2 or any(r.kind != "Relationship" for r in self.attributes)
+        ):
             raise BadRequestData(
                 f"no mapped attribute found in the payload (topic pattern {self.topic.pattern!r})"
             )
@@ -283,7 +293,11 @@ def _attribute(name: str, raw: Any) -> AttributeRule:
 
 def parse_mapping(data: Any) -> Mapping:
     """Check and compile a mapping document (the parsed YAML or TOML)."""
-    if not isinstance(data, dict) or not isinstance(data.get("mappings"), list) or not data["mappings"]:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("mappings"), list)
+        or not data["mappings"]
+    ):
         raise BadRequestData("mapping: expected a table with a non-empty list `mappings`")
     rules: list[MappingRule] = []
     for index, raw in enumerate(data["mappings"]):

@@ -125,7 +125,12 @@ class SensorFleet:
             "address": {"type": "Property", "value": {"addressLocality": sensor.city}},
         }
         for name, (value, unit) in values.items():
-            entity[name] = {"type": "Property", "value": value, "unitCode": unit, "observedAt": observed}
+            entity[name] = {
+                "type": "Property",
+                "value": value,
+                "unitCode": unit,
+                "observedAt": observed,
+            }
         return entity
 
     # --- the kinds ----------------------------------------------------------------------
@@ -161,7 +166,9 @@ class SensorFleet:
             "averageVehicleSpeed": (round(max(5.0, speed), 1), "KMH"),
         }
 
-    def _water(self, sensor: Sensor, at: datetime, rng: random.Random) -> dict[str, tuple[float, str]]:
+    def _water(
+        self, sensor: Sensor, at: datetime, rng: random.Random
+    ) -> dict[str, tuple[float, str]]:
         t = at.timestamp() / 3600  # hours
         swell = 0.35 * math.sin(2 * math.pi * t / 12.42 + sensor.phase)  # tidal rivers
         # rain events: a few a month, each rising fast and receding over ~18 h

@@ -206,9 +206,13 @@ def _dataset_triples(info: CatalogInfo, cat: NamedNode, entry: DatasetEntry) -> 
         Triple(node, NamedNode(DCAT + "distribution"), distribution),
     ]
     if ds.created_at:
-        out.append(Triple(node, NamedNode(DCT + "issued"), Literal(ds.created_at, datatype=_DATE_TIME)))
+        out.append(
+            Triple(node, NamedNode(DCT + "issued"), Literal(ds.created_at, datatype=_DATE_TIME))
+        )
     if ds.modified_at:
-        out.append(Triple(node, NamedNode(DCT + "modified"), Literal(ds.modified_at, datatype=_DATE_TIME)))
+        out.append(
+            Triple(node, NamedNode(DCT + "modified"), Literal(ds.modified_at, datatype=_DATE_TIME))
+        )
     if ds.theme in THEMES:
         theme, more = _concept(_THEME_BASE + THEMES[ds.theme])
         out += [Triple(node, NamedNode(DCAT + "theme"), theme), *more]

@@ -198,9 +198,7 @@ class PageFetcher:
                 if response.status_code not in _RETRIED:
                     return response
                 if attempt >= self.retries:
-                    raise FetchError(
-                        url, f"HTTP {response.status_code} after {attempt + 1} tries"
-                    )
+                    raise FetchError(url, f"HTTP {response.status_code} after {attempt + 1} tries")
                 wait = _retry_after(response.headers, time.time())
             backoff = self.backoff * (2**attempt) * (0.5 + random.random() / 2)
             delay = max(wait, backoff) if wait is not None else backoff

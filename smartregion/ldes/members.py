@@ -152,7 +152,7 @@ def member_lines(stream: str, member: StreamMember, types: Sequence[str] = ()) -
     if member.series.dataset_id:
         out.append(f"{s} <{NGSI_LD}datasetId> {_string(member.series.dataset_id)} .")
     if "deletedAt" in doc:
-        out.append(f'{s} <{NGSI_LD}deletedAt> {_string(str(doc["deletedAt"]))}{_DATETIME_NT} .')
+        out.append(f"{s} <{NGSI_LD}deletedAt> {_string(str(doc['deletedAt']))}{_DATETIME_NT} .")
         return "\n".join(out) + "\n"
     kind = doc.get("type", "Property")
     label = f"_:r{key}_{member.instance.t}_{member.instance.seq}".replace("-", "n")

@@ -68,8 +68,18 @@ _WKT = GEO + "wktLiteral"
 _INTEGERS = frozenset(
     XSD + t
     for t in (
-        "integer", "int", "long", "short", "byte", "nonNegativeInteger", "positiveInteger",
-        "nonPositiveInteger", "negativeInteger", "unsignedLong", "unsignedInt", "unsignedShort",
+        "integer",
+        "int",
+        "long",
+        "short",
+        "byte",
+        "nonNegativeInteger",
+        "positiveInteger",
+        "nonPositiveInteger",
+        "negativeInteger",
+        "unsignedLong",
+        "unsignedInt",
+        "unsignedShort",
         "unsignedByte",
     )
 )
@@ -79,17 +89,34 @@ _EXACT = 2**53
 _ATTRIBUTE_KINDS = {
     NGSI_LD + kind: kind
     for kind in (
-        "Property", "Relationship", "GeoProperty", "LanguageProperty", "JsonProperty",
-        "VocabProperty", "ListProperty", "ListRelationship",
+        "Property",
+        "Relationship",
+        "GeoProperty",
+        "LanguageProperty",
+        "JsonProperty",
+        "VocabProperty",
+        "ListProperty",
+        "ListRelationship",
     )
 }
 #: predicates of an attribute node that are its members, not sub-attributes
 _ATTRIBUTE_MEMBERS = frozenset(
     NGSI_LD + n
     for n in (
-        "hasValue", "hasObject", "hasLanguageMap", "hasJSON", "hasVocab", "hasValueList",
-        "hasObjectList", "observedAt", "unitCode", "datasetId", "createdAt", "modifiedAt",
-        "instanceId", "objectType",
+        "hasValue",
+        "hasObject",
+        "hasLanguageMap",
+        "hasJSON",
+        "hasVocab",
+        "hasValueList",
+        "hasObjectList",
+        "observedAt",
+        "unitCode",
+        "datasetId",
+        "createdAt",
+        "modifiedAt",
+        "instanceId",
+        "objectType",
     )
 ) | {_TYPE}
 #: predicates of a member that describe the member as an event, not the entity
@@ -97,14 +124,46 @@ _EVENT_PREDICATES = frozenset({_TYPE, DCT + "isVersionOf", PROV + "generatedAtTi
 _SKIPPED_TYPES = frozenset({SOSA + "Observation", LDES + "EventStream", TREE + "Node"})
 #: common QUDT units and their UN/CEFACT common codes (what NGSI-LD unitCode holds)
 _UNIT_CODES = {
-    "DEG_C": "CEL", "K": "KEL", "DEG_F": "FAH", "PERCENT": "P1", "M": "MTR", "KiloM": "KMT",
-    "CentiM": "CMT", "MilliM": "MMT", "M-PER-SEC": "MTS", "KiloM-PER-HR": "KMH", "PA": "PAL",
-    "HectoPA": "A97", "KiloPA": "KPA", "BAR": "BAR", "MilliBAR": "MBR", "MicroGM-PER-M3": "GQ",
-    "MilliGM-PER-M3": "GP", "PPM": "59", "PPB": "61", "DeciB": "2N", "DeciB_A": "2N",
-    "LUX": "LUX", "W": "WTT", "KiloW": "KWT", "W-PER-M2": "D54", "V": "VLT", "A": "AMP",
-    "L": "LTR", "M3": "MTQ", "M3-PER-HR": "MQH", "DEG": "DD", "HR": "HUR", "SEC": "SEC",
-    "MIN": "MIN", "KiloW-HR": "KWH", "MilliM-PER-HR": "H67", "GM": "GRM", "KiloGM": "KGM",
-    "UNITLESS": "C62", "NUM": "C62",
+    "DEG_C": "CEL",
+    "K": "KEL",
+    "DEG_F": "FAH",
+    "PERCENT": "P1",
+    "M": "MTR",
+    "KiloM": "KMT",
+    "CentiM": "CMT",
+    "MilliM": "MMT",
+    "M-PER-SEC": "MTS",
+    "KiloM-PER-HR": "KMH",
+    "PA": "PAL",
+    "HectoPA": "A97",
+    "KiloPA": "KPA",
+    "BAR": "BAR",
+    "MilliBAR": "MBR",
+    "MicroGM-PER-M3": "GQ",
+    "MilliGM-PER-M3": "GP",
+    "PPM": "59",
+    "PPB": "61",
+    "DeciB": "2N",
+    "DeciB_A": "2N",
+    "LUX": "LUX",
+    "W": "WTT",
+    "KiloW": "KWT",
+    "W-PER-M2": "D54",
+    "V": "VLT",
+    "A": "AMP",
+    "L": "LTR",
+    "M3": "MTQ",
+    "M3-PER-HR": "MQH",
+    "DEG": "DD",
+    "HR": "HUR",
+    "SEC": "SEC",
+    "MIN": "MIN",
+    "KiloW-HR": "KWH",
+    "MilliM-PER-HR": "H67",
+    "GM": "GRM",
+    "KiloGM": "KGM",
+    "UNITLESS": "C62",
+    "NUM": "C62",
 }
 
 
@@ -298,7 +357,11 @@ class _Mapper:
         g = self.g
         attr: dict[str, Any] = {"type": kind}
         if kind == "Relationship":
-            objects = [o.value for o in g.objects(node, NGSI_LD + "hasObject") if isinstance(o, ox.NamedNode)]
+            objects = [
+                o.value
+                for o in g.objects(node, NGSI_LD + "hasObject")
+                if isinstance(o, ox.NamedNode)
+            ]
             if not objects:
                 raise MemberRejected("a Relationship without hasObject")
             attr["object"] = objects[0] if len(objects) == 1 else objects
@@ -310,7 +373,9 @@ class _Mapper:
             }
         elif kind == "JsonProperty":
             raw = g.first(node, NGSI_LD + "hasJSON")
-            attr["json"] = orjson.loads(raw.value) if isinstance(raw, ox.Literal) else self.describe(raw)
+            attr["json"] = (
+                orjson.loads(raw.value) if isinstance(raw, ox.Literal) else self.describe(raw)
+            )
         elif kind == "VocabProperty":
             vocab = g.first(node, NGSI_LD + "hasVocab")
             attr["vocab"] = vocab.value if vocab is not None else None
@@ -321,7 +386,9 @@ class _Mapper:
             head = g.first(node, NGSI_LD + "hasObjectList")
             items = []
             for item in g.rdf_list(head):
-                target = g.first(item, NGSI_LD + "hasObject") if isinstance(item, ox.BlankNode) else item
+                target = (
+                    g.first(item, NGSI_LD + "hasObject") if isinstance(item, ox.BlankNode) else item
+                )
                 if isinstance(target, ox.NamedNode):
                     items.append(target.value)
             attr["objectList"] = items
@@ -336,7 +403,9 @@ class _Mapper:
                 attr["value"] = geometry
             elif isinstance(value, ox.Literal):
                 attr["value"] = (
-                    orjson.loads(value.value) if value.datatype.value == _RDF_JSON else _literal(value)
+                    orjson.loads(value.value)
+                    if value.datatype.value == _RDF_JSON
+                    else _literal(value)
                 )
             else:
                 attr["value"] = self.describe(value)
@@ -357,7 +426,9 @@ class _Mapper:
                 attr[p] = sub
         return attr
 
-    def attribute(self, predicate: str, objects: list[Any], observed: str | None) -> dict[str, Any] | None:
+    def attribute(
+        self, predicate: str, objects: list[Any], observed: str | None
+    ) -> dict[str, Any] | None:
         """The attribute the values of one predicate become (see the module docstring)."""
         if len(objects) == 1 and not isinstance(objects[0], ox.Literal):
             node = objects[0]
@@ -462,7 +533,10 @@ class _Mapper:
                 # GeoProperty, as the platform's own streams publish one (ldes/members.py)
                 attr = {"type": "GeoProperty", "value": shape}
             else:
-                attr = self._result_value(result) or {"type": "Property", "value": self.describe(result)}
+                attr = self._result_value(result) or {
+                    "type": "Property",
+                    "value": self.describe(result),
+                }
         attr["observedAt"] = observed
         attrs: dict[str, Any] = {self.vocab.expand_term(local_name(prop.value)): attr}
         geometry = self.geojson(member) or (self.geojson(foi) if foi is not None else None)
@@ -496,7 +570,11 @@ class _Mapper:
             grouped.setdefault(p, []).append(o)
         attrs: dict[str, Any] = {}
         for p, objects in grouped.items():
-            name = LOCATION if p in (GEO + "hasGeometry", GEO + "asWKT", GEO + "hasDefaultGeometry") else p
+            name = (
+                LOCATION
+                if p in (GEO + "hasGeometry", GEO + "asWKT", GEO + "hasDefaultGeometry")
+                else p
+            )
             attr = self.attribute(p, objects, observed)
             if attr is not None:
                 attrs[name] = attr

@@ -291,18 +291,27 @@ class Replicator:
         """The event stream this page belongs to, and its timestamp and version paths."""
         iri = self.state.get("stream")
         if iri is None:
-            typed = [s for s, o in graph.subjects_with(RDF + "type") if o == ox.NamedNode(LDES + "EventStream")]
+            typed = [
+                s
+                for s, o in graph.subjects_with(RDF + "type")
+                if o == ox.NamedNode(LDES + "EventStream")
+            ]
             holders = [s for s, _ in graph.subjects_with(TREE + "member")]
             found = next((s for s in typed + holders if isinstance(s, ox.NamedNode)), None)
             if found is not None:
                 iri = self.state["stream"] = found.value
         if iri is not None:
             subject = ox.NamedNode(iri)
-            for key, predicate in (("timestampPath", "timestampPath"), ("versionOfPath", "versionOfPath")):
+            for key, predicate in (
+                ("timestampPath", "timestampPath"),
+                ("versionOfPath", "versionOfPath"),
+            ):
                 value = graph.first(subject, LDES + predicate)
                 if isinstance(value, ox.NamedNode):
                     self.state[key] = value.value
-        return StreamInfo(iri or "", self.state.get("timestampPath"), self.state.get("versionOfPath"))
+        return StreamInfo(
+            iri or "", self.state.get("timestampPath"), self.state.get("versionOfPath")
+        )
 
     def _follow(self, graph: PageGraph, stream: StreamInfo, url: str, final: str) -> None:
         """Add the nodes of the page's relations (and the stream's views) to the frontier."""
@@ -326,7 +335,9 @@ class Replicator:
                 self.report.pruned += 1
 
     @staticmethod
-    def _bound(graph: PageGraph, relation: Any, stream: StreamInfo) -> tuple[str | None, int | None]:
+    def _bound(
+        graph: PageGraph, relation: Any, stream: StreamInfo
+    ) -> tuple[str | None, int | None]:
         """(upper-bound kind, µs) when the relation bounds the members' timestamps from above."""
         kinds = [_UPPER_BOUNDS[t] for t in graph.types(relation) if t in _UPPER_BOUNDS]
         path = graph.first(relation, TREE + "path")
@@ -433,12 +444,17 @@ class Replicator:
             counted["instances"] = len(rows)
             ops.append(RecordInstances(tuple(rows)))
             ops.append(
-                ReplicationProgress(self.key, self.holder, tuple(members), snapshot, self.lease_seconds)
+                ReplicationProgress(
+                    self.key, self.holder, tuple(members), snapshot, self.lease_seconds
+                )
             )
             return ops, None
 
         await self.broker.entities.store.transact(
-            self.tenant, list(by_entity), mutate, owner=self.dataset.owner_org,
+            self.tenant,
+            list(by_entity),
+            mutate,
+            owner=self.dataset.owner_org,
             check_owners=owners.update,
         )
         self.report.instances += counted["instances"]
@@ -455,8 +471,11 @@ class Replicator:
     ) -> Doc | None:
         """The entity after `changes` (None: unchanged); their instances appended to `rows`."""
         stated = next((c.types for c in changes if c.types), [])
-        types = list(existing["type"]) if existing is not None else (stated or (
-            [self.default_type] if self.default_type else []))
+        types = (
+            list(existing["type"])
+            if existing is not None
+            else (stated or ([self.default_type] if self.default_type else []))
+        )
         if not types:
             reason = (
                 f"the member states no type for new entity {eid}, and data set"
@@ -466,7 +485,9 @@ class Replicator:
             return None
         wanted = set(self.dataset.entity_types)
         if wanted and wanted.isdisjoint(types) and wanted.isdisjoint(stated):
-            reason = f"entity {eid} of type {', '.join(types)} is outside data set {self.dataset.id}"
+            reason = (
+                f"entity {eid} of type {', '.join(types)} is outside data set {self.dataset.id}"
+            )
             rejected.extend((c.member, reason) for c in changes)
             return None
         latest: dict[tuple[str, Any], tuple[int, Doc]] = {}
@@ -496,8 +517,11 @@ class Replicator:
             winners.setdefault(attr, []).append(inst)
         if existing is not None and not winners and set(stated) <= set(existing["type"]):
             return None
-        new_doc: Doc = {"id": eid, "type": types if existing is None else stated or types,
-                        "attrs": winners}
+        new_doc: Doc = {
+            "id": eid,
+            "type": types if existing is None else stated or types,
+            "attrs": winners,
+        }
         return mutations.upsert_entity(existing, new_doc, now=now, mode="update")
 
     async def _dead_letters(
@@ -512,15 +536,19 @@ class Replicator:
         for member, reason in rejected:
             payload = _describe(graph, member)[:_DEAD_LETTER_PAYLOAD]
             await store.add_dead_letter(
-                DeadLetter(self.tenant, self.dataset.owner_org, f"ldes:{url}", payload,
-                           f"{member}: {reason}", utc_now())
+                DeadLetter(
+                    self.tenant,
+                    self.dataset.owner_org,
+                    f"ldes:{url}",
+                    payload,
+                    f"{member}: {reason}",
+                    utc_now(),
+                )
             )
 
 
 def _describe(graph: PageGraph, member: str) -> str:
     """The member's own triples as N-Triples (what a dead letter shows)."""
     subject = ox.NamedNode(member)
-    lines = [
-        f"{subject} <{p}> {o} ." for p, o in graph.out.get(subject, ())
-    ]
+    lines = [f"{subject} <{p}> {o} ." for p, o in graph.out.get(subject, ())]
     return "\n".join(lines)

@@ -74,7 +74,9 @@ def negotiate(accept: str | None, offered: Sequence[str] = STREAM_FORMATS) -> st
         wildcard = candidate.split("/")[0] + "/*"
         specificity, q = -1, 0.0
         for media, value in ranges:
-            level = 2 if media == candidate else 1 if media == wildcard else 0 if media == "*/*" else -1
+            level = (
+                2 if media == candidate else 1 if media == wildcard else 0 if media == "*/*" else -1
+            )
             if level > specificity:
                 specificity, q = level, value
         if q > 0 and (best is None or (q, -rank) > best):
@@ -94,7 +96,9 @@ def render_text(ntriples: bytes, media_type: str) -> bytes:
 
 
 def render_page(
-    stream: StreamDescription, page: Page, media_type: str,
+    stream: StreamDescription,
+    page: Page,
+    media_type: str,
     types: Mapping[str, Sequence[str]] | None = None,
 ) -> bytes:
     """A page (`page_triples` and its members' lines) in `media_type`; `types`: entity id ->
@@ -156,7 +160,11 @@ def _retention(stream: StreamDescription, view: NamedNode) -> list[Triple]:
         out += [
             Triple(view, NamedNode(LDES + "retentionPolicy"), latest),
             Triple(latest, _A, NamedNode(LDES + "LatestVersionSubset")),
-            Triple(latest, NamedNode(LDES + "amount"), Literal("1", datatype=NamedNode(XSD + "integer"))),
+            Triple(
+                latest,
+                NamedNode(LDES + "amount"),
+                Literal("1", datatype=NamedNode(XSD + "integer")),
+            ),
         ]
     if not stream.retention_days:
         return out

@@ -166,8 +166,11 @@ class EventStreams:
         if dataset.selection not in readable.slices:
             raise ResourceNotFound(f"no event stream {dataset_id!r}")
         disclosure = readable.disclosure
-        view = next((v for v in disclosure.views if v.dataset_id == dataset.id), None) \
-            if disclosure is not None else None
+        view = (
+            next((v for v in disclosure.views if v.dataset_id == dataset.id), None)
+            if disclosure is not None
+            else None
+        )
         if disclosure is None or view is None or view.access is Access.FULL:
             return ReadableStream(dataset)
         privacy = view.privacy
@@ -190,9 +193,14 @@ class EventStreams:
             if readable is None or dataset.owner_org in readable.owners:
                 out.append((dataset, FULL_VIEW))
             elif dataset.selection in readable.slices:
-                view = next((v for v in disclosure.views if v.dataset_id == dataset.id), None) \
-                    if disclosure is not None else None
-                out.append((dataset, FULL_VIEW if view is None else View(view.access, view.privacy)))
+                view = (
+                    next((v for v in disclosure.views if v.dataset_id == dataset.id), None)
+                    if disclosure is not None
+                    else None
+                )
+                out.append(
+                    (dataset, FULL_VIEW if view is None else View(view.access, view.privacy))
+                )
         return out
 
     # --- pages -------------------------------------------------------------------------------
@@ -355,7 +363,11 @@ class EventStreams:
         self._in_flight += 1
 
     async def render_page(
-        self, dataset: Dataset, ref: PageRef, base: str, media_type: str,
+        self,
+        dataset: Dataset,
+        ref: PageRef,
+        base: str,
+        media_type: str,
         withheld: frozenset[str] = frozenset(),
     ) -> Rendered:
         """The page as bytes in `media_type`, from the cache when it is immutable; without the
@@ -388,7 +400,11 @@ class EventStreams:
         return rendered
 
     async def render_member(
-        self, dataset: Dataset, key: tuple[int, int, int], base: str, media_type: str,
+        self,
+        dataset: Dataset,
+        key: tuple[int, int, int],
+        base: str,
+        media_type: str,
         withheld: frozenset[str] = frozenset(),
     ) -> Rendered:
         """One published member on its own (`GET {stream}/members/{series}.{t}.{seq}`): the

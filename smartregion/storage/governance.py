@@ -312,11 +312,21 @@ def _append(event: AuditEvent) -> Program[AuditRecord]:
     yield Sql(
         "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (seq, at, event.actor, event.action, event.subject,
-         orjson.dumps(event.detail, option=orjson.OPT_SORT_KEYS).decode(), prev, digest),
+        (
+            seq,
+            at,
+            event.actor,
+            event.action,
+            event.subject,
+            orjson.dumps(event.detail, option=orjson.OPT_SORT_KEYS).decode(),
+            prev,
+            digest,
+        ),
     )
     yield Sql("UPDATE audit_head SET hash = ? WHERE one = 1", (digest,))
-    return AuditRecord(seq, at, event.actor, event.action, event.subject, event.detail, prev, digest)
+    return AuditRecord(
+        seq, at, event.actor, event.action, event.subject, event.detail, prev, digest
+    )
 
 
 def _audited(change: Program[bool], audit: AuditEvent) -> Program[bool]:
@@ -350,7 +360,9 @@ class GovernanceStore(abc.ABC):
 
     async def get_organisation(self, org_id: str) -> Organisation | None:
         """One organisation, or None."""
-        found: Organisation | None = await self._run_governance(_get(_ORG, "id", org_id), write=False)
+        found: Organisation | None = await self._run_governance(
+            _get(_ORG, "id", org_id), write=False
+        )
         return found
 
     async def list_organisations(self) -> list[Organisation]:
@@ -363,12 +375,16 @@ class GovernanceStore(abc.ABC):
 
     async def get_person(self, person_id: str) -> Person | None:
         """One person, or None."""
-        found: Person | None = await self._run_governance(_get(_PERSON, "id", person_id), write=False)
+        found: Person | None = await self._run_governance(
+            _get(_PERSON, "id", person_id), write=False
+        )
         return found
 
     async def get_person_by_email(self, email: str) -> Person | None:
         """The person with this e-mail address, or None."""
-        found: Person | None = await self._run_governance(_get(_PERSON, "email", email), write=False)
+        found: Person | None = await self._run_governance(
+            _get(_PERSON, "email", email), write=False
+        )
         return found
 
     # --- memberships -----------------------------------------------------------------------
@@ -504,7 +520,11 @@ class GovernanceStore(abc.ABC):
             request = yield from _get(_REQUEST, "id", request_id)
             if request is None or request.status != "pending":
                 return False
-            request.status, request.decided_at, request.decided_by = "approved", decided_at, decided_by
+            request.status, request.decided_at, request.decided_by = (
+                "approved",
+                decided_at,
+                decided_by,
+            )
             request.agreement_id = agreement.id
             yield from _replace(_REQUEST, request)
             if not (yield from _insert(_AGREEMENT, agreement)):
@@ -524,7 +544,11 @@ class GovernanceStore(abc.ABC):
             request = yield from _get(_REQUEST, "id", request_id)
             if request is None or request.status != "pending":
                 return False
-            request.status, request.decided_at, request.decided_by = "refused", decided_at, decided_by
+            request.status, request.decided_at, request.decided_by = (
+                "refused",
+                decided_at,
+                decided_by,
+            )
             return (yield from _replace(_REQUEST, request))
 
         return await self._run_governance(_audited(run(), audit), write=True)

@@ -1,4 +1,4 @@
-""""Not relevant" feedback on hub matches in storage: the `MatchFeedbackStore` interface.
+""" "Not relevant" feedback on hub matches in storage: the `MatchFeedbackStore` interface.
 
 Contract (every backend; `tests/storage/test_hub_contract.py`):
 
@@ -53,8 +53,13 @@ class MatchFeedbackStore(abc.ABC):
             result = yield Sql(
                 f"INSERT INTO hub_match_dismissal ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT DO NOTHING",
-                (dismissal.org_id, dismissal.challenge_id, dismissal.solution_id, dismissal.at,
-                 dismissal.actor),
+                (
+                    dismissal.org_id,
+                    dismissal.challenge_id,
+                    dismissal.solution_id,
+                    dismissal.at,
+                    dismissal.actor,
+                ),
             )
             if result.rowcount <= 0:
                 return False
@@ -95,7 +100,9 @@ class MatchFeedbackStore(abc.ABC):
             clauses: list[str] = []
             params: list[str] = []
             for column, value in (
-                ("org_id", org_id), ("challenge_id", challenge_id), ("solution_id", solution_id)
+                ("org_id", org_id),
+                ("challenge_id", challenge_id),
+                ("solution_id", solution_id),
             ):
                 if value is not None:
                     clauses.append(f"{column} = ?")

@@ -23,10 +23,17 @@ __all__ = ["Portal", "Reader", "SessionCodec", "portal_app"]
 
 def portal_app(portal: Portal) -> Starlette:
     """The portal's ASGI app with every page."""
-    return portal.app([
-        *pages.routes(portal), *account.routes(portal),
-        # the hub's pages (docs/portal.md, "Hub pages")
-        *usecases.routes(portal), *initiatives.routes(portal), *actors.routes(portal),
-        *challenges.routes(portal), *purchases.routes(portal), *funding.routes(portal),
-        *follows.routes(portal),
-    ])
+    return portal.app(
+        [
+            *pages.routes(portal),
+            *account.routes(portal),
+            # the hub's pages (docs/portal.md, "Hub pages")
+            *usecases.routes(portal),
+            *initiatives.routes(portal),
+            *actors.routes(portal),
+            *challenges.routes(portal),
+            *purchases.routes(portal),
+            *funding.routes(portal),
+            *follows.routes(portal),
+        ]
+    )

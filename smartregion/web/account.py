@@ -60,8 +60,15 @@ def routes(portal: Portal) -> list[BaseRoute]:
         return request.url.scheme == "https"
 
     async def sign_in_form(request: Request) -> Response:
-        return await portal.render(request, "sign_in.html", {
-            "next": _local(request.query_params.get("next", "/admin")), "email": "", "failed": False})
+        return await portal.render(
+            request,
+            "sign_in.html",
+            {
+                "next": _local(request.query_params.get("next", "/admin")),
+                "email": "",
+                "failed": False,
+            },
+        )
 
     async def sign_in(request: Request) -> Response:
         form = await request.form()
@@ -69,11 +76,17 @@ def routes(portal: Portal) -> list[BaseRoute]:
         try:
             person, memberships = await governance.sign_in(email, _field(form, "password"))
         except Unauthenticated:
-            return await portal.render(request, "sign_in.html", {
-                "next": target, "email": email, "failed": True}, status=401)
+            return await portal.render(
+                request,
+                "sign_in.html",
+                {"next": target, "email": email, "failed": True},
+                status=401,
+            )
         session = portal.sessions.new(person.id, memberships[0].org_id)
         response = RedirectResponse(target, status_code=303)
-        response.headers.append("Set-Cookie", portal.sessions.cookie(session, secure=secure(request)))
+        response.headers.append(
+            "Set-Cookie", portal.sessions.cookie(session, secure=secure(request))
+        )
         return response
 
     async def sign_out(request: Request) -> Response:
@@ -89,7 +102,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
         assert reader.session is not None
         session = portal.sessions.new(reader.session.person_id, org_id)
         response = RedirectResponse("/admin", status_code=303)
-        response.headers.append("Set-Cookie", portal.sessions.cookie(session, secure=secure(request)))
+        response.headers.append(
+            "Set-Cookie", portal.sessions.cookie(session, secure=secure(request))
+        )
         return response
 
     async def admin_page(
@@ -108,24 +123,55 @@ def routes(portal: Portal) -> list[BaseRoute]:
         members = []
         for m in await governance.list_memberships(principal, org_id):
             person = await governance.store.get_person(m.person_id)
-            members.append({"id": m.person_id, "name": person.name if person else m.person_id,
-                            "email": person.email if person else "", "role": m.role})
+            members.append(
+                {
+                    "id": m.person_id,
+                    "name": person.name if person else m.person_id,
+                    "email": person.email if person else "",
+                    "role": m.role,
+                }
+            )
         is_admin = principal.has_role("admin")
         keys = await governance.list_api_keys(principal, org_id) if is_admin else []
         requests = await governance.list_access_requests(principal, org_id)
         datasets = {d.id: d for d in await governance.list_datasets()}
         titles = {i: text_in(d.title, reader.lang) for i, d in datasets.items()}
-        owned = [{"id": d.id, "title": titles[d.id], "policy": d.policy_kind, "license": d.license or "",
-                  "modified": d.modified_at} for d in datasets.values() if d.owner_org == org_id]
-        return await portal.render(request, "admin.html", {
-            "org": org, "members": members, "keys": keys, "is_admin": is_admin,
-            "received": [r for r in requests if r.owner_org == org_id],
-            "made": [r for r in requests if r.requester_org == org_id and r.owner_org != org_id],
-            "titles": titles, "datasets": owned, "policies": POLICY_KINDS, "roles": ROLES,
-            "dead_letters": await governance.dead_letters(principal, org_id, limit=50),
-            "issued": issued, "notice": notice, "themes": list(LABELS["theme"]),
-            "dataset_form": dataset_form or {"values": {"policy": "restricted"}, "errors": {}, "problem": ""},
-        }, status=status)
+        owned = [
+            {
+                "id": d.id,
+                "title": titles[d.id],
+                "policy": d.policy_kind,
+                "license": d.license or "",
+                "modified": d.modified_at,
+            }
+            for d in datasets.values()
+            if d.owner_org == org_id
+        ]
+        return await portal.render(
+            request,
+            "admin.html",
+            {
+                "org": org,
+                "members": members,
+                "keys": keys,
+                "is_admin": is_admin,
+                "received": [r for r in requests if r.owner_org == org_id],
+                "made": [
+                    r for r in requests if r.requester_org == org_id and r.owner_org != org_id
+                ],
+                "titles": titles,
+                "datasets": owned,
+                "policies": POLICY_KINDS,
+                "roles": ROLES,
+                "dead_letters": await governance.dead_letters(principal, org_id, limit=50),
+                "issued": issued,
+                "notice": notice,
+                "themes": list(LABELS["theme"]),
+                "dataset_form": dataset_form
+                or {"values": {"policy": "restricted"}, "errors": {}, "problem": ""},
+            },
+            status=status,
+        )
 
     async def admin(request: Request) -> Response:
         return await admin_page(request, notice=request.query_params.get("done", ""))
@@ -134,8 +180,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
         principal = await _principal(portal, request)
         form = await request.form()
         role = _field(form, "role") or "reader"
-        issued = await governance.create_api_key(principal, principal.org_id, role=role,
-                                                 label=_field(form, "label"))
+        issued = await governance.create_api_key(
+            principal, principal.org_id, role=role, label=_field(form, "label")
+        )
         # shown once, on this response only: never in a URL, a log or a later page
         response = await admin_page(request, issued=issued)
         response.headers["Cache-Control"] = "no-store"
@@ -183,7 +230,8 @@ def routes(portal: Portal) -> list[BaseRoute]:
             else:
                 return RedirectResponse("/admin?done=dataset#datasets", status_code=303)
         return await admin_page(
-            request, dataset_form={"values": values, "errors": errors, "problem": problem},
+            request,
+            dataset_form={"values": values, "errors": errors, "problem": problem},
             status=status,
         )
 
@@ -196,7 +244,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
     async def set_role(request: Request) -> Response:
         principal = await _principal(portal, request)
         role = _field(await request.form(), "role")
-        await governance.set_membership(principal, request.path_params["person_id"], principal.org_id, role)
+        await governance.set_membership(
+            principal, request.path_params["person_id"], principal.org_id, role
+        )
         return RedirectResponse("/admin?done=member#members", status_code=303)
 
     async def remove_member(request: Request) -> Response:

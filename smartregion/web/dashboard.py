@@ -87,15 +87,25 @@ def _daily(instances: list[dict[str, Any]], how: str) -> list[tuple[date, float]
     out = []
     for day in sorted(by_day):
         values = by_day[day]
-        out.append((day, max(values) if how == "max" else sum(values) if how == "sum"
-                    else sum(values) / len(values)))
+        out.append(
+            (
+                day,
+                max(values)
+                if how == "max"
+                else sum(values)
+                if how == "sum"
+                else sum(values) / len(values),
+            )
+        )
     return out
 
 
 class Dashboard:
     """Computes a place's indicators for one reader."""
 
-    def __init__(self, broker: Broker, readable: Readable | None, *, now: datetime | None = None) -> None:
+    def __init__(
+        self, broker: Broker, readable: Readable | None, *, now: datetime | None = None
+    ) -> None:
         self.broker = broker
         self.readable = readable
         self.now = now or datetime.now(UTC)
@@ -110,12 +120,14 @@ class Dashboard:
 
     async def _history(self, entity_id: str, attr: str, days: int) -> list[dict[str, Any]]:
         start = (self.now.astimezone(ZONE) - timedelta(days=days)).replace(
-            hour=0, minute=0, second=0, microsecond=0)
+            hour=0, minute=0, second=0, microsecond=0
+        )
         query = TemporalQuery(timerel="after", time_at=start.astimezone(UTC))
         iri = _expand(attr)
         try:
             page = await self.broker.temporal.retrieve(
-                DEFAULT_TENANT, entity_id, query, frozenset({iri}), readable=self.readable)
+                DEFAULT_TENANT, entity_id, query, frozenset({iri}), readable=self.readable
+            )
         except ResourceNotFound:
             return []
         instances: list[dict[str, Any]] = page.docs[0]["attrs"].get(iri, [])
@@ -130,32 +142,70 @@ class Dashboard:
             types = {short_name(t) for t in doc["type"]}
             label = label_of(doc)
             if "AirQualityObserved" in types:
-                daily = [(d, v) for d, v in _daily(await self._history(doc["id"], "pm10", 30), "mean")
-                         if d < today]
+                daily = [
+                    (d, v)
+                    for d, v in _daily(await self._history(doc["id"], "pm10", 30), "mean")
+                    if d < today
+                ]
                 over = [d for d, v in daily if v > PM10_DAILY_LIMIT]
-                out.append(Indicator("pm10", doc["id"], label, {
-                    "days": len(daily), "over": len(over), "limit": PM10_DAILY_LIMIT,
-                    "allowed": PM10_DAYS_ALLOWED,
-                    "worst": max((v for _, v in daily), default=None),
-                }, daily, "µg/m³"))
+                out.append(
+                    Indicator(
+                        "pm10",
+                        doc["id"],
+                        label,
+                        {
+                            "days": len(daily),
+                            "over": len(over),
+                            "limit": PM10_DAILY_LIMIT,
+                            "allowed": PM10_DAYS_ALLOWED,
+                            "worst": max((v for _, v in daily), default=None),
+                        },
+                        daily,
+                        "µg/m³",
+                    )
+                )
             elif "TrafficFlowObserved" in types:
-                daily = [(d, v) for d, v in _daily(await self._history(doc["id"], "intensity", 15), "sum")
-                         if d < today]
+                daily = [
+                    (d, v)
+                    for d, v in _daily(await self._history(doc["id"], "intensity", 15), "sum")
+                    if d < today
+                ]
                 last, before = daily[-7:], daily[-14:-7]
                 if last and before:
                     mean_last = sum(v for _, v in last) / len(last)
                     mean_before = sum(v for _, v in before) / len(before)
                     change = (mean_last - mean_before) / mean_before * 100 if mean_before else 0.0
-                    out.append(Indicator("traffic", doc["id"], label, {
-                        "last": mean_last, "before": mean_before, "change": change,
-                    }, daily, "vehicles/day"))
+                    out.append(
+                        Indicator(
+                            "traffic",
+                            doc["id"],
+                            label,
+                            {
+                                "last": mean_last,
+                                "before": mean_before,
+                                "change": change,
+                            },
+                            daily,
+                            "vehicles/day",
+                        )
+                    )
             elif "WaterLevelObserved" in types:
                 threshold_attr = doc["attrs"].get(_expand("alertThreshold"), [{}])[0].get("value")
                 daily = _daily(await self._history(doc["id"], "waterLevel", 7), "max")
                 if daily and isinstance(threshold_attr, int | float):
                     highest = max(v for _, v in daily)
-                    out.append(Indicator("water", doc["id"], label, {
-                        "highest": highest, "threshold": float(threshold_attr),
-                        "margin": float(threshold_attr) - highest,
-                    }, daily, "m"))
+                    out.append(
+                        Indicator(
+                            "water",
+                            doc["id"],
+                            label,
+                            {
+                                "highest": highest,
+                                "threshold": float(threshold_attr),
+                                "margin": float(threshold_attr) - highest,
+                            },
+                            daily,
+                            "m",
+                        )
+                    )
         return docs, out

@@ -43,8 +43,19 @@ AGGREGATIONS = ("avg", "min", "max")
 
 
 #: UN/CEFACT common codes (NGSI-LD `unitCode`) as the symbols readers know
-UNIT_SYMBOLS = {"GQ": "µg/m³", "KMH": "km/h", "MTR": "m", "CEL": "°C", "P1": "%", "MMT": "mm",
-                "HPA": "hPa", "KWH": "kWh", "KWT": "kW", "DB": "dB", "MTS": "m/s"}
+UNIT_SYMBOLS = {
+    "GQ": "µg/m³",
+    "KMH": "km/h",
+    "MTR": "m",
+    "CEL": "°C",
+    "P1": "%",
+    "MMT": "mm",
+    "HPA": "hPa",
+    "KWH": "kWh",
+    "KWT": "kW",
+    "DB": "dB",
+    "MTS": "m/s",
+}
 
 
 def short_name(iri: str) -> str:
@@ -79,8 +90,14 @@ class Catalogue:
         return [d for d in await self.governance.list_datasets() if d.policy_kind != "private"]
 
     async def search(
-        self, principal: Principal | None, lang: str, *, text: str = "", theme: str = "",
-        owner: str = "", policy: str = "",
+        self,
+        principal: Principal | None,
+        lang: str,
+        *,
+        text: str = "",
+        theme: str = "",
+        owner: str = "",
+        policy: str = "",
     ) -> tuple[list[Dataset], dict[str, list[Facet]]]:
         """The matching data sets, newest first, and the facets over all visible ones."""
         datasets = await self.visible(principal)
@@ -93,13 +110,20 @@ class Catalogue:
                 return False
             if policy and skip != "policy" and d.policy_kind != policy:
                 return False
-            haystack = " ".join([
-                *d.title.values(), *d.description.values(), d.owner_org,
-                *(short_name(t) for t in d.entity_types), d.theme or "",
-            ]).lower()
+            haystack = " ".join(
+                [
+                    *d.title.values(),
+                    *d.description.values(),
+                    d.owner_org,
+                    *(short_name(t) for t in d.entity_types),
+                    d.theme or "",
+                ]
+            ).lower()
             return all(w in haystack for w in words)
 
-        found = sorted((d for d in datasets if matches(d)), key=lambda d: d.modified_at, reverse=True)
+        found = sorted(
+            (d for d in datasets if matches(d)), key=lambda d: d.modified_at, reverse=True
+        )
         facets: dict[str, list[Facet]] = {}
         for name, chosen in (("theme", theme), ("owner", owner), ("policy", policy)):
             counts: dict[str, int] = {}
@@ -131,8 +155,11 @@ class ChartChoice:
         length, step = PERIODS[self.period]
         start = (now - length).astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         return {
-            "attrs": self.attr, "options": "aggregatedValues", "aggrMethods": self.aggregation,
-            "aggrPeriodDuration": step, "timerel": "after",
+            "attrs": self.attr,
+            "options": "aggregatedValues",
+            "aggrMethods": self.aggregation,
+            "aggrPeriodDuration": step,
+            "timerel": "after",
             "timeAt": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
@@ -160,26 +187,34 @@ class DatasetView:
         event streams apply it: the owner's side (its members and the organisations it mandates
         for all its data), else a data set the reader may read."""
         decided = await self.governance.readable_for(principal)
-        if decided is not None and self.dataset.owner_org not in decided.owners \
-                and self.dataset.selection not in decided.slices:
+        if (
+            decided is not None
+            and self.dataset.owner_org not in decided.owners
+            and self.dataset.selection not in decided.slices
+        ):
             return None
         return Readable(
             slices=(self.dataset.selection,),
             disclosure=decided.disclosure if decided is not None else None,
         )
 
-    async def entities(self, principal: Principal | None, limit: int = PAGE_LIMIT) -> list[dict[str, Any]]:
+    async def entities(
+        self, principal: Principal | None, limit: int = PAGE_LIMIT
+    ) -> list[dict[str, Any]]:
         """The data set's entities the reader may read (internal documents), by id."""
         readable = await self.readable(principal)
         if readable is None:
             return []
         query = EntityQuery(
-            types=[frozenset({t}) for t in self.dataset.entity_types], limit=limit,
+            types=[frozenset({t}) for t in self.dataset.entity_types],
+            limit=limit,
         )
         result = await self.broker.queries.run(DEFAULT_TENANT, query, readable=readable)
         return sorted(result.docs, key=lambda d: d["id"])
 
-    async def series(self, principal: Principal | None, entity_id: str, params: dict[str, str]) -> dict[str, Any]:
+    async def series(
+        self, principal: Principal | None, entity_id: str, params: dict[str, str]
+    ) -> dict[str, Any]:
         """One entity's aggregated values, as the temporal API renders them (§4.5.19): the same
         service and renderer, over what the reader may read of this data set."""
         readable = await self.readable(principal)
@@ -192,7 +227,8 @@ class DatasetView:
         attr = vocab.expand_term(params.get("attrs", ""))
         opts = RenderOptions(attrs=frozenset({attr}))
         page = await self.broker.temporal.retrieve(
-            DEFAULT_TENANT, entity_id, query, opts.attrs, readable=readable, keeps=opts.keeps)
+            DEFAULT_TENANT, entity_id, query, opts.attrs, readable=readable, keeps=opts.keeps
+        )
         doc = page.docs[0]
         aggregates = page.aggregates.get(doc["id"])
         if aggregates is None:  # not answered from roll-ups: from the instances read
@@ -219,12 +255,16 @@ def current_values(doc: dict[str, Any]) -> list[dict[str, Any]]:
             value = inst.get("object", "")
         else:
             value = inst.get("value", inst.get("languageMap", ""))
-        rows.append({
-            "name": short_name(iri), "kind": kind, "value": value,
-            "unit": UNIT_SYMBOLS.get(inst.get("unitCode", ""), inst.get("unitCode", "")),
-            "observed": inst.get("observedAt", ""),
-            "numeric": isinstance(value, int | float) and not isinstance(value, bool),
-        })
+        rows.append(
+            {
+                "name": short_name(iri),
+                "kind": kind,
+                "value": value,
+                "unit": UNIT_SYMBOLS.get(inst.get("unitCode", ""), inst.get("unitCode", "")),
+                "observed": inst.get("observedAt", ""),
+                "numeric": isinstance(value, int | float) and not isinstance(value, bool),
+            }
+        )
     return rows
 
 
@@ -255,13 +295,22 @@ def features(docs: list[dict[str, Any]]) -> dict[str, Any]:
         located = doc.get("attrs", {}).get(LOCATION)
         if not located or not isinstance(located[0].get("value"), dict):
             continue
-        properties: dict[str, Any] = {"id": doc["id"], "type": [short_name(t) for t in doc["type"]],
-                                      "name": label_of(doc)}
+        properties: dict[str, Any] = {
+            "id": doc["id"],
+            "type": [short_name(t) for t in doc["type"]],
+            "name": label_of(doc),
+        }
         for row in current_values(doc):
             if row["kind"] in ("Property", "Relationship") and row["name"] != "name":
                 properties[row["name"]] = row["value"]
-        out.append({"type": "Feature", "id": doc["id"], "geometry": located[0]["value"],
-                    "properties": properties})
+        out.append(
+            {
+                "type": "Feature",
+                "id": doc["id"],
+                "geometry": located[0]["value"],
+                "properties": properties,
+            }
+        )
     return {"type": "FeatureCollection", "features": out}
 
 
@@ -275,5 +324,7 @@ def csv_text(docs: list[dict[str, Any]]) -> str:
         for row in current_values(doc):
             if row["kind"] == "GeoProperty":
                 continue
-            writer.writerow([doc["id"], types, row["name"], row["value"], row["unit"], row["observed"]])
+            writer.writerow(
+                [doc["id"], types, row["name"], row["value"], row["unit"], row["observed"]]
+            )
     return buffer.getvalue()

@@ -73,21 +73,35 @@ def routes(portal: Portal) -> list[BaseRoute]:
         datasets, _ = await catalogue.search(reader.principal, reader.lang)
         found = await places(portal.broker, await portal.readable(reader))
         hub = await highlights(portal.hub, reader.lang) if portal.hub is not None else {}
-        return await portal.render(request, "home.html", {
-            "recent": [_summary(d, reader.lang) for d in datasets[:5]],
-            "places": found, **hub,
-        })
+        return await portal.render(
+            request,
+            "home.html",
+            {
+                "recent": [_summary(d, reader.lang) for d in datasets[:5]],
+                "places": found,
+                **hub,
+            },
+        )
 
     async def catalogue_page(request: Request) -> Response:
         reader = await portal.reader(request)
         q = request.query_params
         chosen = {name: q.get(name, "") for name in ("theme", "owner", "policy")}
         text = q.get("q", "")[:200]
-        datasets, facets = await catalogue.search(reader.principal, reader.lang, text=text, **chosen)
-        return await portal.render(request, "catalogue.html", {
-            "datasets": [_summary(d, reader.lang) for d in datasets],
-            "facets": facets, "chosen": chosen, "text": text, "themes": THEMES,
-        })
+        datasets, facets = await catalogue.search(
+            reader.principal, reader.lang, text=text, **chosen
+        )
+        return await portal.render(
+            request,
+            "catalogue.html",
+            {
+                "datasets": [_summary(d, reader.lang) for d in datasets],
+                "facets": facets,
+                "chosen": chosen,
+                "text": text,
+                "themes": THEMES,
+            },
+        )
 
     async def find(request: Request) -> tuple[DatasetView, Any]:
         reader = await portal.reader(request)
@@ -103,8 +117,13 @@ def routes(portal: Portal) -> list[BaseRoute]:
         return await render_dataset(request, view, reader)
 
     async def render_dataset(
-        request: Request, view: DatasetView, reader: Any, *, purpose: str = "",
-        problem: str = "", status: int = 200,
+        request: Request,
+        view: DatasetView,
+        reader: Any,
+        *,
+        purpose: str = "",
+        problem: str = "",
+        status: int = 200,
     ) -> Response:
         docs = await view.entities(reader.principal)
         readable = await view.readable(reader.principal)
@@ -125,43 +144,75 @@ def routes(portal: Portal) -> list[BaseRoute]:
             entity_id, attr = (chosen_series or options[0]).split("|", 1)
             choice = ChartChoice(entity_id, attr, period, aggregation)
             now = datetime.now(UTC)
-            chart = {"choice": choice, "url": choice.temporal_url(now),
-                     "series_url": choice.series_url(view.dataset.id, now), "value": f"{entity_id}|{attr}"}
+            chart = {
+                "choice": choice,
+                "url": choice.temporal_url(now),
+                "series_url": choice.series_url(view.dataset.id, now),
+                "value": f"{entity_id}|{attr}",
+            }
         labels = {d["id"]: label_of(d) for d in docs}
         org = reader.principal.org_id if reader.principal is not None else None
         requested = False
         if reader.principal is not None and readable is None:
-            requests = await portal.governance.list_access_requests(reader.principal, reader.principal.org_id)
-            requested = any(r.dataset_id == view.dataset.id and r.status == "pending" and r.requester_org == org
-                            for r in requests)
-        return await portal.render(request, "dataset.html", {
-            "dataset": _summary(view.dataset, reader.lang),
-            "readable": readable is not None,
-            "entities": [{"id": d["id"], "label": labels[d["id"]],
-                          "types": [short_name(t) for t in d["type"]], "values": current_values(d)}
-                         for d in docs],
-            "geojson": orjson.dumps(features(docs)).decode() if readable is not None else "",
-            "series": [(o, f"{labels.get(o.split('|')[0], o)} — {o.split('|')[1]}") for o in options],
-            "chart": chart, "periods": list(PERIODS), "aggregations": AGGREGATIONS,
-            "ngsild_url": view.ngsild_url(), "requested": requested,
-            "sent": q.get("sent") == "1", "purpose": purpose, "problem": problem,
-        }, status=status)
+            requests = await portal.governance.list_access_requests(
+                reader.principal, reader.principal.org_id
+            )
+            requested = any(
+                r.dataset_id == view.dataset.id and r.status == "pending" and r.requester_org == org
+                for r in requests
+            )
+        return await portal.render(
+            request,
+            "dataset.html",
+            {
+                "dataset": _summary(view.dataset, reader.lang),
+                "readable": readable is not None,
+                "entities": [
+                    {
+                        "id": d["id"],
+                        "label": labels[d["id"]],
+                        "types": [short_name(t) for t in d["type"]],
+                        "values": current_values(d),
+                    }
+                    for d in docs
+                ],
+                "geojson": orjson.dumps(features(docs)).decode() if readable is not None else "",
+                "series": [
+                    (o, f"{labels.get(o.split('|')[0], o)} — {o.split('|')[1]}") for o in options
+                ],
+                "chart": chart,
+                "periods": list(PERIODS),
+                "aggregations": AGGREGATIONS,
+                "ngsild_url": view.ngsild_url(),
+                "requested": requested,
+                "sent": q.get("sent") == "1",
+                "purpose": purpose,
+                "problem": problem,
+            },
+            status=status,
+        )
 
     async def download_csv(request: Request) -> Response:
         view, reader = await find(request)
         docs = await view.entities(reader.principal)
         if await view.readable(reader.principal) is None:
             raise ResourceNotFound("you may not read this data set; request access on its page")
-        return Response(csv_text(docs).encode("utf-8"), media_type="text/csv; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="{view.dataset.id}.csv"'})
+        return Response(
+            csv_text(docs).encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{view.dataset.id}.csv"'},
+        )
 
     async def download_geojson(request: Request) -> Response:
         view, reader = await find(request)
         docs = await view.entities(reader.principal)
         if await view.readable(reader.principal) is None:
             raise ResourceNotFound("you may not read this data set; request access on its page")
-        return Response(orjson.dumps(features(docs)), media_type="application/geo+json", headers={
-            "Content-Disposition": f'attachment; filename="{view.dataset.id}.geojson"'})
+        return Response(
+            orjson.dumps(features(docs)),
+            media_type="application/geo+json",
+            headers={"Content-Disposition": f'attachment; filename="{view.dataset.id}.geojson"'},
+        )
 
     async def series(request: Request) -> Response:
         view, reader = await find(request)
@@ -178,8 +229,9 @@ def routes(portal: Portal) -> list[BaseRoute]:
         purpose = str(form.get("purpose", ""))
         if not purpose.strip() or len(purpose) > 500:
             # the form again, with the problem next to the field (GOV.UK error pattern)
-            return await render_dataset(request, view, reader, purpose=purpose, status=400,
-                                        problem="purpose")
+            return await render_dataset(
+                request, view, reader, purpose=purpose, status=400, problem="purpose"
+            )
         await portal.governance.request_access(reader.principal, view.dataset.id, purpose)
         return RedirectResponse(f"/datasets/{view.dataset.id}?sent=1#access", status_code=303)
 
@@ -193,14 +245,25 @@ def routes(portal: Portal) -> list[BaseRoute]:
         place = request.path_params["place"]
         dashboard = Dashboard(portal.broker, await portal.readable(reader))
         docs, indicators = await dashboard.indicators(place)
-        return await portal.render(request, "dashboard.html", {
-            "place": place, "indicators": indicators,
-            "entities": [{"id": d["id"], "label": label_of(d),
-                          "types": [short_name(t) for t in d["type"]], "values": current_values(d)}
-                         for d in docs],
-            "live_url": "/live/entities?" + urlencode({"id": ",".join(d["id"] for d in docs),
-                                                      "options": "keyValues"}),
-        })
+        return await portal.render(
+            request,
+            "dashboard.html",
+            {
+                "place": place,
+                "indicators": indicators,
+                "entities": [
+                    {
+                        "id": d["id"],
+                        "label": label_of(d),
+                        "types": [short_name(t) for t in d["type"]],
+                        "values": current_values(d),
+                    }
+                    for d in docs
+                ],
+                "live_url": "/live/entities?"
+                + urlencode({"id": ",".join(d["id"] for d in docs), "options": "keyValues"}),
+            },
+        )
 
     async def indicator(request: Request) -> tuple[str, str, Indicator]:
         reader = await portal.reader(request)
@@ -214,26 +277,42 @@ def routes(portal: Portal) -> list[BaseRoute]:
 
     async def indicator_csv(request: Request) -> Response:
         place, key, found = await indicator(request)
-        return Response(found.csv().encode("utf-8"), media_type="text/csv; charset=utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{place}-{key}.csv"'})
+        return Response(
+            found.csv().encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{place}-{key}.csv"'},
+        )
 
     async def indicator_png(request: Request) -> Response:
         place, key, found = await indicator(request)
         reader = await portal.reader(request)
         lang = reader.lang
         title, reference = CHART_TEXTS[found.key]
-        limit = {"pm10": found.figures.get("limit"), "water": found.figures.get("threshold")}.get(found.key)
+        limit = {"pm10": found.figures.get("limit"), "water": found.figures.get("threshold")}.get(
+            found.key
+        )
         formats = i18n.Formats(reader.lang)
         png = charts.indicator_png(
-            found, title=portal.gettext(lang, title, label=found.entity_label),
-            source=portal.gettext(lang, N_("Source: smartregion, %(place)s, %(date)s"), place=place,
-                                  date=formats.date(datetime.now(UTC))),
-            reference=(float(limit), portal.gettext(lang, reference)) if limit is not None and reference else None,
+            found,
+            title=portal.gettext(lang, title, label=found.entity_label),
+            source=portal.gettext(
+                lang,
+                N_("Source: smartregion, %(place)s, %(date)s"),
+                place=place,
+                date=formats.date(datetime.now(UTC)),
+            ),
+            reference=(float(limit), portal.gettext(lang, reference))
+            if limit is not None and reference
+            else None,
             unit=portal.gettext(lang, UNITS.get(found.unit, found.unit)),
-            lang=reader.lang, number=lambda v, digits: formats.number(v, digits),
+            lang=reader.lang,
+            number=lambda v, digits: formats.number(v, digits),
         )
-        return Response(png, media_type="image/png",
-                        headers={"Content-Disposition": f'attachment; filename="{place}-{key}.png"'})
+        return Response(
+            png,
+            media_type="image/png",
+            headers={"Content-Disposition": f'attachment; filename="{place}-{key}.png"'},
+        )
 
     return [
         Route("/", home, methods=["GET"]),
@@ -248,4 +327,3 @@ def routes(portal: Portal) -> list[BaseRoute]:
         Route("/datasets/{dataset_id}/series", series, methods=["GET"]),
         Route("/datasets/{dataset_id}/access", request_access, methods=["POST"]),
     ]
-

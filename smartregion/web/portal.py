@@ -59,8 +59,12 @@ def N_(text: str) -> str:
 #: the words shown for stored values (themes, policies, roles, …), translated when shown
 LABELS: dict[str, dict[str, str]] = {
     "theme": {
-        "mobility": N_("Mobility"), "environment": N_("Environment"), "living": N_("Living"),
-        "people": N_("People"), "government": N_("Government"), "economy": N_("Economy"),
+        "mobility": N_("Mobility"),
+        "environment": N_("Environment"),
+        "living": N_("Living"),
+        "people": N_("People"),
+        "government": N_("Government"),
+        "economy": N_("Economy"),
     },
     "policy": {"open": N_("open"), "restricted": N_("restricted"), "private": N_("private")},
     "role": {"reader": N_("reader"), "editor": N_("editor"), "admin": N_("admin")},
@@ -72,7 +76,9 @@ LABELS: dict[str, dict[str, str]] = {
         "refused": N_("The request was refused."),
         "key-revoked": N_("The key was revoked."),
         "policy": N_("The access policy was changed."),
-        "dataset": N_("The data set was created. Its entities are those of its types that your organisation writes."),
+        "dataset": N_(
+            "The data set was created. Its entities are those of its types that your organisation writes."
+        ),
         "member": N_("The member's role was changed."),
         "member-removed": N_("The member was removed from the organisation."),
     },
@@ -155,7 +161,9 @@ class Portal:
         if session is not None:
             store = self.governance.store
             person = await store.get_person(session.person_id)
-            memberships = await store.list_memberships(person_id=session.person_id) if person else []
+            memberships = (
+                await store.list_memberships(person_id=session.person_id) if person else []
+            )
             role = next((m.role for m in memberships if m.org_id == session.org_id), None)
             if person is not None and role is not None:
                 reader.session = session
@@ -224,8 +232,13 @@ class Portal:
             log.exception("portal page failed", exc_info=exc)
             status, detail = 500, ""
         if status == 401 and request.method == "GET":
-            return Response(status_code=303, headers={"Location": "/sign-in?" + urlencode({"next": request.url.path})})
-        return await self.render(request, "error.html", {"status": status, "detail": detail}, status=status)
+            return Response(
+                status_code=303,
+                headers={"Location": "/sign-in?" + urlencode({"next": request.url.path})},
+            )
+        return await self.render(
+            request, "error.html", {"status": status, "detail": detail}, status=status
+        )
 
     def app(self, routes: Sequence[BaseRoute]) -> Starlette:
         """The portal's ASGI app: the given page routes, static files, the error mapping."""
@@ -238,7 +251,10 @@ class Portal:
             HTTPException: on_error,
         }
         return Starlette(
-            routes=[*routes, Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static")],
+            routes=[
+                *routes,
+                Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+            ],
             exception_handlers=handlers,
         )
 

@@ -67,9 +67,16 @@ class SessionCodec:
 
     def encode(self, session: Session) -> str:
         """The cookie value."""
-        payload = _b64(orjson.dumps(
-            {"p": session.person_id, "o": session.org_id, "t": session.issued, "n": session.nonce}
-        ))
+        payload = _b64(
+            orjson.dumps(
+                {
+                    "p": session.person_id,
+                    "o": session.org_id,
+                    "t": session.issued,
+                    "n": session.nonce,
+                }
+            )
+        )
         mac = _b64(hmac.new(self.key, payload.encode(), hashlib.sha256).digest())
         return f"{payload}.{mac}"
 

@@ -222,9 +222,7 @@ def routes(portal: Portal) -> list[BaseRoute]:
         reader = await portal.reader(request)
         query = list_query(request, hub.taxonomy, ("published",))
         filters = Filters(terms=query.terms, q=query.q, statuses=["published"])
-        found = await hub.search(
-            "story", filters, limit=PAGE_SIZE, offset=query.offset
-        )
+        found = await hub.search("story", filters, limit=PAGE_SIZE, offset=query.offset)
         facets = facet_groups(
             request, found, hub.taxonomy, reader.lang, query, schemes=("domain", "region")
         )

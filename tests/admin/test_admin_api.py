@@ -46,8 +46,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await gov.create_organisation(op, "platform", "Platform", "region")
         await gov.create_organisation(op, "ghent", "Stad Gent", "municipality", nis="44021")
         await gov.create_organisation(op, "uni", "Universiteit", "knowledge_institution")
-        keys = [(await gov.create_api_key(op, org, role=role)).key
-                for org, role in [("platform", "admin"), ("ghent", "admin"), ("uni", "editor")]]
+        keys = [
+            (await gov.create_api_key(op, org, role=role)).key
+            for org, role in [("platform", "admin"), ("ghent", "admin"), ("uni", "editor")]
+        ]
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1") as c:
             yield Env(c, gov, *keys)
@@ -57,20 +59,34 @@ async def test_openapi_is_published(env: Env) -> None:
     r = await env.client.get("/openapi.json")
     assert r.status_code == 200
     paths = r.json()["paths"]
-    for path in ["/organisations", "/organisations/{org_id}/keys", "/keys/{key_id}", "/datasets",
-                 "/mandates", "/access-requests", "/access-requests/{request_id}/approve",
-                 "/access-requests/{request_id}/refuse", "/grants", "/grants/{grant_id}"]:
+    for path in [
+        "/organisations",
+        "/organisations/{org_id}/keys",
+        "/keys/{key_id}",
+        "/datasets",
+        "/mandates",
+        "/access-requests",
+        "/access-requests/{request_id}/approve",
+        "/access-requests/{request_id}/refuse",
+        "/grants",
+        "/grants/{grant_id}",
+    ]:
         assert path in paths
 
 
-@pytest.mark.parametrize("headers", [
-    {},
-    {"Authorization": "Bearer "},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
-    {"Authorization": "Bearer srk_0123456789abcdef_" + "a" * 43},
-    {"Authorization": "Bearer not-a-key"},
-])
-async def test_missing_or_invalid_credentials_are_401_problems(env: Env, headers: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer srk_0123456789abcdef_" + "a" * 43},
+        {"Authorization": "Bearer not-a-key"},
+    ],
+)
+async def test_missing_or_invalid_credentials_are_401_problems(
+    env: Env, headers: dict[str, str]
+) -> None:
     r = await env.client.get("/organisations", headers=headers)
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"
@@ -95,18 +111,27 @@ async def test_organisations(env: Env) -> None:
     assert r.status_code == 201 and r.json()["nis"] == "24062"
     r = await env.client.post("/organisations", json=body, headers=env.auth(env.platform))
     assert r.status_code == 409
-    r = await env.client.post("/organisations", json={**body, "id": "x", "kind": "alien"},
-                              headers=env.auth(env.platform))
+    r = await env.client.post(
+        "/organisations", json={**body, "id": "x", "kind": "alien"}, headers=env.auth(env.platform)
+    )
     assert r.status_code == 400
-    r = await env.client.post("/organisations", json={**body, "id": "y", "kbo": "0207451228"},
-                              headers=env.auth(env.platform))
+    r = await env.client.post(
+        "/organisations",
+        json={**body, "id": "y", "kbo": "0207451228"},
+        headers=env.auth(env.platform),
+    )
     assert r.status_code == 400 and "check" in r.json()["detail"]
-    assert (await env.client.get("/organisations/nope", headers=env.auth(env.uni))).status_code == 404
+    assert (
+        await env.client.get("/organisations/nope", headers=env.auth(env.uni))
+    ).status_code == 404
 
 
 async def test_key_lifecycle_revoked_key_refused_on_the_next_request(env: Env) -> None:
-    r = await env.client.post("/organisations/ghent/keys", json={"role": "reader", "label": "sensor"},
-                              headers=env.auth(env.ghent))
+    r = await env.client.post(
+        "/organisations/ghent/keys",
+        json={"role": "reader", "label": "sensor"},
+        headers=env.auth(env.ghent),
+    )
     assert r.status_code == 201
     issued = r.json()
     assert issued["key"].startswith("srk_") and "secret_hash" not in issued
@@ -116,21 +141,31 @@ async def test_key_lifecycle_revoked_key_refused_on_the_next_request(env: Env) -
     new = env.auth(issued["key"])
     assert (await env.client.get("/organisations", headers=new)).status_code == 200
     # a reader may not issue keys; another organisation's admin may not revoke
-    assert (await env.client.post("/organisations/ghent/keys", json={}, headers=new)).status_code == 403
+    assert (
+        await env.client.post("/organisations/ghent/keys", json={}, headers=new)
+    ).status_code == 403
     r = await env.client.delete(f"/keys/{issued['id']}", headers=env.auth(env.uni))
     assert r.status_code == 403
     r = await env.client.delete(f"/keys/{issued['id']}", headers=env.auth(env.ghent))
     assert r.status_code == 204
     assert (await env.client.get("/organisations", headers=new)).status_code == 401
-    assert (await env.client.delete(f"/keys/{issued['id']}", headers=env.auth(env.ghent))).status_code == 409
+    assert (
+        await env.client.delete(f"/keys/{issued['id']}", headers=env.auth(env.ghent))
+    ).status_code == 409
 
 
 async def test_an_expired_key_is_401(env: Env) -> None:
-    r = await env.client.post("/organisations/ghent/keys",
-                              json={"expires_at": "2020-01-01T00:00:00Z"}, headers=env.auth(env.ghent))
+    r = await env.client.post(
+        "/organisations/ghent/keys",
+        json={"expires_at": "2020-01-01T00:00:00Z"},
+        headers=env.auth(env.ghent),
+    )
     assert r.status_code == 400  # cannot issue an already expired key
-    r = await env.client.post("/organisations/ghent/keys",
-                              json={"expires_at": "2090-01-01T00:00:00Z"}, headers=env.auth(env.ghent))
+    r = await env.client.post(
+        "/organisations/ghent/keys",
+        json={"expires_at": "2090-01-01T00:00:00Z"},
+        headers=env.auth(env.ghent),
+    )
     expiring = env.auth(r.json()["key"])
     assert (await env.client.get("/organisations", headers=expiring)).status_code == 200
     env.gov.clock = lambda: datetime(2090, 1, 1, 0, 0, 1, tzinfo=UTC)
@@ -139,24 +174,37 @@ async def test_an_expired_key_is_401(env: Env) -> None:
 
 
 async def test_unknown_members_are_refused(env: Env) -> None:
-    r = await env.client.post("/organisations/ghent/keys", json={"expires": "2030-01-01T00:00:00Z"},
-                              headers=env.auth(env.ghent))
+    r = await env.client.post(
+        "/organisations/ghent/keys",
+        json={"expires": "2030-01-01T00:00:00Z"},
+        headers=env.auth(env.ghent),
+    )
     assert r.status_code == 400
     assert r.headers["content-type"] == "application/problem+json"
 
 
 async def test_datasets_access_requests_grants(env: Env) -> None:
-    ds = {"id": "ghent-cams", "owner": "ghent", "title": {"nl": "Camera's", "en": "Cameras"},
-          "entity_types": ["Camera"], "theme": "mobility", "policy": "restricted"}
-    assert (await env.client.post("/datasets", json=ds, headers=env.auth(env.uni))).status_code == 403
+    ds = {
+        "id": "ghent-cams",
+        "owner": "ghent",
+        "title": {"nl": "Camera's", "en": "Cameras"},
+        "entity_types": ["Camera"],
+        "theme": "mobility",
+        "policy": "restricted",
+    }
+    assert (
+        await env.client.post("/datasets", json=ds, headers=env.auth(env.uni))
+    ).status_code == 403
     r = await env.client.post("/datasets", json=ds, headers=env.auth(env.ghent))
     assert r.status_code == 201 and r.json()["policy_kind"] == "restricted"
     r = await env.client.get("/datasets", params={"owner": "ghent"}, headers=env.auth(env.uni))
     assert [d["id"] for d in r.json()] == ["ghent-cams"]
     # request, approve, grant, revoke
-    r = await env.client.post("/access-requests", json={
-        "dataset": "ghent-cams", "purpose": "research", "end": "2030-01-01T00:00:00Z"},
-        headers=env.auth(env.uni))
+    r = await env.client.post(
+        "/access-requests",
+        json={"dataset": "ghent-cams", "purpose": "research", "end": "2030-01-01T00:00:00Z"},
+        headers=env.auth(env.uni),
+    )
     assert r.status_code == 201
     request_id = r.json()["id"]
     listed = (await env.client.get("/access-requests", headers=env.auth(env.ghent))).json()
@@ -172,36 +220,56 @@ async def test_datasets_access_requests_grants(env: Env) -> None:
     assert r.status_code == 200 and r.json()["policy"]["@type"] == "Agreement"
     r = await env.client.get(f"/agreements/{agreement['id']}", headers=env.auth(env.platform))
     assert r.status_code == 404  # not a party
-    assert (await env.client.post(f"/access-requests/{request_id}/refuse",
-                                  headers=env.auth(env.ghent))).status_code == 409
-    assert [g["id"] for g in (await env.client.get("/grants", headers=env.auth(env.uni))).json()] == [grant["id"]]
-    assert (await env.client.delete(f"/grants/{grant['id']}", headers=env.auth(env.uni))).status_code == 403
-    assert (await env.client.delete(f"/grants/{grant['id']}", headers=env.auth(env.ghent))).status_code == 204
+    assert (
+        await env.client.post(f"/access-requests/{request_id}/refuse", headers=env.auth(env.ghent))
+    ).status_code == 409
+    assert [
+        g["id"] for g in (await env.client.get("/grants", headers=env.auth(env.uni))).json()
+    ] == [grant["id"]]
+    assert (
+        await env.client.delete(f"/grants/{grant['id']}", headers=env.auth(env.uni))
+    ).status_code == 403
+    assert (
+        await env.client.delete(f"/grants/{grant['id']}", headers=env.auth(env.ghent))
+    ).status_code == 204
     revoked = (await env.client.get("/grants", headers=env.auth(env.ghent))).json()[0]
     assert revoked["revoked_at"] is not None
     # policy change
-    r = await env.client.put("/datasets/ghent-cams/policy", json={
-        "policy": "restricted", "permissions": [{"action": "read", "assignee": {"kind": "municipality"}}]},
-        headers=env.auth(env.ghent))
+    r = await env.client.put(
+        "/datasets/ghent-cams/policy",
+        json={
+            "policy": "restricted",
+            "permissions": [{"action": "read", "assignee": {"kind": "municipality"}}],
+        },
+        headers=env.auth(env.ghent),
+    )
     assert r.status_code == 200 and r.json()["policy_kind"] == "restricted"
-    r = await env.client.put("/datasets/ghent-cams/policy", json={
-        "policy": "restricted", "permissions": [{"action": "read", "duty": []}]},
-        headers=env.auth(env.ghent))
+    r = await env.client.put(
+        "/datasets/ghent-cams/policy",
+        json={"policy": "restricted", "permissions": [{"action": "read", "duty": []}]},
+        headers=env.auth(env.ghent),
+    )
     assert r.status_code == 400
 
 
 async def test_mandates(env: Env) -> None:
-    r = await env.client.post("/mandates", json={"owner": "ghent", "mandated": "uni"},
-                              headers=env.auth(env.uni))
+    r = await env.client.post(
+        "/mandates", json={"owner": "ghent", "mandated": "uni"}, headers=env.auth(env.uni)
+    )
     assert r.status_code == 403
-    r = await env.client.post("/mandates", json={"owner": "ghent", "mandated": "uni"},
-                              headers=env.auth(env.ghent))
+    r = await env.client.post(
+        "/mandates", json={"owner": "ghent", "mandated": "uni"}, headers=env.auth(env.ghent)
+    )
     assert r.status_code == 201
     mandate_id = r.json()["id"]
     listed = (await env.client.get("/organisations/uni/mandates", headers=env.auth(env.uni))).json()
     assert [m["id"] for m in listed] == [mandate_id]
-    assert (await env.client.delete(f"/mandates/{mandate_id}", headers=env.auth(env.ghent))).status_code == 204
-    assert (await env.client.delete("/mandates/nope", headers=env.auth(env.ghent))).status_code == 404
+    assert (
+        await env.client.delete(f"/mandates/{mandate_id}", headers=env.auth(env.ghent))
+    ).status_code == 204
+    assert (
+        await env.client.delete("/mandates/nope", headers=env.auth(env.ghent))
+    ).status_code == 404
 
 
 async def test_unknown_paths_are_problem_404(env: Env) -> None:
@@ -212,14 +280,22 @@ async def test_unknown_paths_are_problem_404(env: Env) -> None:
 
 async def test_private_datasets_are_invisible_to_others(env: Env) -> None:
     ds = {"id": "ghent-secret", "owner": "ghent", "title": "Geheim", "entity_types": ["T"]}
-    assert (await env.client.post("/datasets", json=ds, headers=env.auth(env.ghent))).status_code == 201
-    assert (await env.client.get("/datasets/ghent-secret", headers=env.auth(env.uni))).status_code == 404
+    assert (
+        await env.client.post("/datasets", json=ds, headers=env.auth(env.ghent))
+    ).status_code == 201
+    assert (
+        await env.client.get("/datasets/ghent-secret", headers=env.auth(env.uni))
+    ).status_code == 404
     assert (await env.client.get("/datasets", headers=env.auth(env.uni))).json() == []
-    r = await env.client.post("/access-requests", json={"dataset": "ghent-secret", "purpose": "x"},
-                              headers=env.auth(env.uni))
+    r = await env.client.post(
+        "/access-requests",
+        json={"dataset": "ghent-secret", "purpose": "x"},
+        headers=env.auth(env.uni),
+    )
     assert r.status_code == 404
-    r = await env.client.put("/datasets/ghent-secret/policy", json={"policy": "open"},
-                             headers=env.auth(env.uni))
+    r = await env.client.put(
+        "/datasets/ghent-secret/policy", json={"policy": "open"}, headers=env.auth(env.uni)
+    )
     assert r.status_code == 404
     r = await env.client.get("/datasets/ghent-secret", headers=env.auth(env.ghent))
     assert r.status_code == 200 and r.json()["policy_kind"] == "private"

@@ -15,8 +15,13 @@ import pytest
 from tests.test_serve import server
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 AXE = Path(__file__).resolve().parents[1] / "fixtures" / "vendor" / "axe-core" / "axe.min.js"
 
 
@@ -26,8 +31,13 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     directory = tmp_path_factory.mktemp("browser")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SMARTREGION_SECRET_KEY", "browser-tests-secret-0123456789abcdef")
-        with server("--database", f"sqlite:///{directory}/demo.db", "--demo", "--anonymous-writes",
-                    "--no-access-log") as base:
+        with server(
+            "--database",
+            f"sqlite:///{directory}/demo.db",
+            "--demo",
+            "--anonymous-writes",
+            "--no-access-log",
+        ) as base:
             yield base
 
 
@@ -40,6 +50,8 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=ARGS
+        )
         yield chromium
         chromium.close()

@@ -11,7 +11,9 @@ def tab_to(page: Any, selector: str) -> None:
     """Press Tab until the focused element matches `selector` (fail after MAX_TABS)."""
     for _ in range(MAX_TABS):
         page.keyboard.press("Tab")
-        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+        if page.evaluate(
+            "s => document.activeElement && document.activeElement.matches(s)", selector
+        ):
             return
     raise AssertionError(f"{selector} is not reachable with the Tab key")
 

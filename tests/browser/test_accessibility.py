@@ -9,20 +9,43 @@ import pytest
 from tests.browser.conftest import AXE
 from tests.web.conftest import ANNA, BART
 
-PAGES = ["/", "/datasets", "/datasets/demo", "/datasets/demo-water", "/municipalities",
-         "/municipalities/Gent", "/sign-in", "/no-such-page",
-         # the hub's pages (web/usecases.py, initiatives.py, actors.py)
-         "/use-cases", "/use-cases/slim-parkeren-gent", "/stories", "/stories/fatima-meet-de-lucht",
-         "/initiatives", "/initiatives/report", "/initiatives/slimme-binnenstad-leuven", "/actors",
-         "/actors/actor-gent"]
+PAGES = [
+    "/",
+    "/datasets",
+    "/datasets/demo",
+    "/datasets/demo-water",
+    "/municipalities",
+    "/municipalities/Gent",
+    "/sign-in",
+    "/no-such-page",
+    # the hub's pages (web/usecases.py, initiatives.py, actors.py)
+    "/use-cases",
+    "/use-cases/slim-parkeren-gent",
+    "/stories",
+    "/stories/fatima-meet-de-lucht",
+    "/initiatives",
+    "/initiatives/report",
+    "/initiatives/slimme-binnenstad-leuven",
+    "/actors",
+    "/actors/actor-gent",
+]
 #: pages whose map must be drawn before axe looks at them
 MAPS = {"/datasets/demo", "/use-cases/slim-parkeren-gent", "/actors", "/actors/actor-gent"}
 #: the hub's page types (docs/portal.md): lists, object pages with matches, joint purchases,
 #: the funding finder with answers, an instrument, the deadline calendar
-HUB_PAGES = ["/challenges", "/challenges?domain=domain:mobility", "/challenges/parkeerzoekverkeer-kortrijk",
-             "/solutions", "/solutions/parkwise-sensor", "/joint-purchases", "/funding",
-             "/funding?kind=municipality&domain=domain:mobility&amount=100000",
-             "/funding?kind=alien", "/funding/smart-cities-call", "/funding/calendar?month=2027-04"]
+HUB_PAGES = [
+    "/challenges",
+    "/challenges?domain=domain:mobility",
+    "/challenges/parkeerzoekverkeer-kortrijk",
+    "/solutions",
+    "/solutions/parkwise-sensor",
+    "/joint-purchases",
+    "/funding",
+    "/funding?kind=municipality&domain=domain:mobility&amount=100000",
+    "/funding?kind=alien",
+    "/funding/smart-cities-call",
+    "/funding/calendar?month=2027-04",
+]
 #: WCAG 2.1 A and AA, plus axe's best practices
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]
 

@@ -23,7 +23,9 @@ def new_page(browser: Any, base_url: str, **options: Any) -> Any:
     return page
 
 
-def test_visitor_opens_a_data_set_changes_the_period_and_downloads_csv(browser: Any, base_url: str) -> None:
+def test_visitor_opens_a_data_set_changes_the_period_and_downloads_csv(
+    browser: Any, base_url: str
+) -> None:
     page = new_page(browser, base_url)
     page.goto("/datasets?lang=en")
     tab_to(page, 'a[href="/datasets/demo"]')
@@ -58,7 +60,9 @@ def test_visitor_opens_a_data_set_changes_the_period_and_downloads_csv(browser: 
     assert page.errors == []
 
 
-def test_owner_grants_access_and_the_other_organisation_sees_the_data(browser: Any, base_url: str) -> None:
+def test_owner_grants_access_and_the_other_organisation_sees_the_data(
+    browser: Any, base_url: str
+) -> None:
     bart = new_page(browser, base_url)
     bart.goto("/datasets/demo-water?lang=en")
     assert bart.locator("#map").count() == 0
@@ -90,7 +94,9 @@ def test_dashboard_updates_live_when_a_value_arrives(browser: Any, base_url: str
     page = new_page(browser, base_url)
     page.goto("/municipalities/Gent?lang=nl")
     page.wait_for_function("() => document.getElementById('live').dataset.live === 'connected'")
-    cell = page.locator('table[data-entity="urn:ngsi-ld:AirQualityObserved:44021-001"] [data-attr="no2"]')
+    cell = page.locator(
+        'table[data-entity="urn:ngsi-ld:AirQualityObserved:44021-001"] [data-attr="no2"]'
+    )
     assert cell.inner_text() != "77,25"
     r = httpx.patch(
         base_url + "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:44021-001/attrs",
@@ -98,8 +104,10 @@ def test_dashboard_updates_live_when_a_value_arrives(browser: Any, base_url: str
     )
     assert r.status_code == 204, r.text
     page.wait_for_function(
-        "() => document.querySelector('table[data-entity=\"urn:ngsi-ld:AirQualityObserved:44021-001\"] "
-        "[data-attr=\"no2\"]').textContent === '77,25'", timeout=10_000)
+        '() => document.querySelector(\'table[data-entity="urn:ngsi-ld:AirQualityObserved:44021-001"] '
+        "[data-attr=\"no2\"]').textContent === '77,25'",
+        timeout=10_000,
+    )
     assert "Luchtmeetstation Gent" in (page.locator("#live-status").text_content() or "")
     assert page.errors == []
 
@@ -111,7 +119,10 @@ def test_language_switch_is_remembered(browser: Any, base_url: str) -> None:
     tab_to(page, 'a[hreflang="en"]')
     page.keyboard.press("Enter")
     page.wait_for_function("() => document.documentElement.lang === 'en'")
-    assert page.get_by_role("heading", level=1).inner_text() == "Data and cooperation for the Flemish smart region"
+    assert (
+        page.get_by_role("heading", level=1).inner_text()
+        == "Data and cooperation for the Flemish smart region"
+    )
     page.goto("/datasets")  # no ?lang: the cookie remembers
     assert page.locator("html").get_attribute("lang") == "en"
     tab_to(page, 'a[hreflang="nl"]')
@@ -134,10 +145,16 @@ def test_owner_creates_a_data_set_grants_access_and_the_other_organisation_sees_
 ) -> None:
     # the owner's sensors write noise levels (anonymous writes are the platform organisation's,
     # whose admin Anna is)
-    noise = {"id": "urn:ngsi-ld:NoiseLevelObserved:ring-gent", "type": "NoiseLevelObserved",
-             "name": {"type": "Property", "value": "Geluidsmeter Ring Gent"},
-             "LAeq": {"type": "Property", "value": 61.5},
-             "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72, 51.05]}}}
+    noise = {
+        "id": "urn:ngsi-ld:NoiseLevelObserved:ring-gent",
+        "type": "NoiseLevelObserved",
+        "name": {"type": "Property", "value": "Geluidsmeter Ring Gent"},
+        "LAeq": {"type": "Property", "value": 61.5},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [3.72, 51.05]},
+        },
+    }
     assert httpx.post(f"{base_url}/ngsi-ld/v1/entities", json=noise, timeout=30).status_code == 201
 
     anna = new_page(browser, base_url)

@@ -46,5 +46,10 @@ def test_visitor_browses_use_cases(browser: Any, base_url: str) -> None:
     popup.wait_for()
     assert "Leuven" in popup.inner_text() and "stage: piloting" in popup.inner_text()
     # the same without the map, in the table
-    assert page.locator("table", has_text="Municipalities and how far they are").locator("td", has_text="Leuven").count() == 1
+    assert (
+        page.locator("table", has_text="Municipalities and how far they are")
+        .locator("td", has_text="Leuven")
+        .count()
+        == 1
+    )
     assert page.errors == []

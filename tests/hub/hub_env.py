@@ -28,7 +28,13 @@ class Env:
 #: (org id, name, kind, NIS code, [(key name, role)])
 ORGS = [
     ("platform", "Platform", "region", None, [("platform", "admin")]),
-    ("ghent", "Stad Gent", "municipality", "44021", [("ghent", "editor"), ("ghent-reader", "reader")]),
+    (
+        "ghent",
+        "Stad Gent",
+        "municipality",
+        "44021",
+        [("ghent", "editor"), ("ghent-reader", "reader")],
+    ),
     ("leuven", "Stad Leuven", "municipality", "24062", [("leuven", "editor")]),
     ("acme", "Acme BV", "company", None, [("acme", "editor")]),
     ("uni", "Universiteit", "knowledge_institution", None, [("uni", "admin")]),
@@ -39,10 +45,13 @@ def empty_postgres(url: str) -> None:
     """Empty what these tests write in the (shared, session-wide) test database: governance
     records, the audit chain and the hub's tables (other tables keep their set-up rows)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        names = [r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'gov\\_%'"
-            " OR tablename LIKE 'hub\\_%' OR tablename IN ('audit_log', 'audit_head'))"
-        ).fetchall()]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND (tablename LIKE 'gov\\_%'"
+                " OR tablename LIKE 'hub\\_%' OR tablename IN ('audit_log', 'audit_head'))"
+            ).fetchall()
+        ]
         if names:
             conn.execute("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " RESTART IDENTITY")
 
@@ -62,5 +71,3 @@ async def make_env(database_url: str) -> AsyncIterator[Env]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1") as c:
             yield Env(c, gov, hub, keys)
-
-

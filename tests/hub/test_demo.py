@@ -26,11 +26,24 @@ async def test_demo_content_is_loaded_once(tmp_path: Path) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as c:
             funding = (await c.get("/funding?limit=100")).json()
             assert {f["id"] for f in funding["items"]} >= {
-                "smart-cities-call", "efro-erdf", "interreg", "pio", "coock", "hermesfonds"}
+                "smart-cities-call",
+                "efro-erdf",
+                "interreg",
+                "pio",
+                "coock",
+                "hermesfonds",
+            }
             assert all(f["demo"] for f in funding["items"])
             call = (await c.get("/funding/smart-cities-call")).json()
             assert call["max_amount"] == 3_800_000 and call["level"] == "flemish"
-            for path in ("/actors", "/use-cases", "/challenges", "/solutions", "/initiatives", "/stories"):
+            for path in (
+                "/actors",
+                "/use-cases",
+                "/challenges",
+                "/solutions",
+                "/initiatives",
+                "/stories",
+            ):
                 body = (await c.get(path)).json()
                 assert body["total"] > 0, path
                 assert all(i["title"].get("nl") for i in body["items"]), path

@@ -42,7 +42,9 @@ async def test_create_read_replace_delete(env: Env) -> None:
     assert r.json()["maturity"] == "implemented"
     assert r.json()["created_at"] == created["created_at"]
     assert r.json()["updated_at"] >= created["updated_at"]
-    assert (await c.get("/use-cases/slim-parkeren")).json()["achievements"]["en"] == "Less search traffic"
+    assert (await c.get("/use-cases/slim-parkeren")).json()["achievements"][
+        "en"
+    ] == "Less search traffic"
 
     r = await c.delete("/use-cases/slim-parkeren", headers=env.auth("ghent"))
     assert r.status_code == 204
@@ -57,8 +59,11 @@ async def test_ids_are_made_from_the_title_and_duplicates_refused(env: Env) -> N
     assert r.status_code == 201
     r = await env.client.post("/use-cases", json=usecase(id="x1"), headers=env.auth("ghent"))
     assert r.status_code == 409
-    r = await env.client.post("/initiatives", headers=env.auth("ghent"), json={
-        "id": "report", "title": {"nl": "x"}, "status": "planned"})
+    r = await env.client.post(
+        "/initiatives",
+        headers=env.auth("ghent"),
+        json={"id": "report", "title": {"nl": "x"}, "status": "planned"},
+    )
     assert r.status_code == 400  # /initiatives/report is the portfolio report
 
 
@@ -68,20 +73,25 @@ async def test_an_object_of_one_kind_is_not_found_as_another(env: Env) -> None:
     assert (await env.client.delete("/challenges/uc", headers=env.auth("ghent"))).status_code == 404
 
 
-@pytest.mark.parametrize("body, where", [
-    (usecase(maturity="finished"), "maturity"),
-    (usecase(title={}), "title"),
-    (usecase(title={"nl": "   "}), "title"),
-    (usecase(title={"fr": "Stationnement"}), "title"),
-    (usecase(terms=["sdg:18"]), "sdg:18"),
-    (usecase(terms=["Mobility"]), "terms"),
-    (usecase(datasets=["no-such-dataset"]), "no-such-dataset"),
-    (usecase(initiatives=["no-such-initiative"]), "no-such-initiative"),
-    (usecase(colour="blue"), "colour"),
-    (usecase(summary={"nl": "nul \x00 byte"}), "summary"),
-    (usecase(owner="nobody"), "nobody"),
-])
-async def test_bad_input_is_a_400_problem_and_changes_nothing(env: Env, body: dict[str, Any], where: str) -> None:
+@pytest.mark.parametrize(
+    "body, where",
+    [
+        (usecase(maturity="finished"), "maturity"),
+        (usecase(title={}), "title"),
+        (usecase(title={"nl": "   "}), "title"),
+        (usecase(title={"fr": "Stationnement"}), "title"),
+        (usecase(terms=["sdg:18"]), "sdg:18"),
+        (usecase(terms=["Mobility"]), "terms"),
+        (usecase(datasets=["no-such-dataset"]), "no-such-dataset"),
+        (usecase(initiatives=["no-such-initiative"]), "no-such-initiative"),
+        (usecase(colour="blue"), "colour"),
+        (usecase(summary={"nl": "nul \x00 byte"}), "summary"),
+        (usecase(owner="nobody"), "nobody"),
+    ],
+)
+async def test_bad_input_is_a_400_problem_and_changes_nothing(
+    env: Env, body: dict[str, Any], where: str
+) -> None:
     r = await env.client.post("/use-cases", json=body, headers=env.auth("platform"))
     assert r.status_code == 400, r.text
     assert r.headers["content-type"] == "application/problem+json"
@@ -91,13 +101,19 @@ async def test_bad_input_is_a_400_problem_and_changes_nothing(env: Env, body: di
 
 async def test_numbers_must_be_finite_and_ranges_ordered(env: Env) -> None:
     base = {"title": {"nl": "Hitte"}, "problem": {"nl": "Te warm"}, "status": "open"}
-    for extra in ({"budget_min": 10, "budget_max": 5}, {"budget_max": -1},
-                  {"timeline_start": "2027-05-01", "timeline_end": "2027-01-01"}):
+    for extra in (
+        {"budget_min": 10, "budget_max": 5},
+        {"budget_max": -1},
+        {"timeline_start": "2027-05-01", "timeline_end": "2027-01-01"},
+    ):
         r = await env.client.post("/challenges", json={**base, **extra}, headers=env.auth("ghent"))
         assert r.status_code == 400, extra
     r = await env.client.post(
-        "/challenges", content=b'{"title": {"nl": "x"}, "problem": {"nl": "y"}, "status": "open",'
-        b' "budget_max": Infinity}', headers={**env.auth("ghent"), "content-type": "application/json"})
+        "/challenges",
+        content=b'{"title": {"nl": "x"}, "problem": {"nl": "y"}, "status": "open",'
+        b' "budget_max": Infinity}',
+        headers={**env.auth("ghent"), "content-type": "application/json"},
+    )
     assert r.status_code == 400
 
 
@@ -107,14 +123,20 @@ async def test_members_edit_their_organisation_and_admins_moderate(env: Env) -> 
     assert r.status_code == 201
     # no credentials: 401; a reader: 403; another organisation: 403
     assert (await c.post("/use-cases", json=usecase())).status_code == 401
-    assert (await c.post("/use-cases", json=usecase(), headers=env.auth("ghent-reader"))).status_code == 403
-    assert (await c.put("/use-cases/uc", json=usecase(), headers=env.auth("leuven"))).status_code == 403
+    assert (
+        await c.post("/use-cases", json=usecase(), headers=env.auth("ghent-reader"))
+    ).status_code == 403
+    assert (
+        await c.put("/use-cases/uc", json=usecase(), headers=env.auth("leuven"))
+    ).status_code == 403
     assert (await c.delete("/use-cases/uc", headers=env.auth("acme"))).status_code == 403
     # creating for another organisation is refused too
     r = await c.post("/use-cases", json=usecase(owner="leuven"), headers=env.auth("ghent"))
     assert r.status_code == 403
     # the platform organisation's admins moderate anyone's objects
-    r = await c.put("/use-cases/uc", json=usecase(title={"nl": "Gemodereerd"}), headers=env.auth("platform"))
+    r = await c.put(
+        "/use-cases/uc", json=usecase(title={"nl": "Gemodereerd"}), headers=env.auth("platform")
+    )
     assert r.status_code == 200 and r.json()["owner"] == "ghent"
     # an admin of another organisation is no moderator
     assert (await c.delete("/use-cases/uc", headers=env.auth("uni"))).status_code == 403
@@ -133,13 +155,34 @@ async def test_changes_are_in_the_audit_chain(env: Env) -> None:
 async def _seed(env: Env) -> None:
     specs = [
         ("ghent", usecase(id="gent-parkeren", maturity="implemented")),
-        ("ghent", usecase(id="gent-fiets", title={"nl": "Fietstellers"}, summary={},
-                          terms=["domain:mobility", "nis:44021"])),
-        ("leuven", usecase(id="leuven-lucht", title={"nl": "Burgermeetnet luchtkwaliteit"},
-                           summary={"en": "Citizens measure air quality"},
-                           terms=["domain:environment.air", "nis:24062", "sdg:3.9"])),
-        ("acme", usecase(id="acme-sensor", title={"en": "Sensor platform"}, summary={},
-                         maturity="idea", terms=["vloca:field"])),
+        (
+            "ghent",
+            usecase(
+                id="gent-fiets",
+                title={"nl": "Fietstellers"},
+                summary={},
+                terms=["domain:mobility", "nis:44021"],
+            ),
+        ),
+        (
+            "leuven",
+            usecase(
+                id="leuven-lucht",
+                title={"nl": "Burgermeetnet luchtkwaliteit"},
+                summary={"en": "Citizens measure air quality"},
+                terms=["domain:environment.air", "nis:24062", "sdg:3.9"],
+            ),
+        ),
+        (
+            "acme",
+            usecase(
+                id="acme-sensor",
+                title={"en": "Sensor platform"},
+                summary={},
+                maturity="idea",
+                terms=["vloca:field"],
+            ),
+        ),
     ]
     for who, body in specs:
         r = await env.client.post("/use-cases", json=body, headers=env.auth(who))
@@ -153,8 +196,15 @@ async def test_lists_filter_facet_search_and_page(env: Env) -> None:
     body = r.json()
     assert body["total"] == 4 and next(i["id"] for i in body["items"]) == "acme-sensor"
     facets = body["facets"]
-    assert {f["value"]: f["count"] for f in facets["maturity"]} == {"pilot": 2, "implemented": 1, "idea": 1}
-    assert {f["value"]: f["count"] for f in facets["owner_kind"]} == {"municipality": 3, "company": 1}
+    assert {f["value"]: f["count"] for f in facets["maturity"]} == {
+        "pilot": 2,
+        "implemented": 1,
+        "idea": 1,
+    }
+    assert {f["value"]: f["count"] for f in facets["owner_kind"]} == {
+        "municipality": 3,
+        "company": 1,
+    }
     region = {f["value"]: f for f in facets["region"]}
     assert region["nis:40000"]["count"] == 2  # Ghent's two, under East Flanders
     assert region["nis:44021"]["label"] == {"nl": "Gent", "en": "Ghent"}
@@ -167,7 +217,10 @@ async def test_lists_filter_facet_search_and_page(env: Env) -> None:
     assert ids(await c.get("/use-cases?term=domain:mobility")) == ["gent-fiets", "gent-parkeren"]
     assert ids(await c.get("/use-cases?term=nis:20001")) == ["leuven-lucht"]  # Flemish Brabant
     assert ids(await c.get("/use-cases?term=domain:mobility&term=sdg:11")) == ["gent-parkeren"]
-    assert ids(await c.get("/use-cases?status=idea&status=implemented")) == ["acme-sensor", "gent-parkeren"]
+    assert ids(await c.get("/use-cases?status=idea&status=implemented")) == [
+        "acme-sensor",
+        "gent-parkeren",
+    ]
     assert ids(await c.get("/use-cases?owner_kind=company")) == ["acme-sensor"]
     assert ids(await c.get("/use-cases?owner=leuven")) == ["leuven-lucht"]
     assert ids(await c.get("/use-cases?q=luchtkwaliteit")) == ["leuven-lucht"]
@@ -181,10 +234,22 @@ async def test_lists_filter_facet_search_and_page(env: Env) -> None:
     assert (await c.get("/use-cases?facets=false")).json()["facets"] == {}
 
 
-@pytest.mark.parametrize("query", [
-    "term=Mobility", "term=funder:vlaio", "status=Pilot", "owner=Gent!", "owner_kind=bank",
-    "sort=random", "limit=0", "limit=101", "offset=-1", "q=" + "x" * 201, "q=%00",
-])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "term=Mobility",
+        "term=funder:vlaio",
+        "status=Pilot",
+        "owner=Gent!",
+        "owner_kind=bank",
+        "sort=random",
+        "limit=0",
+        "limit=101",
+        "offset=-1",
+        "q=" + "x" * 201,
+        "q=%00",
+    ],
+)
 async def test_bad_list_parameters_are_400(env: Env, query: str) -> None:
     r = await env.client.get(f"/use-cases?{query}")
     assert r.status_code == 400, r.text
@@ -192,25 +257,50 @@ async def test_bad_list_parameters_are_400(env: Env, query: str) -> None:
 
 
 async def test_kind_keys_filter_initiatives_by_funder(env: Env) -> None:
-    fund = {"title": {"nl": "Oproep"}, "funder": "Vlaamse overheid", "level": "flemish",
-            "eligible_applicants": ["municipality"], "calls": [{"deadline": "2027-04-30"}]}
-    assert (await env.client.post("/funding", json={**fund, "id": "oproep"}, headers=env.auth("platform"))).status_code == 201
-    init = {"title": {"nl": "Slimme binnenstad"}, "status": "running", "budget": 1000,
-            "partners": ["acme"], "funding": [{"funder": "Vlaamse overheid", "instrument": "oproep", "amount": 400}]}
-    r = await env.client.post("/initiatives", json={**init, "id": "binnenstad"}, headers=env.auth("ghent"))
+    fund = {
+        "title": {"nl": "Oproep"},
+        "funder": "Vlaamse overheid",
+        "level": "flemish",
+        "eligible_applicants": ["municipality"],
+        "calls": [{"deadline": "2027-04-30"}],
+    }
+    assert (
+        await env.client.post(
+            "/funding", json={**fund, "id": "oproep"}, headers=env.auth("platform")
+        )
+    ).status_code == 201
+    init = {
+        "title": {"nl": "Slimme binnenstad"},
+        "status": "running",
+        "budget": 1000,
+        "partners": ["acme"],
+        "funding": [{"funder": "Vlaamse overheid", "instrument": "oproep", "amount": 400}],
+    }
+    r = await env.client.post(
+        "/initiatives", json={**init, "id": "binnenstad"}, headers=env.auth("ghent")
+    )
     assert r.status_code == 201, r.text
-    r = await env.client.post("/initiatives", json={**init, "id": "other", "funding": []}, headers=env.auth("ghent"))
+    r = await env.client.post(
+        "/initiatives", json={**init, "id": "other", "funding": []}, headers=env.auth("ghent")
+    )
     assert r.status_code == 201
     r = await env.client.get("/initiatives?term=funder:vlaamse-overheid")
     assert [i["id"] for i in r.json()["items"]] == ["binnenstad"]
     assert {f["value"] for f in r.json()["facets"]["funder"]} == {"funder:vlaamse-overheid"}
-    assert [i["id"] for i in (await env.client.get("/initiatives?term=partner:acme")).json()["items"]] == ["other", "binnenstad"]
+    assert [
+        i["id"] for i in (await env.client.get("/initiatives?term=partner:acme")).json()["items"]
+    ] == ["other", "binnenstad"]
     assert (await env.client.get("/funding?term=applicant:municipality")).json()["total"] == 1
     # a reference to an unknown instrument or partner is refused
     bad = {**init, "funding": [{"funder": "X", "instrument": "nope", "amount": 1}]}
-    assert (await env.client.post("/initiatives", json=bad, headers=env.auth("ghent"))).status_code == 400
-    assert (await env.client.post("/initiatives", json={**init, "partners": ["ghost"]},
-                                  headers=env.auth("ghent"))).status_code == 400
+    assert (
+        await env.client.post("/initiatives", json=bad, headers=env.auth("ghent"))
+    ).status_code == 400
+    assert (
+        await env.client.post(
+            "/initiatives", json={**init, "partners": ["ghost"]}, headers=env.auth("ghent")
+        )
+    ).status_code == 400
 
 
 async def test_exports_carry_the_same_selection(env: Env) -> None:
@@ -229,17 +319,27 @@ async def test_exports_carry_the_same_selection(env: Env) -> None:
 
 
 async def test_csv_cells_never_start_a_formula(env: Env) -> None:
-    body = usecase(id="formula", title={"nl": "=HYPERLINK(\"http://x\")"}, summary={"nl": "+1", "en": "@SUM(A1)"})
-    assert (await env.client.post("/use-cases", json=body, headers=env.auth("ghent"))).status_code == 201
+    body = usecase(
+        id="formula", title={"nl": '=HYPERLINK("http://x")'}, summary={"nl": "+1", "en": "@SUM(A1)"}
+    )
+    assert (
+        await env.client.post("/use-cases", json=body, headers=env.auth("ghent"))
+    ).status_code == 201
     row = next(csv.DictReader(io.StringIO((await env.client.get("/use-cases/export.csv")).text)))
-    assert row["title_nl"].startswith("'=") and row["summary_nl"] == "'+1" and row["summary_en"] == "'@SUM(A1)"
+    assert (
+        row["title_nl"].startswith("'=")
+        and row["summary_nl"] == "'+1"
+        and row["summary_en"] == "'@SUM(A1)"
+    )
 
 
 async def test_one_actor_profile_per_organisation(env: Env) -> None:
     profile = {"title": {"nl": "Acme"}, "helix_role": "industry", "offers": {"nl": "Sensoren"}}
     r = await env.client.post("/actors", json=profile, headers=env.auth("acme"))
     assert r.status_code == 201 and r.json()["id"] == "actor-acme"
-    assert (await env.client.post("/actors", json=profile, headers=env.auth("acme"))).status_code == 409
+    assert (
+        await env.client.post("/actors", json=profile, headers=env.auth("acme"))
+    ).status_code == 409
     assert (await env.client.get("/actors?status=industry")).json()["total"] == 1
 
 
@@ -247,20 +347,36 @@ async def test_stale_write_is_a_conflict(env: Env) -> None:
     await env.client.post("/use-cases", json=usecase(id="uc"), headers=env.auth("ghent"))
     obj = await env.hub.get("usecase", "uc")
     # someone else changes it between our read and our write: the write over the old version fails
-    await env.client.put("/use-cases/uc", json=usecase(maturity="scaled"), headers=env.auth("ghent"))
+    await env.client.put(
+        "/use-cases/uc", json=usecase(maturity="scaled"), headers=env.auth("ghent")
+    )
     from smartregion.core.audit import AuditEvent
     from smartregion.storage.hub import HubStore
 
     store = env.hub.store
     assert isinstance(store, HubStore)
     assert not await store.replace_hub_object(
-        obj, [], [], expected_updated_at=obj.updated_at, audit=AuditEvent("t", "t", "uc", {}))
+        obj, [], [], expected_updated_at=obj.updated_at, audit=AuditEvent("t", "t", "uc", {})
+    )
 
 
 async def test_openapi_documents_the_hub(env: Env) -> None:
     paths = (await env.client.get("/openapi.json")).json()["paths"]
-    for kind in ("actors", "initiatives", "use-cases", "challenges", "solutions", "funding", "stories"):
-        for path in (f"/{kind}", f"/{kind}/{{object_id}}", f"/{kind}/export.csv", f"/{kind}/export.json"):
+    for kind in (
+        "actors",
+        "initiatives",
+        "use-cases",
+        "challenges",
+        "solutions",
+        "funding",
+        "stories",
+    ):
+        for path in (
+            f"/{kind}",
+            f"/{kind}/{{object_id}}",
+            f"/{kind}/export.csv",
+            f"/{kind}/export.json",
+        ):
             assert path in paths, path
     assert set(paths["/use-cases"]) == {"get", "post"}
     assert set(paths["/use-cases/{object_id}"]) == {"get", "put", "delete"}
@@ -269,9 +385,13 @@ async def test_openapi_documents_the_hub(env: Env) -> None:
 
 async def test_challenge_co_owners_are_local_governments(env: Env) -> None:
     body = {"title": {"nl": "Hitte"}, "problem": {"nl": "Te warm"}, "status": "open"}
-    r = await env.client.post("/challenges", json={**body, "co_owners": ["leuven"]}, headers=env.auth("ghent"))
+    r = await env.client.post(
+        "/challenges", json={**body, "co_owners": ["leuven"]}, headers=env.auth("ghent")
+    )
     assert r.status_code == 201 and r.json()["co_owners"] == ["leuven"]
     assert (await env.client.get("/challenges?term=coowner:leuven")).json()["total"] == 1
     for bad in (["acme"], ["ghost"]):
-        r = await env.client.post("/challenges", json={**body, "co_owners": bad}, headers=env.auth("ghent"))
+        r = await env.client.post(
+            "/challenges", json={**body, "co_owners": bad}, headers=env.auth("ghent")
+        )
         assert r.status_code == 400 and bad[0] in r.text

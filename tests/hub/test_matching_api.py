@@ -70,9 +70,15 @@ async def test_challenge_to_solutions_ranked_with_reasons_and_exclusions(env: En
     assert best["rank"] == 1
     why = best["explanation"]
     # the sub-theme's focus domain is shared through the taxonomy
-    assert {"domain:mobility", "domain:mobility.parking"} <= {t["id"] for t in why["shared_taxonomy"]}
+    assert {"domain:mobility", "domain:mobility.parking"} <= {
+        t["id"] for t in why["shared_taxonomy"]
+    }
     assert [(x["rule"], x["passed"]) for x in why["rules"]] == [
-        ("domain", True), ("region", True), ("budget", True), ("maturity", True)]
+        ("domain", True),
+        ("region", True),
+        ("budget", True),
+        ("maturity", True),
+    ]
     assert "TRL 9 meets the required TRL 8" in why["rules"][3]["detail"]  # scaled vs implemented
     assert any("parking" in t["candidate_words"] for t in why["shared_terms"])
     assert why["summary"].startswith("shared words")
@@ -85,16 +91,32 @@ async def test_challenge_to_solutions_ranked_with_reasons_and_exclusions(env: En
 
 async def test_the_rules_exclude_on_price_maturity_and_region_with_the_reason(env: Env) -> None:
     # Ghent lies in East Flanders: a solution offered there is offered to Ghent
-    await post(env, "/challenges", challenge(
-        id="lucht-gent", budget_max=10_000, min_maturity="implemented"), "ghent")
-    await post(env, "/solutions", solution(id="s-ok", terms=["domain:environment.air", "nis:40000"]), "acme")
+    await post(
+        env,
+        "/challenges",
+        challenge(id="lucht-gent", budget_max=10_000, min_maturity="implemented"),
+        "ghent",
+    )
+    await post(
+        env,
+        "/solutions",
+        solution(id="s-ok", terms=["domain:environment.air", "nis:40000"]),
+        "acme",
+    )
     await post(env, "/solutions", solution(id="s-dear", price_min=50_000), "acme")
     await post(env, "/solutions", solution(id="s-young", maturity="pilot"), "acme")
-    await post(env, "/solutions", solution(id="s-leuven", terms=["domain:environment.air", "nis:24062"]), "acme")
+    await post(
+        env,
+        "/solutions",
+        solution(id="s-leuven", terms=["domain:environment.air", "nis:24062"]),
+        "acme",
+    )
     body = (await env.client.get("/challenges/lucht-gent/matches")).json()
     assert ids(body["matches"]) == ["s-ok"]
     assert "offered in nis:40000" in body["matches"][0]["explanation"]["rules"][1]["detail"]
-    reasons = {x["object"]["id"]: [(f["rule"], f["detail"]) for f in x["failed"]] for x in body["excluded"]}
+    reasons = {
+        x["object"]["id"]: [(f["rule"], f["detail"]) for f in x["failed"]] for x in body["excluded"]
+    }
     assert reasons == {
         "s-dear": [("budget", "price from €50.000 exceeds budget €10.000")],
         "s-young": [("maturity", "TRL 6 below the required TRL 8")],
@@ -116,11 +138,15 @@ async def test_solution_to_challenges_leaves_out_closed_ones(env: Env) -> None:
 async def test_not_relevant_hides_the_match_for_the_organisation_and_is_recorded(env: Env) -> None:
     await post(env, "/challenges", challenge(id="c1"), "ghent")
     await post(env, "/solutions", solution(id="s1"), "acme")
-    await post(env, "/solutions", solution(id="s2", title={"nl": "Fijnstofmeting aan scholen"}), "acme")
+    await post(
+        env, "/solutions", solution(id="s2", title={"nl": "Fijnstofmeting aan scholen"}), "acme"
+    )
     c = env.client
     path = "/challenges/c1/matches/s1/not-relevant"
     assert (await c.post(path)).status_code == 401
-    assert (await c.post("/challenges/c1/matches/nope/not-relevant", headers=env.auth("ghent"))).status_code == 404
+    assert (
+        await c.post("/challenges/c1/matches/nope/not-relevant", headers=env.auth("ghent"))
+    ).status_code == 404
     r = await c.post(path, headers=env.auth("ghent-reader"))  # any member gives feedback
     assert r.status_code == 201, r.text
     assert r.json()["org_id"] == "ghent" and r.json()["solution_id"] == "s1"
@@ -150,23 +176,40 @@ async def test_not_relevant_hides_the_match_for_the_organisation_and_is_recorded
 async def test_near_duplicates_are_warned_on_create_and_checked_before(env: Env) -> None:
     first = await post(env, "/challenges", challenge(id="lucht-scholen"), "ghent")
     assert first["similar"] == []
-    again = await post(env, "/challenges", challenge(
-        title={"nl": "Fijnstof meten aan scholen"},
-        problem={"nl": "We willen fijnstof aan de schoolpoort meten en de ouders informeren."}), "leuven")
+    again = await post(
+        env,
+        "/challenges",
+        challenge(
+            title={"nl": "Fijnstof meten aan scholen"},
+            problem={"nl": "We willen fijnstof aan de schoolpoort meten en de ouders informeren."},
+        ),
+        "leuven",
+    )
     assert [s["object"]["id"] for s in again["similar"]] == ["lucht-scholen"]
     warning = again["similar"][0]
     assert warning["similarity"] >= 1 and "fijnstof" in warning["shared_words"]
-    other = await post(env, "/challenges", challenge(
-        title={"nl": "Eenzaamheid bij ouderen"},
-        problem={"nl": "Alleenwonende senioren vallen uit beeld."}, terms=["domain:living"]), "leuven")
+    other = await post(
+        env,
+        "/challenges",
+        challenge(
+            title={"nl": "Eenzaamheid bij ouderen"},
+            problem={"nl": "Alleenwonende senioren vallen uit beeld."},
+            terms=["domain:living"],
+        ),
+        "leuven",
+    )
     assert other["similar"] == []
     # a stored object reads the same as before (the warning is part of the create answer only)
     stored = (await env.client.get("/challenges/lucht-scholen")).json()
     assert "similar" not in stored
 
     c = env.client
-    draft = {"title": {"nl": "Luchtkwaliteit aan de scholen meten"},
-             "problem": {"nl": "Wij willen het fijnstof meten aan elke schoolpoort en de ouders informeren."}}
+    draft = {
+        "title": {"nl": "Luchtkwaliteit aan de scholen meten"},
+        "problem": {
+            "nl": "Wij willen het fijnstof meten aan elke schoolpoort en de ouders informeren."
+        },
+    }
     r = await c.post("/challenges/similar", json=draft)  # public, like reading
     assert r.status_code == 200, r.text
     assert "lucht-scholen" in [s["object"]["id"] for s in r.json()]
@@ -175,14 +218,21 @@ async def test_near_duplicates_are_warned_on_create_and_checked_before(env: Env)
     assert (await c.post("/challenges/similar", json={})).status_code == 400
     assert (await c.post("/challenges/similar", json={"status": "open"})).status_code == 400
     # only the same kind: a solution with these words is no duplicate of a challenge
-    assert (await c.post("/solutions/similar", json=draft | {"description": draft.pop("problem")})).json() == []
+    assert (
+        await c.post("/solutions/similar", json=draft | {"description": draft.pop("problem")})
+    ).json() == []
 
-    usecase = {"title": {"nl": "Slim parkeren"}, "summary": {"nl": "Parkeersensoren tonen vrije plaatsen."},
-               "maturity": "pilot"}
+    usecase = {
+        "title": {"nl": "Slim parkeren"},
+        "summary": {"nl": "Parkeersensoren tonen vrije plaatsen."},
+        "maturity": "pilot",
+    }
     await post(env, "/use-cases", usecase | {"id": "park-1"}, "ghent")
     created = await post(env, "/use-cases", usecase, "leuven")
     assert [s["object"]["id"] for s in created["similar"]] == ["park-1"]
-    r = await c.post("/use-cases/similar", json={"summary": {"nl": "Parkeersensoren tonen vrije plaatsen"}})
+    r = await c.post(
+        "/use-cases/similar", json={"summary": {"nl": "Parkeersensoren tonen vrije plaatsen"}}
+    )
     assert {s["object"]["id"] for s in r.json()} == {"park-1", created["id"]}
 
 
@@ -194,7 +244,10 @@ async def test_joint_purchases_group_municipalities_with_an_ocds_outline(env: En
     assert len(bundles) == 1
     bundle = bundles[0]
     assert {p["id"] for p in bundle["participants"]} == {"leuven", "kortrijk"}
-    assert {c["id"] for c in bundle["challenges"]} == {"zoekverkeer-leuven", "parkeerzoekverkeer-kortrijk"}
+    assert {c["id"] for c in bundle["challenges"]} == {
+        "zoekverkeer-leuven",
+        "parkeerzoekverkeer-kortrijk",
+    }
     assert bundle["combined_budget"] == 150_000 + 90_000
     assert bundle["demand"] == {"parkeerplaatsen": 650}
     assert [s["object"]["id"] for s in bundle["solutions"]] == ["parkwise-sensor"]
@@ -214,7 +267,8 @@ async def test_joint_purchases_group_municipalities_with_an_ocds_outline(env: En
     assert tender["tender"]["procuringEntity"]["id"] == "smartregion"
     assert release_errors(tender) == []  # the official OCDS 1.1 schema with Lots and Techniques
     assert [u.split("/")[4] for u in bundle["tender_extensions"]] == [
-        "ocds_lots_extension", "ocds_techniques_extension"
+        "ocds_lots_extension",
+        "ocds_techniques_extension",
     ]
 
     one = await env.client.get(f"/joint-purchases/{bundle['id']}")
@@ -229,9 +283,16 @@ async def test_joint_purchases_group_municipalities_with_an_ocds_outline(env: En
     assert (await env.client.get("/joint-purchases/bundle-000000000000")).status_code == 404
     # closing a member's challenge dissolves the proposal
     body = (await env.client.get("/challenges/parkeerzoekverkeer-kortrijk")).json()
-    fields = {k: v for k, v in body.items() if k not in ("id", "kind", "owner", "created_at", "updated_at")}
-    r = await env.client.put("/challenges/parkeerzoekverkeer-kortrijk", json=fields | {"status": "closed"},
-                             headers=env.auth("platform"))
+    fields = {
+        k: v
+        for k, v in body.items()
+        if k not in ("id", "kind", "owner", "created_at", "updated_at")
+    }
+    r = await env.client.put(
+        "/challenges/parkeerzoekverkeer-kortrijk",
+        json=fields | {"status": "closed"},
+        headers=env.auth("platform"),
+    )
     assert r.status_code == 200, r.text
     assert (await env.client.get("/joint-purchases")).json() == []
 
@@ -249,27 +310,39 @@ async def test_funding_eligibility_says_which_rules_pass_and_the_next_deadline(e
     body = r.json()
     applicant = body["applicant"]
     assert applicant["org_type"] == "municipality" and applicant["partners"] == 2
-    assert applicant["facts"] == {"duration_months": 24, "own_contribution": 0.5,
-                                  "partner_kinds": ["company", "knowledge_institution"]}
+    assert applicant["facts"] == {
+        "duration_months": 24,
+        "own_contribution": 0.5,
+        "partner_kinds": ["company", "knowledge_institution"],
+    }
     found = {i["object"]["id"]: i for i in body["instruments"]}
     call = found["smart-cities-call"]
     assert call["status"] == "eligible" and call["next_deadline"] == "2027-04-30"
-    assert checks(call) == {"Applicant type": "passed", "Partner types": "passed",
-                            "Own contribution": "passed", "Project duration in months": "passed",
-                            "Call open": "passed"}
+    assert checks(call) == {
+        "Applicant type": "passed",
+        "Partner types": "passed",
+        "Own contribution": "passed",
+        "Project duration in months": "passed",
+        "Call open": "passed",
+    }
     assert "coock" not in found  # knowledge institutions only
     statuses = [i["status"] for i in body["instruments"]]
     assert statuses == sorted(statuses, key=["eligible", "possibly"].index)
 
-    everything = (await c.get("/funding/eligibility", params={
-        "initiative": "slimme-binnenstad-leuven", "all": "true"})).json()
+    everything = (
+        await c.get(
+            "/funding/eligibility", params={"initiative": "slimme-binnenstad-leuven", "all": "true"}
+        )
+    ).json()
     coock = next(i for i in everything["instruments"] if i["object"]["id"] == "coock")
     assert coock["status"] == "not_eligible"
     failed = [x["reason"] for x in coock["checks"] if x["status"] == "failed"]
     assert failed[0] == "Applicant type: org_type municipality is none of knowledge_institution"
     # COOCK+ partners are companies: the knowledge centre among the partners fails the rule
     assert [x["label"] for x in coock["checks"] if x["status"] == "failed"] == [
-        "Applicant type", "Partner types"]
+        "Applicant type",
+        "Partner types",
+    ]
 
     # an organisation: what the hub does not know stays open ("possibly")
     uni = (await c.get("/funding/eligibility", params={"organisation": "uni"})).json()
@@ -279,20 +352,28 @@ async def test_funding_eligibility_says_which_rules_pass_and_the_next_deadline(e
 
     # after the call's deadline the instrument is closed
     env.hub.clock = lambda: datetime(2027, 5, 1, 12, tzinfo=UTC)
-    later = (await c.get("/funding/eligibility", params={
-        "initiative": "slimme-binnenstad-leuven", "all": "true"})).json()
+    later = (
+        await c.get(
+            "/funding/eligibility", params={"initiative": "slimme-binnenstad-leuven", "all": "true"}
+        )
+    ).json()
     call = next(i for i in later["instruments"] if i["object"]["id"] == "smart-cities-call")
     assert call["status"] == "not_eligible" and call["next_deadline"] is None
     assert "Call open: last deadline 2027-04-30 has passed" in [x["reason"] for x in call["checks"]]
 
     assert (await c.get("/funding/eligibility")).status_code == 400
-    r = await c.get("/funding/eligibility", params={"initiative": "slimme-binnenstad-leuven", "organisation": "uni"})
+    r = await c.get(
+        "/funding/eligibility",
+        params={"initiative": "slimme-binnenstad-leuven", "organisation": "uni"},
+    )
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
     assert (await c.get("/funding/eligibility", params={"usecase": "nope"})).status_code == 404
     assert (await c.get("/funding/eligibility", params={"organisation": "nope"})).status_code == 404
     # a use case applies through its owner
     uc = (await c.get("/funding/eligibility", params={"usecase": "hittekaart-genk"})).json()
-    assert uc["applicant"]["org_type"] == "municipality" and "nis:71016" in uc["applicant"]["regions"]
+    assert (
+        uc["applicant"]["org_type"] == "municipality" and "nis:71016" in uc["applicant"]["regions"]
+    )
 
 
 async def test_the_deadline_calendar_is_icalendar(env: Env) -> None:
@@ -302,16 +383,31 @@ async def test_the_deadline_calendar_is_icalendar(env: Env) -> None:
     assert r.headers["content-type"] == "text/calendar; charset=utf-8"
     calendar = icalendar.Calendar.from_ical(r.content)
     events = {str(e["UID"]): e for e in calendar.walk("VEVENT")}
-    assert set(events) == {f"{i}@testserver" for i in (
-        "smart-cities-call-20270430", "efro-erdf-20270615", "interreg-20270331", "pio-20270531",
-        "coock-20270301")}
+    assert set(events) == {
+        f"{i}@testserver"
+        for i in (
+            "smart-cities-call-20270430",
+            "efro-erdf-20270615",
+            "interreg-20270331",
+            "pio-20270531",
+            "coock-20270301",
+        )
+    }
     assert events["pio-20270531@testserver"]["DTSTART"].dt.isoformat() == "2027-05-31"
     assert str(events["pio-20270531@testserver"]["SUMMARY"]).startswith("Deadline: PIO")
     # the list's filters select the instruments
-    r = await env.client.get("/funding/deadlines.ics", params={"term": "applicant:knowledge_institution", "lang": "en"})
+    r = await env.client.get(
+        "/funding/deadlines.ics", params={"term": "applicant:knowledge_institution", "lang": "en"}
+    )
     uids = {str(e["UID"]) for e in icalendar.Calendar.from_ical(r.content).walk("VEVENT")}
-    assert uids == {"efro-erdf-20270615@testserver", "interreg-20270331@testserver", "coock-20270301@testserver"}
-    assert (await env.client.get("/funding/deadlines.ics", params={"term": "bad"})).status_code == 400
+    assert uids == {
+        "efro-erdf-20270615@testserver",
+        "interreg-20270331@testserver",
+        "coock-20270301@testserver",
+    }
+    assert (
+        await env.client.get("/funding/deadlines.ics", params={"term": "bad"})
+    ).status_code == 400
 
 
 async def test_without_embeddings_the_ranking_is_bm25_alone(tmp_path: Path) -> None:
@@ -342,7 +438,9 @@ async def test_the_snapshot_is_kept_until_the_hub_changes(env: Env) -> None:
     second = await matchmaking.snapshot()
     assert second is not first and set(second.records) == {"c1", "s1"}
     # a replaced object moves the chain too: never a stale answer
-    await env.client.put("/challenges/c1", json=challenge(status="closed"), headers=env.auth("ghent"))
+    await env.client.put(
+        "/challenges/c1", json=challenge(status="closed"), headers=env.auth("ghent")
+    )
     third = await matchmaking.snapshot()
     assert third.objects["c1"].status == "closed"
     _, result = await matchmaking.challenges_for(None, "s1")

@@ -48,20 +48,33 @@ async def _prepare(url: str) -> dict[str, str]:
         }
 
 
-def _fuzz(operation: Any, mode: GenerationMode, client: Any, credentials: list[str | None],
-          sent: Counter[str], failures: list[str]) -> None:
+def _fuzz(
+    operation: Any,
+    mode: GenerationMode,
+    client: Any,
+    credentials: list[str | None],
+    sent: Counter[str],
+    failures: list[str],
+) -> None:
     """Send EXAMPLES generated requests of `operation`, rotating the credentials."""
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @settings(
+        max_examples=EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+        report_multiple_bugs=False,
+    )
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         key = credentials[sent[operation.label] % len(credentials)]
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         # no time limit of ours (speed is not what this test checks): the first matching
         # request loads the embedding model, which on a busy machine outlasts the default 10 s
-        response = case.call(session=client, base_url="http://testserver/api/v1", headers=headers,
-                             timeout=300)
+        response = case.call(
+            session=client, base_url="http://testserver/api/v1", headers=headers, timeout=300
+        )
         sent[operation.label] += 1
         if response.status_code < 300:
             sent["(succeeded)"] += 1
@@ -87,8 +100,10 @@ def test_no_generated_request_gets_a_server_error(tmp_path: Path, shard: int) ->
     keys = asyncio.run(_prepare(url))
     app = create_app(Settings(database_url=url))
     schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
-    every = sorted((result.ok() for result in schema.get_all_operations()),
-                   key=lambda operation: operation.label)
+    every = sorted(
+        (result.ok() for result in schema.get_all_operations()),
+        key=lambda operation: operation.label,
+    )
     assert len(every) > 40
     operations = every[shard::SHARDS]
     sent: Counter[str] = Counter()

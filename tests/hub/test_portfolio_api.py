@@ -10,22 +10,52 @@ from hub_env import Env
 pytestmark = pytest.mark.anyio
 
 
-def initiative(object_id: str, status: str, budget: float, funding: list[dict[str, Any]],
-               terms: list[str], **extra: Any) -> dict[str, Any]:
-    return {"id": object_id, "title": {"nl": object_id.capitalize(), "en": object_id}, "status": status,
-            "budget": budget, "funding": funding, "terms": terms, **extra}
+def initiative(
+    object_id: str,
+    status: str,
+    budget: float,
+    funding: list[dict[str, Any]],
+    terms: list[str],
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "id": object_id,
+        "title": {"nl": object_id.capitalize(), "en": object_id},
+        "status": status,
+        "budget": budget,
+        "funding": funding,
+        "terms": terms,
+        **extra,
+    }
 
 
 async def _portfolio(env: Env) -> None:
     items = [
-        ("ghent", initiative("alpha", "running", 100_000, [{"funder": "EU", "amount": 40_000},
-                                                            {"funder": "Vlaanderen", "amount": 10_000}],
-                             ["domain:mobility"], milestones=[
-                                 {"title": {"nl": "Later"}, "due": "2027-06-01"},
-                                 {"title": {"nl": "Eerst"}, "due": "2027-01-01"},
-                                 {"title": {"nl": "Gedaan"}, "due": "2026-01-01", "done": True}])),
-        ("ghent", initiative("beta", "planned", 50_000, [{"funder": "EU", "amount": 25_000}],
-                             ["domain:environment"])),
+        (
+            "ghent",
+            initiative(
+                "alpha",
+                "running",
+                100_000,
+                [{"funder": "EU", "amount": 40_000}, {"funder": "Vlaanderen", "amount": 10_000}],
+                ["domain:mobility"],
+                milestones=[
+                    {"title": {"nl": "Later"}, "due": "2027-06-01"},
+                    {"title": {"nl": "Eerst"}, "due": "2027-01-01"},
+                    {"title": {"nl": "Gedaan"}, "due": "2026-01-01", "done": True},
+                ],
+            ),
+        ),
+        (
+            "ghent",
+            initiative(
+                "beta",
+                "planned",
+                50_000,
+                [{"funder": "EU", "amount": 25_000}],
+                ["domain:environment"],
+            ),
+        ),
         ("leuven", initiative("gamma", "running", 10_000, [], ["domain:mobility.parking"])),
     ]
     for who, body in items:
@@ -51,8 +81,11 @@ async def test_the_report_totals_the_selection(env: Env) -> None:
 
 async def test_the_report_prints(env: Env) -> None:
     await _portfolio(env)
-    await env.client.post("/initiatives", headers=env.auth("ghent"), json=initiative(
-        "delta", "stopped", 1, [], [], title={"nl": "<script>alert(1)</script>"}))
+    await env.client.post(
+        "/initiatives",
+        headers=env.auth("ghent"),
+        json=initiative("delta", "stopped", 1, [], [], title={"nl": "<script>alert(1)</script>"}),
+    )
     r = await env.client.get("/initiatives/report.html?lang=en")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     page = r.text
@@ -67,7 +100,9 @@ async def test_the_report_prints(env: Env) -> None:
     style = re.search(r"<style>(.*)</style>", page, re.S)
     assert style is not None
     digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
-    assert r.headers["content-security-policy"].startswith(f"default-src 'none'; style-src 'sha256-{digest}'")
+    assert r.headers["content-security-policy"].startswith(
+        f"default-src 'none'; style-src 'sha256-{digest}'"
+    )
 
 
 async def test_taxonomy_endpoints(env: Env) -> None:

@@ -7,7 +7,12 @@ from smartregion.core.words import MAX_WORD, words
 
 def test_words_are_folded_split_and_distinct() -> None:
     assert words(["Slimme PARKEERsensoren, in Gent!", "ideeën café — Gent"]) == [
-        "slimme", "parkeersensoren", "in", "gent", "ideeen", "cafe",
+        "slimme",
+        "parkeersensoren",
+        "in",
+        "gent",
+        "ideeen",
+        "cafe",
     ]
 
 

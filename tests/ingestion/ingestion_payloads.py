@@ -22,13 +22,23 @@ TTN_UPLINK: dict[str, Any] = {
         "frm_payload": "AHwAyQBV",
         "decoded_payload": {"pm25": 12.4, "pm10": 20.1, "temperature": 8.5},
         "rx_metadata": [
-            {"gateway_ids": {"gateway_id": "gw-ghent-01"}, "rssi": -97, "channel_rssi": -97, "snr": 7.5},
+            {
+                "gateway_ids": {"gateway_id": "gw-ghent-01"},
+                "rssi": -97,
+                "channel_rssi": -97,
+                "snr": 7.5,
+            },
             {"gateway_ids": {"gateway_id": "gw-ghent-02"}, "rssi": -110, "snr": -2.0},
         ],
-        "settings": {"data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 7}}, "frequency": "868100000"},
+        "settings": {
+            "data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 7}},
+            "frequency": "868100000",
+        },
         "received_at": "2026-03-01T10:15:02.301845219Z",
         "consumed_airtime": "0.061696s",
-        "locations": {"user": {"latitude": 51.0543, "longitude": 3.7174, "source": "SOURCE_REGISTRY"}},
+        "locations": {
+            "user": {"latitude": 51.0543, "longitude": 3.7174, "source": "SOURCE_REGISTRY"}
+        },
     },
 }
 
@@ -42,4 +52,9 @@ Z2M_STATE: dict[str, Any] = {
 }
 
 PLAIN_TOPIC = "sensors/gent-042/air"
-PLAIN_READING: dict[str, Any] = {"ts": 1772360102, "pm25": 9.1, "no2": 21, "gps": {"lat": 51.2, "lon": 4.4}}
+PLAIN_READING: dict[str, Any] = {
+    "ts": 1772360102,
+    "pm25": 9.1,
+    "no2": 21,
+    "gps": {"lat": 51.2, "lon": 4.4},
+}

@@ -107,19 +107,29 @@ async def running(store: Store, config: BridgeConfig) -> AsyncIterator[MqttBridg
 
 async def test_default_topic_upserts_as_merge(mosquitto_url: str, db_url: str) -> None:
     prefix, org, tenant = unique("sr"), unique("org"), unique("t")
-    config = BridgeConfig(mosquitto_url, org=org, tenant=tenant, prefix=prefix, client_id=unique("c"))
+    config = BridgeConfig(
+        mosquitto_url, org=org, tenant=tenant, prefix=prefix, client_id=unique("c")
+    )
     async with opened(db_url) as store, running(store, config) as bridge:
-        first = {"id": "urn:ngsi-ld:Room:1", "type": "Room",
-                 "temperature": {"type": "Property", "value": 20.5}, "@context": CTX}
+        first = {
+            "id": "urn:ngsi-ld:Room:1",
+            "type": "Room",
+            "temperature": {"type": "Property", "value": 20.5},
+            "@context": CTX,
+        }
         await publish(mosquitto_url, f"{prefix}/entities", first)
         doc = await eventually(lambda: store.get_entity(tenant, "urn:ngsi-ld:Room:1"))
         assert doc["type"] == ["https://ex.org/Room"]
         assert doc["attrs"]["https://ex.org/temperature"][0]["value"] == 20.5
         # a list, keyValues-style (no @context: the core context), merged into the existing entity
-        await publish(mosquitto_url, f"{prefix}/entities", [
-            {"id": "urn:ngsi-ld:Room:1", "type": "Room", "humidity": 40},
-            {"id": "urn:ngsi-ld:Room:2", "type": "Room", "humidity": 55},
-        ])
+        await publish(
+            mosquitto_url,
+            f"{prefix}/entities",
+            [
+                {"id": "urn:ngsi-ld:Room:1", "type": "Room", "humidity": 40},
+                {"id": "urn:ngsi-ld:Room:2", "type": "Room", "humidity": 55},
+            ],
+        )
 
         async def merged() -> Any:
             doc = await store.get_entity(tenant, "urn:ngsi-ld:Room:1")
@@ -138,21 +148,46 @@ async def test_default_topic_upserts_as_merge(mosquitto_url: str, db_url: str) -
 @pytest.mark.parametrize(
     ("example", "topic", "payload", "entity_id", "attribute", "value"),
     [
-        ("ttn.yaml", TTN_TOPIC, TTN_UPLINK, "urn:ngsi-ld:AirQualityObserved:70B3D57ED005A1B2",
-         "https://smartdatamodels.org/dataModel.Environment/pm25", 12.4),
-        ("zigbee2mqtt.yaml", Z2M_TOPIC, Z2M_STATE, "urn:ngsi-ld:Device:zigbee:living_room_sensor",
-         DEFAULT + "temperature", 21.37),
-        ("plain.toml", PLAIN_TOPIC, PLAIN_READING, "urn:ngsi-ld:AirQualityObserved:gent-042",
-         DEFAULT + "pm25", 9.1),
+        (
+            "ttn.yaml",
+            TTN_TOPIC,
+            TTN_UPLINK,
+            "urn:ngsi-ld:AirQualityObserved:70B3D57ED005A1B2",
+            "https://smartdatamodels.org/dataModel.Environment/pm25",
+            12.4,
+        ),
+        (
+            "zigbee2mqtt.yaml",
+            Z2M_TOPIC,
+            Z2M_STATE,
+            "urn:ngsi-ld:Device:zigbee:living_room_sensor",
+            DEFAULT + "temperature",
+            21.37,
+        ),
+        (
+            "plain.toml",
+            PLAIN_TOPIC,
+            PLAIN_READING,
+            "urn:ngsi-ld:AirQualityObserved:gent-042",
+            DEFAULT + "pm25",
+            9.1,
+        ),
     ],
 )
 async def test_worked_mapping_examples_end_to_end(
-    mosquitto_url: str, sqlite_url: str, example: str, topic: str, payload: dict[str, Any],
-    entity_id: str, attribute: str, value: float,
+    mosquitto_url: str,
+    sqlite_url: str,
+    example: str,
+    topic: str,
+    payload: dict[str, Any],
+    entity_id: str,
+    attribute: str,
+    value: float,
 ) -> None:
     org = unique("org")
-    config = BridgeConfig(mosquitto_url, org=org, mapping=load_mapping(EXAMPLES / example),
-                          client_id=unique("c"))
+    config = BridgeConfig(
+        mosquitto_url, org=org, mapping=load_mapping(EXAMPLES / example), client_id=unique("c")
+    )
     async with opened(sqlite_url) as store, running(store, config):
         await publish(mosquitto_url, topic, payload)
         doc = await eventually(lambda: store.get_entity("", entity_id))
@@ -169,8 +204,9 @@ async def test_bad_messages_become_dead_letters_and_the_bridge_goes_on(
     mosquitto_url: str, db_url: str
 ) -> None:
     org = unique("org")
-    config = BridgeConfig(mosquitto_url, org=org, mapping=load_mapping(EXAMPLES / "plain.toml"),
-                          client_id=unique("c"))
+    config = BridgeConfig(
+        mosquitto_url, org=org, mapping=load_mapping(EXAMPLES / "plain.toml"), client_id=unique("c")
+    )
     device = unique("dev")
     topic = f"sensors/{device}/air"
     async with opened(db_url) as store, running(store, config) as bridge:
@@ -178,7 +214,9 @@ async def test_bad_messages_become_dead_letters_and_the_bridge_goes_on(
         await publish(mosquitto_url, topic, b"{not json" + b"x" * 10000)
         await publish(mosquitto_url, topic, {"unrelated": True})
         await publish(mosquitto_url, topic, {"pm25": 3.5})
-        doc = await eventually(lambda: store.get_entity("", f"urn:ngsi-ld:AirQualityObserved:{device}"))
+        doc = await eventually(
+            lambda: store.get_entity("", f"urn:ngsi-ld:AirQualityObserved:{device}")
+        )
         assert doc["attrs"][DEFAULT + "pm25"][0]["value"] == 3.5
         letters = await eventually(lambda: store.dead_letters(org))
         assert len(letters) == 2
@@ -190,15 +228,21 @@ async def test_bad_messages_become_dead_letters_and_the_bridge_goes_on(
         assert bridge.dead == 2
 
 
-async def test_default_topic_invalid_entity_is_a_dead_letter(mosquitto_url: str, sqlite_url: str) -> None:
+async def test_default_topic_invalid_entity_is_a_dead_letter(
+    mosquitto_url: str, sqlite_url: str
+) -> None:
     prefix, org = unique("sr"), unique("org")
     config = BridgeConfig(mosquitto_url, org=org, prefix=prefix, client_id=unique("c"))
     async with opened(sqlite_url) as store, running(store, config):
         assert isinstance(store, IngestionStore)
-        await publish(mosquitto_url, f"{prefix}/entities", [
-            {"id": "not a uri", "type": "Room"},
-            {"id": "urn:ngsi-ld:Room:ok", "type": "Room", "humidity": 1},
-        ])
+        await publish(
+            mosquitto_url,
+            f"{prefix}/entities",
+            [
+                {"id": "not a uri", "type": "Room"},
+                {"id": "urn:ngsi-ld:Room:ok", "type": "Room", "humidity": 1},
+            ],
+        )
         (letter,) = await eventually(lambda: store.dead_letters(org))
         assert "not a uri" in letter.reason
         # the valid entity of the same message was written
@@ -209,8 +253,9 @@ async def test_a_message_whose_write_fails_is_not_acknowledged_and_comes_again(
     mosquitto_url: str, sqlite_url: str
 ) -> None:
     prefix, org = unique("sr"), unique("org")
-    config = BridgeConfig(mosquitto_url, org=org, prefix=prefix, client_id=unique("c"),
-                          backoff_initial=0.1)
+    config = BridgeConfig(
+        mosquitto_url, org=org, prefix=prefix, client_id=unique("c"), backoff_initial=0.1
+    )
     async with opened(sqlite_url) as store, running(store, config) as bridge:
         writer = bridge.broker.batch.store
         real = writer.transact
@@ -223,7 +268,11 @@ async def test_a_message_whose_write_fails_is_not_acknowledged_and_comes_again(
             return await real(*args, **kwargs)
 
         writer.transact = failing_once  # type: ignore[method-assign]
-        await publish(mosquitto_url, f"{prefix}/entities", {"id": "urn:ngsi-ld:Room:r", "type": "Room", "a": 1})
+        await publish(
+            mosquitto_url,
+            f"{prefix}/entities",
+            {"id": "urn:ngsi-ld:Room:r", "type": "Room", "a": 1},
+        )
         # only Mosquitto's redelivery of the unacknowledged message can bring it back
         doc = await eventually(lambda: store.get_entity("", "urn:ngsi-ld:Room:r"))
         assert doc["attrs"][DEFAULT + "a"][0]["value"] == 1
@@ -234,12 +283,30 @@ async def test_a_message_whose_write_fails_is_not_acknowledged_and_comes_again(
         assert bridge.ingested == 1
 
 
-def _start(url: str, db: str, prefix: str, org: str, client_id: str, log: Path) -> subprocess.Popen[bytes]:
+def _start(
+    url: str, db: str, prefix: str, org: str, client_id: str, log: Path
+) -> subprocess.Popen[bytes]:
     with log.open("ab") as err:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "smartregion", "mqtt", "bridge", "--broker", url, "--org", org,
-             "--prefix", prefix, "--database", db, "--client-id", client_id],
-            stdout=subprocess.DEVNULL, stderr=err,
+            [
+                sys.executable,
+                "-m",
+                "smartregion",
+                "mqtt",
+                "bridge",
+                "--broker",
+                url,
+                "--org",
+                org,
+                "--prefix",
+                prefix,
+                "--database",
+                db,
+                "--client-id",
+                client_id,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
             env={**os.environ, "SMARTREGION_ALLOW_REMOTE_CONTEXTS": "false"},
         )
 
@@ -288,8 +355,13 @@ def test_filters_and_client_id() -> None:
     plain = BridgeConfig("mqtt://h:1", org="o", prefix="p")
     assert plain.filters() == ["p/entities"]
     assert plain.identifier() == "smartregion-bridge-o"
-    shared = BridgeConfig("mqtt://h:1", org="o", shared_group="g", client_id="b1",
-                          mapping=load_mapping(EXAMPLES / "ttn.yaml"))
+    shared = BridgeConfig(
+        "mqtt://h:1",
+        org="o",
+        shared_group="g",
+        client_id="b1",
+        mapping=load_mapping(EXAMPLES / "ttn.yaml"),
+    )
     assert shared.filters() == ["$share/g/v3/+/devices/+/up"]
     assert shared.identifier() == "b1"
     assert parse_broker_url("mqtt://example.org") == ("example.org", 1883)

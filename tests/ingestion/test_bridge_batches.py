@@ -33,8 +33,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 def reading(n: int, *, at: str = "2026-11-27T10:00:00Z") -> dict[str, Any]:
-    return {"id": f"urn:ngsi-ld:Meter:b{n}", "type": "Meter",
-            "reading": {"type": "Property", "value": n, "observedAt": at}}
+    return {
+        "id": f"urn:ngsi-ld:Meter:b{n}",
+        "type": "Meter",
+        "reading": {"type": "Property", "value": n, "observedAt": at},
+    }
 
 
 def count_transactions(store: Store) -> list[int]:
@@ -55,8 +58,9 @@ async def test_a_batch_dead_letters_its_bad_messages_and_ingests_the_others(
 ) -> None:
     prefix, org, tenant = unique("sr"), unique("org"), unique("t")
     topic = f"{prefix}/entities"
-    config = BridgeConfig(mosquitto_url, org=org, tenant=tenant, prefix=prefix,
-                          client_id=unique("c"), batch_wait=0.3)
+    config = BridgeConfig(
+        mosquitto_url, org=org, tenant=tenant, prefix=prefix, client_id=unique("c"), batch_wait=0.3
+    )
     async with opened(db_url) as store:
         assert isinstance(store, IngestionStore)
         async with running(store, config):
@@ -90,8 +94,15 @@ async def test_a_failed_batch_is_redelivered_whole_without_loss_or_duplicates(
 ) -> None:
     prefix, org, tenant = unique("sr"), unique("org"), unique("t")
     topic = f"{prefix}/entities"
-    config = BridgeConfig(mosquitto_url, org=org, tenant=tenant, prefix=prefix,
-                          client_id=unique("c"), batch_wait=0.3, backoff_initial=0.1)
+    config = BridgeConfig(
+        mosquitto_url,
+        org=org,
+        tenant=tenant,
+        prefix=prefix,
+        client_id=unique("c"),
+        batch_wait=0.3,
+        backoff_initial=0.1,
+    )
     total = 40
     async with opened(db_url) as store:
         assert isinstance(store, IngestionStore) and isinstance(store, HistoryStore)
@@ -143,16 +154,28 @@ async def test_ingest_batch_reports_each_commit_and_applies_repeats_in_order(
     mosquitto_url: str, db_url: str
 ) -> None:
     org, tenant = unique("org"), unique("t")
-    config = BridgeConfig(mosquitto_url, org=org, tenant=tenant, prefix=unique("sr"),
-                          client_id=unique("c"))
+    config = BridgeConfig(
+        mosquitto_url, org=org, tenant=tenant, prefix=unique("sr"), client_id=unique("c")
+    )
     async with opened(db_url) as store, running(store, config) as bridge:
         assert isinstance(store, HistoryStore)
         calls = count_transactions(bridge.broker.batch.store)
         topic = f"{config.prefix}/entities"
         messages = [
-            Incoming(topic, orjson.dumps(reading(7, at=f"2026-11-27T10:0{m}:00Z") | {
-                "reading": {"type": "Property", "value": m, "observedAt": f"2026-11-27T10:0{m}:00Z"}
-            }), "2026-11-27T10:10:00Z")
+            Incoming(
+                topic,
+                orjson.dumps(
+                    reading(7, at=f"2026-11-27T10:0{m}:00Z")
+                    | {
+                        "reading": {
+                            "type": "Property",
+                            "value": m,
+                            "observedAt": f"2026-11-27T10:0{m}:00Z",
+                        }
+                    }
+                ),
+                "2026-11-27T10:10:00Z",
+            )
             for m in range(3)
         ] + [Incoming(topic, b"[]", "2026-11-27T10:10:00Z")]
         committed: list[range] = []
@@ -162,23 +185,30 @@ async def test_ingest_batch_reports_each_commit_and_applies_repeats_in_order(
         # the last message's value is current; every message's observation is in history
         doc = await store.get_entity(tenant, "urn:ngsi-ld:Meter:b7")
         assert doc is not None and doc["attrs"][DEFAULT + "reading"][0]["value"] == 2
-        (history,) = await store.query_instances(tenant, HistoryQuery(entity_ids=("urn:ngsi-ld:Meter:b7",)))
+        (history,) = await store.query_instances(
+            tenant, HistoryQuery(entity_ids=("urn:ngsi-ld:Meter:b7",))
+        )
         assert [i.doc["value"] for i in history.instances] == [0, 1, 2]
         (letter,) = await store.dead_letters(org)  # type: ignore[attr-defined]
         assert "at least one entity" in letter.reason
 
 
-async def test_a_batch_of_only_bad_messages_is_dead_lettered(mosquitto_url: str, db_url: str) -> None:
+async def test_a_batch_of_only_bad_messages_is_dead_lettered(
+    mosquitto_url: str, db_url: str
+) -> None:
     org, tenant = unique("org"), unique("t")
-    config = BridgeConfig(mosquitto_url, org=org, tenant=tenant, prefix=unique("sr"),
-                          client_id=unique("c"))
+    config = BridgeConfig(
+        mosquitto_url, org=org, tenant=tenant, prefix=unique("sr"), client_id=unique("c")
+    )
     async with opened(db_url) as store, running(store, config) as bridge:
         assert isinstance(store, IngestionStore)
         topic = f"{config.prefix}/entities"
         committed: list[range] = []
         written = await bridge.ingest_batch(
-            [Incoming(topic, b"nope", "2026-11-27T10:10:00Z"),
-             Incoming(topic, b'{"id": "x", "type": "Meter"}', "2026-11-27T10:10:01Z")],
+            [
+                Incoming(topic, b"nope", "2026-11-27T10:10:00Z"),
+                Incoming(topic, b'{"id": "x", "type": "Meter"}', "2026-11-27T10:10:01Z"),
+            ],
             committed.append,
         )
         assert written == [[], []] and committed == [range(0, 2)]

@@ -58,8 +58,9 @@ async def temperature(store: Store, tenant: str, key: str) -> Any:
 async def test_the_bridge_applies_mandates_like_the_api(mosquitto_url: str, db_url: str) -> None:
     city, supplier, stranger = unique("city"), unique("supplier"), unique("stranger")
     prefix, tenant = unique("sr"), unique("t")
-    config = BridgeConfig(mosquitto_url, org=supplier, tenant=tenant, prefix=prefix,
-                          client_id=unique("c"))
+    config = BridgeConfig(
+        mosquitto_url, org=supplier, tenant=tenant, prefix=prefix, client_id=unique("c")
+    )
     topic = f"{prefix}/entities"
     async with opened(db_url) as store:
         assert isinstance(store, GovernanceStore) and isinstance(store, IngestionStore)
@@ -70,12 +71,16 @@ async def test_the_bridge_applies_mandates_like_the_api(mosquitto_url: str, db_u
         await gov.create_dataset(OP, f"{city}-rooms", city, "Rooms", ["Room"], scope="/Centre")
         mandate = await gov.create_mandate(OP, city, supplier, dataset_id=f"{city}-rooms")
         for org, key, scope in ((city, "c", ["/Centre"]), (stranger, "s", None)):
-            doc = {"id": f"urn:ngsi-ld:Room:{key}", "type": [NS + "Room"], "attrs": {},
-                   "createdAt": "2026-01-01T00:00:00Z", "modifiedAt": "2026-01-01T00:00:00Z"}
+            doc = {
+                "id": f"urn:ngsi-ld:Room:{key}",
+                "type": [NS + "Room"],
+                "attrs": {},
+                "createdAt": "2026-01-01T00:00:00Z",
+                "modifiedAt": "2026-01-01T00:00:00Z",
+            }
             if scope:
                 doc["scope"] = scope
-            await store.transact(tenant, [doc["id"]], lambda _, d=doc: ([Put(d)], None),
-                                 owner=org)
+            await store.transact(tenant, [doc["id"]], lambda _, d=doc: ([Put(d)], None), owner=org)
         async with running(store, config) as bridge:
             # new, in the mandating city's data set (its scope or below): the city's
             await publish(mosquitto_url, topic, room("new", 1.0, "/Centre/North"))

@@ -42,7 +42,10 @@ def test_topic_pattern_captures_and_filter() -> None:
 
 def test_read_path_with_list_indexes() -> None:
     assert read_path(TTN_UPLINK, "uplink_message.rx_metadata[1].rssi") == -110
-    assert read_path(TTN_UPLINK, "uplink_message.rx_metadata.0.gateway_ids.gateway_id") == "gw-ghent-01"
+    assert (
+        read_path(TTN_UPLINK, "uplink_message.rx_metadata.0.gateway_ids.gateway_id")
+        == "gw-ghent-01"
+    )
     for missing in ("uplink_message.rx_metadata[5].rssi", "nope", "uplink_message.f_port.x"):
         with pytest.raises(KeyError):
             read_path(TTN_UPLINK, missing)
@@ -69,7 +72,12 @@ def test_ttn_example() -> None:
     assert entity["id"] == "urn:ngsi-ld:AirQualityObserved:70B3D57ED005A1B2"
     assert entity["type"] == "AirQualityObserved"
     observed = "2026-03-01T10:15:02.301845Z"
-    assert entity["pm25"] == {"type": "Property", "value": 12.4, "unitCode": "GQ", "observedAt": observed}
+    assert entity["pm25"] == {
+        "type": "Property",
+        "value": 12.4,
+        "unitCode": "GQ",
+        "observedAt": observed,
+    }
     assert entity["rssi"]["value"] == -97
     assert entity["location"] == {
         "type": "GeoProperty",
@@ -85,7 +93,12 @@ def test_zigbee2mqtt_example() -> None:
     rule, captures = found
     entity = rule.entity(captures, Z2M_STATE, NOW)
     assert entity["id"] == "urn:ngsi-ld:Device:zigbee:living_room_sensor"
-    assert entity["temperature"] == {"type": "Property", "value": 21.37, "unitCode": "CEL", "observedAt": NOW}
+    assert entity["temperature"] == {
+        "type": "Property",
+        "value": 21.37,
+        "unitCode": "CEL",
+        "observedAt": NOW,
+    }
     assert entity["relativeHumidity"]["value"] == 48.31
     assert entity["linkQuality"] == {"type": "Property", "value": 134, "observedAt": NOW}
     # a device that reports less gets fewer attributes, not an error
@@ -117,9 +130,26 @@ def test_unmappable_payloads_and_bad_files(tmp_path: Path) -> None:
         rule.entity({}, [1, 2], NOW)
     with pytest.raises(BadRequestData, match=r"end_device_ids\.dev_eui"):
         rule.entity({}, {"uplink_message": {"decoded_payload": {"pm25": 1}}}, NOW)
-    for bad in ({}, {"mappings": []}, {"mappings": [{"topic": "a", "id": "x", "type": "T"}]},
-                {"mappings": [{"topic": "a", "id": "x", "type": "T", "attributes": {"a": {"kind": "Nope", "value": "v"}}}]},
-                {"mappings": [{"topic": "a", "id": "x", "type": "T", "attributes": {"a": {"unitCode": "C"}}}]}):
+    for bad in (
+        {},
+        {"mappings": []},
+        {"mappings": [{"topic": "a", "id": "x", "type": "T"}]},
+        {
+            "mappings": [
+                {
+                    "topic": "a",
+                    "id": "x",
+                    "type": "T",
+                    "attributes": {"a": {"kind": "Nope", "value": "v"}},
+                }
+            ]
+        },
+        {
+            "mappings": [
+                {"topic": "a", "id": "x", "type": "T", "attributes": {"a": {"unitCode": "C"}}}
+            ]
+        },
+    ):
         with pytest.raises(BadRequestData):
             parse_mapping(bad)
     broken = tmp_path / "broken.yaml"

@@ -41,7 +41,9 @@ def mosquitto(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
         f"persistence_location {workdir}/\nautosave_interval 1\n"
         f"{as_root}"
     )
-    proc = subprocess.Popen([binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wait_port(port, proc, "Mosquitto", timeout=10)
     try:
         yield proc
@@ -87,7 +89,13 @@ async def _restart_during_ingest(tmp_path: Path) -> None:
         return orjson.dumps(entity)
 
     config = BridgeConfig(
-        url, org, prefix=prefix, client_id=client_id, backoff_initial=0.1, backoff_max=1.0, keepalive=2
+        url,
+        org,
+        prefix=prefix,
+        client_id=client_id,
+        backoff_initial=0.1,
+        backoff_max=1.0,
+        keepalive=2,
     )
     db = f"sqlite:///{tmp_path}/restart.db"
     (tmp_path / "mq").mkdir()
@@ -115,7 +123,9 @@ async def _restart_during_ingest(tmp_path: Path) -> None:
                     except AssertionError:
                         got = await store.get_entities("", ids)
                         missing = [n for n in range(total) if ids[n] not in got]
-                        raise AssertionError(f"{len(missing)} messages never arrived: {missing}") from None
+                        raise AssertionError(
+                            f"{len(missing)} messages never arrived: {missing}"
+                        ) from None
             # exactly once: one history instance per message, no duplicate from a redelivery
             assert isinstance(store, HistoryStore)
             found = await store.query_instances("", HistoryQuery(entity_ids=tuple(ids)))

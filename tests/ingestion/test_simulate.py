@@ -70,22 +70,47 @@ def test_readings_are_ngsi_ld_entities_within_physical_bounds() -> None:
             if entity["type"] == "WaterObserved":
                 assert 0.5 < _value(entity, "height") < 6
             if entity["type"] == "AirQualityObserved":
-                assert _value(entity, "no2") >= 0 and _value(entity, "pm25") <= _value(entity, "pm10") + 5
+                assert (
+                    _value(entity, "no2") >= 0
+                    and _value(entity, "pm25") <= _value(entity, "pm10") + 5
+                )
 
 
 def test_simulate_over_http_into_a_real_server(tmp_path: Path) -> None:
     with server("--database", f"sqlite:///{tmp_path}/sim.db", "--anonymous-writes") as base:
         out = subprocess.run(
-            [*SMARTREGION, "simulate", "--target", base, "--sensors", "12", "--count", "36",
-             "--rate", "0", "--kinds", "water", "--start", "2026-11-25T06:00:00Z"],
-            capture_output=True, text=True, timeout=60,
+            [
+                *SMARTREGION,
+                "simulate",
+                "--target",
+                base,
+                "--sensors",
+                "12",
+                "--count",
+                "36",
+                "--rate",
+                "0",
+                "--kinds",
+                "water",
+                "--start",
+                "2026-11-25T06:00:00Z",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 0, out.stderr
         assert "sent 36 readings of 12 stations" in out.stderr
         r = httpx.get(
             f"{base}/ngsi-ld/v1/temporal/entities",
-            params={"type": "WaterObserved", "timerel": "after", "timeAt": "2026-11-25T00:00:00Z",
-                    "attrs": "height", "count": "true", "limit": "100"},
+            params={
+                "type": "WaterObserved",
+                "timerel": "after",
+                "timeAt": "2026-11-25T00:00:00Z",
+                "attrs": "height",
+                "count": "true",
+                "limit": "100",
+            },
         )
         assert r.status_code == 200, r.text
         assert r.headers["NGSILD-Results-Count"] == "12"
@@ -111,8 +136,18 @@ def test_simulate_over_mqtt_publishes_one_entity_per_message(mosquitto_url: str)
         task = asyncio.create_task(listen(ready))
         await ready.wait()
         proc = await asyncio.create_subprocess_exec(
-            *SMARTREGION, "simulate", "--target", mosquitto_url, "--prefix", "simtest",
-            "--sensors", "10", "--count", "20", "--rate", "0",
+            *SMARTREGION,
+            "simulate",
+            "--target",
+            mosquitto_url,
+            "--prefix",
+            "simtest",
+            "--sensors",
+            "10",
+            "--count",
+            "20",
+            "--rate",
+            "0",
             stderr=asyncio.subprocess.PIPE,
         )
         _, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -122,10 +157,16 @@ def test_simulate_over_mqtt_publishes_one_entity_per_message(mosquitto_url: str)
     asyncio.run(main())
     assert len(received) == 20
     assert len({e["id"] for e in received}) == 10  # two rounds of ten stations
-    assert {e["type"] for e in received} <= {"AirQualityObserved", "TrafficFlowObserved", "WaterObserved"}
+    assert {e["type"] for e in received} <= {
+        "AirQualityObserved",
+        "TrafficFlowObserved",
+        "WaterObserved",
+    }
 
 
 @pytest.mark.parametrize("args", [["--count", "5", "--kinds", "snow"], ["--sensors", "3"]])
 def test_bad_options_are_refused(args: list[str]) -> None:
-    out = subprocess.run([*SMARTREGION, "simulate", *args], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [*SMARTREGION, "simulate", *args], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2

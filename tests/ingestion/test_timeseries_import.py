@@ -63,8 +63,15 @@ def history(db: str, tenant: str, entity: str) -> list[tuple[str, Any, str | Non
         out = []
         for h in await rt.store.query_instances(tenant, HistoryQuery(entity_ids=(entity,))):
             for i in h.instances:
-                out.append((i.doc.get("observedAt"), h.series.attr, i.doc["value"],
-                            i.doc.get("unitCode"), i.doc.get("datasetId")))
+                out.append(
+                    (
+                        i.doc.get("observedAt"),
+                        h.series.attr,
+                        i.doc["value"],
+                        i.doc.get("unitCode"),
+                        i.doc.get("datasetId"),
+                    )
+                )
         return [row[1:] for row in sorted(out, key=lambda r: (r[0], r[1], r[4] or ""))]
 
     return with_runtime(db, read)
@@ -80,26 +87,45 @@ def ndjson(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def row(eid: str, minute: int, value: Any, **extra: Any) -> dict[str, Any]:
-    return {"entity": eid, "attribute": "temperature",
-            "observedAt": f"2025-03-01T10:{minute:02d}:00Z", "value": value, **extra}
+    return {
+        "entity": eid,
+        "attribute": "temperature",
+        "observedAt": f"2025-03-01T10:{minute:02d}:00Z",
+        "value": value,
+        **extra,
+    }
 
 
-def test_ndjson_history_units_datasets_and_current_state(db: str, tenant: str, tmp_path: Path) -> None:
+def test_ndjson_history_units_datasets_and_current_state(
+    db: str, tenant: str, tmp_path: Path
+) -> None:
     a, b = "urn:ngsi-ld:Sensor:a", "urn:ngsi-ld:Sensor:b"
     ds = "urn:ngsi-ld:Dataset:backup"
-    f = ndjson(tmp_path / "t.ndjson", [
-        row(a, 1, 20.5, unit="CEL"),
-        row(a, 3, 22, unit="CEL"),  # latest of a
-        row(a, 2, 21.0, unit="CEL"),  # out of order
-        row(b, 1, 7.25, unit="CEL", datasetId=ds),
-        {"entity": b, "attribute": "condition", "observedAt": "2025-03-01T10:05:00Z", "value": "ok"},
-    ])
-    code, out, err = cli(str(f), "--database", db, "--tenant", tenant, "--type", "Sensor",
-                         "--batch", "2")
+    f = ndjson(
+        tmp_path / "t.ndjson",
+        [
+            row(a, 1, 20.5, unit="CEL"),
+            row(a, 3, 22, unit="CEL"),  # latest of a
+            row(a, 2, 21.0, unit="CEL"),  # out of order
+            row(b, 1, 7.25, unit="CEL", datasetId=ds),
+            {
+                "entity": b,
+                "attribute": "condition",
+                "observedAt": "2025-03-01T10:05:00Z",
+                "value": "ok",
+            },
+        ],
+    )
+    code, out, err = cli(
+        str(f), "--database", db, "--tenant", tenant, "--type", "Sensor", "--batch", "2"
+    )
     assert code == 0, err
     assert "imported 5 rows in 3 batches (2 entities created" in out
-    assert history(db, tenant, a) == [(TEMP, 20.5, "CEL", None), (TEMP, 21.0, "CEL", None),
-                                      (TEMP, 22, "CEL", None)]
+    assert history(db, tenant, a) == [
+        (TEMP, 20.5, "CEL", None),
+        (TEMP, 21.0, "CEL", None),
+        (TEMP, 22, "CEL", None),
+    ]
     assert history(db, tenant, b) == [(TEMP, 7.25, "CEL", ds), (STATUS, "ok", None, None)]
     doc_a = entity(db, tenant, a)
     assert doc_a is not None and doc_a["type"] == [CORE + "Sensor"]
@@ -132,7 +158,9 @@ def test_csv_types_values_and_type_column(db: str, tenant: str, tmp_path: Path) 
     code, _, err = cli(str(f), "--database", db, "--tenant", tenant)
     assert code == 0, err
     assert history(db, tenant, "urn:ngsi-ld:Meter:1") == [
-        (TEMP, 12, "CEL", None), (STATUS, "closed, locked", None, None), (TEMP, 12.5, "CEL", None)
+        (TEMP, 12, "CEL", None),
+        (STATUS, "closed, locked", None, None),
+        (TEMP, 12.5, "CEL", None),
     ]
     doc = entity(db, tenant, "urn:ngsi-ld:Meter:1")
     assert doc is not None and doc["type"] == [CORE + "Meter"]
@@ -147,8 +175,9 @@ def test_bad_row_fails_its_batch_with_the_line_and_resumes(
     bad = list(good)
     bad[3] = {**good[3], "observedAt": "yesterday"}
     f = ndjson(tmp_path / "bad.ndjson", bad)
-    code, _, err = cli(str(f), "--database", db, "--tenant", tenant, "--type", "Sensor",
-                       "--batch", "2")
+    code, _, err = cli(
+        str(f), "--database", db, "--tenant", tenant, "--type", "Sensor", "--batch", "2"
+    )
     assert code == 1
     assert "line 4: observedAt 'yesterday' is not a DateTime" in err
     assert "first 2 data rows (up to line 2)" in err and "--skip 2" in err
@@ -158,8 +187,9 @@ def test_bad_row_fails_its_batch_with_the_line_and_resumes(
     assert doc is not None and doc["attrs"][TEMP][0]["value"] == 1.0
 
     f = ndjson(tmp_path / "fixed.ndjson", good)
-    code, out, err = cli(str(f), "--database", db, "--tenant", tenant, "--skip", "2",
-                         "--batch", "2")
+    code, out, err = cli(
+        str(f), "--database", db, "--tenant", tenant, "--skip", "2", "--batch", "2"
+    )
     assert code == 0, err
     assert "imported 4 rows" in out and "skipped 2" in out
     assert [v for _, v, _, _ in history(db, tenant, e)] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
@@ -168,13 +198,22 @@ def test_bad_row_fails_its_batch_with_the_line_and_resumes(
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z,\n",
-         "line 2: value is missing"),
-        ("entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z,inf\n",
-         "line 2: value 'inf' is not a finite number"),
-        ("entity,attribute,value\nurn:x:1,temperature,1\n", "line 1: the header has no column observedAt"),
-        ("entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z\n",
-         "line 2: 3 columns where the header has 4"),
+        (
+            "entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z,\n",
+            "line 2: value is missing",
+        ),
+        (
+            "entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z,inf\n",
+            "line 2: value 'inf' is not a finite number",
+        ),
+        (
+            "entity,attribute,value\nurn:x:1,temperature,1\n",
+            "line 1: the header has no column observedAt",
+        ),
+        (
+            "entity,attribute,observedAt,value\nurn:x:1,temperature,2025-01-01T00:00:00Z\n",
+            "line 2: 3 columns where the header has 4",
+        ),
     ],
 )
 def test_bad_csv_rows_name_their_line(tmp_path: Path, text: str, message: str) -> None:
@@ -200,12 +239,14 @@ def test_rows_only_go_into_entities_the_org_may_write(db: str, tenant: str, tmp_
     owner, other = f"o{uuid.uuid4().hex[:8]}", f"x{uuid.uuid4().hex[:8]}"
     e = "urn:ngsi-ld:Sensor:owned"
     f = ndjson(tmp_path / "a.ndjson", [row(e, 1, 1.0)])
-    code, _, err = cli(str(f), "--database", db, "--tenant", tenant, "--org", owner,
-                       "--type", "Sensor")
+    code, _, err = cli(
+        str(f), "--database", db, "--tenant", tenant, "--org", owner, "--type", "Sensor"
+    )
     assert code == 0, err
     f = ndjson(tmp_path / "b.ndjson", [row("urn:ngsi-ld:Sensor:mine", 1, 5.0), row(e, 2, 2.0)])
-    code, _, err = cli(str(f), "--database", db, "--tenant", tenant, "--org", other,
-                       "--type", "Sensor")
+    code, _, err = cli(
+        str(f), "--database", db, "--tenant", tenant, "--org", other, "--type", "Sensor"
+    )
     assert code == 1
     assert f"line 2: entity {e} is owned by an organisation that has not mandated" in err
     assert "nothing was written" in err
@@ -244,21 +285,38 @@ def stored(db: str, tenant: str, entity_ids: list[str]) -> dict[str, Any]:
                 (i.seq, {k: v for k, v in i.doc.items() if k not in SYSTEM}) for i in h.instances
             ]
             day = 24 * 3600 * 10**6
-            windows = [(d * day + h0 * day // 24, d * day + (h0 + 1) * day // 24)
-                       for d in range(20148, 20150) for h0 in range(24)]
+            windows = [
+                (d * day + h0 * day // 24, d * day + (h0 + 1) * day // 24)
+                for d in range(20148, 20150)
+                for h0 in range(24)
+            ]
             windows += [(d * day, (d + 1) * day) for d in range(20148, 20150)]
             sums = await rt.store.summarise(h.series.key, windows)
             out[name + " rollups"] = [
-                None if s is None else (s.count, round(s.total, 6), s.vmin, s.vmax, s.first_t,
-                                        s.first_v, s.last_t, s.last_v)
+                None
+                if s is None
+                else (
+                    s.count,
+                    round(s.total, 6),
+                    s.vmin,
+                    s.vmax,
+                    s.first_t,
+                    s.first_v,
+                    s.last_t,
+                    s.last_v,
+                )
                 for s in sums
             ]
         for eid in entity_ids:
             doc = await rt.store.get_entity(tenant, eid)
-            out[eid] = None if doc is None else {
-                a: [{k: v for k, v in i.items() if k not in SYSTEM} for i in insts]
-                for a, insts in doc["attrs"].items()
-            }
+            out[eid] = (
+                None
+                if doc is None
+                else {
+                    a: [{k: v for k, v in i.items() if k not in SYSTEM} for i in insts]
+                    for a, insts in doc["attrs"].items()
+                }
+            )
         return out
 
     return with_runtime(db, read)
@@ -291,8 +349,16 @@ def test_column_wise_batches_store_what_the_exact_path_stores(db: str, tmp_path:
     assert got == want
     m1 = got["urn:ngsi-ld:Sensor:m1 " + TEMP + " "]
     assert [(seq, i["value"]) for seq, i in m1] == [
-        (0, 20.0), (1, 20.0), (0, 20.5), (1, 20.5), (2, 19), (3, 20.5), (4, 20.5), (5, 19),
-        (0, 2**60), (1, 2**60),
+        (0, 20.0),
+        (1, 20.0),
+        (0, 20.5),
+        (1, 20.5),
+        (2, 19),
+        (3, 20.5),
+        (4, 20.5),
+        (5, 19),
+        (0, 2**60),
+        (1, 2**60),
     ]
     assert isinstance(m1[0][1]["value"], float) and m1[4][1]["unitCode"] == "FAH"
     assert got["urn:ngsi-ld:Sensor:m1"] is not None
@@ -324,18 +390,27 @@ def test_csv_column_wise_batches_store_what_the_exact_path_stores(db: str, tmp_p
     [
         (b"{not json", "line 7: not JSON"),
         (b"[1, 2]", "line 7: not a JSON object"),
-        (orjson.dumps({"entity": "urn:x:1", "attribute": "temperature", "value": 1}),
-         "line 7: observedAt is missing"),
-        (orjson.dumps(row("urn:x:1", 1, 1.0) | {"observedAt": "2025-13-01T00:00:00Z"}),
-         "line 7: observedAt '2025-13-01T00:00:00Z' is not a DateTime"),
+        (
+            orjson.dumps({"entity": "urn:x:1", "attribute": "temperature", "value": 1}),
+            "line 7: observedAt is missing",
+        ),
+        (
+            orjson.dumps(row("urn:x:1", 1, 1.0) | {"observedAt": "2025-13-01T00:00:00Z"}),
+            "line 7: observedAt '2025-13-01T00:00:00Z' is not a DateTime",
+        ),
         (orjson.dumps(row("not a uri", 1, 1.0)), "line 7: entity 'not a uri' is not a URI"),
         (orjson.dumps(row("urn:x:1", 1, None)), "line 7: value is missing"),
         (orjson.dumps(row("urn:x:1", 1, 1.0, unit="")), "line 7: unit '' is not a unit code"),
         (orjson.dumps(row("urn:x:1", 1, 1.0, datasetId="x")), "line 7: datasetId 'x' is not a URI"),
         (orjson.dumps(row("urn:x:1", 1, 1.0, type=5)), "line 7: type 5 is not a name"),
-        (orjson.dumps(row("urn:x:1", 1, 1.0) | {"attribute": 5}), "line 7: attribute 5 is not a name"),
-        (b'{"entity": "urn:x:1", "attribute": "t", "observedAt": "2025-01-01T00:00:00Z", "value": 1e999}',
-         "line 7: not JSON (number"),  # orjson: out of range
+        (
+            orjson.dumps(row("urn:x:1", 1, 1.0) | {"attribute": 5}),
+            "line 7: attribute 5 is not a name",
+        ),
+        (
+            b'{"entity": "urn:x:1", "attribute": "t", "observedAt": "2025-01-01T00:00:00Z", "value": 1e999}',
+            "line 7: not JSON (number",
+        ),  # orjson: out of range
     ],
 )
 def test_a_bad_line_in_the_middle_of_a_batch_names_its_line(
@@ -346,8 +421,17 @@ def test_a_bad_line_in_the_middle_of_a_batch_names_its_line(
     lines.insert(2, b"   ")  # a blank line: counted as a line, not as a data row
     lines[6] = bad  # line 7: the third row of the second batch of 4
     (tmp_path / "bad.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-    code, _, err = cli(str(tmp_path / "bad.ndjson"), "--database", db, "--tenant", tenant,
-                       "--type", "Sensor", "--batch", "4")
+    code, _, err = cli(
+        str(tmp_path / "bad.ndjson"),
+        "--database",
+        db,
+        "--tenant",
+        tenant,
+        "--type",
+        "Sensor",
+        "--batch",
+        "4",
+    )
     assert code == 1
     assert message in err
     assert "first 4 data rows (up to line 5)" in err and "--skip 4" in err
@@ -371,8 +455,17 @@ def test_skipped_rows_are_counted_not_read(db: str, tenant: str, tmp_path: Path)
     e = "urn:ngsi-ld:Sensor:skip"
     lines = [b"{broken", b"", *(orjson.dumps(row(e, m, float(m))) for m in range(1, 4))]
     (tmp_path / "s.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-    code, out, err = cli(str(tmp_path / "s.ndjson"), "--database", db, "--tenant", tenant,
-                         "--type", "Sensor", "--skip", "1")
+    code, out, err = cli(
+        str(tmp_path / "s.ndjson"),
+        "--database",
+        db,
+        "--tenant",
+        tenant,
+        "--type",
+        "Sensor",
+        "--skip",
+        "1",
+    )
     assert code == 0, err
     assert "imported 3 rows in 1 batches" in out and "skipped 1" in out
     assert [v for _, v, _, _ in history(db, tenant, e)] == [1.0, 2.0, 3.0]
@@ -382,11 +475,14 @@ def test_a_batch_of_new_entities_of_two_owners_loads_in_two_steps(
     db: str, tenant: str, tmp_path: Path
 ) -> None:
     # Door entities fall in a data set whose owner mandated "org": created as that owner's
-    f = ndjson(tmp_path / "two.ndjson", [
-        row("urn:ngsi-ld:Sensor:own1", 1, 1.5, type="Sensor"),
-        row("urn:ngsi-ld:Door:own2", 1, "open", type="Door"),
-        row("urn:ngsi-ld:Sensor:own1", 2, 2.5, type="Sensor"),
-    ])
+    f = ndjson(
+        tmp_path / "two.ndjson",
+        [
+            row("urn:ngsi-ld:Sensor:own1", 1, 1.5, type="Sensor"),
+            row("urn:ngsi-ld:Door:own2", 1, "open", type="Door"),
+            row("urn:ngsi-ld:Sensor:own1", 2, 2.5, type="Sensor"),
+        ],
+    )
     writer = WriteAccess("org", datasets=(("owner2", frozenset({CORE + "Door"}), None),))
 
     async def go(rt: Runtime) -> None:
@@ -401,7 +497,8 @@ def test_a_batch_of_new_entities_of_two_owners_loads_in_two_steps(
 
     with_runtime(db, go)
     assert history(db, tenant, "urn:ngsi-ld:Sensor:own1") == [
-        (TEMP, 1.5, None, None), (TEMP, 2.5, None, None)
+        (TEMP, 1.5, None, None),
+        (TEMP, 2.5, None, None),
     ]
     assert history(db, tenant, "urn:ngsi-ld:Door:own2") == [(TEMP, "open", None, None)]
     door = entity(db, tenant, "urn:ngsi-ld:Door:own2")

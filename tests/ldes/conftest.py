@@ -52,13 +52,28 @@ async def world(database_url: str) -> AsyncIterator[World]:
             "c.editor": (await gov.create_api_key(OP, c, role="editor")).key,
         }
         owner = Principal(a, "admin")
-        await gov.create_dataset(owner, f"{a}-open", a, {"nl": "Sensoren", "en": "Sensors"},
-                                 ["Sensor"], description={"nl": "Temperatuur per sensor"},
-                                 theme="environment", policy="open")
-        await gov.create_dataset(owner, f"{a}-restricted", a, "Gebouwen", ["Building"],
-                                 theme="living", policy="restricted")
-        await gov.create_dataset(owner, f"{a}-short", a, "Lantaarns", ["Lamp"], policy="open",
-                                 retention_days=1)
+        await gov.create_dataset(
+            owner,
+            f"{a}-open",
+            a,
+            {"nl": "Sensoren", "en": "Sensors"},
+            ["Sensor"],
+            description={"nl": "Temperatuur per sensor"},
+            theme="environment",
+            policy="open",
+        )
+        await gov.create_dataset(
+            owner,
+            f"{a}-restricted",
+            a,
+            "Gebouwen",
+            ["Building"],
+            theme="living",
+            policy="restricted",
+        )
+        await gov.create_dataset(
+            owner, f"{a}-short", a, "Lantaarns", ["Lamp"], policy="open", retention_days=1
+        )
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield World(app, client, gov, a, c, keys, suffix)

@@ -63,8 +63,12 @@ class World:
                 {
                     "id": f"urn:ngsi-ld:{type_}:{self.suffix}-{k}",
                     "type": type_,
-                    "temperature": {"type": "Property", "value": start + r * 100 + k + 0.5,
-                                    "observedAt": observed, "unitCode": "CEL"},
+                    "temperature": {
+                        "type": "Property",
+                        "value": start + r * 100 + k + 0.5,
+                        "observedAt": observed,
+                        "unitCode": "CEL",
+                    },
                     "status": {"type": "Property", "value": f"round {start + r}"},
                 }
                 for k in range(count)

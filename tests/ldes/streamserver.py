@@ -128,7 +128,9 @@ class StreamServer:
         """A fixture file with {BASE} filled in."""
         return (FIXTURES / name).read_bytes().replace(b"{BASE}", self.base.encode())
 
-    def page(self, path: str, name: str, cache_control: str | None = None, **options: object) -> Route:
+    def page(
+        self, path: str, name: str, cache_control: str | None = None, **options: object
+    ) -> Route:
         """Serve fixture `name` at `path` with the media type of its extension."""
         route = Route(
             body=self.fixture(name),

@@ -35,7 +35,9 @@ async def test_restricted_streams_answer_404_until_a_grant_opens_them(world: Wor
             assert w.ds("restricted") in r.json()["detail"]
     owner = await w.client.get(f"{stream}/paged", headers=w.auth("a.editor"))
     assert owner.status_code == 200
-    members, _ = check_page(triples(owner.content, "text/turtle"), f"{BASE}{stream}/paged", BASE + stream)
+    members, _ = check_page(
+        triples(owner.content, "text/turtle"), f"{BASE}{stream}/paged", BASE + stream
+    )
     assert len(members) == 4
     # restricted pages are for their reader only: no shared cache may keep them
     assert owner.headers["cache-control"].startswith("private, ")
@@ -58,7 +60,11 @@ async def test_retention_removes_pages_with_410_and_every_relation_to_them(world
     before_paged, paged_pages = await walk(w, f"{stream}/paged")
     before_timed, timed_pages = await walk(w, f"{stream}/by-time")
     assert len(before_paged) == 16 and sorted(before_timed) == sorted(before_paged)
-    old_pages = [u for u in (*paged_pages, *timed_pages) if "?after=" in u or u.count("/") >= stream.count("/") + 4]
+    old_pages = [
+        u
+        for u in (*paged_pages, *timed_pages)
+        if "?after=" in u or u.count("/") >= stream.count("/") + 4
+    ]
     assert old_pages
     # the view root states its retention policy
     root = triples(paged_pages[f"{stream}/paged"].content, "text/turtle")
@@ -94,10 +100,14 @@ async def test_streams_leave_out_what_a_readers_view_hides(world: World) -> None
         r = await w.client.get(url, headers=w.auth(who))
         assert r.status_code == 200, r.text
         got = triples(r.content, "text/turtle")
-        return sorted({str(o) for _, p, o in got if p == "http://www.w3.org/ns/sosa/observedProperty"})
+        return sorted(
+            {str(o) for _, p, o in got if p == "http://www.w3.org/ns/sosa/observedProperty"}
+        )
 
     opened = f"/ldes/{w.ds('open')}/paged"
-    assert [p.rsplit("/", 1)[-1].rstrip(">") for p in await observed(opened, None)] == ["temperature"]
+    assert [p.rsplit("/", 1)[-1].rstrip(">") for p in await observed(opened, None)] == [
+        "temperature"
+    ]
     assert len(await observed(opened, "a.editor")) == 2  # the owner gets both
     request = await w.gov.request_access(Principal(w.c, "editor"), w.ds("restricted"), "research")
     await w.gov.approve_access_request(Principal(w.a, "admin"), request.id)
@@ -115,16 +125,22 @@ async def test_streams_leave_out_what_a_readers_view_hides(world: World) -> None
 async def test_a_scoped_data_sets_stream_holds_only_its_scopes_entities(world: World) -> None:
     w = world
     owner = Principal(w.a, "admin")
-    await w.gov.create_dataset(owner, w.ds("benches"), w.a, "Banken", ["Bench"], policy="open",
-                               scope="/Zone/In")
+    await w.gov.create_dataset(
+        owner, w.ds("benches"), w.a, "Banken", ["Bench"], policy="open", scope="/Zone/In"
+    )
     scopes = {"in": "Zone/In/Sub", "at": "/Zone/In", "out": "/Zone/Inside", "top": "/Zone"}
     entities = [
-        {"id": f"urn:ngsi-ld:Bench:{w.suffix}-{key}", "type": "Bench", "scope": scope,
-         "temperature": {"type": "Property", "value": 1.5, "unitCode": "CEL"}}
+        {
+            "id": f"urn:ngsi-ld:Bench:{w.suffix}-{key}",
+            "type": "Bench",
+            "scope": scope,
+            "temperature": {"type": "Property", "value": 1.5, "unitCode": "CEL"},
+        }
         for key, scope in scopes.items()
     ]
-    r = await w.client.post("/ngsi-ld/v1/entityOperations/upsert", json=entities,
-                            headers=w.auth("a.editor"))
+    r = await w.client.post(
+        "/ngsi-ld/v1/entityOperations/upsert", json=entities, headers=w.auth("a.editor")
+    )
     assert r.status_code in (201, 204), r.text
     w.at(now_micros() + 2 * HOUR)
     for root in (f"{BASE}/ldes/{w.ds('benches')}/paged", f"{BASE}/ldes/{w.ds('benches')}/by-time"):

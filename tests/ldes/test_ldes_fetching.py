@@ -49,7 +49,9 @@ def members(page: Page) -> set[str]:
         ("/pages/latest", "application/ld+json", {"/parking/p2/v1"}),
     ],
 )
-def test_each_media_type_parses(server: StreamServer, path: str, media: str, expected: set[str]) -> None:
+def test_each_media_type_parses(
+    server: StreamServer, path: str, media: str, expected: set[str]
+) -> None:
     page = fetch(server.base + path)
     assert page.status == "ok" and page.media_type == media
     assert members(page) == {server.base + m for m in expected}
@@ -114,7 +116,10 @@ def test_other_failures_raise_fetch_error(server: StreamServer) -> None:
 
 def test_cache_policy() -> None:
     h = httpx.Headers
-    assert cache_policy(h({"Cache-Control": "public, max-age=604800, immutable"}), 0) == (True, 604800.0)
+    assert cache_policy(h({"Cache-Control": "public, max-age=604800, immutable"}), 0) == (
+        True,
+        604800.0,
+    )
     assert cache_policy(h({"Cache-Control": "max-age=60", "Age": "15"}), 0) == (False, 45.0)
     assert cache_policy(h({"Cache-Control": "no-cache, max-age=60"}), 0) == (False, 0.0)
     assert cache_policy(h({"Expires": "Thu, 01 Jan 1970 00:01:40 GMT"}), 40.0) == (False, 60.0)

@@ -15,7 +15,9 @@ def test_pruning_by_upper_bounds() -> None:
     assert f.prunes("lt", 10 * DAY) and not f.prunes("lt", 10 * DAY + 1)
     assert f.prunes("le", 10 * DAY - 1) and not f.prunes("le", 10 * DAY)
     assert f.prunes("eq", 9 * DAY) and not f.prunes("eq", 10 * DAY)
-    assert not f.prunes(None, None) and not Frontier({}, since=None, poll_interval=60).prunes("lt", 0)
+    assert not f.prunes(None, None) and not Frontier({}, since=None, poll_interval=60).prunes(
+        "lt", 0
+    )
 
 
 def test_breadth_first_then_mutable_pages_then_due_ones() -> None:

@@ -73,8 +73,9 @@ def test_an_independent_client_replicates_every_member_once(node: str, tmp_path:
             stream = f"{base}/ldes/demo"
             time.sleep(SETTLE + 1)
             # one shot
-            shot = subprocess.run([node, str(CLI), stream], capture_output=True, text=True,
-                                  timeout=300, check=True)
+            shot = subprocess.run(
+                [node, str(CLI), stream], capture_output=True, text=True, timeout=300, check=True
+            )
             got = members(shot.stdout)
             expected = published(db, stream)
             assert len(expected) > 50
@@ -85,15 +86,23 @@ def test_an_independent_client_replicates_every_member_once(node: str, tmp_path:
             with out.open("w") as sink:
                 follower = subprocess.Popen(
                     [node, str(CLI), "--follow", "--poll-interval", "500", stream],
-                    stdout=sink, stderr=subprocess.DEVNULL, start_new_session=True,
+                    stdout=sink,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
                 try:
                     entity = "urn:ngsi-ld:AirQualityObserved:12025-001"
                     for n in range(40):
                         r = httpx.patch(
                             f"{base}/ngsi-ld/v1/entities/{entity}/attrs",
-                            json={"no2": {"type": "Property", "value": 10 + n, "unitCode": "GQ",
-                                          "observedAt": f"2026-01-01T00:{n:02d}:00Z"}},
+                            json={
+                                "no2": {
+                                    "type": "Property",
+                                    "value": 10 + n,
+                                    "unitCode": "GQ",
+                                    "observedAt": f"2026-01-01T00:{n:02d}:00Z",
+                                }
+                            },
                         )
                         assert r.status_code == 204, r.text
                         time.sleep(0.1)

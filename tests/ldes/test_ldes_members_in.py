@@ -52,7 +52,9 @@ def test_observation_of_a_sensor_without_feature_of_interest() -> None:
     # not a unit with a UN/CEFACT code we know: kept as a Relationship to the QUDT unit
     assert "unitCode" not in pm10
     assert pm10["http://qudt.org/schema/qudt/unit"] == {
-        "type": "Relationship", "object": "http://qudt.org/vocab/unit/NUM-PER-L"}
+        "type": "Relationship",
+        "object": "http://qudt.org/vocab/unit/NUM-PER-L",
+    }
 
 
 def test_wkt_in_epsg_4326_has_its_axes_swapped() -> None:
@@ -61,21 +63,35 @@ def test_wkt_in_epsg_4326_has_its_axes_swapped() -> None:
         sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime ;
         geo:hasGeometry [ geo:asWKT "<http://www.opengis.net/def/crs/EPSG/0/4326> POINT(51.05 3.72)"^^geo:wktLiteral ] .""")
     assert attr(c, "https://uri.etsi.org/ngsi-ld/location")["value"] == {
-        "type": "Point", "coordinates": [3.72, 51.05]}
+        "type": "Point",
+        "coordinates": [3.72, 51.05],
+    }
     assert attr(c, CORE + "level")["value"] == "high"
 
 
 @pytest.mark.parametrize(
     ("turtle", "reason"),
     [
-        ("ex:m a sosa:Observation ; sosa:observedProperty ex:p ; sosa:hasSimpleResult 1 ;"
-         ' sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime .', "feature of interest or sensor"),
-        ("ex:m a sosa:Observation ; sosa:hasFeatureOfInterest ex:s ; sosa:observedProperty ex:p ;"
-         " sosa:hasSimpleResult 1 .", "result time"),
-        ("ex:m a sosa:Observation ; sosa:hasFeatureOfInterest ex:s ; sosa:hasSimpleResult 1 ;"
-         ' sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime .', "observed property"),
-        ("ex:m a sosa:Observation ; sosa:hasFeatureOfInterest ex:s ; sosa:observedProperty ex:p ;"
-         ' sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime .', "without a result"),
+        (
+            "ex:m a sosa:Observation ; sosa:observedProperty ex:p ; sosa:hasSimpleResult 1 ;"
+            ' sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime .',
+            "feature of interest or sensor",
+        ),
+        (
+            "ex:m a sosa:Observation ; sosa:hasFeatureOfInterest ex:s ; sosa:observedProperty ex:p ;"
+            " sosa:hasSimpleResult 1 .",
+            "result time",
+        ),
+        (
+            "ex:m a sosa:Observation ; sosa:hasFeatureOfInterest ex:s ; sosa:hasSimpleResult 1 ;"
+            ' sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime .',
+            "observed property",
+        ),
+        (
+            "ex:m a sosa:Observation ; sosa:hasFeatureOfInterest ex:s ; sosa:observedProperty ex:p ;"
+            ' sosa:resultTime "2026-02-01T10:00:00Z"^^xsd:dateTime .',
+            "without a result",
+        ),
         ('ex:m ex:at "yesterday" ; ex:p 1 .', "not a DateTime"),
         ('ex:m ex:shape "POINT(1"^^geo:wktLiteral .', "not a WKT geometry"),
         ("ex:other ex:p 1 .", "describes nothing"),
@@ -100,13 +116,20 @@ def test_a_plain_resource_with_ngsi_ld_attribute_nodes_and_plain_values() -> Non
     assert c.entity_id == "https://example.org/m" and c.types == ["https://example.org/Room"]
     t = attr(c, "https://example.org/temperature")
     assert (t["value"], t["unitCode"], t["observedAt"], t["datasetId"]) == (
-        21.5, "CEL", "2026-02-01T09:59:00Z", "urn:ngsi-ld:Dataset:raw")
+        21.5,
+        "CEL",
+        "2026-02-01T09:59:00Z",
+        "urn:ngsi-ld:Dataset:raw",
+    )
     assert t["https://example.org/accuracy"]["value"] == 0.1
     assert attr(c, "https://example.org/inBuilding")["object"] == "urn:ngsi-ld:Building:b1"
     assert sorted(attr(c, "https://example.org/tags")["value"]) == ["a", "b"]
     assert attr(c, "https://example.org/open")["value"] is True
     assert attr(c, "https://example.org/config") == {
-        "type": "JsonProperty", "json": {"x": [1, 2]}, "observedAt": "2026-02-01T10:00:00Z"}
+        "type": "JsonProperty",
+        "json": {"x": [1, 2]},
+        "observedAt": "2026-02-01T10:00:00Z",
+    }
     assert attr(c, "https://example.org/extra")["json"] == {"https://example.org/k": "v"}
     # the timestamp is the member's time, not an attribute
     assert "https://example.org/at" not in c.attrs

@@ -47,7 +47,9 @@ def objects(ts: list[tuple[str, str, Any]], s: str, p: str) -> list[Any]:
     return [o for s2, p2, o in ts if s2 == s and p2 == p]
 
 
-def check_page(ts: list[tuple[str, str, Any]], url: str, stream: str) -> tuple[list[str], list[str]]:
+def check_page(
+    ts: list[tuple[str, str, Any]], url: str, stream: str
+) -> tuple[list[str], list[str]]:
     """Assert the page's shape; return its member IRIs and the nodes its relations lead to."""
     views = [(s, o) for s, p, o in ts if p == TREE + "view"]
     assert views == [(stream, url)], views
@@ -134,7 +136,9 @@ async def test_observation_members_carry_sosa_and_qudt(world: World) -> None:
     w = world
     await w.write("Sensor", 1, 1)
     w.at(now_micros() + 2 * HOUR)
-    r = await w.client.get(f"/ldes/{w.ds('open')}/paged", headers={"Accept": "application/n-triples"})
+    r = await w.client.get(
+        f"/ldes/{w.ds('open')}/paged", headers={"Accept": "application/n-triples"}
+    )
     ts = triples(r.content, "application/n-triples")
     temp = "https://uri.etsi.org/ngsi-ld/default-context/temperature"
     [member] = [s for s, p, o in ts if p == SOSA + "observedProperty" and o == temp]
@@ -159,11 +163,15 @@ async def test_caching_headers_etag_and_immutability(world: World) -> None:
     assert first.headers["vary"] == "Accept"
     etag = first.headers["etag"]
     assert etag.startswith('"') and etag.endswith('"')
-    _, nodes = check_page(triples(first.content, "text/turtle"), BASE + root, f"{BASE}/ldes/{w.ds('open')}")
+    _, nodes = check_page(
+        triples(first.content, "text/turtle"), BASE + root, f"{BASE}/ldes/{w.ds('open')}"
+    )
     second_url = nodes[0].removeprefix(BASE)
     second = await w.client.get(second_url)
     assert second.headers["cache-control"] == "public, max-age=31536000, immutable"
-    _, more = check_page(triples(second.content, "text/turtle"), nodes[0], f"{BASE}/ldes/{w.ds('open')}")
+    _, more = check_page(
+        triples(second.content, "text/turtle"), nodes[0], f"{BASE}/ldes/{w.ds('open')}"
+    )
     last = await w.client.get(more[0].removeprefix(BASE))
     assert last.headers["cache-control"] == "public, max-age=10"  # the growing page
     # 304 on If-None-Match, with the validators and no body
@@ -205,7 +213,9 @@ async def test_non_canonical_page_urls_redirect_to_the_page_iri(world: World) ->
     w.at(now_micros() + 2 * HOUR)
     stream = f"/ldes/{w.ds('open')}"
     first = await w.client.get(f"{stream}/paged")
-    _, nodes = check_page(triples(first.content, "text/turtle"), f"{BASE}{stream}/paged", BASE + stream)
+    _, nodes = check_page(
+        triples(first.content, "text/turtle"), f"{BASE}{stream}/paged", BASE + stream
+    )
     p, s, t, q = nodes[0].split("after=")[1].split(".")
     odd = f"{stream}/paged?after=0{p}.{s}.{t}.{q}"
     r = await w.client.get(odd)
@@ -251,8 +261,11 @@ async def test_page_iris_follow_the_host_asked_also_for_cached_pages(world: Worl
     here = await w.client.get(path)
     assert here.headers["cache-control"].endswith("immutable")  # now in the page cache
     there = await w.client.get(path, headers={"Host": "data.example.org"})
-    check_page(triples(there.content, "text/turtle"), f"http://data.example.org{path}",
-               f"http://data.example.org/ldes/{w.ds('open')}")
+    check_page(
+        triples(there.content, "text/turtle"),
+        f"http://data.example.org{path}",
+        f"http://data.example.org/ldes/{w.ds('open')}",
+    )
 
 
 def _bounds(path: str) -> tuple[datetime, datetime]:
@@ -285,9 +298,14 @@ async def test_by_time_relations_bound_each_child_by_its_period(world: World) ->
             if "?after=" in node:
                 continue
             kind = objects(ts, rel, RDF + "type")[0]
-            value = datetime.fromisoformat(objects(ts, rel, TREE + "value")[0].value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(
+                objects(ts, rel, TREE + "value")[0].value.replace("Z", "+00:00")
+            )
             start, end = _bounds(node)
-            assert value == (start if kind == TREE + "GreaterThanOrEqualToRelation" else end), (node, kind)
+            assert value == (start if kind == TREE + "GreaterThanOrEqualToRelation" else end), (
+                node,
+                kind,
+            )
             checked += 1
     assert checked >= 8  # root → year → month → day → hour, two relations each
 
@@ -338,12 +356,17 @@ async def test_member_iris_dereference_to_the_members_triples(world: World) -> N
         foi = {o for s, p, o in own if s == m and p == SOSA + "hasFeatureOfInterest"}
         assert own and own <= on_page
         # the member, its result nodes, and the type of its feature of interest
-        assert all(s == m or s.startswith("r") or (s in foi and p == RDF + "type")
-                   for s, p, _ in own)
+        assert all(
+            s == m or s.startswith("r") or (s in foi and p == RDF + "type") for s, p, _ in own
+        )
         assert any(s in foi and p == RDF + "type" for s, p, _ in own)
     # a member of another data set is not one of this stream's
     restricted = await w.client.get(f"/ldes/{w.ds('restricted')}/paged", headers=w.auth("a.editor"))
-    other = objects(triples(restricted.content, "text/turtle"), f"{BASE}/ldes/{w.ds('restricted')}", TREE + "member")[0]
+    other = objects(
+        triples(restricted.content, "text/turtle"),
+        f"{BASE}/ldes/{w.ds('restricted')}",
+        TREE + "member",
+    )[0]
     key = other.rsplit("/", 1)[1]
     assert (await w.client.get(f"/ldes/{w.ds('open')}/members/{key}")).status_code == 404
     assert (await w.client.get(other)).status_code == 404  # anonymous: the restricted stream
@@ -360,13 +383,21 @@ async def test_every_kind_of_value_survives_every_media_type(world: World) -> No
         "note": {"type": "Property", "value": tricky},
         "count": {"type": "Property", "value": 7},
         "ok": {"type": "Property", "value": True},
-        "config": {"type": "JsonProperty", "json": {"a": [1, "two\"2"]}},
-        "name": {"type": "LanguageProperty", "languageMap": {"nl": "Sensor \"één\"", "en": "Sensor one"}},
+        "config": {"type": "JsonProperty", "json": {"a": [1, 'two"2']}},
+        "name": {
+            "type": "LanguageProperty",
+            "languageMap": {"nl": 'Sensor "één"', "en": "Sensor one"},
+        },
         "partOf": {"type": "Relationship", "object": "urn:ngsi-ld:Building:9"},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72, 51.05]}},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [3.72, 51.05]},
+        },
         "speed": {"type": "Property", "value": 12.5, "unitCode": "XYZ"},
     }
-    r = await w.client.post("/ngsi-ld/v1/entityOperations/upsert", json=[entity], headers=w.auth("a.editor"))
+    r = await w.client.post(
+        "/ngsi-ld/v1/entityOperations/upsert", json=[entity], headers=w.auth("a.editor")
+    )
     assert r.status_code in (201, 204), r.text
     w.at(now_micros() + 2 * HOUR)
     stream = f"{BASE}/ldes/{w.ds('open')}"
@@ -379,12 +410,17 @@ async def test_every_kind_of_value_survives_every_media_type(world: World) -> No
         for m in members:
             [prop] = objects(ts, m, SOSA + "observedProperty")
             name = prop.rsplit("/", 1)[1]
-            simple = sorted((o.value, o.language, o.datatype.value) for o in objects(ts, m, SOSA + "hasSimpleResult"))
+            simple = sorted(
+                (o.value, o.language, o.datatype.value)
+                for o in objects(ts, m, SOSA + "hasSimpleResult")
+            )
             result = objects(ts, m, SOSA + "hasResult")
             nested = sorted(
                 (p2, str(getattr(o, "value", o)))
-                for r_ in result if isinstance(r_, str) and not r_.startswith("urn:")
-                for s2, p2, o in ts if s2 == r_
+                for r_ in result
+                if isinstance(r_, str) and not r_.startswith("urn:")
+                for s2, p2, o in ts
+                if s2 == r_
             )
             found[name] = (simple, [r_ for r_ in result if r_.startswith("urn:")], nested)
         seen[media] = found
@@ -395,7 +431,10 @@ async def test_every_kind_of_value_survives_every_media_type(world: World) -> No
     assert first["count"][0] == [("7", None, xsd + "integer")]
     assert first["ok"][0] == [("true", None, xsd + "boolean")]
     assert first["config"][0][0][0] == '{"a":[1,"two\\"2"]}'
-    assert sorted((v, lang) for v, lang, _ in first["name"][0]) == [('Sensor "één"', "nl"), ("Sensor one", "en")]
+    assert sorted((v, lang) for v, lang, _ in first["name"][0]) == [
+        ('Sensor "één"', "nl"),
+        ("Sensor one", "en"),
+    ]
     assert first["partOf"][1] == ["urn:ngsi-ld:Building:9"]
     assert any("POINT (3.72 51.05)" in v for _, v in first["location"][2])
     assert (QUDT + "numericValue", "12.5") in first["speed"][2]

@@ -163,8 +163,13 @@ def assert_fixture_stream_stored(db: str, tenant: str) -> None:
     assert p1 is not None and p1["type"] == [CORE + "Parking"]
     assert current(p1, SPOTS)["value"] == 35
     assert current(p1, "https://example.org/parking#name")["languageMap"] == {
-        "nl": "Parking Zuid", "en": "South car park"}
-    assert current(p1, "https://example.org/parking#operator")["object"] == "urn:ngsi-ld:Organisation:city"
+        "nl": "Parking Zuid",
+        "en": "South car park",
+    }
+    assert (
+        current(p1, "https://example.org/parking#operator")["object"]
+        == "urn:ngsi-ld:Organisation:city"
+    )
     assert history(db, tenant, P1)[SPOTS] == [40, 35]
 
     p2 = entity(db, tenant, P2)
@@ -242,8 +247,8 @@ def test_follow_polls_the_mutable_page_and_takes_new_members_once(
     _, ds = dataset
     latest = server.routes["/pages/latest"]
     grown = latest.body.replace(
-        b'      ]\n    }\n  ]\n}',
-        b'''      ,{
+        b"      ]\n    }\n  ]\n}",
+        b"""      ,{
           "id": "%s/parking/p2/v2",
           "type": "Parking",
           "isVersionOf": "urn:ngsi-ld:Parking:p2",
@@ -253,7 +258,8 @@ def test_follow_polls_the_mutable_page_and_takes_new_members_once(
       ]
     }
   ]
-}''' % server.base.encode(),
+}"""
+        % server.base.encode(),
     )
     assert grown != latest.body
 
@@ -359,7 +365,9 @@ def test_untyped_entities_need_a_type_when_the_data_set_has_several(
     assert gent1 is not None and gent1["type"] == [CORE + "Site"]
 
 
-def test_one_client_at_a_time(db: str, server: StreamServer, dataset: tuple[str, str], tenant: str) -> None:
+def test_one_client_at_a_time(
+    db: str, server: StreamServer, dataset: tuple[str, str], tenant: str
+) -> None:
     _, ds = dataset
 
     async def go(rt: Runtime) -> None:
@@ -394,7 +402,9 @@ def test_resume_after_a_kill_stores_nothing_twice(
     hold = server.routes["/pages/3"].hold = threading.Event()
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartregion", "ldes", "replicate", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
     )
     try:
         # the client has read /stream, /pages/1, /pages/2 and /pages/old; it waits for /pages/3
@@ -441,8 +451,9 @@ def test_cli_checks_its_arguments(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'x.db'}"
     code, _, err = cli("replicate", "ftp://x/stream", "--dataset", "d", "--database", db)
     assert code == 2 and "http(s) URL" in err
-    code, _, err = cli("replicate", "http://x/stream", "--dataset", "d", "--database", db,
-                       "--since", "yesterday")
+    code, _, err = cli(
+        "replicate", "http://x/stream", "--dataset", "d", "--database", db, "--since", "yesterday"
+    )
     assert code == 2 and "ISO 8601" in err
     code, _, err = cli("replicate", "http://x/stream", "--dataset", "nope", "--database", db)
     assert code == 1 and "nope" in err
@@ -452,11 +463,24 @@ def test_follow_from_the_command_line_stops_cleanly_on_sigterm(
     db: str, server: StreamServer, dataset: tuple[str, str], tenant: str
 ) -> None:
     _, ds = dataset
-    args = [server.base + "/stream", "--dataset", ds, "--database", db, "--tenant", tenant,
-            "--type", "Site", "--follow", "--poll-interval", "0.2"]
+    args = [
+        server.base + "/stream",
+        "--dataset",
+        ds,
+        "--database",
+        db,
+        "--tenant",
+        tenant,
+        "--type",
+        "Site",
+        "--follow",
+        "--poll-interval",
+        "0.2",
+    ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartregion", "ldes", "replicate", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -481,7 +505,10 @@ def test_follow_from_the_command_line_stops_cleanly_on_sigterm(
 
 
 def test_a_page_cut_short_by_a_failure_is_read_whole_again(
-    db: str, server: StreamServer, dataset: tuple[str, str], tenant: str,
+    db: str,
+    server: StreamServer,
+    dataset: tuple[str, str],
+    tenant: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Members of one page committed in several transactions; the process fails between
@@ -491,14 +518,15 @@ def test_a_page_cut_short_by_a_failure_is_read_whole_again(
     _, ds = dataset
     latest = server.routes["/pages/latest"]
     latest.body = latest.body.replace(
-        b'      ]\n    }\n  ]\n}',
-        b'''      ,{"id": "%s/parking/p2/v2", "type": "Parking", "isVersionOf": "urn:ngsi-ld:Parking:p2",
+        b"      ]\n    }\n  ]\n}",
+        b"""      ,{"id": "%s/parking/p2/v2", "type": "Parking", "isVersionOf": "urn:ngsi-ld:Parking:p2",
           "generatedAtTime": "2026-01-04T09:00:00Z",
           "availableSpotNumber": {"type": "Property", "value": 118, "observedAt": "2026-01-04T08:59:00Z"}}
       ]
     }
   ]
-}''' % server.base.encode(),
+}"""
+        % server.base.encode(),
     )
     monkeypatch.setattr(replication, "CHUNK", 1)
 
@@ -528,7 +556,9 @@ def test_a_page_cut_short_by_a_failure_is_read_whole_again(
     assert history(db, tenant, P2)[SPOT_NUMBER] == [120, 118]
 
 
-def test_replicates_the_platforms_own_stream_round_trip(db: str, tmp_path: Path, tenant: str) -> None:
+def test_replicates_the_platforms_own_stream_round_trip(
+    db: str, tmp_path: Path, tenant: str
+) -> None:
     """Our client against our server: the demo data set's stream, served by `smartregion serve
     --demo`, replicated into another database (SQLite or PostgreSQL) — every member once, and
     every observed value back in the copy's history at its observation time."""
@@ -537,9 +567,11 @@ def test_replicates_the_platforms_own_stream_round_trip(db: str, tmp_path: Path,
     source_db = tmp_path / "source.db"
     os.environ["SMARTREGION_LDES_SETTLE_SECONDS"] = "1"
     try:
-        with serving_platform("--database", f"sqlite:///{source_db}", "--demo",
-                              "--anonymous-writes") as base:
+        with serving_platform(
+            "--database", f"sqlite:///{source_db}", "--demo", "--anonymous-writes"
+        ) as base:
             time.sleep(2.5)  # past the settle time: every demo member is published
+
             async def demo_types(rt: Runtime) -> list[str]:
                 assert isinstance(rt.store, GovernanceStore)
                 return (await Governance(rt.store).get_dataset("demo")).entity_types

@@ -29,5 +29,7 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver/ngsi-ld/v1") as c:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver/ngsi-ld/v1"
+        ) as c:
             yield c

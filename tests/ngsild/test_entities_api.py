@@ -16,7 +16,10 @@ def sensor(n: int, temperature: float = 20.0, **extra: object) -> dict[str, obje
         "id": f"urn:ngsi-ld:Sensor:{n}",
         "type": "Sensor",
         "temperature": {"type": "Property", "value": temperature, "unitCode": "CEL"},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [3.72 + n / 1000, 51.05]}},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [3.72 + n / 1000, 51.05]},
+        },
         "@context": CTX,
         **extra,
     }
@@ -57,9 +60,16 @@ async def test_unknown_entity_is_404(client: httpx.AsyncClient) -> None:
         (b"{not json", {"Content-Type": "application/json"}, 400),
         (b'{"id": "not a uri", "type": "T"}', {"Content-Type": "application/json"}, 400),
         (b'{"id": "urn:a:b", "type": "T"}', {"Content-Type": "text/plain"}, 415),
-        (b'{"id": "urn:a:b", "type": "T", "p": {"type": "Property"}}', {"Content-Type": "application/json"}, 400),
-        (b'{"id": "urn:a:b", "type": "T", "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [500, 1]}}}',
-         {"Content-Type": "application/json"}, 400),
+        (
+            b'{"id": "urn:a:b", "type": "T", "p": {"type": "Property"}}',
+            {"Content-Type": "application/json"},
+            400,
+        ),
+        (
+            b'{"id": "urn:a:b", "type": "T", "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [500, 1]}}}',
+            {"Content-Type": "application/json"},
+            400,
+        ),
         (b'{"id": "urn:a:b", "type": "T"}', {"Content-Type": "application/ld+json"}, 400),
     ],
 )
@@ -84,7 +94,11 @@ async def test_deeply_nested_body_is_refused(client: httpx.AsyncClient) -> None:
 
 
 async def test_oversized_body_is_413(client: httpx.AsyncClient) -> None:
-    huge = {"id": "urn:a:b", "type": "T", "p": {"type": "Property", "value": "x" * (9 * 1024 * 1024)}}
+    huge = {
+        "id": "urn:a:b",
+        "type": "T",
+        "p": {"type": "Property", "value": "x" * (9 * 1024 * 1024)},
+    }
     r = await client.post("/entities", json=huge)
     assert r.status_code == 413
 
@@ -99,7 +113,9 @@ async def test_query_by_type_and_q_with_count(client: httpx.AsyncClient) -> None
     r = await client.post("/entityOperations/create", json=batch, headers=LD)
     assert r.status_code == 201, r.text
     assert len(r.json()) == 30
-    r = await client.get("/entities", params={"type": "Sensor", "q": "temperature>=25", "count": "true"})
+    r = await client.get(
+        "/entities", params={"type": "Sensor", "q": "temperature>=25", "count": "true"}
+    )
     assert r.status_code == 200
     assert r.headers["ngsild-results-count"] == "5"
     assert sorted(e["id"] for e in r.json()) == [f"urn:ngsi-ld:Sensor:{i}" for i in range(25, 30)]
@@ -144,7 +160,12 @@ async def test_geo_query_near(client: httpx.AsyncClient) -> None:
         await client.post("/entities", json=sensor(i * 100), headers=LD)
     r = await client.get(
         "/entities",
-        params={"type": "Sensor", "georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": "[3.72,51.05]"},
+        params={
+            "type": "Sensor",
+            "georel": "near;maxDistance==2000",
+            "geometry": "Point",
+            "coordinates": "[3.72,51.05]",
+        },
     )
     assert r.status_code == 200, r.text
     # sensors sit 0.1° of longitude (~7 km) apart: only the first is within 2 km
@@ -157,7 +178,9 @@ async def test_tenants_are_isolated(client: httpx.AsyncClient) -> None:
     assert (await client.get("/entities/urn:ngsi-ld:Sensor:1")).status_code == 404
     r = await client.get("/entities/urn:ngsi-ld:Sensor:1", headers={"NGSILD-Tenant": "gent"})
     assert r.status_code == 200
-    r = await client.get("/entities", params={"type": "Sensor"}, headers={"NGSILD-Tenant": "nowhere"})
+    r = await client.get(
+        "/entities", params={"type": "Sensor"}, headers={"NGSILD-Tenant": "nowhere"}
+    )
     assert r.status_code == 404
     assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/NonExistingTenant"
 
@@ -208,11 +231,17 @@ async def test_order_by_sorts_before_paging(client: httpx.AsyncClient) -> None:
     temps = [5.0, 1.0, 9.0, 3.0, 7.0]
     for i, t in enumerate(temps):
         await client.post("/entities", json=sensor(i, temperature=t), headers=LD)
-    r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature;desc", "limit": "2", "count": "true"})
+    r = await client.get(
+        "/entities",
+        params={"type": "Sensor", "orderBy": "temperature;desc", "limit": "2", "count": "true"},
+    )
     assert r.status_code == 200, r.text
     assert [e["temperature"]["value"] for e in r.json()] == [9.0, 7.0]
     assert r.headers["ngsild-results-count"] == "5"
-    r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature", "offset": "2", "limit": "2"})
+    r = await client.get(
+        "/entities",
+        params={"type": "Sensor", "orderBy": "temperature", "offset": "2", "limit": "2"},
+    )
     assert [e["temperature"]["value"] for e in r.json()] == [5.0, 7.0]
     r = await client.get("/entities", params={"type": "Sensor", "orderBy": "temperature;sideways"})
     assert r.status_code == 400
@@ -228,7 +257,9 @@ async def test_hosted_contexts_survive_a_restart(settings: object) -> None:
     app = create_app(settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t/ngsi-ld/v1") as c,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t/ngsi-ld/v1"
+        ) as c,
     ):
         r = await c.post("/jsonldContexts", json=document)
         assert r.status_code == 201, r.text
@@ -243,7 +274,11 @@ async def test_hosted_contexts_survive_a_restart(settings: object) -> None:
         assert r.json() == document
         # and it still expands terms for entities that reference it
         link = f'<http://t{location}>; rel="http://www.w3.org/ns/json-ld#context"'
-        entity = {"id": "urn:ngsi-ld:Car:1", "type": "Car", "brand": {"type": "Property", "value": "X"}}
+        entity = {
+            "id": "urn:ngsi-ld:Car:1",
+            "type": "Car",
+            "brand": {"type": "Property", "value": "X"},
+        }
         r = await c.post("/ngsi-ld/v1/entities", json=entity, headers={"Link": link})
         assert r.status_code == 201, r.text
         r = await c.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Car:1")

@@ -23,53 +23,142 @@ from smartregion.settings import Settings
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=20,
 )
-names = st.sampled_from(["temperature", "location", "name", "type", "id", "@context", "scope", "observedAt", "x:y", "a b", ""])
+names = st.sampled_from(
+    [
+        "temperature",
+        "location",
+        "name",
+        "type",
+        "id",
+        "@context",
+        "scope",
+        "observedAt",
+        "x:y",
+        "a b",
+        "",
+    ]
+)
 kinds = st.sampled_from(
-    ["Property", "Relationship", "GeoProperty", "LanguageProperty", "JsonProperty", "VocabProperty",
-     "ListProperty", "ListRelationship", "Bogus", 7]
+    [
+        "Property",
+        "Relationship",
+        "GeoProperty",
+        "LanguageProperty",
+        "JsonProperty",
+        "VocabProperty",
+        "ListProperty",
+        "ListRelationship",
+        "Bogus",
+        7,
+    ]
 )
 attribute = st.fixed_dictionaries(
     {"type": kinds},
     optional={
-        "value": json_values, "object": json_values, "languageMap": json_values, "json": json_values,
-        "vocab": json_values, "valueList": json_values, "objectList": json_values,
-        "datasetId": json_values, "observedAt": json_values, "unitCode": json_values,
+        "value": json_values,
+        "object": json_values,
+        "languageMap": json_values,
+        "json": json_values,
+        "vocab": json_values,
+        "valueList": json_values,
+        "objectList": json_values,
+        "datasetId": json_values,
+        "observedAt": json_values,
+        "unitCode": json_values,
     },
 )
 entity = st.fixed_dictionaries(
-    {"id": st.one_of(st.just("urn:ngsi-ld:T:1"), st.text(max_size=12), json_values),
-     "type": st.one_of(st.just("T"), st.lists(st.text(max_size=5), max_size=3), json_values)},
-    optional={"temperature": attribute, "location": attribute, "name": st.one_of(attribute, json_values)},
+    {
+        "id": st.one_of(st.just("urn:ngsi-ld:T:1"), st.text(max_size=12), json_values),
+        "type": st.one_of(st.just("T"), st.lists(st.text(max_size=5), max_size=3), json_values),
+    },
+    optional={
+        "temperature": attribute,
+        "location": attribute,
+        "name": st.one_of(attribute, json_values),
+    },
 )
 bodies = st.one_of(entity, json_values, st.lists(entity, max_size=3))
 
 query_params = st.dictionaries(
     st.sampled_from(
-        ["type", "id", "idPattern", "q", "attrs", "pick", "omit", "georel", "geometry", "coordinates",
-         "geoproperty", "scopeQ", "limit", "offset", "count", "options", "format", "lang", "orderBy",
-         "join", "joinLevel", "local", "bogus"]
+        [
+            "type",
+            "id",
+            "idPattern",
+            "q",
+            "attrs",
+            "pick",
+            "omit",
+            "georel",
+            "geometry",
+            "coordinates",
+            "geoproperty",
+            "scopeQ",
+            "limit",
+            "offset",
+            "count",
+            "options",
+            "format",
+            "lang",
+            "orderBy",
+            "join",
+            "joinLevel",
+            "local",
+            "bogus",
+        ]
     ),
     st.one_of(
         st.text(max_size=25),
         st.sampled_from(
-            ["near;maxDistance==10", "Point", "[4.3,50.8]", "temperature>3;(a|b)", "true", "-1",
-             "keyValues", "sysAttrs,bogus", "T;(A,B", "a{b{c}}", "/a/#", "name;desc"]
+            [
+                "near;maxDistance==10",
+                "Point",
+                "[4.3,50.8]",
+                "temperature>3;(a|b)",
+                "true",
+                "-1",
+                "keyValues",
+                "sysAttrs,bogus",
+                "T;(A,B",
+                "a{b{c}}",
+                "/a/#",
+                "name;desc",
+            ]
         ),
     ),
     max_size=5,
 )
 paths = st.sampled_from(
-    ["/entities", "/entities/urn:ngsi-ld:T:1", "/entities/urn:ngsi-ld:T:1/attrs",
-     "/entities/urn:ngsi-ld:T:1/attrs/temperature", "/entityOperations/create", "/entityOperations/upsert",
-     "/entityOperations/update", "/entityOperations/merge", "/entityOperations/delete",
-     "/entityOperations/query", "/types", "/types/T", "/attributes", "/attributes/temperature",
-     "/jsonldContexts", "/entities/", "/entities/not a uri"]
+    [
+        "/entities",
+        "/entities/urn:ngsi-ld:T:1",
+        "/entities/urn:ngsi-ld:T:1/attrs",
+        "/entities/urn:ngsi-ld:T:1/attrs/temperature",
+        "/entityOperations/create",
+        "/entityOperations/upsert",
+        "/entityOperations/update",
+        "/entityOperations/merge",
+        "/entityOperations/delete",
+        "/entityOperations/query",
+        "/types",
+        "/types/T",
+        "/attributes",
+        "/attributes/temperature",
+        "/jsonldContexts",
+        "/entities/",
+        "/entities/not a uri",
+    ]
 )
 methods = st.sampled_from(["GET", "POST", "PATCH", "PUT", "DELETE"])
-content_types = st.sampled_from(["application/json", "application/ld+json", "application/merge-patch+json", "text/plain"])
+content_types = st.sampled_from(
+    ["application/json", "application/ld+json", "application/merge-patch+json", "text/plain"]
+)
 
 
 class Harness:
@@ -77,7 +166,9 @@ class Harness:
 
     def __init__(self, tmp: Path) -> None:
         self.loop = asyncio.new_event_loop()
-        self.app = create_app(Settings(database_url=f"sqlite:///{tmp}/fuzz.db", anonymous_writes=True))
+        self.app = create_app(
+            Settings(database_url=f"sqlite:///{tmp}/fuzz.db", anonymous_writes=True)
+        )
         self.lifespan = self.app.router.lifespan_context(self.app)
         self.loop.run_until_complete(self.lifespan.__aenter__())
         self.client = httpx.AsyncClient(
@@ -100,7 +191,9 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     h.close()
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(method=methods, path=paths, params=query_params, body=bodies, content_type=content_types)
 def test_no_request_gets_a_server_error(
     harness: Harness, method: str, path: str, params: dict[str, str], body: Any, content_type: str

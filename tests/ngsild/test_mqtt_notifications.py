@@ -16,7 +16,9 @@ LD = {"Content-Type": "application/ld+json"}
 CTX = {"@context": {"Building": "https://ex.org/Building", "height": "https://ex.org/height"}}
 
 
-async def collect(broker: str, topic: str, ready: asyncio.Event, out: list[dict[str, Any]], count: int) -> None:
+async def collect(
+    broker: str, topic: str, ready: asyncio.Event, out: list[dict[str, Any]], count: int
+) -> None:
     host, port = broker.removeprefix("mqtt://").split(":")
     async with aiomqtt.Client(hostname=host, port=int(port)) as client:
         await client.subscribe(topic, qos=1)
@@ -27,7 +29,9 @@ async def collect(broker: str, topic: str, ready: asyncio.Event, out: list[dict[
                 return
 
 
-async def test_mqtt_endpoint_receives_notifications(client: httpx.AsyncClient, mosquitto_url: str) -> None:
+async def test_mqtt_endpoint_receives_notifications(
+    client: httpx.AsyncClient, mosquitto_url: str
+) -> None:
     topic = "smartregion/test/notifications"
     received: list[dict[str, Any]] = []
     ready = asyncio.Event()
@@ -49,7 +53,12 @@ async def test_mqtt_endpoint_receives_notifications(client: httpx.AsyncClient, m
     }
     r = await client.post("/subscriptions", json=sub, headers=LD)
     assert r.status_code == 201, r.text
-    entity = {"id": "urn:ngsi-ld:Building:m1", "type": "Building", "height": {"type": "Property", "value": 10}, **CTX}
+    entity = {
+        "id": "urn:ngsi-ld:Building:m1",
+        "type": "Building",
+        "height": {"type": "Property", "value": 10},
+        **CTX,
+    }
     assert (await client.post("/entities", json=entity, headers=LD)).status_code == 201
     r = await client.patch(
         "/entities/urn:ngsi-ld:Building:m1/attrs",

@@ -33,8 +33,10 @@ class World:
     reader: str
 
     def headers(self, org: str | None) -> dict[str, str]:
-        h = {"NGSILD-Tenant": self.tenant,
-             "Link": f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"'}
+        h = {
+            "NGSILD-Tenant": self.tenant,
+            "Link": f'<{CORE}>; rel="http://www.w3.org/ns/json-ld#context"',
+        }
         if org is not None:
             h["X-Test-Org"] = org
         return h
@@ -45,19 +47,27 @@ class World:
     async def reads_audited(self) -> list[dict[str, Any]]:
         # this world's organisations only: the PostgreSQL database is shared by the session
         records = await self.gov.store.audit_records(limit=100_000)
-        return [{"actor": r.actor, **r.detail} for r in records if r.action == "data.read"
-                and r.actor in (f"org:{self.owner}", f"org:{self.reader}", "anonymous")]
+        return [
+            {"actor": r.actor, **r.detail}
+            for r in records
+            if r.action == "data.read"
+            and r.actor in (f"org:{self.owner}", f"org:{self.reader}", "anonymous")
+        ]
 
 
 def counter(entity_id: str, people: int, cyclists: int, lon: float) -> dict[str, Any]:
     at = "2026-11-27T10:42:13.000Z"
     return {
-        "id": entity_id, "type": "Counter",
+        "id": entity_id,
+        "type": "Counter",
         "people": {"type": "Property", "value": people, "observedAt": at},
         "cyclists": {"type": "Property", "value": cyclists, "observedAt": at},
         "operator": {"type": "Property", "value": "Jan Janssens"},
         "cameraSerial": {"type": "Property", "value": f"SN-{entity_id[-2:]}"},
-        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, 51.05432]}},
+        "location": {
+            "type": "GeoProperty",
+            "value": {"type": "Point", "coordinates": [lon, 51.05432]},
+        },
     }
 
 
@@ -74,37 +84,62 @@ async def world(database_url: str) -> AsyncIterator[World]:  # noqa: F811
         for payload in (
             counter(C1, 3, 40, 3.72451),
             counter(C2, 120, 2, 3.80000),
-            {"id": CAR, "type": "Car", "speed": {"type": "Property", "value": 50},
-             "driver": {"type": "Property", "value": "Piet"},
-             "plate": {"type": "Property", "value": "1-ABC-123"}},
+            {
+                "id": CAR,
+                "type": "Car",
+                "speed": {"type": "Property", "value": 50},
+                "driver": {"type": "Property", "value": "Piet"},
+                "plate": {"type": "Property", "value": "1-ABC-123"},
+            },
         ):
             await broker.entities.create(tenant, payload, vocab, writer=WriteAccess(owner))
         await gov.create_organisation(OP, owner, owner, "municipality")
         await gov.create_organisation(OP, reader, reader, "knowledge_institution")
         admin = Principal(owner, "admin")
         await gov.create_dataset(
-            admin, f"{owner}-counters", owner, "Tellingen", ["Counter"], policy="open",
-            privacy={"personal": ["operator"], "sensitive": ["cameraSerial"],
-                     "counts": ["people", "cyclists"], "k": 5, "coarsenTime": 3600,
-                     "coarsenPlace": 1000},
+            admin,
+            f"{owner}-counters",
+            owner,
+            "Tellingen",
+            ["Counter"],
+            policy="open",
+            privacy={
+                "personal": ["operator"],
+                "sensitive": ["cameraSerial"],
+                "counts": ["people", "cyclists"],
+                "k": 5,
+                "coarsenTime": 3600,
+                "coarsenPlace": 1000,
+            },
         )
         await gov.create_dataset(
-            admin, f"{owner}-cars", owner, "Wagens", ["Car"], policy="restricted",
+            admin,
+            f"{owner}-cars",
+            owner,
+            "Wagens",
+            ["Car"],
+            policy="restricted",
             privacy={"personal": ["driver"], "sensitive": ["plate"]},
         )
         transport = httpx.ASGITransport(app=PrincipalFromHeaders(app))
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url="http://testserver/ngsi-ld/v1") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver/ngsi-ld/v1"
+        ) as client:
             yield World(client, gov, tenant, owner, reader)
 
 
 async def grant_cars(w: World) -> None:
-    request = await w.gov.request_access(Principal(w.reader, "editor"), f"{w.owner}-cars", "research")
-    await w.gov.approve_access_request(Principal(w.owner, "admin"), request.id,
-                                       expires_at=datetime.now(UTC) + timedelta(days=1))
+    request = await w.gov.request_access(
+        Principal(w.reader, "editor"), f"{w.owner}-cars", "research"
+    )
+    await w.gov.approve_access_request(
+        Principal(w.owner, "admin"), request.id, expires_at=datetime.now(UTC) + timedelta(days=1)
+    )
 
 
-async def test_an_open_view_hides_classes_suppresses_small_counts_and_coarsens(world: World) -> None:
+async def test_an_open_view_hides_classes_suppresses_small_counts_and_coarsens(
+    world: World,
+) -> None:
     w = world
     for caller in (None, w.reader):  # anonymous and another organisation: the open view
         r = await w.get(f"/entities/{C1}", caller)
@@ -117,8 +152,7 @@ async def test_an_open_view_hides_classes_suppresses_small_counts_and_coarsens(w
         c2 = (await w.get(f"/entities/{C2}", caller)).json()
         # 2 cyclists suppressed, and 120 people with it
         assert "people" not in c2 and "cyclists" not in c2
-        listed = (await w.get("/entities", caller, type="Counter",
-                              options="sysAttrs")).json()
+        listed = (await w.get("/entities", caller, type="Counter", options="sysAttrs")).json()
         assert sorted(e["id"] for e in listed) == [C1, C2]
         assert all(e["modifiedAt"].endswith(":00:00Z") for e in listed)
     # the owner sees everything, as stored
@@ -142,8 +176,14 @@ async def test_open_readers_cannot_select_by_what_the_view_hides(world: World) -
         ({"q": "people<5"}, [C1]),
         ({"q": 'cameraSerial=="SN-c1"'}, [C1]),
         ({"q": "people.observedAt>2026-11-27T10:40:00Z"}, [C1, C2]),
-        ({"georel": "near;maxDistance==50", "geometry": "Point",
-          "coordinates": "[3.72451,51.05432]"}, [C1]),
+        (
+            {
+                "georel": "near;maxDistance==50",
+                "geometry": "Point",
+                "coordinates": "[3.72451,51.05432]",
+            },
+            [C1],
+        ),
     ):
         assert await ids(w.reader, **params) == [], params
         assert await ids(w.owner, **params) == owner_sees, params  # the owner selects as usual
@@ -157,7 +197,9 @@ async def test_open_readers_cannot_select_by_what_the_view_hides(world: World) -
 
 async def test_a_grant_shows_sensitive_but_never_personal_attributes(world: World) -> None:
     w = world
-    assert (await w.get(f"/entities/{CAR}", w.reader)).status_code == 404  # restricted, no grant yet
+    assert (
+        await w.get(f"/entities/{CAR}", w.reader)
+    ).status_code == 404  # restricted, no grant yet
     await grant_cars(w)
     body = (await w.get(f"/entities/{CAR}", w.reader)).json()
     assert body["plate"]["value"] == "1-ABC-123" and body["speed"]["value"] == 50
@@ -198,15 +240,27 @@ async def test_temporal_open_views_coarsen_and_refuse_aggregates(world: World) -
     assert "operator" not in body and "cameraSerial" not in body and "cyclists" not in body
     assert [i["observedAt"] for i in body["people"]] == ["2026-11-27T10:00:00Z"]
     # a window on the view's hour grid reads; one off the grid would probe exact times
-    on_grid = await w.get(f"/temporal/entities/{C2}", w.reader, timerel="after",
-                          timeAt="2026-11-27T10:00:00Z")
+    on_grid = await w.get(
+        f"/temporal/entities/{C2}", w.reader, timerel="after", timeAt="2026-11-27T10:00:00Z"
+    )
     assert on_grid.status_code == 200
-    off_grid = await w.get(f"/temporal/entities/{C2}", w.reader, timerel="after",
-                           timeAt="2026-11-27T10:42:00Z")
+    off_grid = await w.get(
+        f"/temporal/entities/{C2}", w.reader, timerel="after", timeAt="2026-11-27T10:42:00Z"
+    )
     assert off_grid.status_code == 404
-    aggregated = await w.get(f"/temporal/entities/{C2}", w.reader, options="aggregatedValues",
-                             aggrMethods="sum", aggrPeriodDuration="PT1H")
+    aggregated = await w.get(
+        f"/temporal/entities/{C2}",
+        w.reader,
+        options="aggregatedValues",
+        aggrMethods="sum",
+        aggrPeriodDuration="PT1H",
+    )
     assert aggregated.status_code == 404
-    owner = await w.get(f"/temporal/entities/{C2}", w.owner, options="aggregatedValues",
-                        aggrMethods="sum", aggrPeriodDuration="PT1H")
+    owner = await w.get(
+        f"/temporal/entities/{C2}",
+        w.owner,
+        options="aggregatedValues",
+        aggrMethods="sum",
+        aggrPeriodDuration="PT1H",
+    )
     assert owner.status_code == 200

@@ -303,17 +303,33 @@ async def test_a_declared_purpose_meets_a_policys_purpose_constraint(world: Worl
     """Organisations of a's kind may read b's buildings for traffic studies only: a reader
     declares its purpose in `Smartregion-Purpose`; the read is audited with it."""
     w = world
-    await w.gov.set_dataset_policy(Principal(w.b, "admin"), f"{w.b}-buildings", "restricted", [
-        {"action": "read", "assignee": {"kind": "company"},
-         "constraint": [{"leftOperand": "purpose", "operator": "isAnyOf",
-                         "rightOperand": ["traffic", "https://example.org/purpose/mobility"]}]},
-    ])
+    await w.gov.set_dataset_policy(
+        Principal(w.b, "admin"),
+        f"{w.b}-buildings",
+        "restricted",
+        [
+            {
+                "action": "read",
+                "assignee": {"kind": "company"},
+                "constraint": [
+                    {
+                        "leftOperand": "purpose",
+                        "operator": "isAnyOf",
+                        "rightOperand": ["traffic", "https://example.org/purpose/mobility"],
+                    }
+                ],
+            },
+        ],
+    )
 
     async def read(purpose: str | None) -> tuple[int, list[str]]:
         extra = {} if purpose is None else {"Smartregion-Purpose": purpose}
         one = await w.client.get(f"/entities/{B1}", headers=w.headers(w.a, **extra))
-        many = await w.client.get("/entities", params={"type": "Building", "count": "true"},
-                                  headers=w.headers(w.a, **extra))
+        many = await w.client.get(
+            "/entities",
+            params={"type": "Building", "count": "true"},
+            headers=w.headers(w.a, **extra),
+        )
         assert many.status_code == 200, many.text
         assert many.headers["NGSILD-Results-Count"] == str(len(many.json()))
         return one.status_code, [e["id"] for e in many.json()]
@@ -323,12 +339,17 @@ async def test_a_declared_purpose_meets_a_policys_purpose_constraint(world: Worl
     assert await read(" ") == (404, [])  # blank: none declared
     assert await read("traffic") == (200, [B1])
     assert await read("https://example.org/purpose/mobility") == (200, [B1])
-    bad = await w.client.get(f"/entities/{B1}",
-                             headers=w.headers(w.a, **{"Smartregion-Purpose": "traffic; x"}))
+    bad = await w.client.get(
+        f"/entities/{B1}", headers=w.headers(w.a, **{"Smartregion-Purpose": "traffic; x"})
+    )
     assert bad.status_code == 400
     # (the PostgreSQL database is shared by the tests: this world's reads only)
-    reads = [r for r in await w.gov.store.audit_records(after=0, limit=100_000)
-             if r.action == "data.read" and r.subject == f"{w.b}-buildings"]
+    reads = [
+        r
+        for r in await w.gov.store.audit_records(after=0, limit=100_000)
+        if r.action == "data.read" and r.subject == f"{w.b}-buildings"
+    ]
     assert reads and {r.detail.get("purpose") for r in reads} == {
-        "traffic", "https://example.org/purpose/mobility"
+        "traffic",
+        "https://example.org/purpose/mobility",
     }

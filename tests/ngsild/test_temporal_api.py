@@ -20,7 +20,9 @@ E = "urn:ngsi-ld:Vehicle:T1"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path}/temporal.db"
     else:
@@ -52,7 +54,9 @@ async def test_a_temporal_representation_round_trips(client: httpx.AsyncClient) 
     assert r.status_code == 200, r.text
     got = r.json()["speed"]
     assert [(i["value"], i["observedAt"]) for i in got] == [
-        (120, "2020-08-01T12:00:00Z"), (80, "2020-08-01T12:01:00Z"), (100, "2020-08-01T12:02:00Z")
+        (120, "2020-08-01T12:00:00Z"),
+        (80, "2020-08-01T12:01:00Z"),
+        (100, "2020-08-01T12:02:00Z"),
     ]
     assert all(i["instanceId"].startswith("urn:") for i in got)
     # the current entity is the latest instance
@@ -63,15 +67,22 @@ async def test_a_temporal_representation_round_trips(client: httpx.AsyncClient) 
         f"/temporal/entities/{E}",
         params={"timerel": "after", "timeAt": "2020-08-01T12:01:00Z", "options": "temporalValues"},
     )
-    assert r.json()["speed"]["values"] == [[80, "2020-08-01T12:01:00Z"], [100, "2020-08-01T12:02:00Z"]]
+    assert r.json()["speed"]["values"] == [
+        [80, "2020-08-01T12:01:00Z"],
+        [100, "2020-08-01T12:02:00Z"],
+    ]
     # adding more instances answers 204, and they appear
-    r = await client.post(f"/temporal/entities/{E}/attrs", json={"speed": [_speed(90, "2020-08-01T12:05:00Z")]})
+    r = await client.post(
+        f"/temporal/entities/{E}/attrs", json={"speed": [_speed(90, "2020-08-01T12:05:00Z")]}
+    )
     assert r.status_code == 204, r.text
     r = await client.get(f"/temporal/entities/{E}", params={"lastN": "2"})
     assert [i["value"] for i in r.json()["speed"]] == [100, 90]
 
 
-async def test_ordinary_entity_writes_are_recorded_with_deletions(client: httpx.AsyncClient) -> None:
+async def test_ordinary_entity_writes_are_recorded_with_deletions(
+    client: httpx.AsyncClient,
+) -> None:
     entity = {"id": E, "type": "Vehicle", "speed": {"type": "Property", "value": 1}}
     assert (await client.post("/entities", json=entity)).status_code == 201
     r = await client.patch(f"/entities/{E}/attrs", json={"speed": {"type": "Property", "value": 2}})
@@ -93,8 +104,12 @@ async def test_ordinary_entity_writes_are_recorded_with_deletions(client: httpx.
 
 
 async def test_the_scope_has_a_history(client: httpx.AsyncClient) -> None:  # suite 020_19/20
-    entity = {"id": E, "type": "Vehicle", "scope": ["/Gent/Centrum"],
-              "speed": {"type": "Property", "value": 1, "observedAt": "2020-08-01T12:00:00Z"}}
+    entity = {
+        "id": E,
+        "type": "Vehicle",
+        "scope": ["/Gent/Centrum"],
+        "speed": {"type": "Property", "value": 1, "observedAt": "2020-08-01T12:00:00Z"},
+    }
     assert (await client.post("/entities", json=entity)).status_code == 201
     r = await client.patch(f"/entities/{E}", json={"scope": ["/Gent/Zuid", "/Gent/Centrum"]})
     assert r.status_code == 204, r.text
@@ -111,8 +126,9 @@ async def test_the_scope_has_a_history(client: httpx.AsyncClient) -> None:  # su
     r = await client.get(f"/temporal/entities/{E}", params={"timeproperty": "deletedAt"})
     (removed,) = r.json()["scope"]
     assert removed["value"] == [] and removed["deletedAt"] == history[2]["modifiedAt"]
-    r = await client.get(f"/temporal/entities/{E}",
-                         params={"timeproperty": "deletedAt", "options": "temporalValues"})
+    r = await client.get(
+        f"/temporal/entities/{E}", params={"timeproperty": "deletedAt", "options": "temporalValues"}
+    )
     assert r.json()["scope"] == {"type": "Property", "values": [[[], removed["deletedAt"]]]}
     # by observation time (the default), attributes only: the scope has no observedAt
     r = await client.get(f"/temporal/entities/{E}")
@@ -122,8 +138,12 @@ async def test_the_scope_has_a_history(client: httpx.AsyncClient) -> None:  # su
     r = await client.get(f"/temporal/entities/{E}", params={"timeproperty": "deletedAt"})
     assert len(r.json()["scope"]) == 1
     # a temporal representation's scope is recorded as well
-    other = {"id": E + "b", "type": "Vehicle", "scope": "/Brugge",
-             "speed": [_speed(3, "2020-08-01T12:00:00Z")]}
+    other = {
+        "id": E + "b",
+        "type": "Vehicle",
+        "scope": "/Brugge",
+        "speed": [_speed(3, "2020-08-01T12:00:00Z")],
+    }
     assert (await client.post("/temporal/entities", json=other)).status_code == 201
     r = await client.get(f"/temporal/entities/{E}b", params={"timeproperty": "createdAt"})
     assert [i["value"] for i in r.json()["scope"]] == [["/Brugge"]]
@@ -143,23 +163,33 @@ async def test_redelivered_upserts_add_no_duplicate_instances(client: httpx.Asyn
         assert r.status_code in (201, 204), r.text
     r = await client.get(f"/temporal/entities/{E}")
     assert [(i["value"], i["observedAt"]) for i in r.json()["speed"]] == [
-        (80, "2020-08-01T12:00:00Z"), (90, "2020-08-01T12:01:00Z")
+        (80, "2020-08-01T12:00:00Z"),
+        (90, "2020-08-01T12:01:00Z"),
     ]
     # a corrected value at the same time is a new instance
-    r = await client.post("/entityOperations/upsert", params={"options": "update"},
-                          json=message(85, "2020-08-01T12:00:00Z"))
+    r = await client.post(
+        "/entityOperations/upsert",
+        params={"options": "update"},
+        json=message(85, "2020-08-01T12:00:00Z"),
+    )
     assert r.status_code == 204
     r = await client.get(f"/temporal/entities/{E}")
     assert sorted(i["value"] for i in r.json()["speed"]) == [80, 85, 90]
 
 
 async def test_query_aggregates_and_filters(client: httpx.AsyncClient) -> None:
-    await _create(client, speed=[_speed(v, f"2020-08-01T1{h}:30:00Z") for h, v in enumerate((10, 20, 30, 50))])
+    await _create(
+        client, speed=[_speed(v, f"2020-08-01T1{h}:30:00Z") for h, v in enumerate((10, 20, 30, 50))]
+    )
     r = await client.get(
         "/temporal/entities",
         params={
-            "type": "Vehicle", "timerel": "after", "timeAt": "2020-08-01T10:00:00Z",
-            "options": "aggregatedValues", "aggrMethods": "avg,max", "aggrPeriodDuration": "PT2H",
+            "type": "Vehicle",
+            "timerel": "after",
+            "timeAt": "2020-08-01T10:00:00Z",
+            "options": "aggregatedValues",
+            "aggrMethods": "avg,max",
+            "aggrPeriodDuration": "PT2H",
         },
     )
     assert r.status_code == 200, r.text
@@ -187,7 +217,9 @@ async def test_the_instance_limit_answers_206_with_the_range(client: httpx.Async
 
 
 async def test_instances_are_modified_and_deleted_one_by_one(client: httpx.AsyncClient) -> None:
-    await _create(client, speed=[_speed(1, "2020-01-01T00:00:00Z"), _speed(2, "2020-01-01T00:01:00Z")])
+    await _create(
+        client, speed=[_speed(1, "2020-01-01T00:00:00Z"), _speed(2, "2020-01-01T00:01:00Z")]
+    )
     first, second = (await client.get(f"/temporal/entities/{E}")).json()["speed"]
     r = await client.patch(
         f"/temporal/entities/{E}/attrs/speed/{first['instanceId']}",
@@ -196,7 +228,9 @@ async def test_instances_are_modified_and_deleted_one_by_one(client: httpx.Async
     assert r.status_code == 204, r.text
     r = await client.delete(f"/temporal/entities/{E}/attrs/speed/{second['instanceId']}")
     assert r.status_code == 204
-    assert [i["value"] for i in (await client.get(f"/temporal/entities/{E}")).json()["speed"]] == [7]
+    assert [i["value"] for i in (await client.get(f"/temporal/entities/{E}")).json()["speed"]] == [
+        7
+    ]
     # unknown and invalid instance ids
     r = await client.delete(f"/temporal/entities/{E}/attrs/speed/{second['instanceId']}")
     assert r.status_code == 404
@@ -210,11 +244,17 @@ async def test_instances_are_modified_and_deleted_one_by_one(client: httpx.Async
 
 
 async def test_bad_temporal_input_is_refused_whole(client: httpx.AsyncClient) -> None:
-    bad = {"id": E, "type": "Vehicle", "speed": [_speed(1, "2020-01-01T00:00:00Z"), _speed(2, "yesterday")]}
+    bad = {
+        "id": E,
+        "type": "Vehicle",
+        "speed": [_speed(1, "2020-01-01T00:00:00Z"), _speed(2, "yesterday")],
+    }
     r = await client.post("/temporal/entities", json=bad)
     assert r.status_code == 400
     assert (await client.get(f"/temporal/entities/{E}")).status_code == 404
-    r = await client.get(f"/temporal/entities/{E}", params={"timerel": "between", "timeAt": "2020-01-01T00:00:00Z"})
+    r = await client.get(
+        f"/temporal/entities/{E}", params={"timerel": "between", "timeAt": "2020-01-01T00:00:00Z"}
+    )
     assert r.status_code == 400  # between needs endTimeAt (and the entity is unknown anyway)
 
 
@@ -246,7 +286,11 @@ async def test_history_is_read_only_by_who_may_read_the_entity(
                 assert (await c.get(f"/temporal/entities/{E}", headers=headers)).status_code == 404
                 r = await c.get(
                     "/temporal/entities",
-                    params={"type": "Vehicle", "timerel": "after", "timeAt": "2000-01-01T00:00:00Z"},
+                    params={
+                        "type": "Vehicle",
+                        "timerel": "after",
+                        "timeAt": "2000-01-01T00:00:00Z",
+                    },
                     headers=headers,
                 )
                 assert r.status_code == 200 and r.json() == []
@@ -267,7 +311,9 @@ async def test_record_history_off_keeps_only_what_the_temporal_api_writes(tmp_pa
         ) as c:
             entity = {"id": E, "type": "Vehicle", "speed": {"type": "Property", "value": 1}}
             assert (await c.post("/entities", json=entity)).status_code == 201
-            r = await c.patch(f"/entities/{E}/attrs", json={"speed": {"type": "Property", "value": 2}})
+            r = await c.patch(
+                f"/entities/{E}/attrs", json={"speed": {"type": "Property", "value": 2}}
+            )
             assert r.status_code == 204
             assert "speed" not in (await c.get(f"/temporal/entities/{E}")).json()
             r = await c.post(

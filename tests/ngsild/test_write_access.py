@@ -56,16 +56,15 @@ class World:
     async def entity_of_a(self, kind: str = PARKING) -> str:
         eid = self.new_id(kind)
         r = await self.client.post(
-            "/entities", headers=self.headers("editor A"),
+            "/entities",
+            headers=self.headers("editor A"),
             json={"id": eid, "type": kind, "n": {"type": "Property", "value": 1}},
         )
         assert r.status_code == 201, r.text
         return eid
 
 
-async def build_world(
-    settings: Settings, body: Callable[[World], Awaitable[None]]
-) -> None:
+async def build_world(settings: Settings, body: Callable[[World], Awaitable[None]]) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         gov: Governance = app.state.governance
@@ -82,9 +81,14 @@ async def build_world(
         await gov.create_mandate(op, a, orgs["E"], dataset_id=f"air-{tag}")
         keys = {}
         for name, letter, role in [
-            ("reader A", "A", "reader"), ("editor A", "A", "editor"), ("admin A", "A", "admin"),
-            ("editor B", "B", "editor"), ("admin B", "B", "admin"), ("editor C", "C", "editor"),
-            ("editor D", "D", "editor"), ("editor E", "E", "editor"),
+            ("reader A", "A", "reader"),
+            ("editor A", "A", "editor"),
+            ("admin A", "A", "admin"),
+            ("editor B", "B", "editor"),
+            ("admin B", "B", "admin"),
+            ("editor C", "C", "editor"),
+            ("editor D", "D", "editor"),
+            ("editor E", "E", "editor"),
         ]:
             keys[name] = (await gov.create_api_key(op, orgs[letter], role=role)).key
         transport = httpx.ASGITransport(app=app)
@@ -92,11 +96,29 @@ async def build_world(
             await body(World(client, gov, orgs, keys, tag))
 
 
-PRINCIPALS = ["anonymous", "reader A", "editor A", "admin A", "editor B", "admin B",
-              "editor C", "editor D", "editor E"]
+PRINCIPALS = [
+    "anonymous",
+    "reader A",
+    "editor A",
+    "admin A",
+    "editor B",
+    "admin B",
+    "editor C",
+    "editor D",
+    "editor E",
+]
 #: the status of a change to an entity of A (type ParkingSpot: outside E's data set)
-ON_A = {"anonymous": 401, "reader A": 403, "editor A": 204, "admin A": 204, "editor B": 403,
-        "admin B": 403, "editor C": 204, "editor D": 403, "editor E": 403}
+ON_A = {
+    "anonymous": 401,
+    "reader A": 403,
+    "editor A": 204,
+    "admin A": 204,
+    "editor B": 403,
+    "admin B": 403,
+    "editor C": 204,
+    "editor D": 403,
+    "editor E": 403,
+}
 
 Op = Callable[[World, str, dict[str, str]], Awaitable[httpx.Response]]
 
@@ -107,17 +129,23 @@ def _prop(value: Any) -> dict[str, Any]:
 
 OPERATIONS: dict[str, Op] = {
     "replace entity": lambda w, eid, h: w.client.put(
-        f"/entities/{eid}", headers=h, json={"type": PARKING, "n": _prop(2)}),
+        f"/entities/{eid}", headers=h, json={"type": PARKING, "n": _prop(2)}
+    ),
     "merge entity": lambda w, eid, h: w.client.patch(
-        f"/entities/{eid}", headers=h, json={"n": _prop(3)}),
+        f"/entities/{eid}", headers=h, json={"n": _prop(3)}
+    ),
     "append attrs": lambda w, eid, h: w.client.post(
-        f"/entities/{eid}/attrs", headers=h, json={"m": _prop(1)}),
+        f"/entities/{eid}/attrs", headers=h, json={"m": _prop(1)}
+    ),
     "update attrs": lambda w, eid, h: w.client.patch(
-        f"/entities/{eid}/attrs", headers=h, json={"n": _prop(4)}),
+        f"/entities/{eid}/attrs", headers=h, json={"n": _prop(4)}
+    ),
     "patch attr": lambda w, eid, h: w.client.patch(
-        f"/entities/{eid}/attrs/n", headers=h, json={"value": 5}),
+        f"/entities/{eid}/attrs/n", headers=h, json={"value": 5}
+    ),
     "replace attr": lambda w, eid, h: w.client.put(
-        f"/entities/{eid}/attrs/n", headers=h, json=_prop(6)),
+        f"/entities/{eid}/attrs/n", headers=h, json=_prop(6)
+    ),
     "delete attr": lambda w, eid, h: w.client.delete(f"/entities/{eid}/attrs/n", headers=h),
     "delete entity": lambda w, eid, h: w.client.delete(f"/entities/{eid}", headers=h),
 }
@@ -146,8 +174,11 @@ async def check_matrix(w: World) -> list[str]:
         expect(f"{who} / create over A's", r, 409 if ON_A[who] == 204 else ON_A[who])
         # batch upsert of A's entity plus a new one: a refusal fails that entity only
         eid, new = await w.entity_of_a(), w.new_id()
-        r = await w.client.post("/entityOperations/upsert", headers=h, json=[
-            {"id": eid, "type": PARKING, "n": _prop(7)}, {"id": new, "type": PARKING}])
+        r = await w.client.post(
+            "/entityOperations/upsert",
+            headers=h,
+            json=[{"id": eid, "type": PARKING, "n": _prop(7)}, {"id": new, "type": PARKING}],
+        )
         if role_refusal:
             expect(f"{who} / batch upsert", r, role_refusal)
         elif ON_A[who] == 204:
@@ -156,16 +187,22 @@ async def check_matrix(w: World) -> list[str]:
             expect(f"{who} / batch upsert", r, 207)
             if r.status_code == 207:
                 body = r.json()
-                if body["success"] != [new] or [e["entityId"] for e in body["errors"]] != [eid] \
-                        or body["errors"][0]["error"]["status"] != 403:
+                if (
+                    body["success"] != [new]
+                    or [e["entityId"] for e in body["errors"]] != [eid]
+                    or body["errors"][0]["error"]["status"] != 403
+                ):
                     wrong.append(f"{who} / batch upsert result: {body}")
         # batch delete
         eid = await w.entity_of_a()
         r = await w.client.post("/entityOperations/delete", headers=h, json=[eid])
         expect(f"{who} / batch delete", r, role_refusal or (204 if ON_A[who] == 204 else 207))
         # subscriptions: any editor or admin creates; only the owner's change or delete them
-        sub = {"type": "Subscription", "entities": [{"type": PARKING}],
-               "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}}}
+        sub = {
+            "type": "Subscription",
+            "entities": [{"type": PARKING}],
+            "notification": {"endpoint": {"uri": "http://127.0.0.1:9/n"}},
+        }
         r = await w.client.post("/subscriptions", headers=h, json=sub)
         expect(f"{who} / create subscription", r, role_refusal or 201)
         r = await w.client.post("/subscriptions", headers=w.headers("editor A"), json=sub)
@@ -192,46 +229,63 @@ async def test_mandates_decide_ownership_of_what_is_created(database_url: str) -
     async def body(w: World) -> None:
         # E (mandated for A's air data set) writes into A's air quality entities, not others
         air = await w.entity_of_a(AIR)
-        r = await w.client.patch(f"/entities/{air}/attrs", headers=w.headers("editor E"),
-                                 json={"n": _prop(9)})
+        r = await w.client.patch(
+            f"/entities/{air}/attrs", headers=w.headers("editor E"), json={"n": _prop(9)}
+        )
         assert r.status_code == 204
         # what E creates in that data set is A's: B may not touch it, A may, E still may
         mine = w.new_id(AIR)
-        r = await w.client.post("/entities", headers=w.headers("editor E"),
-                                json={"id": mine, "type": AIR})
+        r = await w.client.post(
+            "/entities", headers=w.headers("editor E"), json={"id": mine, "type": AIR}
+        )
         assert r.status_code == 201
         for who, status in [("editor B", 403), ("editor A", 204), ("editor E", 204)]:
-            r = await w.client.patch(f"/entities/{mine}/attrs", headers=w.headers(who),
-                                     json={"x": _prop(1)})
+            r = await w.client.patch(
+                f"/entities/{mine}/attrs", headers=w.headers(who), json={"x": _prop(1)}
+            )
             assert r.status_code == status, who
         # what E creates outside it is E's own: A may not change it
         own = w.new_id(PARKING)
-        r = await w.client.post("/entityOperations/create", headers=w.headers("editor E"),
-                                json=[{"id": own, "type": PARKING}, {"id": w.new_id(AIR), "type": AIR}])
+        r = await w.client.post(
+            "/entityOperations/create",
+            headers=w.headers("editor E"),
+            json=[{"id": own, "type": PARKING}, {"id": w.new_id(AIR), "type": AIR}],
+        )
         assert r.status_code == 201, r.text
         r = await w.client.delete(f"/entities/{own}", headers=w.headers("editor A"))
         assert r.status_code == 403
         # C (mandated for everything) creates an air entity: A's; a parking spot: C's own
         c_air, c_parking = w.new_id(AIR), w.new_id(PARKING)
         for eid, kind in [(c_air, AIR), (c_parking, PARKING)]:
-            r = await w.client.post("/entities", headers=w.headers("editor C"),
-                                    json={"id": eid, "type": kind})
+            r = await w.client.post(
+                "/entities", headers=w.headers("editor C"), json={"id": eid, "type": kind}
+            )
             assert r.status_code == 201
-        assert (await w.client.delete(f"/entities/{c_air}", headers=w.headers("editor A"))).status_code == 204
-        assert (await w.client.delete(f"/entities/{c_parking}", headers=w.headers("editor A"))).status_code == 403
+        assert (
+            await w.client.delete(f"/entities/{c_air}", headers=w.headers("editor A"))
+        ).status_code == 204
+        assert (
+            await w.client.delete(f"/entities/{c_parking}", headers=w.headers("editor A"))
+        ).status_code == 403
 
     await build_world(Settings(database_url=database_url), body)
 
 
-async def test_a_revoked_mandate_and_a_revoked_key_count_from_the_next_request(database_url: str) -> None:
+async def test_a_revoked_mandate_and_a_revoked_key_count_from_the_next_request(
+    database_url: str,
+) -> None:
     async def body(w: World) -> None:
         eid = await w.entity_of_a()
         op = Principal.cli()
         mandate = await w.gov.create_mandate(op, w.orgs["A"], w.orgs["B"])
-        r = await w.client.patch(f"/entities/{eid}/attrs", headers=w.headers("editor B"), json={"n": _prop(1)})
+        r = await w.client.patch(
+            f"/entities/{eid}/attrs", headers=w.headers("editor B"), json={"n": _prop(1)}
+        )
         assert r.status_code == 204
         await w.gov.revoke_mandate(op, mandate.id)
-        r = await w.client.patch(f"/entities/{eid}/attrs", headers=w.headers("editor B"), json={"n": _prop(2)})
+        r = await w.client.patch(
+            f"/entities/{eid}/attrs", headers=w.headers("editor B"), json={"n": _prop(2)}
+        )
         assert r.status_code == 403
         issued = await w.gov.create_api_key(op, w.orgs["A"], role="editor")
         headers = {"Authorization": f"Bearer {issued.key}"}
@@ -252,11 +306,15 @@ async def test_purge_deletes_only_what_the_caller_may_write(database_url: str) -
         kind = f"Purged{w.tag}"
         theirs = [await w.entity_of_a(kind) for _ in range(3)]
         mine = w.new_id(kind)
-        r = await w.client.post("/entities", headers=w.headers("editor B"), json={"id": mine, "type": kind})
+        r = await w.client.post(
+            "/entities", headers=w.headers("editor B"), json={"id": mine, "type": kind}
+        )
         assert r.status_code == 201
         r = await w.client.delete(f"/entities?type={kind}", headers=w.headers("editor B"))
         assert r.status_code == 204
-        assert (await w.client.get(f"/entities/{mine}", headers=w.headers("editor B"))).status_code == 404
+        assert (
+            await w.client.get(f"/entities/{mine}", headers=w.headers("editor B"))
+        ).status_code == 404
         for eid in theirs:
             r = await w.client.get(f"/entities/{eid}", headers=w.headers("reader A"))
             assert r.status_code == 200
@@ -278,15 +336,22 @@ async def test_anonymous_writes_only_with_the_flag_and_only_the_default_organisa
         new = w.new_id()
         r = await w.client.post("/entities", json={"id": new, "type": PARKING})
         assert r.status_code == 201
-        assert (await w.client.patch(f"/entities/{new}/attrs", json={"n": _prop(1)})).status_code == 204
+        assert (
+            await w.client.patch(f"/entities/{new}/attrs", json={"n": _prop(1)})
+        ).status_code == 204
         # owned by the default organisation: A may not change it, anonymous may not change A's
-        r = await w.client.patch(f"/entities/{new}/attrs", headers=w.headers("editor A"), json={"n": _prop(2)})
+        r = await w.client.patch(
+            f"/entities/{new}/attrs", headers=w.headers("editor A"), json={"n": _prop(2)}
+        )
         assert r.status_code == 403
         assert (await w.client.delete(f"/entities/{eid}")).status_code == 403
         r = await w.client.post("/jsonldContexts", json={"@context": {"x": "https://x.example/x"}})
         assert r.status_code == 201
-        r = await w.client.post("/jsonldContexts", headers=w.headers("reader A"),
-                                json={"@context": {"y": "https://x.example/y"}})
+        r = await w.client.post(
+            "/jsonldContexts",
+            headers=w.headers("reader A"),
+            json={"@context": {"y": "https://x.example/y"}},
+        )
         assert r.status_code == 403
 
     settings = Settings(database_url=f"sqlite:///{tmp_path}/anon.db", anonymous_writes=True)
@@ -296,9 +361,17 @@ async def test_anonymous_writes_only_with_the_flag_and_only_the_default_organisa
 async def test_credentials_in_the_query_string_are_refused_and_not_recorded(tmp_path: Path) -> None:
     async def body(w: World) -> None:
         secret = w.keys["editor A"]
-        for query in [f"access_token={secret}", f"api_key={secret}", "apikey=x", "key=x",
-                      "token=x", f"q=n==1&x={secret}"]:
-            r = await w.client.get(f"/entities?type={PARKING}&{query}", headers=w.headers("editor A"))
+        for query in [
+            f"access_token={secret}",
+            f"api_key={secret}",
+            "apikey=x",
+            "key=x",
+            "token=x",
+            f"q=n==1&x={secret}",
+        ]:
+            r = await w.client.get(
+                f"/entities?type={PARKING}&{query}", headers=w.headers("editor A")
+            )
             assert r.status_code == 400, query
             assert r.headers["content-type"] == "application/problem+json"
         records = [r for r in await w.gov.store.audit_records() if r.action == "auth.refused"]
@@ -314,15 +387,22 @@ async def test_failed_authentications_are_audited_with_ids_only(tmp_path: Path) 
         secret = w.keys["editor A"]
         key_id = secret.split("_")[1]
         wrong_secret = f"srk_{key_id}_{'x' * 43}"
-        for header in [f"Bearer {wrong_secret}", "Bearer nonsense", "Basic dXNlcjpwYXNz", "Bearer "]:
+        for header in [
+            f"Bearer {wrong_secret}",
+            "Bearer nonsense",
+            "Basic dXNlcjpwYXNz",
+            "Bearer ",
+        ]:
             r = await w.client.get("/types", headers={"Authorization": header})
             assert r.status_code == 401, header
             assert r.headers["www-authenticate"].startswith("Bearer")
             assert r.json()["status"] == 401
         records = [r for r in await w.gov.store.audit_records() if r.action == "auth.refused"]
         assert [(r.subject, r.detail["reason"]) for r in records] == [
-            (f"key:{key_id}", "invalid-key"), ("-", "malformed-key"),
-            ("-", "malformed-header"), ("-", "malformed-header"),
+            (f"key:{key_id}", "invalid-key"),
+            ("-", "malformed-key"),
+            ("-", "malformed-header"),
+            ("-", "malformed-header"),
         ]
         assert "x" * 43 not in repr(records) and "dXNlcjpwYXNz" not in repr(records)
         ok, problems = await w.gov.verify_audit()

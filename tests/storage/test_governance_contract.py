@@ -72,8 +72,14 @@ async def test_people_and_memberships(store: Store) -> None:
 
 async def test_api_keys_revocation(store: Store) -> None:
     g = gov(store)
-    key = ApiKey("0123456789abcdef", "ghent", "editor", "f" * 64, created_at="t",
-                 expires_at="2030-01-01T00:00:00.000000Z")
+    key = ApiKey(
+        "0123456789abcdef",
+        "ghent",
+        "editor",
+        "f" * 64,
+        created_at="t",
+        expires_at="2030-01-01T00:00:00.000000Z",
+    )
     assert await g.create_api_key(key, audit=ev("key"))
     assert not await g.create_api_key(key, audit=ev("key"))
     assert await g.get_api_key(key.id) == key
@@ -101,9 +107,14 @@ async def test_mandates(store: Store) -> None:
 
 
 def dataset(n: int = 1, owner: str = "ghent") -> Dataset:
-    return Dataset(f"ds{n}", owner, {"nl": "Luchtkwaliteit", "en": "Air quality"},
-                   entity_types=["https://smartdatamodels.org/AirQualityObserved"],
-                   policy_kind="restricted", policy={"permission": []})
+    return Dataset(
+        f"ds{n}",
+        owner,
+        {"nl": "Luchtkwaliteit", "en": "Air quality"},
+        entity_types=["https://smartdatamodels.org/AirQualityObserved"],
+        policy_kind="restricted",
+        policy={"permission": []},
+    )
 
 
 async def test_datasets(store: Store) -> None:
@@ -135,13 +146,27 @@ async def test_access_request_approval_is_atomic_and_once(store: Store) -> None:
     assert [r.id for r in await g.list_access_requests("uni")] == ["r1"]
     assert await g.list_access_requests("other") == []
     agreement, grant = approval()
-    assert await g.approve_access_request("r1", decided_at="t", decided_by="key:k",
-                                          agreement=agreement, grant=grant, audit=ev("approve"))
+    assert await g.approve_access_request(
+        "r1",
+        decided_at="t",
+        decided_by="key:k",
+        agreement=agreement,
+        grant=grant,
+        audit=ev("approve"),
+    )
     # decided once: a second approval or a refusal changes nothing
     agreement2, grant2 = approval(2)
-    assert not await g.approve_access_request("r1", decided_at="t", decided_by="k",
-                                              agreement=agreement2, grant=grant2, audit=ev("approve"))
-    assert not await g.refuse_access_request("r1", decided_at="t", decided_by="k", audit=ev("refuse"))
+    assert not await g.approve_access_request(
+        "r1",
+        decided_at="t",
+        decided_by="k",
+        agreement=agreement2,
+        grant=grant2,
+        audit=ev("approve"),
+    )
+    assert not await g.refuse_access_request(
+        "r1", decided_at="t", decided_by="k", audit=ev("refuse")
+    )
     stored = await g.get_access_request("r1")
     assert stored is not None and stored.status == "approved" and stored.agreement_id == "ag1"
     assert await g.get_agreement("ag1") == agreement
@@ -159,12 +184,19 @@ async def test_a_failed_approval_writes_nothing(store: Store) -> None:
     await g.create_access_request(AccessRequest("r1", "ds1", "ghent", "uni", "p"), audit=ev("req"))
     await g.create_access_request(AccessRequest("r2", "ds1", "ghent", "uni", "p"), audit=ev("req"))
     agreement, grant = approval()
-    assert await g.approve_access_request("r1", decided_at="t", decided_by="k",
-                                          agreement=agreement, grant=grant, audit=ev("approve"))
+    assert await g.approve_access_request(
+        "r1", decided_at="t", decided_by="k", agreement=agreement, grant=grant, audit=ev("approve")
+    )
     # the same agreement id again: the transaction fails and r2 stays pending, unaudited
     with pytest.raises(RuntimeError):
-        await g.approve_access_request("r2", decided_at="t", decided_by="k",
-                                       agreement=agreement, grant=grant, audit=ev("approve"))
+        await g.approve_access_request(
+            "r2",
+            decided_at="t",
+            decided_by="k",
+            agreement=agreement,
+            grant=grant,
+            audit=ev("approve"),
+        )
     r2 = await g.get_access_request("r2")
     assert r2 is not None and r2.status == "pending"
     assert [r.action for r in await g.audit_records()] == ["req", "req", "approve"]

@@ -230,14 +230,20 @@ async def test_a_shape_seen_twice_by_a_failed_write_is_not_remembered(store: Sto
         return mutate
 
     def load(entity: str, start: int) -> Any:
-        return h.prepare_load([BulkRow(entity, A, T0 + (start + i) * MINUTE, i, "XQY") for i in range(3)])
+        return h.prepare_load(
+            [BulkRow(entity, A, T0 + (start + i) * MINUTE, i, "XQY") for i in range(3)]
+        )
 
     with pytest.raises(TypeError):
-        await store.transact("", [E1], write(await load(E1, 0), await load(E2, 0), fail=True), owner="org")
+        await store.transact(
+            "", [E1], write(await load(E1, 0), await load(E2, 0), fail=True), owner="org"
+        )
     assert await h.find_series("", [E1, E2]) == []
     # other shapes made meanwhile take the keys a remembered one would point to
     await h.bulk_load("", [BulkRow(E2, B, T0, 1, "OTHER"), BulkRow(E2, B, T0 + MINUTE, 2, "MORE")])
-    await store.transact("", [E1], write(await load(E1, 10), await load(E2, 10), fail=False), owner="org")
+    await store.transact(
+        "", [E1], write(await load(E1, 10), await load(E2, 10), fail=False), owner="org"
+    )
     h.shape_cache().docs.clear()  # read as another process would: every shape from the database
     for entity in (E1, E2):
         (got,) = await h.query_instances("", HistoryQuery((entity,), attrs=frozenset({A})))
@@ -246,10 +252,18 @@ async def test_a_shape_seen_twice_by_a_failed_write_is_not_remembered(store: Sto
 
 async def test_history_is_dropped_with_the_entity_write_or_not_at_all(store: Store) -> None:
     h = hist(store)
-    doc = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {A: [{"type": "Property", "value": 5}]}}
-    record = RecordInstances(tuple(rows(E1, A, (T0, 5), (T0 + MINUTE, 6)) + rows(E1, B, (T0, "on"))))
+    doc = {
+        "id": E1,
+        "type": ["https://example.org/Sensor"],
+        "attrs": {A: [{"type": "Property", "value": 5}]},
+    }
+    record = RecordInstances(
+        tuple(rows(E1, A, (T0, 5), (T0 + MINUTE, 6)) + rows(E1, B, (T0, "on")))
+    )
     await store.transact("", [E1], lambda current: ([Put(doc), record], None), owner="org")
-    bad = RecordInstances((InstanceRow(E1, A, {"type": "Property", "value": 1, "observedAt": "never"}),))
+    bad = RecordInstances(
+        (InstanceRow(E1, A, {"type": "Property", "value": 1, "observedAt": "never"}),)
+    )
 
     def delete_all(fail: bool) -> Any:
         def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
@@ -593,8 +607,14 @@ def test_rollups_equal_a_recomputation_from_raw(store_url: str) -> None:
 
 async def test_prepared_bulk_rows_load_with_the_entity_write(store: Store) -> None:
     h = hist(store)
-    load = await h.prepare_load([BulkRow(E1, A, T0 + i * MINUTE, float(i) + 0.5, "CEL") for i in range(5)])
-    doc = {"id": E1, "type": ["https://example.org/Sensor"], "attrs": {A: [{"type": "Property", "value": 4.5}]}}
+    load = await h.prepare_load(
+        [BulkRow(E1, A, T0 + i * MINUTE, float(i) + 0.5, "CEL") for i in range(5)]
+    )
+    doc = {
+        "id": E1,
+        "type": ["https://example.org/Sensor"],
+        "attrs": {A: [{"type": "Property", "value": 4.5}]},
+    }
     # a write op of the entity transaction (RecordInstances(()): the write records nothing else)
     await store.transact(
         "", [E1], lambda current: ([Put(doc), RecordInstances(()), load], None), owner="org"

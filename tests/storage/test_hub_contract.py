@@ -14,10 +14,26 @@ pytestmark = pytest.mark.anyio
 AUDIT = AuditEvent("test", "hub.test", "x", {})
 
 
-def obj(object_id: str, *, kind: str = "usecase", owner: str = "ghent", status: str = "pilot",
-        title: str = "", at: str = "2026-01-01T00:00:00.000000Z") -> HubObject:
-    return HubObject(object_id, kind, owner, "municipality", status, title or object_id, at, at,
-                     {"title": {"nl": title or object_id}})
+def obj(
+    object_id: str,
+    *,
+    kind: str = "usecase",
+    owner: str = "ghent",
+    status: str = "pilot",
+    title: str = "",
+    at: str = "2026-01-01T00:00:00.000000Z",
+) -> HubObject:
+    return HubObject(
+        object_id,
+        kind,
+        owner,
+        "municipality",
+        status,
+        title or object_id,
+        at,
+        at,
+        {"title": {"nl": title or object_id}},
+    )
 
 
 def hub(store: Store) -> HubStore:
@@ -64,15 +80,36 @@ async def test_replace_with_expected_version_refuses_a_stale_write(store: Store)
 async def test_query_filters_pages_sorts_and_counts_facets(store: Store) -> None:
     s = hub(store)
     specs = [
-        ("u1", "ghent", "pilot", ["domain:mobility", "nis:44021", "nis:40000"], ["slimme", "parkeersensoren"]),
-        ("u2", "ghent", "implemented", ["domain:mobility", "nis:44021", "nis:40000"], ["fietstellers"]),
-        ("u3", "leuven", "pilot", ["domain:environment", "nis:24062"], ["luchtkwaliteit", "sensoren"]),
+        (
+            "u1",
+            "ghent",
+            "pilot",
+            ["domain:mobility", "nis:44021", "nis:40000"],
+            ["slimme", "parkeersensoren"],
+        ),
+        (
+            "u2",
+            "ghent",
+            "implemented",
+            ["domain:mobility", "nis:44021", "nis:40000"],
+            ["fietstellers"],
+        ),
+        (
+            "u3",
+            "leuven",
+            "pilot",
+            ["domain:environment", "nis:24062"],
+            ["luchtkwaliteit", "sensoren"],
+        ),
     ]
     for i, (oid, owner, status, keys, words) in enumerate(specs):
         at = f"2026-01-0{i + 1}T00:00:00.000000Z"
-        await s.create_hub_object(obj(oid, owner=owner, status=status, title=f"t{3 - i}", at=at),
-                                  keys, words, audit=AUDIT)
-    await s.create_hub_object(obj("c1", kind="challenge"), ["domain:mobility"], ["slimme"], audit=AUDIT)
+        await s.create_hub_object(
+            obj(oid, owner=owner, status=status, title=f"t{3 - i}", at=at), keys, words, audit=AUDIT
+        )
+    await s.create_hub_object(
+        obj("c1", kind="challenge"), ["domain:mobility"], ["slimme"], audit=AUDIT
+    )
 
     everything = await s.query_hub_objects(HubQuery("usecase", facets=True))
     assert everything.total == 3
@@ -83,8 +120,9 @@ async def test_query_filters_pages_sorts_and_counts_facets(store: Store) -> None
     assert everything.facets["owner"] == {"ghent": 2, "leuven": 1}
     assert everything.facets["owner_kind"] == {"municipality": 3}
 
-    both = await s.query_hub_objects(HubQuery("usecase", keys=["domain:mobility", "nis:44021"],
-                                              statuses=["pilot"], facets=True))
+    both = await s.query_hub_objects(
+        HubQuery("usecase", keys=["domain:mobility", "nis:44021"], statuses=["pilot"], facets=True)
+    )
     assert [o.id for o in both.items] == ["u1"] and both.facets["status"] == {"pilot": 1}
     # every facet counts over the same filters (keys, word prefixes, owners), none is left out
     sensors = await s.query_hub_objects(
@@ -100,7 +138,9 @@ async def test_query_filters_pages_sorts_and_counts_facets(store: Store) -> None
     assert nothing.total == 0 and nothing.items == []
     assert nothing.facets == {"key": {}, "status": {}, "owner_kind": {}, "owner": {}}
     assert (await s.query_hub_objects(HubQuery("usecase"))).facets == {}
-    assert [o.id for o in (await s.query_hub_objects(HubQuery("usecase", words=["sensor"]))).items] == ["u3"]
+    assert [
+        o.id for o in (await s.query_hub_objects(HubQuery("usecase", words=["sensor"]))).items
+    ] == ["u3"]
     prefix = await s.query_hub_objects(HubQuery("usecase", words=["parkeer"]))
     assert [o.id for o in prefix.items] == ["u1"]
     assert (await s.query_hub_objects(HubQuery("usecase", words=["slimme", "fiets"]))).total == 0
@@ -145,20 +185,29 @@ async def test_adoptions_keep_their_history(store: Store) -> None:
     assert await s.set_adoption(event("piloting", 3), audit=AUDIT)
     assert await s.set_adoption(event("rolled_out", 4), audit=AUDIT)
     now = await s.list_adoptions("a")
-    assert [(a.municipality, a.stage, a.updated_at[:7]) for a in now] == [("nis:24062", "rolled_out", "2026-04")]
+    assert [(a.municipality, a.stage, a.updated_at[:7]) for a in now] == [
+        ("nis:24062", "rolled_out", "2026-04")
+    ]
     history = await s.adoption_history("a")
     assert [h.stage for h in history] == ["interested", "piloting", "rolled_out"]
     assert await s.set_adoption(event(None, 5), audit=AUDIT)
     assert not await s.set_adoption(event(None, 6), audit=AUDIT)
     assert await s.list_adoptions("a") == []
-    assert [h.stage for h in await s.adoption_history("a")] == ["interested", "piloting", "rolled_out", None]
+    assert [h.stage for h in await s.adoption_history("a")] == [
+        "interested",
+        "piloting",
+        "rolled_out",
+        None,
+    ]
 
 
 async def test_every_change_is_audited_in_the_chain(store: Store) -> None:
     s = hub(store)
     assert isinstance(store, GovernanceStore)
     await s.create_hub_object(obj("a"), [], [], audit=AuditEvent("k", "hub.create", "a", {}))
-    await s.create_hub_object(obj("a"), [], [], audit=AuditEvent("k", "hub.create", "a", {}))  # refused
+    await s.create_hub_object(
+        obj("a"), [], [], audit=AuditEvent("k", "hub.create", "a", {})
+    )  # refused
     await s.delete_hub_object("a", audit=AuditEvent("k", "hub.delete", "a", {}))
     records = await store.audit_records()
     assert [r.action for r in records] == ["hub.create", "hub.delete"]
@@ -169,8 +218,17 @@ async def test_follows_claims_and_dismissals(store: Store) -> None:
     from smartregion.storage.hub import Dismissal, Follow
 
     s = hub(store)
-    follow = Follow("f1", "ghent", "a@b.be", "domain:mobility", "weekly", "nl",
-                    "2026-01-01T00:00:00.000000Z", "key:1", ["usecase"])
+    follow = Follow(
+        "f1",
+        "ghent",
+        "a@b.be",
+        "domain:mobility",
+        "weekly",
+        "nl",
+        "2026-01-01T00:00:00.000000Z",
+        "key:1",
+        ["usecase"],
+    )
     assert await s.create_follow(follow, audit=AUDIT)
     assert not await s.create_follow(follow, audit=AUDIT)
     assert await s.get_follow("f1") == follow
@@ -194,7 +252,9 @@ async def test_query_by_change_time(store: Store) -> None:
     s = hub(store)
     await s.create_hub_object(obj("old", at="2026-01-01T00:00:00.000000Z"), [], [], audit=AUDIT)
     await s.create_hub_object(obj("new", at="2026-02-01T00:00:00.000000Z"), [], [], audit=AUDIT)
-    page = await s.query_hub_objects(HubQuery("usecase", updated_after="2026-01-01T00:00:00.000000Z"))
+    page = await s.query_hub_objects(
+        HubQuery("usecase", updated_after="2026-01-01T00:00:00.000000Z")
+    )
     assert [o.id for o in page.items] == ["new"]
 
 
@@ -230,8 +290,12 @@ async def test_match_dismissals_one_per_pair_audited_and_gone_with_the_object(st
     audit = AuditEvent("key:k1", "hub.match.dismiss", "c1", {"solution": "s1"})
     assert await store.dismiss_match(first, audit=audit)
     assert not await store.dismiss_match(first, audit=audit)  # once per pair and organisation
-    assert await store.dismiss_match(MatchDismissal("acme", "c1", "s1", "2026-01-02T00:00:00.000000Z", "key:k2"), audit=audit)
-    assert await store.dismiss_match(MatchDismissal("ghent", "c1", "s2", "2026-01-03T00:00:00.000000Z", "key:k1"), audit=audit)
+    assert await store.dismiss_match(
+        MatchDismissal("acme", "c1", "s1", "2026-01-02T00:00:00.000000Z", "key:k2"), audit=audit
+    )
+    assert await store.dismiss_match(
+        MatchDismissal("ghent", "c1", "s2", "2026-01-03T00:00:00.000000Z", "key:k1"), audit=audit
+    )
     after = await store.audit_head()
     assert after is not None and after[0] == head[0] + 3  # the refused duplicate wrote nothing
     assert [d.solution_id for d in await store.match_dismissals("ghent")] == ["s1", "s2"]

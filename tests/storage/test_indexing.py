@@ -12,7 +12,9 @@ NS = "https://uri.etsi.org/ngsi-ld/default-context/"
 LOC = "https://uri.etsi.org/ngsi-ld/location"
 
 
-def _doc(temperature: Any, humidity: Any, point: list[float], *, stamp: str = "t1") -> dict[str, Any]:
+def _doc(
+    temperature: Any, humidity: Any, point: list[float], *, stamp: str = "t1"
+) -> dict[str, Any]:
     def prop(value: Any) -> dict[str, Any]:
         return {"type": "Property", "value": value, "createdAt": "t0", "modifiedAt": stamp}
 

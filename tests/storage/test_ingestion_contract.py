@@ -12,7 +12,11 @@ pytestmark = pytest.mark.anyio
 
 def letter(n: int, *, org: str = "org-a", tenant: str = "") -> DeadLetter:
     return DeadLetter(
-        tenant=tenant, org=org, topic=f"sensors/{n}", payload="{not json", reason=f"bad {n}",
+        tenant=tenant,
+        org=org,
+        topic=f"sensors/{n}",
+        payload="{not json",
+        reason=f"bad {n}",
         received_at=f"2026-01-01T00:00:0{n}.000000Z",
     )
 
@@ -29,7 +33,11 @@ async def test_dead_letters_are_listed_per_org_newest_first(store: Store) -> Non
     assert mine[1].payload == "{not json"
     assert mine[1].received_at == "2026-01-01T00:00:02.000000Z"
     assert mine[0].key is not None and mine[1].key is not None and mine[0].key > mine[1].key
-    assert [d.reason for d in await store.dead_letters("org-a", tenant="")] == ["bad 2", "bad 1", "bad 0"]
+    assert [d.reason for d in await store.dead_letters("org-a", tenant="")] == [
+        "bad 2",
+        "bad 1",
+        "bad 0",
+    ]
     assert [d.reason for d in await store.dead_letters("org-a", tenant="t1")] == ["bad 8"]
     assert [d.reason for d in await store.dead_letters("org-b")] == ["bad 9"]
     assert len(await store.dead_letters("org-a", limit=2)) == 2

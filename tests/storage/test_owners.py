@@ -28,10 +28,20 @@ async def test_existing_entities_report_their_owner_new_ones_take_the_writers(st
     await store.transact(DEFAULT_TENANT, [a["id"]], _put(a), owner="org-a")
     seen: list[dict[str, str]] = []
     # an update by another writer does not change the owner
-    await store.transact(DEFAULT_TENANT, [a["id"], b["id"]], _put(a, b), owner="org-b",
-                         check_owners=lambda owners: seen.append(dict(owners)))
-    await store.transact(DEFAULT_TENANT, [a["id"], b["id"], "urn:x:none"], lambda _: ([], None),
-                         owner="org-c", check_owners=lambda owners: seen.append(dict(owners)))
+    await store.transact(
+        DEFAULT_TENANT,
+        [a["id"], b["id"]],
+        _put(a, b),
+        owner="org-b",
+        check_owners=lambda owners: seen.append(dict(owners)),
+    )
+    await store.transact(
+        DEFAULT_TENANT,
+        [a["id"], b["id"], "urn:x:none"],
+        lambda _: ([], None),
+        owner="org-c",
+        check_owners=lambda owners: seen.append(dict(owners)),
+    )
     assert seen == [{a["id"]: "org-a"}, {a["id"]: "org-a", b["id"]: "org-b"}]
 
 
@@ -45,13 +55,18 @@ async def test_a_refusing_check_writes_nothing_and_fails_only_its_call(store: St
             assert owners == {eid: "org-a"}
             if eid == refused:
                 raise Forbidden("not yours")
+
         return run
 
     changed = [{**d, "attrs": {}} for d in docs]
     # concurrent calls: the backends may run them in one group commit
     outcomes = await asyncio.gather(
-        *[store.transact(DEFAULT_TENANT, [d["id"]], _put(d), owner="org-b", check_owners=check(d["id"]))
-          for d in changed],
+        *[
+            store.transact(
+                DEFAULT_TENANT, [d["id"]], _put(d), owner="org-b", check_owners=check(d["id"])
+            )
+            for d in changed
+        ],
         return_exceptions=True,
     )
     assert [isinstance(o, Forbidden) for o in outcomes] == [d["id"] == refused for d in docs]
@@ -67,8 +82,15 @@ async def test_within_a_group_a_created_entity_is_the_creators_and_a_deleted_one
     seen: list[dict[str, str]] = []
     await asyncio.gather(
         store.transact(DEFAULT_TENANT, [doc["id"]], _put(doc), owner="org-n"),
-        store.transact(DEFAULT_TENANT, [old["id"]], lambda _: ([Delete(old["id"])], None), owner="org-n"),
-        store.transact(DEFAULT_TENANT, [doc["id"], old["id"]], lambda _: ([], None), owner="org-n",
-                       check_owners=lambda owners: seen.append(dict(owners))),
+        store.transact(
+            DEFAULT_TENANT, [old["id"]], lambda _: ([Delete(old["id"])], None), owner="org-n"
+        ),
+        store.transact(
+            DEFAULT_TENANT,
+            [doc["id"], old["id"]],
+            lambda _: ([], None),
+            owner="org-n",
+            check_owners=lambda owners: seen.append(dict(owners)),
+        ),
     )
     assert seen == [{doc["id"]: "org-n"}]

@@ -32,7 +32,9 @@ def round_trip(conn: psycopg.Connection[Any], values: list[Any], cast: str) -> l
     return result
 
 
-_SLOW = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_SLOW = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 _INT8 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
 
@@ -78,7 +80,8 @@ def test_special_floats_and_narrower_casts(conn: psycopg.Connection[Any]) -> Non
     assert round_trip(conn, floats, "float8[]") == floats
     # in a set-based statement, as the stores use them
     rows = conn.execute(
-        "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::float8[])", ([1, 2], ["a", None], [0.5, None])
+        "SELECT * FROM unnest(%b::bigint[], %b::text[], %b::float8[])",
+        ([1, 2], ["a", None], [0.5, None]),
     ).fetchall()
     assert rows == [(1, "a", 0.5), (2, None, None)]
 

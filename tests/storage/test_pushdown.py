@@ -122,7 +122,7 @@ def test_pushdown_agrees_with_python(store_url: str) -> None:
     # explicit examples always run: one exact (index-only) plan and one that needs Python
     # filtering, so both planner paths are exercised whatever the random draws are
     @example(text="a>1.5;b", offset=1)
-    @example(text="a!=2|c==\"ab\"", offset=0)
+    @example(text='a!=2|c=="ab"', offset=0)
     def check(text: str, offset: int) -> None:
         try:
             expr = parse_q(text, _expand)

@@ -139,7 +139,8 @@ async def test_mandates(store: Store) -> None:
     # a mandate for one data set reads that data set (also a private one)
     one = await gov.create_mandate(ghent, "ghent", "acme", dataset_id="secret")
     assert await gov.readable_for(member("acme")) == Readable(
-        owners=frozenset({"acme"}), slices=sliced(("ghent", ["Air"]), BENCHES, ("ghent", ["Secret"]))
+        owners=frozenset({"acme"}),
+        slices=sliced(("ghent", ["Air"]), BENCHES, ("ghent", ["Secret"])),
     )
     await gov.revoke_mandate(ghent, one.id)
     # a mandate for all data sets reads everything the owner owns

@@ -108,7 +108,10 @@ async def test_nothing_is_seen_when_the_write_fails(store: Store) -> None:
     assert await s.claim_replication(r.key, "B", 60, take_over=True)
 
     def fenced(current: dict[str, Any]) -> tuple[list[Any], None]:
-        return [Put(doc("urn:e:2")), ReplicationProgress(r.key, "A", ("http://x/m/9",), {}, 60)], None
+        return [
+            Put(doc("urn:e:2")),
+            ReplicationProgress(r.key, "A", ("http://x/m/9",), {}, 60),
+        ], None
 
     with pytest.raises(ReplicationLeaseLost):
         await store.transact("", ["urn:e:2"], fenced, owner="org")

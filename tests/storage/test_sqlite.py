@@ -215,8 +215,11 @@ async def test_queued_writes_run_together_as_if_one_after_another(tmp_path: Path
         assert outcomes[5:] == [0, 0, 1]
         stored = await s.get_entities("", [f"urn:ngsi-ld:T:{k}" for k in (1, 2, 3, 4, 50)])
         assert {eid: doc["attrs"][NS + "n"][0]["value"] for eid, doc in stored.items()} == {
-            "urn:ngsi-ld:T:1": 2, "urn:ngsi-ld:T:2": 2, "urn:ngsi-ld:T:3": 0,
-            "urn:ngsi-ld:T:4": 1, "urn:ngsi-ld:T:50": 101,
+            "urn:ngsi-ld:T:1": 2,
+            "urn:ngsi-ld:T:2": 2,
+            "urn:ngsi-ld:T:3": 0,
+            "urn:ngsi-ld:T:4": 1,
+            "urn:ngsi-ld:T:50": 101,
         }
         other = await s.get_entity("other", "urn:ngsi-ld:T:4")
         assert other is not None and other["attrs"][NS + "n"][0]["value"] == 1

@@ -32,16 +32,25 @@ def streams(store: Store) -> StreamStore:
 
 async def _entities(store: Store) -> None:
     owned = [entity(1, "Sensor"), entity(2, "Sensor"), entity(3, "Lamp")]
-    await store.transact(DEFAULT_TENANT, [d["id"] for d in owned],
-                         lambda _: ([Put(d) for d in owned], None), owner="org-a")
+    await store.transact(
+        DEFAULT_TENANT,
+        [d["id"] for d in owned],
+        lambda _: ([Put(d) for d in owned], None),
+        owner="org-a",
+    )
     other = entity(4, "Sensor")
-    await store.transact(DEFAULT_TENANT, [other["id"]], lambda _: ([Put(other)], None),
-                         owner="org-b")
+    await store.transact(
+        DEFAULT_TENANT, [other["id"]], lambda _: ([Put(other)], None), owner="org-b"
+    )
 
 
 def _inst(observed: int | None, recorded: int, value: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {"type": "Property", "value": value, "modifiedAt": format_micros(recorded),
-                           "createdAt": format_micros(recorded)}
+    doc: dict[str, Any] = {
+        "type": "Property",
+        "value": value,
+        "modifiedAt": format_micros(recorded),
+        "createdAt": format_micros(recorded),
+    }
     if observed is not None:
         doc["observedAt"] = format_observed(observed)
     return doc
@@ -55,11 +64,11 @@ async def _write(store: Store) -> list[tuple[int, str, int, Any]]:
     rows: list[InstanceRow] = []
     rng = random.Random(7)
     cases = [
-        (0, 2 * MINUTE),           # prompt: recorded two minutes after the observation
-        (0, LATE + MINUTE),        # late: recorded 16 minutes after
-        (0, 3 * HOUR),             # a back-fill
-        (2 * MINUTE, 0),           # observed slightly ahead of the platform's clock (prompt)
-        (EARLY + MINUTE, 0),       # observed far ahead (unprompt)
+        (0, 2 * MINUTE),  # prompt: recorded two minutes after the observation
+        (0, LATE + MINUTE),  # late: recorded 16 minutes after
+        (0, 3 * HOUR),  # a back-fill
+        (2 * MINUTE, 0),  # observed slightly ahead of the platform's clock (prompt)
+        (EARLY + MINUTE, 0),  # observed far ahead (unprompt)
     ]
     for k in range(40):
         eid = f"urn:ngsi-ld:{'Sensor' if k % 4 else 'Lamp'}:{1 + k % 2 if k % 4 else 3}"
@@ -88,7 +97,9 @@ async def test_members_in_recording_order_within_the_window(store: Store) -> Non
     got = await s.stream_members(DEFAULT_TENANT, "org-a", SENSOR, lo, hi, limit=1000)
     expected = sorted((p, e, t, v) for p, e, t, v in written if lo <= p < hi)
     assert len({p for p, *_ in expected}) == len(expected)  # distinct times: one order
-    assert [(m.p, m.series.entity_id, m.instance.t, m.instance.doc["value"]) for m in got] == expected
+    assert [
+        (m.p, m.series.entity_id, m.instance.t, m.instance.doc["value"]) for m in got
+    ] == expected
     assert [m.key for m in got] == sorted(m.key for m in got)
     assert all(m.series.attr == TEMP for m in got)
 
@@ -121,7 +132,9 @@ async def test_membership_follows_owner_and_types(store: Store) -> None:
     other = await s.stream_members(DEFAULT_TENANT, "org-b", SENSOR, T0, T0 + 5 * HOUR)
     assert [m.instance.doc["value"] for m in other] == [99]
     assert await s.stream_members(DEFAULT_TENANT, "org-c", SENSOR, T0, T0 + 5 * HOUR) == []
-    assert await s.stream_members(DEFAULT_TENANT, "org-a", [NS + "Nothing"], T0, T0 + 5 * HOUR) == []
+    assert (
+        await s.stream_members(DEFAULT_TENANT, "org-a", [NS + "Nothing"], T0, T0 + 5 * HOUR) == []
+    )
 
 
 async def test_stream_start_is_a_lower_bound_of_the_first_member(store: Store) -> None:
@@ -144,7 +157,9 @@ async def test_nonempty_windows_agree_with_the_members(store: Store) -> None:
     got = await s.stream_nonempty(DEFAULT_TENANT, "org-a", SENSOR, windows)
     assert got == [any(lo <= p < hi for p, *_ in written) for lo, hi in windows]
     assert True in got and False in got
-    assert await s.stream_nonempty(DEFAULT_TENANT, "org-c", SENSOR, windows) == [False] * len(windows)
+    assert await s.stream_nonempty(DEFAULT_TENANT, "org-c", SENSOR, windows) == [False] * len(
+        windows
+    )
 
 
 async def test_latest_member_of_each_series(store: Store) -> None:
@@ -157,11 +172,15 @@ async def test_latest_member_of_each_series(store: Store) -> None:
             if lo <= p < hi and (e not in latest or (p, t) > latest[e][:2]):
                 latest[e] = (p, t, v)
         got = await s.stream_latest(DEFAULT_TENANT, "org-a", SENSOR, lo, hi)
-        assert {m.series.entity_id: (m.p, m.instance.t, m.instance.doc["value"]) for m in got} == latest
+        assert {
+            m.series.entity_id: (m.p, m.instance.t, m.instance.doc["value"]) for m in got
+        } == latest
         keys = [str(m.series.key) for m in got]
         assert keys == sorted(keys)
         # paging by series: after the first, the rest
-        rest = await s.stream_latest(DEFAULT_TENANT, "org-a", SENSOR, lo, hi, after=keys[0], limit=1)
+        rest = await s.stream_latest(
+            DEFAULT_TENANT, "org-a", SENSOR, lo, hi, after=keys[0], limit=1
+        )
         assert [str(m.series.key) for m in rest] == keys[1:2]
 
 
@@ -171,8 +190,11 @@ async def test_a_scoped_data_set_has_the_members_of_entities_within_its_scope(
     await _entities(store)
     # Sensor:1 lies within /Ghent/Centre (below it), Sensor:2 in a scope with the same text
     # prefix but outside it; Lamp:3 has no scope
-    for eid, scope in (("urn:ngsi-ld:Sensor:1", ["Ghent/Centre/Kouter"]),
-                       ("urn:ngsi-ld:Sensor:2", ["/Ghent/CentreNorth"])):
+    for eid, scope in (
+        ("urn:ngsi-ld:Sensor:1", ["Ghent/Centre/Kouter"]),
+        ("urn:ngsi-ld:Sensor:2", ["/Ghent/CentreNorth"]),
+    ):
+
         def mutate(current: dict[str, Any], eid: str = eid, scope: list[str] = scope) -> Any:
             return [Put({**current[eid], "scope": scope})], None
 
@@ -187,7 +209,8 @@ async def test_a_scoped_data_set_has_the_members_of_entities_within_its_scope(
     assert {m.series.entity_id for m in got} == {"urn:ngsi-ld:Sensor:1"}
     assert await s.stream_members(*args, lo, hi, scope="/Leuven") == []
     assert {m.series.entity_id for m in await s.stream_latest(*args, lo, hi, scope="/Ghent")} == {
-        "urn:ngsi-ld:Sensor:1", "urn:ngsi-ld:Sensor:2"
+        "urn:ngsi-ld:Sensor:1",
+        "urn:ngsi-ld:Sensor:2",
     }
     start = await s.stream_start(*args, scope="/Ghent/Centre")
     assert start is not None and await s.stream_start(*args, scope="/Leuven") is None

@@ -20,14 +20,23 @@ def subs(store: Store) -> SubscriptionStore:
 
 
 def sub_doc(n: int, **extra: Any) -> dict[str, Any]:
-    return {"id": f"urn:ngsi-ld:Subscription:{n}", "type": "Subscription",
-            "notification": {"endpoint": {"uri": "http://x.org/n"}}, **extra}
+    return {
+        "id": f"urn:ngsi-ld:Subscription:{n}",
+        "type": "Subscription",
+        "notification": {"endpoint": {"uri": "http://x.org/n"}},
+        **extra,
+    }
 
 
 def row(n: int, sub: int = 1, tenant: str = "", due: float = 0.0) -> OutboxRow:
-    return OutboxRow(id=f"row{n}", tenant=tenant, subscription_id=f"urn:ngsi-ld:Subscription:{sub}",
-                     body={"type": "Notification", "n": n}, target={"uri": "http://x.org/n"},
-                     due_at=due)
+    return OutboxRow(
+        id=f"row{n}",
+        tenant=tenant,
+        subscription_id=f"urn:ngsi-ld:Subscription:{sub}",
+        body={"type": "Notification", "n": n},
+        target={"uri": "http://x.org/n"},
+        due_at=due,
+    )
 
 
 async def test_create_get_list_replace_delete(store: Store) -> None:
@@ -46,7 +55,9 @@ async def test_create_get_list_replace_delete(store: Store) -> None:
     got = await s.get_subscription("", "urn:ngsi-ld:Subscription:1")
     assert got is not None and got.doc["isActive"] is False
     assert not await s.replace_subscription("", sub_doc(9))
-    assert [t.doc["id"] for t in await s.tenant_subscriptions("other")] == ["urn:ngsi-ld:Subscription:1"]
+    assert [t.doc["id"] for t in await s.tenant_subscriptions("other")] == [
+        "urn:ngsi-ld:Subscription:1"
+    ]
     assert await s.delete_subscription("", "urn:ngsi-ld:Subscription:1")
     assert not await s.delete_subscription("", "urn:ngsi-ld:Subscription:1")
     assert await s.get_subscription("", "urn:ngsi-ld:Subscription:1") is None
@@ -75,8 +86,12 @@ async def test_outbox_claim_and_settle(store: Store) -> None:
     assert await s.claim(20.0, limit=10, lease=30.0) == []  # leased
     sub = "urn:ngsi-ld:Subscription:1"
     at = "2026-01-01T00:00:00.000000Z"
-    await s.settle([Settled("row1", "", sub, True, at),
-                    Settled("row2", "", sub, False, at, retry_at=50.0, attempts=1)])
+    await s.settle(
+        [
+            Settled("row1", "", sub, True, at),
+            Settled("row2", "", sub, False, at, retry_at=50.0, attempts=1),
+        ]
+    )
     again = await s.claim(60.0, limit=10, lease=30.0)
     assert [(r.id, r.attempts) for r in again] == [("row2", 1)]
     later = await s.claim(200.0, limit=10, lease=30.0)
@@ -155,20 +170,24 @@ async def test_settle_records_a_batch_at_once(store: Store) -> None:
     def t(second: int) -> str:
         return f"2026-03-01T10:00:{second:02d}.000000Z"
 
-    await s.settle([
-        Settled("row1", "", one, True, t(1)),
-        Settled("row2", "", one, False, t(2), retry_at=5.0, attempts=3),
-        Settled("row3", "", one, True, t(3)),
-        Settled("row4", "", two, None),  # nothing readable: finished, not counted
-        Settled("row5", "", two, None, retry_at=2.0, attempts=0),  # left for later
-    ])
+    await s.settle(
+        [
+            Settled("row1", "", one, True, t(1)),
+            Settled("row2", "", one, False, t(2), retry_at=5.0, attempts=3),
+            Settled("row3", "", one, True, t(3)),
+            Settled("row4", "", two, None),  # nothing readable: finished, not counted
+            Settled("row5", "", two, None, retry_at=2.0, attempts=0),  # left for later
+        ]
+    )
     got = await s.get_subscription("", one)
     assert got is not None
     state = got.state
     assert (state.times_sent, state.times_failed) == (3, 1)
     assert (state.last_notification, state.last_success, state.last_failure) == (t(3), t(3), t(2))
     other = await s.get_subscription("", two)
-    assert other is not None and other.state.times_sent == 0 and other.state.last_notification is None
+    assert (
+        other is not None and other.state.times_sent == 0 and other.state.last_notification is None
+    )
     elsewhere = await s.get_subscription("t", one)  # another tenant's subscription of that id
     assert elsewhere is not None and elsewhere.state.times_sent == 0
     due = await s.claim(10.0, limit=10, lease=30.0)

@@ -46,8 +46,12 @@ def settings(tmp_path: Path, demo_database: Path) -> Settings:
         source = Path(f"{demo_database}{suffix}")
         if source.exists():
             shutil.copy(source, tmp_path / f"portal.db{suffix}")
-    return Settings(database_url=f"sqlite:///{tmp_path}/portal.db", demo=True, secret_key=SECRET,
-                    secret_key_file=str(tmp_path / "secret"))
+    return Settings(
+        database_url=f"sqlite:///{tmp_path}/portal.db",
+        demo=True,
+        secret_key=SECRET,
+        secret_key_file=str(tmp_path / "secret"),
+    )
 
 
 @pytest.fixture
@@ -58,7 +62,9 @@ async def portal(settings: Settings) -> AsyncIterator[Callable[..., Any]]:
     async with app.router.lifespan_context(app):
 
         def client() -> httpx.AsyncClient:
-            c = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver")
+            c = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+            )
             clients.append(c)
             return c
 
@@ -78,5 +84,12 @@ def form_token(html: str) -> str:
 async def sign_in(client: httpx.AsyncClient, who: tuple[str, str]) -> httpx.Response:
     """Sign in through the form, as a browser does."""
     page = await client.get("/sign-in")
-    return await client.post("/sign-in", data={
-        "email": who[0], "password": who[1], "next": "/admin", "csrf_token": form_token(page.text)})
+    return await client.post(
+        "/sign-in",
+        data={
+            "email": who[0],
+            "password": who[1],
+            "next": "/admin",
+            "csrf_token": form_token(page.text),
+        },
+    )

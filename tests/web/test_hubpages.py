@@ -24,10 +24,16 @@ from tests.web.test_pages import text_of
 pytestmark = pytest.mark.anyio
 
 HUB_PAGES = [
-    "/use-cases", "/use-cases?term=domain:mobility", "/use-cases/slim-parkeren-gent",
-    "/stories", "/stories/fatima-meet-de-lucht",
-    "/initiatives", "/initiatives/report", "/initiatives/slimme-binnenstad-leuven",
-    "/actors", "/actors/actor-gent",
+    "/use-cases",
+    "/use-cases?term=domain:mobility",
+    "/use-cases/slim-parkeren-gent",
+    "/stories",
+    "/stories/fatima-meet-de-lucht",
+    "/initiatives",
+    "/initiatives/report",
+    "/initiatives/slimme-binnenstad-leuven",
+    "/actors",
+    "/actors/actor-gent",
 ]
 
 
@@ -45,7 +51,9 @@ def result_titles(html: str) -> list[str]:
 
 
 @pytest.mark.parametrize("lang", ["nl", "en"])
-async def test_every_hub_page_answers_in_the_language_asked(portal: Callable[..., Any], lang: str) -> None:
+async def test_every_hub_page_answers_in_the_language_asked(
+    portal: Callable[..., Any], lang: str
+) -> None:
     client = portal()
     for path in HUB_PAGES:
         sep = "&" if "?" in path else "?"
@@ -57,19 +65,34 @@ async def test_every_hub_page_answers_in_the_language_asked(portal: Callable[...
         for tag in re.findall(r"<script\b[^>]*>", r.text):
             assert "src=" in tag or 'type="application/json"' in tag, (path, tag)
         # every hub section is in the main navigation, portalb's too
-        for link in ("/use-cases", "/stories", "/initiatives", "/actors", "/challenges", "/funding"):
+        for link in (
+            "/use-cases",
+            "/stories",
+            "/initiatives",
+            "/actors",
+            "/challenges",
+            "/funding",
+        ):
             assert f'<li><a href="{link}">' in r.text, (path, link)
     nl = text_of((await client.get("/use-cases/slim-parkeren-gent?lang=nl")).text)
     en = text_of((await client.get("/use-cases/slim-parkeren-gent?lang=en")).text)
     assert "Slim parkeren in de binnenstad" in nl and "Geleerde lessen" in nl and "in gebruik" in nl
-    assert "Smart parking in the city centre" in en and "Lessons learned" in en and "implemented" in en
+    assert (
+        "Smart parking in the city centre" in en and "Lessons learned" in en and "implemented" in en
+    )
 
 
 async def test_unknown_hub_objects_are_404_pages(portal: Callable[..., Any]) -> None:
     client = portal()
-    for path in ("/use-cases/nope", "/stories/nope", "/initiatives/nope", "/actors/nope",
-                 # an object of another kind is not found under this one
-                 "/use-cases/fatima-meet-de-lucht", "/actors/slim-parkeren-gent"):
+    for path in (
+        "/use-cases/nope",
+        "/stories/nope",
+        "/initiatives/nope",
+        "/actors/nope",
+        # an object of another kind is not found under this one
+        "/use-cases/fatima-meet-de-lucht",
+        "/actors/slim-parkeren-gent",
+    ):
         r = await client.get(f"{path}?lang=en")
         assert r.status_code == 404, path
         assert r.headers["content-type"].startswith("text/html") and '<html lang="en">' in r.text
@@ -77,9 +100,17 @@ async def test_unknown_hub_objects_are_404_pages(portal: Callable[..., Any]) -> 
 
 async def test_bad_list_filters_are_400_pages(portal: Callable[..., Any]) -> None:
     client = portal()
-    for path in ("/use-cases?status=famous", "/use-cases?term=domain:nonsense", "/use-cases?term=funder:x",
-                 "/use-cases?page=0", "/use-cases?page=abc", "/initiatives?status=dreaming",
-                 "/actors?owner_kind=alien", "/actors?status=industry-ish", "/stories?term=nis:99999"):
+    for path in (
+        "/use-cases?status=famous",
+        "/use-cases?term=domain:nonsense",
+        "/use-cases?term=funder:x",
+        "/use-cases?page=0",
+        "/use-cases?page=abc",
+        "/initiatives?status=dreaming",
+        "/actors?owner_kind=alien",
+        "/actors?status=industry-ish",
+        "/stories?term=nis:99999",
+    ):
         r = await client.get(path)
         assert r.status_code == 400, path
         assert r.headers["content-type"].startswith("text/html")
@@ -90,13 +121,19 @@ async def test_use_case_library_facets_and_search(portal: Callable[..., Any]) ->
     page = (await client.get("/use-cases?lang=en")).text
     assert "5 use cases" in page
     # most endorsed first (3, then 2)
-    assert result_titles(page)[:2] == ["Citizen air quality network", "Smart parking in the city centre"]
+    assert result_titles(page)[:2] == [
+        "Citizen air quality network",
+        "Smart parking in the city centre",
+    ]
     # a facet link adds its term; its count is what the filtered list then shows
     link = re.search(r'<a href="([^"]*term=domain%3Amobility)">Mobility \((\d+)\)</a>', page)
     assert link, "no Mobility facet"
     filtered = (await client.get(link.group(1).replace("&amp;", "&"))).text
     assert f"{link.group(2)} use cases" in filtered
-    assert set(result_titles(filtered)) == {"Smart parking in the city centre", "Shared-bike data for policy"}
+    assert set(result_titles(filtered)) == {
+        "Smart parking in the city centre",
+        "Shared-bike data for policy",
+    }
     # the chosen value is marked and links back to the list without it
     assert 'aria-current="true"><strong>Mobility</strong>' in filtered
     # broader terms find narrower tags: the province finds Ghent's use case; maturity and SDG facets
@@ -114,7 +151,9 @@ async def test_use_case_library_facets_and_search(portal: Callable[..., Any]) ->
     assert "No use case matches" in r.text
 
 
-async def test_use_case_page_shows_adopters_on_a_map_and_their_scale_up(portal: Callable[..., Any]) -> None:
+async def test_use_case_page_shows_adopters_on_a_map_and_their_scale_up(
+    portal: Callable[..., Any],
+) -> None:
     client = portal()
     r = await client.get("/use-cases/slim-parkeren-gent?lang=en")
     text = text_of(r.text)
@@ -138,25 +177,39 @@ async def test_use_case_page_shows_adopters_on_a_map_and_their_scale_up(portal: 
     assert 'href="/initiatives/slimme-binnenstad-leuven"' in r.text
     # no adopters: no map, a sentence instead
     r = await client.get("/use-cases/hittekaart-genk?lang=en")
-    assert 'id="map"' not in r.text and "No other municipality has taken this use case over yet." in r.text
+    assert (
+        'id="map"' not in r.text
+        and "No other municipality has taken this use case over yet." in r.text
+    )
 
 
 async def test_use_case_page_links_only_visible_data_sets(portal: Callable[..., Any]) -> None:
     client, anna = portal(), portal()
     hub = portal.app.state.hub  # type: ignore[attr-defined]
     current = await hub.get("usecase", "hittekaart-genk")
-    await hub.replace(Principal.cli(), "usecase", "hittekaart-genk", dict(current.doc, datasets=["demo", "demo-water"]))
+    await hub.replace(
+        Principal.cli(),
+        "usecase",
+        "hittekaart-genk",
+        dict(current.doc, datasets=["demo", "demo-water"]),
+    )
     page = (await client.get("/use-cases/hittekaart-genk?lang=en")).text
-    assert 'href="/datasets/demo"' in page and 'href="/datasets/demo-water"' in page  # restricted: listed
+    assert (
+        'href="/datasets/demo"' in page and 'href="/datasets/demo-water"' in page
+    )  # restricted: listed
     # made private, a data set is its owner's only: others no longer see the link
     await sign_in(anna, ANNA)
     admin = await anna.get("/admin")
-    r = await anna.post("/admin/datasets/demo-water/policy",
-                        data={"policy": "private", "csrf_token": form_token(admin.text)})
+    r = await anna.post(
+        "/admin/datasets/demo-water/policy",
+        data={"policy": "private", "csrf_token": form_token(admin.text)},
+    )
     assert r.status_code == 303
     page = (await client.get("/use-cases/hittekaart-genk?lang=en")).text
     assert 'href="/datasets/demo"' in page and 'href="/datasets/demo-water"' not in page
-    assert 'href="/datasets/demo-water"' in (await anna.get("/use-cases/hittekaart-genk?lang=en")).text
+    assert (
+        'href="/datasets/demo-water"' in (await anna.get("/use-cases/hittekaart-genk?lang=en")).text
+    )
 
 
 async def test_endorse_permissions_and_once_per_organisation(portal: Callable[..., Any]) -> None:
@@ -165,7 +218,9 @@ async def test_endorse_permissions_and_once_per_organisation(portal: Callable[..
     page = await visitor.get("/use-cases/digitale-tweeling-kortrijk?lang=en")
     assert "Sign in to endorse this use case." in page.text and "/endorse" not in page.text
     visitor_token = form_token((await visitor.get("/sign-in")).text)
-    r = await visitor.post("/use-cases/digitale-tweeling-kortrijk/endorse", data={"csrf_token": visitor_token})
+    r = await visitor.post(
+        "/use-cases/digitale-tweeling-kortrijk/endorse", data={"csrf_token": visitor_token}
+    )
     assert r.status_code == 401
     # Bart edits for Ghent, a municipality: the form, then the endorsement, then no second one
     await sign_in(bart, BART)
@@ -175,7 +230,10 @@ async def test_endorse_permissions_and_once_per_organisation(portal: Callable[..
     # the CSRF token is required
     r = await bart.post("/use-cases/digitale-tweeling-kortrijk/endorse", data={})
     assert r.status_code == 403
-    assert "No local government has endorsed" in (await bart.get("/use-cases/digitale-tweeling-kortrijk?lang=en")).text
+    assert (
+        "No local government has endorsed"
+        in (await bart.get("/use-cases/digitale-tweeling-kortrijk?lang=en")).text
+    )
     r = await bart.post("/use-cases/digitale-tweeling-kortrijk/endorse", data={"csrf_token": token})
     assert r.status_code == 303
     assert r.headers["location"] == "/use-cases/digitale-tweeling-kortrijk?endorsed=1#endorse"
@@ -183,7 +241,9 @@ async def test_endorse_permissions_and_once_per_organisation(portal: Callable[..
     text = text_of(page.text)
     assert "Your organisation now endorses this use case." in text
     assert "1 local government vouches for this use case: Stad Gent" in text
-    assert "Endorse on behalf of" not in text and "Your organisation endorses this use case." in text
+    assert (
+        "Endorse on behalf of" not in text and "Your organisation endorses this use case." in text
+    )
     r = await bart.post("/use-cases/digitale-tweeling-kortrijk/endorse", data={"csrf_token": token})
     assert r.status_code == 409 and '<html lang="en">' in r.text
     # the count ranks the library
@@ -193,9 +253,14 @@ async def test_endorse_permissions_and_once_per_organisation(portal: Callable[..
     await sign_in(anna, ANNA)
     page = await anna.get("/use-cases/hittekaart-genk?lang=en")
     assert "Only editors of a municipality or province can endorse use cases." in page.text
-    r = await anna.post("/use-cases/hittekaart-genk/endorse", data={"csrf_token": form_token(page.text)})
+    r = await anna.post(
+        "/use-cases/hittekaart-genk/endorse", data={"csrf_token": form_token(page.text)}
+    )
     assert r.status_code == 403
-    assert "No local government has endorsed" in (await anna.get("/use-cases/hittekaart-genk?lang=en")).text
+    assert (
+        "No local government has endorsed"
+        in (await anna.get("/use-cases/hittekaart-genk?lang=en")).text
+    )
     # an unknown use case
     r = await bart.post("/use-cases/nope/endorse", data={"csrf_token": token})
     assert r.status_code == 404
@@ -206,7 +271,10 @@ async def test_stories(portal: Callable[..., Any]) -> None:
     page = (await client.get("/stories")).text
     assert "Slimme Stad in Mensentaal" in page and "2 verhalen" in page
     # newest first
-    assert result_titles(page) == ["Nooit meer rondjes rijden", "Fatima meet de lucht in haar straat"]
+    assert result_titles(page) == [
+        "Nooit meer rondjes rijden",
+        "Fatima meet de lucht in haar straat",
+    ]
     r = await client.get("/stories?term=domain:environment")
     assert result_titles(r.text) == ["Fatima meet de lucht in haar straat"]
     story = text_of((await client.get("/stories/fatima-meet-de-lucht?lang=en")).text)
@@ -219,7 +287,11 @@ async def test_initiatives_filters_and_totals(portal: Callable[..., Any]) -> Non
     page = text_of((await client.get("/initiatives?lang=en")).text)
     assert "3 initiatives" in page
     # 420,000 + 1,200,000 + 300,000; funding 210,000 + 720,000 + 180,000
-    assert "Budget € 1,920,000" in page and "Funding € 1,110,000" in page and "Own share € 810,000" in page
+    assert (
+        "Budget € 1,920,000" in page
+        and "Funding € 1,110,000" in page
+        and "Own share € 810,000" in page
+    )
     r = await client.get("/initiatives?lang=en&status=running")
     assert result_titles(r.text) == ["Smart city centre Leuven"]
     assert "Budget € 420,000" in text_of(r.text)
@@ -231,8 +303,10 @@ async def test_initiatives_filters_and_totals(portal: Callable[..., Any]) -> Non
     r = await client.get("/initiatives?lang=en&term=domain:environment")
     assert set(result_titles(r.text)) == {"Smart city centre Leuven", "Climate-resilient Limburg"}
     # the report link keeps the selection
-    assert 'href="/initiatives/report?lang=en&amp;term=domain%3Aenvironment"' in r.text or \
-        'href="/initiatives/report?lang=en&amp;term=domain:environment"' in r.text
+    assert (
+        'href="/initiatives/report?lang=en&amp;term=domain%3Aenvironment"' in r.text
+        or 'href="/initiatives/report?lang=en&amp;term=domain:environment"' in r.text
+    )
 
 
 async def test_printable_report(portal: Callable[..., Any]) -> None:
@@ -245,7 +319,9 @@ async def test_printable_report(portal: Callable[..., Any]) -> None:
     assert "Initiatives 2" in text and "Budget € 1,500,000" in text
     assert "Europese Unie € 660,000" in text and "Vlaamse overheid € 240,000" in text
     css = await client.get("/static/portal/print.css")
-    assert css.status_code == 200 and "size: A4 landscape" in css.text and "@media print" in css.text
+    assert (
+        css.status_code == 200 and "size: A4 landscape" in css.text and "@media print" in css.text
+    )
     nl = text_of((await client.get("/initiatives/report?lang=nl")).text)
     assert "Portefeuilleverslag" in nl and "Alle initiatieven." in nl and "€ 1.920.000" in nl
     # the next open milestone of each line
@@ -272,8 +348,10 @@ async def test_actors_directory_facets_and_map(portal: Callable[..., Any]) -> No
     assert result_titles(r.text) == ["Parkwise"]
     r = await client.get("/actors?lang=en&owner_kind=citizens_organisation")
     assert result_titles(r.text) == ["Neighbourhood Network Flanders"]
-    assert 'aria-current="true"><strong>citizens\' organisation</strong>' in r.text or \
-        "aria-current=\"true\"><strong>citizens&#39; organisation</strong>" in r.text
+    assert (
+        'aria-current="true"><strong>citizens\' organisation</strong>' in r.text
+        or 'aria-current="true"><strong>citizens&#39; organisation</strong>' in r.text
+    )
     r = await client.get("/actors?lang=en&term=nis:40000")  # East Flanders
     assert result_titles(r.text) == ["City of Ghent"]
     # offers and seeks are searched
@@ -291,7 +369,15 @@ async def test_home_shows_the_hub(portal: Callable[..., Any]) -> None:
     assert "Citizen air quality network" in text and "Endorsed by 3 local governments" in text
     assert "What's new in the hub" in text
     # quick paths to the hub's pages, and what home had before
-    for link in ("/use-cases", "/stories", "/actors", "/challenges", "/funding", "/municipalities", "/datasets"):
+    for link in (
+        "/use-cases",
+        "/stories",
+        "/actors",
+        "/challenges",
+        "/funding",
+        "/municipalities",
+        "/datasets",
+    ):
         assert f'href="{link}"' in r.text, link
     assert "Recently updated data sets" in text
 
@@ -326,8 +412,11 @@ def test_nice_ticks_cover_the_values() -> None:
 def test_municipality_points() -> None:
     taxonomy = load_taxonomy()
     points = municipality_points()
-    current = [t for t in taxonomy.in_scheme("region")
-               if t.parent not in (None, "nis:02000") and t.replaced_by is None]
+    current = [
+        t
+        for t in taxonomy.in_scheme("region")
+        if t.parent not in (None, "nis:02000") and t.replaced_by is None
+    ]
     # most current municipalities have a point, all inside Flanders' bounding box
     assert sum(t.id in points for t in current) >= 0.9 * len(current)
     for lat, lon in points.values():

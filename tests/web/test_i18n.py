@@ -46,8 +46,8 @@ def test_every_message_has_a_dutch_translation() -> None:
         catalog = read_po(fh, locale="nl")
     translated = {
         (m.id[0] if isinstance(m.id, tuple) else m.id)
-        for m in catalog if m.id and all(m.string if isinstance(m.string, tuple) else [m.string])
-        and not m.fuzzy
+        for m in catalog
+        if m.id and all(m.string if isinstance(m.string, tuple) else [m.string]) and not m.fuzzy
     }
     missing = sorted(found - translated)
     assert not missing, f"untranslated (run scripts/update_messages.sh, then translate): {missing}"

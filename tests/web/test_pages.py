@@ -18,8 +18,14 @@ from smartregion.web.dashboard import PM10_DAILY_LIMIT
 pytestmark = pytest.mark.anyio
 
 PAGES = [
-    "/", "/datasets", "/datasets?theme=environment", "/datasets/demo", "/datasets/demo-water",
-    "/municipalities", "/municipalities/Gent", "/sign-in",
+    "/",
+    "/datasets",
+    "/datasets?theme=environment",
+    "/datasets/demo",
+    "/datasets/demo-water",
+    "/municipalities",
+    "/municipalities/Gent",
+    "/sign-in",
 ]
 
 
@@ -30,7 +36,9 @@ def text_of(html: str) -> str:
 
 
 @pytest.mark.parametrize("lang", ["nl", "en"])
-async def test_every_page_answers_in_the_language_asked(portal: Callable[..., Any], lang: str) -> None:
+async def test_every_page_answers_in_the_language_asked(
+    portal: Callable[..., Any], lang: str
+) -> None:
     client = portal()
     for path in PAGES:
         sep = "&" if "?" in path else "?"
@@ -95,7 +103,9 @@ async def test_catalogue_facets_and_search(portal: Callable[..., Any]) -> None:
 async def test_private_data_sets_are_not_shown_to_others(portal: Callable[..., Any]) -> None:
     client = portal()
     governance = portal.app.state.governance
-    await governance.create_dataset(Principal.cli(), "hidden", "smartregion", "Verborgen", ["Secret"])
+    await governance.create_dataset(
+        Principal.cli(), "hidden", "smartregion", "Verborgen", ["Secret"]
+    )
     assert "Verborgen" not in (await client.get("/datasets")).text
     r = await client.get("/datasets/hidden")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
@@ -105,23 +115,38 @@ async def test_private_data_sets_are_not_shown_to_others(portal: Callable[..., A
 async def test_data_set_page_without_javascript(portal: Callable[..., Any]) -> None:
     r = await portal().get("/datasets/demo?lang=en")
     page = text_of(r.text)
-    for expected in ("smartregion", "open", "https://creativecommons.org/licenses/by/4.0/",
-                     "AirQualityObserved", "Luchtmeetstation Herzele", "Parking Centrum Lommel"):
+    for expected in (
+        "smartregion",
+        "open",
+        "https://creativecommons.org/licenses/by/4.0/",
+        "AirQualityObserved",
+        "Luchtmeetstation Herzele",
+        "Parking Centrum Lommel",
+    ):
         assert expected in page
     assert 'href="/datasets/demo/download.csv"' in r.text
-    assert 'href="/ngsi-ld/v1/entities?type=AirQualityObserved%2COffStreetParking%2CTrafficFlowObserved' in r.text
+    assert (
+        'href="/ngsi-ld/v1/entities?type=AirQualityObserved%2COffStreetParking%2CTrafficFlowObserved'
+        in r.text
+    )
     # the map's data is the GeoJSON of the sensors; the chart's is a temporal API query
-    geojson = re.search(r'<script type="application/json" id="map-data">(.*?)</script>', r.text, re.S)
+    geojson = re.search(
+        r'<script type="application/json" id="map-data">(.*?)</script>', r.text, re.S
+    )
     assert geojson and '"FeatureCollection"' in geojson.group(1)
     src = re.search(r'data-src="([^"]+)"', r.text)
     assert src and src.group(1).startswith("/datasets/demo/series?")
     assert "options=aggregatedValues" in src.group(1)
-    assert re.search(r'href="/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:[^"]+options=aggregatedValues', r.text)
+    assert re.search(
+        r'href="/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:[^"]+options=aggregatedValues', r.text
+    )
 
 
 async def test_the_chart_reads_what_the_temporal_api_answers(portal: Callable[..., Any]) -> None:
     client = portal()
-    page = await client.get("/datasets/demo?period=24h&aggr=max&series=urn:ngsi-ld:AirQualityObserved:44021-001|pm10")
+    page = await client.get(
+        "/datasets/demo?period=24h&aggr=max&series=urn:ngsi-ld:AirQualityObserved:44021-001|pm10"
+    )
     chart = re.search(r'data-src="([^"]+)"', page.text)
     api = re.search(r'href="(/ngsi-ld/v1/temporal/entities/[^"]+)"', page.text)
     assert chart and api
@@ -152,7 +177,11 @@ async def test_downloads(portal: Callable[..., Any]) -> None:
     assert r.headers["content-type"] == "text/csv; charset=utf-8"
     assert 'filename="demo.csv"' in r.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(r.text)))
-    assert {row["type"] for row in rows} == {"AirQualityObserved", "OffStreetParking", "TrafficFlowObserved"}
+    assert {row["type"] for row in rows} == {
+        "AirQualityObserved",
+        "OffStreetParking",
+        "TrafficFlowObserved",
+    }
     assert len({row["id"] for row in rows}) == 24
     gent = [row for row in rows if row["id"].endswith("44021-001") and row["attribute"] == "pm25"]
     assert gent[0]["value"] == "7.5" and gent[0]["unitCode"] == "µg/m³"
@@ -179,7 +208,9 @@ async def test_dashboard_readings_match_their_csv(portal: Callable[..., Any]) ->
     assert (await client.get("/municipalities/Atlantis")).status_code == 404
 
 
-async def test_unknown_pages_are_html_404s_in_the_readers_language(portal: Callable[..., Any]) -> None:
+async def test_unknown_pages_are_html_404s_in_the_readers_language(
+    portal: Callable[..., Any],
+) -> None:
     r = await portal().get("/no/such/page", headers={"Accept-Language": "en"})
     assert r.status_code == 404 and "Page not found" in r.text
     r = await portal().get("/no/such/page")
@@ -191,9 +222,14 @@ async def test_unknown_pages_are_html_404s_in_the_readers_language(portal: Calla
 
 async def test_vendored_assets_are_served(portal: Callable[..., Any]) -> None:
     client = portal()
-    for path in ("/static/vendor/htmx/htmx.min.js", "/static/vendor/leaflet/leaflet.js",
-                 "/static/vendor/leaflet/images/marker-icon.png", "/static/vendor/uplot/uPlot.iife.min.js",
-                 "/static/portal/portal.css", "/static/portal/chart.js"):
+    for path in (
+        "/static/vendor/htmx/htmx.min.js",
+        "/static/vendor/leaflet/leaflet.js",
+        "/static/vendor/leaflet/images/marker-icon.png",
+        "/static/vendor/uplot/uPlot.iife.min.js",
+        "/static/portal/portal.css",
+        "/static/portal/chart.js",
+    ):
         assert (await client.get(path)).status_code == 200, path
 
 

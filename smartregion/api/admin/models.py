@@ -10,7 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from smartregion.storage.governance import ApiKey
 
 OrganisationKind = Literal[
-    "municipality", "province", "region", "company", "knowledge_institution", "citizens_organisation"
+    "municipality",
+    "province",
+    "region",
+    "company",
+    "knowledge_institution",
+    "citizens_organisation",
 ]
 Role = Literal["reader", "editor", "admin"]
 PolicyKind = Literal["open", "restricted", "private"]
@@ -26,7 +31,9 @@ class _In(BaseModel):
 class OrganisationIn(_In):
     """A new organisation."""
 
-    id: str = Field(description="lower-case letters, digits, . _ - (also the owner name of entities)")
+    id: str = Field(
+        description="lower-case letters, digits, . _ - (also the owner name of entities)"
+    )
     name: str
     kind: OrganisationKind
     kbo: str | None = Field(None, description="KBO/BCE enterprise number (mod-97 checked)")
@@ -37,7 +44,9 @@ class KeyIn(_In):
     """A new service-account key."""
 
     role: Role = "editor"
-    expires_at: datetime | None = Field(None, description="ISO 8601 with an offset; none: no expiry")
+    expires_at: datetime | None = Field(
+        None, description="ISO 8601 with an offset; none: no expiry"
+    )
     label: str = ""
 
 
@@ -55,8 +64,15 @@ class KeyOut(BaseModel):
     @classmethod
     def of(cls, key: ApiKey) -> KeyOut:
         """The public view of a key record."""
-        return cls(id=key.id, org_id=key.org_id, role=key.role, label=key.label,
-                   created_at=key.created_at, expires_at=key.expires_at, revoked_at=key.revoked_at)
+        return cls(
+            id=key.id,
+            org_id=key.org_id,
+            role=key.role,
+            label=key.label,
+            created_at=key.created_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+        )
 
 
 class IssuedKeyOut(KeyOut):

@@ -47,7 +47,9 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     if status == 401:
         # RFC 6750 §3: tell the client which scheme to use
         headers = {"WWW-Authenticate": 'Bearer realm="smartregion"'}
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 async def domain_error(request: Request, exc: Exception) -> Response:

@@ -55,7 +55,9 @@ async def list_organisations(caller: Caller, gov: Gov) -> list[Organisation]:
 @router.post("/organisations", status_code=201, tags=["organisations"])
 async def create_organisation(body: OrganisationIn, caller: Caller, gov: Gov) -> Organisation:
     """Register an organisation (admins of the platform organisation)."""
-    return await gov.create_organisation(caller, body.id, body.name, body.kind, kbo=body.kbo, nis=body.nis)
+    return await gov.create_organisation(
+        caller, body.id, body.name, body.kind, kbo=body.kbo, nis=body.nis
+    )
 
 
 @router.get("/organisations/{org_id}", tags=["organisations"])
@@ -102,10 +104,20 @@ async def list_datasets(caller: Caller, gov: Gov, owner: str | None = None) -> l
 async def create_dataset(body: DatasetIn, caller: Caller, gov: Gov) -> Dataset:
     """Describe a data set and its access policy (the owner's admins)."""
     return await gov.create_dataset(
-        caller, body.id, body.owner, body.title, body.entity_types, description=body.description,
-        scope=body.scope, theme=body.theme, license=body.license, policy=body.policy,
-        permissions=body.permissions, retention_days=body.retention_days,
-        rollup_retention_days=body.rollup_retention_days, privacy=body.privacy,
+        caller,
+        body.id,
+        body.owner,
+        body.title,
+        body.entity_types,
+        description=body.description,
+        scope=body.scope,
+        theme=body.theme,
+        license=body.license,
+        policy=body.policy,
+        permissions=body.permissions,
+        retention_days=body.retention_days,
+        rollup_retention_days=body.rollup_retention_days,
+        privacy=body.privacy,
     )
 
 
@@ -163,7 +175,9 @@ async def revoke_mandate(mandate_id: str, caller: Caller, gov: Gov) -> Response:
 @router.post("/access-requests", status_code=201, tags=["access"])
 async def request_access(body: AccessRequestIn, caller: Caller, gov: Gov) -> AccessRequest:
     """Ask a data set's owner for access (editors, for their own organisation)."""
-    return await gov.request_access(caller, body.dataset, body.purpose, start=body.start, end=body.end)
+    return await gov.request_access(
+        caller, body.dataset, body.purpose, start=body.start, end=body.end
+    )
 
 
 @router.get("/access-requests", tags=["access"])

@@ -47,4 +47,3 @@ async def catalog(request: Request) -> Response:
     return respond(
         request, rendered, max_age=streams.config.max_age, immutable_max_age=0, per_caller=True
     )
-

@@ -49,8 +49,15 @@ def _feed(request: Request, title: str, entries: list[str], updated: str, lang: 
     return Response(body, media_type=f"{ATOM}; charset=utf-8")
 
 
-def _entry(request: Request, obj: HubObject, lang: str, *, title: str | None = None,
-           entry_id: str | None = None, summary: str | None = None) -> str:
+def _entry(
+    request: Request,
+    obj: HubObject,
+    lang: str,
+    *,
+    title: str | None = None,
+    entry_id: str | None = None,
+    summary: str | None = None,
+) -> str:
     path = {"story": "stories", "challenge": "challenges", "funding": "funding"}[obj.kind]
     link = str(request.base_url).rstrip("/") + f"/api/v1/{path}/{obj.id}"
     return (
@@ -82,23 +89,40 @@ def feeds_router() -> APIRouter:
     @router.get("/feeds/stories.atom", response_class=Response, responses=atom)
     async def stories(request: Request, hub: HubDep, lang: Lang = "nl") -> Response:
         """The newest published stories ("Slimme Stad in Mensentaal")."""
-        page = await hub.search("story", Filters(statuses=["published"]), sort="-created",
-                                limit=_ENTRIES, facets=False)
+        page = await hub.search(
+            "story", Filters(statuses=["published"]), sort="-created", limit=_ENTRIES, facets=False
+        )
         title = "Verhalen" if lang == "nl" else "Stories"
-        return _feed(request, title, [_entry(request, o, lang) for o in page.items],
-                     _newest(page.items), lang)
+        return _feed(
+            request,
+            title,
+            [_entry(request, o, lang) for o in page.items],
+            _newest(page.items),
+            lang,
+        )
 
     @router.get("/feeds/challenges.atom", response_class=Response, responses=atom)
     async def challenges(
-        request: Request, hub: HubDep, lang: Lang = "nl",
-        term: Annotated[list[Annotated[str, Query(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$")]],
-                        Query(max_length=20, description="only challenges with all these terms")] = [],  # noqa: B006
+        request: Request,
+        hub: HubDep,
+        lang: Lang = "nl",
+        term: Annotated[
+            list[Annotated[str, Query(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$")]],
+            Query(max_length=20, description="only challenges with all these terms"),
+        ] = [],  # noqa: B006
     ) -> Response:
         """The newest open challenges (optionally of some domains or regions)."""
-        page = await hub.search("challenge", Filters(terms=term, statuses=["open"]), sort="-created",
-                                limit=_ENTRIES, facets=False)
+        page = await hub.search(
+            "challenge",
+            Filters(terms=term, statuses=["open"]),
+            sort="-created",
+            limit=_ENTRIES,
+            facets=False,
+        )
         title = "Nieuwe uitdagingen" if lang == "nl" else "New challenges"
-        entries = [_entry(request, o, lang, summary=_text(o.doc.get("problem"), lang)) for o in page.items]
+        entries = [
+            _entry(request, o, lang, summary=_text(o.doc.get("problem"), lang)) for o in page.items
+        ]
         return _feed(request, title, entries, _newest(page.items), lang)
 
     @router.get("/feeds/funding-deadlines.atom", response_class=Response, responses=atom)
@@ -107,10 +131,14 @@ def feeds_router() -> APIRouter:
         instruments = await hub.export("funding", Filters())
         ahead = upcoming_deadlines(instruments, datetime.now(UTC).date())
         entries = [
-            _entry(request, d.instrument, lang,
-                   title=f"{d.deadline.isoformat()}: {_text(d.instrument.doc.get('title'), lang)}",
-                   entry_id=f"urn:smartregion:hub:funding:{d.instrument.id}:deadline:{d.deadline.isoformat()}",
-                   summary=_text(d.note, lang) or _text(d.instrument.doc.get("summary"), lang))
+            _entry(
+                request,
+                d.instrument,
+                lang,
+                title=f"{d.deadline.isoformat()}: {_text(d.instrument.doc.get('title'), lang)}",
+                entry_id=f"urn:smartregion:hub:funding:{d.instrument.id}:deadline:{d.deadline.isoformat()}",
+                summary=_text(d.note, lang) or _text(d.instrument.doc.get("summary"), lang),
+            )
             for d in ahead
         ]
         title = "Deadlines van financieringsoproepen" if lang == "nl" else "Funding call deadlines"

@@ -105,7 +105,9 @@ class MatchesOut(BaseModel):
     method: Literal["bm25", "hybrid"]
     matches: list[RankedOut]
     excluded: list[ExcludedOut]
-    hidden: list[str] = Field(description="candidates the caller's organisation marked not relevant")
+    hidden: list[str] = Field(
+        description="candidates the caller's organisation marked not relevant"
+    )
 
 
 class MatchDismissalOut(BaseModel):
@@ -129,7 +131,9 @@ class SimilarOut(BaseModel):
 
 class Draft(BaseModel):
     model_config = _FORBID
-    id: ObjectId | None = Field(None, description="the object being edited (left out of the answer)")
+    id: ObjectId | None = Field(
+        None, description="the object being edited (left out of the answer)"
+    )
     title: OptionalTexts = Field(default_factory=OptionalTexts)
     summary: OptionalTexts = Field(default_factory=OptionalTexts)
 
@@ -237,8 +241,13 @@ class EligibilityOut(BaseModel):
 
 def ref(obj: HubObject) -> ObjectRef:
     """An object, briefly."""
-    return ObjectRef(id=obj.id, kind=obj.kind, owner=obj.owner, status=obj.status,
-                     title=obj.doc.get("title") or {})
+    return ObjectRef(
+        id=obj.id,
+        kind=obj.kind,
+        owner=obj.owner,
+        status=obj.status,
+        title=obj.doc.get("title") or {},
+    )
 
 
 def terms_out(taxonomy: Taxonomy, ids: Any) -> list[TermRef]:
@@ -252,11 +261,23 @@ def rule_out(r: RuleOutcome) -> RuleOut:
 def explanation_out(e: Explanation, taxonomy: Taxonomy) -> ExplanationOut:
     return ExplanationOut(
         summary=e.summary(),
-        shared_terms=[SharedTermOut(term=t.term, score=t.score, subject_words=list(t.query_words),
-                                    candidate_words=list(t.doc_words)) for t in e.shared_terms],
-        word_part_score=e.word_part_score, shared_taxonomy=terms_out(taxonomy, e.shared_taxonomy),
-        rules=[rule_out(r) for r in e.rules], text_score=e.text_score, text_rank=e.text_rank,
-        semantic_similarity=e.semantic_similarity, semantic_rank=e.semantic_rank, fusion=e.fusion,
+        shared_terms=[
+            SharedTermOut(
+                term=t.term,
+                score=t.score,
+                subject_words=list(t.query_words),
+                candidate_words=list(t.doc_words),
+            )
+            for t in e.shared_terms
+        ],
+        word_part_score=e.word_part_score,
+        shared_taxonomy=terms_out(taxonomy, e.shared_taxonomy),
+        rules=[rule_out(r) for r in e.rules],
+        text_score=e.text_score,
+        text_rank=e.text_rank,
+        semantic_similarity=e.semantic_similarity,
+        semantic_rank=e.semantic_rank,
+        fusion=e.fusion,
     )
 
 
@@ -266,11 +287,19 @@ def matches_out(snapshot: Snapshot, result: MatchResult, taxonomy: Taxonomy) -> 
     return MatchesOut(
         subject=ref(objects[result.subject.id]),
         method=result.method,
-        matches=[RankedOut(object=ref(objects[m.doc.id]), rank=m.rank, score=m.score,
-                           explanation=explanation_out(m.explanation, taxonomy))
-                 for m in result.matches],
-        excluded=[ExcludedOut(object=ref(objects[x.doc_id]), failed=[rule_out(r) for r in x.failed])
-                  for x in result.excluded],
+        matches=[
+            RankedOut(
+                object=ref(objects[m.doc.id]),
+                rank=m.rank,
+                score=m.score,
+                explanation=explanation_out(m.explanation, taxonomy),
+            )
+            for m in result.matches
+        ],
+        excluded=[
+            ExcludedOut(object=ref(objects[x.doc_id]), failed=[rule_out(r) for r in x.failed])
+            for x in result.excluded
+        ],
         hidden=list(result.hidden),
     )
 
@@ -278,38 +307,59 @@ def matches_out(snapshot: Snapshot, result: MatchResult, taxonomy: Taxonomy) -> 
 def similar_out(found: list[tuple[HubObject, DuplicateWarning]]) -> list[SimilarOut]:
     """Near-duplicate warnings as response bodies."""
     return [
-        SimilarOut(object=ref(obj), similarity=w.similarity, text_similarity=w.text_similarity,
-                   semantic_similarity=w.semantic_similarity, shared_words=list(w.shared_words))
+        SimilarOut(
+            object=ref(obj),
+            similarity=w.similarity,
+            text_similarity=w.text_similarity,
+            semantic_similarity=w.semantic_similarity,
+            shared_words=list(w.shared_words),
+        )
         for obj, w in found
     ]
 
 
-def bundle_out(bundle: Bundle, objects: dict[str, HubObject], taxonomy: Taxonomy) -> JointPurchaseOut:
+def bundle_out(
+    bundle: Bundle, objects: dict[str, HubObject], taxonomy: Taxonomy
+) -> JointPurchaseOut:
     p: BundleProposal = bundle.proposal
     return JointPurchaseOut(
-        id=p.id, title=p.title,
+        id=p.id,
+        title=p.title,
         participants=[Participant(id=i, name=n) for i, n in p.municipalities],
         challenges=[ref(objects[c.id]) for c in p.challenges],
-        combined_budget=p.combined_budget, demand=p.demand, cohesion=p.cohesion,
-        shared_words=list(p.shared_words), shared_taxonomy=terms_out(taxonomy, p.shared_taxonomy),
-        solutions=[BundleSolutionOut(object=ref(objects[s.doc.id]), members_matched=s.members_matched,
-                                     score=s.score) for s in p.solutions],
-        tender=bundle.tender, tender_extensions=list(OCDS_EXTENSIONS),
+        combined_budget=p.combined_budget,
+        demand=p.demand,
+        cohesion=p.cohesion,
+        shared_words=list(p.shared_words),
+        shared_taxonomy=terms_out(taxonomy, p.shared_taxonomy),
+        solutions=[
+            BundleSolutionOut(
+                object=ref(objects[s.doc.id]), members_matched=s.members_matched, score=s.score
+            )
+            for s in p.solutions
+        ],
+        tender=bundle.tender,
+        tender_extensions=list(OCDS_EXTENSIONS),
     )
 
 
 def instrument_out(obj: HubObject, r: EligibilityResult) -> InstrumentEligibilityOut:
     deadline = r.next_deadline
     return InstrumentEligibilityOut(
-        object=ref(obj), funder=r.instrument.funder, url=r.instrument.url,
-        max_amount=r.instrument.max_amount, status=r.status,
+        object=ref(obj),
+        funder=r.instrument.funder,
+        url=r.instrument.url,
+        max_amount=r.instrument.max_amount,
+        status=r.status,
         next_deadline=deadline.isoformat() if deadline is not None else None,
-        checks=[CheckOut(fact=c.rule.fact, op=c.rule.op, label=c.rule.label, status=c.status,
-                         reason=c.reason) for c in r.checks],
+        checks=[
+            CheckOut(
+                fact=c.rule.fact, op=c.rule.op, label=c.rule.label, status=c.status, reason=c.reason
+            )
+            for c in r.checks
+        ],
     )
 
 
 def fact_out(value: Any) -> Any:
     return sorted(value) if isinstance(value, frozenset) else value
-
-

@@ -31,7 +31,9 @@ Long = Annotated[str, Field(max_length=20_000), AfterValidator(_clean)]
 OrgId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 ObjectId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,99}$")]
 DatasetId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$")]
-TermId = Annotated[str, Field(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$", description="a taxonomy term id")]
+TermId = Annotated[
+    str, Field(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$", description="a taxonomy term id")
+]
 Url = Annotated[str, Field(pattern=r"^https?://[^\s\x00]{1,2000}$")]
 Email = Annotated[str, Field(pattern=r"^[^@\s\x00]{1,64}@[^@\s\x00]{1,255}\.[^@\s\x00]{2,63}$")]
 Amount = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, description="euros")]
@@ -39,7 +41,12 @@ Rate = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, description="a fr
 Day = Annotated[date, Field(ge=date(1900, 1, 1), le=date(2200, 12, 31))]
 Maturity = Literal["idea", "pilot", "proof_of_concept", "implemented", "scaled"]
 OrganisationKind = Literal[
-    "municipality", "province", "region", "company", "knowledge_institution", "citizens_organisation"
+    "municipality",
+    "province",
+    "region",
+    "company",
+    "knowledge_institution",
+    "citizens_organisation",
 ]
 
 _FORBID = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -91,7 +98,8 @@ class _Object(BaseModel):
     title: Title
     summary: OptionalTexts = Field(default_factory=OptionalTexts)
     terms: list[TermId] = Field(
-        default_factory=list, max_length=200,
+        default_factory=list,
+        max_length=200,
         description="taxonomy terms: domain:…, sdg:…, block:…, vloca:…, nis:<NIS code>",
     )
     contact: Contact | None = None
@@ -222,14 +230,20 @@ class Challenge(_Object):
     timeline_end: Day | None = None
     co_owners: list[OrgId] = Field(default_factory=list, max_length=100)
     min_maturity: Maturity | None = Field(
-        None, description="the least mature solution accepted (matching's maturity rule)")
+        None, description="the least mature solution accepted (matching's maturity rule)"
+    )
     quantity: Annotated[float, Field(ge=0, le=1e9, allow_inf_nan=False)] | None = Field(
-        None, description="how much is needed, in `unit` (added up in joint purchases)")
-    unit: Short | None = Field(None, description="the unit of `quantity`, e.g. \"parking sensors\"")
+        None, description="how much is needed, in `unit` (added up in joint purchases)"
+    )
+    unit: Short | None = Field(None, description='the unit of `quantity`, e.g. "parking sensors"')
 
     @model_validator(mode="after")
     def _ranges(self) -> Challenge:
-        if self.budget_min is not None and self.budget_max is not None and self.budget_max < self.budget_min:
+        if (
+            self.budget_min is not None
+            and self.budget_max is not None
+            and self.budget_max < self.budget_min
+        ):
             raise ValueError("budget_max is below budget_min")
         if self.timeline_start and self.timeline_end and self.timeline_end < self.timeline_start:
             raise ValueError("timeline_end is before timeline_start")
@@ -269,7 +283,11 @@ class Solution(_Object):
 
     @model_validator(mode="after")
     def _prices(self) -> Solution:
-        if self.price_min is not None and self.price_max is not None and self.price_max < self.price_min:
+        if (
+            self.price_min is not None
+            and self.price_max is not None
+            and self.price_max < self.price_min
+        ):
             raise ValueError("price_max is below price_min")
         return self
 
@@ -454,12 +472,19 @@ class FollowIn(BaseModel):
     """Follow a taxonomy term, a kind's key (e.g. `funder:vlaio`) or an object."""
 
     model_config = _FORBID
-    target: Annotated[str, Field(pattern=r"^[a-z0-9_]+(:[a-z0-9._-]{1,80})?$|^[a-z0-9][a-z0-9-]{1,99}$",
-                                 description="a term or key (prefix:code) or an object id")]
+    target: Annotated[
+        str,
+        Field(
+            pattern=r"^[a-z0-9_]+(:[a-z0-9._-]{1,80})?$|^[a-z0-9][a-z0-9-]{1,99}$",
+            description="a term or key (prefix:code) or an object id",
+        ),
+    ]
     email: Email
     frequency: Literal["daily", "weekly"] = "weekly"
     lang: Literal["nl", "en"] = "nl"
-    kinds: list[KindName] = Field(default_factory=list, max_length=7, description="only these kinds")
+    kinds: list[KindName] = Field(
+        default_factory=list, max_length=7, description="only these kinds"
+    )
 
 
 class FollowOut(BaseModel):

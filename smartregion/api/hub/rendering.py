@@ -49,7 +49,11 @@ def facets_of(
         name = scheme or key.partition(":")[0]
         label = taxonomy.terms[key].labels if scheme and key in taxonomy.terms else None
         grouped.setdefault(name, []).append(FacetValue(value=key, count=count, label=label))
-    for column, name in (("status", kind.status_field), ("owner_kind", "owner_kind"), ("owner", "owner")):
+    for column, name in (
+        ("status", kind.status_field),
+        ("owner_kind", "owner_kind"),
+        ("owner", "owner"),
+    ):
         grouped[name] = [FacetValue(value=v, count=n) for v, n in counts.get(column, {}).items()]
     for values in grouped.values():
         values.sort(key=lambda f: (-f.count, f.value))
@@ -136,8 +140,11 @@ def report_html(report: PortfolioReport, taxonomy: Taxonomy, lang: str, title: s
         f"<tr><td>{text(line.title)}</td><td>{e(line.owner)}</td><td>{e(line.status)}</td>"
         f"<td>{e(line.start or '')} – {e(line.end or '')}</td><td class=n>{_euro(line.budget)}</td>"
         f"<td class=n>{_euro(line.funded)}</td><td>"
-        + (f"{text(line.next_milestone['title'])} ({e(str(line.next_milestone['due']))})"
-           if line.next_milestone else "")
+        + (
+            f"{text(line.next_milestone['title'])} ({e(str(line.next_milestone['due']))})"
+            if line.next_milestone
+            else ""
+        )
         + "</td></tr>"
         for line in report.lines
     )
@@ -145,9 +152,18 @@ def report_html(report: PortfolioReport, taxonomy: Taxonomy, lang: str, title: s
     funders = "".join(f"<li>{e(f)}: {_euro(a)}</li>" for f, a in report.by_funder.items())
     terms = "".join(
         f"<li>{e(taxonomy.label(t, lang))}: {n}</li>"
-        for t, n in report.by_term.items() if t.startswith("domain:")
+        for t, n in report.by_term.items()
+        if t.startswith("domain:")
     )
-    head = ["Initiatief", "Trekker", "Status", "Looptijd", "Budget", "Financiering", "Volgende mijlpaal"]
+    head = [
+        "Initiatief",
+        "Trekker",
+        "Status",
+        "Looptijd",
+        "Budget",
+        "Financiering",
+        "Volgende mijlpaal",
+    ]
     if not nl:
         head = ["Initiative", "Lead", "Status", "Period", "Budget", "Funding", "Next milestone"]
     return f"""<!doctype html>

@@ -87,20 +87,40 @@ class _Selection(BaseModel):
 
 
 def _selection(
-    q: Annotated[str, Query(max_length=200, pattern=r"^[^\x00]*$",
-                            description="full text: every word must occur (as a word's start)")] = "",
-    term: Annotated[list[Annotated[str, Query(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$")]], Query(
-        description="taxonomy terms (domain:…, sdg:…, block:…, vloca:…, nis:<NIS code>) or this"
-                    " kind's keys (e.g. funder:…): all must hold; a term also selects what is"
-                    " tagged with its narrower terms")] = [],  # noqa: B006 (FastAPI copies it)
-    status: Annotated[list[Annotated[str, Query(pattern=r"^[a-z_]{1,40}$")]], Query(
-        description="status (or maturity, helix role, level): any of")] = [],  # noqa: B006
-    owner: Annotated[list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]], Query(
-        description="owning organisations: any of")] = [],  # noqa: B006
-    owner_kind: Annotated[list[OrganisationKind], Query(
-        description="kinds of owning organisation: any of")] = [],  # noqa: B006
+    q: Annotated[
+        str,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="full text: every word must occur (as a word's start)",
+        ),
+    ] = "",
+    term: Annotated[
+        list[Annotated[str, Query(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$")]],
+        Query(
+            description="taxonomy terms (domain:…, sdg:…, block:…, vloca:…, nis:<NIS code>) or this"
+            " kind's keys (e.g. funder:…): all must hold; a term also selects what is"
+            " tagged with its narrower terms"
+        ),
+    ] = [],  # noqa: B006 (FastAPI copies it)
+    status: Annotated[
+        list[Annotated[str, Query(pattern=r"^[a-z_]{1,40}$")]],
+        Query(description="status (or maturity, helix role, level): any of"),
+    ] = [],  # noqa: B006
+    owner: Annotated[
+        list[Annotated[str, Query(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]],
+        Query(description="owning organisations: any of"),
+    ] = [],  # noqa: B006
+    owner_kind: Annotated[
+        list[OrganisationKind], Query(description="kinds of owning organisation: any of")
+    ] = [],  # noqa: B006
 ) -> _Selection:
-    for name, values in (("term", term), ("status", status), ("owner", owner), ("owner_kind", owner_kind)):
+    for name, values in (
+        ("term", term),
+        ("status", status),
+        ("owner", owner),
+        ("owner_kind", owner_kind),
+    ):
         if len(values) > _MAX_VALUES:
             raise BadRequestData(f"at most {_MAX_VALUES} values of {name}")
     return _Selection(q=q, term=term, status=status, owner=owner, owner_kind=list(owner_kind))
@@ -110,8 +130,13 @@ Selection = Annotated[_Selection, Depends(_selection)]
 
 
 def _filters(selection: _Selection) -> Filters:
-    return Filters(terms=selection.term, q=selection.q, statuses=selection.status,
-                   owners=selection.owner, owner_kinds=selection.owner_kind)
+    return Filters(
+        terms=selection.term,
+        q=selection.q,
+        statuses=selection.status,
+        owners=selection.owner,
+        owner_kinds=selection.owner_kind,
+    )
 
 
 def _kind_routes(router: APIRouter, kind: Kind) -> None:
@@ -120,8 +145,12 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
     out_model = OUT_MODELS[kind.name]
     name = out_model.__name__.removesuffix("Out")
     page_model = create_model(
-        f"{name}Page", total=(int, ...), limit=(int, ...), offset=(int, ...),
-        items=(list[out_model], ...), facets=(dict[str, list[FacetValue]], ...),  # type: ignore[valid-type]
+        f"{name}Page",
+        total=(int, ...),
+        limit=(int, ...),
+        offset=(int, ...),
+        items=(list[out_model], ...),  # type: ignore[valid-type]
+        facets=(dict[str, list[FacetValue]], ...),
     )
     base = f"/{kind.path}"
     tags: list[str | Enum] = [kind.path]
@@ -134,10 +163,13 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
         facets: bool = True,
     ) -> Any:
-        page = await hub.search(kind.name, _filters(selection), sort=sort, limit=limit,
-                                offset=offset, facets=facets)
+        page = await hub.search(
+            kind.name, _filters(selection), sort=sort, limit=limit, offset=offset, facets=facets
+        )
         return {
-            "total": page.total, "limit": limit, "offset": offset,
+            "total": page.total,
+            "limit": limit,
+            "offset": offset,
             "items": [out(o) for o in page.items],
             "facets": facets_of(kind, hub.taxonomy, page.facets) if facets else {},
         }
@@ -145,14 +177,16 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
     async def export_csv(hub: HubDep, selection: Selection, sort: Sort = "-updated") -> Response:
         rows = [out(o) for o in await hub.export(kind.name, _filters(selection), sort=sort)]
         return Response(
-            csv_of(kind, rows), media_type="text/csv; charset=utf-8",
+            csv_of(kind, rows),
+            media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{kind.path}.csv"'},
         )
 
     async def export_json(hub: HubDep, selection: Selection, sort: Sort = "-updated") -> Any:
         rows = [out(o) for o in await hub.export(kind.name, _filters(selection), sort=sort)]
         return Response(
-            orjson.dumps(rows), media_type="application/json",
+            orjson.dumps(rows),
+            media_type="application/json",
             headers={"Content-Disposition": f'attachment; filename="{kind.path}.json"'},
         )
 
@@ -169,8 +203,14 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
     async def get_object(object_id: ObjectIdPath, hub: HubDep, caller: Reader) -> Any:
         return out(await hub.get(kind.name, object_id))
 
-    async def replace_object(object_id: ObjectIdPath, body: Any, caller: Caller, hub: HubDep) -> Any:
-        return out(await hub.replace(caller, kind.name, object_id, body.model_dump(mode="json", exclude_none=True)))
+    async def replace_object(
+        object_id: ObjectIdPath, body: Any, caller: Caller, hub: HubDep
+    ) -> Any:
+        return out(
+            await hub.replace(
+                caller, kind.name, object_id, body.model_dump(mode="json", exclude_none=True)
+            )
+        )
 
     async def delete_object(object_id: ObjectIdPath, caller: Caller, hub: HubDep) -> Response:
         await hub.delete(caller, kind.name, object_id)
@@ -178,42 +218,92 @@ def _kind_routes(router: APIRouter, kind: Kind) -> None:
 
     create_object.__annotations__["body"] = new_model
     replace_object.__annotations__["body"] = replace_model
-    router.add_api_route(base, list_objects, methods=["GET"], tags=tags, response_model=page_model,
-                         summary=f"List {kind.path} (facets, full-text search, paging)")
-    router.add_api_route(f"{base}/export.csv", export_csv, methods=["GET"], tags=tags,
-                         summary=f"Export the selected {kind.path} as CSV (at most {EXPORT_LIMIT})",
-                         response_class=Response,
-                         responses={200: {"content": {"text/csv": {}}}})
-    router.add_api_route(f"{base}/export.json", export_json, methods=["GET"], tags=tags,
-                         summary=f"Export the selected {kind.path} as JSON (at most {EXPORT_LIMIT})",
-                         response_model=list[out_model])  # type: ignore[valid-type]
+    router.add_api_route(
+        base,
+        list_objects,
+        methods=["GET"],
+        tags=tags,
+        response_model=page_model,
+        summary=f"List {kind.path} (facets, full-text search, paging)",
+    )
+    router.add_api_route(
+        f"{base}/export.csv",
+        export_csv,
+        methods=["GET"],
+        tags=tags,
+        summary=f"Export the selected {kind.path} as CSV (at most {EXPORT_LIMIT})",
+        response_class=Response,
+        responses={200: {"content": {"text/csv": {}}}},
+    )
+    router.add_api_route(
+        f"{base}/export.json",
+        export_json,
+        methods=["GET"],
+        tags=tags,
+        summary=f"Export the selected {kind.path} as JSON (at most {EXPORT_LIMIT})",
+        response_model=list[out_model],  # type: ignore[valid-type]
+    )
     created_model = out_model
     if kind.name in SIMILAR_KINDS:
         created_model = create_model(
-            f"{name}Created", __base__=out_model,
-            similar=(list[SimilarOut], Field(
-                default_factory=list, description="existing ones it resembles (a warning)")),
+            f"{name}Created",
+            __base__=out_model,
+            similar=(
+                list[SimilarOut],
+                Field(default_factory=list, description="existing ones it resembles (a warning)"),
+            ),
         )
-    router.add_api_route(base, create_object, methods=["POST"], status_code=201, tags=tags,
-                         response_model=created_model, summary=f"Create one of the {kind.path}")
-    router.add_api_route(f"{base}/{{object_id}}", get_object, methods=["GET"], tags=tags,
-                         response_model=out_model, summary=f"One of the {kind.path}")
-    router.add_api_route(f"{base}/{{object_id}}", replace_object, methods=["PUT"], tags=tags,
-                         response_model=out_model, summary=f"Replace one of the {kind.path}")
-    router.add_api_route(f"{base}/{{object_id}}", delete_object, methods=["DELETE"],
-                         status_code=204, tags=tags, response_class=Response,
-                         summary=f"Delete one of the {kind.path}")
+    router.add_api_route(
+        base,
+        create_object,
+        methods=["POST"],
+        status_code=201,
+        tags=tags,
+        response_model=created_model,
+        summary=f"Create one of the {kind.path}",
+    )
+    router.add_api_route(
+        f"{base}/{{object_id}}",
+        get_object,
+        methods=["GET"],
+        tags=tags,
+        response_model=out_model,
+        summary=f"One of the {kind.path}",
+    )
+    router.add_api_route(
+        f"{base}/{{object_id}}",
+        replace_object,
+        methods=["PUT"],
+        tags=tags,
+        response_model=out_model,
+        summary=f"Replace one of the {kind.path}",
+    )
+    router.add_api_route(
+        f"{base}/{{object_id}}",
+        delete_object,
+        methods=["DELETE"],
+        status_code=204,
+        tags=tags,
+        response_class=Response,
+        summary=f"Delete one of the {kind.path}",
+    )
 
 
 def _usecase_routes(router: APIRouter) -> None:
     tags: list[str | Enum] = ["use-cases"]
-    municipality_path = Annotated[str, Path(pattern=r"^nis:[0-9]{5}$", description="nis:<NIS code>")]
+    municipality_path = Annotated[
+        str, Path(pattern=r"^nis:[0-9]{5}$", description="nis:<NIS code>")
+    ]
 
     @router.get("/use-cases/{object_id}/endorsements", tags=tags)
-    async def list_endorsements(object_id: ObjectIdPath, hub: HubDep, caller: Reader) -> list[EndorsementOut]:
+    async def list_endorsements(
+        object_id: ObjectIdPath, hub: HubDep, caller: Reader
+    ) -> list[EndorsementOut]:
         """The local governments that endorse a use case."""
-        return [EndorsementOut(org_id=e.org_id, at=e.at)
-                for e in await UseCases(hub).endorsements(object_id)]
+        return [
+            EndorsementOut(org_id=e.org_id, at=e.at)
+            for e in await UseCases(hub).endorsements(object_id)
+        ]
 
     @router.post("/use-cases/{object_id}/endorsements", status_code=201, tags=tags)
     async def endorse(object_id: ObjectIdPath, caller: Caller, hub: HubDep) -> EndorsementOut:
@@ -221,12 +311,17 @@ def _usecase_routes(router: APIRouter) -> None:
         e = await UseCases(hub).endorse(caller, object_id)
         return EndorsementOut(org_id=e.org_id, at=e.at)
 
-    @router.delete("/use-cases/{object_id}/endorsements/{org_id}", status_code=204, tags=tags,
-                   response_class=Response)
+    @router.delete(
+        "/use-cases/{object_id}/endorsements/{org_id}",
+        status_code=204,
+        tags=tags,
+        response_class=Response,
+    )
     async def withdraw(
         object_id: ObjectIdPath,
         org_id: Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")],
-        caller: Caller, hub: HubDep,
+        caller: Caller,
+        hub: HubDep,
     ) -> Response:
         """Withdraw an organisation's endorsement."""
         await UseCases(hub).withdraw(caller, object_id, org_id)
@@ -237,24 +332,39 @@ def _usecase_routes(router: APIRouter) -> None:
         """Which municipalities took the use case up, how far, and since when (scale-up)."""
         record = await UseCases(hub).adoptions(object_id)
         return AdoptionsOut(
-            current=[AdoptionOut(municipality=a.municipality, stage=a.stage, updated_at=a.updated_at,
-                                 label=hub.taxonomy.terms[a.municipality].labels)
-                     for a in record.current],
-            history=[AdoptionEventOut(municipality=h.municipality, stage=h.stage, at=h.at, note=h.note)
-                     for h in record.history],
+            current=[
+                AdoptionOut(
+                    municipality=a.municipality,
+                    stage=a.stage,
+                    updated_at=a.updated_at,
+                    label=hub.taxonomy.terms[a.municipality].labels,
+                )
+                for a in record.current
+            ],
+            history=[
+                AdoptionEventOut(municipality=h.municipality, stage=h.stage, at=h.at, note=h.note)
+                for h in record.history
+            ],
         )
 
     @router.put("/use-cases/{object_id}/adoptions/{municipality}", tags=tags)
     async def set_adoption(
-        object_id: ObjectIdPath, municipality: municipality_path, body: AdoptionIn,
-        caller: Caller, hub: HubDep,
+        object_id: ObjectIdPath,
+        municipality: municipality_path,
+        body: AdoptionIn,
+        caller: Caller,
+        hub: HubDep,
     ) -> AdoptionsOut:
         """Record how far a municipality has taken the use case up."""
         await UseCases(hub).set_adoption(caller, object_id, municipality, body.stage, body.note)
         return await adoptions(object_id, hub, caller)
 
-    @router.delete("/use-cases/{object_id}/adoptions/{municipality}", status_code=204, tags=tags,
-                   response_class=Response)
+    @router.delete(
+        "/use-cases/{object_id}/adoptions/{municipality}",
+        status_code=204,
+        tags=tags,
+        response_class=Response,
+    )
     async def withdraw_adoption(
         object_id: ObjectIdPath, municipality: municipality_path, caller: Caller, hub: HubDep
     ) -> Response:
@@ -302,16 +412,23 @@ def _report_routes(router: APIRouter) -> None:
         r = await build(hub, selection, sort)
         return PortfolioReportOut.model_validate(r, from_attributes=True)
 
-    @router.get("/initiatives/report.html", tags=tags, response_class=Response,
-                responses={200: {"content": {"text/html": {}}}})
+    @router.get(
+        "/initiatives/report.html",
+        tags=tags,
+        response_class=Response,
+        responses={200: {"content": {"text/html": {}}}},
+    )
     async def report_page(
         hub: HubDep, selection: Selection, sort: Sort = "title", lang: Literal["nl", "en"] = "nl"
     ) -> Response:
         """The same report as a printable page (for the steering group's meeting)."""
         r = await build(hub, selection, sort)
         title = "Portfolio: stand van zaken" if lang == "nl" else "Portfolio: progress report"
-        return Response(report_html(r, hub.taxonomy, lang, title), media_type="text/html; charset=utf-8",
-                        headers={"Content-Security-Policy": REPORT_CSP})
+        return Response(
+            report_html(r, hub.taxonomy, lang, title),
+            media_type="text/html; charset=utf-8",
+            headers={"Content-Security-Policy": REPORT_CSP},
+        )
 
 
 def _taxonomy_routes(router: APIRouter) -> None:
@@ -320,21 +437,33 @@ def _taxonomy_routes(router: APIRouter) -> None:
 
     def term_out(hub: Hub, term_id: str) -> TermOut:
         term = hub.taxonomy.terms[term_id]
-        return TermOut(id=term.id, scheme=term.scheme, label=term.labels, parent=term.parent,
-                       replaced_by=term.replaced_by, children=hub.taxonomy.children.get(term.id, []))
+        return TermOut(
+            id=term.id,
+            scheme=term.scheme,
+            label=term.labels,
+            parent=term.parent,
+            replaced_by=term.replaced_by,
+            children=hub.taxonomy.children.get(term.id, []),
+        )
 
     @router.get("/taxonomy", tags=tags)
     async def schemes(hub: HubDep, caller: Reader) -> list[SchemeOut]:
         """The schemes of the taxonomy."""
         return [
-            SchemeOut(scheme=s, prefix=p, terms=len(hub.taxonomy.in_scheme(s)),
-                      roots=[t.id for t in hub.taxonomy.roots(s)])
+            SchemeOut(
+                scheme=s,
+                prefix=p,
+                terms=len(hub.taxonomy.in_scheme(s)),
+                roots=[t.id for t in hub.taxonomy.roots(s)],
+            )
             for s, p in SCHEMES.items()
         ]
 
     @router.get("/taxonomy/terms/{term_id}", tags=tags)
     async def term(
-        term_id: Annotated[str, Path(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$")], hub: HubDep, caller: Reader
+        term_id: Annotated[str, Path(pattern=r"^[a-z_]+:[a-z0-9._-]{1,80}$")],
+        hub: HubDep,
+        caller: Reader,
     ) -> TermOut:
         """One term with its children."""
         if term_id not in hub.taxonomy.terms:
@@ -343,15 +472,24 @@ def _taxonomy_routes(router: APIRouter) -> None:
 
     @router.get("/taxonomy/{scheme}", tags=tags)
     async def scheme_terms(
-        scheme: SchemeName, hub: HubDep, caller: Reader,
-        q: Annotated[str, Query(max_length=100, pattern=r"^[^\x00]*$",
-                                description="words the nl or en label contains")] = "",
+        scheme: SchemeName,
+        hub: HubDep,
+        caller: Reader,
+        q: Annotated[
+            str,
+            Query(
+                max_length=100,
+                pattern=r"^[^\x00]*$",
+                description="words the nl or en label contains",
+            ),
+        ] = "",
         current: Annotated[bool, Query(description="leave out retired terms")] = False,
     ) -> list[TermOut]:
         """Every term of a scheme (in file order), optionally those whose label matches."""
         needle = q.casefold().strip()
         return [
-            term_out(hub, t.id) for t in hub.taxonomy.in_scheme(scheme)
+            term_out(hub, t.id)
+            for t in hub.taxonomy.in_scheme(scheme)
             if (not current or t.replaced_by is None)
             and (not needle or any(needle in label.casefold() for label in t.labels.values()))
         ]
@@ -362,9 +500,17 @@ def _follow_routes(router: APIRouter) -> None:
     FollowIdPath = Annotated[str, Path(pattern=r"^follow-[0-9a-f]{16}$")]
 
     def follow_out(f: Follow) -> FollowOut:
-        return FollowOut(id=f.id, org_id=f.org_id, email=f.email, target=f.target,
-                         frequency=f.frequency, lang=f.lang, kinds=f.kinds, created_at=f.created_at,
-                         last_sent_at=f.last_sent_at)
+        return FollowOut(
+            id=f.id,
+            org_id=f.org_id,
+            email=f.email,
+            target=f.target,
+            frequency=f.frequency,
+            lang=f.lang,
+            kinds=f.kinds,
+            created_at=f.created_at,
+            last_sent_at=f.last_sent_at,
+        )
 
     @router.get("/follows", tags=tags)
     async def list_follows(caller: Caller, hub: HubDep) -> list[FollowOut]:
@@ -374,9 +520,16 @@ def _follow_routes(router: APIRouter) -> None:
     @router.post("/follows", status_code=201, tags=tags)
     async def follow(body: FollowIn, caller: Caller, hub: HubDep) -> FollowOut:
         """Follow a term, key or object: its news comes in a daily or weekly digest e-mail."""
-        return follow_out(await Follows(hub).follow(
-            caller, body.target, email=body.email, frequency=body.frequency, lang=body.lang,
-            kinds=list(body.kinds)))
+        return follow_out(
+            await Follows(hub).follow(
+                caller,
+                body.target,
+                email=body.email,
+                frequency=body.frequency,
+                lang=body.lang,
+                kinds=list(body.kinds),
+            )
+        )
 
     @router.get("/follows/{follow_id}", tags=tags)
     async def get_follow(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> FollowOut:
@@ -390,25 +543,39 @@ def _follow_routes(router: APIRouter) -> None:
         return Response(status_code=204)
 
     @router.get("/follows/{follow_id}/matches", tags=tags)
-    async def matches(request: Request, follow_id: FollowIdPath, caller: Caller,
-                      hub: HubDep) -> list[MatchOut]:
+    async def matches(
+        request: Request, follow_id: FollowIdPath, caller: Caller, hub: HubDep
+    ) -> list[MatchOut]:
         """What the follow's next digest reports (new or changed since the last one)."""
         follows = Follows(hub, getattr(request.app.state, "matchmaking", None))
         found = await follows.matches(await follows.get(caller, follow_id))
-        return [MatchOut(id=m.object.id, kind=m.object.kind, owner=m.object.owner,
-                         title=m.object.doc.get("title", {}), updated_at=m.object.updated_at,
-                         new=m.new, matched=m.matched)
-                for m in found]
+        return [
+            MatchOut(
+                id=m.object.id,
+                kind=m.object.kind,
+                owner=m.object.owner,
+                title=m.object.doc.get("title", {}),
+                updated_at=m.object.updated_at,
+                new=m.new,
+                matched=m.matched,
+            )
+            for m in found
+        ]
 
     @router.get("/follows/{follow_id}/dismissals", tags=tags)
-    async def dismissals(follow_id: FollowIdPath, caller: Caller, hub: HubDep) -> list[DismissalOut]:
+    async def dismissals(
+        follow_id: FollowIdPath, caller: Caller, hub: HubDep
+    ) -> list[DismissalOut]:
         """What was marked "not relevant" for the follow."""
-        return [DismissalOut(object_id=d.object_id, at=d.at)
-                for d in await Follows(hub).dismissals(caller, follow_id)]
+        return [
+            DismissalOut(object_id=d.object_id, at=d.at)
+            for d in await Follows(hub).dismissals(caller, follow_id)
+        ]
 
     @router.post("/follows/{follow_id}/dismissals", status_code=201, tags=tags)
-    async def dismiss(follow_id: FollowIdPath, body: DismissalIn, caller: Caller, hub: HubDep,
-                      response: Response) -> list[DismissalOut]:
+    async def dismiss(
+        follow_id: FollowIdPath, body: DismissalIn, caller: Caller, hub: HubDep, response: Response
+    ) -> list[DismissalOut]:
         """Mark an object "not relevant": the follow never reports it again (200 when it was)."""
         if not await Follows(hub).dismiss(caller, follow_id, body.object_id):
             response.status_code = 200

@@ -46,18 +46,24 @@ async def _batch_entities(ex: Exchange) -> tuple[Any, Vocabularies]:
                 except SmartRegionError as exc:
                     vocabs.append(exc)
             else:
-                vocabs.append(BadRequestData("an entity in an application/ld+json batch must carry @context"))
+                vocabs.append(
+                    BadRequestData("an entity in an application/ld+json batch must carry @context")
+                )
         return data, vocabs
     vocab = await ex.vocab()
     for item in data:
         if isinstance(item, dict) and "@context" in item:
-            vocabs.append(BadRequestData("@context in an application/json body; send it in a Link header"))
+            vocabs.append(
+                BadRequestData("@context in an application/json body; send it in a Link header")
+            )
         else:
             vocabs.append(vocab)
     return data, vocabs
 
 
-def _result(ex: Exchange, result: BatchResult, *, all_ok_status: int, body_on_ok: list[str] | None) -> Response:
+def _result(
+    ex: Exchange, result: BatchResult, *, all_ok_status: int, body_on_ok: list[str] | None
+) -> Response:
     if result.errors:
         data = {
             "success": result.success,
@@ -87,7 +93,9 @@ async def batch_upsert(request: Request) -> Response:
         raise BadRequestData("options replace and update exclude each other")
     mode = "update" if "update" in opts else "replace"
     data, vocab = await _batch_entities(ex)
-    result = await ex.broker.batch.upsert(ex.tenant, data, vocab, writer=await ex.writer(), mode=mode)
+    result = await ex.broker.batch.upsert(
+        ex.tenant, data, vocab, writer=await ex.writer(), mode=mode
+    )
     if not result.errors and not result.created:
         return ex.empty(204)
     return _result(ex, result, all_ok_status=201, body_on_ok=result.created)
@@ -125,14 +133,16 @@ async def batch_delete(request: Request) -> Response:
 async def query_post(request: Request) -> Response:
     """POST /entityOperations/query (§6.23): a Query object in the body."""
     ex = Exchange(request)
-    ex.allow("limit", "offset", "count", "options", "format", "lang", "geometryProperty", "datasetId")
+    ex.allow(
+        "limit", "offset", "count", "options", "format", "lang", "geometryProperty", "datasetId"
+    )
     media = ex.accept(ENTITY_MEDIA)
     body = await ex.body()
     data = body.data
     if not isinstance(data, dict):
         raise BadRequestData("the body of POST /entityOperations/query must be a Query object")
     if data.get("type") != "Query":
-        raise BadRequestData("the Query object must have \"type\": \"Query\"")
+        raise BadRequestData('the Query object must have "type": "Query"')
     vocab = await ex.vocab()
     req = _query_from_body(data)
     req.limit = ex.int_param("limit")

@@ -51,7 +51,10 @@ async def delete_context(request: Request) -> Response:
     writer = await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
     reload = ex.bool_param("reload")
     await ex.broker.contexts.delete(
-        request.path_params["context_id"], reload=reload, tenant=ex.tenant, writer=writer,
+        request.path_params["context_id"],
+        reload=reload,
+        tenant=ex.tenant,
+        writer=writer,
         unowned=ex.settings.default_org,
     )
     return ex.empty()

@@ -36,7 +36,11 @@ async def list_types(request: Request) -> Response:
         ]
     else:
         names = [vocab.compact_iri(i.type_iri) for i in infos]
-        data = {"id": _list_id("EntityTypeList", names), "type": "EntityTypeList", "typeList": names}
+        data = {
+            "id": _list_id("EntityTypeList", names),
+            "type": "EntityTypeList",
+            "typeList": names,
+        }
     return ex.json(data, media_type=media)
 
 
@@ -48,9 +52,7 @@ async def type_info(request: Request) -> Response:
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
     type_iri = vocab.expand_term(request.path_params["type"])
-    info = await ex.broker.discovery.type_info(
-        ex.tenant, type_iri, readable=await ex.readable()
-    )
+    info = await ex.broker.discovery.type_info(ex.tenant, type_iri, readable=await ex.readable())
     attr_infos = {
         a.attr_iri: a
         for a in await ex.broker.discovery.attributes(ex.tenant, readable=await ex.readable())
@@ -96,7 +98,11 @@ async def list_attributes(request: Request) -> Response:
         ]
     else:
         names = [vocab.compact_iri(i.attr_iri) for i in infos]
-        data = {"id": _list_id("AttributeList", names), "type": "AttributeList", "attributeList": names}
+        data = {
+            "id": _list_id("AttributeList", names),
+            "type": "AttributeList",
+            "attributeList": names,
+        }
     return ex.json(data, media_type=media)
 
 

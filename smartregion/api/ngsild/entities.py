@@ -32,13 +32,51 @@ from smartregion.storage.base import EntityQuery
 ENTITY_MEDIA = (JSON, JSON_LD, GEO_JSON)
 
 # NGSI-LD 1.8 §6.4.3.2 / §6.5.3.1: the parameters of query and retrieve
-PROJECTION_PARAMS = ("attrs", "pick", "omit", "geometryProperty", "lang", "options", "format", "datasetId",
-                     "join", "joinLevel", "containedBy", "entityMap")
+PROJECTION_PARAMS = (
+    "attrs",
+    "pick",
+    "omit",
+    "geometryProperty",
+    "lang",
+    "options",
+    "format",
+    "datasetId",
+    "join",
+    "joinLevel",
+    "containedBy",
+    "entityMap",
+)
 RETRIEVE_PARAMS = (*PROJECTION_PARAMS, "type")
-QUERY_PARAMS = (*PROJECTION_PARAMS, "id", "idPattern", "type", "q", "georel", "geometry", "coordinates",
-                "geoproperty", "scopeQ", "limit", "offset", "count", "csf", "orderBy")
-PURGE_PARAMS = ("id", "idPattern", "type", "q", "scopeQ", "georel", "geometry", "coordinates",
-                "geoproperty", "keep", "drop")
+QUERY_PARAMS = (
+    *PROJECTION_PARAMS,
+    "id",
+    "idPattern",
+    "type",
+    "q",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "scopeQ",
+    "limit",
+    "offset",
+    "count",
+    "csf",
+    "orderBy",
+)
+PURGE_PARAMS = (
+    "id",
+    "idPattern",
+    "type",
+    "q",
+    "scopeQ",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "keep",
+    "drop",
+)
 BASE = "/ngsi-ld/v1"
 # NGSI-LD 1.8 §4.6.2: characters that cannot occur in an attribute name
 _FORBIDDEN = frozenset("<>\"'=;(){}")
@@ -52,7 +90,9 @@ def _entity_id(request: Request) -> str:
     entity_id: str = request.path_params["entity_id"]
     if entity_id.endswith("/attrs"):
         # `/entities/{id}/attrs` (an attribute path without a name) only takes POST and PATCH
-        raise MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow="POST, PATCH")
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on {request.url.path}", allow="POST, PATCH"
+        )
     validate_entity_id(entity_id)
     return entity_id
 
@@ -205,7 +245,9 @@ async def create_entity(request: Request) -> Response:
     body = await ex.body()
     require_no_body_context(body)
     vocab = await ex.vocab()
-    entity_id = await ex.broker.entities.create(ex.tenant, body.data, vocab, writer=await ex.writer())
+    entity_id = await ex.broker.entities.create(
+        ex.tenant, body.data, vocab, writer=await ex.writer()
+    )
     return ex.empty(201, {"Location": f"{BASE}/entities/{quote(entity_id, safe=':/')}"})
 
 
@@ -217,7 +259,9 @@ async def query_entities(request: Request) -> Response:
     vocab = await ex.vocab()
     req = query_request(ex)
     # NGSI-LD 1.8 §6.4.3.2: a query must select by type, attrs, q or geo (or ask local=true)
-    if not any(k in ex.params for k in ("type", "attrs", "q", "georel", "scopeQ")) and not ex.bool_param("local"):
+    if not any(
+        k in ex.params for k in ("type", "attrs", "q", "georel", "scopeQ")
+    ) and not ex.bool_param("local"):
         raise BadRequestData("a query needs at least one of type, attrs, q, georel or local=true")
     planned = ex.broker.queries.plan(req, vocab)
     opts = render_options(ex, vocab)
@@ -344,7 +388,9 @@ async def replace_entity(request: Request) -> Response:
     body = await ex.body()
     require_no_body_context(body)
     vocab = await ex.vocab()
-    await ex.broker.entities.replace(ex.tenant, entity_id, body.data, vocab, writer=await ex.writer())
+    await ex.broker.entities.replace(
+        ex.tenant, entity_id, body.data, vocab, writer=await ex.writer()
+    )
     return ex.empty()
 
 
@@ -381,7 +427,11 @@ async def append_attributes(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     outcome = await ex.broker.entities.append_attributes(
-        ex.tenant, entity_id, body.data, vocab, writer=await ex.writer(),
+        ex.tenant,
+        entity_id,
+        body.data,
+        vocab,
+        writer=await ex.writer(),
         no_overwrite="noOverwrite" in ex.options(),
     )
     return outcome_response(ex, outcome, vocab)
@@ -410,7 +460,12 @@ async def partial_update_attribute(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     await ex.broker.entities.partial_update_attribute(
-        ex.tenant, entity_id, request.path_params["attr_id"], body.data, vocab, writer=await ex.writer()
+        ex.tenant,
+        entity_id,
+        request.path_params["attr_id"],
+        body.data,
+        vocab,
+        writer=await ex.writer(),
     )
     return ex.empty()
 
@@ -424,7 +479,12 @@ async def replace_attribute(request: Request) -> Response:
     require_no_body_context(body)
     vocab = await ex.vocab()
     await ex.broker.entities.replace_attribute(
-        ex.tenant, entity_id, request.path_params["attr_id"], body.data, vocab, writer=await ex.writer()
+        ex.tenant,
+        entity_id,
+        request.path_params["attr_id"],
+        body.data,
+        vocab,
+        writer=await ex.writer(),
     )
     return ex.empty()
 
@@ -436,8 +496,13 @@ async def delete_attribute(request: Request) -> Response:
     entity_id = _entity_id(request)
     vocab = await ex.vocab()
     await ex.broker.entities.delete_attribute(
-        ex.tenant, entity_id, request.path_params["attr_id"], vocab, writer=await ex.writer(),
-        dataset_id=ex.params.get("datasetId"), delete_all=ex.bool_param("deleteAll"),
+        ex.tenant,
+        entity_id,
+        request.path_params["attr_id"],
+        vocab,
+        writer=await ex.writer(),
+        dataset_id=ex.params.get("datasetId"),
+        delete_all=ex.bool_param("deleteAll"),
     )
     return ex.empty()
 

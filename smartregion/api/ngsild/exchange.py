@@ -34,7 +34,16 @@ TENANT_HEADER = "NGSILD-Tenant"
 
 # NGSI-LD 1.8 §6.3.x: the `options` values of all operations (each handler checks its own use)
 KNOWN_OPTIONS = frozenset(
-    {"keyValues", "simplified", "sysAttrs", "normalized", "concise", "noOverwrite", "replace", "update"}
+    {
+        "keyValues",
+        "simplified",
+        "sysAttrs",
+        "normalized",
+        "concise",
+        "noOverwrite",
+        "replace",
+        "update",
+    }
 )
 # parameters every operation accepts: distribution scope (we hold only local entities)
 ALWAYS_ALLOWED = frozenset({"local"})
@@ -113,7 +122,9 @@ class Exchange:
             return None
         return frozenset({principal.org_id})
 
-    async def body(self, allowed: tuple[str, ...] = (JSON, JSON_LD), *, take_context: bool = True) -> Body:
+    async def body(
+        self, allowed: tuple[str, ...] = (JSON, JSON_LD), *, take_context: bool = True
+    ) -> Body:
         """Read and check the JSON body; remember its @context."""
         body = await read_body(
             self.request,
@@ -137,7 +148,9 @@ class Exchange:
         """InvalidRequest for any query parameter this endpoint does not define (§6.3.x)."""
         unknown = sorted(set(self.params.keys()) - set(names) - ALWAYS_ALLOWED)
         if unknown:
-            raise InvalidRequest(f"unknown query parameter(s) for this operation: {', '.join(unknown)}")
+            raise InvalidRequest(
+                f"unknown query parameter(s) for this operation: {', '.join(unknown)}"
+            )
 
     def options(self) -> set[str]:
         """The comma-separated `options` values; InvalidRequest for values the API does not define."""
@@ -156,7 +169,9 @@ class Exchange:
                 return "keyValues"
             if fmt in ("normalized", "concise"):
                 return fmt
-            raise InvalidRequest(f"format {fmt!r} is not one of normalized, concise, keyValues, simplified")
+            raise InvalidRequest(
+                f"format {fmt!r} is not one of normalized, concise, keyValues, simplified"
+            )
         opts = self.options()
         if "keyValues" in opts or "simplified" in opts:
             return "keyValues"
@@ -224,7 +239,9 @@ class Exchange:
             if isinstance(data, dict):
                 data = {**data, "@context": ctx} if media_type == JSON_LD else _geo_ctx(data, ctx)
             elif isinstance(data, list) and media_type == JSON_LD:
-                data = [{**item, "@context": ctx} if isinstance(item, dict) else item for item in data]
+                data = [
+                    {**item, "@context": ctx} if isinstance(item, dict) else item for item in data
+                ]
         if self.tenant != DEFAULT_TENANT:
             out_headers.setdefault(TENANT_HEADER, self.tenant)
         return Response(

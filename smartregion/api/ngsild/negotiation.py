@@ -162,7 +162,9 @@ async def read_body(
         context = _body_context(data, required=True)
     else:
         if _has_body_context(data):
-            raise BadRequestData("@context in an application/json body; send it in a Link header or use application/ld+json")
+            raise BadRequestData(
+                "@context in an application/json body; send it in a Link header or use application/ld+json"
+            )
         context = link
     return Body(data=data, context=context, media_type=media_type)
 
@@ -188,7 +190,9 @@ def _body_context(data: Any, *, required: bool) -> Any:
             if isinstance(item, dict) and "@context" in item:
                 contexts.append(item.pop("@context"))
             elif required and isinstance(item, dict):
-                raise BadRequestData("every entity of an application/ld+json batch must carry @context")
+                raise BadRequestData(
+                    "every entity of an application/ld+json batch must carry @context"
+                )
         # NGSI-LD §6.3.5: a batch shares one context; take the first.
         return contexts[0] if contexts else None
     return None
@@ -225,5 +229,7 @@ def negotiate(request: Request, offered: tuple[str, ...] = (JSON, JSON_LD)) -> s
             best = key
         del position
     if best is None:
-        raise NotAcceptable(f"none of the media types in Accept ({header}) can be produced; offered: {', '.join(offered)}")
+        raise NotAcceptable(
+            f"none of the media types in Accept ({header}) can be produced; offered: {', '.join(offered)}"
+        )
     return best[2]

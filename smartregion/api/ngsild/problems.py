@@ -70,7 +70,9 @@ def problem_response(error: errors.SmartRegionError) -> Response:
     body = problem_body(error)
     body.pop("allow", None)
     body.pop("retry_after", None)
-    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or None)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers or None
+    )
 
 
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
@@ -83,4 +85,6 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
 async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
     """Last resort: log the bug and answer 500 with a ProblemDetails body."""
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(errors.InternalError("an unexpected error occurred; it has been logged"))
+    return problem_response(
+        errors.InternalError("an unexpected error occurred; it has been logged")
+    )

@@ -20,8 +20,12 @@ async def purge_entities(request: Request) -> Response:
     ex = Exchange(request)
     ex.allow(*PURGE_PARAMS)
     writer = await ex.writer()  # a write: refuse anonymous callers unless allowed, and readers
-    if not any(k in ex.params for k in ("id", "idPattern", "type", "q", "scopeQ", "georel", "local")):
-        raise BadRequestData("purge needs at least one of id, idPattern, type, q, scopeQ, georel or local")
+    if not any(
+        k in ex.params for k in ("id", "idPattern", "type", "q", "scopeQ", "georel", "local")
+    ):
+        raise BadRequestData(
+            "purge needs at least one of id, idPattern, type, q, scopeQ, georel or local"
+        )
     vocab = await ex.vocab()
     await ex.broker.entities.check_tenant(ex.tenant)
     req: QueryRequest = entities.query_request(ex)
@@ -41,7 +45,9 @@ async def purge_entities(request: Request) -> Response:
 
 async def attrs_without_name(request: Request) -> Response:
     """`/entities/{id}/attrs` takes only POST and PATCH; other methods need an attribute name."""
-    raise MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}", allow="POST, PATCH")
+    raise MethodNotAllowed(
+        f"{request.method} is not allowed on {request.url.path}", allow="POST, PATCH"
+    )
 
 
 async def missing_entity_id(request: Request) -> Response:
@@ -54,9 +60,17 @@ ROUTES = [
     Route("/entities", entities.query_entities, methods=["GET"]),
     Route("/entities", purge_entities, methods=["DELETE"]),
     Route("/entities", missing_entity_id, methods=["PUT", "PATCH"]),
-    Route("/entities/{entity_id:path}/attrs/{attr_id}", entities.partial_update_attribute, methods=["PATCH"]),
-    Route("/entities/{entity_id:path}/attrs/{attr_id}", entities.replace_attribute, methods=["PUT"]),
-    Route("/entities/{entity_id:path}/attrs/{attr_id}", entities.delete_attribute, methods=["DELETE"]),
+    Route(
+        "/entities/{entity_id:path}/attrs/{attr_id}",
+        entities.partial_update_attribute,
+        methods=["PATCH"],
+    ),
+    Route(
+        "/entities/{entity_id:path}/attrs/{attr_id}", entities.replace_attribute, methods=["PUT"]
+    ),
+    Route(
+        "/entities/{entity_id:path}/attrs/{attr_id}", entities.delete_attribute, methods=["DELETE"]
+    ),
     Route("/entities/{entity_id:path}/attrs", entities.append_attributes, methods=["POST"]),
     Route("/entities/{entity_id:path}/attrs", entities.update_attributes, methods=["PATCH"]),
     Route("/entities/{entity_id:path}/attrs", attrs_without_name, methods=["GET", "PUT", "DELETE"]),
@@ -81,16 +95,40 @@ ROUTES = [
     # subscriptions (NGSI-LD 1.8 §6.10-§6.11)
     Route("/subscriptions", subscriptions.create_subscription, methods=["POST"]),
     Route("/subscriptions", subscriptions.query_subscriptions, methods=["GET"]),
-    Route("/subscriptions/{subscription_id:path}", subscriptions.retrieve_subscription, methods=["GET"]),
-    Route("/subscriptions/{subscription_id:path}", subscriptions.update_subscription, methods=["PATCH"]),
-    Route("/subscriptions/{subscription_id:path}", subscriptions.delete_subscription, methods=["DELETE"]),
+    Route(
+        "/subscriptions/{subscription_id:path}",
+        subscriptions.retrieve_subscription,
+        methods=["GET"],
+    ),
+    Route(
+        "/subscriptions/{subscription_id:path}",
+        subscriptions.update_subscription,
+        methods=["PATCH"],
+    ),
+    Route(
+        "/subscriptions/{subscription_id:path}",
+        subscriptions.delete_subscription,
+        methods=["DELETE"],
+    ),
     # the temporal API (§6.18–§6.24)
     Route("/temporal/entities", temporal.create_or_update, methods=["POST"]),
     Route("/temporal/entities", temporal.query, methods=["GET"]),
     Route("/temporal/entityOperations/query", temporal.query_post, methods=["POST"]),
-    Route("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}", temporal.modify_instance, methods=["PATCH"]),
-    Route("/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}", temporal.delete_instance, methods=["DELETE"]),
-    Route("/temporal/entities/{entity_id:path}/attrs/{attr_id}", temporal.delete_attribute, methods=["DELETE"]),
+    Route(
+        "/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}",
+        temporal.modify_instance,
+        methods=["PATCH"],
+    ),
+    Route(
+        "/temporal/entities/{entity_id:path}/attrs/{attr_id}/{instance_id:path}",
+        temporal.delete_instance,
+        methods=["DELETE"],
+    ),
+    Route(
+        "/temporal/entities/{entity_id:path}/attrs/{attr_id}",
+        temporal.delete_attribute,
+        methods=["DELETE"],
+    ),
     Route("/temporal/entities/{entity_id:path}/attrs", temporal.add_attributes, methods=["POST"]),
     Route("/temporal/entities/{entity_id:path}", temporal.retrieve, methods=["GET"]),
     Route("/temporal/entities/{entity_id:path}", temporal.delete, methods=["DELETE"]),

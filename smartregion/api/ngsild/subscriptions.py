@@ -52,8 +52,11 @@ async def query_subscriptions(request: Request) -> Response:
     await _check_tenant(ex)
     offset = ex.int_param("offset") or 0
     page, total, limit = await ex.broker.subscriptions.query(
-        ex.tenant, limit=ex.int_param("limit"), offset=offset,
-        owners=ex.subscription_owners(), unowned=ex.settings.default_org,
+        ex.tenant,
+        limit=ex.int_param("limit"),
+        offset=offset,
+        owners=ex.subscription_owners(),
+        unowned=ex.settings.default_org,
     )
     data = [render_subscription(s.doc, vocab, s.state, sys_attrs=sys_attrs) for s in page]
     headers: dict[str, str] = {}
@@ -75,7 +78,9 @@ def _page_links(limit: int, offset: int, returned: int, total: int) -> list[str]
     links = []
     if offset > 0:
         prev = max(0, offset - limit)
-        links.append(f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={prev}>;rel="prev";type="application/ld+json"')
+        links.append(
+            f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={prev}>;rel="prev";type="application/ld+json"'
+        )
     if offset + returned < total:
         links.append(
             f'</ngsi-ld/v1/subscriptions?limit={limit}&offset={offset + limit}>;rel="next";type="application/ld+json"'
@@ -101,7 +106,9 @@ async def retrieve_subscription(request: Request) -> Response:
     stored = await ex.broker.subscriptions.retrieve(
         ex.tenant, sub_id, owners=ex.subscription_owners(), unowned=ex.settings.default_org
     )
-    return ex.json(render_subscription(stored.doc, vocab, stored.state, sys_attrs=sys_attrs), media_type=media)
+    return ex.json(
+        render_subscription(stored.doc, vocab, stored.state, sys_attrs=sys_attrs), media_type=media
+    )
 
 
 async def update_subscription(request: Request) -> Response:
@@ -113,8 +120,13 @@ async def update_subscription(request: Request) -> Response:
     body = await ex.body((JSON, JSON_LD, MERGE_PATCH))
     require_no_body_context(body)
     await ex.broker.subscriptions.update(
-        ex.tenant, sub_id, body.data, ex.context, writer=writer,
-        unowned=ex.settings.default_org, base_url=_base_url(ex),
+        ex.tenant,
+        sub_id,
+        body.data,
+        ex.context,
+        writer=writer,
+        unowned=ex.settings.default_org,
+        base_url=_base_url(ex),
     )
     return ex.empty()
 
@@ -128,4 +140,3 @@ async def delete_subscription(request: Request) -> Response:
         ex.tenant, _subscription_id(request), writer=writer, unowned=ex.settings.default_org
     )
     return ex.empty()
-

@@ -32,12 +32,37 @@ from smartregion.core.temporal_rendering import (
 from smartregion.errors import BadRequestData, NonExistingTenant, ResourceNotFound
 
 TEMPORAL_PARAMS = (
-    "timerel", "timeAt", "endTimeAt", "timeproperty", "lastN", "options", "format",
-    "aggrMethods", "aggrPeriodDuration", "attrs", "pick", "omit", "lang", "datasetId",
+    "timerel",
+    "timeAt",
+    "endTimeAt",
+    "timeproperty",
+    "lastN",
+    "options",
+    "format",
+    "aggrMethods",
+    "aggrPeriodDuration",
+    "attrs",
+    "pick",
+    "omit",
+    "lang",
+    "datasetId",
 )
 QUERY_PARAMS = (
-    *TEMPORAL_PARAMS, "id", "idPattern", "type", "q", "georel", "geometry", "coordinates",
-    "geoproperty", "scopeQ", "limit", "offset", "count", "csf", "orderBy",
+    *TEMPORAL_PARAMS,
+    "id",
+    "idPattern",
+    "type",
+    "q",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "scopeQ",
+    "limit",
+    "offset",
+    "count",
+    "csf",
+    "orderBy",
 )
 TEMPORAL_MEDIA = (JSON, JSON_LD)
 
@@ -112,7 +137,9 @@ async def query_post(request: Request) -> Response:
     params: dict[str, Any] = {**{k: v for k, v in ex.params.items()}, **temporal}
     tq = parse_temporal_query(params, require_timerel=True)
     req = QueryRequest(
-        limit=ex.int_param("limit"), offset=ex.int_param("offset") or 0, count=ex.bool_param("count")
+        limit=ex.int_param("limit"),
+        offset=ex.int_param("offset") or 0,
+        count=ex.bool_param("count"),
     )
     entities = data.get("entities")
     if entities is not None:
@@ -212,9 +239,7 @@ async def retrieve(request: Request) -> Response:
         raise ResourceNotFound("pick/omit leave no member of the entity")
     if page.cut is None:
         return ex.json(data, media_type=media)
-    return ex.json(
-        data, media_type=media, status=206, headers={"Content-Range": page.cut.header()}
-    )
+    return ex.json(data, media_type=media, status=206, headers={"Content-Range": page.cut.header()})
 
 
 async def delete(request: Request) -> Response:

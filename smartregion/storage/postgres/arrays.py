@@ -140,4 +140,3 @@ class FastListDumper(ListBinaryDumper):
         if self.kind is None:
             return super().dump(obj)
         return encode_array(obj, self.kind)
-

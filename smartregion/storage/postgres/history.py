@@ -350,9 +350,10 @@ class PostgresHistory(HistoryStore):
         # committed dictionary keys are cached by the store (rows never deleted): no look-up
         tenants: dict[str, int] = getattr(self, "_tenants", {})
         iris: dict[str, int] = getattr(self, "_iris", {})
-        tenant_key = tenants.get(tenant) or (
-            await self._names(conn, "tenant", "tenant_key", "name", [tenant])
-        )[tenant]
+        tenant_key = (
+            tenants.get(tenant)
+            or (await self._names(conn, "tenant", "tenant_key", "name", [tenant]))[tenant]
+        )
         names_wanted = sorted({w[1] for w in wanted})
         attrs = {a: k for a in names_wanted if (k := iris.get(a)) is not None}
         unknown = [a for a in names_wanted if a not in attrs]
@@ -446,9 +447,14 @@ class PostgresHistory(HistoryStore):
         )
         columns: list[list[Any]] = [[] for _ in range(7)]
         seen: dict[tuple[int, int], int] = {}
-        recorded = await self._observations(conn, [
-            (keys[(r.entity_id, r.attr, e.dataset_id)], e.t) for r, e in encoded if e.dm is not None
-        ])
+        recorded = await self._observations(
+            conn,
+            [
+                (keys[(r.entity_id, r.attr, e.dataset_id)], e.t)
+                for r, e in encoded
+                if e.dm is not None
+            ],
+        )
         points = []
         for row, e in encoded:
             key = keys[(row.entity_id, row.attr, e.dataset_id)]
@@ -482,8 +488,10 @@ class PostgresHistory(HistoryStore):
             " WHERE i.dm IS NOT NULL",
             ([s for s, _ in unique], [t for _, t in unique]),
         )
-        return {(s, t, num, bytes(doc) if doc is not None else None)
-                for s, t, num, doc in await cur.fetchall()}
+        return {
+            (s, t, num, bytes(doc) if doc is not None else None)
+            for s, t, num, doc in await cur.fetchall()
+        }
 
     @staticmethod
     async def _fold(conn: Conn, points: Sequence[tuple[int, int, float]]) -> None:

@@ -25,8 +25,14 @@ async def insert_dead_letters(conn: AsyncConnection[Any], letters: Sequence[Dead
             " VALUES (%s, %s, %s, %s, %s, %s)",
             # PostgreSQL text cannot hold NUL characters
             [
-                (x.tenant, x.org, x.topic, x.payload.replace("\x00", "\ufffd"),
-                 x.reason.replace("\x00", "\ufffd"), x.received_at)
+                (
+                    x.tenant,
+                    x.org,
+                    x.topic,
+                    x.payload.replace("\x00", "\ufffd"),
+                    x.reason.replace("\x00", "\ufffd"),
+                    x.received_at,
+                )
                 for x in letters
             ],
         )

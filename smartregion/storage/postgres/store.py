@@ -105,8 +105,15 @@ def _lock_key(tenant: str, entity_id: str) -> int:
 
 
 class PostgresStore(
-    PostgresGovernance, PostgresSubscriptions, PostgresIngestion, PostgresHistory,
-    PostgresReplication, PostgresStreams, HubStore, MatchFeedbackStore, Store,
+    PostgresGovernance,
+    PostgresSubscriptions,
+    PostgresIngestion,
+    PostgresHistory,
+    PostgresReplication,
+    PostgresStreams,
+    HubStore,
+    MatchFeedbackStore,
+    Store,
 ):
     """Entities and their indexes in a PostgreSQL 15+ database with PostGIS."""
 

@@ -44,6 +44,7 @@ def _args(tenant: str, owner: str, types: Sequence[str], scope: str | None) -> t
     """The parameters of `_SERIES`."""
     return (tenant, owner, list(types), scope, scope, None if scope is None else scope + "/")
 
+
 _MEMBERS = (
     "SELECT p, series_key, t, seq, dm, dc, num, doc FROM ("
     " SELECT i.t + coalesce(i.dm, 0) AS p, i.series_key, i.t, i.seq, i.dm, i.dc, i.num, i.doc"
@@ -185,9 +186,15 @@ class PostgresStreams(StreamStore):
             shapes = await self._shapes(conn, (r[7] for _, r in rows))
         return [
             StreamMember(
-                int(p), item,
+                int(p),
+                item,
                 stored_instance(
-                    item, int(t), int(seq), dm, dc, num,
+                    item,
+                    int(t),
+                    int(seq),
+                    dm,
+                    dc,
+                    num,
                     shapes.resolve(bytes(doc) if doc is not None else None),
                 ),
             )
@@ -271,8 +278,14 @@ class PostgresStreams(StreamStore):
             cur = await conn.execute(
                 _MEMBERS,
                 {
-                    "keys": sorted(series), "lo": lo, "hi": hi, "ap": start[0], "as": start[1],
-                    "at": start[2], "aq": start[3], "limit": limit,
+                    "keys": sorted(series),
+                    "lo": lo,
+                    "hi": hi,
+                    "ap": start[0],
+                    "as": start[1],
+                    "at": start[2],
+                    "aq": start[3],
+                    "limit": limit,
                 },
             )
             rows = await cur.fetchall()
@@ -282,7 +295,12 @@ class PostgresStreams(StreamStore):
                 int(p),
                 series[int(k)],
                 stored_instance(
-                    series[int(k)], int(t), int(seq), dm, dc, num,
+                    series[int(k)],
+                    int(t),
+                    int(seq),
+                    dm,
+                    dc,
+                    num,
                     shapes.resolve(bytes(doc) if doc is not None else None),
                 ),
             )

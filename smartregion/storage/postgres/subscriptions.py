@@ -58,8 +58,13 @@ async def insert_outbox(conn: AsyncConnection[Any], rows: list[OutboxRow]) -> No
             " VALUES (%s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)",
             [
                 (
-                    r.id, r.tenant, r.subscription_id, orjson.dumps(r.body).decode(),
-                    orjson.dumps(r.target).decode(), r.attempts, r.due_at,
+                    r.id,
+                    r.tenant,
+                    r.subscription_id,
+                    orjson.dumps(r.body).decode(),
+                    orjson.dumps(r.target).decode(),
+                    r.attempts,
+                    r.due_at,
                 )
                 for r in rows
             ],
@@ -109,7 +114,9 @@ class PostgresSubscriptions(SubscriptionStore):
                 await conn.execute("UPDATE subscription_version SET version = version + 1")
             return cur.rowcount > 0
 
-    async def get_subscription(self, tenant: str, subscription_id: str) -> StoredSubscription | None:
+    async def get_subscription(
+        self, tenant: str, subscription_id: str
+    ) -> StoredSubscription | None:
         """One subscription, or None."""
         async with self.pool.connection() as conn:
             cur = await conn.execute(
@@ -130,7 +137,9 @@ class PostgresSubscriptions(SubscriptionStore):
                 (tenant, limit, offset),
             )
             rows = await cur.fetchall()
-            cur = await conn.execute("SELECT count(*) FROM subscription WHERE tenant = %s", (tenant,))
+            cur = await conn.execute(
+                "SELECT count(*) FROM subscription WHERE tenant = %s", (tenant,)
+            )
             total = await cur.fetchone()
         return [_stored(r) for r in rows], int(total[0]) if total else 0
 
@@ -138,7 +147,8 @@ class PostgresSubscriptions(SubscriptionStore):
         """Delete a subscription and its pending notifications."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "DELETE FROM subscription WHERE tenant = %s AND sub_id = %s", (tenant, subscription_id)
+                "DELETE FROM subscription WHERE tenant = %s AND sub_id = %s",
+                (tenant, subscription_id),
             )
             if not cur.rowcount:
                 return False
@@ -192,8 +202,15 @@ class PostgresSubscriptions(SubscriptionStore):
         done = [x.row_id for x in settled if x.retry_at is None]
         again = [(x.attempts, x.retry_at, x.row_id) for x in settled if x.retry_at is not None]
         counts = [
-            (d.times_sent, d.times_failed, d.last_notification, d.last_success, d.last_failure,
-             tenant, sub_id)
+            (
+                d.times_sent,
+                d.times_failed,
+                d.last_notification,
+                d.last_success,
+                d.last_failure,
+                tenant,
+                sub_id,
+            )
             for (tenant, sub_id), d in sorted(tally(settled).items())
         ]
         async with self.pool.connection() as conn, conn.transaction():

@@ -133,7 +133,9 @@ class SQLiteHistory(HistoryStore):
         by_attr_key = {v: k for k, v in attrs.items()}
         found: dict[tuple[str, str, str], int] = {}
         entity_ids = {w[0] for w in wanted}
-        select = "SELECT series_key, entity_id, attr_key, dataset_id FROM series WHERE tenant_key = ?"
+        select = (
+            "SELECT series_key, entity_id, attr_key, dataset_id FROM series WHERE tenant_key = ?"
+        )
         if len(entity_ids) == 1:  # a single-entity write: a key lookup, no JSON array to scan
             rows = conn.execute(select + " AND entity_id = ?", (tenant_key, *entity_ids))
         else:
@@ -149,7 +151,9 @@ class SQLiteHistory(HistoryStore):
         if missing:
             # the single writer hands out the keys itself: one executemany (a batch creating
             # 1,000 entities makes 2,000 series), not an INSERT and its lastrowid each
-            first = int(conn.execute("SELECT coalesce(max(series_key), 0) + 1 FROM series").fetchone()[0])
+            first = int(
+                conn.execute("SELECT coalesce(max(series_key), 0) + 1 FROM series").fetchone()[0]
+            )
             conn.executemany(
                 "INSERT INTO series (series_key, tenant_key, entity_id, attr_key, dataset_id)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -256,9 +260,14 @@ class SQLiteHistory(HistoryStore):
             conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
         )
         refs = self._shape_refs(conn, (e.doc for _, e in encoded), new_shapes)
-        seen = self._observations(conn, [
-            (keys[(r.entity_id, r.attr, e.dataset_id)], e.t) for r, e in encoded if e.dm is not None
-        ])
+        seen = self._observations(
+            conn,
+            [
+                (keys[(r.entity_id, r.attr, e.dataset_id)], e.t)
+                for r, e in encoded
+                if e.dm is not None
+            ],
+        )
         values = []
         points = []
         for row, e in encoded:
@@ -397,9 +406,11 @@ class SQLiteHistory(HistoryStore):
                 number = {doc: i for i, doc in enumerate(docs)}
                 numbers = map(number.__getitem__, plan.docs)
                 rows = zip(plan.keys, times, plan.nums, numbers, strict=True)
-                doc_sql = "CASE ?4 " + " ".join(
-                    f"WHEN {i} THEN {literal}" for i, literal in enumerate(literals)
-                ) + " END"
+                doc_sql = (
+                    "CASE ?4 "
+                    + " ".join(f"WHEN {i} THEN {literal}" for i, literal in enumerate(literals))
+                    + " END"
+                )
             conn.executemany(
                 "INSERT INTO instance (series_key, t, seq, dm, num, doc)"
                 f" VALUES (?1, ?2, 0, {int(now)} - ?2, ?3, {doc_sql})",

@@ -122,8 +122,15 @@ def _loads(text: str | bytes) -> dict[str, Any]:
 
 
 class SQLiteStore(
-    SQLiteGovernance, SQLiteSubscriptions, SQLiteIngestion, SQLiteHistory, SQLiteReplication,
-    SQLiteStreams, HubStore, MatchFeedbackStore, Store,
+    SQLiteGovernance,
+    SQLiteSubscriptions,
+    SQLiteIngestion,
+    SQLiteHistory,
+    SQLiteReplication,
+    SQLiteStreams,
+    HubStore,
+    MatchFeedbackStore,
+    Store,
 ):
     """Entities and their indexes in one SQLite database file."""
 
@@ -287,7 +294,9 @@ class SQLiteStore(
     async def prune_change_feed(self, before: float) -> int:
         """See `Store.prune_change_feed`."""
         return await self._write(
-            lambda conn: int(conn.execute("DELETE FROM change_feed WHERE at < ?", (before,)).rowcount)
+            lambda conn: int(
+                conn.execute("DELETE FROM change_feed WHERE at < ?", (before,)).rowcount
+            )
         )
 
     # --- dictionaries --------------------------------------------------------------------

@@ -177,9 +177,7 @@ class SQLiteStreams(StreamStore):
             return [False] * len(windows)
 
         def run(conn: sqlite3.Connection) -> list[bool]:
-            keys = [int(r[0]) for r in conn.execute(
-                _SERIES, _args(tenant, owner, types, scope)
-            )]
+            keys = [int(r[0]) for r in conn.execute(_SERIES, _args(tenant, owner, types, scope))]
             if not keys:
                 return [False] * len(windows)
             series = orjson.dumps(keys).decode()
@@ -216,9 +214,7 @@ class SQLiteStreams(StreamStore):
             series = sorted(
                 (
                     Series(int(k), e, a, d)
-                    for k, e, a, d in conn.execute(
-                        _SERIES, _args(tenant, owner, types, scope)
-                    )
+                    for k, e, a, d in conn.execute(_SERIES, _args(tenant, owner, types, scope))
                 ),
                 key=lambda x: str(x.key),
             )
@@ -234,7 +230,8 @@ class SQLiteStreams(StreamStore):
             shapes = self._shapes(conn, (r[7] for _, r in rows))
             return [
                 StreamMember(
-                    int(p), item,
+                    int(p),
+                    item,
                     stored_instance(item, t, seq, dm, dc, num, shapes.resolve(doc)),
                 )
                 for item, (p, _, t, seq, dm, dc, num, doc) in rows

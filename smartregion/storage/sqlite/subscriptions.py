@@ -58,8 +58,13 @@ def insert_outbox(conn: sqlite3.Connection, rows: list[OutboxRow]) -> None:
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             (
-                r.id, r.tenant, r.subscription_id, orjson.dumps(r.body).decode(),
-                orjson.dumps(r.target).decode(), r.attempts, r.due_at,
+                r.id,
+                r.tenant,
+                r.subscription_id,
+                orjson.dumps(r.body).decode(),
+                orjson.dumps(r.target).decode(),
+                r.attempts,
+                r.due_at,
             )
             for r in rows
         ],
@@ -123,7 +128,9 @@ class SQLiteSubscriptions(SubscriptionStore):
 
         return await self._in_transaction(run)
 
-    async def get_subscription(self, tenant: str, subscription_id: str) -> StoredSubscription | None:
+    async def get_subscription(
+        self, tenant: str, subscription_id: str
+    ) -> StoredSubscription | None:
         """One subscription, or None."""
         row = await self._read(
             lambda conn: conn.execute(
@@ -156,7 +163,8 @@ class SQLiteSubscriptions(SubscriptionStore):
 
         def run(conn: sqlite3.Connection) -> bool:
             cur = conn.execute(
-                "DELETE FROM subscription WHERE tenant = ? AND sub_id = ?", (tenant, subscription_id)
+                "DELETE FROM subscription WHERE tenant = ? AND sub_id = ?",
+                (tenant, subscription_id),
             )
             if not cur.rowcount:
                 return False
@@ -215,8 +223,15 @@ class SQLiteSubscriptions(SubscriptionStore):
         done = [(x.row_id,) for x in settled if x.retry_at is None]
         again = [(x.attempts, x.retry_at, x.row_id) for x in settled if x.retry_at is not None]
         counts = [
-            (d.times_sent, d.times_failed, d.last_notification, d.last_success, d.last_failure,
-             tenant, sub_id)
+            (
+                d.times_sent,
+                d.times_failed,
+                d.last_notification,
+                d.last_success,
+                d.last_failure,
+                tenant,
+                sub_id,
+            )
             for (tenant, sub_id), d in tally(settled).items()
         ]
 
@@ -224,7 +239,9 @@ class SQLiteSubscriptions(SubscriptionStore):
             if counts:
                 conn.executemany(_COUNT, counts)
             if again:
-                conn.executemany("UPDATE outbox SET attempts = ?, due_at = ? WHERE row_id = ?", again)
+                conn.executemany(
+                    "UPDATE outbox SET attempts = ?, due_at = ? WHERE row_id = ?", again
+                )
             if done:
                 conn.executemany("DELETE FROM outbox WHERE row_id = ?", done)
 
