@@ -93,6 +93,27 @@ _DRAINERS = 4
 #: event-loop turns a drainer lets pass before it takes a group that is not full (`_drain`):
 #: calls queued meanwhile join it (16 clients PATCHing: 5–6 → 7–9 a group, docs/benchmarks.md)
 _GATHER_TURNS = 2
+#: the index rows of (entity, type or attribute) pairs a write removes: each pair's rows
+#: found by an index probe (a LATERAL subquery behind `OFFSET 0`, which the planner cannot
+#: turn into a join of its choice), then deleted by their row ids. A join of the table with the
+#: `unnest` of the pairs was planned, for a batch chunk's 750 pairs at 20,000 entities, as a
+#: hash join over a scan of the whole table — 43 ms where the probes take 4, and growing with
+#: the table (docs/benchmarks.md, eleventh session).
+_DELETE_PAIRS = (
+    "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT x.ctid"
+    " FROM unnest(%b::bigint[], %b::int[]) AS d(k, a) CROSS JOIN LATERAL"
+    " (SELECT ctid FROM {table} v WHERE {match} OFFSET 0) AS x))"
+)
+_DELETE_TYPES = _DELETE_PAIRS.format(
+    table="entity_type",
+    match="v.tenant_key = {tenant_key} AND v.type_key = d.a AND v.entity_key = d.k",
+)
+_DELETE_VALUES = _DELETE_PAIRS.format(
+    table="attr_value", match="v.entity_key = d.k AND v.attr_key = d.a"
+)
+_DELETE_GEOMS = _DELETE_PAIRS.format(
+    table="geo_index", match="v.entity_key = d.k AND v.attr_key = d.a"
+)
 
 
 def _dumps(obj: Any) -> str:
@@ -655,20 +676,11 @@ class PostgresStore(
                 await conn.execute(sql, ([r[0] for r in rows], [r[1] for r in rows]))
 
         await pairs(
-            "DELETE FROM entity_type t USING unnest(%b::bigint[], %b::int[]) AS d(k, ty)"
-            f" WHERE t.tenant_key = {int(tenant_key)} AND t.type_key = d.ty AND t.entity_key = d.k",
+            _DELETE_TYPES.format(tenant_key=int(tenant_key)),
             [(k, iris[t]) for k, c in written for t in c.types_removed],
         )
-        await pairs(
-            "DELETE FROM attr_value a USING unnest(%b::bigint[], %b::int[]) AS d(k, at)"
-            " WHERE a.entity_key = d.k AND a.attr_key = d.at",
-            [(k, iris[a]) for k, c in written for a in c.attrs_cleared],
-        )
-        await pairs(
-            "DELETE FROM geo_index g USING unnest(%b::bigint[], %b::int[]) AS d(k, at)"
-            " WHERE g.entity_key = d.k AND g.attr_key = d.at",
-            [(k, iris[a]) for k, c in written for a in c.geo_cleared],
-        )
+        await pairs(_DELETE_VALUES, [(k, iris[a]) for k, c in written for a in c.attrs_cleared])
+        await pairs(_DELETE_GEOMS, [(k, iris[a]) for k, c in written for a in c.geo_cleared])
         types = [(k, iris[t]) for k, c in written for t in c.types_added]
         if types:
             await conn.execute(
