@@ -17,8 +17,10 @@ from a broker that is down (`refusal`), so that a misconfigured client says why 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,8 +30,8 @@ import aiomqtt
 from smartregion.errors import BadRequestData
 
 __all__ = [
-    "MqttAddress", "MqttRefused", "TlsFiles", "close_socket", "parse_mqtt_url", "refusal",
-    "tls_context",
+    "MqttAddress", "MqttRefused", "TlsFiles", "close_socket", "connected", "parse_mqtt_url",
+    "refusal", "tls_context",
 ]  # fmt: skip
 
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
@@ -156,6 +158,28 @@ def refusal(exc: BaseException) -> str | None:
     if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
         return f"the MQTT broker's TLS certificate is not trusted or not for this host ({text})"
     return None
+
+
+@contextlib.asynccontextmanager
+async def connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
+    """`async with client`, taking note of an unexpected disconnection's error on leaving.
+
+    aiomqtt 2.5 keeps that error on a future of its own, and its `__aexit__` returns early when
+    the future is done, without retrieving it: asyncio then reports "Future exception was
+    never retrieved … Unexpected disconnection" when the client is collected. Whoever needs
+    the error has had it (reading messages or publishing raises it as `MqttError`).
+    """
+    try:
+        async with client:
+            yield client
+    finally:
+        disconnected = getattr(client, "_disconnected", None)
+        if (
+            isinstance(disconnected, asyncio.Future)
+            and disconnected.done()
+            and not disconnected.cancelled()
+        ):
+            disconnected.exception()
 
 
 def close_socket(client: aiomqtt.Client) -> None:

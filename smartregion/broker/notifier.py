@@ -38,7 +38,7 @@ import aiomqtt
 import httpx
 import orjson
 
-from smartregion.broker.mqtt import TlsFiles, close_socket, parse_mqtt_url, refusal
+from smartregion.broker.mqtt import TlsFiles, close_socket, connected, parse_mqtt_url, refusal
 from smartregion.broker.subscriptions import (
     NotificationFilter,
     PeriodicSender,
@@ -295,7 +295,7 @@ async def publish_mqtt(
         return False
     client = aiomqtt.Client(**options, protocol=version, timeout=timeout)
     try:
-        async with client:
+        async with connected(client):
             await client.publish(urlsplit(uri).path.lstrip("/"), message, qos=qos)
     except (aiomqtt.MqttError, OSError) as exc:
         close_socket(client)

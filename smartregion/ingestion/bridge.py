@@ -56,6 +56,7 @@ from smartregion.broker.mqtt import (
     MqttRefused,
     TlsFiles,
     close_socket,
+    connected,
     parse_mqtt_url,
     refusal,
 )
@@ -388,7 +389,7 @@ class MqttBridge:
                 # wraps does (paho-mqtt ≥ 2.0): without it PUBACK would go out on receipt,
                 # before the write committed
                 client._client.manual_ack_set(True)
-                async with client:
+                async with connected(client):
                     for topic_filter in self.config.filters():
                         await client.subscribe(topic_filter, qos=1)
                     log.info(
