@@ -98,7 +98,9 @@ _GATHER_TURNS = 2
 #: turn into a join of its choice), then deleted by their row ids. A join of the table with the
 #: `unnest` of the pairs was planned, for a batch chunk's 750 pairs at 20,000 entities, as a
 #: hash join over a scan of the whole table — 43 ms where the probes take 4, and growing with
-#: the table (docs/benchmarks.md, eleventh session).
+#: the table (docs/benchmarks.md, eleventh session). Row ids are safe here: the only statement
+#: that updates these rows (`_index`'s retyping) runs under the same entities' advisory locks,
+#: so no other transaction moves a row between the probe and the delete.
 _DELETE_PAIRS = (
     "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT x.ctid"
     " FROM unnest(%b::bigint[], %b::int[]) AS d(k, a) CROSS JOIN LATERAL"
