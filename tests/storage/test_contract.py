@@ -82,6 +82,35 @@ async def test_create_read_replace_delete(store: Store) -> None:
     assert await ids(store, EntityQuery()) == []
 
 
+async def test_a_replaced_entity_is_found_by_its_new_types_and_attributes_only(
+    store: Store,
+) -> None:
+    # the index rows of the types and attributes a replacement drops are removed — only those:
+    # the other entities with the same types and attributes keep theirs
+    def sensor(key: int, types: tuple[str, ...] = ("T", "Sensor"), **attrs: Any) -> dict[str, Any]:
+        doc = entity(key, **attrs)
+        doc["type"] = [NS + t for t in types]
+        return doc
+
+    point = {"type": "Point", "coordinates": [3.7, 51]}
+    for key in (1, 2, 3):
+        await put(store, sensor(key, temperature=20.5 + key, location=point))
+    dropped_attrs = sensor(1, humidity=60)  # same types, other attributes
+    dropped_type = sensor(3, ("T",), temperature=23.5, location=point)  # same attributes
+    await put(store, dropped_attrs, dropped_type)
+    assert await store.get_entity("", dropped_attrs["id"]) == dropped_attrs
+    assert await store.get_entity("", dropped_type["id"]) == dropped_type
+    sensors = [frozenset({NS + "Sensor"})]
+    assert await ids(store, EntityQuery(types=sensors)) == ["urn:ngsi-ld:T:1", "urn:ngsi-ld:T:2"]
+    warm = parse_q("temperature>20", _expand)
+    assert await ids(store, EntityQuery(types=sensors, q=warm)) == ["urn:ngsi-ld:T:2"]
+    assert await ids(store, EntityQuery(q=warm)) == ["urn:ngsi-ld:T:2", "urn:ngsi-ld:T:3"]
+    near = parse_geo_query("near;maxDistance==1000", "Point", "[3.7,51]", None)
+    assert await ids(store, EntityQuery(geo=near)) == ["urn:ngsi-ld:T:2", "urn:ngsi-ld:T:3"]
+    humid = await ids(store, EntityQuery(attrs=frozenset({NS + "humidity"})))
+    assert humid == ["urn:ngsi-ld:T:1"]
+
+
 async def test_transact_sees_current_docs_and_returns_result(store: Store) -> None:
     await put(store, entity(1, n=1))
     seen: dict[str, Any] = {}

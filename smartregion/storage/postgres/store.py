@@ -108,7 +108,7 @@ _DELETE_PAIRS = (
 )
 _DELETE_TYPES = _DELETE_PAIRS.format(
     table="entity_type",
-    match="v.tenant_key = {tenant_key} AND v.type_key = d.a AND v.entity_key = d.k",
+    match="v.tenant_key = %s AND v.type_key = d.a AND v.entity_key = d.k",
 )
 _DELETE_VALUES = _DELETE_PAIRS.format(
     table="attr_value", match="v.entity_key = d.k AND v.attr_key = d.a"
@@ -673,14 +673,12 @@ class PostgresStore(
                 ([r[0] for r in retyped], [r[1] for r in retyped]),
             )
 
-        async def pairs(sql: str, rows: list[tuple[int, int]]) -> None:
+        async def pairs(sql: str, rows: list[tuple[int, int]], *more: int) -> None:
             if rows:
-                await conn.execute(sql, ([r[0] for r in rows], [r[1] for r in rows]))
+                await conn.execute(sql, ([r[0] for r in rows], [r[1] for r in rows], *more))
 
-        await pairs(
-            _DELETE_TYPES.format(tenant_key=int(tenant_key)),
-            [(k, iris[t]) for k, c in written for t in c.types_removed],
-        )
+        types_removed = [(k, iris[t]) for k, c in written for t in c.types_removed]
+        await pairs(_DELETE_TYPES, types_removed, tenant_key)
         await pairs(_DELETE_VALUES, [(k, iris[a]) for k, c in written for a in c.attrs_cleared])
         await pairs(_DELETE_GEOMS, [(k, iris[a]) for k, c in written for a in c.geo_cleared])
         types = [(k, iris[t]) for k, c in written for t in c.types_added]
