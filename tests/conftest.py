@@ -58,18 +58,22 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def mosquitto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """mqtt://127.0.0.1:PORT of a Mosquitto broker of this test session's own."""
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Mosquitto is required in CI but not installed")
-        pytest.skip("Mosquitto is not installed")
+    binary = mosquitto_binary()
     port = free_port()
     config = tmp_path_factory.mktemp("mosquitto") / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
     with running_mosquitto(binary, config, [port]):
         yield f"mqtt://127.0.0.1:{port}"
+
+
+def mosquitto_binary() -> str:
+    """The installed Mosquitto; the test fails without it in CI and is skipped elsewhere."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("Mosquitto is required in CI but not installed")
+        pytest.skip("Mosquitto is not installed")
+    return binary
 
 
 @contextmanager

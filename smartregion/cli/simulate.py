@@ -48,10 +48,12 @@ async def publish_mqtt(
     """Publish `count` readings as one NGSI-LD entity per message (QoS 1) on `topic`."""
     import aiomqtt
 
+    from smartregion.broker.mqtt import connected
+
     host, port = parse_broker_url(url)
     pacer = _Pacer(rate)
     sent = 0
-    async with aiomqtt.Client(host, port) as client:
+    async with connected(aiomqtt.Client(host, port)) as client:
         while sent < count:
             await client.publish(topic, orjson.dumps(next(readings)), qos=1)
             sent += 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -16,22 +15,18 @@ from typing import Any
 
 import aiomqtt
 import orjson
-import pytest
 from test_bridge import eventually, opened, running, unique
 
 from benchmarks.servers import free_port, wait_port
 from smartregion.ingestion.bridge import BridgeConfig
 from smartregion.storage.history import HistoryQuery, HistoryStore
+from tests.conftest import mosquitto_binary
 
 
 @contextmanager
 def mosquitto(port: int, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """A Mosquitto of this test's own that keeps its sessions and queues on disk."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Mosquitto is required in CI but not installed")
-        pytest.skip("Mosquitto is not installed")
+    binary = mosquitto_binary()
     config = workdir / "mosquitto.conf"
     # started as root, Mosquitto drops to its own user, which may not write in a test's
     # private directory: it keeps root's (and writes its persistence file here)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import pytest
 
 from benchmarks.servers import free_port
 from smartregion.broker.mqtt import connected
-from tests.conftest import running_mosquitto
+from tests.conftest import mosquitto_binary, running_mosquitto
 
 pytestmark = pytest.mark.anyio
 
@@ -31,7 +30,7 @@ def anyio_backend() -> str:
 
 
 async def test_a_broker_going_away_leaves_no_unretrieved_error(tmp_path: Path) -> None:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    binary = mosquitto_binary()
     port = free_port()
     config = tmp_path / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
