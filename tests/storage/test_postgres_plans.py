@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from smartregion.storage import Store
-from smartregion.storage.postgres.history import _OBSERVATIONS
+from smartregion.storage.postgres.history import _STORED_AT
 from smartregion.storage.postgres.store import (
     _DELETE_GEOMS,
     _DELETE_TYPES,
@@ -110,7 +110,7 @@ async def test_the_index_rows_a_batch_chunk_removes_are_found_through_an_index(
         conn.rollback()
 
 
-async def test_the_observations_a_write_checks_are_probed_through_the_index(
+async def test_the_instances_a_write_checks_are_probed_through_the_index(
     store: Store, store_url: str
 ) -> None:
     # 2,000 (series, t) pairs against 120,000 recorded instances that have no statistics yet
@@ -127,7 +127,7 @@ async def test_the_observations_a_write_checks_are_probed_through_the_index(
         )
         pairs = [(s, t0 + 3_600_000_000 * (s % 24)) for s in range(1, 2_001)]
         params = ([s for s, _ in pairs], [t for _, t in pairs])
-        scans = _plan(conn, _OBSERVATIONS, params)
+        scans = _plan(conn, _STORED_AT, params)
         assert not any(node == "Seq Scan" for node, _ in scans), scans
-        rows = conn.execute(_OBSERVATIONS, params).fetchall()
-        assert sorted((s, t) for s, t, _, _ in rows) == pairs
+        rows = conn.execute(_STORED_AT, params).fetchall()
+        assert sorted((s, t) for s, t, *_ in rows) == pairs

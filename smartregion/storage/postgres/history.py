@@ -76,12 +76,11 @@ Conn = psycopg.AsyncConnection[Any]
 
 #: advisory lock key serialising partition creation across processes (arbitrary constant)
 _PARTITION_LOCK = 0x5EA7_0006
-#: the observations recorded at (series, t) pairs (`_observations`)
-_OBSERVATIONS = (
-    "SELECT i.series_key, i.t, i.num, i.doc FROM unnest(%b::bigint[], %b::bigint[])"
-    " AS u(s, t) CROSS JOIN LATERAL (SELECT i.series_key, i.t, i.num, i.doc"
-    " FROM instance i WHERE i.series_key = u.s AND i.t = u.t AND i.dm IS NOT NULL"
-    " OFFSET 0) AS i"
+#: the instances stored at (series, t) pairs (`_stored_at`)
+_STORED_AT = (
+    "SELECT i.series_key, i.t, i.seq, i.dm, i.num, i.doc FROM unnest(%b::bigint[], %b::bigint[])"
+    " AS u(s, t) CROSS JOIN LATERAL (SELECT i.series_key, i.t, i.seq, i.dm, i.num, i.doc"
+    " FROM instance i WHERE i.series_key = u.s AND i.t = u.t OFFSET 0) AS i"
 )
 _LOCK_TIMEOUT = "10s"
 _ROLLUP_COLUMNS = "n, total, sumsq, vmin, vmax, first_t, first_v, last_t, last_v"
@@ -93,6 +92,12 @@ _INSERT = (
     " WHERE i.series_key = u.s AND i.t = u.t), 0), u.dm, u.dc, u.num, u.doc"
     " FROM unnest(%b::bigint[], %b::bigint[], %b::int[], %b::bigint[], %b::bigint[],"
     " %b::float8[], %b::bytea[]) AS u(s, t, k, dm, dc, num, doc)"
+)
+#: rows whose sequence numbers are computed beforehand (an entity write's, `_stored_at`)
+_INSERT_PLAIN = (
+    "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc)"
+    " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::int[], %b::bigint[], %b::bigint[],"
+    " %b::float8[], %b::bytea[])"
 )
 _FOLD = (
     f"INSERT INTO rollup AS r (series_key, level, bucket, {_ROLLUP_COLUMNS})"
@@ -350,9 +355,15 @@ class PostgresHistory(HistoryStore):
         return found
 
     async def _series_keys(
-        self, conn: Conn, tenant: str, wanted: Iterable[tuple[str, str, str]]
+        self,
+        conn: Conn,
+        tenant: str,
+        wanted: Iterable[tuple[str, str, str]],
+        created: set[int] | None = None,
     ) -> dict[tuple[str, str, str], int]:
-        """Keys of the series (entity id, attribute IRI, datasetId), created when missing."""
+        """Keys of the series (entity id, attribute IRI, datasetId), created when missing
+        (the keys of those missing go into `created`: under the entity locks its caller
+        holds, nobody else has written instances of them)."""
         wanted = set(wanted)
         # committed dictionary keys are cached by the store (rows never deleted): no look-up
         tenants: dict[str, int] = getattr(self, "_tenants", {})
@@ -395,6 +406,8 @@ class PostgresHistory(HistoryStore):
                 ),
             )
             await read()
+            if created is not None:
+                created.update(found[m] for m in missing if m in found)
         return found
 
     @staticmethod
@@ -449,17 +462,19 @@ class PostgresHistory(HistoryStore):
         await self._ensure_partitions(e.t for _, e in encoded)
         if not locked:
             await self._lock(conn, tenant, (r.entity_id for r in rows))
+        created: set[int] = set()
         keys = await self._series_keys(
-            conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
+            conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}, created
         )
         columns: list[list[Any]] = [[] for _ in range(7)]
-        seen: dict[tuple[int, int], int] = {}
-        recorded = await self._observations(
+        # what is stored at the rows' (series, t) — nothing in a series made just now: the
+        # next sequence number at each, and the observations there (redeliveries are skipped)
+        seqs, recorded = await self._stored_at(
             conn,
             [
-                (keys[(r.entity_id, r.attr, e.dataset_id)], e.t)
+                (key, e.t)
                 for r, e in encoded
-                if e.dm is not None
+                if (key := keys[(r.entity_id, r.attr, e.dataset_id)]) not in created
             ],
         )
         points = []
@@ -469,39 +484,47 @@ class PostgresHistory(HistoryStore):
                 if (key, e.t, e.num, e.doc) in recorded:
                     continue  # this observation is recorded already (storage/history.py)
                 recorded.add((key, e.t, e.num, e.doc))
-            k = seen.get((key, e.t), -1) + 1
-            seen[(key, e.t)] = k
-            for column, value in zip(columns, (key, e.t, k, e.dm, e.dc, e.num, e.doc), strict=True):
+            seq = seqs.get((key, e.t), 0)
+            seqs[(key, e.t)] = seq + 1
+            for column, value in zip(
+                columns, (key, e.t, seq, e.dm, e.dc, e.num, e.doc), strict=True
+            ):
                 column.append(value)
             if e.num is not None:
                 points.append((key, e.t, e.num))
         if columns[0]:
-            await conn.execute(_INSERT, columns)
+            await conn.execute(_INSERT_PLAIN, columns)
         await self._fold(conn, points)
         return len(columns[0])
 
     @staticmethod
-    async def _observations(
+    async def _stored_at(
         conn: Conn, at: list[tuple[int, int]]
-    ) -> set[tuple[int, int, float | None, bytes | None]]:
-        """(series, t, number, document) of the observations (instances with an observedAt)
-        recorded at those (series, t): one statement, an index probe each.
+    ) -> tuple[dict[tuple[int, int], int], set[tuple[int, int, float | None, bytes | None]]]:
+        """The next sequence number at each of those (series, t) that holds instances, and
+        (series, t, number, document) of the observations (instances with an observedAt)
+        among them: one statement, an index probe each. The caller holds the entities'
+        locks, which every writer of instances takes: the numbers stay free until it commits.
 
         The probes are a LATERAL subquery behind `OFFSET 0`, which the planner cannot turn
         into a join of its choice: a plain join of the pairs with `instance` was planned, for
         2,000 pairs at 123,000 instances without statistics, as a scan of every partition
         (58 ms against 12), and would be again wherever it guessed the scan cheaper."""
         if not at:
-            return set()
+            return {}, set()
         unique = list(dict.fromkeys(at))
         cur = await conn.execute(
-            _OBSERVATIONS,
+            _STORED_AT,
             ([s for s, _ in unique], [t for _, t in unique]),
         )
-        return {
-            (s, t, num, bytes(doc) if doc is not None else None)
-            for s, t, num, doc in await cur.fetchall()
-        }
+        seqs: dict[tuple[int, int], int] = {}
+        observed: set[tuple[int, int, float | None, bytes | None]] = set()
+        for s, t, seq, dm, num, doc in await cur.fetchall():
+            if seq >= seqs.get((s, t), 0):
+                seqs[(s, t)] = seq + 1
+            if dm is not None:
+                observed.add((s, t, num, bytes(doc) if doc is not None else None))
+        return seqs, observed
 
     @staticmethod
     async def _fold(conn: Conn, points: Sequence[tuple[int, int, float]]) -> None:

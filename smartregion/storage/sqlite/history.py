@@ -62,7 +62,8 @@ _INSERT = (
     " coalesce((SELECT max(seq) + 1 FROM instance WHERE series_key = ?1 AND t = ?2), 0),"
     " ?3, ?4, ?5, ?6)"
 )
-# the bulk path's first try: sequence numbers from the batch alone (no probe per row)
+# sequence numbers computed beforehand: an entity write's (from `_stored_at`), the bulk path's
+# first try (from the batch alone)
 _INSERT_PLAIN = (
     "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
@@ -118,9 +119,14 @@ class SQLiteHistory(HistoryStore):
         return int(row[0])
 
     def _series_keys(
-        self, conn: sqlite3.Connection, tenant: str, wanted: Iterable[tuple[str, str, str]]
+        self,
+        conn: sqlite3.Connection,
+        tenant: str,
+        wanted: Iterable[tuple[str, str, str]],
+        created: set[int] | None = None,
     ) -> dict[tuple[str, str, str], int]:
-        """Keys of the series (entity id, attribute IRI, datasetId), created when missing."""
+        """Keys of the series (entity id, attribute IRI, datasetId), created when missing
+        (their keys also go into `created`)."""
         wanted = set(wanted)
         # committed dictionary keys are cached by the store (rows never deleted): no look-up
         tenants: dict[str, int] = getattr(self, "_tenants", {})
@@ -160,6 +166,8 @@ class SQLiteHistory(HistoryStore):
                 [(first + i, tenant_key, e, attrs[a], d) for i, (e, a, d) in enumerate(missing)],
             )
             found.update((name, first + i) for i, name in enumerate(missing))
+            if created is not None:
+                created.update(range(first, first + len(missing)))
         return found
 
     def _shape_refs(
@@ -256,16 +264,19 @@ class SQLiteHistory(HistoryStore):
     ) -> int:
         now = now_micros()
         encoded = [(row, encode_instance(row.instance, now)) for row in rows]
+        created: set[int] = set()
         keys = self._series_keys(
-            conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}
+            conn, tenant, {(r.entity_id, r.attr, e.dataset_id) for r, e in encoded}, created
         )
         refs = self._shape_refs(conn, (e.doc for _, e in encoded), new_shapes)
-        seen = self._observations(
+        # what is stored at the rows' (series, t) — nothing in a series made just now: the
+        # next sequence number at each, and the observations there (redeliveries are skipped)
+        seqs, seen = self._stored_at(
             conn,
             [
-                (keys[(r.entity_id, r.attr, e.dataset_id)], e.t)
+                (key, e.t)
                 for r, e in encoded
-                if e.dm is not None
+                if (key := keys[(r.entity_id, r.attr, e.dataset_id)]) not in created
             ],
         )
         values = []
@@ -277,39 +288,49 @@ class SQLiteHistory(HistoryStore):
                 if (key, e.t, e.num, doc) in seen:
                     continue  # this observation is recorded already (storage/history.py)
                 seen.add((key, e.t, e.num, doc))
-            values.append((key, e.t, e.dm, e.dc, e.num, doc))
+            seq = seqs.get((key, e.t), 0)
+            seqs[(key, e.t)] = seq + 1
+            values.append((key, e.t, seq, e.dm, e.dc, e.num, doc))
             if e.num is not None:
                 points.append((key, e.t, e.num))
-        conn.executemany(_INSERT, values)
+        conn.executemany(_INSERT_PLAIN, values)
         self._fold(conn, points)
         return len(values)
 
     @staticmethod
-    def _observations(
+    def _stored_at(
         conn: sqlite3.Connection, at: list[tuple[int, int]]
-    ) -> set[tuple[int, int, float | None, bytes | None]]:
-        """(series, t, number, document) of the observations (instances with an observedAt)
-        recorded at those (series, t): one statement, a key lookup each."""
+    ) -> tuple[dict[tuple[int, int], int], set[tuple[int, int, float | None, bytes | None]]]:
+        """The next sequence number at each of those (series, t) that holds instances, and
+        (series, t, number, document) of the observations (instances with an observedAt)
+        among them: one statement, a key lookup each. The transaction holds SQLite's write
+        lock: no one else adds rows, so the numbers stay free until it ends."""
         if not at:
-            return set()
+            return {}, set()
         unique = list(dict.fromkeys(at))
         if len(unique) <= _PROBE_PAIRS:
             # a single-entity write's few points: (series, t) pairs as parameters, no JSON (an
             # OR of key lookups: SQLite 3.40 scans the table for a row-value IN (VALUES …))
             pairs = " OR ".join(["(i.series_key = ? AND i.t = ?)"] * len(unique))
             rows = conn.execute(
-                "SELECT i.series_key, i.t, i.num, i.doc FROM instance i"
-                f" WHERE ({pairs}) AND i.dm IS NOT NULL",
+                f"SELECT i.series_key, i.t, i.seq, i.dm, i.num, i.doc FROM instance i WHERE {pairs}",
                 [x for pair in unique for x in pair],
             ).fetchall()
         else:
             rows = conn.execute(
-                "SELECT i.series_key, i.t, i.num, i.doc FROM json_each(?) j JOIN instance i"
-                " ON i.series_key = json_extract(j.value, '$[0]')"
-                " AND i.t = json_extract(j.value, '$[1]') WHERE i.dm IS NOT NULL",
+                "SELECT i.series_key, i.t, i.seq, i.dm, i.num, i.doc FROM json_each(?) j"
+                " JOIN instance i ON i.series_key = json_extract(j.value, '$[0]')"
+                " AND i.t = json_extract(j.value, '$[1]')",
                 (_json(unique),),
             ).fetchall()
-        return {(s, t, num, doc) for s, t, num, doc in rows}
+        seqs: dict[tuple[int, int], int] = {}
+        observed: set[tuple[int, int, float | None, bytes | None]] = set()
+        for s, t, seq, dm, num, doc in rows:
+            if seq >= seqs.get((s, t), 0):
+                seqs[(s, t)] = seq + 1
+            if dm is not None:
+                observed.add((s, t, num, doc))
+        return seqs, observed
 
     @staticmethod
     def _fold(conn: sqlite3.Connection, points: Sequence[tuple[int, int, float]]) -> None:
