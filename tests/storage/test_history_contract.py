@@ -309,6 +309,50 @@ async def test_concurrent_entity_writes_record_every_instance(store: Store) -> N
     assert summary is not None and summary.count == 20 and summary.last_v == values(got)[-1]
 
 
+async def test_two_stores_making_the_same_series_at_once_record_everything(
+    store: Store, store_url: str
+) -> None:
+    """Two stores on one database (two server processes) record the first instances of the
+    same new attributes at the same moment, through entity writes and the temporal API: each
+    series is made once, every instance is kept, and ties at one time are numbered apart."""
+    other = open_store(store_url)
+    await other.open()
+    try:
+
+        def write(n: int) -> Any:
+            def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
+                doc = {
+                    "id": E1,
+                    "type": ["https://example.org/Sensor"],
+                    "attrs": {A: [{"type": "Property", "value": n}]},
+                }
+                rows = (InstanceRow(E1, A, inst(T0, n)), InstanceRow(E1, B, inst(T0, f"s{n}")))
+                return [Put(doc), RecordInstances(rows)], None
+
+            return mutate
+
+        async def append(s: Store, n: int) -> int:
+            return await hist(s).append_instances(
+                "", [InstanceRow(E1, A, inst(T0, 100 + n)), InstanceRow(E1, B, inst(T0, f"t{n}"))]
+            )
+
+        stores = (store, other)
+        await asyncio.gather(
+            *(stores[n % 2].transact("", [E1], write(n), owner="org") for n in range(10)),
+            *(append(stores[n % 2], n) for n in range(10)),
+        )
+        got = {g.series.attr: g for g in await hist(store).query_instances("", HistoryQuery((E1,)))}
+        assert len(await hist(store).find_series("", [E1])) == 2
+        assert sorted(values(got[A])) == sorted([*range(10), *range(100, 110)])
+        assert sorted(values(got[B])) == sorted(
+            [f"s{n}" for n in range(10)] + [f"t{n}" for n in range(10)]
+        )
+        assert [i.seq for i in got[A].instances] == list(range(20))
+        assert [i.seq for i in got[B].instances] == list(range(20))
+    finally:
+        await other.close()
+
+
 async def test_delete_and_patch(store: Store) -> None:
     h = hist(store)
     await h.append_instances("", rows(E1, A, (T0, 1), (T0 + 1, 2), (T0 + 2 * MINUTE, 3)))

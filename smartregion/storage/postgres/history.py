@@ -362,8 +362,13 @@ class PostgresHistory(HistoryStore):
         created: set[int] | None = None,
     ) -> dict[tuple[str, str, str], int]:
         """Keys of the series (entity id, attribute IRI, datasetId), created when missing
-        (the keys of those missing go into `created`: under the entity locks its caller
-        holds, nobody else has written instances of them)."""
+        (their keys also go into `created`).
+
+        The caller holds the entities' advisory locks, which every writer of series and
+        instances takes first: a series missing here cannot be made by anyone else before
+        this transaction ends, so it is inserted plainly — `ON CONFLICT DO NOTHING` (a
+        speculative insertion per row) made this insert twice as costly — and has no
+        instances yet."""
         wanted = set(wanted)
         # committed dictionary keys are cached by the store (rows never deleted): no look-up
         tenants: dict[str, int] = getattr(self, "_tenants", {})
@@ -378,26 +383,22 @@ class PostgresHistory(HistoryStore):
         if unknown:
             attrs.update(await self._names(conn, "iri", "iri_key", "iri", unknown))
         names = {v: k for k, v in attrs.items()}
-        select = (
-            "SELECT series_key, entity_id, attr_key, dataset_id FROM series"
-            " WHERE tenant_key = %s AND entity_id = ANY(%b)"
-        )
         found: dict[tuple[str, str, str], int] = {}
-
-        async def read() -> None:
-            cur = await conn.execute(select, (tenant_key, sorted({w[0] for w in wanted})))
-            for key, eid, attr_key, ds in await cur.fetchall():
-                name = (eid, names.get(attr_key, ""), ds)
-                if name in wanted:
-                    found[name] = int(key)
-
-        await read()
+        cur = await conn.execute(
+            "SELECT series_key, entity_id, attr_key, dataset_id FROM series"
+            " WHERE tenant_key = %s AND entity_id = ANY(%b)",
+            (tenant_key, sorted({w[0] for w in wanted})),
+        )
+        for key, eid, attr_key, ds in await cur.fetchall():
+            name = (eid, names.get(attr_key, ""), ds)
+            if name in wanted:
+                found[name] = int(key)
         missing = sorted(wanted - found.keys())
         if missing:
-            await conn.execute(
+            cur = await conn.execute(
                 "INSERT INTO series (tenant_key, entity_id, attr_key, dataset_id)"
                 " SELECT %s, e, a, d FROM unnest(%b::text[], %b::int[], %b::text[]) AS u(e, a, d)"
-                " ON CONFLICT DO NOTHING",
+                " RETURNING series_key, entity_id, attr_key, dataset_id",
                 (
                     tenant_key,
                     [m[0] for m in missing],
@@ -405,9 +406,13 @@ class PostgresHistory(HistoryStore):
                     [m[2] for m in missing],
                 ),
             )
-            await read()
+            made = {
+                (eid, names[attr_key], ds): int(key)
+                for key, eid, attr_key, ds in await cur.fetchall()
+            }
+            found.update(made)
             if created is not None:
-                created.update(found[m] for m in missing if m in found)
+                created.update(made.values())
         return found
 
     @staticmethod
