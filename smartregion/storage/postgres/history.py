@@ -20,6 +20,7 @@ retention never deletes row by row what it can unlink.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -98,6 +99,13 @@ _INSERT_PLAIN = (
     "INSERT INTO instance (series_key, t, seq, dm, dc, num, doc)"
     " SELECT * FROM unnest(%b::bigint[], %b::bigint[], %b::int[], %b::bigint[], %b::bigint[],"
     " %b::float8[], %b::bytea[])"
+)
+#: the roll-up rows of series that have none yet (`_fold`)
+_FOLD_NEW = (
+    f"INSERT INTO rollup (series_key, level, bucket, {_ROLLUP_COLUMNS})"
+    " SELECT * FROM unnest(%b::bigint[], %b::smallint[], %b::bigint[], %b::bigint[],"
+    " %b::float8[], %b::float8[], %b::float8[], %b::float8[], %b::bigint[], %b::float8[],"
+    " %b::bigint[], %b::float8[])"
 )
 _FOLD = (
     f"INSERT INTO rollup AS r (series_key, level, bucket, {_ROLLUP_COLUMNS})"
@@ -499,7 +507,7 @@ class PostgresHistory(HistoryStore):
                 points.append((key, e.t, e.num))
         if columns[0]:
             await conn.execute(_INSERT_PLAIN, columns)
-        await self._fold(conn, points)
+        await self._fold(conn, points, created)
         return len(columns[0])
 
     @staticmethod
@@ -532,8 +540,18 @@ class PostgresHistory(HistoryStore):
         return seqs, observed
 
     @staticmethod
-    async def _fold(conn: Conn, points: Sequence[tuple[int, int, float]]) -> None:
+    async def _fold(
+        conn: Conn, points: Sequence[tuple[int, int, float]], fresh: AbstractSet[int] = frozenset()
+    ) -> None:
+        """Fold new points into the roll-ups. Those of `fresh` series (made by this
+        transaction, under their entities' locks) have none yet: their buckets are inserted
+        plainly, without the upsert's speculative insertion per row."""
         rows = partial_rows(points)
+        if fresh:
+            new = [row for row in rows if row[0] in fresh]
+            if new:
+                rows = [row for row in rows if row[0] not in fresh]
+                await conn.execute(_FOLD_NEW, [list(column) for column in zip(*new, strict=True)])
         if rows:
             await conn.execute(_FOLD, [list(column) for column in zip(*rows, strict=True)])
 
