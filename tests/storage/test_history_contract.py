@@ -285,23 +285,29 @@ async def test_history_is_dropped_with_the_entity_write_or_not_at_all(store: Sto
     assert await h.find_series("", [E1]) == []
 
 
+def sensor_write(n: int, *rows: InstanceRow) -> Any:
+    """The `mutate` of an entity write setting E1's A to `n` and recording `rows`."""
+
+    def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
+        doc = {
+            "id": E1,
+            "type": ["https://example.org/Sensor"],
+            "attrs": {A: [{"type": "Property", "value": n}]},
+        }
+        return [Put(doc), RecordInstances(rows)], None
+
+    return mutate
+
+
 async def test_concurrent_entity_writes_record_every_instance(store: Store) -> None:
     h = hist(store)
-
-    def write(n: int) -> Any:
-        def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
-            doc = {
-                "id": E1,
-                "type": ["https://example.org/Sensor"],
-                "attrs": {A: [{"type": "Property", "value": n}]},
-            }
-            # every write observes the same instant: ties are kept, in recording order
-            row = InstanceRow(E1, A, inst(T0, n))
-            return [Put(doc), RecordInstances((row,))], None
-
-        return mutate
-
-    await asyncio.gather(*(store.transact("", [E1], write(n), owner="org") for n in range(20)))
+    # every write observes the same instant: ties are kept, in recording order
+    await asyncio.gather(
+        *(
+            store.transact("", [E1], sensor_write(n, InstanceRow(E1, A, inst(T0, n))), owner="org")
+            for n in range(20)
+        )
+    )
     (got,) = await h.query_instances("", HistoryQuery((E1,)))
     assert sorted(values(got)) == list(range(20))
     assert [i.seq for i in got.instances] == list(range(20))
@@ -320,16 +326,9 @@ async def test_two_stores_making_the_same_series_at_once_record_everything(
     try:
 
         def write(n: int) -> Any:
-            def mutate(current: dict[str, Any]) -> tuple[list[Any], None]:
-                doc = {
-                    "id": E1,
-                    "type": ["https://example.org/Sensor"],
-                    "attrs": {A: [{"type": "Property", "value": n}]},
-                }
-                rows = (InstanceRow(E1, A, inst(T0, n)), InstanceRow(E1, B, inst(T0, f"s{n}")))
-                return [Put(doc), RecordInstances(rows)], None
-
-            return mutate
+            return sensor_write(
+                n, InstanceRow(E1, A, inst(T0, n)), InstanceRow(E1, B, inst(T0, f"s{n}"))
+            )
 
         async def append(s: Store, n: int) -> int:
             return await hist(s).append_instances(
