@@ -367,6 +367,27 @@ def now_micros() -> int:
     return time.time_ns() // 1000
 
 
+#: (series, t, number, document) of a recorded observation: a redelivery of it is skipped
+Observation = tuple[int, int, float | None, bytes | None]
+
+
+def stored_at(
+    rows: Iterable[tuple[int, int, int, int | None, float | None, bytes | None]],
+) -> tuple[dict[tuple[int, int], int], set[Observation]]:
+    """From the stored rows (series, t, seq, dm, num, doc) at an entity write's (series, t):
+    the next sequence number at each, and the observations (rows with an observedAt) there.
+    Both backends read these rows under locks that keep others from adding any before the
+    write commits (SQLite's write lock, PostgreSQL's entity lock)."""
+    seqs: dict[tuple[int, int], int] = {}
+    observed: set[Observation] = set()
+    for series, t, seq, dm, num, doc in rows:
+        if seq >= seqs.get((series, t), 0):
+            seqs[(series, t)] = seq + 1
+        if dm is not None:
+            observed.add((series, t, num, doc))
+    return seqs, observed
+
+
 def take_history_rows(
     ops: list[Any],
 ) -> tuple[list[InstanceRow], list[DropHistory], list[LoadInstances], list[Any]]:

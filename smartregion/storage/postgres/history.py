@@ -40,6 +40,7 @@ from smartregion.storage.history import (
     HistoryStore,
     InstanceRow,
     LoadInstances,
+    Observation,
     Rollup,
     Series,
     SeriesHistory,
@@ -51,6 +52,7 @@ from smartregion.storage.history import (
     parse_instance_id,
     plan_bulk,
     shared_docs,
+    stored_at,
     stored_instance,
     take_history_rows,
 )
@@ -513,11 +515,8 @@ class PostgresHistory(HistoryStore):
     @staticmethod
     async def _stored_at(
         conn: Conn, at: list[tuple[int, int]]
-    ) -> tuple[dict[tuple[int, int], int], set[tuple[int, int, float | None, bytes | None]]]:
-        """The next sequence number at each of those (series, t) that holds instances, and
-        (series, t, number, document) of the observations (instances with an observedAt)
-        among them: one statement, an index probe each. The caller holds the entities'
-        locks, which every writer of instances takes: the numbers stay free until it commits.
+    ) -> tuple[dict[tuple[int, int], int], set[Observation]]:
+        """`stored_at` of those (series, t): one statement, an index probe each.
 
         The probes are a LATERAL subquery behind `OFFSET 0`, which the planner cannot turn
         into a join of its choice: a plain join of the pairs with `instance` was planned, for
@@ -530,14 +529,10 @@ class PostgresHistory(HistoryStore):
             _STORED_AT,
             ([s for s, _ in unique], [t for _, t in unique]),
         )
-        seqs: dict[tuple[int, int], int] = {}
-        observed: set[tuple[int, int, float | None, bytes | None]] = set()
-        for s, t, seq, dm, num, doc in await cur.fetchall():
-            if seq >= seqs.get((s, t), 0):
-                seqs[(s, t)] = seq + 1
-            if dm is not None:
-                observed.add((s, t, num, bytes(doc) if doc is not None else None))
-        return seqs, observed
+        return stored_at(
+            (s, t, seq, dm, num, bytes(doc) if doc is not None else None)
+            for s, t, seq, dm, num, doc in await cur.fetchall()
+        )
 
     @staticmethod
     async def _fold(

@@ -25,6 +25,7 @@ from smartregion.storage.history import (
     HistoryStore,
     InstanceRow,
     LoadInstances,
+    Observation,
     Rollup,
     Series,
     SeriesHistory,
@@ -36,6 +37,7 @@ from smartregion.storage.history import (
     parse_instance_id,
     plan_bulk,
     shared_docs,
+    stored_at,
     stored_instance,
     take_history_rows,
 )
@@ -300,11 +302,8 @@ class SQLiteHistory(HistoryStore):
     @staticmethod
     def _stored_at(
         conn: sqlite3.Connection, at: list[tuple[int, int]]
-    ) -> tuple[dict[tuple[int, int], int], set[tuple[int, int, float | None, bytes | None]]]:
-        """The next sequence number at each of those (series, t) that holds instances, and
-        (series, t, number, document) of the observations (instances with an observedAt)
-        among them: one statement, a key lookup each. The transaction holds SQLite's write
-        lock: no one else adds rows, so the numbers stay free until it ends."""
+    ) -> tuple[dict[tuple[int, int], int], set[Observation]]:
+        """`stored_at` of those (series, t): one statement, a key lookup each."""
         if not at:
             return {}, set()
         unique = list(dict.fromkeys(at))
@@ -323,14 +322,7 @@ class SQLiteHistory(HistoryStore):
                 " AND i.t = json_extract(j.value, '$[1]')",
                 (_json(unique),),
             ).fetchall()
-        seqs: dict[tuple[int, int], int] = {}
-        observed: set[tuple[int, int, float | None, bytes | None]] = set()
-        for s, t, seq, dm, num, doc in rows:
-            if seq >= seqs.get((s, t), 0):
-                seqs[(s, t)] = seq + 1
-            if dm is not None:
-                observed.add((s, t, num, doc))
-        return seqs, observed
+        return stored_at(rows)
 
     @staticmethod
     def _fold(conn: sqlite3.Connection, points: Sequence[tuple[int, int, float]]) -> None:
