@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from smartregion.api.admin import LazyAdminAPI
 from smartregion.app import create_app
 from smartregion.governance import Governance, Principal
 from smartregion.settings import Settings
@@ -39,8 +40,7 @@ class Env:
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/api.db"))
     async with app.router.lifespan_context(app):
-        admin_api = next(r for r in app.routes if getattr(r, "path", "") == "/api/v1").app  # type: ignore[attr-defined]
-        gov: Governance = admin_api.state.governance
+        gov: Governance = app.state.governance
         # bootstrap as the CLI does
         op = Principal.cli()
         await gov.create_organisation(op, "platform", "Platform", "region")
@@ -322,3 +322,23 @@ async def test_dead_letters_are_visible_to_the_organisations_members_only(env: E
         "/organisations/ghent/dead-letters", params={"limit": 0}, headers=env.auth(env.ghent)
     )
     assert r.status_code == 400
+
+
+async def test_the_admin_api_is_built_by_its_first_request_and_kept(tmp_path: Path) -> None:
+    # built lazily (api/admin/__init__.py): an app that never serves /api/v1 does not pay for
+    # FastAPI's route analysis; one that does builds it once, not once per request
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/api.db"))
+    mounted = next(r.app for r in app.routes if getattr(r, "path", "") == "/api/v1")  # type: ignore[attr-defined]
+    assert isinstance(mounted, LazyAdminAPI)
+    async with app.router.lifespan_context(app):
+        assert not mounted.built
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            assert (await c.get("/ngsi-ld/v1/types")).status_code == 200
+            assert not mounted.built
+            first = await c.get("/api/v1/openapi.json")
+            api = mounted.api
+            second = await c.get("/api/v1/organisations")
+        assert first.status_code == 200 and "/organisations" in first.json()["paths"]
+        assert second.status_code == 401  # the built API's own rules answer
+        assert mounted.api is api
