@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartregion import __version__, errors
 from smartregion.api import accesslog
-from smartregion.api.admin import LazyAdminAPI
+from smartregion.api.admin import admin_api
 from smartregion.api.auth import Authenticate, Authenticator
 from smartregion.api.catalog.routes import catalog
 from smartregion.api.csrf import BINDING_KEY, SecretKey, csrf_token
@@ -374,7 +374,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     Middleware(Authenticate, authenticator=authenticator, interface="ngsi-ld")
                 ],
             ),
-            Mount("/api/v1", app=LazyAdminAPI(authenticator, hub, matchmaking)),
+            Mount("/api/v1", app=admin_api(authenticator, hub, matchmaking)),
             Mount(
                 "/ldes",
                 routes=LDES_ROUTES,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from smartregion.api.admin import LazyAdminAPI
 from smartregion.app import create_app
 from smartregion.governance import Governance, Principal
 from smartregion.settings import Settings
@@ -324,21 +324,28 @@ async def test_dead_letters_are_visible_to_the_organisations_members_only(env: E
     assert r.status_code == 400
 
 
-async def test_the_admin_api_is_built_by_its_first_request_and_kept(tmp_path: Path) -> None:
-    # built lazily (api/admin/__init__.py): an app that never serves /api/v1 does not pay for
-    # FastAPI's route analysis; one that does builds it once, not once per request
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/api.db"))
-    mounted = next(r.app for r in app.routes if getattr(r, "path", "") == "/api/v1")  # type: ignore[attr-defined]
-    assert isinstance(mounted, LazyAdminAPI)
-    async with app.router.lifespan_context(app):
-        assert not mounted.built
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            assert (await c.get("/ngsi-ld/v1/types")).status_code == 200
-            assert not mounted.built
-            first = await c.get("/api/v1/openapi.json")
-            api = mounted.api
-            second = await c.get("/api/v1/organisations")
-        assert first.status_code == 200 and "/organisations" in first.json()["paths"]
-        assert second.status_code == 401  # the built API's own rules answer
-        assert mounted.api is api
+async def test_apps_sharing_the_hub_routers_each_serve_their_own_data(tmp_path: Path) -> None:
+    # the hub's routers are built once per process and included into every app's admin API
+    # (api/hub/routes.py): what one app's requests write must stay that app's
+    async with contextlib.AsyncExitStack() as stack:
+        clients, keys = [], []
+        for name in ("one", "two"):
+            app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/{name}.db"))
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            gov: Governance = app.state.governance
+            await gov.create_organisation(Principal.cli(), "acme", "Acme BV", "company")
+            keys.append((await gov.create_api_key(Principal.cli(), "acme", role="editor")).key)
+            transport = httpx.ASGITransport(app=app)
+            clients.append(
+                await stack.enter_async_context(
+                    httpx.AsyncClient(transport=transport, base_url="http://testserver/api/v1")
+                )
+            )
+        profile = {"title": {"en": "Acme"}, "helix_role": "industry"}
+        r = await clients[0].post("/actors", json=profile, headers=Env.auth(keys[0]))
+        assert r.status_code == 201, r.text
+        assert (await clients[0].get("/actors")).json()["total"] == 1
+        assert (await clients[1].get("/actors")).json()["total"] == 0
+        # and the other app's key is not known here
+        refused = await clients[1].post("/actors", json=profile, headers=Env.auth(keys[0]))
+        assert refused.status_code == 401

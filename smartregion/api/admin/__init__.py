@@ -9,7 +9,6 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.types import Receive, Scope, Send
 
 from smartregion import __version__, errors
 from smartregion.api.admin import problems
@@ -22,7 +21,7 @@ from smartregion.governance import Governance
 from smartregion.hub import Hub
 from smartregion.hub.matchmaking import Matchmaking
 
-__all__ = ["LazyAdminAPI", "admin_api"]
+__all__ = ["admin_api"]
 
 
 def admin_api(
@@ -56,37 +55,3 @@ def admin_api(
     api.state.governance = governance
     api.state.authenticator = authenticator
     return api
-
-
-class LazyAdminAPI:
-    """The admin API (`admin_api`), built when its first request arrives.
-
-    Building it costs more than the rest of `create_app` together (FastAPI analyses every
-    route's parameters with pydantic: ~150 ms for its ~85 routes); an app that never serves
-    /api/v1 — most test apps, a process serving only NGSI-LD — need not pay it. Built once,
-    on the event loop (no await in between, so two first requests cannot both build it).
-    """
-
-    def __init__(
-        self,
-        authenticator: Authenticator,
-        hub: Hub | None = None,
-        matchmaking: Matchmaking | None = None,
-    ) -> None:
-        self._args = (authenticator, hub, matchmaking)
-        self._api: FastAPI | None = None
-
-    @property
-    def api(self) -> FastAPI:
-        """The admin API, built now if it was not yet."""
-        if self._api is None:
-            self._api = admin_api(*self._args)
-        return self._api
-
-    @property
-    def built(self) -> bool:
-        """Whether the admin API has been built."""
-        return self._api is not None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.api(scope, receive, send)
