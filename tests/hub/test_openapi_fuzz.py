@@ -27,8 +27,10 @@ from smartregion.app import create_app
 from smartregion.governance import Principal
 from smartregion.settings import Settings
 
-#: requests per operation and generation mode (about 45 operations × 2 modes)
-EXAMPLES = 60
+#: requests per operation and generation mode (about 45 operations × 2 modes): 30 send about
+#: 6,500 requests in all (2,155–2,191 a shard), over the 5,000 asked for (60 sent twice that,
+#: at twice the time: generating them is most of it, and this was the suite's slowest test)
+EXAMPLES = 30
 #: the run must send at least this many requests, over all shards
 MINIMUM = 5_000
 #: the operations are split over this many tests (every SHARDS-th operation each)
