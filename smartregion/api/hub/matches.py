@@ -301,12 +301,8 @@ def _funding_routes(router: APIRouter) -> None:
 
 @functools.cache
 def matchmaking_router() -> APIRouter:
-    """Every matching endpoint (include before the objects' routes).
-
-    Built once per process and included into every app's admin API (`api/admin`): its routes
-    hold no app of their own (they find the services in `request.app.state`), and building
-    them — FastAPI analyses every route's parameters with pydantic — cost ~150 ms, which
-    every app paid (every test builds one); including them costs ~2 ms."""
+    """Every matching endpoint (include before the objects' routes); built once per process,
+    as `api.hub.routes.hub_router` (which says why)."""
     router = APIRouter()
     _funding_routes(router)
     _joint_purchase_routes(router)
