@@ -18,6 +18,7 @@ import orjson
 from test_bridge import eventually, opened, running, unique
 
 from benchmarks.servers import free_port, wait_port
+from smartregion.broker.mqtt import connected
 from smartregion.ingestion.bridge import BridgeConfig
 from smartregion.storage.history import HistoryQuery, HistoryStore
 from tests.conftest import mosquitto_binary
@@ -54,7 +55,9 @@ async def _publish_all(port: int, topic: str, payloads: list[bytes]) -> None:
     deadline = time.monotonic() + 60
     while pending:
         try:
-            async with aiomqtt.Client("127.0.0.1", port) as client:
+            # `connected` retrieves the error aiomqtt keeps when the broker goes away, which
+            # asyncio would otherwise report whenever the client is collected (a later test)
+            async with connected(aiomqtt.Client("127.0.0.1", port)) as client:
                 while pending:
                     await client.publish(topic, pending[0], qos=1)  # returns on PUBACK
                     pending.pop(0)
